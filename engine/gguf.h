@@ -1,0 +1,138 @@
+// GGUF v1/v2/v3 reader over a read-only mmap. Everything is validated at open(); tensor
+// data are pointers into the mapping (no copy). Errors throw GgufError naming the file,
+// the byte offset and the field.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel/types.h"
+
+namespace hpl {
+
+class GgufError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Metadata value types (gguf_type). Values are part of the file format.
+enum class GgufType : uint32_t {
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
+};
+const char* gguf_type_name(GgufType t);
+
+// One metadata value. Scalars are decoded; strings and arrays are views into the mapping.
+struct GgufValue {
+  GgufType type = GgufType::UINT8;
+  union {
+    uint64_t u;  // UINT8..UINT64, BOOL
+    int64_t i;   // INT8..INT64
+    double f;    // FLOAT32, FLOAT64
+  } num{};
+  std::string_view str;             // STRING
+  GgufType elem_type = GgufType::UINT8;  // ARRAY: element type
+  uint64_t count = 0;                    // ARRAY: element count
+  std::vector<GgufValue> items;          // ARRAY of STRING or ARRAY: decoded elements
+  const uint8_t* raw = nullptr;          // ARRAY of numbers: packed little-endian elements
+  uint64_t offset = 0;                   // file offset of the value (for error messages)
+};
+
+struct GgufKV {
+  std::string key;
+  GgufValue value;
+};
+
+struct GgufTensor {
+  std::string name;
+  DType type = DType::F32;
+  int n_dims = 0;
+  int64_t ne[4] = {1, 1, 1, 1};  // ne[0] is the row length (contiguous), as in ggml
+  uint64_t offset = 0;           // relative to the data section
+  size_t n_bytes = 0;
+  const uint8_t* data = nullptr;  // into the mapping
+  int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
+};
+
+class GgufFile {
+ public:
+  // Maps and validates the file; throws GgufError.
+  static std::unique_ptr<GgufFile> open(const std::string& path);
+  // Parses an in-memory image (used by the fuzzer); `name` is used in error messages.
+  static std::unique_ptr<GgufFile> from_memory(const uint8_t* data, size_t size,
+                                               const std::string& name);
+  ~GgufFile();
+
+  const std::string& path() const { return path_; }
+  uint32_t version() const { return version_; }
+  size_t file_size() const { return size_; }
+  size_t alignment() const { return alignment_; }
+  size_t data_offset() const { return data_offset_; }
+  const uint8_t* base() const { return base_; }
+
+  // general.architecture, or "" when absent.
+  const std::string& architecture() const { return arch_; }
+
+  // Keys starting with "{arch}." are resolved with general.architecture,
+  // e.g. u32("{arch}.block_count") reads "llama.block_count".
+  std::string resolve(std::string_view key) const;
+  const GgufValue* find(std::string_view key) const;  // null when missing
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+
+  // Typed access: throws GgufError naming the key on a missing key, a type mismatch, or an
+  // integer value out of the requested range (integer types convert when the value fits).
+  uint32_t u32(std::string_view key) const;
+  uint64_t u64(std::string_view key) const;
+  int64_t i64(std::string_view key) const;
+  float f32(std::string_view key) const;
+  bool boolean(std::string_view key) const;
+  std::string str(std::string_view key) const;
+  std::vector<std::string> str_array(std::string_view key) const;
+  std::vector<float> f32_array(std::string_view key) const;
+  std::vector<int64_t> int_array(std::string_view key) const;
+
+  // The same, with a default when the key is missing (a type mismatch still throws).
+  uint32_t u32_or(std::string_view key, uint32_t dflt) const;
+  float f32_or(std::string_view key, float dflt) const;
+  bool boolean_or(std::string_view key, bool dflt) const;
+  std::string str_or(std::string_view key, const std::string& dflt) const;
+
+  const std::vector<GgufKV>& metadata() const { return kvs_; }
+  const std::vector<GgufTensor>& tensors() const { return tensors_; }
+  const GgufTensor* tensor(std::string_view name) const;  // null when missing
+
+ private:
+  GgufFile() = default;
+  void parse();
+
+  std::string path_;
+  uint32_t version_ = 0;
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
+  size_t alignment_ = 32;
+  size_t data_offset_ = 0;
+  std::string arch_;
+  std::vector<GgufKV> kvs_;
+  std::vector<GgufTensor> tensors_;
+};
+
+}  // namespace hpl

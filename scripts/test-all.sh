@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every test: native ctest, aarch64 ctest under qemu, ASan/UBSan ctest, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+run() { echo "== $*" >&2; "$@"; }
+for preset in release aarch64 asan; do
+  run cmake --preset "$preset" >/dev/null
+  run cmake --build --preset "$preset"
+  run ctest --preset "$preset"
+done
+HPL_BUILD_DIR="$PWD/build" run python3 -m pytest -q tests/python
