@@ -1,0 +1,58 @@
+// Helpers shared by the matmul bodies (ref, avx2, neon): K-quant scale unpacking, argument
+// checks, and the fp16 product of scales. Internal to kernel/.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "kernel/ops.h"
+#include "kernel/types.h"
+
+namespace hpl::kernel::detail {
+
+// Q4_K / Q5_K: 8 sub-blocks of 32, each a 6-bit scale and a 6-bit min, packed in 12 bytes:
+// bytes 0..3 low 6 bits = scales 0..3, bytes 4..7 low 6 bits = mins 0..3, bytes 8..11 low
+// nibble = low 4 bits of scales 4..7, high nibble = low 4 bits of mins 4..7; the top 2 bits
+// of bytes 0..3 / 4..7 are the high bits of scales 4..7 / mins 4..7.
+inline void unpack_k4_scales(const uint8_t* s, uint8_t sc[8], uint8_t mn[8]) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = s[j] & 63;
+    mn[j] = s[j + 4] & 63;
+    sc[j + 4] = static_cast<uint8_t>((s[j + 8] & 0xF) | ((s[j] >> 6) << 4));
+    mn[j + 4] = static_cast<uint8_t>((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+  }
+}
+
+// Throws std::invalid_argument naming the problem when a matmul call is malformed.
+inline void check_matmul_args(DType wt, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  if (!matmul_supported(wt)) {
+    throw std::invalid_argument(std::string("matmul: unsupported weight type ") + type_name(wt));
+  }
+  const int64_t blk = type_traits(wt).block_elems;
+  if (n <= 0 || n % blk != 0) {
+    throw std::invalid_argument("matmul: n = " + std::to_string(n) +
+                                " is not a positive multiple of " + std::to_string(blk) + " for " +
+                                type_name(wt));
+  }
+  if (r0 < 0 || r1 < r0 || ntok < 0) {
+    throw std::invalid_argument("matmul: bad row range [" + std::to_string(r0) + ", " +
+                                std::to_string(r1) + ") or ntok " + std::to_string(ntok));
+  }
+}
+
+inline void check_act_args(DType act, int64_t n) {
+  if (act != DType::Q8_0 && act != DType::Q8_K && act != DType::F32) {
+    throw std::invalid_argument(std::string("quantize_act_row: unsupported activation type ") +
+                                type_name(act));
+  }
+  const int64_t blk = type_traits(act).block_elems;
+  if (n < 0 || n % blk != 0) {
+    throw std::invalid_argument("quantize_act_row: n = " + std::to_string(n) +
+                                " is not a multiple of " + std::to_string(blk) + " for " +
+                                type_name(act));
+  }
+}
+
+}  // namespace hpl::kernel::detail
