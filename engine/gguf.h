@@ -1,6 +1,16 @@
 // GGUF v1/v2/v3 reader over a read-only mmap. Everything is validated at open(); tensor
 // data are pointers into the mapping (no copy). Errors throw GgufError naming the file,
-// the byte offset and the field.
+// the byte offset and the field ("model.gguf: offset 1234: tensor 'x': dims[1] = 0").
+//
+// v1 differs from v2/v3 only in widths: uint32 tensor/kv counts, string lengths, array
+// counts and tensor dims (v2 made them uint64); v3 only declares big-endian support, which
+// we reject (little-endian files only).
+//
+// Rows that do not fill whole blocks: old converters quantized some tensors flat across row
+// boundaries (tinyllamas-stories-260k-q8_0.gguf: ffn_down rows of 172 elements in Q8_0).
+// Such a tensor is accepted when its TOTAL element count is a multiple of the block size,
+// and marked rows_unaligned: its rows cannot be addressed block-wise, so the engine must
+// dequantize it flat (all n_elements() as one long row). llama.cpp refuses these files.
 #pragma once
 
 #include <cstddef>
@@ -47,13 +57,18 @@ struct GgufValue {
     int64_t i;   // INT8..INT64
     double f;    // FLOAT32, FLOAT64
   } num{};
-  std::string_view str;             // STRING
+  std::string_view str;                  // STRING
   GgufType elem_type = GgufType::UINT8;  // ARRAY: element type
   uint64_t count = 0;                    // ARRAY: element count
   std::vector<GgufValue> items;          // ARRAY of STRING or ARRAY: decoded elements
   const uint8_t* raw = nullptr;          // ARRAY of numbers: packed little-endian elements
   uint64_t offset = 0;                   // file offset of the value (for error messages)
 };
+
+// Bytes of one scalar of type t as stored (0 for STRING and ARRAY).
+size_t gguf_scalar_size(GgufType t);
+// Element i (< arr.count) of an array: a decoded scalar for numeric arrays, else items[i].
+GgufValue gguf_array_elem(const GgufValue& arr, uint64_t i);
 
 struct GgufKV {
   std::string key;
@@ -68,6 +83,8 @@ struct GgufTensor {
   uint64_t offset = 0;           // relative to the data section
   size_t n_bytes = 0;
   const uint8_t* data = nullptr;  // into the mapping
+  bool rows_unaligned = false;    // ne[0] % block_elems != 0: blocks run across rows
+  uint64_t info_offset = 0;       // file offset of the tensor's entry in the table
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
 };
@@ -76,7 +93,8 @@ class GgufFile {
  public:
   // Maps and validates the file; throws GgufError.
   static std::unique_ptr<GgufFile> open(const std::string& path);
-  // Parses an in-memory image (used by the fuzzer); `name` is used in error messages.
+  // Parses an in-memory image (tests, fuzzer); `name` is used in error messages. The image
+  // is not copied: it must outlive the GgufFile.
   static std::unique_ptr<GgufFile> from_memory(const uint8_t* data, size_t size,
                                                const std::string& name);
   ~GgufFile();
@@ -111,6 +129,8 @@ class GgufFile {
 
   // The same, with a default when the key is missing (a type mismatch still throws).
   uint32_t u32_or(std::string_view key, uint32_t dflt) const;
+  uint64_t u64_or(std::string_view key, uint64_t dflt) const;
+  int64_t i64_or(std::string_view key, int64_t dflt) const;
   float f32_or(std::string_view key, float dflt) const;
   bool boolean_or(std::string_view key, bool dflt) const;
   std::string str_or(std::string_view key, const std::string& dflt) const;
@@ -132,7 +152,9 @@ class GgufFile {
   size_t data_offset_ = 0;
   std::string arch_;
   std::vector<GgufKV> kvs_;
+  std::vector<size_t> kv_order_;  // kvs_ indices sorted by key, for find()
   std::vector<GgufTensor> tensors_;
+  std::vector<size_t> tensor_order_;  // tensors_ indices sorted by name, for tensor()
 };
 
 }  // namespace hpl
