@@ -1,0 +1,282 @@
+// hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]
+// Summarizes a GGUF file: version, architecture, hyper-parameters, tokenizer, bytes per tensor
+// type; optionally the tensor table and every metadata key. Reading it validates the whole
+// file, so a corrupt file fails here with the reader's error (exit code 1).
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/json_writer.h"
+#include "engine/gguf.h"
+
+namespace hpl::cli {
+namespace {
+
+// "{arch}." keys shown as hyper-parameters, when present.
+const char* const kHparams[] = {
+    "context_length",
+    "embedding_length",
+    "block_count",
+    "feed_forward_length",
+    "attention.head_count",
+    "attention.head_count_kv",
+    "attention.key_length",
+    "attention.value_length",
+    "attention.layer_norm_rms_epsilon",
+    "attention.layer_norm_epsilon",
+    "attention.sliding_window",
+    "rope.dimension_count",
+    "rope.freq_base",
+    "rope.scaling.type",
+    "rope.scaling.factor",
+    "vocab_size",
+    "expert_count",
+    "expert_used_count",
+};
+
+constexpr uint64_t kShortArray = 8;  // array items shown unless --full-arrays
+
+struct Options {
+  std::string path;
+  bool tensors = false, metadata = false, full_arrays = false, json = false;
+};
+
+// Writes a metadata value as JSON; arrays longer than `max_items` are cut short.
+void write_value(JsonWriter& w, const GgufValue& v, uint64_t max_items) {
+  switch (v.type) {
+    case GgufType::UINT8:
+    case GgufType::UINT16:
+    case GgufType::UINT32:
+    case GgufType::UINT64:
+      w.num(v.num.u);
+      break;
+    case GgufType::INT8:
+    case GgufType::INT16:
+    case GgufType::INT32:
+    case GgufType::INT64:
+      w.num(v.num.i);
+      break;
+    case GgufType::FLOAT32:
+      w.num(v.num.f, 9);
+      break;  // 9 digits round-trip a float
+    case GgufType::FLOAT64:
+      w.num(v.num.f, 17);
+      break;
+    case GgufType::BOOL:
+      w.boolean(v.num.u != 0);
+      break;
+    case GgufType::STRING:
+      w.str(v.str);
+      break;
+    case GgufType::ARRAY: {
+      w.begin_array();
+      uint64_t n = std::min(v.count, max_items);
+      for (uint64_t i = 0; i < n; ++i) write_value(w, gguf_array_elem(v, i), max_items);
+      w.end_array();
+      break;
+    }
+  }
+}
+
+std::string value_text(const GgufValue& v, uint64_t max_items) {
+  JsonWriter w;
+  write_value(w, v, max_items);
+  std::string s = w.text();
+  if (v.type == GgufType::ARRAY && v.count > max_items) {
+    s.insert(s.size() - 1, ", ... " + std::to_string(v.count) + " items");
+  }
+  return s;
+}
+
+std::string type_text(const GgufValue& v) {
+  std::string t = gguf_type_name(v.type);
+  if (v.type == GgufType::ARRAY) t += std::string("[") + gguf_type_name(v.elem_type) + "]";
+  return t;
+}
+
+std::string shape_text(const GgufTensor& t) {
+  std::string s;
+  for (int d = 0; d < t.n_dims; ++d) s += (d ? " x " : "") + std::to_string(t.ne[d]);
+  return s;
+}
+
+struct TypeStats {
+  uint64_t count = 0, bytes = 0;
+};
+
+uint64_t vocab_size(const GgufFile& f) {
+  const GgufValue* tok = f.find("tokenizer.ggml.tokens");
+  return tok && tok->type == GgufType::ARRAY ? tok->count : 0;
+}
+
+void print_json(const GgufFile& f, const Options& o,
+                const std::map<std::string, TypeStats>& by_type, uint64_t total_bytes) {
+  JsonWriter w;
+  w.begin_object();
+  w.key("file").str(f.path());
+  w.key("file_size").num(static_cast<uint64_t>(f.file_size()));
+  w.key("version").num(static_cast<uint64_t>(f.version()));
+  w.key("alignment").num(static_cast<uint64_t>(f.alignment()));
+  w.key("data_offset").num(static_cast<uint64_t>(f.data_offset()));
+  w.key("architecture").str(f.architecture());
+  w.key("name").str(f.str_or("general.name", ""));
+  w.key("hparams").begin_object();
+  for (const char* k : kHparams) {
+    if (const GgufValue* v = f.find(std::string("{arch}.") + k))
+      write_value(w.key(k), *v, kShortArray);
+  }
+  w.end_object();
+  w.key("tokenizer").begin_object();
+  w.key("model").str(f.str_or("tokenizer.ggml.model", ""));
+  w.key("pre").str(f.str_or("tokenizer.ggml.pre", ""));
+  w.key("vocab_size").num(vocab_size(f));
+  w.end_object();
+  w.key("tensor_count").num(static_cast<uint64_t>(f.tensors().size()));
+  w.key("tensor_bytes").num(total_bytes);
+  w.key("types").begin_object();
+  for (const auto& [name, s] : by_type) {
+    w.key(name).begin_object().key("count").num(s.count).key("bytes").num(s.bytes).end_object();
+  }
+  w.end_object();
+  if (o.tensors) {
+    w.key("tensors").begin_array();
+    for (const GgufTensor& t : f.tensors()) {
+      w.begin_object();
+      w.key("name").str(t.name);
+      w.key("type").str(type_name(t.type));
+      w.key("type_id").num(static_cast<uint64_t>(t.type));
+      w.key("shape").begin_array();
+      for (int d = 0; d < t.n_dims; ++d) w.num(t.ne[d]);
+      w.end_array();
+      w.key("offset").num(t.offset);
+      w.key("file_offset").num(static_cast<uint64_t>(f.data_offset() + t.offset));
+      w.key("bytes").num(static_cast<uint64_t>(t.n_bytes));
+      w.key("rows_unaligned").boolean(t.rows_unaligned);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  if (o.metadata) {
+    uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;
+    w.key("metadata").begin_object();
+    for (const GgufKV& kv : f.metadata()) {
+      w.key(kv.key).begin_object();
+      w.key("type").str(gguf_type_name(kv.value.type));
+      if (kv.value.type == GgufType::ARRAY) {
+        w.key("elem_type").str(gguf_type_name(kv.value.elem_type));
+        w.key("count").num(kv.value.count);
+      }
+      write_value(w.key("value"), kv.value, max_items);
+      w.end_object();
+    }
+    w.end_object();
+  }
+  w.end_object();
+  std::printf("%s\n", w.text().c_str());
+}
+
+void print_text(const GgufFile& f, const Options& o,
+                const std::map<std::string, TypeStats>& by_type, uint64_t total_bytes) {
+  std::printf("file           %s (%zu bytes)\n", f.path().c_str(), f.file_size());
+  std::printf("gguf version   %u (alignment %zu, data at offset %zu)\n", f.version(), f.alignment(),
+              f.data_offset());
+  std::printf("architecture   %s\n",
+              f.architecture().empty() ? "(none)" : f.architecture().c_str());
+  std::printf("name           %s\n", f.str_or("general.name", "(none)").c_str());
+  bool any = false;
+  for (const char* k : kHparams) {
+    const GgufValue* v = f.find(std::string("{arch}.") + k);
+    if (!v) continue;
+    if (!any) std::printf("hyper-parameters\n");
+    any = true;
+    std::printf("  %-34s %s\n", k, value_text(*v, kShortArray).c_str());
+  }
+  std::printf("tokenizer      %s (pre: %s), vocab %" PRIu64 "\n",
+              f.str_or("tokenizer.ggml.model", "(none)").c_str(),
+              f.str_or("tokenizer.ggml.pre", "(none)").c_str(), vocab_size(f));
+  std::printf("tensors        %zu, %" PRIu64 " bytes\n", f.tensors().size(), total_bytes);
+  for (const auto& [name, s] : by_type) {
+    std::printf("  %-8s %5" PRIu64 " tensors %12" PRIu64 " bytes\n", name.c_str(), s.count,
+                s.bytes);
+  }
+  if (o.tensors) {
+    std::printf("\n%-4s %-36s %-6s %-22s %12s %12s\n", "#", "name", "type", "shape", "offset",
+                "bytes");
+    size_t i = 0;
+    for (const GgufTensor& t : f.tensors()) {
+      std::printf("%-4zu %-36s %-6s %-22s %12" PRIu64 " %12zu%s\n", i++, t.name.c_str(),
+                  type_name(t.type), shape_text(t).c_str(), t.offset, t.n_bytes,
+                  t.rows_unaligned ? "  (blocks cross rows)" : "");
+    }
+  }
+  if (o.metadata) {
+    uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;
+    std::printf("\n%zu metadata keys\n", f.metadata().size());
+    for (const GgufKV& kv : f.metadata()) {
+      std::printf("  %-44s %-16s %s\n", kv.key.c_str(), type_text(kv.value).c_str(),
+                  value_text(kv.value, max_items).c_str());
+    }
+  }
+}
+
+int usage(FILE* out) {
+  std::fprintf(out,
+               "usage: hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]\n"
+               "  --tensors      list the tensor table (name, type, shape, offset, bytes)\n"
+               "  --metadata     list every metadata key (arrays cut to %d items)\n"
+               "  --full-arrays  with --metadata: print arrays in full\n"
+               "  --json         print everything as one JSON object\n",
+               static_cast<int>(kShortArray));
+  return out == stdout ? 0 : 2;
+}
+
+int cmd_info(const std::vector<std::string>& args) {
+  Options o;
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h") return usage(stdout);
+    if (a == "--tensors") {
+      o.tensors = true;
+    } else if (a == "--metadata") {
+      o.metadata = true;
+    } else if (a == "--full-arrays") {
+      o.full_arrays = true;
+    } else if (a == "--json") {
+      o.json = true;
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "hpl info: unknown option '%s'\n", a.c_str());
+      return usage(stderr);
+    } else if (o.path.empty()) {
+      o.path = a;
+    } else {
+      std::fprintf(stderr, "hpl info: more than one model given\n");
+      return usage(stderr);
+    }
+  }
+  if (o.path.empty()) return usage(stderr);
+
+  auto f = GgufFile::open(o.path);
+  std::map<std::string, TypeStats> by_type;
+  uint64_t total = 0;
+  for (const GgufTensor& t : f->tensors()) {
+    TypeStats& s = by_type[type_name(t.type)];
+    ++s.count;
+    s.bytes += t.n_bytes;
+    total += t.n_bytes;
+  }
+  if (o.json) {
+    print_json(*f, o, by_type, total);
+  } else {
+    print_text(*f, o, by_type, total);
+  }
+  return 0;
+}
+
+}  // namespace
+
+HPL_COMMAND("info", "show a GGUF file's metadata, hyper-parameters and tensors", cmd_info);
+
+}  // namespace hpl::cli
