@@ -1,0 +1,455 @@
+// AVX2 + FMA + F16C matmul. Integer block dots with maddubs (u8 x s8 -> s16 pairs) and madd
+// (s16 x s16 -> s32, which also applies the sub-block scale); f32 accumulators per token.
+// Gemm: a tile is one weight row x up to 4 tokens, so each unpacked weight block feeds 4
+// tokens; rows are walked in blocks of kRowBlock so a block's weights stay in L1 while every
+// token chunk passes over them.
+#include "kernel/isa.h"
+
+#if HPL_HAVE_AVX2
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernel/matmul_common.h"
+#include "kernel/ops.h"
+
+namespace hpl::kernel::avx2 {
+namespace {
+
+constexpr int kMaxTok = 4;     // tokens per register tile
+constexpr int kRowBlock = 16;  // rows whose weights are reused by every token chunk
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float h2f(f16_t h) {
+  return _cvtsh_ss(h);
+}
+
+inline __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+inline __m128i load128(const void* p) {
+  return _mm_loadu_si128(static_cast<const __m128i*>(p));
+}
+
+// --- activation quantizers -----------------------------------------------------------------
+
+inline float amax_of(const float* x, int n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8)
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+  return hmax(m);
+}
+
+// x (32,) * id rounded to nearest even -> q (32,) int8, in order.
+inline void round32(const float* x, float id, int8_t* q) {
+  const __m256 v = _mm256_set1_ps(id);
+  __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), v));
+  __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), v));
+  __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), v));
+  __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), v));
+  // packs interleave the 128-bit lanes; the permute restores element order.
+  __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+  p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), p);
+}
+
+void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += kQK8_0) {
+    const float d = amax_of(x, kQK8_0) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    round32(x, id, y[b].qs);
+  }
+}
+
+void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += kQKK) {
+    const float d = amax_of(x, kQKK) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = d;
+    for (int i = 0; i < kQKK; i += 32) round32(x + i, id, y[b].qs + i);
+    // sums of 16: maddubs with ones gives pair sums, madd with ones quad sums.
+    for (int i = 0; i < kQKK; i += 32) {
+      __m256i q = load256(y[b].qs + i);
+      __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q),
+                                     _mm256_set1_epi16(1));  // 8 sums of 4
+      alignas(32) int32_t s[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s), s4);
+      y[b].bsums[i / 16] = static_cast<int16_t>(s[0] + s[1] + s[2] + s[3]);
+      y[b].bsums[i / 16 + 1] = static_cast<int16_t>(s[4] + s[5] + s[6] + s[7]);
+    }
+  }
+}
+
+// --- tiles: one weight row x NT tokens -> out[NT] ---------------------------------------------
+// x[k]: token k's activation row; xd[k]: its per-block f32 scales (Q8_0 activations only).
+
+// Q8_0-activation formats share the tile; Unpack gives the block's 32 signed weights in order.
+template <class Block, class Unpack>
+struct TileQ8_0 {
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const* xd, int64_t nb,
+                  int64_t, float* out) {
+    const auto* w = reinterpret_cast<const Block*>(wrow);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NT];
+    for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m256i wq = Unpack::get(w[b]);
+      const __m256i aw = _mm256_sign_epi8(wq, wq);  // |w| as u8; sign moves onto x
+      const float dw = h2f(w[b].d);
+      for (int k = 0; k < NT; ++k) {
+        const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
+        __m256i sx = _mm256_sign_epi8(load256(xb->qs), wq);
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd[k][b]), acc[k]);
+      }
+    }
+    for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
+  }
+};
+
+// Q4_0 / Q5_0 nibbles: low nibbles are elements 0..15, high nibbles 16..31.
+inline __m256i nibbles(const uint8_t* qs) {
+  __m128i q = load128(qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+struct UnpackQ4_0 {
+  static __m256i get(const BlockQ4_0& b) {
+    return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8));
+  }
+};
+struct UnpackQ5_0 {
+  // byte j gets bit j of qh; where it is clear, OR-ing 0xF0 makes the int8 nibble - 16.
+  static __m256i get(const BlockQ5_0& b) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    __m256i bytes =
+        _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                            _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                                             2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_or_si256(nibbles(b.qs),
+                           _mm256_andnot_si256(set, _mm256_set1_epi8(static_cast<char>(0xF0))));
+  }
+};
+struct UnpackQ8_0 {
+  static __m256i get(const BlockQ8_0& b) { return load256(b.qs); }
+};
+
+// shuffle masks that broadcast int16 lane j of a 128-bit register into every lane
+inline __m256i bcast16_mask(int j) {
+  return _mm256_set1_epi16(static_cast<short>((2 * j + 1) << 8 | (2 * j)));
+}
+
+// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins (see matmul_common.h).
+template <bool kFive>
+struct TileK4 {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t nb,
+                  int64_t, float* out) {
+    const auto* w = reinterpret_cast<const Block*>(wrow);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[NT];
+    for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      // 12 bytes -> 8 scales and 8 mins, four at a time in 32-bit words.
+      uint32_t u[3];
+      std::memcpy(u, w[b].scales, 12);
+      const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
+      const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+      const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+      const __m128i sc8 = _mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo));
+      const __m128i mn8 = _mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo));
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
+      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));  // m0 m0 m1 m1 ..
+      const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
+
+      __m256i s[NT];
+      for (int k = 0; k < NT; ++k) s[k] = _mm256_setzero_si256();
+      [[maybe_unused]] __m256i qh;
+      if constexpr (kFive) qh = load256(w[b].qh);
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q = load256(w[b].qs + 32 * c);
+        __m256i lo = _mm256_and_si256(q, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if constexpr (kFive) {  // bit 2c of qh[l] -> bit 4 of lo, bit 2c + 1 -> bit 4 of hi
+          const __m256i b4 = _mm256_set1_epi8(0x10);
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), b4));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), b4));
+          qh = _mm256_srli_epi16(qh, 2);
+        }
+        const __m256i s0 = _mm256_shuffle_epi8(sc16, bcast16_mask(2 * c));
+        const __m256i s1 = _mm256_shuffle_epi8(sc16, bcast16_mask(2 * c + 1));
+        for (int k = 0; k < NT; ++k) {
+          const int8_t* a = reinterpret_cast<const BlockQ8_K*>(x[k])[b].qs + 64 * c;
+          __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(a)), s0);
+          __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(a + 32)), s1);
+          s[k] = _mm256_add_epi32(s[k], _mm256_add_epi32(p0, p1));
+        }
+      }
+      for (int k = 0; k < NT; ++k) {
+        const auto& xb = reinterpret_cast<const BlockQ8_K*>(x[k])[b];
+        __m256i m = _mm256_madd_epi16(load256(xb.bsums), mn16);  // min_j * sum of sub-block j
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_set1_ps(d * xb.d), acc[k]);
+        acc[k] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(dmin * xb.d), acc[k]);
+      }
+    }
+    for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
+  }
+};
+
+// Q6_K: unsigned 6-bit q with 16 int8 scales (one per 16); the -32 offset is taken off with
+// the activation's sums of 16: sum sc_g * (q . a - 32 * bsum_g).
+struct TileQ6_K {
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t nb,
+                  int64_t, float* out) {
+    const auto* w = reinterpret_cast<const BlockQ6_K*>(wrow);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    // per 32 elements: int16 lanes 0..7 (elements 0..15) take scale g, lanes 8..15 scale g + 1
+    const __m256i pair_mask[4] = {_mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(1)),
+                                                   _mm256_castsi256_si128(bcast16_mask(0))),
+                                  _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(3)),
+                                                   _mm256_castsi256_si128(bcast16_mask(2))),
+                                  _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(5)),
+                                                   _mm256_castsi256_si128(bcast16_mask(4))),
+                                  _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(7)),
+                                                   _mm256_castsi256_si128(bcast16_mask(6)))};
+    __m256 acc[NT];
+    for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const float d = h2f(w[b].d);
+      __m256i s[NT];
+      for (int k = 0; k < NT; ++k) s[k] = _mm256_setzero_si256();
+      for (int h = 0; h < 2; ++h) {
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w[b].scales + 8 * h))));
+        const __m256i qa = load256(w[b].ql + 64 * h), qb = load256(w[b].ql + 64 * h + 32);
+        const __m256i qh = load256(w[b].qh + 32 * h);
+        const __m256i q[4] = {_mm256_or_si256(_mm256_and_si256(qa, m4),
+                                              _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2)),
+                              _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                              _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2)),
+                              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                              _mm256_and_si256(qh, m2)),
+                              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                              _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2))};
+        for (int j = 0; j < 4; ++j) {
+          const __m256i sv = _mm256_shuffle_epi8(sc16, pair_mask[j]);
+          for (int k = 0; k < NT; ++k) {
+            const int8_t* a = reinterpret_cast<const BlockQ8_K*>(x[k])[b].qs + 128 * h + 32 * j;
+            s[k] = _mm256_add_epi32(s[k],
+                                    _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], load256(a)), sv));
+          }
+        }
+      }
+      const __m256i sc_all = _mm256_cvtepi8_epi16(load128(w[b].scales));
+      for (int k = 0; k < NT; ++k) {
+        const auto& xb = reinterpret_cast<const BlockQ8_K*>(x[k])[b];
+        __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(load256(xb.bsums), sc_all), 5);
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[k], off)),
+                                 _mm256_set1_ps(d * xb.d), acc[k]);
+      }
+    }
+    for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
+  }
+};
+
+// F32 / F16 / BF16 weights against f32 activations; n need not be a multiple of 8.
+template <class T>
+inline __m256 load8(const T* p);
+template <>
+inline __m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+template <>
+inline __m256 load8(const f16_t* p) {
+  return _mm256_cvtph_ps(load128(p));
+}
+struct Bf16 {
+  uint16_t v;
+};
+template <>
+inline __m256 load8(const Bf16* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load128(p)), 16));
+}
+inline float to_f32(float v) {
+  return v;
+}
+inline float to_f32(f16_t v) {
+  return fp16_to_fp32(v);
+}
+inline float to_f32(Bf16 v) {
+  return bf16_to_fp32(v.v);
+}
+
+template <class T>
+struct TileFloat {
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t,
+                  int64_t n, float* out) {
+    const auto* w = reinterpret_cast<const T*>(wrow);
+    constexpr int U = NT == 1 ? 4 : (NT == 2 ? 2 : 1);  // independent FMA chains per token
+    __m256 acc[NT][U];
+    for (int k = 0; k < NT; ++k)
+      for (int u = 0; u < U; ++u) acc[k][u] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 * U <= n; i += 8 * U) {
+      for (int u = 0; u < U; ++u) {
+        const __m256 wv = load8(w + i + 8 * u);
+        for (int k = 0; k < NT; ++k)
+          acc[k][u] = _mm256_fmadd_ps(
+              wv, _mm256_loadu_ps(reinterpret_cast<const float*>(x[k]) + i + 8 * u), acc[k][u]);
+      }
+    }
+    for (; i + 8 <= n; i += 8) {
+      const __m256 wv = load8(w + i);
+      for (int k = 0; k < NT; ++k)
+        acc[k][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(reinterpret_cast<const float*>(x[k]) + i),
+                                    acc[k][0]);
+    }
+    for (int k = 0; k < NT; ++k) {
+      for (int u = 1; u < U; ++u) acc[k][0] = _mm256_add_ps(acc[k][0], acc[k][u]);
+      float s = hsum(acc[k][0]);
+      const float* xk = reinterpret_cast<const float*>(x[k]);
+      for (int64_t j = i; j < n; ++j) s += to_f32(w[j]) * xk[j];
+      out[k] = s;
+    }
+  }
+};
+
+// --- driver --------------------------------------------------------------------------------
+
+// W rows [r0, r1) x ntok tokens, in row blocks x token chunks of kMaxTok.
+template <class Tile, bool kActScales>
+void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* y, size_t ys,
+               int64_t nb, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  // Q8_0 activations: their f16 scales as f32, once per call rather than once per row.
+  thread_local std::vector<float> xd_buf;
+  if (kActScales) {
+    xd_buf.resize(static_cast<size_t>(ntok * nb));
+    for (int64_t t = 0; t < ntok; ++t) {
+      const auto* xb = reinterpret_cast<const BlockQ8_0*>(x + t * xs);
+      for (int64_t b = 0; b < nb; ++b) xd_buf[t * nb + b] = h2f(xb[b].d);
+    }
+  }
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min<int64_t>(rb + kRowBlock, r1);
+    for (int64_t t0 = 0; t0 < ntok; t0 += kMaxTok) {
+      const int nt = static_cast<int>(std::min<int64_t>(kMaxTok, ntok - t0));
+      const uint8_t* xp[kMaxTok];
+      const float* dp[kMaxTok] = {};
+      for (int k = 0; k < nt; ++k) {
+        xp[k] = x + (t0 + k) * xs;
+        if (kActScales) dp[k] = xd_buf.data() + (t0 + k) * nb;
+      }
+      for (int64_t r = rb; r < re; ++r) {
+        float out[kMaxTok] = {};
+        const uint8_t* wr = w + r * ws;
+        switch (nt) {
+          case 4:
+            Tile::template run<4>(wr, xp, dp, nb, n, out);
+            break;
+          case 3:
+            Tile::template run<3>(wr, xp, dp, nb, n, out);
+            break;
+          case 2:
+            Tile::template run<2>(wr, xp, dp, nb, n, out);
+            break;
+          default:
+            Tile::template run<1>(wr, xp, dp, nb, n, out);
+            break;
+        }
+        for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
+  detail::check_act_args(act, n);
+  switch (act) {
+    case DType::Q8_0:
+      quantize_q8_0(x, static_cast<BlockQ8_0*>(y), n / kQK8_0);
+      break;
+    case DType::Q8_K:
+      quantize_q8_k(x, static_cast<BlockQ8_K*>(y), n / kQKK);
+      break;
+    default:
+      std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+      break;
+  }
+}
+
+// W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.
+void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+            size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  detail::check_matmul_args(wt, n, r0, r1, ntok);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  const int64_t nb = n / type_traits(wt).block_elems;
+  auto go = [&](auto tile, auto act_scales) {
+    run_tiles<decltype(tile), decltype(act_scales)::value>(wb, w_stride, xb, x_stride, y, y_stride,
+                                                           nb, n, r0, r1, ntok);
+  };
+  using Yes = std::true_type;
+  using No = std::false_type;
+  switch (wt) {
+    case DType::Q4_0:
+      go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{}, Yes{});
+      break;
+    case DType::Q5_0:
+      go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{}, Yes{});
+      break;
+    case DType::Q8_0:
+      go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{}, Yes{});
+      break;
+    case DType::Q4_K:
+      go(TileK4<false>{}, No{});
+      break;
+    case DType::Q5_K:
+      go(TileK4<true>{}, No{});
+      break;
+    case DType::Q6_K:
+      go(TileQ6_K{}, No{});
+      break;
+    case DType::F16:
+      go(TileFloat<f16_t>{}, No{});
+      break;
+    case DType::BF16:
+      go(TileFloat<Bf16>{}, No{});
+      break;
+    case DType::F32:
+      go(TileFloat<float>{}, No{});
+      break;
+    default:
+      break;  // rejected by check_matmul_args
+  }
+}
+
+}  // namespace hpl::kernel::avx2
+
+#endif  // HPL_HAVE_AVX2
