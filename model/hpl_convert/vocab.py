@@ -203,6 +203,8 @@ def _from_tokenizer_json(path: str, n_vocab: int) -> Vocab:
     if unk_id is not None:
         v.special_ids["unk"] = int(unk_id)
     v.add_bos, v.add_eos = _template_adds(tj)
+    if byte_level and v.add_bos is None:
+        v.add_bos, v.add_eos = False, False  # a byte-level post-processor adds no special tokens
     return v
 
 
@@ -277,6 +279,9 @@ def load_vocab(model_dir: str, n_vocab: int, config) -> Vocab:
         if v.types[i] in (CONTROL, USER_DEFINED, UNKNOWN) or t not in text_to_id:
             text_to_id[t] = i  # prefer the special/added entry when a text appears twice
     cfg = getattr(config, "text_config", None) or config
+    cfg_sources = [gen_cfg]
+    if config is not None:
+        cfg_sources += [config.to_dict(), vars(cfg)]
     for key in ("bos", "eos", "unk", "pad"):
         text = _token_text(tok_cfg.get(f"{key}_token"))
         if text is not None:
@@ -286,7 +291,7 @@ def load_vocab(model_dir: str, n_vocab: int, config) -> Vocab:
             continue
         if key in v.special_ids:
             continue
-        for source in (gen_cfg, config.to_dict() if hasattr(config, "to_dict") else {}, vars(cfg)):
+        for source in cfg_sources:
             i = _first_int(source.get(f"{key}_token_id"))
             if i is not None and 0 <= i < n_vocab:
                 v.special_ids[key] = i
