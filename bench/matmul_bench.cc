@@ -1,0 +1,148 @@
+// matmul throughput at the shapes of a 1.1B llama (TinyLlama: d 2048, ffn 5632, vocab 32000,
+// kv 256): gemv (1 token, decode) and gemm (32/128/512 tokens, prefill), rows split across
+// 1 or 2 threads. Counters: bytes_per_second (weights read once per call), GOP/s (a
+// multiply-add counts 2) and, for gemv, pct_bw = weight bytes/s as % of the read bandwidth
+// measured at start-up with the same thread count. Activations are quantized in setup.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/read_bandwidth.h"
+#include "kernel/ops.h"
+#include "kernel/thread_pool.h"
+#include "kernel/types.h"
+
+namespace hpl::bench {
+namespace {
+
+double g_bandwidth[3] = {0, 0, 0};  // bytes/s by thread count
+
+// rows x n weights of type t: random bytes with sane f16 scales (random normals for floats).
+std::vector<uint8_t> make_weights(DType t, int64_t rows, int64_t n) {
+  std::mt19937 rng(42);
+  const size_t bytes = row_bytes(t, n) * rows;
+  std::vector<uint8_t> w(bytes);
+  for (size_t i = 0; i + 4 <= bytes; i += 4) {
+    uint32_t r = rng();
+    std::memcpy(&w[i], &r, 4);
+  }
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  auto put16 = [&](size_t off, f16_t v) { std::memcpy(&w[off], &v, 2); };
+  const TypeTraits tr = type_traits(t);
+  const int64_t count = rows * n / tr.block_elems;
+  for (int64_t k = 0; k < count; ++k) {
+    const size_t b = k * tr.block_bytes;
+    switch (t) {
+      case DType::F16:
+        put16(b, fp32_to_fp16(g(rng)));
+        break;
+      case DType::BF16:
+        put16(b, fp32_to_bf16(g(rng)));
+        break;
+      case DType::F32: {
+        float v = g(rng);
+        std::memcpy(&w[b], &v, 4);
+        break;
+      }
+      case DType::Q4_K:
+      case DType::Q5_K:
+        put16(b, fp32_to_fp16(0.002f));
+        put16(b + 2, fp32_to_fp16(0.001f));
+        break;
+      case DType::Q6_K:
+        put16(b + 208, fp32_to_fp16(0.002f));
+        break;
+      default:
+        put16(b, fp32_to_fp16(0.01f));
+        break;  // Q4_0, Q5_0, Q8_0: d first
+    }
+  }
+  return w;
+}
+
+struct Pools {
+  std::unique_ptr<kernel::ThreadPool> p[3];
+  kernel::ThreadPool& get(int n) {
+    if (!p[n]) p[n] = std::make_unique<kernel::ThreadPool>(n);
+    return *p[n];
+  }
+} g_pools;
+
+void run_matmul(benchmark::State& state, DType t, int64_t rows, int64_t n, int64_t ntok,
+                int threads) {
+  const DType act = kernel::vec_dot_type(t);
+  const size_t ws = row_bytes(t, n), xs = row_bytes(act, n);
+  auto w = make_weights(t, rows, n);
+  std::vector<float> x(ntok * n);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (auto& v : x) v = g(rng);
+  std::vector<uint8_t> xq(xs * ntok);
+  for (int64_t k = 0; k < ntok; ++k)
+    kernel::best::quantize_act_row(act, x.data() + k * n, xq.data() + k * xs, n);
+  std::vector<float> y(rows * ntok);
+  kernel::ThreadPool& pool = g_pools.get(threads);
+  for (auto _ : state) {
+    pool.parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+      kernel::best::matmul(t, w.data(), ws, xq.data(), xs, y.data(), rows, n, r0, r1, ntok);
+    });
+    benchmark::ClobberMemory();
+  }
+  const double wbytes = static_cast<double>(ws * rows);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * wbytes));
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * n * ntok * 1e-9,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  if (ntok == 1 && g_bandwidth[threads] > 0) {
+    state.counters["pct_bw"] = benchmark::Counter(100.0 * wbytes / g_bandwidth[threads],
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+  }
+}
+
+struct Shape {
+  int64_t rows, n;
+};
+const Shape kShapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
+
+void register_all() {
+  const DType types[] = {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q5_0, DType::F16};
+  for (DType t : types) {
+    for (const Shape& s : kShapes) {
+      for (int64_t ntok : {1, 32, 128, 512}) {
+        // gemm of the secondary types only at the two square-ish shapes, to keep runs short
+        if (ntok > 1 && t != DType::Q4_K && s.rows != 2048) continue;
+        for (int threads : {1, 2}) {
+          std::string name = std::string("matmul/") + type_name(t) + "/" + std::to_string(s.rows) +
+                             "x" + std::to_string(s.n) + "/tok:" + std::to_string(ntok) +
+                             "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(
+              name.c_str(),
+              [=](benchmark::State& st) { run_matmul(st, t, s.rows, s.n, ntok, threads); })
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hpl::bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (int threads : {1, 2}) {
+    hpl::bench::g_bandwidth[threads] =
+        hpl::bench::measure_read_bandwidth(hpl::bench::g_pools.get(threads));
+    std::fprintf(stderr, "read bandwidth, %d thread(s): %.2f GB/s\n", threads,
+                 hpl::bench::g_bandwidth[threads] * 1e-9);
+  }
+  hpl::bench::register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,456 @@
+// NEON matmul (armv8.2-a + dotprod): integer block dots with sdot (vdotq_s32: 4 x (4 int8 x 4
+// int8) -> int32 per instruction), f32 accumulators per token. Tiles are one weight row x up
+// to 4 tokens, so each unpacked weight block feeds 4 tokens; with i8mm (HPL_HAVE_I8MM) the
+// K-quant and Q8_0 gemm uses smmla (vmmlaq_s32) on 2 rows x 2 tokens instead.
+#include "kernel/isa.h"
+
+#if HPL_HAVE_NEON
+
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernel/matmul_common.h"
+#include "kernel/ops.h"
+
+#if !HPL_HAVE_DOTPROD
+#error "matmul_neon.cc needs the dotprod extension (-march=armv8.2-a+dotprod)"
+#endif
+
+// llvm-mca region markers around the Q4_K inner loop (bench/mca_q4k_neon.sh defines this).
+#ifdef HPL_MCA_MARKERS
+#define HPL_MCA_BEGIN() __asm__ volatile("// LLVM-MCA-BEGIN q4k_superblock" ::: "memory")
+#define HPL_MCA_END() __asm__ volatile("// LLVM-MCA-END" ::: "memory")
+#else
+#define HPL_MCA_BEGIN()
+#define HPL_MCA_END()
+#endif
+
+namespace hpl::kernel::neon {
+namespace {
+
+constexpr int kMaxTok = 4;     // tokens per register tile
+constexpr int kRowBlock = 16;  // rows whose weights are reused by every token chunk
+
+inline float h2f(f16_t h) {
+  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+
+// --- activation quantizers -----------------------------------------------------------------
+
+inline float amax_of(const float* x, int n) {
+  float32x4_t m = vdupq_n_f32(0.0f);
+  for (int i = 0; i < n; i += 4) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + i)));
+  return vmaxvq_f32(m);
+}
+
+// x (16,) * id rounded to nearest even (fcvtns) -> q (16,) int8.
+inline int8x16_t round16(const float* x, float id) {
+  int32x4_t a = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x), id));
+  int32x4_t b = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + 4), id));
+  int32x4_t c = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + 8), id));
+  int32x4_t d = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + 12), id));
+  int16x8_t ab = vcombine_s16(vqmovn_s32(a), vqmovn_s32(b));
+  int16x8_t cd = vcombine_s16(vqmovn_s32(c), vqmovn_s32(d));
+  return vcombine_s8(vqmovn_s16(ab), vqmovn_s16(cd));
+}
+
+void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += kQK8_0) {
+    const float d = amax_of(x, kQK8_0) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    vst1q_s8(y[b].qs, round16(x, id));
+    vst1q_s8(y[b].qs + 16, round16(x + 16, id));
+  }
+}
+
+void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += kQKK) {
+    const float d = amax_of(x, kQKK) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = d;
+    for (int g = 0; g < kQKK / 16; ++g) {
+      int8x16_t q = round16(x + 16 * g, id);
+      vst1q_s8(y[b].qs + 16 * g, q);
+      y[b].bsums[g] = vaddlvq_s8(q);
+    }
+  }
+}
+
+// --- tiles: one weight row x NT tokens -> out[NT] ---------------------------------------------
+// x[k]: token k's activation row; xd[k]: its per-block f32 scales (Q8_0 activations only).
+
+// 32 signed weights of a Q8_0-activation block as two int8x16 (elements 0..15, 16..31).
+struct W32 {
+  int8x16_t lo, hi;
+};
+
+template <class Block, class Unpack>
+struct TileQ8_0 {
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const* xd, int64_t nb,
+                  int64_t, float* out) {
+    const auto* w = reinterpret_cast<const Block*>(wrow);
+    float32x4_t acc[NT];
+    for (int k = 0; k < NT; ++k) acc[k] = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+      const W32 q = Unpack::get(w[b]);
+      const float dw = h2f(w[b].d);
+      for (int k = 0; k < NT; ++k) {
+        const int8_t* a = reinterpret_cast<const BlockQ8_0*>(x[k])[b].qs;
+        int32x4_t s =
+            vdotq_s32(vdotq_s32(vdupq_n_s32(0), q.lo, vld1q_s8(a)), q.hi, vld1q_s8(a + 16));
+        acc[k] = vfmaq_n_f32(acc[k], vcvtq_f32_s32(s), dw * xd[k][b]);
+      }
+    }
+    for (int k = 0; k < NT; ++k) out[k] = vaddvq_f32(acc[k]);
+  }
+};
+
+struct UnpackQ4_0 {
+  static W32 get(const BlockQ4_0& b) {
+    const uint8x16_t q = vld1q_u8(b.qs);
+    const int8x16_t eight = vdupq_n_s8(8);
+    return {vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))), eight),
+            vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight)};
+  }
+};
+struct UnpackQ5_0 {
+  // lane j tests bit j of qh; where it is clear, OR-ing 0xF0 makes the int8 nibble - 16.
+  static W32 get(const BlockQ5_0& b) {
+    static const uint8_t kBits[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t bits = vld1q_u8(kBits);
+    const uint8x16_t q = vld1q_u8(b.qs);
+    const uint8x16_t f0 = vdupq_n_u8(0xF0);
+    uint8x16_t h0 = vcombine_u8(vdup_n_u8(b.qh[0]), vdup_n_u8(b.qh[1]));
+    uint8x16_t h1 = vcombine_u8(vdup_n_u8(b.qh[2]), vdup_n_u8(b.qh[3]));
+    uint8x16_t lo = vorrq_u8(vandq_u8(q, vdupq_n_u8(0x0F)), vbicq_u8(f0, vtstq_u8(h0, bits)));
+    uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), vbicq_u8(f0, vtstq_u8(h1, bits)));
+    return {vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi)};
+  }
+};
+struct UnpackQ8_0 {
+  static W32 get(const BlockQ8_0& b) { return {vld1q_s8(b.qs), vld1q_s8(b.qs + 16)}; }
+};
+
+// Q4_K / Q5_K 12 scale bytes -> 8 scales and 8 mins (see matmul_common.h), 4 at a time.
+inline void k4_scales(const uint8_t* s, uint8x8_t* sc, uint8x8_t* mn) {
+  uint32_t u[3];
+  std::memcpy(u, s, 12);
+  const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+  const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+  *sc = vcreate_u8(static_cast<uint64_t>(sc_hi) << 32 | sc_lo);
+  *mn = vcreate_u8(static_cast<uint64_t>(mn_hi) << 32 | mn_lo);
+}
+
+// sums of each 32 of a Q8_K block: 8 int16 from its 16 sums of 16.
+inline int16x8_t bsums32(const BlockQ8_K& xb) {
+  return vpaddq_s16(vld1q_s16(xb.bsums), vld1q_s16(xb.bsums + 8));
+}
+
+// [s0 s1 s2 s3]: horizontal sums of four int32x4.
+inline int32x4_t hsum4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+  return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
+}
+
+// Q4_K / Q5_K: 8 sub-blocks of 32; value = d * sc * q - dmin * m.
+template <bool kFive>
+struct TileK4 {
+  using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t nb,
+                  int64_t, float* out) {
+    const auto* w = reinterpret_cast<const Block*>(wrow);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float32x4_t acc[NT];
+    for (int k = 0; k < NT; ++k) acc[k] = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+      HPL_MCA_BEGIN();
+      uint8x8_t sc8, mn8;
+      k4_scales(w[b].scales, &sc8, &mn8);
+      const int16x8_t sc16 = vreinterpretq_s16_u16(vmovl_u8(sc8));
+      const int16x8_t mn16 = vreinterpretq_s16_u16(vmovl_u8(mn8));
+      const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
+      // per token: int32 dot of each sub-block, 4 lanes each (sdot), reduced 4 at a time
+      int32x4_t sum[NT][2];
+      [[maybe_unused]] uint8x16_t qh0, qh1;
+      if constexpr (kFive) {
+        qh0 = vld1q_u8(w[b].qh);
+        qh1 = vld1q_u8(w[b].qh + 16);
+      }
+      for (int half = 0; half < 2; ++half) {  // sub-blocks 4 half .. 4 half + 3
+        int32x4_t p[NT][4];
+        for (int cc = 0; cc < 2; ++cc) {
+          const int c = 2 * half + cc;  // 64-element chunk: sub-blocks 2c (low) and 2c + 1 (high)
+          const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * c), q1 = vld1q_u8(w[b].qs + 32 * c + 16);
+          uint8x16_t l0 = vandq_u8(q0, m4), l1 = vandq_u8(q1, m4);
+          uint8x16_t h0 = vshrq_n_u8(q0, 4), h1 = vshrq_n_u8(q1, 4);
+          if constexpr (kFive) {  // bit 2c of qh[l] -> bit 4 of low, bit 2c + 1 -> of high
+            const uint8x16_t b4 = vdupq_n_u8(0x10);
+            l0 = vorrq_u8(l0, vandq_u8(vshlq_n_u8(qh0, 4), b4));
+            l1 = vorrq_u8(l1, vandq_u8(vshlq_n_u8(qh1, 4), b4));
+            h0 = vorrq_u8(h0, vandq_u8(vshlq_n_u8(qh0, 3), b4));
+            h1 = vorrq_u8(h1, vandq_u8(vshlq_n_u8(qh1, 3), b4));
+            qh0 = vshrq_n_u8(qh0, 2);
+            qh1 = vshrq_n_u8(qh1, 2);
+          }
+          for (int k = 0; k < NT; ++k) {
+            const int8_t* a = reinterpret_cast<const BlockQ8_K*>(x[k])[b].qs + 64 * c;
+            const int32x4_t z = vdupq_n_s32(0);
+            p[k][2 * cc] = vdotq_s32(vdotq_s32(z, vreinterpretq_s8_u8(l0), vld1q_s8(a)),
+                                     vreinterpretq_s8_u8(l1), vld1q_s8(a + 16));
+            p[k][2 * cc + 1] = vdotq_s32(vdotq_s32(z, vreinterpretq_s8_u8(h0), vld1q_s8(a + 32)),
+                                         vreinterpretq_s8_u8(h1), vld1q_s8(a + 48));
+          }
+        }
+        for (int k = 0; k < NT; ++k) sum[k][half] = hsum4(p[k][0], p[k][1], p[k][2], p[k][3]);
+      }
+      for (int k = 0; k < NT; ++k) {
+        const auto& xb = reinterpret_cast<const BlockQ8_K*>(x[k])[b];
+        int32x4_t si = vmulq_s32(sum[k][0], vmovl_s16(vget_low_s16(sc16)));
+        si = vmlaq_s32(si, sum[k][1], vmovl_s16(vget_high_s16(sc16)));
+        const int16x8_t bs = bsums32(xb);
+        int32x4_t sm = vmull_s16(vget_low_s16(bs), vget_low_s16(mn16));
+        sm = vmlal_s16(sm, vget_high_s16(bs), vget_high_s16(mn16));
+        acc[k] = vfmaq_n_f32(acc[k], vcvtq_f32_s32(si), d * xb.d);
+        acc[k] = vfmsq_n_f32(acc[k], vcvtq_f32_s32(sm), dmin * xb.d);
+      }
+      HPL_MCA_END();
+    }
+    for (int k = 0; k < NT; ++k) out[k] = vaddvq_f32(acc[k]);
+  }
+};
+
+// Q6_K: unsigned 6-bit q (as int8 for sdot), 16 int8 scales, one per 16 elements; the -32
+// offset comes off with the activation's sums of 16: sum sc_g * (q . a - 32 * bsum_g).
+struct TileQ6_K {
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t nb,
+                  int64_t, float* out) {
+    const auto* w = reinterpret_cast<const BlockQ6_K*>(wrow);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m2 = vdupq_n_u8(0x30);
+    float32x4_t acc[NT];
+    for (int k = 0; k < NT; ++k) acc[k] = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+      const float d = h2f(w[b].d);
+      const int8x16_t sc = vld1q_s8(w[b].scales);
+      int32x4_t si[NT] = {};
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* ql = w[b].ql + 64 * h;
+        const uint8_t* qh = w[b].qh + 32 * h;
+        // groups of 16: g = 8h + 2j + (l >= 16); the 4 quarters j of this half
+        int32x4_t p[NT][8];
+        for (int part = 0; part < 2; ++part) {  // l in [16 part, 16 part + 16)
+          const uint8x16_t a0 = vld1q_u8(ql + 16 * part), a1 = vld1q_u8(ql + 32 + 16 * part);
+          const uint8x16_t hh = vld1q_u8(qh + 16 * part);
+          const uint8x16_t q[4] = {vorrq_u8(vandq_u8(a0, m4), vandq_u8(vshlq_n_u8(hh, 4), m2)),
+                                   vorrq_u8(vandq_u8(a1, m4), vandq_u8(vshlq_n_u8(hh, 2), m2)),
+                                   vorrq_u8(vshrq_n_u8(a0, 4), vandq_u8(hh, m2)),
+                                   vorrq_u8(vshrq_n_u8(a1, 4), vandq_u8(vshrq_n_u8(hh, 2), m2))};
+          for (int j = 0; j < 4; ++j) {
+            for (int k = 0; k < NT; ++k) {
+              const int8_t* a =
+                  reinterpret_cast<const BlockQ8_K*>(x[k])[b].qs + 128 * h + 32 * j + 16 * part;
+              p[k][2 * j + part] =
+                  vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(q[j]), vld1q_s8(a));
+            }
+          }
+        }
+        // group sums in scale order 8h + 0..7, times the scales
+        const int16x8_t sc16 = vmovl_s8(h ? vget_high_s8(sc) : vget_low_s8(sc));
+        for (int k = 0; k < NT; ++k) {
+          int32x4_t g03 = hsum4(p[k][0], p[k][1], p[k][2], p[k][3]);
+          int32x4_t g47 = hsum4(p[k][4], p[k][5], p[k][6], p[k][7]);
+          si[k] = vmlaq_s32(si[k], g03, vmovl_s16(vget_low_s16(sc16)));
+          si[k] = vmlaq_s32(si[k], g47, vmovl_s16(vget_high_s16(sc16)));
+        }
+      }
+      const int16x8_t sc_lo = vmovl_s8(vget_low_s8(sc)), sc_hi = vmovl_s8(vget_high_s8(sc));
+      for (int k = 0; k < NT; ++k) {
+        const auto& xb = reinterpret_cast<const BlockQ8_K*>(x[k])[b];
+        const int16x8_t b0 = vld1q_s16(xb.bsums), b1 = vld1q_s16(xb.bsums + 8);
+        int32x4_t off = vmull_s16(vget_low_s16(b0), vget_low_s16(sc_lo));
+        off = vmlal_s16(off, vget_high_s16(b0), vget_high_s16(sc_lo));
+        off = vmlal_s16(off, vget_low_s16(b1), vget_low_s16(sc_hi));
+        off = vmlal_s16(off, vget_high_s16(b1), vget_high_s16(sc_hi));
+        int32x4_t s = vsubq_s32(si[k], vshlq_n_s32(off, 5));
+        acc[k] = vfmaq_n_f32(acc[k], vcvtq_f32_s32(s), d * xb.d);
+      }
+    }
+    for (int k = 0; k < NT; ++k) out[k] = vaddvq_f32(acc[k]);
+  }
+};
+
+// F32 / F16 / BF16 weights against f32 activations; n need not be a multiple of 8.
+struct Bf16 {
+  uint16_t v;
+};
+inline void load8(const float* p, float32x4_t* a, float32x4_t* b) {
+  *a = vld1q_f32(p);
+  *b = vld1q_f32(p + 4);
+}
+inline void load8(const f16_t* p, float32x4_t* a, float32x4_t* b) {
+  float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p));
+  *a = vcvt_f32_f16(vget_low_f16(h));
+  *b = vcvt_high_f32_f16(h);
+}
+inline void load8(const Bf16* p, float32x4_t* a, float32x4_t* b) {
+  uint16x8_t h = vld1q_u16(reinterpret_cast<const uint16_t*>(p));
+  *a = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
+  *b = vreinterpretq_f32_u32(vshll_high_n_u16(h, 16));
+}
+inline float to_f32(float v) {
+  return v;
+}
+inline float to_f32(f16_t v) {
+  return fp16_to_fp32(v);
+}
+inline float to_f32(Bf16 v) {
+  return bf16_to_fp32(v.v);
+}
+
+template <class T>
+struct TileFloat {
+  template <int NT>
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t,
+                  int64_t n, float* out) {
+    const auto* w = reinterpret_cast<const T*>(wrow);
+    float32x4_t acc0[NT], acc1[NT];
+    for (int k = 0; k < NT; ++k) acc0[k] = acc1[k] = vdupq_n_f32(0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      float32x4_t w0, w1;
+      load8(w + i, &w0, &w1);
+      for (int k = 0; k < NT; ++k) {
+        const float* xk = reinterpret_cast<const float*>(x[k]) + i;
+        acc0[k] = vfmaq_f32(acc0[k], w0, vld1q_f32(xk));
+        acc1[k] = vfmaq_f32(acc1[k], w1, vld1q_f32(xk + 4));
+      }
+    }
+    for (int k = 0; k < NT; ++k) {
+      float s = vaddvq_f32(vaddq_f32(acc0[k], acc1[k]));
+      const float* xk = reinterpret_cast<const float*>(x[k]);
+      for (int64_t j = i; j < n; ++j) s += to_f32(w[j]) * xk[j];
+      out[k] = s;
+    }
+  }
+};
+
+// --- driver --------------------------------------------------------------------------------
+
+// W rows [r0, r1) x ntok tokens, in row blocks x token chunks of kMaxTok.
+template <class Tile, bool kActScales>
+void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* y, size_t ys,
+               int64_t nb, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  // Q8_0 activations: their f16 scales as f32, once per call rather than once per row.
+  thread_local std::vector<float> xd_buf;
+  if (kActScales) {
+    xd_buf.resize(static_cast<size_t>(ntok * nb));
+    for (int64_t t = 0; t < ntok; ++t) {
+      const auto* xb = reinterpret_cast<const BlockQ8_0*>(x + t * xs);
+      for (int64_t b = 0; b < nb; ++b) xd_buf[t * nb + b] = h2f(xb[b].d);
+    }
+  }
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min<int64_t>(rb + kRowBlock, r1);
+    for (int64_t t0 = 0; t0 < ntok; t0 += kMaxTok) {
+      const int nt = static_cast<int>(std::min<int64_t>(kMaxTok, ntok - t0));
+      const uint8_t* xp[kMaxTok];
+      const float* dp[kMaxTok] = {};
+      for (int k = 0; k < nt; ++k) {
+        xp[k] = x + (t0 + k) * xs;
+        if (kActScales) dp[k] = xd_buf.data() + (t0 + k) * nb;
+      }
+      for (int64_t r = rb; r < re; ++r) {
+        float out[kMaxTok] = {};
+        const uint8_t* wr = w + r * ws;
+        switch (nt) {
+          case 4:
+            Tile::template run<4>(wr, xp, dp, nb, n, out);
+            break;
+          case 3:
+            Tile::template run<3>(wr, xp, dp, nb, n, out);
+            break;
+          case 2:
+            Tile::template run<2>(wr, xp, dp, nb, n, out);
+            break;
+          default:
+            Tile::template run<1>(wr, xp, dp, nb, n, out);
+            break;
+        }
+        for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
+  detail::check_act_args(act, n);
+  switch (act) {
+    case DType::Q8_0:
+      quantize_q8_0(x, static_cast<BlockQ8_0*>(y), n / kQK8_0);
+      break;
+    case DType::Q8_K:
+      quantize_q8_k(x, static_cast<BlockQ8_K*>(y), n / kQKK);
+      break;
+    default:
+      std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+      break;
+  }
+}
+
+// W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.
+void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+            size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  detail::check_matmul_args(wt, n, r0, r1, ntok);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  const int64_t nb = n / type_traits(wt).block_elems;
+  auto go = [&](auto tile, auto act_scales) {
+    run_tiles<decltype(tile), decltype(act_scales)::value>(wb, w_stride, xb, x_stride, y, y_stride,
+                                                           nb, n, r0, r1, ntok);
+  };
+  using Yes = std::true_type;
+  using No = std::false_type;
+  switch (wt) {
+    case DType::Q4_0:
+      go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{}, Yes{});
+      break;
+    case DType::Q5_0:
+      go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{}, Yes{});
+      break;
+    case DType::Q8_0:
+      go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{}, Yes{});
+      break;
+    case DType::Q4_K:
+      go(TileK4<false>{}, No{});
+      break;
+    case DType::Q5_K:
+      go(TileK4<true>{}, No{});
+      break;
+    case DType::Q6_K:
+      go(TileQ6_K{}, No{});
+      break;
+    case DType::F16:
+      go(TileFloat<f16_t>{}, No{});
+      break;
+    case DType::BF16:
+      go(TileFloat<Bf16>{}, No{});
+      break;
+    case DType::F32:
+      go(TileFloat<float>{}, No{});
+      break;
+    default:
+      break;  // rejected by check_matmul_args
+  }
+}
+
+}  // namespace hpl::kernel::neon
+
+#endif  // HPL_HAVE_NEON
