@@ -724,3 +724,66 @@ def test_hpl_tokenize_matches_hugging_face(models, case, tmp_path):
     if ok is None:
         pytest.skip("; ".join(notes))
     assert ok is True
+
+
+def _copy_with_config(hf_dir: str, dst, edit) -> str:
+    dst.mkdir()
+    for f in os.listdir(hf_dir):
+        shutil.copy(os.path.join(hf_dir, f), dst / f)
+    cfg = json.load(open(dst / "config.json"))
+    edit(cfg)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return str(dst)
+
+
+def test_rope_scaling_metadata(models, tmp_path):
+    hf_dir, _, _ = models["llama"]
+
+    def linear(c):
+        c["rope_scaling"] = {"rope_type": "linear", "factor": 4.0}
+
+    def llama3(c):
+        c["rope_theta"] = 500000.0
+        c["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                             "original_max_position_embeddings": 64}
+
+    out = str(tmp_path / "lin.gguf")
+    convert(_copy_with_config(hf_dir, tmp_path / "lin", linear), out, "f16", progress=False, log=lambda m: None)
+    kv, _ = fields(out)
+    assert kv["llama.rope.scaling.type"] == "linear" and kv["llama.rope.scaling.factor"] == 4.0
+
+    out = str(tmp_path / "l3.gguf")
+    check_file(convert(_copy_with_config(hf_dir, tmp_path / "l3", llama3), out, "q8_0", progress=False,
+                       log=lambda m: None))
+    kv, tensors = fields(out)
+    f = np.asarray(tensors["rope_freqs.weight"].data)
+    assert tensors["rope_freqs.weight"].tensor_type == T.F32 and f.shape == (8,)  # head_dim 16 / 2
+    # wavelength 2*pi*theta^(2i/hd): short ones (< 64/4) keep factor 1, long ones (> 64) get 8, between blends
+    wavelen = 2 * np.pi * 500000.0 ** (np.arange(0, 16, 2) / 16)
+    assert np.all(f[wavelen < 16] == 1.0) and np.all(f[wavelen > 64] == 8.0)
+    mid = (wavelen >= 16) & (wavelen <= 64)
+    assert np.all((f[mid] > 1.0) & (f[mid] < 8.0))
+
+
+def test_unigram_tokenizer_json(tmp_path, models):
+    """A Unigram tokenizer.json becomes a 'llama' vocab with the Unigram scores."""
+    from tokenizers import Tokenizer, models as tmodels, pre_tokenizers, trainers
+
+    from hpl_convert.vocab import load_vocab
+
+    t = Tokenizer(tmodels.Unigram())
+    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    t.train_from_iterator(CORPUS, trainers.UnigramTrainer(vocab_size=120, special_tokens=["<unk>", "<s>", "</s>"],
+                                                          unk_token="<unk>", show_progress=False))
+    d = tmp_path / "uni"
+    d.mkdir()
+    t.save(str(d / "tokenizer.json"))
+    (d / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>"}))
+    tj = json.load(open(d / "tokenizer.json"))
+    n = t.get_vocab_size()
+    v = load_vocab(str(d), n, None)
+    assert v.model == "llama" and v.add_space_prefix is True
+    assert v.tokens == [p for p, _ in tj["model"]["vocab"]]
+    assert v.scores == pytest.approx([s for _, s in tj["model"]["vocab"]])
+    assert v.types[0] == 2 and v.types[1] == v.types[2] == 3
+    assert v.special_ids["bos"] == 1 and v.special_ids["eos"] == 2 and v.special_ids["unk"] == 0
