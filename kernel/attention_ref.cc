@@ -25,7 +25,7 @@ void attention(const AttnParams& p, const float* q, const f16_t* k, const f16_t*
         double dot = 0.0;
         for (int64_t d = 0; d < hd; ++d) dot += static_cast<double>(qh[d]) * fp16_to_fp32(kj[d]);
         scratch[j] = static_cast<float>(dot * p.scale);
-        m = std::fmax(m, scratch[j]);
+        if (scratch[j] > m) m = scratch[j];
       }
       double sum = 0.0;
       for (int64_t j = lo; j <= pos; ++j) {

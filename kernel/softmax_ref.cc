@@ -12,7 +12,10 @@ namespace hpl::kernel::ref {
 void softmax(float* x, int64_t n, float scale, int64_t begin, int64_t end) {
   check::softmax(n, begin, end);
   double m = -std::numeric_limits<double>::infinity();
-  for (int64_t i = begin; i < end; ++i) m = std::fmax(m, static_cast<double>(x[i]) * scale);
+  for (int64_t i = begin; i < end; ++i) {
+    double v = static_cast<double>(x[i]) * scale;
+    if (v > m) m = v;  // (not std::fmax: aarch64 g++ 12 ICEs vectorizing that reduction)
+  }
   double sum = 0.0;
   if (m != -std::numeric_limits<double>::infinity()) {
     for (int64_t i = begin; i < end; ++i) sum += std::exp(static_cast<double>(x[i]) * scale - m);

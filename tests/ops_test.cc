@@ -253,8 +253,9 @@ TEST(Ops, SoftmaxMatchesRef) {
                              std::to_string(r.end) + ") scale " + std::to_string(sc);
           expect_close(got.data(), want.data(), n, 1e-6, 0.0, what);
           for (int64_t i = 0; i < n; ++i) {
-            if (i < r.begin || i >= r.end)
+            if (i < r.begin || i >= r.end) {
               ASSERT_EQ(got[i], 0.0f) << what << " outside [" << i << "]";
+            }
           }
         }
       }
