@@ -1,0 +1,124 @@
+// hpl tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--pieces] [--no-bos] [--parse-special]
+// Prints the token ids of TEXT space-separated on one line, or with --pieces one
+// "id<TAB>piece" per line (the piece with control bytes escaped, special tokens by name).
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "engine/gguf.h"
+#include "engine/vocab_loader.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hpl::cli {
+namespace {
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: hpl tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--pieces] [--no-bos] "
+               "[--parse-special]\n"
+               "  -p TEXT           text to tokenize\n"
+               "  -f FILE           read the text from FILE instead\n"
+               "  --pieces          one 'id<TAB>piece' per line\n"
+               "  --no-bos          do not add BOS/EOS even if the model asks for them\n"
+               "  --parse-special   turn special-token texts like <start_of_turn> into ids\n");
+}
+
+// Piece text for display: C escapes for control bytes so one token stays on one line.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    switch (c) {
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02X", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+int run_tokenize(const std::vector<std::string>& args) {
+  std::string model, text, file;
+  bool have_text = false, pieces = false, no_bos = false, parse_special = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string& dst) {
+      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
+      dst = args[++i];
+    };
+    if (a == "-m" || a == "--model") {
+      value(model);
+    } else if (a == "-p" || a == "--prompt") {
+      value(text);
+      have_text = true;
+    } else if (a == "-f" || a == "--file") {
+      value(file);
+    } else if (a == "--pieces") {
+      pieces = true;
+    } else if (a == "--no-bos") {
+      no_bos = true;
+    } else if (a == "--parse-special") {
+      parse_special = true;
+    } else if (a == "-h" || a == "--help") {
+      usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "hpl tokenize: unknown option '%s'\n", a.c_str());
+      usage();
+      return 2;
+    }
+  }
+  if (model.empty() || (have_text == !file.empty())) {
+    usage();
+    return 2;
+  }
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  auto gguf = GgufFile::open(model);
+  auto tok = load_tokenizer(*gguf);
+  const std::vector<int32_t> ids = tok->encode(text, !no_bos, parse_special);
+  if (pieces) {
+    for (int32_t id : ids) {
+      std::printf("%d\t%s\n", id, printable(tok->token_to_piece(id, true)).c_str());
+    }
+  } else {
+    std::string line;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i) line += ' ';
+      line += std::to_string(ids[i]);
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+HPL_COMMAND("tokenize", "print the token ids (or pieces) of a text", run_tokenize);
+
+}  // namespace hpl::cli
