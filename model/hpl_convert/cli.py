@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", help="general.name (default: the folder name)")
     ap.add_argument("--hpl", help="hpl binary for the tokenizer check (default: $HPL_BUILD_DIR/bin/hpl)")
     ap.add_argument("--no-validate", action="store_true", help="skip reopening the file and the tokenizer check")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit with an error (file kept) when hpl tokenizes a sample text differently from HF")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
@@ -38,7 +40,7 @@ def main(argv=None) -> int:
         if not args.no_validate:
             check_file(res)
             log("hpl-convert: reopened the file: every tensor has the planned name, shape and type")
-            compare_tokenization(res.path, args.model_dir, hpl=args.hpl, log=log)
+            compare_tokenization(res.path, args.model_dir, hpl=args.hpl, log=log, strict=args.strict)
     except ConvertError as e:
         log(f"hpl-convert: error: {e}")
         return 1
