@@ -95,6 +95,7 @@ class Hparams:
     rope_base_swa: float = 0.0
     rope_scaling: dict = field(default_factory=dict)  # HF rope scaling of full-attention layers
     attn_scale_override: float = 0.0  # gemma3 query_pre_attn_scalar**-0.5 when != head_dim**-0.5
+    warnings: list = field(default_factory=list)
 
 
 def architecture_of(config) -> tuple[str, str]:
@@ -185,6 +186,12 @@ def hparams_of(config) -> Hparams:
             if getattr(cfg, cap, None):
                 raise ConvertError(f"config.json: gemma3 {cap} is set; the engine does not implement it")
     else:
+        # Mistral v0.1 / Qwen2 may declare a sliding window; the llama and qwen2 GGUF layouts
+        # (and llama.cpp) have none, so attention is full-length.
+        window = getattr(cfg, "sliding_window", None)
+        if window and (arch == "llama" or getattr(cfg, "use_sliding_window", False)) and window < hp.n_ctx:
+            hp.warnings.append(f"config.json sliding_window {window} is not carried over: the engine attends to "
+                               f"the whole context, so outputs past {window} tokens differ from Hugging Face")
         act = getattr(cfg, "hidden_act", "silu")
         if act != "silu":
             raise ConvertError(f"config.json: {hf_arch} hidden_act {act!r} is not supported (silu)")

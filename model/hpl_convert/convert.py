@@ -120,7 +120,7 @@ def convert(model_dir: str, out_path: str, outtype: str = "f16", name: str | Non
     plans = archmod.plan_tensors(hp, ckpt)
     n_vocab = plans[0].shape[0]  # token_embd rows
     vocab = load_vocab(model_dir, n_vocab, config)
-    for warning in vocab.warnings:
+    for warning in hp.warnings + vocab.warnings:
         log(f"hpl-convert: warning: {warning}")
     planned = [PlannedTensor(p, choose_type(tuple(p.shape), outtype)) for p in plans]
 

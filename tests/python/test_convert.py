@@ -814,3 +814,11 @@ def test_hpl_tokenize_tinystories(tinystories):
                           "<unk> (fuse_unk), hpl (like llama.cpp) gives one <unk> per character", strict=False)
 def test_hpl_tokenize_tinystories_unknown_run(tinystories):
     _tinystories_hpl_check(tinystories, ["a 日本語 b"])
+
+
+def test_mistral_sliding_window_is_reported(models, tmp_path):
+    hf_dir, _, _ = models["llama-mistral"]
+    d = _copy_with_config(hf_dir, tmp_path / "m", lambda c: c.update(sliding_window=8))
+    notes = []
+    convert(d, str(tmp_path / "m.gguf"), "f16", progress=False, log=notes.append)
+    assert any("sliding_window 8 is not carried over" in n for n in notes)
