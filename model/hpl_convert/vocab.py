@@ -145,7 +145,9 @@ def _from_tokenizer_json(path: str, n_vocab: int) -> Vocab:
     if mtype == "BPE":
         vocab = model.get("vocab") or {}
         id_to_text.update({int(i): t for t, i in vocab.items()})
-        merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
+        # tokenizers < 0.20 writes "a b", later versions ["a", "b"]
+        pairs = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges") or []]
+        merges = [" ".join(p) for p in pairs]
         if model.get("unk_token") in vocab:
             unk_id = vocab[model["unk_token"]]
     elif mtype == "Unigram":
@@ -153,7 +155,7 @@ def _from_tokenizer_json(path: str, n_vocab: int) -> Vocab:
             id_to_text[i] = piece
             scores_by_id[i] = float(score)
         unk_id = model.get("unk_id")
-        merges = []
+        pairs, merges = [], []
     else:
         raise ConvertError(f"{path}: tokenizer model type {mtype!r} is not supported (BPE, Unigram)")
     for a in added:
@@ -173,8 +175,7 @@ def _from_tokenizer_json(path: str, n_vocab: int) -> Vocab:
             # SentencePiece-style BPE: the token made by merge number r scores -r, so merging the
             # highest-scoring adjacent pair first replays the merge list in order.
             text_to_id = {t: i for i, t in enumerate(texts) if t is not None}
-            for rank, m in enumerate(merges):
-                a, _, b = m.partition(" ")
+            for rank, (a, b) in enumerate(pairs):
                 tid = text_to_id.get(a + b)
                 if tid is not None and tid not in scores_by_id:
                     scores_by_id[tid] = -float(rank)
