@@ -130,8 +130,33 @@ def _read(path):
     return {k: f.contents() for k, f in r.fields.items()}, r.tensors
 
 
+_Q8_0_TYPES = {GGMLQuantizationType.Q4_0, GGMLQuantizationType.Q4_1, GGMLQuantizationType.Q5_0,
+               GGMLQuantizationType.Q5_1, GGMLQuantizationType.Q8_0}
+_Q8_K_TYPES = {GGMLQuantizationType.Q2_K, GGMLQuantizationType.Q3_K, GGMLQuantizationType.Q4_K,
+               GGMLQuantizationType.Q5_K, GGMLQuantizationType.Q6_K}
+
+
+def quantize_act(x, block, fp16_scale):
+    """Round-trip activation rows through Q8_0 (block 32, fp16 scale) or Q8_K (block 256,
+    fp32 scale) as llama.cpp's (and our) quantized matmuls do: d = amax / 127,
+    q = round_half_even(x / d), value = d * q."""
+    T, n = x.shape
+    b = x.reshape(T, n // block, block).astype(np.float32)
+    d = np.abs(b).max(axis=-1, keepdims=True) / np.float32(127)
+    inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.round(b * inv)
+    if fp16_scale:
+        d = d.astype(np.float16).astype(np.float32)
+    return (q * d).reshape(T, n).astype(np.float32)
+
+
 class Model:
-    def __init__(self, path: str):
+    """emulate_engine: also round activations through Q8_0 / Q8_K before each quantized-weight
+    matmul and store K/V in float16, as the engine (and llama.cpp) do; the remaining
+    difference to the engine is then summation order only."""
+
+    def __init__(self, path: str, emulate_engine: bool = False):
+        self.emulate = emulate_engine
         meta, tensors = _read(path)
         self.path = path
         self.arch = meta.get("general.architecture")
@@ -157,11 +182,25 @@ class Model:
         self.rot_dim = int(hp("rope.dimension_count", self.head_dim))
         self.sliding_window = int(meta.get(f"{a}.attention.sliding_window", 0) or 0)
         self.t = {}
+        self.qtype = {}
         for t in tensors:
             self.t[t.name] = self._dequantize(t)
+            qt = GGMLQuantizationType(t.tensor_type)
+            bs = GGML_QUANT_SIZES[qt][0]
+            # flat-quantized tensors are F32 in the engine (dequantized at load)
+            self.qtype[t.name] = qt if int(t.shape[0]) % bs == 0 else GGMLQuantizationType.F32
         self.tok_embd = self.t["token_embd.weight"]
         self.n_vocab = self.tok_embd.shape[0]
-        self.output = self.t.get("output.weight", self.tok_embd)
+        self.output_name = "output.weight" if "output.weight" in self.t else "token_embd.weight"
+
+    def mm(self, x, name):  # x (T, n) @ W(name) (rows, n).T -> (T, rows)
+        if self.emulate:
+            qt = self.qtype[name]
+            if qt in _Q8_0_TYPES:
+                x = quantize_act(x, 32, True)
+            elif qt in _Q8_K_TYPES:
+                x = quantize_act(x, 256, False)
+        return x @ self.t[name].T
 
     @staticmethod
     def _dequantize(t) -> np.ndarray:
@@ -231,9 +270,9 @@ class Model:
             p = f"blk.{il}."
             g = lambda n: self.t[p + n]  # noqa: E731
             h = self.rmsnorm(x, g("attn_norm.weight"))
-            q = h @ g("attn_q.weight").T
-            k = h @ g("attn_k.weight").T
-            v = h @ g("attn_v.weight").T
+            q = self.mm(h, p + "attn_q.weight")
+            k = self.mm(h, p + "attn_k.weight")
+            v = self.mm(h, p + "attn_v.weight")
             if p + "attn_q.bias" in self.t:
                 q = q + g("attn_q.bias")
                 k = k + g("attn_k.bias")
@@ -249,6 +288,9 @@ class Model:
                 base = 10000.0
             q = self.rope(q, pos, base, neox)
             k = self.rope(k, pos, base, neox)
+            if self.emulate:
+                k = k.astype(np.float16).astype(np.float32)
+                v = v.astype(np.float16).astype(np.float32)
             c = cache[il]
             c["k"] = k if c["k"] is None else np.concatenate([c["k"], k])
             c["v"] = v if c["v"] is None else np.concatenate([c["v"], v])
@@ -270,20 +312,20 @@ class Model:
                 e = np.exp(s)
                 a = e / e.sum(axis=1, keepdims=True)
                 att_out[:, hh, :] = a @ vh
-            o = att_out.reshape(T, H * Dv) @ g("attn_output.weight").T
+            o = self.mm(att_out.reshape(T, H * Dv), p + "attn_output.weight")
             if gemma:
                 o = self.rmsnorm(o, g("post_attention_norm.weight"))
             x = x + o
             h = self.rmsnorm(x, g("ffn_norm.weight"))
-            gate = h @ g("ffn_gate.weight").T
-            up = h @ g("ffn_up.weight").T
+            gate = self.mm(h, p + "ffn_gate.weight")
+            up = self.mm(h, p + "ffn_up.weight")
             act = self.gelu_tanh(gate) if gemma else self.silu(gate)
-            f = (act * up) @ g("ffn_down.weight").T
+            f = self.mm((act * up).astype(np.float32), p + "ffn_down.weight")
             if gemma:
                 f = self.rmsnorm(f, g("post_ffw_norm.weight"))
             x = x + f
         x = self.rmsnorm(x, self.t["output_norm.weight"])
-        return (x @ self.output.T).astype(np.float32)
+        return self.mm(x, self.output_name).astype(np.float32)
 
     def greedy(self, ids, n):
         """Greedy continuation of n ids after the prompt ids."""
@@ -305,8 +347,10 @@ def main(argv=None):
     ap.add_argument("--ids", type=int, nargs="+", required=True)
     ap.add_argument("--greedy", type=int, default=0, help="print N greedy continuation ids")
     ap.add_argument("--dump", help="write float32 logits (n_tok, n_vocab) of every prompt position")
+    ap.add_argument("--emulate-engine", action="store_true",
+                    help="quantize activations to Q8_0/Q8_K for quantized weights, F16 K/V")
     args = ap.parse_args(argv)
-    m = Model(args.model)
+    m = Model(args.model, emulate_engine=args.emulate_engine)
     logits = m.forward(args.ids, m.new_cache(), 0)
     last = logits[-1]
     top = np.argsort(-last, kind="stable")[:5]

@@ -1,0 +1,261 @@
+// Forward pass. Per layer, for a micro-batch of ntok tokens at positions pos0.. (shapes are
+// per token; E = n_embd, Q = q_dim, KV = kv_dim, F = n_ff):
+//   xn = rmsnorm(x) ; q, k, v = Wq, Wk, Wv @ xn (+ bias) ; [q, k = rmsnorm per head]
+//   rope(q, k) ; K/V cache[pos] = f16(k, v) ; att = attention(q, K, V)
+//   o = Wo @ att ; [o = rmsnorm(o)] ; x += o
+//   xn = rmsnorm(x) ; h = act(Wgate @ xn) * (Wup @ xn) ; f = Wdown @ h ; [f = rmsnorm(f)] ; x += f
+// then logits = Wout @ rmsnorm(x). [..] are gemma3's QK-norm and post-norms.
+#include "engine/forward.h"
+
+#include <algorithm>
+#include <string>
+
+#include "kernel/ops.h"
+#include "kernel/quant.h"
+
+namespace hpl {
+
+namespace k = kernel::best;
+
+namespace {
+
+constexpr int64_t kRowGrain = 8;  // matmul row ranges start at multiples of this
+
+size_t q8_0_row_bytes(int64_t n) {
+  return static_cast<size_t>((n + kQK8_0 - 1) / kQK8_0) * sizeof(BlockQ8_0);
+}
+size_t q8_k_row_bytes(int64_t n) {
+  return static_cast<size_t>((n + kQKK - 1) / kQKK) * sizeof(BlockQ8_K);
+}
+
+}  // namespace
+
+Forward::Forward(const Model& model, const ForwardOptions& opt)
+    : model_(model),
+      cfg_(model.config),
+      w_(model.weights),
+      n_ubatch_(opt.n_ubatch),
+      pool_(std::make_unique<kernel::ThreadPool>(std::max(1, opt.n_threads))),
+      cache_(model.config.n_layer, opt.n_ctx, model.config.kv_dim()) {
+  if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
+  const int64_t B = n_ubatch_, E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim();
+  const int64_t F = cfg_.n_ff;
+  const int64_t wide = std::max({E, Q, F});
+  auto alloc = [&](std::vector<float>& v, int64_t width) {
+    v.assign(static_cast<size_t>(B * width), 0.0f);
+    scratch_bytes_ += v.size() * sizeof(float);
+  };
+  alloc(x_, E);
+  alloc(xn_, std::max(E, Q));
+  alloc(q_, Q);
+  alloc(k_, KV);
+  alloc(v_, KV);
+  alloc(att_, Q);
+  alloc(proj_, E);
+  alloc(gate_, F);
+  alloc(up_, F);
+  xq8_0_.assign(static_cast<size_t>(B) * q8_0_row_bytes(wide), 0);
+  xq8_k_.assign(static_cast<size_t>(B) * q8_k_row_bytes(wide), 0);
+  attn_scratch_.assign(static_cast<size_t>(pool_->size()) * opt.n_ctx, 0.0f);
+  scratch_bytes_ += xq8_0_.size() + xq8_k_.size() + attn_scratch_.size() * sizeof(float);
+}
+
+Forward::~Forward() = default;
+
+void Forward::truncate(int64_t n) {
+  if (n < 0 || n > cache_.n_past()) {
+    throw ModelError("truncate: position " + std::to_string(n) + " is outside [0, " +
+                     std::to_string(cache_.n_past()) + "]");
+  }
+  cache_.set_n_past(n);
+}
+
+template <class F>
+void Forward::for_tokens(int64_t ntok, F&& f) {
+  if (ntok < 4 || pool_->size() == 1) {
+    for (int64_t t = 0; t < ntok; ++t) f(t);
+    return;
+  }
+  pool_->parallel_for(ntok, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) f(t);
+  });
+}
+
+void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs) {
+  // Quantize x once for each activation format the jobs need (F32 is used as is).
+  bool need8_0 = false, need8_k = false;
+  int64_t total_rows = 0;
+  for (int j = 0; j < n_jobs; ++j) {
+    DType vt = kernel::vec_dot_type(jobs[j].w->type);
+    need8_0 |= vt == DType::Q8_0;
+    need8_k |= vt == DType::Q8_K;
+    total_rows += jobs[j].w->rows;
+  }
+  const size_t s8_0 = row_bytes(DType::Q8_0, n - n % kQK8_0);
+  const size_t s8_k = row_bytes(DType::Q8_K, n - n % kQKK);
+  auto quantize = [&](int64_t t) {
+    if (need8_0) k::quantize_act_row(DType::Q8_0, x + t * n, xq8_0_.data() + t * s8_0, n);
+    if (need8_k) k::quantize_act_row(DType::Q8_K, x + t * n, xq8_k_.data() + t * s8_k, n);
+  };
+  if (need8_0 || need8_k) for_tokens(ntok, quantize);
+
+  // Rows of all jobs, concatenated, split into one contiguous range per thread.
+  pool_->run([&](int ith, int nth) {
+    const int64_t blocks = (total_rows + kRowGrain - 1) / kRowGrain;
+    const int64_t lo = blocks * ith / nth * kRowGrain;
+    const int64_t hi = std::min(total_rows, blocks * (ith + 1) / nth * kRowGrain);
+    int64_t base = 0;
+    for (int j = 0; j < n_jobs && base < hi; ++j) {
+      const Matrix& W = *jobs[j].w;
+      const int64_t r0 = std::max<int64_t>(lo - base, 0);
+      const int64_t r1 = std::min<int64_t>(hi - base, W.rows);
+      base += W.rows;
+      if (r0 >= r1) continue;
+      const DType vt = kernel::vec_dot_type(W.type);
+      const void* xq = x;
+      size_t xs = static_cast<size_t>(n) * sizeof(float);
+      if (vt == DType::Q8_0) {
+        xq = xq8_0_.data();
+        xs = s8_0;
+      } else if (vt == DType::Q8_K) {
+        xq = xq8_k_.data();
+        xs = s8_k;
+      }
+      k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y, static_cast<size_t>(W.rows), n, r0,
+                r1, ntok);
+    }
+  });
+}
+
+void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
+  const LayerWeights& L = w_.layers[static_cast<size_t>(il)];
+  const int64_t E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), F = cfg_.n_ff;
+  const int64_t H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim;
+  const float eps = cfg_.rms_eps;
+  float* x = x_.data();
+  float* xn = xn_.data();
+  float* q = q_.data();
+  float* kk = k_.data();
+  float* v = v_.data();
+
+  // --- attention ---
+  for_tokens(ntok,
+             [&](int64_t t) { k::rmsnorm(x + t * E, L.attn_norm.data, xn + t * E, E, eps, 0.0f); });
+  const MatJob qkv[] = {{&L.wq, q}, {&L.wk, kk}, {&L.wv, v}};
+  matmuls(xn, ntok, E, qkv, 3);
+  const float base = cfg_.layer_rope_base(il), fscale = cfg_.layer_rope_scale(il);
+  const auto layout = cfg_.neox_rope ? kernel::RopeLayout::kNeox : kernel::RopeLayout::kNormal;
+  for_tokens(ntok, [&](int64_t t) {
+    float* qt = q + t * Q;
+    float* kt = kk + t * KV;
+    float* vt = v + t * KV;
+    if (L.bq.data) k::add(qt, L.bq.data, qt, Q);
+    if (L.bk.data) k::add(kt, L.bk.data, kt, KV);
+    if (L.bv.data) k::add(vt, L.bv.data, vt, KV);
+    if (L.q_norm.data) {
+      for (int64_t h = 0; h < H; ++h)
+        k::rmsnorm(qt + h * D, L.q_norm.data, qt + h * D, D, eps, 0.0f);
+      for (int64_t h = 0; h < Hkv; ++h)
+        k::rmsnorm(kt + h * D, L.k_norm.data, kt + h * D, D, eps, 0.0f);
+    }
+    k::rope(qt, H, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
+    k::rope(kt, Hkv, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
+    k::fp32_to_fp16_row(kt, cache_.k(il, pos0 + t), KV);
+    k::fp32_to_fp16_row(vt, cache_.v(il, pos0 + t), KV);
+  });
+  kernel::AttnParams ap;
+  ap.n_heads = H;
+  ap.n_kv_heads = Hkv;
+  ap.head_dim = D;
+  ap.q_stride = Q;
+  ap.kv_stride = KV;
+  ap.out_stride = Q;
+  ap.scale = cfg_.attn_scale;
+  ap.window = cfg_.layer_is_swa(il) ? cfg_.sliding_window : 0;
+  const f16_t* kc = cache_.k(il, 0);
+  const f16_t* vc = cache_.v(il, 0);
+  float* att = att_.data();
+  float* ascratch = attn_scratch_.data();
+  const int64_t n_ctx = cache_.n_ctx();
+  pool_->run([&](int ith, int nth) {
+    const int64_t h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
+    if (h0 < h1) k::attention(ap, q, kc, vc, att, ntok, pos0, h0, h1, ascratch + ith * n_ctx);
+  });
+  float* proj = proj_.data();
+  const MatJob o[] = {{&L.wo, proj}};
+  matmuls(att, ntok, Q, o, 1);
+  for_tokens(ntok, [&](int64_t t) {
+    float* pt = proj + t * E;
+    if (L.post_attn_norm.data) k::rmsnorm(pt, L.post_attn_norm.data, pt, E, eps, 0.0f);
+    k::add(x + t * E, pt, x + t * E, E);
+    k::rmsnorm(x + t * E, L.ffn_norm.data, xn + t * E, E, eps, 0.0f);
+  });
+
+  // --- feed-forward ---
+  float* gate = gate_.data();
+  float* up = up_.data();
+  const MatJob gu[] = {{&L.gate, gate}, {&L.up, up}};
+  matmuls(xn, ntok, E, gu, 2);
+  for_tokens(ntok, [&](int64_t t) {
+    if (cfg_.gelu) {
+      k::geglu(gate + t * F, up + t * F, gate + t * F, F);
+    } else {
+      k::swiglu(gate + t * F, up + t * F, gate + t * F, F);
+    }
+  });
+  const MatJob d[] = {{&L.down, proj}};
+  matmuls(gate, ntok, F, d, 1);
+  for_tokens(ntok, [&](int64_t t) {
+    float* pt = proj + t * E;
+    if (L.post_ffn_norm.data) k::rmsnorm(pt, L.post_ffn_norm.data, pt, E, eps, 0.0f);
+    k::add(x + t * E, pt, x + t * E, E);
+  });
+}
+
+void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_logits) {
+  const int64_t E = cfg_.n_embd;
+  const int64_t pos0 = cache_.n_past();
+  const Matrix& emb = w_.token_embd;
+  float* x = x_.data();
+  for_tokens(ntok, [&](int64_t t) {
+    kernel::dequantize_row(emb.type, emb.row(ids[t]), x + t * E, E);
+    if (cfg_.embd_scale != 1.0f) k::scale(x + t * E, cfg_.embd_scale, x + t * E, E);
+  });
+  for (int64_t il = 0; il < cfg_.n_layer; ++il) layer(il, ntok, pos0);
+  cache_.set_n_past(pos0 + ntok);
+  if (!logits) return;
+  // Only the rows whose logits are wanted go through the (large) output matmul.
+  const int64_t first = all_logits ? 0 : ntok - 1;
+  const int64_t nout = ntok - first;
+  float* xn = xn_.data();
+  for_tokens(nout, [&](int64_t t) {
+    k::rmsnorm(x + (first + t) * E, w_.output_norm.data, xn + t * E, E, cfg_.rms_eps, 0.0f);
+  });
+  const MatJob out[] = {{&w_.output, logits}};
+  matmuls(xn, nout, E, out, 1);
+}
+
+void Forward::eval(const int32_t* ids, int64_t n, float* logits, bool all_logits) {
+  if (n <= 0) return;
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= cfg_.n_vocab) {
+      throw ModelError("token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                       " is outside the vocabulary [0, " + std::to_string(cfg_.n_vocab) + ")");
+    }
+  }
+  const int64_t need = cache_.n_past() + n;
+  if (need > cache_.n_ctx()) {
+    throw ModelError("context full: need " + std::to_string(need) + " positions, have " +
+                     std::to_string(cache_.n_ctx()) + " (context size)");
+  }
+  for (int64_t i = 0; i < n; i += n_ubatch_) {
+    const int64_t nb = std::min(n_ubatch_, n - i);
+    const bool last = i + nb == n;
+    float* out = nullptr;
+    if (logits && all_logits) out = logits + i * cfg_.n_vocab;
+    if (logits && !all_logits && last) out = logits;
+    ubatch(ids + i, nb, out, all_logits);
+  }
+}
+
+}  // namespace hpl

@@ -1,0 +1,87 @@
+// The forward pass (llama, qwen2, gemma3) over a KV cache: prefill in micro-batches where
+// every matmul is a gemm over the batch's tokens, decode one token at a time (gemv).
+// Activations are quantized once per row into the weights' vec_dot_type; matmuls are split
+// across the thread pool by weight row ranges, attention by heads. All scratch is allocated
+// once, in the constructor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "kernel/thread_pool.h"
+#include "kernel/types.h"
+
+namespace hpl {
+
+struct ForwardOptions {
+  int64_t n_ctx = 2048;    // KV cache positions
+  int64_t n_ubatch = 256;  // prefill micro-batch (tokens per gemm)
+  int n_threads = 1;
+};
+
+class Forward {
+ public:
+  // The model must outlive the Forward. Throws ModelError on bad options.
+  Forward(const Model& model, const ForwardOptions& opt);
+  ~Forward();
+  Forward(const Forward&) = delete;
+  Forward& operator=(const Forward&) = delete;
+
+  // Runs ids (n,) at positions n_past() .. n_past() + n - 1 and appends them to the cache.
+  // logits: (n, n_vocab) when all_logits, else (n_vocab,) for the last token only; may be
+  // null when no logits are wanted. Throws ModelError, before any work, when a token id is
+  // out of range or the tokens do not fit in the context.
+  void eval(const int32_t* ids, int64_t n, float* logits, bool all_logits = false);
+
+  int64_t n_past() const { return cache_.n_past(); }
+  int64_t n_ctx() const { return cache_.n_ctx(); }
+  int64_t n_vocab() const { return cfg_.n_vocab; }
+  // Forgets positions >= n (n <= n_past()): the next eval continues from position n.
+  void truncate(int64_t n);
+  void reset() { cache_.clear(); }
+
+  const Model& model() const { return model_; }
+  kernel::ThreadPool& pool() { return *pool_; }
+  KvCache& cache() { return cache_; }
+  size_t kv_bytes() const { return cache_.bytes(); }
+  size_t scratch_bytes() const { return scratch_bytes_; }
+
+ private:
+  struct MatJob {
+    const Matrix* w;
+    float* y;  // (ntok, w->rows)
+  };
+  // y_j = W_j @ x for each job: x (ntok, n) f32 rows, quantized once per vec_dot_type.
+  void matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs);
+  void layer(int64_t il, int64_t ntok, int64_t pos0);
+  void ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_logits);
+  template <class F>
+  void for_tokens(int64_t ntok, F&& f);  // f(t) for each token, in parallel when it pays
+
+  const Model& model_;
+  const ModelConfig& cfg_;
+  const ModelWeights& w_;
+  int64_t n_ubatch_;
+  std::unique_ptr<kernel::ThreadPool> pool_;
+  KvCache cache_;
+
+  // Scratch, (n_ubatch, width) rows.
+  std::vector<float> x_;                // residual stream (n_embd)
+  std::vector<float> xn_;               // normed input / matmul input (max(n_embd, q_dim))
+  std::vector<float> q_;                // (q_dim)
+  std::vector<float> k_;                // (kv_dim)
+  std::vector<float> v_;                // (kv_dim)
+  std::vector<float> att_;              // attention output (q_dim)
+  std::vector<float> proj_;             // attn_output / ffn_down output (n_embd)
+  std::vector<float> gate_;             // (n_ff)
+  std::vector<float> up_;               // (n_ff)
+  std::vector<uint8_t> xq8_0_, xq8_k_;  // quantized activations, (n_ubatch, max width)
+  std::vector<float> attn_scratch_;     // per thread: n_ctx floats
+  size_t scratch_bytes_ = 0;
+};
+
+}  // namespace hpl

@@ -1,0 +1,66 @@
+// Model tensors by role, shape-checked against the config. Weights are used in place from
+// the GGUF mapping; only tensors the kernels cannot use directly (rows quantized flat across
+// row boundaries, types matmul does not support, non-F32 norm vectors) are converted to F32
+// once at load, and that memory is reported.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/gguf.h"
+#include "engine/model_config.h"
+#include "kernel/types.h"
+
+namespace hpl {
+
+// W (rows, cols): rows of `type`, row_stride bytes apart.
+struct Matrix {
+  std::string name;
+  DType type = DType::F32;
+  const uint8_t* data = nullptr;
+  size_t row_stride = 0;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride; }
+};
+
+// v (n,) in F32: norm weights and biases.
+struct Vector {
+  const float* data = nullptr;
+  int64_t n = 0;
+};
+
+struct LayerWeights {
+  Vector attn_norm;       // (n_embd,)
+  Matrix wq, wk, wv;      // (q_dim | kv_dim, n_embd)
+  Vector bq, bk, bv;      // qwen2 biases, else empty
+  Vector q_norm, k_norm;  // gemma3 (head_dim,), else empty
+  Matrix wo;              // (n_embd, q_dim)
+  Vector post_attn_norm;  // gemma3 (n_embd,)
+  Vector ffn_norm;        // (n_embd,)
+  Matrix gate, up;        // (n_ff, n_embd)
+  Matrix down;            // (n_embd, n_ff)
+  Vector post_ffn_norm;   // gemma3 (n_embd,)
+};
+
+struct ModelWeights {
+  Matrix token_embd;  // (n_vocab, n_embd)
+  Vector output_norm;
+  Matrix output;  // (n_vocab, n_embd); token_embd when tied
+  bool tied_output = false;
+  std::vector<LayerWeights> layers;
+
+  size_t mapped_bytes = 0;                      // tensor bytes used in place from the mapping
+  size_t converted_bytes = 0;                   // F32 copies made at load (see converted)
+  std::vector<std::string> converted;           // names of the tensors copied, with the reason
+  std::vector<std::unique_ptr<float[]>> owned;  // storage of the converted tensors
+};
+
+// Looks every tensor up by role and checks its shape and type; throws ModelError naming the
+// file and the tensor on a missing tensor, a wrong shape or an unsupported type.
+ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c);
+
+}  // namespace hpl
