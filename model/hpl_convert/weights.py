@@ -86,12 +86,12 @@ class Checkpoint:
         return self.entries[name].shape
 
     def load(self, name: str) -> np.ndarray:
-        """The tensor as float32 (a fresh array, safe to modify)."""
+        """The tensor as float32 (treat as read-only: transforms make new arrays)."""
         e = self.entries[name]
         if e.dtype == "BF16":
             return self._read_bf16(e)
         with safe_open(e.path, framework="np") as f:
-            return np.asarray(f.get_tensor(name), dtype=np.float32).copy()
+            return np.asarray(f.get_tensor(name), dtype=np.float32)
 
     def _read_bf16(self, e: TensorEntry) -> np.ndarray:
         # numpy has no bfloat16: read the raw 16-bit words and put them in the top half of
