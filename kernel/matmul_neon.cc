@@ -21,8 +21,8 @@
 
 // llvm-mca region markers around the Q4_K inner loop (bench/mca_q4k_neon.sh defines this).
 #ifdef HPL_MCA_MARKERS
-#define HPL_MCA_BEGIN() __asm__ volatile("// LLVM-MCA-BEGIN q4k_superblock" ::: "memory")
-#define HPL_MCA_END() __asm__ volatile("// LLVM-MCA-END" ::: "memory")
+#define HPL_MCA_BEGIN() __asm__ volatile("// LLVM-MCA-BEGIN q4k_superblock")
+#define HPL_MCA_END() __asm__ volatile("// LLVM-MCA-END")
 #else
 #define HPL_MCA_BEGIN()
 #define HPL_MCA_END()
@@ -138,11 +138,14 @@ struct UnpackQ8_0 {
 
 // Q4_K / Q5_K 12 scale bytes -> 8 scales and 8 mins (see matmul_common.h), 4 at a time.
 inline void k4_scales(const uint8_t* s, uint8x8_t* sc, uint8x8_t* mn) {
-  uint32_t u[3];
-  std::memcpy(u, s, 12);
-  const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-  const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+  uint64_t u01;  // two scalar loads, no stack copy
+  uint32_t u2;
+  std::memcpy(&u01, s, 8);
+  std::memcpy(&u2, s + 8, 4);
+  const uint32_t u0 = static_cast<uint32_t>(u01), u1 = static_cast<uint32_t>(u01 >> 32);
+  const uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+  const uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
   *sc = vcreate_u8(static_cast<uint64_t>(sc_hi) << 32 | sc_lo);
   *mn = vcreate_u8(static_cast<uint64_t>(mn_hi) << 32 | mn_lo);
 }
@@ -174,7 +177,10 @@ struct TileK4 {
       k4_scales(w[b].scales, &sc8, &mn8);
       const int16x8_t sc16 = vreinterpretq_s16_u16(vmovl_u8(sc8));
       const int16x8_t mn16 = vreinterpretq_s16_u16(vmovl_u8(mn8));
-      const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
+      // [d, dmin, d, dmin] as f32 from the two adjacent f16 fields, one conversion
+      uint32_t dd;
+      std::memcpy(&dd, &w[b].d, 4);
+      const float32x4_t dm = vcvt_f32_f16(vreinterpret_f16_u32(vdup_n_u32(dd)));
       // per token: int32 dot of each sub-block, 4 lanes each (sdot), reduced 4 at a time
       int32x4_t sum[NT][2];
       [[maybe_unused]] uint8x16_t qh0, qh1;
@@ -216,14 +222,170 @@ struct TileK4 {
         const int16x8_t bs = bsums32(xb);
         int32x4_t sm = vmull_s16(vget_low_s16(bs), vget_low_s16(mn16));
         sm = vmlal_s16(sm, vget_high_s16(bs), vget_high_s16(mn16));
-        acc[k] = vfmaq_n_f32(acc[k], vcvtq_f32_s32(si), d * xb.d);
-        acc[k] = vfmsq_n_f32(acc[k], vcvtq_f32_s32(sm), dmin * xb.d);
+        const float32x4_t dx = vmulq_n_f32(dm, xb.d);  // [d dx, dmin dx, ..]
+        acc[k] = vfmaq_laneq_f32(acc[k], vcvtq_f32_s32(si), dx, 0);
+        acc[k] = vfmsq_laneq_f32(acc[k], vcvtq_f32_s32(sm), dx, 1);
       }
       HPL_MCA_END();
     }
     for (int k = 0; k < NT; ++k) out[k] = vaddvq_f32(acc[k]);
   }
 };
+
+#if HPL_HAVE_I8MM
+// Q4_K gemm with smmla: vmmlaq_s32(acc, A, B) adds the 2x2 products of A (2 rows x 8 int8)
+// and B (2 tokens x 8 int8). Weights of rows (ra, rb) are interleaved 8 at a time on the fly;
+// activations of token pairs are interleaved once per call (pack_pairs). Accumulator lanes:
+// [ra t0, ra t1, rb t0, rb t1]. One call: 2 rows x NP token pairs.
+
+// Token pair (t0, t1) -> for each block, 32 groups of [t0 q[8g..8g+7], t1 q[8g..8g+7]].
+void pack_pairs(const uint8_t* x, size_t xs, int64_t npairs, int64_t nb, int8_t* out) {
+  for (int64_t p = 0; p < npairs; ++p) {
+    const auto* x0 = reinterpret_cast<const BlockQ8_K*>(x + 2 * p * xs);
+    const auto* x1 = reinterpret_cast<const BlockQ8_K*>(x + (2 * p + 1) * xs);
+    for (int64_t b = 0; b < nb; ++b) {
+      int8_t* o = out + (p * nb + b) * 2 * kQKK;
+      for (int g = 0; g < kQKK / 8; ++g) {
+        std::memcpy(o + 16 * g, x0[b].qs + 8 * g, 8);
+        std::memcpy(o + 16 * g + 8, x1[b].qs + 8 * g, 8);
+      }
+    }
+  }
+}
+
+template <int NP>
+void q4k_i8mm_tile(const BlockQ4_K* wa, const BlockQ4_K* wb, const BlockQ8_K* const* x,
+                   const int8_t* const* pk, int64_t nb, float32x4_t* out) {
+  // idx[j]: int32 lanes [sc_a[j], sc_a[j], sc_b[j], sc_b[j]] from bytes [sc_a(8) sc_b(8)]
+  static const uint8_t kIdx[8][16] = {
+#define HPL_IDX(j) {j, 255, 255, 255, j, 255, 255, 255, 8 + j, 255, 255, 255, 8 + j, 255, 255, 255}
+      HPL_IDX(0), HPL_IDX(1), HPL_IDX(2), HPL_IDX(3), HPL_IDX(4),
+      HPL_IDX(5), HPL_IDX(6), HPL_IDX(7)
+#undef HPL_IDX
+  };
+  const uint8x16_t m4 = vdupq_n_u8(0x0F);
+  float32x4_t acc[NP];
+  for (int p = 0; p < NP; ++p) acc[p] = vdupq_n_f32(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8x8_t sca, mna, scb, mnb;
+    k4_scales(wa[b].scales, &sca, &mna);
+    k4_scales(wb[b].scales, &scb, &mnb);
+    const uint8x16_t scab = vcombine_u8(sca, scb);
+    const int16x8_t mna16 = vreinterpretq_s16_u16(vmovl_u8(mna));
+    const int16x8_t mnb16 = vreinterpretq_s16_u16(vmovl_u8(mnb));
+    uint32_t da, db;
+    std::memcpy(&da, &wa[b].d, 4);
+    std::memcpy(&db, &wb[b].d, 4);
+    // [d_a, dmin_a, d_b, dmin_b] -> [d_a, d_a, d_b, d_b] and [dmin_a, dmin_a, dmin_b, dmin_b]
+    const float32x4_t dd = vcvt_f32_f16(vreinterpret_f16_u32(vset_lane_u32(db, vdup_n_u32(da), 1)));
+    const float32x4_t dv = vtrn1q_f32(dd, dd), mv = vtrn2q_f32(dd, dd);
+    int32x4_t si[NP];
+    for (int p = 0; p < NP; ++p) si[p] = vdupq_n_s32(0);
+    for (int c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+      const uint8x16_t a0 = vld1q_u8(wa[b].qs + 32 * c), a1 = vld1q_u8(wa[b].qs + 32 * c + 16);
+      const uint8x16_t b0 = vld1q_u8(wb[b].qs + 32 * c), b1 = vld1q_u8(wb[b].qs + 32 * c + 16);
+      for (int hi = 0; hi < 2; ++hi) {
+        const uint8x16_t qa0 = hi ? vshrq_n_u8(a0, 4) : vandq_u8(a0, m4);
+        const uint8x16_t qa1 = hi ? vshrq_n_u8(a1, 4) : vandq_u8(a1, m4);
+        const uint8x16_t qb0 = hi ? vshrq_n_u8(b0, 4) : vandq_u8(b0, m4);
+        const uint8x16_t qb1 = hi ? vshrq_n_u8(b1, 4) : vandq_u8(b1, m4);
+        // [ra e(8g..8g+7), rb e(8g..8g+7)] for the 4 groups of 8 of this sub-block
+        const int8x16_t m[4] = {
+            vreinterpretq_s8_u64(vzip1q_u64(vreinterpretq_u64_u8(qa0), vreinterpretq_u64_u8(qb0))),
+            vreinterpretq_s8_u64(vzip2q_u64(vreinterpretq_u64_u8(qa0), vreinterpretq_u64_u8(qb0))),
+            vreinterpretq_s8_u64(vzip1q_u64(vreinterpretq_u64_u8(qa1), vreinterpretq_u64_u8(qb1))),
+            vreinterpretq_s8_u64(vzip2q_u64(vreinterpretq_u64_u8(qa1), vreinterpretq_u64_u8(qb1)))};
+        const int j = 2 * c + hi;
+        const int32x4_t sc = vreinterpretq_s32_u8(vqtbl1q_u8(scab, vld1q_u8(kIdx[j])));
+        for (int p = 0; p < NP; ++p) {
+          const int8_t* xp = pk[p] + b * 2 * kQKK + 16 * 4 * j;  // groups 4j .. 4j + 3
+          int32x4_t s = vmmlaq_s32(vdupq_n_s32(0), m[0], vld1q_s8(xp));
+          s = vmmlaq_s32(s, m[1], vld1q_s8(xp + 16));
+          s = vmmlaq_s32(s, m[2], vld1q_s8(xp + 32));
+          s = vmmlaq_s32(s, m[3], vld1q_s8(xp + 48));
+          si[p] = vmlaq_s32(si[p], s, sc);
+        }
+      }
+    }
+    for (int p = 0; p < NP; ++p) {
+      const BlockQ8_K& x0 = x[2 * p][b];
+      const BlockQ8_K& x1 = x[2 * p + 1][b];
+      const int16x8_t s0 = bsums32(x0), s1 = bsums32(x1);
+      auto dot8 = [](int16x8_t a, int16x8_t m) {
+        return vmlal_high_s16(vmull_s16(vget_low_s16(a), vget_low_s16(m)), a, m);
+      };
+      const int32x4_t sm =
+          hsum4(dot8(s0, mna16), dot8(s1, mna16), dot8(s0, mnb16), dot8(s1, mnb16));
+      const float32x4_t dx = vcombine_f32(vset_lane_f32(x1.d, vdup_n_f32(x0.d), 1),
+                                          vset_lane_f32(x1.d, vdup_n_f32(x0.d), 1));
+      acc[p] = vfmaq_f32(acc[p], vcvtq_f32_s32(si[p]), vmulq_f32(dv, dx));
+      acc[p] = vfmsq_f32(acc[p], vcvtq_f32_s32(sm), vmulq_f32(mv, dx));
+    }
+  }
+  for (int p = 0; p < NP; ++p) out[p] = acc[p];
+}
+
+// Q4_K, ntok >= 2: rows paired by absolute index (2i, 2i + 1), so a row's result does not
+// depend on how rows are split across threads; an unpaired row and an odd last token go
+// through the sdot tile.
+void q4k_gemm_i8mm(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* y, size_t ys,
+                   int64_t nb, int64_t r0, int64_t r1, int64_t ntok) {
+  const int64_t npairs = ntok / 2;
+  thread_local std::vector<int8_t> pk_buf;
+  pk_buf.resize(static_cast<size_t>(npairs * nb * 2 * kQKK));
+  pack_pairs(x, xs, npairs, nb, pk_buf.data());
+  auto row = [&](int64_t r) { return reinterpret_cast<const BlockQ4_K*>(w + r * ws); };
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min<int64_t>(rb + kRowBlock, r1);
+    for (int64_t p0 = 0; p0 < npairs; p0 += 2) {
+      const int np = static_cast<int>(std::min<int64_t>(2, npairs - p0));
+      const BlockQ8_K* xq[4];
+      const uint8_t* xr[4];
+      const int8_t* pk[2];
+      for (int k = 0; k < 2 * np; ++k) {
+        xr[k] = x + (2 * p0 + k) * xs;
+        xq[k] = reinterpret_cast<const BlockQ8_K*>(xr[k]);
+      }
+      for (int p = 0; p < np; ++p) pk[p] = pk_buf.data() + (p0 + p) * nb * 2 * kQKK;
+      for (int64_t r = rb; r < re;) {
+        if (r % 2 == 1 || r + 1 == re) {  // unpaired row
+          float out[4] = {};
+          if (np == 2) {
+            TileK4<false>::run<4>(w + r * ws, xr, nullptr, nb, 0, out);
+          } else {
+            TileK4<false>::run<2>(w + r * ws, xr, nullptr, nb, 0, out);
+          }
+          for (int k = 0; k < 2 * np; ++k) y[(2 * p0 + k) * ys + r] = out[k];
+          ++r;
+          continue;
+        }
+        float32x4_t o[2];
+        if (np == 2) {
+          q4k_i8mm_tile<2>(row(r), row(r + 1), xq, pk, nb, o);
+        } else {
+          q4k_i8mm_tile<1>(row(r), row(r + 1), xq, pk, nb, o);
+        }
+        for (int p = 0; p < np; ++p) {
+          const int64_t t = 2 * (p0 + p);
+          y[t * ys + r] = vgetq_lane_f32(o[p], 0);
+          y[(t + 1) * ys + r] = vgetq_lane_f32(o[p], 1);
+          y[t * ys + r + 1] = vgetq_lane_f32(o[p], 2);
+          y[(t + 1) * ys + r + 1] = vgetq_lane_f32(o[p], 3);
+        }
+        r += 2;
+      }
+    }
+  }
+  if (ntok % 2 == 1) {  // last token alone
+    const uint8_t* xl[1] = {x + (ntok - 1) * xs};
+    for (int64_t r = r0; r < r1; ++r) {
+      float out[1];
+      TileK4<false>::run<1>(w + r * ws, xl, nullptr, nb, 0, out);
+      y[(ntok - 1) * ys + r] = out[0];
+    }
+  }
+}
+#endif  // HPL_HAVE_I8MM
 
 // Q6_K: unsigned 6-bit q (as int8 for sdot), 16 int8 scales, one per 16 elements; the -32
 // offset comes off with the activation's sums of 16: sum sc_g * (q . a - 32 * bsum_g).
@@ -429,6 +591,12 @@ void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_s
       go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{}, Yes{});
       break;
     case DType::Q4_K:
+#if HPL_HAVE_I8MM
+      if (ntok >= 2) {
+        q4k_gemm_i8mm(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1, ntok);
+        break;
+      }
+#endif
       go(TileK4<false>{}, No{});
       break;
     case DType::Q5_K:
