@@ -1,0 +1,45 @@
+#include "engine/memory_report.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace hpl {
+
+size_t peak_rss_bytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  size_t kb = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "VmHWM:", 6) == 0) {
+      std::sscanf(line + 6, "%zu", &kb);
+      break;
+    }
+  }
+  std::fclose(f);
+  return kb * 1024;
+}
+
+MemoryReport memory_report(const Model& m, const Forward& f) {
+  MemoryReport r;
+  r.file_bytes = m.file->file_size();
+  r.weights_mapped_bytes = m.weights.mapped_bytes;
+  r.weights_converted_bytes = m.weights.converted_bytes;
+  r.kv_bytes = f.kv_bytes();
+  r.scratch_bytes = f.scratch_bytes();
+  r.peak_rss_bytes = peak_rss_bytes();
+  return r;
+}
+
+std::string format_memory_report(const MemoryReport& r) {
+  auto mib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "memory: weights mapped %.1f MiB (file %.1f MiB), converted to f32 at load "
+                "%.1f MiB, KV cache %.1f MiB, scratch %.1f MiB, peak RSS %.1f MiB\n",
+                mib(r.weights_mapped_bytes), mib(r.file_bytes), mib(r.weights_converted_bytes),
+                mib(r.kv_bytes), mib(r.scratch_bytes), mib(r.peak_rss_bytes));
+  return buf;
+}
+
+}  // namespace hpl

@@ -1,0 +1,29 @@
+// Where the memory goes: weights (mapped in place / converted at load), KV cache, scratch,
+// and the process's peak resident set size.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "engine/forward.h"
+#include "engine/model.h"
+
+namespace hpl {
+
+struct MemoryReport {
+  size_t file_bytes = 0;               // the whole GGUF mapping
+  size_t weights_mapped_bytes = 0;     // tensor bytes used in place
+  size_t weights_converted_bytes = 0;  // F32 copies made at load
+  size_t kv_bytes = 0;
+  size_t scratch_bytes = 0;
+  size_t peak_rss_bytes = 0;  // VmHWM; 0 when /proc/self/status is unavailable
+};
+
+// Peak resident set size of this process (VmHWM from /proc/self/status), 0 if unknown.
+size_t peak_rss_bytes();
+
+MemoryReport memory_report(const Model& m, const Forward& f);
+// One line per item: "weights mapped  236.2 MiB" ...
+std::string format_memory_report(const MemoryReport& r);
+
+}  // namespace hpl
