@@ -2,9 +2,11 @@
 // starts as one symbol per UTF-8 character, and adjacent symbols whose concatenation is a piece
 // are merged best score first (ties: leftmost), as llama.cpp's llm_tokenizer_spm does.
 // Characters with no piece fall back to <0xXX> byte tokens, or to <unk> without them.
+#include <algorithm>
 #include <array>
-#include <queue>
 #include <stdexcept>
+#include <string>
+#include <unordered_set>
 
 #include "tokenizer/tokenizer_impl.h"
 
@@ -33,6 +35,15 @@ class SpmTokenizer final : public Tokenizer {
                  t == TokenType::UNDEFINED;
         },
         pieces_);
+    // Characters that some piece has right before an inner '▁'.
+    for (const auto& [piece, id] : pieces_) {
+      for (size_t p = 1; p < piece.size(); ++p) {
+        if (piece.compare(p, kSpace.size(), kSpace) != 0) continue;
+        size_t q = p - 1;
+        while (q > 0 && (static_cast<uint8_t>(piece[q]) & 0xC0) == 0x80) --q;
+        joins_space_.insert(piece.substr(q, p - q));
+      }
+    }
     byte_ids_.fill(-1);
     for (size_t i = 0; i < vocab_.tokens.size(); ++i) {
       const int b = parse_byte_token(vocab_.tokens[i]);
@@ -55,71 +66,20 @@ class SpmTokenizer final : public Tokenizer {
       }
     }
 
-    // Symbols: a doubly linked list of byte spans of `text`, one per character at first.
-    struct Symbol {
-      int32_t prev, next;
-      uint32_t start, len;  // len 0: merged away
-    };
-    std::vector<Symbol> sym;
-    sym.reserve(text.size());
-    for (size_t i = 0; i < text.size();) {
-      const size_t len = std::min(utf8_len(static_cast<uint8_t>(text[i])), text.size() - i);
-      const auto k = static_cast<int32_t>(sym.size());
-      sym.push_back({k - 1, -1, static_cast<uint32_t>(i), static_cast<uint32_t>(len)});
-      if (k > 0) sym[k - 1].next = k;
-      i += len;
+    // Merges never cross a '▁' that no piece has inside after the preceding character
+    // (Llama: only "▁▁.." pieces; Gemma: only ">▁</"), so the text is cut there
+    // and each word merged on its own: same result, small queues.
+    Work w;
+    size_t seg = 0;
+    for (size_t p = 1; p < text.size(); ++p) {
+      if (text.compare(p, kSpace.size(), kSpace) != 0) continue;
+      size_t q = p - 1;  // start of the character before p
+      while (q > seg && (static_cast<uint8_t>(text[q]) & 0xC0) == 0x80) --q;
+      if (joins_space_.count(std::string_view(text).substr(q, p - q))) continue;
+      encode_segment(std::string_view(text).substr(seg, p - seg), w, out);
+      seg = p;
     }
-
-    struct Bigram {
-      float score;
-      int32_t left, right;
-      uint32_t len;  // bytes of left + right when queued: stale if either changed
-    };
-    auto worse = [](const Bigram& a, const Bigram& b) {
-      return a.score < b.score || (a.score == b.score && a.left > b.left);
-    };
-    std::priority_queue<Bigram, std::vector<Bigram>, decltype(worse)> queue(worse);
-    auto try_add = [&](int32_t l, int32_t r) {
-      if (l < 0 || r < 0) return;
-      const uint32_t len = sym[l].len + sym[r].len;
-      const int32_t id = lookup(pieces_, std::string_view(text).substr(sym[l].start, len));
-      if (id < 0) return;
-      queue.push({score(id), l, r, len});
-    };
-    for (size_t i = 1; i < sym.size(); ++i) {
-      try_add(static_cast<int32_t>(i - 1), static_cast<int32_t>(i));
-    }
-
-    while (!queue.empty()) {
-      const Bigram b = queue.top();
-      queue.pop();
-      Symbol& l = sym[b.left];
-      Symbol& r = sym[b.right];
-      if (l.len == 0 || r.len == 0 || l.len + r.len != b.len || l.next != b.right) continue;
-      l.len += r.len;
-      r.len = 0;
-      l.next = r.next;
-      if (r.next >= 0) sym[r.next].prev = b.left;
-      try_add(l.prev, b.left);
-      try_add(b.left, l.next);
-    }
-
-    for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[i].next) {
-      const std::string_view piece = std::string_view(text).substr(sym[i].start, sym[i].len);
-      const int32_t id = lookup(pieces_, piece);
-      if (id >= 0) {
-        out.push_back(id);
-        continue;
-      }
-      // Not a piece (always a single character here): byte fallback, else one <unk>.
-      bool all_bytes = true;
-      for (char c : piece) all_bytes = all_bytes && byte_ids_[static_cast<uint8_t>(c)] >= 0;
-      if (all_bytes) {
-        for (char c : piece) out.push_back(byte_ids_[static_cast<uint8_t>(c)]);
-      } else if (vocab_.unk_id >= 0) {
-        out.push_back(vocab_.unk_id);
-      }
-    }
+    if (seg < text.size()) encode_segment(std::string_view(text).substr(seg), w, out);
   }
 
   std::string piece_of(int32_t id) const override {
@@ -142,9 +102,85 @@ class SpmTokenizer final : public Tokenizer {
   }
 
  private:
+  // Symbols: a doubly linked list of byte spans, one per character at first; adjacent pairs
+  // that form a piece merge best score first (ties: leftmost).
+  struct Symbol {
+    int32_t prev, next;
+    uint32_t start, len;  // len 0: merged away
+  };
+  struct Bigram {
+    float score;
+    int32_t left, right;
+    uint32_t len;  // bytes of left + right when queued: stale if either changed
+  };
+  struct Work {
+    std::vector<Symbol> sym;
+    std::vector<Bigram> heap;
+  };
+
+  void encode_segment(std::string_view text, Work& w, std::vector<int32_t>& out) const {
+    std::vector<Symbol>& sym = w.sym;
+    std::vector<Bigram>& heap = w.heap;
+    sym.clear();
+    heap.clear();
+    for (size_t i = 0; i < text.size();) {
+      const size_t len = std::min(utf8_len(static_cast<uint8_t>(text[i])), text.size() - i);
+      const auto k = static_cast<int32_t>(sym.size());
+      sym.push_back({k - 1, -1, static_cast<uint32_t>(i), static_cast<uint32_t>(len)});
+      if (k > 0) sym[k - 1].next = k;
+      i += len;
+    }
+    auto worse = [](const Bigram& a, const Bigram& b) {
+      return a.score < b.score || (a.score == b.score && a.left > b.left);
+    };
+    auto try_add = [&](int32_t l, int32_t r) {
+      if (l < 0 || r < 0) return;
+      const uint32_t len = sym[l].len + sym[r].len;
+      const int32_t id = lookup(pieces_, text.substr(sym[l].start, len));
+      if (id < 0) return;
+      heap.push_back({score(id), l, r, len});
+      std::push_heap(heap.begin(), heap.end(), worse);
+    };
+    for (size_t i = 1; i < sym.size(); ++i) {
+      try_add(static_cast<int32_t>(i - 1), static_cast<int32_t>(i));
+    }
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), worse);
+      const Bigram b = heap.back();
+      heap.pop_back();
+      Symbol& l = sym[b.left];
+      Symbol& r = sym[b.right];
+      if (l.len == 0 || r.len == 0 || l.len + r.len != b.len || l.next != b.right) continue;
+      l.len += r.len;
+      r.len = 0;
+      l.next = r.next;
+      if (r.next >= 0) sym[r.next].prev = b.left;
+      try_add(l.prev, b.left);
+      try_add(b.left, l.next);
+    }
+
+    for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[i].next) {
+      const std::string_view piece = text.substr(sym[i].start, sym[i].len);
+      const int32_t id = lookup(pieces_, piece);
+      if (id >= 0) {
+        out.push_back(id);
+        continue;
+      }
+      // Not a piece (always a single character here): byte fallback, else one <unk>.
+      bool all_bytes = true;
+      for (char c : piece) all_bytes = all_bytes && byte_ids_[static_cast<uint8_t>(c)] >= 0;
+      if (all_bytes) {
+        for (char c : piece) out.push_back(byte_ids_[static_cast<uint8_t>(c)]);
+      } else if (vocab_.unk_id >= 0) {
+        out.push_back(vocab_.unk_id);
+      }
+    }
+  }
+
   float score(int32_t id) const { return vocab_.scores.empty() ? 0.0f : vocab_.scores[id]; }
 
   PieceMap pieces_;
+  std::unordered_set<std::string_view> joins_space_;
   std::array<int32_t, 256> byte_ids_;
 };
 
