@@ -26,6 +26,10 @@ static_assert(std::endian::native == std::endian::little, "GGUF files are little
 namespace {
 
 constexpr int kMaxArrayDepth = 8;  // arrays of arrays nest at most this deep
+// Counts are bounded by the bytes left in the file, but a decoded entry is several times
+// larger than its smallest encoding, so reserve at most this much up front and let real
+// entries grow the vectors: a forged count then costs nothing before parsing fails.
+constexpr uint64_t kMaxReserve = 1 << 16;
 
 // A file-supplied name made safe for an error message: escaped and shortened.
 std::string printable(std::string_view s) {
@@ -230,7 +234,7 @@ class Reader {
       skip(v.count * min_elem);
       return v;
     }
-    v.items.reserve(v.count);
+    v.items.reserve(std::min(v.count, kMaxReserve));
     index_.push_back(0);
     for (uint64_t i = 0; i < v.count; ++i) {
       index_.back() = i;
@@ -401,7 +405,7 @@ void GgufFile::parse() {
                     std::to_string(r.left()) + " bytes left in the file");
   }
 
-  kvs_.reserve(n_kv);
+  kvs_.reserve(std::min(n_kv, kMaxReserve));
   for (uint64_t i = 0; i < n_kv; ++i) {
     r.where = "metadata #" + std::to_string(i);
     std::string_view key = r.string("key");
@@ -442,7 +446,7 @@ void GgufFile::parse() {
     alignment_ = static_cast<size_t>(a);
   }
 
-  tensors_.reserve(n_tensors);
+  tensors_.reserve(std::min(n_tensors, kMaxReserve));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensor t;
     t.info_offset = r.pos();
