@@ -1,0 +1,439 @@
+// Runtime: FIFO worker, events, stop (active, queued, during prompt evaluation), sessions,
+// context-full, save/restore, circuit breaker, model registry budget. On stories260K.
+#include "engine/runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include <unistd.h>
+
+#include "engine/stop_matcher.h"
+#include "tests/runtime_test_util.h"
+
+namespace hpl {
+namespace {
+
+using test::model_path;
+using test::Recorder;
+using Clock = std::chrono::steady_clock;
+
+const char* kModel = "stories260K.gguf";
+const char* kOtherModel = "TinyStories-656K.f16.gguf";
+
+RuntimeOptions options(int64_t n_ctx = 256, int64_t n_ubatch = 16) {
+  RuntimeOptions o;
+  o.model_path = model_path(kModel);
+  o.session.n_ctx = n_ctx;
+  o.session.n_ubatch = n_ubatch;
+  o.session.n_threads = 1;
+  return o;
+}
+
+RequestParams greedy(const std::string& prompt, int max_tokens, SessionId s = 0) {
+  RequestParams p;
+  p.prompt = prompt;
+  p.max_tokens = max_tokens;
+  p.sampling.temperature = 0;
+  p.session = s;
+  return p;
+}
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() /
+          (name + "." + std::to_string(::getpid()) + ".hplsession"))
+      .string();
+}
+
+TEST(RuntimeTest, GeneratesWithEventsInOrderAndStats) {
+  Runtime rt(options());
+  Recorder rec;
+  const RequestId id = rt.submit(greedy("Once upon a time", 24), rec.callback());
+  ASSERT_TRUE(rt.wait(id, 60000));
+  const auto log = rec.log(id);
+  EXPECT_TRUE(log.protocol_ok) << log.protocol_error;
+  ASSERT_EQ(log.terminals, 1);
+  ASSERT_EQ(log.terminal.type, EventType::kDone) << log.error_text;
+  EXPECT_EQ(log.types[0], EventType::kQueued);
+  EXPECT_EQ(log.types[1], EventType::kProcessing);
+  const RequestStats& st = log.terminal.stats;
+  EXPECT_EQ(st.prompt_tokens, 5);  // BOS + "Once upon a time" (see MODELS-EXPECTED.md)
+  EXPECT_GT(st.completion_tokens, 0);
+  EXPECT_LE(st.completion_tokens, 24);
+  EXPECT_FALSE(st.truncated);
+  EXPECT_GT(st.prefill_tokens_per_s, 0);
+  EXPECT_GT(st.decode_tokens_per_s, 0);
+  EXPECT_GT(st.time_to_first_token_ms, 0);
+  // The greedy llama.cpp continuation from MODELS-EXPECTED.md.
+  EXPECT_EQ(log.text.rfind(", there was a little girl named Lily.", 0), 0u) << log.text;
+}
+
+TEST(RuntimeTest, RequestsRunInSubmissionOrder) {
+  Runtime rt(options());
+  Recorder rec;
+  std::vector<RequestId> ids;
+  for (int i = 0; i < 6; ++i)
+    ids.push_back(rt.submit(greedy("Once upon a time", 6), rec.callback()));
+  ASSERT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  rt.wait_idle();
+  EXPECT_EQ(rec.processing_order(), ids);
+  // Each request finished before the next started: terminal times are increasing.
+  auto logs = rec.logs();
+  for (size_t i = 1; i < ids.size(); ++i)
+    EXPECT_LE(logs[ids[i - 1]].terminal_at, logs[ids[i]].terminal_at);
+  for (auto& [id, log] : logs) {
+    EXPECT_TRUE(log.protocol_ok) << log.protocol_error;
+    EXPECT_EQ(log.terminals, 1);
+    EXPECT_EQ(log.terminal.type, EventType::kDone);
+  }
+  // Stateless requests with the same greedy parameters give the same text.
+  EXPECT_EQ(logs[ids[0]].text, logs[ids[5]].text);
+}
+
+TEST(RuntimeTest, StopActiveKeepsPartialOutputAndMeasuresLatency) {
+  Runtime rt(options(256, 16));
+  std::vector<double> latencies_ms;
+  for (int trial = 0; trial < 10; ++trial) {
+    Recorder rec;
+    std::atomic<int> tokens{0};
+    std::atomic<RequestId> rid{0};
+    Clock::time_point t_stop{};
+    std::atomic<bool> stop_sent{false};
+    RequestParams p = greedy("Once upon a time", 200);
+    p.sampling.temperature = 0.9f;  // wander, so no natural end comes before the stop
+    p.sampling.seed = 1234 + trial;
+    const RequestId id = rt.submit(p, [&](const Event& ev) {
+      rec.on_event(ev);
+      if (ev.type == EventType::kToken) ++tokens;
+    });
+    rid = id;
+    while (tokens.load() < 3) std::this_thread::yield();
+    t_stop = Clock::now();
+    stop_sent = true;
+    EXPECT_TRUE(rt.stop(id));
+    ASSERT_TRUE(rt.wait(id, 60000));
+    auto log = rec.log(id);
+    EXPECT_TRUE(log.protocol_ok) << log.protocol_error;
+    ASSERT_EQ(log.terminals, 1);
+    ASSERT_EQ(log.terminal.type, EventType::kDone) << log.error_text;
+    if (log.terminal.stats.finish == FinishReason::kEndOfGeneration) continue;  // ended first
+    EXPECT_EQ(log.terminal.stats.finish, FinishReason::kStopped);
+    EXPECT_TRUE(log.terminal.stats.truncated);
+    EXPECT_GE(log.terminal.stats.completion_tokens, 3);
+    EXPECT_LT(log.terminal.stats.completion_tokens, 200);
+    EXPECT_FALSE(log.text.empty());  // partial output kept
+    latencies_ms.push_back(
+        std::chrono::duration<double, std::milli>(log.terminal_at - t_stop).count());
+    EXPECT_FALSE(rt.stop(id));  // already finished
+  }
+  ASSERT_FALSE(latencies_ms.empty());
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  std::printf(
+      "stop latency (stop() -> done event), stories260K, %zu trials: min %.3f ms, "
+      "median %.3f ms, max %.3f ms\n",
+      latencies_ms.size(), latencies_ms.front(), latencies_ms[latencies_ms.size() / 2],
+      latencies_ms.back());
+}
+
+TEST(RuntimeTest, StopQueuedRemovesItWithoutRunning) {
+  Runtime rt(options());
+  Recorder rec;
+  std::atomic<bool> first_started{false};
+  RequestParams p = greedy("Once upon a time", 200);
+  p.sampling.temperature = 0.9f;
+  const RequestId a = rt.submit(p, [&](const Event& ev) {
+    rec.on_event(ev);
+    if (ev.type == EventType::kToken) first_started = true;
+  });
+  while (!first_started) std::this_thread::yield();
+  const RequestId b = rt.submit(greedy("Once upon a time", 8), rec.callback());
+  const RequestId c = rt.submit(greedy("Once upon a time", 8), rec.callback());
+  EXPECT_TRUE(rt.stop(b));
+  EXPECT_TRUE(rt.wait(b, 0));  // delivered on this thread, before stop() returned
+  auto lb = rec.log(b);
+  ASSERT_EQ(lb.terminals, 1);
+  EXPECT_EQ(lb.terminal.type, EventType::kDone);
+  EXPECT_EQ(lb.terminal.stats.finish, FinishReason::kStopped);
+  EXPECT_EQ(lb.terminal.stats.completion_tokens, 0);
+  EXPECT_EQ(lb.types, (std::vector<EventType>{EventType::kQueued, EventType::kDone}));
+  rt.stop(a);
+  rt.wait_idle();
+  EXPECT_EQ(rec.processing_order(), (std::vector<RequestId>{a, c}));
+  EXPECT_EQ(rec.log(c).terminal.type, EventType::kDone);
+  EXPECT_FALSE(rt.stop(b));
+}
+
+TEST(RuntimeTest, StopDuringPromptEvaluation) {
+  // Micro-batches of 1 token: a stop sent when processing starts lands between two of them.
+  Runtime rt(options(256, 1));
+  Recorder rec;
+  std::string prompt;
+  for (int i = 0; i < 12; ++i) prompt += "Once upon a time there was a little girl. ";
+  RequestId id = 0;
+  std::atomic<bool> ready{false};
+  id = rt.submit(greedy(prompt, 8), [&](const Event& ev) {
+    rec.on_event(ev);
+    if (ev.type == EventType::kProcessing) {
+      while (!ready) std::this_thread::yield();
+      rt.stop(ev.id);  // allowed from inside a callback
+    }
+  });
+  ready = true;
+  ASSERT_TRUE(rt.wait(id, 60000));
+  auto log = rec.log(id);
+  EXPECT_TRUE(log.protocol_ok) << log.protocol_error;
+  ASSERT_EQ(log.terminal.type, EventType::kDone) << log.error_text;
+  EXPECT_EQ(log.terminal.stats.finish, FinishReason::kStopped);
+  EXPECT_TRUE(log.terminal.stats.truncated);
+  EXPECT_EQ(log.terminal.stats.completion_tokens, 0);
+  EXPECT_LT(log.terminal.stats.prompt_tokens, 100);  // the prompt has > 100 tokens
+  // The runtime goes on.
+  const RequestId next = rt.submit(greedy("Once upon a time", 4), rec.callback());
+  ASSERT_TRUE(rt.wait(next, 60000));
+  EXPECT_EQ(rec.log(next).terminal.type, EventType::kDone);
+}
+
+TEST(RuntimeTest, SessionFollowUpEvaluatesOnlyNewTokens) {
+  Runtime rt(options());
+  Recorder rec;
+  const SessionId s = rt.create_session();
+  const RequestId t1 = rt.submit(greedy("Once upon a time", 10, s), rec.callback());
+  ASSERT_TRUE(rt.wait(t1));
+  ASSERT_EQ(rec.log(t1).terminal.type, EventType::kDone);
+  const SessionInfo after1 = rt.session_info(s);
+  EXPECT_EQ(after1.n_tokens, 5 + rec.log(t1).terminal.stats.completion_tokens);
+  EXPECT_EQ(after1.n_past, after1.n_tokens - 1);  // the last sampled token is not evaluated yet
+  const RequestId t2 = rt.submit(greedy(" She was happy.", 10, s), rec.callback());
+  ASSERT_TRUE(rt.wait(t2));
+  auto l2 = rec.log(t2);
+  ASSERT_EQ(l2.terminal.type, EventType::kDone) << l2.error_text;
+  const int32_t new_tokens = l2.terminal.stats.prompt_tokens;
+  EXPECT_GT(new_tokens, 1);
+  EXPECT_LT(new_tokens, 10);  // the pending token + " She was happy." (no BOS, no history)
+  EXPECT_EQ(rt.session_info(s).n_exchanges, 2);
+  rt.reset_session(s);
+  EXPECT_EQ(rt.session_info(s).n_tokens, 0);
+  rt.free_session(s);
+  EXPECT_THROW(rt.session_info(s), RuntimeError);
+}
+
+TEST(RuntimeTest, ContextFullFailsBeforeWorkAndRestartKeepsLastExchanges) {
+  Runtime rt(options(64, 16));
+  Recorder rec;
+  const SessionId s = rt.create_session();
+  RequestId id = rt.submit(greedy("Once upon a time", 20, s), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  ASSERT_EQ(rec.log(id).terminal.type, EventType::kDone);
+  id = rt.submit(greedy(" The end.", 20, s), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  ASSERT_EQ(rec.log(id).terminal.type, EventType::kDone);
+  const SessionInfo before = rt.session_info(s);
+  id = rt.submit(greedy(" Then the sun came out and the birds sang.", 30, s), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  auto log = rec.log(id);
+  ASSERT_EQ(log.terminal.type, EventType::kError);
+  EXPECT_EQ(log.terminal.status, Status::kContextFull);
+  EXPECT_NE(log.error_text.find("context full: need "), std::string::npos) << log.error_text;
+  EXPECT_NE(log.error_text.find("have 64"), std::string::npos) << log.error_text;
+  // No processing event, no work: the session is as it was.
+  EXPECT_EQ(std::count(log.types.begin(), log.types.end(), EventType::kProcessing), 0);
+  const SessionInfo same = rt.session_info(s);
+  EXPECT_EQ(same.n_tokens, before.n_tokens);
+  EXPECT_EQ(same.n_past, before.n_past);
+  // Carry the last exchange forward; the turn now fits.
+  rt.restart_session(s, 1);
+  const SessionInfo restarted = rt.session_info(s);
+  EXPECT_EQ(restarted.n_exchanges, 1);
+  EXPECT_EQ(restarted.n_past, 0);
+  EXPECT_LT(restarted.n_tokens, before.n_tokens);
+  id = rt.submit(greedy(" Then the sun came out and the birds sang.", 12, s), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
+  EXPECT_GT(rec.log(id).terminal.stats.prompt_tokens, restarted.n_tokens);
+}
+
+TEST(RuntimeTest, SaveRestoreGivesTheSameContinuation) {
+  const std::string file = temp_path("roundtrip");
+  Runtime rt(options());
+  Recorder rec;
+  // Uninterrupted: turn 1, save, turn 2.
+  const SessionId a = rt.create_session();
+  RequestId id = rt.submit(greedy("Once upon a time", 12, a), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  rt.save_session(a, file);
+  id = rt.submit(greedy(" One day,", 16, a), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  const auto uninterrupted = rec.log(id);
+  ASSERT_EQ(uninterrupted.terminal.type, EventType::kDone);
+  // Resumed in another runtime (as after the app was killed): restore, turn 2.
+  Runtime rt2(options());
+  Recorder rec2;  // request ids are per runtime
+  const SessionId b = rt2.create_session();
+  rt2.restore_session(b, file);
+  const SessionInfo info = rt2.session_info(b);
+  EXPECT_EQ(info.n_exchanges, 1);
+  EXPECT_GT(info.n_past, 5);
+  id = rt2.submit(greedy(" One day,", 16, b), rec2.callback());
+  ASSERT_TRUE(rt2.wait(id));
+  const auto resumed = rec2.log(id);
+  ASSERT_EQ(resumed.terminal.type, EventType::kDone) << resumed.error_text;
+  EXPECT_EQ(resumed.text, uninterrupted.text);
+  // Only the new tokens were evaluated: nothing of turn 1 again.
+  EXPECT_EQ(resumed.terminal.stats.prompt_tokens, uninterrupted.terminal.stats.prompt_tokens);
+
+  // A file from another model is refused, and the session is untouched.
+  RuntimeOptions other = options();
+  other.model_path = model_path(kOtherModel);
+  Runtime rt3(other);
+  const SessionId c = rt3.create_session();
+  try {
+    rt3.restore_session(c, file);
+    ADD_FAILURE() << "restore from another model was accepted";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kSessionMismatch);
+    EXPECT_NE(std::string(e.what()).find("another model"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(rt3.session_info(c).n_tokens, 0);
+  // A corrupted file is refused.
+  {
+    std::FILE* f = std::fopen(file.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fseek(f, 200, SEEK_SET);
+    std::fputc(0x5a, f);
+    std::fclose(f);
+  }
+  EXPECT_THROW(rt2.restore_session(b, file), RuntimeError);
+  EXPECT_THROW(rt2.restore_session(b, file + ".missing"), RuntimeError);
+  std::remove(file.c_str());
+}
+
+TEST(RuntimeTest, CircuitBreakerOpensAfterThreeFailuresUntilReset) {
+  Runtime rt(options(32, 16));
+  Recorder rec;
+  std::string long_prompt;
+  for (int i = 0; i < 10; ++i) long_prompt += "Once upon a time ";
+  // A good request between failures resets the count.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 2; ++i) {
+      RequestId id = rt.submit(greedy(long_prompt, 8), rec.callback());
+      ASSERT_TRUE(rt.wait(id));
+      ASSERT_EQ(rec.log(id).terminal.status, Status::kContextFull);
+    }
+    RequestId ok = rt.submit(greedy("Once", 4), rec.callback());
+    ASSERT_TRUE(rt.wait(ok));
+    ASSERT_EQ(rec.log(ok).terminal.type, EventType::kDone);
+    EXPECT_FALSE(rt.failed());
+  }
+  for (int i = 0; i < 3; ++i) {
+    RequestId id = rt.submit(greedy(long_prompt, 8), rec.callback());
+    ASSERT_TRUE(rt.wait(id));
+  }
+  EXPECT_TRUE(rt.failed());
+  EXPECT_NE(rt.failed_reason().find("context full"), std::string::npos) << rt.failed_reason();
+  try {
+    rt.submit(greedy("Once", 4), rec.callback());
+    ADD_FAILURE() << "a failed runtime accepted work";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kFailedState);
+    EXPECT_NE(std::string(e.what()).find("3 consecutive failed requests"), std::string::npos);
+  }
+  rt.reset_failed_state();
+  EXPECT_FALSE(rt.failed());
+  RequestId ok = rt.submit(greedy("Once", 4), rec.callback());
+  ASSERT_TRUE(rt.wait(ok));
+  EXPECT_EQ(rec.log(ok).terminal.type, EventType::kDone);
+}
+
+TEST(RuntimeTest, BadRequestsAreRefusedAtSubmit) {
+  Runtime rt(options());
+  Recorder rec;
+  RequestParams p;
+  EXPECT_THROW(rt.submit(p, rec.callback()), RuntimeError);  // no prompt
+  p = greedy("x", 0);
+  EXPECT_THROW(rt.submit(p, rec.callback()), RuntimeError);  // max_tokens 0
+  p = greedy("x", 4, 999);
+  EXPECT_THROW(rt.submit(p, rec.callback()), RuntimeError);  // unknown session
+  EXPECT_FALSE(rt.failed());
+  RuntimeOptions missing = options();
+  missing.model_path = model_path("missing.gguf");
+  EXPECT_THROW(Runtime{missing}, RuntimeError);
+}
+
+TEST(RuntimeTest, StopStringsEndGenerationAndAreNotEmitted) {
+  Runtime rt(options());
+  Recorder rec;
+  RequestParams p = greedy("Once upon a time", 40);
+  p.stop_strings = {"Lily"};
+  const RequestId id = rt.submit(p, rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  auto log = rec.log(id);
+  ASSERT_EQ(log.terminal.type, EventType::kDone);
+  EXPECT_EQ(log.terminal.stats.finish, FinishReason::kStopString);
+  EXPECT_EQ(log.text, ", there was a little girl named ");
+}
+
+TEST(StopMatcherTest, HoldsBackPrefixesAcrossPieces) {
+  StopMatcher m({"</s>", "\n\n"});
+  EXPECT_EQ(m.push("Hello <"), "Hello ");
+  EXPECT_EQ(m.push("/"), "");
+  EXPECT_EQ(m.push("x"), "</x");
+  EXPECT_EQ(m.push("a\n"), "a");
+  EXPECT_EQ(m.push("\nrest"), "");
+  EXPECT_TRUE(m.matched());
+  StopMatcher none({});
+  EXPECT_EQ(none.push("abc"), "abc");
+  EXPECT_EQ(none.flush(), "");
+}
+
+TEST(ModelRegistryTest, EvictsLeastRecentlyUsedIdleModelNeverOneInUse) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel),
+                    c = model_path("TinyLLama-v0.Q4_0.from-ggmlv3.gguf");
+  const size_t sa = std::filesystem::file_size(a), sb = std::filesystem::file_size(b),
+               sc = std::filesystem::file_size(c);
+  auto reg = std::make_shared<ModelRegistry>(sa + sb);  // room for a and b, not c
+  {
+    auto la = reg->acquire(a);
+    auto lb = reg->acquire(b);
+    EXPECT_EQ(reg->used_bytes(), sa + sb);
+    // Both in use: c does not fit, nothing is evicted.
+    try {
+      reg->acquire(c);
+      ADD_FAILURE() << "loaded over budget";
+    } catch (const RuntimeError& e) {
+      EXPECT_EQ(e.status(), Status::kOutOfMemory);
+      EXPECT_NE(std::string(e.what()).find("over the memory budget"), std::string::npos);
+    }
+    EXPECT_TRUE(reg->is_loaded(a));
+    EXPECT_TRUE(reg->is_loaded(b));
+  }
+  // Both idle now; a is the least recently used: touch b, then load something that needs
+  // one slot. Budget is raised so c fits together with one of them.
+  reg->set_budget(std::max(sa, sb) + sc);
+  EXPECT_EQ(reg->used_bytes(), sa + sb);  // both still fit: nothing evicted
+  reg->acquire(b);                        // b most recent
+  auto lc = reg->acquire(c);
+  EXPECT_TRUE(reg->is_loaded(c));
+  EXPECT_TRUE(reg->is_loaded(b));
+  EXPECT_FALSE(reg->is_loaded(a));  // LRU idle one went
+  // A runtime pins its model while a session lives; loading over budget evicts the other.
+  RuntimeOptions o = options();
+  o.model_path = b;
+  o.registry = reg;
+  Runtime rt(o);
+  const SessionId s = rt.create_session();
+  lc.reset();
+  auto la = reg->acquire(a);  // needs c's room: c (idle) goes, b (in use) stays
+  EXPECT_FALSE(reg->is_loaded(c));
+  EXPECT_TRUE(reg->is_loaded(b));
+  EXPECT_FALSE(reg->unload(b));  // in use
+  rt.free_session(s);
+  la.reset();
+  EXPECT_TRUE(reg->unload(a));
+}
+
+}  // namespace
+}  // namespace hpl
