@@ -196,7 +196,8 @@ def hparams_of(config) -> Hparams:
         if act != "silu":
             raise ConvertError(f"config.json: {hf_arch} hidden_act {act!r} is not supported (silu)")
     if hp.n_head % hp.n_head_kv != 0:
-        raise ConvertError(f"config.json: num_attention_heads {hp.n_head} is not a multiple of num_key_value_heads {hp.n_head_kv}")
+        raise ConvertError(f"config.json: num_attention_heads {hp.n_head} is not a multiple of "
+                           f"num_key_value_heads {hp.n_head_kv}")
     return hp
 
 

@@ -82,7 +82,8 @@ def _is_byte_level(tj: dict) -> bool:
 def detect_pre(tj: dict) -> tuple[str, str | None]:
     """(llama.cpp pre-tokenizer name, warning or None) for a byte-level BPE tokenizer.json."""
     nodes = list(_walk(tj.get("pre_tokenizer")))
-    regexes = [d["pattern"].get("Regex") for d in nodes if d.get("type") == "Split" and isinstance(d.get("pattern"), dict)]
+    splits = [d for d in nodes if d.get("type") == "Split" and isinstance(d.get("pattern"), dict)]
+    regexes = [d["pattern"].get("Regex") for d in splits]
     regexes = [r for r in regexes if r]
     byte_level = [d for d in nodes if d.get("type") == "ByteLevel"]
     digits = [d for d in nodes if d.get("type") == "Digits"]
