@@ -99,11 +99,12 @@ struct ThreadPool::Impl {
   // Returns the first generation != seen: polls with pause for kPureSpinNs, then polls with
   // sched_yield (so a preempted peer on this core can run) until spin_ns, then sleeps.
   uint32_t wait_for_job(uint32_t seen) {
-    SpinTimer timer(spin_ns);
-    for (;;) {
-      uint32_t g = gen.load(std::memory_order_acquire);
-      if (g != seen) return g;
-      if (!timer.step()) break;
+    if (spin_ns > 0) {  // spin_ns == 0: straight to sleep
+      SpinTimer timer(spin_ns);
+      do {
+        uint32_t g = gen.load(std::memory_order_acquire);
+        if (g != seen) return g;
+      } while (timer.step());
     }
     std::unique_lock<std::mutex> lk(m);
     sleepers.fetch_add(1, std::memory_order_seq_cst);

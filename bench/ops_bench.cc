@@ -1,0 +1,155 @@
+// Micro-benchmarks of the compute ops (ref vs the best SIMD body) and the thread pool barrier.
+//   build-ops/bin/ops_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernel/ops.h"
+#include "kernel/thread_pool.h"
+
+namespace hpl::kernel {
+namespace {
+
+std::vector<float> rand_vec(int64_t n, float lo = -1.0f, float hi = 1.0f, unsigned seed = 1) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+template <bool kBest>
+void BM_rmsnorm(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  auto x = rand_vec(n), w = rand_vec(n, 0.5f, 1.5f, 2);
+  std::vector<float> y(n);
+  for (auto _ : st) {
+    (kBest ? best::rmsnorm : ref::rmsnorm)(x.data(), w.data(), y.data(), n, 1e-6f, 0.0f);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(st.iterations() * n * 3 * sizeof(float));
+}
+BENCHMARK(BM_rmsnorm<false>)->Name("rmsnorm/ref")->Arg(640)->Arg(2048);
+BENCHMARK(BM_rmsnorm<true>)->Name("rmsnorm/best")->Arg(640)->Arg(2048);
+
+// args: n_heads, head_dim, layout (0 normal, 1 neox)
+template <bool kBest>
+void BM_rope(benchmark::State& st) {
+  const int64_t nh = st.range(0), hd = st.range(1);
+  const RopeLayout layout = st.range(2) ? RopeLayout::kNeox : RopeLayout::kNormal;
+  auto x = rand_vec(nh * hd);
+  int64_t pos = 1000;
+  for (auto _ : st) {
+    (kBest ? best::rope : ref::rope)(x.data(), nh, hd, hd, pos, 10000.0f, 1.0f, layout);
+    benchmark::DoNotOptimize(x.data());
+  }
+  st.SetItemsProcessed(st.iterations() * nh * hd);
+}
+BENCHMARK(BM_rope<false>)->Name("rope/ref")->Args({32, 64, 0})->Args({4, 256, 1});
+BENCHMARK(BM_rope<true>)
+    ->Name("rope/best")
+    ->Args({32, 64, 0})
+    ->Args({32, 64, 1})
+    ->Args({4, 256, 1});
+
+template <bool kBest>
+void BM_softmax(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  auto src = rand_vec(n, -10.0f, 10.0f);
+  std::vector<float> x = src;
+  for (auto _ : st) {
+    (kBest ? best::softmax : ref::softmax)(x.data(), n, 0.125f, 0, n);
+    benchmark::DoNotOptimize(x.data());
+  }
+  st.SetItemsProcessed(st.iterations() * n);
+}
+BENCHMARK(BM_softmax<false>)->Name("softmax/ref")->Arg(512)->Arg(2048);
+BENCHMARK(BM_softmax<true>)->Name("softmax/best")->Arg(512)->Arg(2048);
+
+template <bool kBest>
+void BM_silu(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  auto g = rand_vec(n, -6.0f, 6.0f), u = rand_vec(n, -1.0f, 1.0f, 3);
+  std::vector<float> y(n);
+  for (auto _ : st) {
+    (kBest ? best::swiglu : ref::swiglu)(g.data(), u.data(), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(st.iterations() * n);
+}
+BENCHMARK(BM_silu<false>)->Name("swiglu/ref")->Arg(5632);
+BENCHMARK(BM_silu<true>)->Name("swiglu/best")->Arg(5632);
+
+// Decode attention (one token at position ctx - 1) over a filled F16 cache, all heads.
+// args: n_heads, n_kv_heads, head_dim, ctx, threads
+template <bool kBest>
+void BM_attention_decode(benchmark::State& st) {
+  AttnParams p;
+  p.n_heads = st.range(0);
+  p.n_kv_heads = st.range(1);
+  p.head_dim = st.range(2);
+  const int64_t ctx = st.range(3);
+  const int nth = static_cast<int>(st.range(4));
+  p.q_stride = p.out_stride = p.n_heads * p.head_dim;
+  p.kv_stride = p.n_kv_heads * p.head_dim;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  auto q = rand_vec(p.q_stride);
+  auto kf = rand_vec(ctx * p.kv_stride, -1.0f, 1.0f, 4),
+       vf = rand_vec(ctx * p.kv_stride, -1.0f, 1.0f, 5);
+  std::vector<f16_t> k(kf.size()), v(vf.size());
+  ref::fp32_to_fp16_row(kf.data(), k.data(), k.size());
+  ref::fp32_to_fp16_row(vf.data(), v.data(), v.size());
+  std::vector<float> out(p.out_stride);
+  std::vector<std::vector<float>> scratch(nth, std::vector<float>(ctx));
+  ThreadPool pool(nth);
+  auto attn = kBest ? best::attention : ref::attention;
+  for (auto _ : st) {
+    pool.run([&](int ith, int n) {
+      int64_t h0 = p.n_heads * ith / n, h1 = p.n_heads * (ith + 1) / n;
+      attn(p, q.data(), k.data(), v.data(), out.data(), 1, ctx - 1, h0, h1, scratch[ith].data());
+    });
+    benchmark::DoNotOptimize(out.data());
+  }
+  // K and V of every kv head are read (once per query head sharing it; counted once here)
+  st.SetBytesProcessed(st.iterations() * 2 * ctx * p.kv_stride * sizeof(f16_t));
+}
+void attention_args(benchmark::internal::Benchmark* b) {
+  for (int64_t ctx : {512, 2048}) {
+    b->Args({32, 4, 64, ctx, 1});  // 1.1B (TinyLlama) shape
+    b->Args({4, 1, 256, ctx, 1});  // Gemma 3 270M shape
+  }
+  b->Args({32, 4, 64, 2048, 2});
+  b->Args({4, 1, 256, 2048, 2});
+  b->ArgNames({"heads", "kv", "hd", "ctx", "thr"});
+  b->UseRealTime();
+}
+BENCHMARK(BM_attention_decode<false>)
+    ->Name("attention_decode/ref")
+    ->Args({32, 4, 64, 512, 1})
+    ->Args({4, 1, 256, 512, 1})
+    ->ArgNames({"heads", "kv", "hd", "ctx", "thr"});
+BENCHMARK(BM_attention_decode<true>)->Name("attention_decode/best")->Apply(attention_args);
+
+// Thread pool barrier: an empty run() (publish, every worker runs a no-op, join). Workers spin
+// between runs here (back-to-back calls), which is the decode steady state.
+void BM_pool_barrier(benchmark::State& st) {
+  ThreadPool pool(static_cast<int>(st.range(0)));
+  for (auto _ : st) pool.run([](int, int) {});
+  st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_pool_barrier)->Name("pool_barrier")->Arg(1)->Arg(2)->UseRealTime();
+
+// The same after the workers went to sleep (spin_us = 0): the wake-up path's cost.
+void BM_pool_barrier_wake(benchmark::State& st) {
+  ThreadPool pool(static_cast<int>(st.range(0)), /*spin_us=*/0);
+  for (auto _ : st) pool.run([](int, int) {});
+  st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_pool_barrier_wake)->Name("pool_barrier_sleeping")->Arg(2)->UseRealTime();
+
+}  // namespace
+}  // namespace hpl::kernel
+
+BENCHMARK_MAIN();
