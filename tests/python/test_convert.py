@@ -638,10 +638,9 @@ def test_tinystories_logits(tinystories, tmp_path):
 
 def test_spm_tokenizer_model_without_tokenizer_json(models, tmp_path):
     """tokenizer.model (SentencePiece protobuf) is read without the sentencepiece package."""
-    spm = "/work/shared/models/tokenizer.model"
-    spm = spm if os.path.isfile(spm) else None
-    if spm is None:
-        pytest.skip("no Llama 2 tokenizer.model available")
+    spm = os.path.join(REPO, "..", "shared", "models", "tokenizer.model")  # shared/ sits beside the repo
+    if not os.path.isfile(spm):
+        pytest.skip("no Llama 2 tokenizer.model in ../shared/models")
     from hpl_convert.vocab import load_vocab
 
     d = tmp_path / "spm"
