@@ -1,5 +1,6 @@
 // Machine read bandwidth (buffer >> caches, 256-bit loads summed) with 1 and 2 threads: the
-// ceiling a gemv that streams its weights can reach. Reports bytes_per_second.
+// ceiling a gemv that streams its weights can reach. bytes_per_second is by wall time;
+// cpu_GB/s divides by the threads' mean CPU time (not inflated by other processes' load).
 #include <benchmark/benchmark.h>
 
 #include "bench/read_bandwidth.h"
@@ -14,13 +15,17 @@ void BM_ReadBandwidth(benchmark::State& state) {
   kernel::ThreadPool pool(threads);
   BigBuffer buf(bytes);
   uint64_t sink = 0;
+  double cpu = 0;
   for (auto _ : state) {
-    double s = timed_read_pass(pool, buf, &sink);
-    state.SetIterationTime(s);
+    PassTime t = timed_read_pass(pool, buf, &sink);
+    state.SetIterationTime(t.wall);
+    cpu += t.cpu_mean;
   }
   benchmark::DoNotOptimize(sink);
-  const size_t used = buf.n / threads / 128 * 128 * threads;
+  const double used = static_cast<double>(buf.n / threads / 128 * 128 * threads);
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * used));
+  // bytes per second of thread CPU time (per thread, times threads): robust to a loaded machine
+  state.counters["cpu_GB/s"] = used * state.iterations() / cpu * 1e-9;
 }
 
 // args: threads, MiB

@@ -2,9 +2,13 @@
 // kv 256): gemv (1 token, decode) and gemm (32/128/512 tokens, prefill), rows split across
 // 1 or 2 threads. Counters: bytes_per_second (weights read once per call), GOP/s (a
 // multiply-add counts 2) and, for gemv, pct_bw = weight bytes/s as % of the read bandwidth
-// measured at start-up with the same thread count. Activations are quantized in setup.
+// measured at start-up with the same thread count. cpu_* counters divide by the threads' mean
+// CPU time instead of wall time (robust to a shared, loaded machine); pct_bw_cpu compares
+// those with the bandwidth measured the same way. Activations are quantized in setup.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -20,7 +24,7 @@
 namespace hpl::bench {
 namespace {
 
-double g_bandwidth[3] = {0, 0, 0};  // bytes/s by thread count
+Bandwidth g_bandwidth[3];  // read bandwidth by thread count
 
 // rows x n weights of type t: random bytes with sane f16 scales (random normals for floats).
 std::vector<uint8_t> make_weights(DType t, int64_t rows, int64_t n) {
@@ -87,19 +91,36 @@ void run_matmul(benchmark::State& state, DType t, int64_t rows, int64_t n, int64
     kernel::best::quantize_act_row(act, x.data() + k * n, xq.data() + k * xs, n);
   std::vector<float> y(rows * ntok);
   kernel::ThreadPool& pool = g_pools.get(threads);
+  std::vector<double> cpu(threads, 0.0);
+  const int64_t grain = 16, blocks = (rows + grain - 1) / grain;
+  auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    pool.parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
-      kernel::best::matmul(t, w.data(), ws, xq.data(), xs, y.data(), rows, n, r0, r1, ntok);
+    pool.run([&](int ith, int nth) {  // contiguous row ranges, multiples of 16
+      const double c0 = thread_cpu_seconds();
+      const int64_t r0 = std::min(rows, blocks * ith / nth * grain);
+      const int64_t r1 = std::min(rows, blocks * (ith + 1) / nth * grain);
+      if (r0 < r1) {
+        kernel::best::matmul(t, w.data(), ws, xq.data(), xs, y.data(), rows, n, r0, r1, ntok);
+      }
+      cpu[ith] += thread_cpu_seconds() - c0;
     });
     benchmark::ClobberMemory();
   }
-  const double wbytes = static_cast<double>(ws * rows);
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * wbytes));
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * n * ntok * 1e-9,
-                                               benchmark::Counter::kIsIterationInvariantRate);
-  if (ntok == 1 && g_bandwidth[threads] > 0) {
-    state.counters["pct_bw"] = benchmark::Counter(100.0 * wbytes / g_bandwidth[threads],
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double cpu_mean = 0;
+  for (double c : cpu) cpu_mean += c / threads;
+  const double iters = static_cast<double>(state.iterations());
+  const double wbytes = static_cast<double>(ws * rows) * iters;
+  const double ops = 2.0 * rows * n * ntok * iters;
+  state.SetBytesProcessed(static_cast<int64_t>(wbytes));
+  state.counters["GOP/s"] = ops / wall * 1e-9;
+  // rates per second of the threads' CPU time: what the threads achieve while running, which
+  // a loaded machine (wall time includes being descheduled) does not distort as much
+  state.counters["cpu_GOP/s"] = ops / cpu_mean * 1e-9;
+  if (ntok == 1) {
+    state.counters["cpu_GB/s"] = wbytes / cpu_mean * 1e-9;
+    state.counters["pct_bw"] = 100.0 * (wbytes / wall) / g_bandwidth[threads].wall;
+    state.counters["pct_bw_cpu"] = 100.0 * (wbytes / cpu_mean) / g_bandwidth[threads].cpu;
   }
 }
 
@@ -138,8 +159,9 @@ int main(int argc, char** argv) {
   for (int threads : {1, 2}) {
     hpl::bench::g_bandwidth[threads] =
         hpl::bench::measure_read_bandwidth(hpl::bench::g_pools.get(threads));
-    std::fprintf(stderr, "read bandwidth, %d thread(s): %.2f GB/s\n", threads,
-                 hpl::bench::g_bandwidth[threads] * 1e-9);
+    std::fprintf(stderr, "read bandwidth, %d thread(s): %.2f GB/s wall, %.2f GB/s per CPU time\n",
+                 threads, hpl::bench::g_bandwidth[threads].wall * 1e-9,
+                 hpl::bench::g_bandwidth[threads].cpu * 1e-9);
   }
   hpl::bench::register_all();
   benchmark::RunSpecifiedBenchmarks();

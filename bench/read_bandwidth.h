@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #if defined(__AVX2__)
@@ -58,34 +59,63 @@ struct BigBuffer {
   uint8_t* p;
 };
 
-// One pass over buf split across the pool's threads; returns seconds.
-inline double timed_read_pass(kernel::ThreadPool& pool, const BigBuffer& buf, uint64_t* sink) {
+// CPU time of the calling thread, seconds. On a loaded machine wall time includes time the
+// thread was descheduled; thread CPU time does not, so both are reported.
+inline double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+struct PassTime {
+  double wall = 0;      // seconds
+  double cpu_mean = 0;  // mean over threads of their CPU seconds
+};
+
+// One pass over buf split across the pool's threads.
+inline PassTime timed_read_pass(kernel::ThreadPool& pool, const BigBuffer& buf, uint64_t* sink) {
   std::vector<uint64_t> sums(pool.size());
+  std::vector<double> cpu(pool.size());
   auto t0 = std::chrono::steady_clock::now();
   pool.run([&](int ith, int nth) {
+    double c0 = thread_cpu_seconds();
     size_t chunk = buf.n / nth / 128 * 128;
     sums[ith] = read_sum(buf.p + ith * chunk, chunk);
+    cpu[ith] = thread_cpu_seconds() - c0;
   });
   auto t1 = std::chrono::steady_clock::now();
-  for (uint64_t s : sums) *sink += s;
-  return std::chrono::duration<double>(t1 - t0).count();
+  PassTime t;
+  t.wall = std::chrono::duration<double>(t1 - t0).count();
+  for (int i = 0; i < pool.size(); ++i) {
+    *sink += sums[i];
+    t.cpu_mean += cpu[i] / pool.size();
+  }
+  return t;
 }
+
+struct Bandwidth {
+  double wall = 0;  // bytes / wall second
+  double cpu = 0;   // bytes / mean thread CPU second: what the threads read while running
+};
 
 // Median read bandwidth (bytes/s) with the pool's threads over `reps` passes of a buffer of
 // `bytes` (default 512 MiB: >> a 32 MiB L3).
-inline double measure_read_bandwidth(kernel::ThreadPool& pool, size_t bytes = size_t{512} << 20,
-                                     int reps = 7) {
+inline Bandwidth measure_read_bandwidth(kernel::ThreadPool& pool, size_t bytes = size_t{512} << 20,
+                                        int reps = 7) {
   BigBuffer buf(bytes);
   uint64_t sink = 0;
   timed_read_pass(pool, buf, &sink);  // warm-up
-  std::vector<double> bw;
+  std::vector<double> wall, cpu;
+  const double used = static_cast<double>(buf.n / pool.size() / 128 * 128 * pool.size());
   for (int r = 0; r < reps; ++r) {
-    const size_t used = buf.n / pool.size() / 128 * 128 * pool.size();
-    bw.push_back(static_cast<double>(used) / timed_read_pass(pool, buf, &sink));
+    PassTime t = timed_read_pass(pool, buf, &sink);
+    wall.push_back(used / t.wall);
+    cpu.push_back(used / t.cpu_mean);
   }
-  std::sort(bw.begin(), bw.end());
-  if (sink == 42) bw[0] += 1;  // keeps sink observable
-  return bw[bw.size() / 2];
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
+  if (sink == 42) wall[0] += 1;  // keeps sink observable
+  return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
 }
 
 }  // namespace hpl::bench

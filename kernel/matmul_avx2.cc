@@ -161,6 +161,22 @@ inline __m256i bcast16_mask(int j) {
   return _mm256_set1_epi16(static_cast<short>((2 * j + 1) << 8 | (2 * j)));
 }
 
+// Q4_K / Q5_K block head [d, dmin, 12 scale bytes s0..s11] -> bytes [sc0..7, mn0..7]
+// (layout in matmul_common.h), in SIMD registers rather than through scalar code.
+inline __m128i k4_scales_mins(__m128i head) {
+  // X = [s0..s7 | s8..s11 s8..s11]
+  const __m128i x = _mm_shuffle_epi8(
+      head, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15));
+  const __m128i low6 = _mm_and_si128(x, _mm_set1_epi8(63));  // bytes 0..7: sc0..3, mn0..3
+  const __m128i nib_lo = _mm_and_si128(x, _mm_set1_epi8(0x0F));
+  const __m128i nib_hi = _mm_and_si128(_mm_srli_epi16(x, 4), _mm_set1_epi8(0x0F));
+  const __m128i nib = _mm_blend_epi16(nib_lo, nib_hi, 0xC0);  // bytes 8..11 low, 12..15 high
+  const __m128i top = _mm_and_si128(_mm_srli_epi16(x, 2), _mm_set1_epi8(0x30));  // (s >> 6) << 4
+  const __m128i hi = _mm_or_si128(nib, _mm_slli_si128(top, 8));  // bytes 8..15: sc4..7, mn4..7
+  const __m128i all = _mm_blend_epi16(low6, hi, 0xF0);
+  return _mm_shuffle_epi8(all, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15));
+}
+
 // Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins (see matmul_common.h).
 template <bool kFive>
 struct TileK4 {
@@ -170,20 +186,17 @@ struct TileK4 {
                   int64_t, float* out) {
     const auto* w = reinterpret_cast<const Block*>(wrow);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[NT];
-    for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
+    __m256 acc[NT], accm[NT];  // d terms, dmin terms (separate chains)
+    for (int k = 0; k < NT; ++k) acc[k] = accm[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      // 12 bytes -> 8 scales and 8 mins, four at a time in 32-bit words.
-      uint32_t u[3];
-      std::memcpy(u, w[b].scales, 12);
-      const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
-      const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-      const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
-      const __m128i sc8 = _mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo));
-      const __m128i mn8 = _mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo));
-      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
-      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));  // m0 m0 m1 m1 ..
-      const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
+      // first 16 bytes: d, dmin (f16), 12 scale bytes -> [d, dmin] f32, scales and mins
+      const __m128i head = load128(&w[b]);
+      const __m128i scmn = k4_scales_mins(head);  // [sc0..7, mn0..7]
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
+      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scmn, scmn));  // m0 m0 m1 m1 ..
+      const __m128 dd = _mm_cvtph_ps(head);
+      const __m256 dv = _mm256_broadcastss_ps(dd);
+      const __m256 mv = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
 
       __m256i s[NT];
       for (int k = 0; k < NT; ++k) s[k] = _mm256_setzero_si256();
@@ -210,12 +223,13 @@ struct TileK4 {
       }
       for (int k = 0; k < NT; ++k) {
         const auto& xb = reinterpret_cast<const BlockQ8_K*>(x[k])[b];
+        const __m256 xd = _mm256_broadcast_ss(&xb.d);
         __m256i m = _mm256_madd_epi16(load256(xb.bsums), mn16);  // min_j * sum of sub-block j
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_set1_ps(d * xb.d), acc[k]);
-        acc[k] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(dmin * xb.d), acc[k]);
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_mul_ps(dv, xd), acc[k]);
+        accm[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(mv, xd), accm[k]);
       }
     }
-    for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
+    for (int k = 0; k < NT; ++k) out[k] = hsum(_mm256_sub_ps(acc[k], accm[k]));
   }
 };
 
