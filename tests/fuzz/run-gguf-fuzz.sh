@@ -3,7 +3,8 @@
 # the CMake build) and fuzzes GgufFile::from_memory for SECONDS (default 60).
 # Seeds: small synthetic GGUFs (every metadata type, nested arrays, block types) and the
 # tests/data GGUF files under 2 MB. Findings go to $OUT/crashes; corpus grows in $OUT/corpus.
-#   usage: tests/fuzz/run-gguf-fuzz.sh [SECONDS]   env: OUT (default build-gguf-fuzz), JOBS
+#   usage: tests/fuzz/run-gguf-fuzz.sh [SECONDS]
+#   env: OUT (default build-gguf-fuzz), MAX_LEN (input size cap, default 2 MiB), JOBS
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_TO_RUN=${1:-60}
@@ -19,6 +20,6 @@ mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/crashes"
 python3 tests/fuzz/make_gguf_seeds.py "$OUT/seeds"
 find tests/data -name '*.gguf' -size -2048k -exec cp {} "$OUT/seeds/" \;
 
-"$OUT/gguf_fuzz" "$OUT/corpus" "$OUT/seeds" -max_len=2097152 -rss_limit_mb=4096 \
+"$OUT/gguf_fuzz" "$OUT/corpus" "$OUT/seeds" -max_len="${MAX_LEN:-2097152}" -rss_limit_mb=4096 \
   -timeout=20 -max_total_time="$SECONDS_TO_RUN" -print_final_stats=1 \
   -artifact_prefix="$OUT/crashes/" ${JOBS:+-jobs=$JOBS}
