@@ -1,10 +1,15 @@
-// Attention over the F16 K/V cache, AVX2 body. Per (token, head), three passes over the key
-// range [lo, pos]: scores q.k_j (4 keys at a time, so every q load feeds 4 FMAs) into
-// scratch, exp(s - max) in place, then out = sum_j p_j v_j with up to 64 output dims held in
-// 8 accumulators while walking the values.
+// Attention over the F16 K/V cache, AVX2 body.
+//
+// Query heads that share a kv head (grouped-query attention) are processed together, up to 8
+// at a time: every k_j / v_j chunk is converted from f16 once and used by all of them, instead
+// of once per query head. Keys are walked in blocks of 64 with an online softmax; the scores of
+// a block live in a (64 keys, 8 heads) tile so the max / exp / sum run across heads on the 8
+// lanes. The output rows themselves are the accumulators (rescaled when a head's max grows).
 #include "kernel/isa.h"
 #if HPL_HAVE_AVX2
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernel/op_checks.h"
 #include "kernel/ops.h"
@@ -13,6 +18,16 @@
 namespace hpl::kernel::avx2 {
 namespace {
 
+constexpr int kG = 8;       // query heads per pass = lanes of the score tile
+constexpr int64_t kB = 64;  // keys per online-softmax block
+
+// Up to kG query heads of one token that read the same kv head.
+struct Group {
+  const float* q[kG];
+  float* o[kG];
+  int n;
+};
+
 // q (hd,) . k (hd,) over dims [d0, hd) in scalar, for head_dim % 8 != 0.
 inline float dot_tail(const float* q, const f16_t* k, int64_t d0, int64_t hd) {
   float acc = 0.0f;
@@ -20,111 +35,194 @@ inline float dot_tail(const float* q, const f16_t* k, int64_t d0, int64_t hd) {
   return acc;
 }
 
-// s[j] = scale * q . k_j for j in [lo, hi); k_j = k + j * stride.
-void qk_scores(const float* q, const f16_t* k, int64_t stride, int64_t lo, int64_t hi, int64_t hd,
-               float scale, float* s) {
+// The 8 horizontal sums of a[0..8) as one vector.
+inline __m256 reduce8(const __m256* a) {
+  __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// tile[jj * kG + g] = scale * q_g . k_jj for keys jj in [j0, j1), KJ keys per step so that
+// KJ * G independent accumulators hide the FMA latency; k_jj = k + jj * stride.
+template <int G, int KJ>
+void qk_keys(const Group& grp, const f16_t* k, int64_t stride, int64_t j0, int64_t j1, int64_t hd,
+             float scale, float* tile) {
+  static_assert(G * KJ <= 8);
   const int64_t hd8 = hd & ~int64_t{7};
-  const __m128 sv = _mm_set1_ps(scale);
-  int64_t j = lo;
-  for (; j + 4 <= hi; j += 4) {
-    const f16_t* k0 = k + j * stride;
-    const f16_t* k1 = k0 + stride;
-    const f16_t* k2 = k1 + stride;
-    const f16_t* k3 = k2 + stride;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t d = 0; d < hd8; d += 8) {
-      __m256 qv = _mm256_loadu_ps(q + d);
-      a0 = _mm256_fmadd_ps(qv, simd::load_f16(k0 + d), a0);
-      a1 = _mm256_fmadd_ps(qv, simd::load_f16(k1 + d), a1);
-      a2 = _mm256_fmadd_ps(qv, simd::load_f16(k2 + d), a2);
-      a3 = _mm256_fmadd_ps(qv, simd::load_f16(k3 + d), a3);
-    }
-    // (a0, a1, a2, a3) -> their 4 horizontal sums in one vector
-    __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-    if (hd8 < hd) {
-      r = _mm_add_ps(r, _mm_setr_ps(dot_tail(q, k0, hd8, hd), dot_tail(q, k1, hd8, hd),
-                                    dot_tail(q, k2, hd8, hd), dot_tail(q, k3, hd8, hd)));
-    }
-    _mm_storeu_ps(s + j, _mm_mul_ps(r, sv));
-  }
-  for (; j < hi; ++j) {
-    const f16_t* kj = k + j * stride;
-    __m256 a = _mm256_setzero_ps();
-    for (int64_t d = 0; d < hd8; d += 8)
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), simd::load_f16(kj + d), a);
-    s[j] = (simd::hsum(a) + dot_tail(q, kj, hd8, hd)) * scale;
-  }
-}
-
-// s[lo, hi) <- exp(s - max s); returns the sum.
-float exp_in_place(float* s, int64_t lo, int64_t hi) {
-  float* r = s + lo;
-  const int64_t len = hi - lo;
-  __m256 mv = _mm256_set1_ps(-INFINITY);
-  int64_t i = 0;
-  for (; i + 8 <= len; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(r + i));
-  if (i < len) mv = _mm256_max_ps(mv, simd::load_partial(r + i, len - i, -INFINITY));
-  const __m256 m = _mm256_set1_ps(simd::hmax(mv));
-  __m256 sum = _mm256_setzero_ps();
-  for (i = 0; i + 8 <= len; i += 8) {
-    __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(r + i), m));
-    _mm256_storeu_ps(r + i, e);
-    sum = _mm256_add_ps(sum, e);
-  }
-  if (i < len) {
-    __m256 e = simd::exp(_mm256_sub_ps(simd::load_partial(r + i, len - i, -INFINITY), m));
-    simd::store_partial(r + i, len - i, e);
-    sum = _mm256_add_ps(sum, e);
-  }
-  return simd::hsum(sum);
-}
-
-// o[0, 8 NV) = inv * sum_j p[j] v_j[0, 8 NV) for j in [lo, hi); v_j = v + j * stride.
-template <int NV>
-void pv_block(const float* p, const f16_t* v, int64_t stride, int64_t lo, int64_t hi, float inv,
-              float* o) {
-  __m256 acc[NV];
-  for (int c = 0; c < NV; ++c) acc[c] = _mm256_setzero_ps();
-  for (int64_t j = lo; j < hi; ++j) {
-    const __m256 pj = _mm256_set1_ps(p[j]);
-    const f16_t* vj = v + j * stride;
+  for (int64_t jj = j0; jj + KJ <= j1; jj += KJ) {
+    __m256 a[8];
 #pragma GCC unroll 8
-    for (int c = 0; c < NV; ++c) acc[c] = _mm256_fmadd_ps(pj, simd::load_f16(vj + 8 * c), acc[c]);
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < hd8; d += 8) {
+#pragma GCC unroll 8
+      for (int kj = 0; kj < KJ; ++kj) {
+        const __m256 kv = simd::load_f16(k + (jj + kj) * stride + d);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; ++g)
+          a[kj * G + g] = _mm256_fmadd_ps(_mm256_loadu_ps(grp.q[g] + d), kv, a[kj * G + g]);
+      }
+    }
+    if constexpr (KJ == 1) {  // lanes g < G are this key's tile row (the others sum zeros)
+      _mm256_store_ps(tile + jj * kG, _mm256_mul_ps(reduce8(a), _mm256_set1_ps(scale)));
+      if (hd8 < hd) {
+        for (int g = 0; g < G; ++g)
+          tile[jj * kG + g] += dot_tail(grp.q[g], k + jj * stride, hd8, hd) * scale;
+      }
+      continue;
+    }
+    alignas(32) float r[8];
+    _mm256_store_ps(r, reduce8(a));
+    for (int kj = 0; kj < KJ; ++kj) {
+      for (int g = 0; g < G; ++g) {
+        float t = hd8 < hd ? dot_tail(grp.q[g], k + (jj + kj) * stride, hd8, hd) : 0.0f;
+        tile[(jj + kj) * kG + g] = (r[kj * G + g] + t) * scale;
+      }
+    }
   }
-  const __m256 iv = _mm256_set1_ps(inv);
-  for (int c = 0; c < NV; ++c) _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(acc[c], iv));
 }
 
-void pv(const float* p, const f16_t* v, int64_t stride, int64_t lo, int64_t hi, int64_t hd,
-        float inv, float* o) {
-  int64_t d = 0;
-  for (; d + 64 <= hd; d += 64) pv_block<8>(p, v + d, stride, lo, hi, inv, o + d);
-  if (d + 32 <= hd) pv_block<4>(p, v + d, stride, lo, hi, inv, o + d), d += 32;
-  if (d + 16 <= hd) pv_block<2>(p, v + d, stride, lo, hi, inv, o + d), d += 16;
-  if (d + 8 <= hd) pv_block<1>(p, v + d, stride, lo, hi, inv, o + d), d += 8;
-  for (; d < hd; ++d) {
-    float acc = 0.0f;
-    for (int64_t j = lo; j < hi; ++j) acc += p[j] * fp16_to_fp32(v[j * stride + d]);
-    o[d] = acc * inv;
+// o_g[0, hd) += sum_jj tile[jj * kG + g] * v_jj for jj in [0, nb); DC 8-dim chunks per pass so
+// that G * DC accumulators stay in registers.
+template <int G, int DC>
+void pv_dims(const Group& grp, const f16_t* v, int64_t stride, int64_t nb, int64_t d0, int64_t d1,
+             const float* tile) {
+  static_assert(G * DC <= 8);
+  for (int64_t d = d0; d + 8 * DC <= d1; d += 8 * DC) {
+    __m256 acc[G * DC];  // every loop over it fully unrolled, so it lives in registers
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+      for (int c = 0; c < DC; ++c) acc[g * DC + c] = _mm256_loadu_ps(grp.o[g] + d + 8 * c);
+    for (int64_t jj = 0; jj < nb; ++jj) {
+      const f16_t* vj = v + jj * stride + d;
+#pragma GCC unroll 8
+      for (int c = 0; c < DC; ++c) {
+        const __m256 vv = simd::load_f16(vj + 8 * c);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; ++g)
+          acc[g * DC + c] =
+              _mm256_fmadd_ps(_mm256_broadcast_ss(tile + jj * kG + g), vv, acc[g * DC + c]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+      for (int c = 0; c < DC; ++c) _mm256_storeu_ps(grp.o[g] + d + 8 * c, acc[g * DC + c]);
+  }
+}
+
+template <int G>
+void pv_tile(const Group& grp, const f16_t* v, int64_t stride, int64_t nb, int64_t hd,
+             const float* tile) {
+  constexpr int DC = 8 / G;
+  const int64_t wide = hd / (8 * DC) * (8 * DC), hd8 = hd & ~int64_t{7};
+  pv_dims<G, DC>(grp, v, stride, nb, 0, wide, tile);
+  if constexpr (DC > 1) pv_dims<G, 1>(grp, v, stride, nb, wide, hd8, tile);
+  for (int64_t d = hd8; d < hd; ++d) {  // head_dim % 8 dims
+    for (int g = 0; g < G; ++g) {
+      float acc = 0.0f;
+      for (int64_t jj = 0; jj < nb; ++jj)
+        acc += tile[jj * kG + g] * fp16_to_fp32(v[jj * stride + d]);
+      grp.o[g][d] += acc;
+    }
+  }
+}
+
+// out_g = softmax_j(scale q_g . k_j) v_j over keys j in [lo, hi) for the heads of grp.
+template <int G>
+void attend_group(const Group& grp, const f16_t* k, const f16_t* v, int64_t stride, int64_t lo,
+                  int64_t hi, int64_t hd, float scale) {
+  constexpr int KJ = G == 1 ? 4 : G == 2 ? 2 : 1;
+  alignas(32) float tile[kB * kG] = {};  // lanes g >= G stay 0 (finite) for the vector softmax
+  for (int g = 0; g < G; ++g) std::memset(grp.o[g], 0, sizeof(float) * hd);
+  __m256 m_run = _mm256_set1_ps(-INFINITY), l_run = _mm256_setzero_ps();
+  for (int64_t j0 = lo; j0 < hi; j0 += kB) {
+    const int64_t nb = std::min(kB, hi - j0);
+    const f16_t* kb = k + j0 * stride;
+    const int64_t nbk = nb / KJ * KJ;
+    qk_keys<G, KJ>(grp, kb, stride, 0, nbk, hd, scale, tile);
+    if constexpr (KJ > 1) qk_keys<G, 1>(grp, kb, stride, nbk, nb, hd, scale, tile);
+    // online softmax across the G lanes
+    __m256 mb = _mm256_set1_ps(-INFINITY);
+    for (int64_t jj = 0; jj < nb; ++jj) mb = _mm256_max_ps(mb, _mm256_load_ps(tile + jj * kG));
+    const __m256 m_new = _mm256_max_ps(m_run, mb);
+    const __m256 corr = simd::exp(_mm256_sub_ps(m_run, m_new));  // 0 on the first block
+    if (j0 != lo) {
+      alignas(32) float cf[8];
+      _mm256_store_ps(cf, corr);
+      for (int g = 0; g < G; ++g) {
+        if (cf[g] == 1.0f) continue;
+        const __m256 cv = _mm256_set1_ps(cf[g]);
+        int64_t d = 0;
+        for (; d + 8 <= hd; d += 8)
+          _mm256_storeu_ps(grp.o[g] + d, _mm256_mul_ps(_mm256_loadu_ps(grp.o[g] + d), cv));
+        for (; d < hd; ++d) grp.o[g][d] *= cf[g];
+      }
+    }
+    __m256 lsum = _mm256_setzero_ps();
+    for (int64_t jj = 0; jj < nb; ++jj) {
+      __m256 e = simd::exp(_mm256_sub_ps(_mm256_load_ps(tile + jj * kG), m_new));
+      _mm256_store_ps(tile + jj * kG, e);
+      lsum = _mm256_add_ps(lsum, e);
+    }
+    l_run = _mm256_fmadd_ps(l_run, corr, lsum);
+    m_run = m_new;
+    pv_tile<G>(grp, v + j0 * stride, stride, nb, hd, tile);
+  }
+  alignas(32) float l[8];
+  _mm256_store_ps(l, l_run);
+  for (int g = 0; g < G; ++g) {
+    const __m256 inv = _mm256_set1_ps(1.0f / l[g]);
+    int64_t d = 0;
+    for (; d + 8 <= hd; d += 8)
+      _mm256_storeu_ps(grp.o[g] + d, _mm256_mul_ps(_mm256_loadu_ps(grp.o[g] + d), inv));
+    for (; d < hd; ++d) grp.o[g][d] /= l[g];
+  }
+}
+
+void attend(const Group& grp, const f16_t* k, const f16_t* v, int64_t stride, int64_t lo,
+            int64_t hi, int64_t hd, float scale) {
+  switch (grp.n) {
+    case 1:
+      return attend_group<1>(grp, k, v, stride, lo, hi, hd, scale);
+    case 2:
+      return attend_group<2>(grp, k, v, stride, lo, hi, hd, scale);
+    case 3:
+      return attend_group<3>(grp, k, v, stride, lo, hi, hd, scale);
+    case 4:
+      return attend_group<4>(grp, k, v, stride, lo, hi, hd, scale);
+    case 5:
+      return attend_group<5>(grp, k, v, stride, lo, hi, hd, scale);
+    case 6:
+      return attend_group<6>(grp, k, v, stride, lo, hi, hd, scale);
+    case 7:
+      return attend_group<7>(grp, k, v, stride, lo, hi, hd, scale);
+    default:
+      return attend_group<8>(grp, k, v, stride, lo, hi, hd, scale);
   }
 }
 
 }  // namespace
 
+// scratch is not needed by this body (score tiles live on the stack).
 void attention(const AttnParams& p, const float* q, const f16_t* k, const f16_t* v, float* out,
                int64_t n_tok, int64_t pos0, int64_t h0, int64_t h1, float* scratch) {
   check::attention(p, n_tok, pos0, h0, h1);
   const int64_t hd = p.head_dim, group = p.n_heads / p.n_kv_heads;
   for (int64_t t = 0; t < n_tok; ++t) {
     const int64_t pos = pos0 + t, lo = check::attn_first_key(pos, p.window);
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t kv_off = (h / group) * hd;
-      qk_scores(q + t * p.q_stride + h * hd, k + kv_off, p.kv_stride, lo, pos + 1, hd, p.scale,
-                scratch);
-      const float sum = exp_in_place(scratch, lo, pos + 1);
-      pv(scratch, v + kv_off, p.kv_stride, lo, pos + 1, hd, 1.0f / sum,
-         out + t * p.out_stride + h * hd);
+    for (int64_t h = h0; h < h1;) {
+      // heads [h, he): same kv head, inside [h0, h1), at most kG
+      const int64_t kvh = h / group;
+      const int64_t he = std::min({h1, (kvh + 1) * group, h + kG});
+      Group grp;
+      grp.n = static_cast<int>(he - h);
+      for (int i = 0; i < grp.n; ++i) {
+        grp.q[i] = q + t * p.q_stride + (h + i) * hd;
+        grp.o[i] = out + t * p.out_stride + (h + i) * hd;
+      }
+      attend(grp, k + kvh * hd, v + kvh * hd, p.kv_stride, lo, pos + 1, hd, p.scale);
+      h = he;
     }
   }
 }

@@ -21,4 +21,29 @@ inline void rope_table(int64_t i0, int64_t count, int64_t rot_dim, int64_t pos, 
   }
 }
 
+// Per-thread cache of the last full table: the q and k rotations of every layer of a token use
+// the same (pos, rot_dim, base, scale), so the double cos/sin are computed once per token.
+constexpr int64_t kMaxCachedPairs = 512;
+struct RopeCache {
+  int64_t pos = -1, rot_dim = -1;
+  float base = 0.0f, scale = 0.0f;
+  float c[kMaxCachedPairs], s[kMaxCachedPairs];
+};
+
+// The table for pairs [0, rot_dim / 2), or nullptr when rot_dim / 2 > kMaxCachedPairs.
+inline const RopeCache* rope_cached(int64_t rot_dim, int64_t pos, float freq_base,
+                                    float freq_scale) {
+  thread_local RopeCache cache;
+  if (rot_dim / 2 > kMaxCachedPairs) return nullptr;
+  if (cache.pos != pos || cache.rot_dim != rot_dim || cache.base != freq_base ||
+      cache.scale != freq_scale) {
+    rope_table(0, rot_dim / 2, rot_dim, pos, freq_base, freq_scale, cache.c, cache.s);
+    cache.pos = pos;
+    cache.rot_dim = rot_dim;
+    cache.base = freq_base;
+    cache.scale = freq_scale;
+  }
+  return &cache;
+}
+
 }  // namespace hpl::kernel::rope_detail

@@ -15,10 +15,18 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t 
   check::rope(n_heads, head_dim, rot_dim);
   using rope_detail::kPairsPerBlock;
   const int64_t half = rot_dim / 2;
-  float c[kPairsPerBlock], s[kPairsPerBlock];
+  float cbuf[kPairsPerBlock], sbuf[kPairsPerBlock];
+  const rope_detail::RopeCache* tab = rope_detail::rope_cached(rot_dim, pos, freq_base, freq_scale);
   for (int64_t i0 = 0; i0 < half; i0 += kPairsPerBlock) {
     const int64_t cnt = half - i0 < kPairsPerBlock ? half - i0 : kPairsPerBlock;
-    rope_detail::rope_table(i0, cnt, rot_dim, pos, freq_base, freq_scale, c, s);
+    const float* c = cbuf;
+    const float* s = sbuf;
+    if (tab) {
+      c = tab->c + i0;
+      s = tab->s + i0;
+    } else {
+      rope_detail::rope_table(i0, cnt, rot_dim, pos, freq_base, freq_scale, cbuf, sbuf);
+    }
     if (layout == RopeLayout::kNeox) {  // pairs (i, i + half)
       for (int64_t h = 0; h < n_heads; ++h) {
         float* x0 = x + h * head_dim + i0;

@@ -157,9 +157,10 @@ TEST(Ops, RmsnormRefMatchesDouble) {
 struct RopeCase {
   int64_t n_heads, head_dim, rot_dim;
 };
-const RopeCase kRopeCases[] = {{1, 2, 2},   {3, 8, 8},   {32, 64, 64}, {4, 256, 256},
-                               {2, 64, 32}, {5, 80, 80}, {2, 80, 40},  {1, 130, 130},
-                               {3, 12, 6},  {2, 64, 0},  {1, 300, 258}};
+const RopeCase kRopeCases[] = {
+    {1, 2, 2},     {3, 8, 8},      {32, 64, 64},  {4, 256, 256}, {2, 64, 32},
+    {5, 80, 80},   {2, 80, 40},    {1, 130, 130}, {3, 12, 6},    {2, 64, 0},
+    {1, 300, 258}, {1, 1100, 1030}};  // the last is above the 512-pair table cache
 const int64_t kRopePos[] = {0, 1, 17, 511, 4095, 131071};
 
 TEST(Ops, RopeMatchesRef) {
@@ -445,8 +446,10 @@ TEST(Ops, Fp32ToFp16RowIsBitExact) {
 struct AttnCase {
   int64_t n_heads, n_kv_heads, head_dim;
 };
-const AttnCase kAttnCases[] = {{4, 4, 64}, {8, 2, 64}, {4, 1, 256}, {3, 1, 12},
-                               {2, 1, 80}, {6, 3, 7},  {2, 2, 128}, {4, 2, 40}};
+// MHA, GQA groups of 2/3/4/8/12 (more than 8 heads per kv head are processed in several
+// passes), head_dim with 8-lane and 4-lane tails (7, 12, 40, 80).
+const AttnCase kAttnCases[] = {{4, 4, 64}, {8, 2, 64},  {4, 1, 256}, {3, 1, 12},  {2, 1, 80},
+                               {6, 3, 7},  {2, 2, 128}, {4, 2, 40},  {16, 2, 64}, {12, 1, 32}};
 
 struct AttnData {
   AttnParams p;
