@@ -218,8 +218,9 @@ class Reader {
     if (v.elem_type == GgufType::ARRAY) min_elem = 4 + count_bytes();
     if (v.count > left() / min_elem) {
       fail(count_off, "array count " + std::to_string(v.count) + " of " +
-                          gguf_type_name(v.elem_type) + " does not fit in the " +
-                          std::to_string(left()) + " bytes left in the file");
+                          gguf_type_name(v.elem_type) + " (at least " + std::to_string(min_elem) +
+                          " bytes each) exceeds the " + std::to_string(left()) +
+                          " bytes left in the file");
     }
     if (gguf_scalar_size(v.elem_type) != 0) {  // numbers: packed, decoded on access
       v.raw = here();
@@ -393,7 +394,8 @@ void GgufFile::parse() {
   // Lower bound of an entry's size: name length, n_dims, one dim, type, offset.
   const size_t min_tensor = r.count_bytes() + 4 + r.count_bytes() + 4 + 8;
   if (n_tensors > r.left() / min_tensor) {
-    r.fail(off, "tensor count " + std::to_string(n_tensors) + " cannot fit in the " +
+    r.fail(off, "tensor count " + std::to_string(n_tensors) + " (at least " +
+                    std::to_string(min_tensor) + " bytes each) exceeds the " +
                     std::to_string(r.left()) + " bytes left in the file");
   }
   off = r.pos();
@@ -401,8 +403,9 @@ void GgufFile::parse() {
   // Lower bound of a key/value: key length, type, a 1-byte value.
   const size_t min_kv = r.count_bytes() + 4 + 1;
   if (n_kv > r.left() / min_kv) {
-    r.fail(off, "metadata count " + std::to_string(n_kv) + " cannot fit in the " +
-                    std::to_string(r.left()) + " bytes left in the file");
+    r.fail(off, "metadata count " + std::to_string(n_kv) + " (at least " + std::to_string(min_kv) +
+                    " bytes each) exceeds the " + std::to_string(r.left()) +
+                    " bytes left in the file");
   }
 
   kvs_.reserve(std::min(n_kv, kMaxReserve));
