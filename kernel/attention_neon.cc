@@ -1,10 +1,15 @@
-// Attention over the F16 K/V cache, NEON body. Per (token, head), three passes over the key
-// range [lo, pos]: scores q.k_j (4 keys at a time, so every q load feeds 4 FMAs) into
-// scratch, exp(s - max) in place, then out = sum_j p_j v_j with up to 64 output dims held in
-// 16 accumulators while walking the values.
+// Attention over the F16 K/V cache, NEON body (same scheme as attention_avx2.cc).
+//
+// Query heads that share a kv head (grouped-query attention) are processed together, up to 8
+// at a time: every k_j / v_j chunk is converted from f16 once and used by all of them. Keys
+// are walked in blocks of 64 with an online softmax; the scores of a block live in a
+// (64 keys, 8 heads) tile so max / exp / sum run across heads on the lanes. The output rows
+// are the accumulators (rescaled when a head's max grows).
 #include "kernel/isa.h"
 #if HPL_HAVE_NEON
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernel/op_checks.h"
 #include "kernel/ops.h"
@@ -13,6 +18,16 @@
 namespace hpl::kernel::neon {
 namespace {
 
+constexpr int kG = 8;       // query heads per pass = lanes of the score tile (2 vectors)
+constexpr int64_t kB = 64;  // keys per online-softmax block
+
+// Up to kG query heads of one token that read the same kv head.
+struct Group {
+  const float* q[kG];
+  float* o[kG];
+  int n;
+};
+
 // q (hd,) . k (hd,) over dims [d0, hd) in scalar, for head_dim % 4 != 0.
 inline float dot_tail(const float* q, const f16_t* k, int64_t d0, int64_t hd) {
   float acc = 0.0f;
@@ -20,127 +35,191 @@ inline float dot_tail(const float* q, const f16_t* k, int64_t d0, int64_t hd) {
   return acc;
 }
 
-// s[j] = scale * q . k_j for j in [lo, hi); k_j = k + j * stride.
-void qk_scores(const float* q, const f16_t* k, int64_t stride, int64_t lo, int64_t hi, int64_t hd,
-               float scale, float* s) {
+// tile[jj * kG + g] = scale * q_g . k_jj for keys jj in [j0, j1), KJ keys per step so that
+// KJ * G independent accumulators hide the FMA latency; k_jj = k + jj * stride.
+template <int G, int KJ>
+void qk_keys(const Group& grp, const f16_t* k, int64_t stride, int64_t j0, int64_t j1, int64_t hd,
+             float scale, float* tile) {
+  static_assert(G * KJ <= 8);
   const int64_t hd4 = hd & ~int64_t{3};
-  int64_t j = lo;
-  for (; j + 4 <= hi; j += 4) {
-    const f16_t* k0 = k + j * stride;
-    const f16_t* k1 = k0 + stride;
-    const f16_t* k2 = k1 + stride;
-    const f16_t* k3 = k2 + stride;
-    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
-    float32x4_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;  // second set: 8 independent FMA chains
-    int64_t d = 0;
-    for (; d + 8 <= hd4; d += 8) {
-      float32x4_t qa = vld1q_f32(q + d), qb = vld1q_f32(q + d + 4);
-      a0 = vfmaq_f32(a0, qa, simd::load_f16x4(k0 + d));
-      a1 = vfmaq_f32(a1, qa, simd::load_f16x4(k1 + d));
-      a2 = vfmaq_f32(a2, qa, simd::load_f16x4(k2 + d));
-      a3 = vfmaq_f32(a3, qa, simd::load_f16x4(k3 + d));
-      b0 = vfmaq_f32(b0, qb, simd::load_f16x4(k0 + d + 4));
-      b1 = vfmaq_f32(b1, qb, simd::load_f16x4(k1 + d + 4));
-      b2 = vfmaq_f32(b2, qb, simd::load_f16x4(k2 + d + 4));
-      b3 = vfmaq_f32(b3, qb, simd::load_f16x4(k3 + d + 4));
+  for (int64_t jj = j0; jj + KJ <= j1; jj += KJ) {
+    float32x4_t a[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) a[i] = vdupq_n_f32(0.0f);
+    for (int64_t d = 0; d < hd4; d += 4) {
+#pragma GCC unroll 8
+      for (int kj = 0; kj < KJ; ++kj) {
+        const float32x4_t kv = simd::load_f16x4(k + (jj + kj) * stride + d);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; ++g)
+          a[kj * G + g] = vfmaq_f32(a[kj * G + g], vld1q_f32(grp.q[g] + d), kv);
+      }
     }
-    if (d < hd4) {
-      float32x4_t qa = vld1q_f32(q + d);
-      a0 = vfmaq_f32(a0, qa, simd::load_f16x4(k0 + d));
-      a1 = vfmaq_f32(a1, qa, simd::load_f16x4(k1 + d));
-      a2 = vfmaq_f32(a2, qa, simd::load_f16x4(k2 + d));
-      a3 = vfmaq_f32(a3, qa, simd::load_f16x4(k3 + d));
+    // the 8 horizontal sums, lanes in accumulator order
+    float32x4_t r0 = vpaddq_f32(vpaddq_f32(a[0], a[1]), vpaddq_f32(a[2], a[3]));
+    float32x4_t r1 = vpaddq_f32(vpaddq_f32(a[4], a[5]), vpaddq_f32(a[6], a[7]));
+    if constexpr (KJ == 1) {  // lanes g < G are this key's tile row (the others sum zeros)
+      vst1q_f32(tile + jj * kG, vmulq_n_f32(r0, scale));
+      vst1q_f32(tile + jj * kG + 4, vmulq_n_f32(r1, scale));
+      if (hd4 < hd) {
+        for (int g = 0; g < G; ++g)
+          tile[jj * kG + g] += dot_tail(grp.q[g], k + jj * stride, hd4, hd) * scale;
+      }
+      continue;
     }
-    a0 = vaddq_f32(a0, b0);
-    a1 = vaddq_f32(a1, b1);
-    a2 = vaddq_f32(a2, b2);
-    a3 = vaddq_f32(a3, b3);
-    // (a0, a1, a2, a3) -> their 4 horizontal sums in one vector
-    float32x4_t r = vpaddq_f32(vpaddq_f32(a0, a1), vpaddq_f32(a2, a3));
-    if (hd4 < hd) {
-      float t[4] = {dot_tail(q, k0, hd4, hd), dot_tail(q, k1, hd4, hd), dot_tail(q, k2, hd4, hd),
-                    dot_tail(q, k3, hd4, hd)};
-      r = vaddq_f32(r, vld1q_f32(t));
+    float r[8];
+    vst1q_f32(r, r0);
+    vst1q_f32(r + 4, r1);
+    for (int kj = 0; kj < KJ; ++kj) {
+      for (int g = 0; g < G; ++g) {
+        float t = hd4 < hd ? dot_tail(grp.q[g], k + (jj + kj) * stride, hd4, hd) : 0.0f;
+        tile[(jj + kj) * kG + g] = (r[kj * G + g] + t) * scale;
+      }
     }
-    vst1q_f32(s + j, vmulq_n_f32(r, scale));
-  }
-  for (; j < hi; ++j) {
-    const f16_t* kj = k + j * stride;
-    float32x4_t a = vdupq_n_f32(0.0f);
-    for (int64_t d = 0; d < hd4; d += 4)
-      a = vfmaq_f32(a, vld1q_f32(q + d), simd::load_f16x4(kj + d));
-    s[j] = (vaddvq_f32(a) + dot_tail(q, kj, hd4, hd)) * scale;
   }
 }
 
-// s[lo, hi) <- exp(s - max s); returns the sum.
-float exp_in_place(float* s, int64_t lo, int64_t hi) {
-  float* r = s + lo;
-  const int64_t len = hi - lo;
-  float32x4_t mv = vdupq_n_f32(-INFINITY);
-  int64_t i = 0;
-  for (; i + 4 <= len; i += 4) mv = vmaxq_f32(mv, vld1q_f32(r + i));
-  if (i < len) mv = vmaxq_f32(mv, simd::load_partial(r + i, len - i, -INFINITY));
-  const float32x4_t m = vdupq_n_f32(vmaxvq_f32(mv));
-  float32x4_t sum = vdupq_n_f32(0.0f);
-  for (i = 0; i + 4 <= len; i += 4) {
-    float32x4_t e = simd::exp(vsubq_f32(vld1q_f32(r + i), m));
-    vst1q_f32(r + i, e);
-    sum = vaddq_f32(sum, e);
-  }
-  if (i < len) {
-    float32x4_t e = simd::exp(vsubq_f32(simd::load_partial(r + i, len - i, -INFINITY), m));
-    simd::store_partial(r + i, len - i, e);
-    sum = vaddq_f32(sum, e);
-  }
-  return vaddvq_f32(sum);
-}
-
-// o[0, 4 NV) = inv * sum_j p[j] v_j[0, 4 NV) for j in [lo, hi); v_j = v + j * stride.
-template <int NV>
-void pv_block(const float* p, const f16_t* v, int64_t stride, int64_t lo, int64_t hi, float inv,
-              float* o) {
-  float32x4_t acc[NV];
-  for (int c = 0; c < NV; ++c) acc[c] = vdupq_n_f32(0.0f);
-  for (int64_t j = lo; j < hi; ++j) {
-    const float pj = p[j];
-    const f16_t* vj = v + j * stride;
+// o_g[d0, d1) += sum_jj tile[jj * kG + g] * v_jj for jj in [0, nb); DC 4-dim chunks per pass
+// so that G * DC <= 16 accumulators stay in registers.
+template <int G, int DC>
+void pv_dims(const Group& grp, const f16_t* v, int64_t stride, int64_t nb, int64_t d0, int64_t d1,
+             const float* tile) {
+  static_assert(G * DC <= 16);
+  for (int64_t d = d0; d + 4 * DC <= d1; d += 4 * DC) {
+    float32x4_t acc[G * DC];  // every loop over it fully unrolled, so it lives in registers
 #pragma GCC unroll 16
-    for (int c = 0; c < NV; ++c) acc[c] = vfmaq_n_f32(acc[c], simd::load_f16x4(vj + 4 * c), pj);
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+      for (int c = 0; c < DC; ++c) acc[g * DC + c] = vld1q_f32(grp.o[g] + d + 4 * c);
+    for (int64_t jj = 0; jj < nb; ++jj) {
+      const f16_t* vj = v + jj * stride + d;
+      const float* pj = tile + jj * kG;
+#pragma GCC unroll 16
+      for (int c = 0; c < DC; ++c) {
+        const float32x4_t vv = simd::load_f16x4(vj + 4 * c);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) acc[g * DC + c] = vfmaq_n_f32(acc[g * DC + c], vv, pj[g]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+      for (int c = 0; c < DC; ++c) vst1q_f32(grp.o[g] + d + 4 * c, acc[g * DC + c]);
   }
-  for (int c = 0; c < NV; ++c) vst1q_f32(o + 4 * c, vmulq_n_f32(acc[c], inv));
 }
 
-void pv(const float* p, const f16_t* v, int64_t stride, int64_t lo, int64_t hi, int64_t hd,
-        float inv, float* o) {
+template <int G>
+void pv_tile(const Group& grp, const f16_t* v, int64_t stride, int64_t nb, int64_t hd,
+             const float* tile) {
+  constexpr int DC = 16 / G < 8 ? 16 / G : 8;
+  const int64_t wide = hd / (4 * DC) * (4 * DC), hd4 = hd & ~int64_t{3};
+  pv_dims<G, DC>(grp, v, stride, nb, 0, wide, tile);
+  if constexpr (DC > 1) pv_dims<G, 1>(grp, v, stride, nb, wide, hd4, tile);
+  for (int64_t d = hd4; d < hd; ++d) {  // head_dim % 4 dims
+    for (int g = 0; g < G; ++g) {
+      float acc = 0.0f;
+      for (int64_t jj = 0; jj < nb; ++jj)
+        acc += tile[jj * kG + g] * fp16_to_fp32(v[jj * stride + d]);
+      grp.o[g][d] += acc;
+    }
+  }
+}
+
+inline void scale_row(float* o, int64_t hd, float c) {
   int64_t d = 0;
-  for (; d + 64 <= hd; d += 64) pv_block<16>(p, v + d, stride, lo, hi, inv, o + d);
-  if (d + 32 <= hd) pv_block<8>(p, v + d, stride, lo, hi, inv, o + d), d += 32;
-  if (d + 16 <= hd) pv_block<4>(p, v + d, stride, lo, hi, inv, o + d), d += 16;
-  if (d + 8 <= hd) pv_block<2>(p, v + d, stride, lo, hi, inv, o + d), d += 8;
-  if (d + 4 <= hd) pv_block<1>(p, v + d, stride, lo, hi, inv, o + d), d += 4;
-  for (; d < hd; ++d) {
-    float acc = 0.0f;
-    for (int64_t j = lo; j < hi; ++j) acc += p[j] * fp16_to_fp32(v[j * stride + d]);
-    o[d] = acc * inv;
+  for (; d + 4 <= hd; d += 4) vst1q_f32(o + d, vmulq_n_f32(vld1q_f32(o + d), c));
+  for (; d < hd; ++d) o[d] *= c;
+}
+
+// out_g = softmax_j(scale q_g . k_j) v_j over keys j in [lo, hi) for the heads of grp.
+template <int G>
+void attend_group(const Group& grp, const f16_t* k, const f16_t* v, int64_t stride, int64_t lo,
+                  int64_t hi, int64_t hd, float scale) {
+  constexpr int KJ = G == 1 ? 4 : G == 2 ? 2 : 1;
+  alignas(16) float tile[kB * kG] = {};  // lanes g >= G stay 0 (finite) for the vector softmax
+  for (int g = 0; g < G; ++g) std::memset(grp.o[g], 0, sizeof(float) * hd);
+  float32x4_t m_run[2] = {vdupq_n_f32(-INFINITY), vdupq_n_f32(-INFINITY)};
+  float32x4_t l_run[2] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+  for (int64_t j0 = lo; j0 < hi; j0 += kB) {
+    const int64_t nb = std::min(kB, hi - j0);
+    const f16_t* kb = k + j0 * stride;
+    const int64_t nbk = nb / KJ * KJ;
+    qk_keys<G, KJ>(grp, kb, stride, 0, nbk, hd, scale, tile);
+    if constexpr (KJ > 1) qk_keys<G, 1>(grp, kb, stride, nbk, nb, hd, scale, tile);
+    for (int half = 0; half < 2; ++half) {  // online softmax, 4 heads per vector
+      if (half * 4 >= G) break;
+      float* t = tile + half * 4;
+      float32x4_t mb = vdupq_n_f32(-INFINITY);
+      for (int64_t jj = 0; jj < nb; ++jj) mb = vmaxq_f32(mb, vld1q_f32(t + jj * kG));
+      const float32x4_t m_new = vmaxq_f32(m_run[half], mb);
+      const float32x4_t corr = simd::exp(vsubq_f32(m_run[half], m_new));  // 0 on the first block
+      if (j0 != lo) {
+        float cf[4];
+        vst1q_f32(cf, corr);
+        for (int g = half * 4; g < G && g < half * 4 + 4; ++g) {
+          if (cf[g - half * 4] != 1.0f) scale_row(grp.o[g], hd, cf[g - half * 4]);
+        }
+      }
+      float32x4_t lsum = vdupq_n_f32(0.0f);
+      for (int64_t jj = 0; jj < nb; ++jj) {
+        float32x4_t e = simd::exp(vsubq_f32(vld1q_f32(t + jj * kG), m_new));
+        vst1q_f32(t + jj * kG, e);
+        lsum = vaddq_f32(lsum, e);
+      }
+      l_run[half] = vfmaq_f32(lsum, l_run[half], corr);
+      m_run[half] = m_new;
+    }
+    pv_tile<G>(grp, v + j0 * stride, stride, nb, hd, tile);
+  }
+  float l[8];
+  vst1q_f32(l, l_run[0]);
+  vst1q_f32(l + 4, l_run[1]);
+  for (int g = 0; g < G; ++g) scale_row(grp.o[g], hd, 1.0f / l[g]);
+}
+
+void attend(const Group& grp, const f16_t* k, const f16_t* v, int64_t stride, int64_t lo,
+            int64_t hi, int64_t hd, float scale) {
+  switch (grp.n) {
+    case 1:
+      return attend_group<1>(grp, k, v, stride, lo, hi, hd, scale);
+    case 2:
+      return attend_group<2>(grp, k, v, stride, lo, hi, hd, scale);
+    case 3:
+      return attend_group<3>(grp, k, v, stride, lo, hi, hd, scale);
+    case 4:
+      return attend_group<4>(grp, k, v, stride, lo, hi, hd, scale);
+    case 5:
+      return attend_group<5>(grp, k, v, stride, lo, hi, hd, scale);
+    case 6:
+      return attend_group<6>(grp, k, v, stride, lo, hi, hd, scale);
+    case 7:
+      return attend_group<7>(grp, k, v, stride, lo, hi, hd, scale);
+    default:
+      return attend_group<8>(grp, k, v, stride, lo, hi, hd, scale);
   }
 }
 
 }  // namespace
 
+// scratch is not needed by this body (score tiles live on the stack).
 void attention(const AttnParams& p, const float* q, const f16_t* k, const f16_t* v, float* out,
                int64_t n_tok, int64_t pos0, int64_t h0, int64_t h1, float* scratch) {
   check::attention(p, n_tok, pos0, h0, h1);
   const int64_t hd = p.head_dim, group = p.n_heads / p.n_kv_heads;
   for (int64_t t = 0; t < n_tok; ++t) {
     const int64_t pos = pos0 + t, lo = check::attn_first_key(pos, p.window);
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t kv_off = (h / group) * hd;
-      qk_scores(q + t * p.q_stride + h * hd, k + kv_off, p.kv_stride, lo, pos + 1, hd, p.scale,
-                scratch);
-      const float sum = exp_in_place(scratch, lo, pos + 1);
-      pv(scratch, v + kv_off, p.kv_stride, lo, pos + 1, hd, 1.0f / sum,
-         out + t * p.out_stride + h * hd);
+    for (int64_t h = h0; h < h1;) {
+      // heads [h, he): same kv head, inside [h0, h1), at most kG
+      const int64_t kvh = h / group;
+      const int64_t he = std::min({h1, (kvh + 1) * group, h + kG});
+      Group grp;
+      grp.n = static_cast<int>(he - h);
+      for (int i = 0; i < grp.n; ++i) {
+        grp.q[i] = q + t * p.q_stride + (h + i) * hd;
+        grp.o[i] = out + t * p.out_stride + (h + i) * hd;
+      }
+      attend(grp, k + kvh * hd, v + kvh * hd, p.kv_stride, lo, pos + 1, hd, p.scale);
+      h = he;
     }
   }
 }
