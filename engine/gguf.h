@@ -3,8 +3,12 @@
 // the byte offset and the field ("model.gguf: offset 1234: tensor 'x': dims[1] = 0").
 //
 // v1 differs from v2/v3 only in widths: uint32 tensor/kv counts, string lengths, array
-// counts and tensor dims (v2 made them uint64); v3 only declares big-endian support, which
-// we reject (little-endian files only).
+// counts and tensor dims (v2 made them uint64); v3 added big-endian files, which we reject
+// (their version reads byte-swapped; the error says so).
+//
+// Limits beyond the format: n_dims 1..4, arrays of arrays nest at most 8 deep, bool values are
+// 0 or 1, keys and tensor names are unique and non-empty, tensor data are aligned, inside the
+// file and disjoint. Strings are bytes as stored (not checked to be UTF-8).
 //
 // Rows that do not fill whole blocks: old converters quantized some tensors flat across row
 // boundaries (tinyllamas-stories-260k-q8_0.gguf: ffn_down rows of 172 elements in Q8_0).
@@ -110,7 +114,8 @@ class GgufFile {
   const std::string& architecture() const { return arch_; }
 
   // Keys starting with "{arch}." are resolved with general.architecture,
-  // e.g. u32("{arch}.block_count") reads "llama.block_count".
+  // e.g. u32("{arch}.block_count") reads "llama.block_count" (so a key stored literally as
+  // "{arch}..." is reachable only through metadata()).
   std::string resolve(std::string_view key) const;
   const GgufValue* find(std::string_view key) const;  // null when missing
   bool has(std::string_view key) const { return find(key) != nullptr; }
