@@ -63,6 +63,10 @@ const char* status_name(Status s) {
       return "would deadlock";
     case Status::kInternal:
       return "internal error";
+    case Status::kNotFound:
+      return "not found";
+    case Status::kTimeout:
+      return "timeout";
   }
   return "unknown status";
 }
@@ -193,6 +197,7 @@ bool Runtime::stop(RequestId id) {
     auto it = live_.find(id);
     if (it == live_.end()) return false;
     job = it->second;
+    if (job->state == Job::State::kFinished) return false;  // its terminal event is on its way
     if (job->state != Job::State::kQueued) {
       job->stop = true;  // running: the worker ends it at the next token / micro-batch
       return true;
@@ -213,11 +218,12 @@ bool Runtime::stop(RequestId id) {
 }
 
 void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts) {
-  emit(*job, ev);
+  // Before the terminal event is seen, the runtime is already in its after-state: the
+  // breaker has counted the request, stop() refuses it, its session is free again. Only
+  // wait() still waits, until the callback has returned.
   {
     std::lock_guard<std::mutex> lock(mu_);
     job->state = Job::State::kFinished;
-    live_.erase(job->id);
     if (job->session_id != 0) {
       auto it = sessions_.find(job->session_id);
       if (it != sessions_.end()) --it->second.pending;
@@ -228,6 +234,11 @@ void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool coun
       else
         breaker_.record_success();
     }
+  }
+  emit(*job, ev);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.erase(job->id);
   }
   done_cv_.notify_all();
 }

@@ -109,6 +109,8 @@ class Runtime {
   size_t queue_length() const;  // queued requests, not counting the active one
   RuntimeMemory memory() const;
   const std::string& model_path() const { return opt_.model_path; }
+  // True on the worker thread (inside a callback), where blocking calls would deadlock.
+  bool on_worker_thread() const { return std::this_thread::get_id() == worker_id_.load(); }
   ModelRegistry& registry() { return *registry_; }
 
  private:
@@ -125,7 +127,6 @@ class Runtime {
   void finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts_for_breaker);
   void emit(Job& job, const Event& ev);
   void run_control(SessionId id, std::function<void(Session&)> fn);
-  bool on_worker_thread() const { return std::this_thread::get_id() == worker_id_.load(); }
   void check_not_worker(const char* what) const;
 
   RuntimeOptions opt_;

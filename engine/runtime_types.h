@@ -24,6 +24,8 @@ enum class Status : int {
   kBusy = 8,             // the object is in use (a model with live sessions or requests)
   kWouldDeadlock = 9,    // a blocking call made from inside a runtime callback
   kInternal = 10,        // anything else (a bug)
+  kNotFound = 11,        // no such request (or it already finished)
+  kTimeout = 12,         // a wait timed out
 };
 const char* status_name(Status s);
 

@@ -1,0 +1,377 @@
+// The C API over hpl::Runtime: handle bookkeeping, parameter conversion, and exceptions
+// turned into status codes plus a thread-local message. Nothing here throws across the C
+// boundary.
+#include "bindings/c/hpl.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "engine/runtime.h"
+
+struct hpl_model {
+  std::unique_ptr<hpl::Runtime> rt;
+  std::atomic<int> live_sessions{0};
+};
+
+struct hpl_session {
+  hpl_model* model = nullptr;
+  hpl::SessionId id = 0;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+std::shared_ptr<hpl::ModelRegistry>& registry() {
+  static auto r = std::make_shared<hpl::ModelRegistry>();
+  return r;
+}
+
+hpl_status fail(hpl_status s, const std::string& msg) {
+  g_last_error = msg;
+  return s;
+}
+
+hpl_status ok() {
+  g_last_error.clear();
+  return HPL_OK;
+}
+
+// Runs f, mapping every exception to a status and message.
+template <class F>
+hpl_status guarded(F&& f) {
+  try {
+    return f();
+  } catch (const hpl::RuntimeError& e) {
+    return fail(static_cast<hpl_status>(e.status()), e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(HPL_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(HPL_ERR_INTERNAL, e.what());
+  } catch (...) {
+    return fail(HPL_ERR_INTERNAL, "unknown exception");
+  }
+}
+
+#define HPL_REQUIRE(cond, what) \
+  if (!(cond)) return fail(HPL_ERR_INVALID_ARGUMENT, what)
+
+void touch_pages(const std::string& path) {
+  // Reads one byte per page of the mapping so the weights are resident before the first
+  // request (use_mmap = 0).
+  auto lease = registry()->acquire(path);
+  const volatile uint8_t* p = lease->model->file->base();
+  const size_t n = lease->model->file->file_size();
+  uint8_t sum = 0;
+  for (size_t i = 0; i < n; i += 4096) sum = static_cast<uint8_t>(sum + p[i]);
+  (void)sum;
+}
+
+hpl::SamplingParams to_sampling(const hpl_sampler_params& s) {
+  hpl::SamplingParams p;
+  p.temperature = s.temperature;
+  p.top_k = s.top_k;
+  p.top_p = s.top_p;
+  p.min_p = s.min_p;
+  p.repeat_penalty = s.repeat_penalty;
+  p.repeat_last_n = s.repeat_last_n;
+  p.seed = s.seed;
+  return p;
+}
+
+hpl_stats to_stats(const hpl::RequestStats& s) {
+  hpl_stats c;
+  c.prompt_tokens = s.prompt_tokens;
+  c.completion_tokens = s.completion_tokens;
+  c.time_to_first_token_ms = s.time_to_first_token_ms;
+  c.prefill_tokens_per_s = s.prefill_tokens_per_s;
+  c.decode_tokens_per_s = s.decode_tokens_per_s;
+  c.queue_ms = s.queue_ms;
+  c.total_ms = s.total_ms;
+  c.truncated = s.truncated ? 1 : 0;
+  c.finish = static_cast<hpl_finish_reason>(s.finish);
+  return c;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* hpl_last_error(void) {
+  return g_last_error.c_str();
+}
+
+hpl_status hpl_version(int* major, int* minor, int* patch, const char** version_string) {
+  if (major) *major = HPL_VERSION_MAJOR;
+  if (minor) *minor = HPL_VERSION_MINOR;
+  if (patch) *patch = HPL_VERSION_PATCH;
+  if (version_string) *version_string = "0.1.0";
+  return ok();
+}
+
+hpl_status hpl_status_name(hpl_status status, const char** name) {
+  HPL_REQUIRE(name, "hpl_status_name: name is NULL");
+  *name = hpl::status_name(static_cast<hpl::Status>(status));
+  return ok();
+}
+
+hpl_status hpl_set_memory_budget(uint64_t bytes) {
+  return guarded([&] {
+    registry()->set_budget(bytes == 0 ? hpl::ModelRegistry::kUnlimited
+                                      : static_cast<size_t>(bytes));
+    return ok();
+  });
+}
+
+hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
+  HPL_REQUIRE(out, "hpl_memory_info_get: out is NULL");
+  return guarded([&] {
+    *out = hpl_memory_info{};
+    if (model) {
+      const hpl::RuntimeMemory m = model->rt->memory();
+      out->model_bytes = m.model_bytes;
+      out->kv_bytes = m.kv_bytes;
+      out->scratch_bytes = m.scratch_bytes;
+    }
+    out->loaded_bytes = registry()->used_bytes();
+    const size_t b = registry()->budget();
+    out->budget_bytes = b == hpl::ModelRegistry::kUnlimited ? 0 : b;
+    return ok();
+  });
+}
+
+hpl_status hpl_model_params_init(hpl_model_params* p) {
+  HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
+  p->n_threads = 4;
+  p->n_ctx = 2048;
+  p->n_batch = 64;
+  p->use_mmap = 1;
+  p->max_consecutive_failures = 3;
+  return ok();
+}
+
+hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_model** out) {
+  HPL_REQUIRE(path, "hpl_model_load: path is NULL");
+  HPL_REQUIRE(out, "hpl_model_load: out is NULL");
+  *out = nullptr;
+  hpl_model_params p;
+  hpl_model_params_init(&p);
+  if (params) p = *params;
+  if (p.n_threads < 1 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
+    return fail(HPL_ERR_INVALID_ARGUMENT,
+                "hpl_model_load: n_threads, n_ctx, n_batch and max_consecutive_failures must be "
+                ">= 1 (got " +
+                    std::to_string(p.n_threads) + ", " + std::to_string(p.n_ctx) + ", " +
+                    std::to_string(p.n_batch) + ", " + std::to_string(p.max_consecutive_failures) +
+                    ")");
+  return guarded([&] {
+    hpl::RuntimeOptions o;
+    o.model_path = path;
+    o.session.n_ctx = p.n_ctx;
+    o.session.n_ubatch = p.n_batch;
+    o.session.n_threads = p.n_threads;
+    o.max_consecutive_failures = p.max_consecutive_failures;
+    o.registry = registry();
+    auto m = std::make_unique<hpl_model>();
+    m->rt = std::make_unique<hpl::Runtime>(std::move(o));
+    if (!p.use_mmap) touch_pages(path);
+    *out = m.release();
+    return ok();
+  });
+}
+
+hpl_status hpl_model_unload(hpl_model* model) {
+  if (!model) return ok();
+  if (model->live_sessions.load() > 0)
+    return fail(HPL_ERR_BUSY, "hpl_model_unload: " + std::to_string(model->live_sessions.load()) +
+                                  " sessions of this model are still alive: free them first");
+  return guarded([&] {
+    // Refuse from a callback: the destructor joins the worker thread.
+    if (model->rt->on_worker_thread())
+      return fail(HPL_ERR_WOULD_DEADLOCK, "hpl_model_unload called from a callback");
+    const std::string path = model->rt->model_path();
+    delete model;
+    registry()->unload(path);  // drop the weights if no other handle uses them
+    return ok();
+  });
+}
+
+hpl_status hpl_model_failed(hpl_model* model, int32_t* failed) {
+  HPL_REQUIRE(model && failed, "hpl_model_failed: NULL argument");
+  return guarded([&] {
+    *failed = model->rt->failed() ? 1 : 0;
+    if (*failed) g_last_error = model->rt->failed_reason();
+    return HPL_OK;
+  });
+}
+
+hpl_status hpl_model_reset(hpl_model* model) {
+  HPL_REQUIRE(model, "hpl_model_reset: model is NULL");
+  return guarded([&] {
+    model->rt->reset_failed_state();
+    return ok();
+  });
+}
+
+hpl_status hpl_session_create(hpl_model* model, hpl_session** out) {
+  HPL_REQUIRE(model && out, "hpl_session_create: NULL argument");
+  *out = nullptr;
+  return guarded([&] {
+    auto s = std::make_unique<hpl_session>();
+    s->model = model;
+    s->id = model->rt->create_session();
+    ++model->live_sessions;
+    *out = s.release();
+    return ok();
+  });
+}
+
+hpl_status hpl_session_free(hpl_session* session) {
+  if (!session) return ok();
+  return guarded([&] {
+    session->model->rt->free_session(session->id);
+    --session->model->live_sessions;
+    delete session;
+    return ok();
+  });
+}
+
+hpl_status hpl_session_reset(hpl_session* session) {
+  HPL_REQUIRE(session, "hpl_session_reset: session is NULL");
+  return guarded([&] {
+    session->model->rt->reset_session(session->id);
+    return ok();
+  });
+}
+
+hpl_status hpl_session_restart(hpl_session* session, int32_t keep_last) {
+  HPL_REQUIRE(session, "hpl_session_restart: session is NULL");
+  HPL_REQUIRE(keep_last >= 0, "hpl_session_restart: keep_last must be >= 0");
+  return guarded([&] {
+    session->model->rt->restart_session(session->id, keep_last);
+    return ok();
+  });
+}
+
+hpl_status hpl_session_save(hpl_session* session, const char* path) {
+  HPL_REQUIRE(session && path, "hpl_session_save: NULL argument");
+  return guarded([&] {
+    session->model->rt->save_session(session->id, path);
+    return ok();
+  });
+}
+
+hpl_status hpl_session_restore(hpl_session* session, const char* path) {
+  HPL_REQUIRE(session && path, "hpl_session_restore: NULL argument");
+  return guarded([&] {
+    session->model->rt->restore_session(session->id, path);
+    return ok();
+  });
+}
+
+hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* out) {
+  HPL_REQUIRE(session && out, "hpl_session_info_get: NULL argument");
+  return guarded([&] {
+    const hpl::SessionInfo i = session->model->rt->session_info(session->id);
+    out->n_ctx = i.n_ctx;
+    out->n_past = i.n_past;
+    out->n_tokens = i.n_tokens;
+    out->n_exchanges = i.n_exchanges;
+    return ok();
+  });
+}
+
+hpl_status hpl_request_params_init(hpl_request_params* p) {
+  HPL_REQUIRE(p, "hpl_request_params_init: params is NULL");
+  const hpl::SamplingParams d;
+  *p = hpl_request_params{};
+  p->sampler.temperature = d.temperature;
+  p->sampler.top_k = d.top_k;
+  p->sampler.top_p = d.top_p;
+  p->sampler.min_p = d.min_p;
+  p->sampler.repeat_penalty = d.repeat_penalty;
+  p->sampler.repeat_last_n = d.repeat_last_n;
+  p->sampler.seed = d.seed;
+  p->max_tokens = 128;
+  return ok();
+}
+
+hpl_status hpl_submit(hpl_model* model, hpl_session* session, const hpl_request_params* params,
+                      hpl_event_callback callback, void* user_data, hpl_request_id* out_id) {
+  HPL_REQUIRE(model && params && callback && out_id, "hpl_submit: NULL argument");
+  HPL_REQUIRE(!session || session->model == model,
+              "hpl_submit: the session belongs to another model");
+  HPL_REQUIRE(params->n_messages == 0 || params->messages,
+              "hpl_submit: n_messages > 0 but messages is NULL");
+  HPL_REQUIRE(params->n_stop_strings == 0 || params->stop_strings,
+              "hpl_submit: n_stop_strings > 0 but stop_strings is NULL");
+  *out_id = 0;
+  return guarded([&] {
+    hpl::RequestParams p;
+    p.session = session ? session->id : 0;
+    if (params->prompt) p.prompt = params->prompt;
+    for (size_t i = 0; i < params->n_messages; ++i) {
+      const hpl_chat_message& m = params->messages[i];
+      if (!m.role || !m.content)
+        return fail(HPL_ERR_INVALID_ARGUMENT,
+                    "hpl_submit: message " + std::to_string(i) + " has a NULL role or content");
+      p.messages.push_back({m.role, m.content});
+    }
+    for (size_t i = 0; i < params->n_stop_strings; ++i) {
+      if (!params->stop_strings[i])
+        return fail(HPL_ERR_INVALID_ARGUMENT,
+                    "hpl_submit: stop string " + std::to_string(i) + " is NULL");
+      p.stop_strings.emplace_back(params->stop_strings[i]);
+    }
+    p.sampling = to_sampling(params->sampler);
+    p.max_tokens = params->max_tokens;
+    auto cb = [callback, user_data](const hpl::Event& ev) {
+      const std::string text(ev.text);  // NUL-terminated for C
+      hpl_event c;
+      c.type = static_cast<hpl_event_type>(ev.type);
+      c.id = ev.id;
+      c.text = text.c_str();
+      c.text_len = text.size();
+      c.status = static_cast<hpl_status>(ev.status);
+      c.stats = to_stats(ev.stats);
+      callback(&c, user_data);
+    };
+    *out_id = model->rt->submit(std::move(p), std::move(cb));
+    return ok();
+  });
+}
+
+hpl_status hpl_stop(hpl_model* model, hpl_request_id id) {
+  HPL_REQUIRE(model, "hpl_stop: model is NULL");
+  return guarded([&] {
+    if (!model->rt->stop(id))
+      return fail(HPL_ERR_NOT_FOUND,
+                  "hpl_stop: request " + std::to_string(id) + " is unknown or already finished");
+    return ok();
+  });
+}
+
+hpl_status hpl_wait(hpl_model* model, hpl_request_id id, int64_t timeout_ms) {
+  HPL_REQUIRE(model, "hpl_wait: model is NULL");
+  return guarded([&] {
+    if (!model->rt->wait(id, timeout_ms))
+      return fail(HPL_ERR_TIMEOUT, "hpl_wait: request " + std::to_string(id) +
+                                       " did not finish within " + std::to_string(timeout_ms) +
+                                       " ms");
+    return ok();
+  });
+}
+
+hpl_status hpl_wait_idle(hpl_model* model) {
+  HPL_REQUIRE(model, "hpl_wait_idle: model is NULL");
+  return guarded([&] {
+    model->rt->wait_idle();
+    return ok();
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,231 @@
+/* happy-phone-llm C API (C99).
+ *
+ * A model handle owns one long-lived worker thread that runs requests strictly in submission
+ * order (FIFO). hpl_submit() only queues a request and returns its id; the text arrives as
+ * events through a callback. Sessions keep a conversation's KV cache between turns.
+ *
+ * Conventions
+ * - Every function returns an hpl_status; HPL_OK is 0. On failure hpl_last_error() gives a
+ *   message for the calling thread (thread-local, valid until that thread's next call).
+ * - Handles are opaque. Strings are UTF-8 and NUL-terminated; the library copies what it
+ *   keeps, so argument memory may be freed as soon as a call returns.
+ * - All functions are thread-safe, except that a handle must not be used after (or while)
+ *   it is freed.
+ *
+ * Callbacks: which thread, and what may be called from one
+ * - HPL_EVENT_QUEUED is delivered on the thread calling hpl_submit(), before it returns.
+ * - HPL_EVENT_DONE of a request stopped while still queued is delivered on the thread
+ *   calling hpl_stop() (or hpl_model_unload()), before it returns.
+ * - Every other event is delivered on the model's worker thread.
+ * - A request's events never overlap and arrive in order: QUEUED, PROCESSING, TOKEN...,
+ *   then exactly one of DONE or ERROR, always, after which the callback is not called again
+ *   for that request (free the user data there).
+ * - event->text is valid only during the callback: copy it.
+ * - Inside a callback you may call hpl_submit(), hpl_stop(), hpl_last_error() and the
+ *   query functions (hpl_model_failed(), hpl_memory_info(), hpl_version()). The blocking
+ *   functions (hpl_wait(), hpl_wait_idle(), the hpl_session_* functions except
+ *   hpl_session_create(), hpl_model_unload()) return HPL_ERR_WOULD_DEADLOCK when called
+ *   from the worker thread. Keep callbacks short: the worker waits for them.
+ */
+#ifndef HPL_H_
+#define HPL_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define HPL_API __declspec(dllexport)
+#else
+#define HPL_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HPL_VERSION_MAJOR 0
+#define HPL_VERSION_MINOR 1
+#define HPL_VERSION_PATCH 0
+
+typedef enum hpl_status {
+  HPL_OK = 0,
+  HPL_ERR_INVALID_ARGUMENT = 1, /* bad parameter or input */
+  HPL_ERR_IO = 2,               /* a file could not be opened, read or written */
+  HPL_ERR_MODEL = 3,            /* the model file is corrupt or unsupported */
+  HPL_ERR_CONTEXT_FULL = 4,     /* the turn does not fit; the message gives the sizes */
+  HPL_ERR_OUT_OF_MEMORY = 5,    /* allocation failed or the memory budget is exhausted */
+  HPL_ERR_FAILED_STATE = 6,     /* 3 failed requests in a row: call hpl_model_reset() */
+  HPL_ERR_SESSION_MISMATCH = 7, /* a session file from another model */
+  HPL_ERR_BUSY = 8,             /* in use: e.g. unloading a model that has sessions */
+  HPL_ERR_WOULD_DEADLOCK = 9,   /* a blocking call from inside a callback */
+  HPL_ERR_INTERNAL = 10,
+  HPL_ERR_NOT_FOUND = 11, /* hpl_stop(): no such request, or it already finished */
+  HPL_ERR_TIMEOUT = 12    /* hpl_wait(): the timeout expired first */
+} hpl_status;
+
+typedef struct hpl_model hpl_model;
+typedef struct hpl_session hpl_session;
+typedef uint64_t hpl_request_id; /* > 0, increasing per model in submission order */
+
+/* ---- version, errors, memory ---- */
+
+HPL_API const char* hpl_last_error(void); /* never NULL; "" when there was no error */
+HPL_API hpl_status hpl_version(int* major, int* minor, int* patch, const char** version_string);
+HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
+
+/* Memory budget for loaded models (bytes of mapped weights, all models together). Loading a
+ * model that does not fit unloads idle models, least recently used first; a model with a
+ * queued or running request or a live session is never unloaded. An unloaded model's handle
+ * stays valid: its next request or session loads it again. 0 = unlimited (the default). */
+HPL_API hpl_status hpl_set_memory_budget(uint64_t bytes);
+
+typedef struct hpl_memory_info {
+  uint64_t model_bytes;   /* this model's weights if loaded, else 0 */
+  uint64_t kv_bytes;      /* KV caches of this model's live sessions */
+  uint64_t scratch_bytes; /* forward-pass scratch of this model's live sessions */
+  uint64_t loaded_bytes;  /* all loaded models */
+  uint64_t budget_bytes;  /* the budget; 0 = unlimited */
+} hpl_memory_info;
+/* model may be NULL: then only loaded_bytes and budget_bytes are filled. */
+HPL_API hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out);
+
+/* ---- models ---- */
+
+typedef struct hpl_model_params {
+  int32_t n_threads;                /* compute threads per request (default 4) */
+  int32_t n_ctx;                    /* context length of every session, in tokens (default 2048) */
+  int32_t n_batch;                  /* prompt micro-batch, also the stop granularity during prompt
+                                       evaluation (default 64) */
+  int32_t use_mmap;                 /* 1 (default): weights are paged in lazily from the mapping;
+                                       0: every page is read at load time, so no request pays for faults */
+  int32_t max_consecutive_failures; /* circuit breaker threshold (default 3) */
+} hpl_model_params;
+
+HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
+/* Loads (and validates) a GGUF model and starts its worker thread. params may be NULL. */
+HPL_API hpl_status hpl_model_load(const char* path, const hpl_model_params* params,
+                                  hpl_model** out);
+/* Stops the running request, ends every queued one with DONE (stopped), joins the worker and
+ * frees the handle. HPL_ERR_BUSY while sessions of this model are alive. NULL is OK. */
+HPL_API hpl_status hpl_model_unload(hpl_model* model);
+/* Circuit breaker: *failed = 1 after max_consecutive_failures failed requests in a row;
+ * then hpl_submit() returns HPL_ERR_FAILED_STATE (hpl_last_error() names the last error)
+ * until hpl_model_reset(). */
+HPL_API hpl_status hpl_model_failed(hpl_model* model, int32_t* failed);
+HPL_API hpl_status hpl_model_reset(hpl_model* model);
+
+/* ---- sessions (conversations) ---- */
+
+HPL_API hpl_status hpl_session_create(hpl_model* model, hpl_session** out);
+/* HPL_ERR_BUSY while the session has queued or running requests. NULL is OK. */
+HPL_API hpl_status hpl_session_free(hpl_session* session);
+/* The calls below run on the worker in queue order, after the requests submitted before
+ * them, and block until done. */
+HPL_API hpl_status hpl_session_reset(hpl_session* session); /* start a new conversation */
+/* Start over carrying the last keep_last exchanges (re-evaluated at the next turn); use it
+ * after HPL_ERR_CONTEXT_FULL. */
+HPL_API hpl_status hpl_session_restart(hpl_session* session, int32_t keep_last);
+/* Tokens and KV cache to a file, and back. Restoring a file saved from another model fails
+ * with HPL_ERR_SESSION_MISMATCH and leaves the session unchanged. */
+HPL_API hpl_status hpl_session_save(hpl_session* session, const char* path);
+HPL_API hpl_status hpl_session_restore(hpl_session* session, const char* path);
+
+typedef struct hpl_session_info {
+  int64_t n_ctx;       /* context length */
+  int64_t n_past;      /* tokens in the KV cache */
+  int64_t n_tokens;    /* tokens in the conversation */
+  int64_t n_exchanges; /* turns so far */
+} hpl_session_info;
+HPL_API hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* out);
+
+/* ---- requests ---- */
+
+typedef struct hpl_sampler_params {
+  float temperature;     /* <= 0: greedy (default 0.8) */
+  int32_t top_k;         /* <= 0: off (default 40) */
+  float top_p;           /* >= 1: off (default 0.95) */
+  float min_p;           /* <= 0: off (default 0.05) */
+  float repeat_penalty;  /* 1: off (default 1) */
+  int32_t repeat_last_n; /* default 64 */
+  uint64_t seed;         /* default 0 */
+} hpl_sampler_params;
+
+typedef struct hpl_chat_message {
+  const char* role; /* "system", "user", "assistant" */
+  const char* content;
+} hpl_chat_message;
+
+typedef struct hpl_request_params {
+  /* Exactly one of: a raw prompt (appended to the conversation as is), or chat messages
+   * (formatted with the model's chat template; in a session, pass only the new ones). */
+  const char* prompt;
+  const hpl_chat_message* messages;
+  size_t n_messages;
+  hpl_sampler_params sampler;
+  int32_t max_tokens;              /* > 0 (default 128) */
+  const char* const* stop_strings; /* generation ends before any of these; not emitted */
+  size_t n_stop_strings;
+} hpl_request_params;
+
+HPL_API hpl_status hpl_request_params_init(hpl_request_params* params);
+
+typedef enum hpl_event_type {
+  HPL_EVENT_QUEUED = 0,
+  HPL_EVENT_PROCESSING = 1, /* prompt evaluation started */
+  HPL_EVENT_TOKEN = 2,      /* text: a UTF-8-complete piece */
+  HPL_EVENT_DONE = 3,       /* stats filled; stats.finish says why */
+  HPL_EVENT_ERROR = 4       /* status and text (the message) filled */
+} hpl_event_type;
+
+typedef enum hpl_finish_reason {
+  HPL_FINISH_END_OF_GENERATION = 0,
+  HPL_FINISH_MAX_TOKENS = 1,
+  HPL_FINISH_STOP_STRING = 2,
+  HPL_FINISH_STOPPED = 3, /* hpl_stop(): the partial output is kept */
+  HPL_FINISH_CONTEXT_END = 4
+} hpl_finish_reason;
+
+typedef struct hpl_stats {
+  int32_t prompt_tokens;         /* tokens evaluated for this turn (new tokens only) */
+  int32_t completion_tokens;     /* tokens generated */
+  double time_to_first_token_ms; /* from prompt evaluation start */
+  double prefill_tokens_per_s;
+  double decode_tokens_per_s;
+  double queue_ms;   /* time spent queued */
+  double total_ms;   /* from prompt evaluation start to the end */
+  int32_t truncated; /* 1: stopped before a natural end */
+  hpl_finish_reason finish;
+} hpl_stats;
+
+typedef struct hpl_event {
+  hpl_event_type type;
+  hpl_request_id id;
+  const char* text; /* TOKEN: the piece; ERROR: the message; else "". Valid during the call. */
+  size_t text_len;
+  hpl_status status; /* ERROR: the code; else HPL_OK */
+  hpl_stats stats;   /* DONE (and partial counts for ERROR) */
+} hpl_event;
+
+typedef void (*hpl_event_callback)(const hpl_event* event, void* user_data);
+
+/* Queues a request. session may be NULL (a stateless request). On HPL_OK *out_id is set and
+ * the callback gets exactly one terminal event; on any other status no event is delivered. */
+HPL_API hpl_status hpl_submit(hpl_model* model, hpl_session* session,
+                              const hpl_request_params* params, hpl_event_callback callback,
+                              void* user_data, hpl_request_id* out_id);
+/* Stops a queued request (it ends with DONE, stopped, at once) or the running one (it ends
+ * after its current token or prompt micro-batch, keeping its output). HPL_ERR_NOT_FOUND
+ * when the request is unknown or already finished (its terminal callback has returned; a
+ * stop that races with the terminal event returns HPL_OK and changes nothing). */
+HPL_API hpl_status hpl_stop(hpl_model* model, hpl_request_id id);
+/* Waits until the request's terminal event has been delivered; timeout_ms < 0: forever.
+ * HPL_ERR_TIMEOUT on timeout. */
+HPL_API hpl_status hpl_wait(hpl_model* model, hpl_request_id id, int64_t timeout_ms);
+/* Waits until nothing is queued or running. */
+HPL_API hpl_status hpl_wait_idle(hpl_model* model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HPL_H_ */

@@ -1,0 +1,373 @@
+/* The C API from C99: generation and events, stop (from a callback, queued), blocking calls
+ * refused inside callbacks, sessions with save/restore, context-full and the circuit
+ * breaker, the memory budget, error codes and messages. Runs native and under qemu. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hpl.h"
+
+static int g_failures = 0;
+
+#define CHECK(cond)                                                                            \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, __LINE__, #cond, \
+              hpl_last_error());                                                               \
+      ++g_failures;                                                                            \
+    }                                                                                          \
+  } while (0)
+
+#define REQUIRE_OK(call)                                                                 \
+  do {                                                                                   \
+    hpl_status s_ = (call);                                                              \
+    if (s_ != HPL_OK) {                                                                  \
+      fprintf(stderr, "%s:%d: %s returned %d: %s\n", __FILE__, __LINE__, #call, (int)s_, \
+              hpl_last_error());                                                         \
+      exit(1);                                                                           \
+    }                                                                                    \
+  } while (0)
+
+typedef struct collector {
+  hpl_model* model;
+  char text[8192];
+  size_t len;
+  int counts[5]; /* per hpl_event_type */
+  int order_ok;  /* QUEUED first, nothing after the terminal event */
+  int terminals;
+  hpl_event_type terminal_type;
+  hpl_status status;
+  hpl_stats stats;
+  char error[1024];
+  int stop_after_tokens;       /* > 0: the callback stops its own request after that many tokens */
+  hpl_status wait_in_callback; /* what hpl_wait() returned when called from the callback */
+  /* Block the worker in the first token callback until `release` is set. */
+  int block_first_token;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int blocked, release;
+} collector;
+
+static void collector_init(collector* c, hpl_model* m) {
+  memset(c, 0, sizeof *c);
+  c->model = m;
+  c->order_ok = 1;
+  c->wait_in_callback = HPL_OK;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+}
+
+static void collector_destroy(collector* c) {
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+}
+
+static void on_event(const hpl_event* ev, void* user) {
+  collector* c = (collector*)user;
+  int before = c->counts[0] + c->counts[1] + c->counts[2] + c->counts[3] + c->counts[4];
+  if (before == 0 && ev->type != HPL_EVENT_QUEUED) c->order_ok = 0;
+  if (c->terminals > 0) c->order_ok = 0;
+  c->counts[ev->type]++;
+  switch (ev->type) {
+    case HPL_EVENT_PROCESSING:
+      c->wait_in_callback = hpl_wait(c->model, ev->id, -1);
+      break;
+    case HPL_EVENT_TOKEN:
+      if (c->len + ev->text_len < sizeof c->text) {
+        memcpy(c->text + c->len, ev->text, ev->text_len);
+        c->len += ev->text_len;
+        c->text[c->len] = '\0';
+      }
+      if (c->stop_after_tokens > 0 && c->counts[HPL_EVENT_TOKEN] == c->stop_after_tokens)
+        hpl_stop(c->model, ev->id); /* allowed from inside a callback */
+      if (c->block_first_token && c->counts[HPL_EVENT_TOKEN] == 1) {
+        pthread_mutex_lock(&c->mu);
+        c->blocked = 1;
+        pthread_cond_broadcast(&c->cv);
+        while (!c->release) pthread_cond_wait(&c->cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+      }
+      break;
+    case HPL_EVENT_DONE:
+    case HPL_EVENT_ERROR:
+      c->terminals++;
+      c->terminal_type = ev->type;
+      c->status = ev->status;
+      c->stats = ev->stats;
+      if (ev->type == HPL_EVENT_ERROR) snprintf(c->error, sizeof c->error, "%s", ev->text);
+      break;
+    default:
+      break;
+  }
+}
+
+static hpl_request_params greedy(const char* prompt, int max_tokens) {
+  hpl_request_params p;
+  hpl_request_params_init(&p);
+  p.prompt = prompt;
+  p.max_tokens = max_tokens;
+  p.sampler.temperature = 0.0f;
+  return p;
+}
+
+static hpl_model* load(const char* name, int n_ctx) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/models/%s", HPL_TEST_DATA_DIR, name);
+  hpl_model_params mp;
+  REQUIRE_OK(hpl_model_params_init(&mp));
+  mp.n_threads = 1;
+  mp.n_ctx = n_ctx;
+  mp.n_batch = 16;
+  hpl_model* m = NULL;
+  REQUIRE_OK(hpl_model_load(path, &mp, &m));
+  return m;
+}
+
+static void test_errors_and_version(void) {
+  int major = -1;
+  const char* v = NULL;
+  REQUIRE_OK(hpl_version(&major, NULL, NULL, &v));
+  CHECK(major == HPL_VERSION_MAJOR && v && strcmp(v, "0.1.0") == 0);
+  const char* name = NULL;
+  REQUIRE_OK(hpl_status_name(HPL_ERR_CONTEXT_FULL, &name));
+  CHECK(strcmp(name, "context full") == 0);
+  hpl_model* m = (hpl_model*)0x1;
+  CHECK(hpl_model_load(HPL_TEST_DATA_DIR "/models/missing.gguf", NULL, &m) == HPL_ERR_IO);
+  CHECK(m == NULL);
+  CHECK(strstr(hpl_last_error(), "missing.gguf") != NULL);
+  CHECK(hpl_model_load(HPL_TEST_DATA_DIR "/models/MODELS-SOURCES.md", NULL, &m) != HPL_OK);
+  CHECK(hpl_model_load(NULL, NULL, &m) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strlen(hpl_last_error()) > 0);
+  hpl_model_params mp;
+  hpl_model_params_init(&mp);
+  mp.n_ctx = 0;
+  CHECK(hpl_model_load(HPL_TEST_DATA_DIR "/models/stories260K.gguf", &mp, &m) ==
+        HPL_ERR_INVALID_ARGUMENT);
+  CHECK(hpl_model_unload(NULL) == HPL_OK);
+  CHECK(hpl_session_free(NULL) == HPL_OK);
+}
+
+static void test_generation(hpl_model* m) {
+  collector c;
+  collector_init(&c, m);
+  hpl_request_params p = greedy("Once upon a time", 20);
+  hpl_request_id id = 0;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
+  CHECK(id > 0);
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(c.order_ok && c.terminals == 1 && c.terminal_type == HPL_EVENT_DONE);
+  CHECK(c.counts[HPL_EVENT_QUEUED] == 1 && c.counts[HPL_EVENT_PROCESSING] == 1);
+  CHECK(strncmp(c.text, ", there was a little girl named Lily.", 37) == 0);
+  CHECK(c.stats.prompt_tokens == 5 && c.stats.completion_tokens > 0);
+  CHECK(c.stats.decode_tokens_per_s > 0 && c.stats.prefill_tokens_per_s > 0);
+  CHECK(c.wait_in_callback == HPL_ERR_WOULD_DEADLOCK);
+  CHECK(hpl_stop(m, id) == HPL_ERR_NOT_FOUND);
+  CHECK(hpl_wait(m, id, 0) == HPL_OK);
+  collector_destroy(&c);
+
+  /* Bad requests fail at submit, with no event. */
+  collector_init(&c, m);
+  hpl_request_params bad = greedy("x", 0);
+  CHECK(hpl_submit(m, NULL, &bad, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  bad = greedy(NULL, 4);
+  CHECK(hpl_submit(m, NULL, &bad, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(c.counts[HPL_EVENT_QUEUED] == 0);
+  collector_destroy(&c);
+
+  /* Stop strings and chat messages. */
+  collector_init(&c, m);
+  p = greedy("Once upon a time", 40);
+  const char* stops[] = {"Lily"};
+  p.stop_strings = stops;
+  p.n_stop_strings = 1;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(c.stats.finish == HPL_FINISH_STOP_STRING);
+  CHECK(strcmp(c.text, ", there was a little girl named ") == 0);
+  collector_destroy(&c);
+  collector_init(&c, m);
+  hpl_chat_message msgs[2] = {{"system", "You tell stories."}, {"user", "Tell me a story."}};
+  hpl_request_params_init(&p);
+  p.messages = msgs;
+  p.n_messages = 2;
+  p.max_tokens = 8;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(c.terminal_type == HPL_EVENT_DONE && c.stats.completion_tokens > 0);
+  collector_destroy(&c);
+}
+
+static void test_stop(hpl_model* m) {
+  /* Active: the callback stops its own request after 3 tokens; the partial text is kept. */
+  collector a;
+  collector_init(&a, m);
+  a.stop_after_tokens = 3;
+  hpl_request_params p = greedy("Once upon a time", 200);
+  p.sampler.temperature = 0.9f;
+  hpl_request_id ida = 0;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &a, &ida));
+  REQUIRE_OK(hpl_wait(m, ida, -1));
+  CHECK(a.terminal_type == HPL_EVENT_DONE);
+  if (a.stats.finish != HPL_FINISH_END_OF_GENERATION) {
+    CHECK(a.stats.finish == HPL_FINISH_STOPPED && a.stats.truncated == 1);
+    CHECK(a.stats.completion_tokens == 3 && a.len > 0);
+  }
+  collector_destroy(&a);
+
+  /* Queued: the worker is held inside A's first token callback, so B stays queued. */
+  collector_init(&a, m);
+  a.block_first_token = 1;
+  collector b;
+  collector_init(&b, m);
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &a, &ida));
+  pthread_mutex_lock(&a.mu);
+  while (!a.blocked) pthread_cond_wait(&a.cv, &a.mu);
+  pthread_mutex_unlock(&a.mu);
+  hpl_request_id idb = 0;
+  hpl_request_params pb = greedy("Once upon a time", 8);
+  REQUIRE_OK(hpl_submit(m, NULL, &pb, on_event, &b, &idb));
+  CHECK(idb > ida);
+  REQUIRE_OK(hpl_stop(m, idb));
+  /* B's DONE was delivered on this thread, inside hpl_stop(). */
+  CHECK(b.terminals == 1 && b.terminal_type == HPL_EVENT_DONE);
+  CHECK(b.stats.finish == HPL_FINISH_STOPPED && b.stats.completion_tokens == 0);
+  CHECK(b.counts[HPL_EVENT_PROCESSING] == 0 && b.order_ok);
+  REQUIRE_OK(hpl_stop(m, ida));
+  pthread_mutex_lock(&a.mu);
+  a.release = 1;
+  pthread_cond_broadcast(&a.cv);
+  pthread_mutex_unlock(&a.mu);
+  REQUIRE_OK(hpl_wait(m, ida, -1));
+  CHECK(a.terminals == 1 && a.stats.finish == HPL_FINISH_STOPPED && a.stats.completion_tokens == 1);
+  CHECK(a.order_ok);
+  collector_destroy(&a);
+  collector_destroy(&b);
+}
+
+static void run_turn(hpl_model* m, hpl_session* s, const char* prompt, int max_tokens,
+                     collector* c) {
+  collector_init(c, m);
+  hpl_request_params p = greedy(prompt, max_tokens);
+  hpl_request_id id = 0;
+  REQUIRE_OK(hpl_submit(m, s, &p, on_event, c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+}
+
+static void test_sessions(hpl_model* m, hpl_model* other) {
+  char file[512];
+  snprintf(file, sizeof file, "/tmp/hpl_c_api_test.%ld.session", (long)getpid());
+  hpl_session* s = NULL;
+  REQUIRE_OK(hpl_session_create(m, &s));
+  collector c;
+  run_turn(m, s, "Once upon a time", 12, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  collector_destroy(&c);
+  REQUIRE_OK(hpl_session_save(s, file));
+  run_turn(m, s, " One day,", 16, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  char uninterrupted[8192];
+  snprintf(uninterrupted, sizeof uninterrupted, "%s", c.text);
+  int new_tokens = c.stats.prompt_tokens;
+  collector_destroy(&c);
+
+  hpl_session* r = NULL;
+  REQUIRE_OK(hpl_session_create(m, &r));
+  REQUIRE_OK(hpl_session_restore(r, file));
+  hpl_session_info info;
+  REQUIRE_OK(hpl_session_info_get(r, &info));
+  CHECK(info.n_exchanges == 1 && info.n_past > 5 && info.n_ctx == 256);
+  run_turn(m, r, " One day,", 16, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  CHECK(strcmp(c.text, uninterrupted) == 0);
+  CHECK(c.stats.prompt_tokens == new_tokens);
+  collector_destroy(&c);
+
+  hpl_session* o = NULL;
+  REQUIRE_OK(hpl_session_create(other, &o));
+  CHECK(hpl_session_restore(o, file) == HPL_ERR_SESSION_MISMATCH);
+  CHECK(strstr(hpl_last_error(), "another model") != NULL);
+  CHECK(hpl_session_restore(o, "/nonexistent/dir/x.session") == HPL_ERR_IO);
+  CHECK(hpl_session_save(o, "/nonexistent/dir/x.session") == HPL_ERR_IO);
+
+  /* A session belongs to its model. */
+  hpl_request_params p = greedy("x", 4);
+  hpl_request_id id = 0;
+  CHECK(hpl_submit(m, o, &p, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+
+  hpl_memory_info mem;
+  REQUIRE_OK(hpl_memory_info_get(m, &mem));
+  CHECK(mem.model_bytes > 0 && mem.kv_bytes > 0 && mem.loaded_bytes >= mem.model_bytes);
+
+  CHECK(hpl_model_unload(other) == HPL_ERR_BUSY);
+  REQUIRE_OK(hpl_session_reset(s));
+  REQUIRE_OK(hpl_session_info_get(s, &info));
+  CHECK(info.n_tokens == 0);
+  REQUIRE_OK(hpl_session_free(o));
+  REQUIRE_OK(hpl_session_free(r));
+  REQUIRE_OK(hpl_session_free(s));
+  remove(file);
+}
+
+static void test_context_full_and_breaker(void) {
+  hpl_model* m = load("stories260K.gguf", 32);
+  const char* longp =
+      "Once upon a time there was a girl. Once upon a time there was a boy. Once upon a time";
+  for (int i = 0; i < 3; ++i) {
+    collector c;
+    run_turn(m, NULL, longp, 8, &c);
+    CHECK(c.terminal_type == HPL_EVENT_ERROR && c.status == HPL_ERR_CONTEXT_FULL);
+    CHECK(strstr(c.error, "context full: need ") != NULL && strstr(c.error, "have 32") != NULL);
+    CHECK(c.counts[HPL_EVENT_PROCESSING] == 0);
+    collector_destroy(&c);
+  }
+  int32_t failed = 0;
+  REQUIRE_OK(hpl_model_failed(m, &failed));
+  CHECK(failed == 1);
+  collector c;
+  collector_init(&c, m);
+  hpl_request_params p = greedy("Once", 4);
+  hpl_request_id id = 0;
+  CHECK(hpl_submit(m, NULL, &p, on_event, &c, &id) == HPL_ERR_FAILED_STATE);
+  CHECK(strstr(hpl_last_error(), "context full") != NULL);
+  CHECK(c.counts[HPL_EVENT_QUEUED] == 0);
+  collector_destroy(&c);
+  REQUIRE_OK(hpl_model_reset(m));
+  run_turn(m, NULL, "Once", 4, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  collector_destroy(&c);
+  REQUIRE_OK(hpl_model_unload(m));
+}
+
+static void test_budget(void) {
+  /* A budget too small for any model: loading fails with the sizes, nothing else changes. */
+  REQUIRE_OK(hpl_set_memory_budget(1000));
+  hpl_model* m = NULL;
+  CHECK(hpl_model_load(HPL_TEST_DATA_DIR "/models/stories260K.gguf", NULL, &m) ==
+        HPL_ERR_OUT_OF_MEMORY);
+  CHECK(strstr(hpl_last_error(), "memory budget") != NULL);
+  REQUIRE_OK(hpl_set_memory_budget(0));
+  hpl_memory_info mem;
+  REQUIRE_OK(hpl_memory_info_get(NULL, &mem));
+  CHECK(mem.budget_bytes == 0);
+}
+
+int main(void) {
+  test_errors_and_version();
+  hpl_model* m = load("stories260K.gguf", 256);
+  hpl_model* other = load("TinyStories-656K.f16.gguf", 256);
+  test_generation(m);
+  test_stop(m);
+  test_sessions(m, other);
+  REQUIRE_OK(hpl_model_unload(other));
+  REQUIRE_OK(hpl_model_unload(m));
+  test_context_full_and_breaker();
+  test_budget();
+  if (g_failures) {
+    fprintf(stderr, "%d checks failed\n", g_failures);
+    return 1;
+  }
+  printf("runtime_c_api_test: all checks passed\n");
+  return 0;
+}
