@@ -27,10 +27,21 @@ void usage() {
                "  --parse-special   turn special-token texts like <start_of_turn> into ids\n");
 }
 
-// Piece text for display: C escapes for control bytes so one token stays on one line.
+// Piece text for display: C escapes for control bytes so one token stays on one line, and
+// \xNN for bytes that are not a whole UTF-8 character (byte-fallback pieces, partial BPE bytes).
 std::string printable(const std::string& s) {
   std::string out;
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+      const std::string ch = s.substr(i, len);
+      if (len > 1 && ch.size() == len && sanitize_utf8(ch) == ch) {
+        out += ch;
+        i += len;
+        continue;
+      }
+    }
     switch (c) {
       case '\n':
         out += "\\n";
@@ -45,7 +56,7 @@ std::string printable(const std::string& s) {
         out += "\\\\";
         break;
       default:
-        if (c < 0x20 || c == 0x7F) {
+        if (c < 0x20 || c >= 0x7F) {
           char buf[8];
           std::snprintf(buf, sizeof buf, "\\x%02X", c);
           out += buf;
@@ -53,6 +64,7 @@ std::string printable(const std::string& s) {
           out += static_cast<char>(c);
         }
     }
+    ++i;
   }
   return out;
 }
