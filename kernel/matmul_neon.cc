@@ -1,7 +1,7 @@
 // NEON matmul (armv8.2-a + dotprod): integer block dots with sdot (vdotq_s32: 4 x (4 int8 x 4
 // int8) -> int32 per instruction), f32 accumulators per token. Tiles are one weight row x up
 // to 4 tokens, so each unpacked weight block feeds 4 tokens; with i8mm (HPL_HAVE_I8MM) the
-// K-quant and Q8_0 gemm uses smmla (vmmlaq_s32) on 2 rows x 2 tokens instead.
+// Q4_K, Q4_0, Q5_0 and Q8_0 gemm uses smmla (vmmlaq_s32) on 2 rows x 4 tokens instead.
 #include "kernel/isa.h"
 
 #if HPL_HAVE_NEON
@@ -385,6 +385,131 @@ void q4k_gemm_i8mm(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, flo
     }
   }
 }
+
+// Q4_0 / Q5_0 / Q8_0 gemm with smmla: 2 rows x 2 token pairs, as the Q4_K path. Per token
+// pair, per block: 4 groups of [t0 q[8g..8g+7], t1 q[8g..8g+7]] (64 bytes) and the two
+// activation scales [d_t0, d_t1].
+void pack_pairs_q8_0(const uint8_t* x, size_t xs, int64_t npairs, int64_t nb, int8_t* out,
+                     float* dout) {
+  for (int64_t p = 0; p < npairs; ++p) {
+    const auto* x0 = reinterpret_cast<const BlockQ8_0*>(x + 2 * p * xs);
+    const auto* x1 = reinterpret_cast<const BlockQ8_0*>(x + (2 * p + 1) * xs);
+    for (int64_t b = 0; b < nb; ++b) {
+      int8_t* o = out + (p * nb + b) * 2 * kQK8_0;
+      for (int g = 0; g < kQK8_0 / 8; ++g) {
+        std::memcpy(o + 16 * g, x0[b].qs + 8 * g, 8);
+        std::memcpy(o + 16 * g + 8, x1[b].qs + 8 * g, 8);
+      }
+      dout[2 * (p * nb + b)] = h2f(x0[b].d);
+      dout[2 * (p * nb + b) + 1] = h2f(x1[b].d);
+    }
+  }
+}
+
+template <class Block, class Unpack, int NP>
+void q8_i8mm_tile(const Block* wa, const Block* wb, const int8_t* const* pk, const float* const* pd,
+                  int64_t nb, float32x4_t* out) {
+  float32x4_t acc[NP];
+  for (int p = 0; p < NP; ++p) acc[p] = vdupq_n_f32(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const W32 qa = Unpack::get(wa[b]), qb = Unpack::get(wb[b]);
+    auto zip1 = [](int8x16_t u, int8x16_t v) {
+      return vreinterpretq_s8_s64(vzip1q_s64(vreinterpretq_s64_s8(u), vreinterpretq_s64_s8(v)));
+    };
+    auto zip2 = [](int8x16_t u, int8x16_t v) {
+      return vreinterpretq_s8_s64(vzip2q_s64(vreinterpretq_s64_s8(u), vreinterpretq_s64_s8(v)));
+    };
+    const int8x16_t m0 = zip1(qa.lo, qb.lo), m1 = zip2(qa.lo, qb.lo);
+    const int8x16_t m2 = zip1(qa.hi, qb.hi), m3 = zip2(qa.hi, qb.hi);
+    // [d_a, d_a, d_b, d_b]
+    const uint16x4_t dh = vset_lane_u16(wb[b].d, vset_lane_u16(wb[b].d, vdup_n_u16(wa[b].d), 2), 3);
+    const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(dh));
+    for (int p = 0; p < NP; ++p) {
+      const int8_t* xp = pk[p] + b * 2 * kQK8_0;
+      int32x4_t s = vmmlaq_s32(vdupq_n_s32(0), m0, vld1q_s8(xp));
+      s = vmmlaq_s32(s, m1, vld1q_s8(xp + 16));
+      s = vmmlaq_s32(s, m2, vld1q_s8(xp + 32));
+      s = vmmlaq_s32(s, m3, vld1q_s8(xp + 48));
+      const float32x2_t d2 = vld1_f32(pd[p] + 2 * b);  // [d_t0, d_t1]
+      acc[p] = vfmaq_f32(acc[p], vcvtq_f32_s32(s), vmulq_f32(dw, vcombine_f32(d2, d2)));
+    }
+  }
+  for (int p = 0; p < NP; ++p) out[p] = acc[p];
+}
+
+// Rows paired by absolute index as in q4k_gemm_i8mm; an unpaired row and an odd last token go
+// through the sdot tile.
+template <class Block, class Unpack>
+void q8_gemm_i8mm(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* y, size_t ys,
+                  int64_t nb, int64_t r0, int64_t r1, int64_t ntok) {
+  using Tile = TileQ8_0<Block, Unpack>;
+  const int64_t npairs = ntok / 2;
+  thread_local std::vector<int8_t> pk_buf;
+  thread_local std::vector<float> pd_buf, xd_buf;
+  pk_buf.resize(static_cast<size_t>(npairs * nb * 2 * kQK8_0));
+  pd_buf.resize(static_cast<size_t>(npairs * nb * 2));
+  pack_pairs_q8_0(x, xs, npairs, nb, pk_buf.data(), pd_buf.data());
+  xd_buf.resize(static_cast<size_t>(ntok * nb));  // per-token f32 scales for the sdot tile
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xb = reinterpret_cast<const BlockQ8_0*>(x + t * xs);
+    for (int64_t b = 0; b < nb; ++b) xd_buf[t * nb + b] = h2f(xb[b].d);
+  }
+  auto row = [&](int64_t r) { return reinterpret_cast<const Block*>(w + r * ws); };
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min<int64_t>(rb + kRowBlock, r1);
+    for (int64_t p0 = 0; p0 < npairs; p0 += 2) {
+      const int np = static_cast<int>(std::min<int64_t>(2, npairs - p0));
+      const uint8_t* xr[4];
+      const float* dp[4];
+      const int8_t* pk[2];
+      const float* pd[2];
+      for (int k = 0; k < 2 * np; ++k) {
+        xr[k] = x + (2 * p0 + k) * xs;
+        dp[k] = xd_buf.data() + (2 * p0 + k) * nb;
+      }
+      for (int p = 0; p < np; ++p) {
+        pk[p] = pk_buf.data() + (p0 + p) * nb * 2 * kQK8_0;
+        pd[p] = pd_buf.data() + (p0 + p) * nb * 2;
+      }
+      for (int64_t r = rb; r < re;) {
+        if (r % 2 == 1 || r + 1 == re) {  // unpaired row
+          float out[4] = {};
+          if (np == 2) {
+            Tile::template run<4>(w + r * ws, xr, dp, nb, 0, out);
+          } else {
+            Tile::template run<2>(w + r * ws, xr, dp, nb, 0, out);
+          }
+          for (int k = 0; k < 2 * np; ++k) y[(2 * p0 + k) * ys + r] = out[k];
+          ++r;
+          continue;
+        }
+        float32x4_t o[2];
+        if (np == 2) {
+          q8_i8mm_tile<Block, Unpack, 2>(row(r), row(r + 1), pk, pd, nb, o);
+        } else {
+          q8_i8mm_tile<Block, Unpack, 1>(row(r), row(r + 1), pk, pd, nb, o);
+        }
+        for (int p = 0; p < np; ++p) {
+          const int64_t t = 2 * (p0 + p);
+          y[t * ys + r] = vgetq_lane_f32(o[p], 0);
+          y[(t + 1) * ys + r] = vgetq_lane_f32(o[p], 1);
+          y[t * ys + r + 1] = vgetq_lane_f32(o[p], 2);
+          y[(t + 1) * ys + r + 1] = vgetq_lane_f32(o[p], 3);
+        }
+        r += 2;
+      }
+    }
+  }
+  if (ntok % 2 == 1) {  // last token alone
+    const uint8_t* xl[1] = {x + (ntok - 1) * xs};
+    const float* dl[1] = {xd_buf.data() + (ntok - 1) * nb};
+    for (int64_t r = r0; r < r1; ++r) {
+      float out[1];
+      Tile::template run<1>(w + r * ws, xl, dl, nb, 0, out);
+      y[(ntok - 1) * ys + r] = out[0];
+    }
+  }
+}
 #endif  // HPL_HAVE_I8MM
 
 // Q6_K: unsigned 6-bit q (as int8 for sdot), 16 int8 scales, one per 16 elements; the -32
@@ -582,12 +707,33 @@ void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_s
   using No = std::false_type;
   switch (wt) {
     case DType::Q4_0:
+#if HPL_HAVE_I8MM
+      if (ntok >= 2) {
+        q8_gemm_i8mm<BlockQ4_0, UnpackQ4_0>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1,
+                                            ntok);
+        break;
+      }
+#endif
       go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{}, Yes{});
       break;
     case DType::Q5_0:
+#if HPL_HAVE_I8MM
+      if (ntok >= 2) {
+        q8_gemm_i8mm<BlockQ5_0, UnpackQ5_0>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1,
+                                            ntok);
+        break;
+      }
+#endif
       go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{}, Yes{});
       break;
     case DType::Q8_0:
+#if HPL_HAVE_I8MM
+      if (ntok >= 2) {
+        q8_gemm_i8mm<BlockQ8_0, UnpackQ8_0>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1,
+                                            ntok);
+        break;
+      }
+#endif
       go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{}, Yes{});
       break;
     case DType::Q4_K:
