@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: native ctest, aarch64 ctest under qemu, ASan/UBSan ctest, pytest.
+# Every test: native ctest, aarch64 ctest under qemu, ASan/UBSan ctest, TSan on the
+# threaded parts, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -10,4 +11,8 @@ for preset in release aarch64 asan; do
   run cmake --build --preset "$preset"
   run ctest --preset "$preset"
 done
+# TSan: only the tests that run several threads (the pool, the runtime, its stress test).
+run cmake --preset tsan >/dev/null
+run cmake --build --preset tsan
+run ctest --preset tsan -R 'thread_pool|runtime|c_api'
 HPL_BUILD_DIR="$PWD/build" run python3 -m pytest -q tests/python
