@@ -110,7 +110,9 @@ class Checkpoint:
             raw = np.fromfile(f, dtype="<u2", count=n)
         if raw.size != n:
             raise ConvertError(f"{e.path}: tensor {e.name!r} is truncated")
-        return (raw.astype(np.uint32) << 16).view(np.float32).reshape(e.shape)
+        out = np.empty(n, dtype=np.uint32)  # one float32-sized buffer next to the raw words
+        np.left_shift(raw, np.uint32(16), out=out, dtype=np.uint32)
+        return out.view(np.float32).reshape(e.shape)
 
 
 def _read_data_offsets(path: str) -> dict[str, tuple[int, int]]:
