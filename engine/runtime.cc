@@ -311,9 +311,10 @@ void Runtime::worker_loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       active_.reset();
-      // Idle: drop the stateless scratch session so the model lease is released and the
-      // registry may evict the model.
-      if (queue_.empty()) scratch_.reset();
+      // Idle under a memory budget: drop the stateless scratch session so the model lease is
+      // released and the registry may evict the model. Without a budget it is kept, so the
+      // next stateless request does not reallocate its context.
+      if (queue_.empty() && registry_->budget() != ModelRegistry::kUnlimited) scratch_.reset();
     }
     job.reset();
     done_cv_.notify_all();
