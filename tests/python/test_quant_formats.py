@@ -9,6 +9,9 @@ Quantization is judged by RMSE of dequant(quant(x)) on Gaussian data and on real
     not be worse than the gguf package's;
   - K-quants (Q4_K, Q5_K, Q6_K) must clearly beat a naive min/max quantizer written here.
 The table is printed (pytest -s) and written to $HPL_BUILD_DIR/quant_rmse.md.
+
+To run against a cross build: HPL_BUILD_DIR=build-aarch64
+HPL_EMULATOR="qemu-aarch64-static -L /usr/aarch64-linux-gnu" python3 -m pytest ...
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("HPL_BUILD_DIR", REPO / "build"))
 TOOL = BUILD / "bin" / "quant_tool"
+EMULATOR = os.environ.get("HPL_EMULATOR", "").split()  # e.g. qemu-aarch64-static -L ...
 MODELS = REPO / "tests" / "data" / "models"
 
 # The numpy reference's GGUF reader: v1 files and flat-quantized rows (which
@@ -52,7 +56,7 @@ def ggml_name(t: T) -> str:
 def run_tool(args: list[str], data: bytes) -> bytes:
     if not TOOL.exists():
         pytest.fail(f"{TOOL} not built (cmake --build {BUILD} --target quant_tool)")
-    r = subprocess.run([str(TOOL), *args], input=data, capture_output=True)
+    r = subprocess.run([*EMULATOR, str(TOOL), *args], input=data, capture_output=True)
     assert r.returncode == 0, f"quant_tool {' '.join(args)}: {r.stderr.decode()}"
     return r.stdout
 
@@ -318,9 +322,12 @@ def test_importance_lowers_weighted_error(t: T, tmp_path: Path):
 
 
 def test_tool_rejects_bad_input():
-    r = subprocess.run([str(TOOL), "dequant", "q4_K", "100"], input=b"", capture_output=True)
+    def tool(args, data):
+        return subprocess.run([*EMULATOR, str(TOOL), *args], input=data, capture_output=True)
+
+    r = tool(["dequant", "q4_K", "100"], b"")
     assert r.returncode == 1 and b"not a multiple of the block size 256" in r.stderr
-    r = subprocess.run([str(TOOL), "dequant", "q4_K", "256"], input=b"\0" * 10, capture_output=True)
+    r = tool(["dequant", "q4_K", "256"], b"\0" * 10)
     assert r.returncode == 1 and b"needs 144" in r.stderr
-    r = subprocess.run([str(TOOL), "quant", "iq2_xxs", "256"], input=b"\0" * 1024, capture_output=True)
+    r = tool(["quant", "iq2_xxs", "256"], b"\0" * 1024)
     assert r.returncode == 1 and b"not supported" in r.stderr
