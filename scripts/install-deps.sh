@@ -23,10 +23,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" >&2
 fi
 
-PIP_FLAGS=(-q --disable-pip-version-check)
+PIP_FLAGS=(-q --disable-pip-version-check --root-user-action=ignore)
 # Debian's own python3 refuses system-wide pip installs unless told otherwise.
 if python3 -m pip install --help 2>/dev/null | grep -q break-system-packages &&
    [ -f "$(python3 -c 'import sysconfig;print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED" ]; then
   PIP_FLAGS+=(--break-system-packages)
 fi
 python3 -m pip install "${PIP_FLAGS[@]}" -r requirements.txt >&2
+# hpl-convert on the PATH (the tests import model/ directly).
+python3 -m pip install "${PIP_FLAGS[@]}" ./model >&2
