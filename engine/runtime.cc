@@ -487,7 +487,8 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
   const double decode_s = std::chrono::duration<double>(t_end - t_prefill).count();
   st.decode_tokens_per_s = decode_s > 0 ? st.completion_tokens / decode_s : 0;
   st.total_ms = ms_between(t_start, t_end);
-  s.exchanges().push_back({p.prompt, p.messages, std::move(response)});
+  s.exchanges().push_back(
+      {p.prompt, p.messages, std::move(response), reason == FinishReason::kEndOfGeneration});
 }
 
 void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {

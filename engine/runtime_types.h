@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/chat_template.h"
+
 namespace hpl {
 
 // Values are part of the C API (HPL_OK, HPL_ERR_...): append only.
@@ -54,10 +56,7 @@ struct SamplingParams {
   uint64_t seed = 0;  // 0: a fixed default seed (runs are reproducible unless you vary it)
 };
 
-struct ChatMessage {
-  std::string role;  // "system", "user", "assistant"
-  std::string content;
-};
+// ChatMessage {role, content} comes from tokenizer/chat_template.h.
 
 struct RequestParams {
   SessionId session = 0;  // 0: a stateless request (the context is cleared before and after)

@@ -31,6 +31,8 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   } catch (const std::exception& e) {
     throw RuntimeError(Status::kInvalidArgument, e.what());
   }
+  const Vocab& v = model_->tokenizer->vocab();
+  if (detect_chat_family(v) != ChatFamily::UNKNOWN) tmpl_ = ChatTemplate::for_vocab(v);
 }
 
 Session::~Session() = default;
@@ -47,35 +49,40 @@ void Session::rollback(size_t n_tokens) {
     fwd_->truncate(static_cast<int64_t>(tokens_.size()));
 }
 
-// A built-in formatter keyed on the markers of the model's chat template: Gemma, ChatML
-// (Qwen2, SmolLM), Zephyr (TinyLlama chat); anything else gets "role: content" lines.
+// The model's chat format (tokenizer/chat_template.h); a model without one (base models such
+// as TinyStories) gets plain "role: content" lines.
 std::string Session::format_chat(const std::vector<ChatMessage>& msgs, bool add_assistant) const {
-  const std::string& tmpl = model_->tokenizer->vocab().chat_template;
-  std::string out;
-  if (tmpl.find("<start_of_turn>") != std::string::npos) {
-    std::string system;
-    for (const ChatMessage& m : msgs) {
-      if (m.role == "system") {
-        system += m.content + "\n\n";
-        continue;
-      }
-      const char* role = m.role == "assistant" ? "model" : m.role.c_str();
-      out += "<start_of_turn>" + std::string(role) + "\n" + system + m.content + "<end_of_turn>\n";
-      system.clear();
+  if (tmpl_) {
+    try {
+      return tmpl_->format(msgs, add_assistant);
+    } catch (const std::invalid_argument& e) {
+      throw RuntimeError(Status::kInvalidArgument, e.what());
     }
-    if (add_assistant) out += "<start_of_turn>model\n";
-  } else if (tmpl.find("<|im_start|>") != std::string::npos) {
-    for (const ChatMessage& m : msgs)
-      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-    if (add_assistant) out += "<|im_start|>assistant\n";
-  } else if (tmpl.find("<|user|>") != std::string::npos) {
-    for (const ChatMessage& m : msgs) out += "<|" + m.role + "|>\n" + m.content + "</s>\n";
-    if (add_assistant) out += "<|assistant|>\n";
-  } else {
-    for (const ChatMessage& m : msgs) out += m.role + ": " + m.content + "\n";
-    if (add_assistant) out += "assistant:";
   }
+  std::string out;
+  for (const ChatMessage& m : msgs) out += m.role + ": " + m.content + "\n";
+  if (add_assistant) out += "assistant:";
   return out;
+}
+
+std::string Session::chat_turn_text(const std::vector<ChatMessage>& fresh) const {
+  std::vector<ChatMessage> hist = chat_history();
+  if (hist.empty()) return format_chat(fresh, true);
+  // After a generated reply the cache holds format(h, true) + reply (+ its end-of-turn token
+  // when closed): the template's incremental form continues exactly from there.
+  const Exchange& last = exchanges_.back();
+  if (tmpl_ && fresh.size() == 1 && !last.messages.empty()) {
+    try {
+      return tmpl_->append_user_turn(fresh[0], last.closed, true);
+    } catch (const std::invalid_argument& e) {
+      throw RuntimeError(Status::kInvalidArgument, e.what());
+    }
+  }
+  // Several new messages: the growth of the formatted conversation.
+  const std::string before = format_chat(hist, false);
+  hist.insert(hist.end(), fresh.begin(), fresh.end());
+  const std::string now = format_chat(hist, true);
+  return starts_with(now, before) ? now.substr(before.size()) : now;
 }
 
 std::vector<ChatMessage> Session::chat_history() const {
@@ -92,12 +99,7 @@ std::vector<int32_t> Session::turn_tokens(const RequestParams& p) const {
   const Tokenizer& tok = *model_->tokenizer;
   const bool at_start = tokens_.empty();
   if (p.messages.empty()) return tok.encode(p.prompt, at_start, true);
-  std::vector<ChatMessage> all = chat_history();
-  const std::string before = all.empty() ? std::string() : format_chat(all, false);
-  all.insert(all.end(), p.messages.begin(), p.messages.end());
-  const std::string now = format_chat(all, true);
-  const std::string delta = starts_with(now, before) ? now.substr(before.size()) : now;
-  return tok.encode(delta, at_start, true);
+  return tok.encode(chat_turn_text(p.messages), at_start, true);
 }
 
 void Session::keep_last_exchanges(int k) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ struct Exchange {
   std::string prompt;                 // raw-prompt turn
   std::vector<ChatMessage> messages;  // chat turn: the new messages
   std::string response;
+  bool closed = false;  // the reply ended with an end-of-generation token (now in the cache)
 };
 
 class Session {
@@ -69,12 +71,15 @@ class Session {
  private:
   std::string format_chat(const std::vector<ChatMessage>& msgs, bool add_assistant) const;
   std::vector<ChatMessage> chat_history() const;
+  // The new messages' text after the conversation so far (incremental formatting).
+  std::string chat_turn_text(const std::vector<ChatMessage>& fresh) const;
 
   std::shared_ptr<const LoadedModel> model_;
   SessionOptions opt_;
   std::unique_ptr<Forward> fwd_;
   std::vector<int32_t> tokens_;
   std::vector<Exchange> exchanges_;
+  std::optional<ChatTemplate> tmpl_;  // none: the model's chat format is unknown
 };
 
 }  // namespace hpl

