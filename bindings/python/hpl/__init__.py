@@ -194,6 +194,38 @@ class Stats:
                      bool(s.truncated), FINISH_NAMES.get(s.finish, str(s.finish)))
 
 
+_live = {}
+_live_lock = threading.Lock()
+_next_key = [1]
+
+
+def _register(gen) -> int:
+    with _live_lock:
+        key = _next_key[0]
+        _next_key[0] += 1
+        _live[key] = gen
+        return key
+
+
+def _unregister(key: int) -> None:
+    with _live_lock:
+        _live.pop(key, None)
+
+
+def _dispatch(ev_ptr, user):
+    ev = ev_ptr.contents
+    key = user or 0
+    with _live_lock:
+        gen = _live.get(key)
+    if gen is not None:
+        gen._on_event(ev)
+    if ev.type in (EVENT_DONE, EVENT_ERROR):
+        _unregister(key)  # the request's last event
+
+
+_DISPATCH = _Callback(_dispatch)
+
+
 class Generation:
     """One request: iterate it for text pieces; .stop() ends it early (keeping the output so
     far); .stats is set when it is done; .text is everything generated."""
@@ -235,15 +267,19 @@ class Generation:
         if repeat_penalty is not None: s.repeat_penalty = repeat_penalty
         if repeat_last_n is not None: s.repeat_last_n = repeat_last_n
         if seed is not None: s.seed = seed
-        # The callback object must outlive every event; it is dropped after the terminal one.
-        self._cb = _Callback(self._on_event)
+        # One module-level C callback serves every request (a per-request ctypes thunk could be
+        # garbage-collected while the worker still runs it); user_data is this request's key.
+        key = _register(self)
         rid = ctypes.c_uint64()
-        _check(_submit(model._h, session._h if session else None, ctypes.byref(p), self._cb,
-                       None, ctypes.byref(rid)))
+        try:
+            _check(_submit(model._h, session._h if session else None, ctypes.byref(p),
+                           _DISPATCH, ctypes.c_void_p(key), ctypes.byref(rid)))
+        except Exception:
+            _unregister(key)  # no event will come
+            raise
         self.id = rid.value
 
-    def _on_event(self, ev_ptr, _user):  # worker thread (GIL taken by ctypes)
-        ev = ev_ptr.contents
+    def _on_event(self, ev) -> None:  # worker thread (GIL taken by ctypes)
         text = ctypes.string_at(ev.text, ev.text_len).decode("utf-8", "replace") \
             if ev.text else ""
         self._events.put((ev.type, text, Stats._from(ev.stats), ev.status))
