@@ -344,6 +344,41 @@ TEST(Quant, NonFiniteInputIsNotUndefined) {
   }
 }
 
+TEST(Quant, DequantizeAnyBytesIsDefined) {
+  // Arbitrary bytes (NaN/inf scales included) must decode without UB; with the scale fields
+  // forced finite, every output is finite.
+  const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
+                         DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                         DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_K};
+  std::mt19937 rng(29);
+  for (DType t : types) {
+    const int64_t n = 8 * kQKK;
+    std::vector<uint8_t> raw(row_bytes(t, n));
+    for (auto& b : raw) b = static_cast<uint8_t>(rng());
+    std::vector<float> y(static_cast<size_t>(n));
+    dequantize_row(t, raw.data(), y.data(), n);
+    const TypeTraits tr = type_traits(t);
+    if (tr.block_elems == 1) continue;
+    // Scale fields: fp16 at the start (Q4_0..Q5_K: d, and m/dmin right after) or the end (Q6_K),
+    // f32 d at the start of Q8_K. 0x3c00 = 1.0 in fp16.
+    for (size_t off = 0; off < raw.size(); off += tr.block_bytes) {
+      if (t == DType::Q6_K) {
+        raw[off + tr.block_bytes - 1] = 0x3c;
+      } else if (t == DType::Q8_K) {
+        const float one = 1.0f;
+        std::memcpy(&raw[off], &one, 4);
+      } else {
+        raw[off + 1] = 0x3c;
+        if (t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K) {
+          raw[off + 3] = 0x3c;
+        }
+      }
+    }
+    dequantize_row(t, raw.data(), y.data(), n);
+    for (float v : y) ASSERT_TRUE(std::isfinite(v)) << type_name(t);
+  }
+}
+
 TEST(Quant, UnalignedBuffers) {  // GGUF data may sit at any byte offset
   const auto x = gaussian(kQKK, 23);
   for (DType t : kQuantTypes) {
