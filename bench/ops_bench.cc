@@ -47,6 +47,19 @@ void BM_rope(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations() * nh * hd);
 }
+// A new position every call: includes computing the cos/sin table (double), which the bodies
+// otherwise cache per thread across the q/k calls of all layers at one position.
+void BM_rope_new_pos(benchmark::State& st) {
+  const int64_t nh = st.range(0), hd = st.range(1);
+  auto x = rand_vec(nh * hd);
+  int64_t pos = 0;
+  for (auto _ : st) {
+    best::rope(x.data(), nh, hd, hd, pos++, 10000.0f, 1.0f, RopeLayout::kNeox);
+    benchmark::DoNotOptimize(x.data());
+  }
+  st.SetItemsProcessed(st.iterations() * nh * hd);
+}
+BENCHMARK(BM_rope_new_pos)->Name("rope/best_new_pos")->Args({32, 64})->Args({4, 256});
 BENCHMARK(BM_rope<false>)->Name("rope/ref")->Args({32, 64, 0})->Args({4, 256, 1});
 BENCHMARK(BM_rope<true>)
     ->Name("rope/best")
@@ -131,6 +144,36 @@ BENCHMARK(BM_attention_decode<false>)
     ->Args({4, 1, 256, 512, 1})
     ->ArgNames({"heads", "kv", "hd", "ctx", "thr"});
 BENCHMARK(BM_attention_decode<true>)->Name("attention_decode/best")->Apply(attention_args);
+
+// Prefill attention: a causal block of n_tok tokens at positions [ctx - n_tok, ctx), all heads.
+// args: n_heads, n_kv_heads, head_dim, ctx, n_tok
+void BM_attention_prefill(benchmark::State& st) {
+  AttnParams p;
+  p.n_heads = st.range(0);
+  p.n_kv_heads = st.range(1);
+  p.head_dim = st.range(2);
+  const int64_t ctx = st.range(3), n_tok = st.range(4);
+  p.q_stride = p.out_stride = p.n_heads * p.head_dim;
+  p.kv_stride = p.n_kv_heads * p.head_dim;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
+  auto q = rand_vec(n_tok * p.q_stride);
+  auto kf = rand_vec(ctx * p.kv_stride, -1.0f, 1.0f, 4);
+  std::vector<f16_t> k(kf.size()), v(kf.size());
+  best::fp32_to_fp16_row(kf.data(), k.data(), k.size());
+  best::fp32_to_fp16_row(kf.data(), v.data(), v.size());
+  std::vector<float> out(n_tok * p.out_stride), scratch(ctx);
+  for (auto _ : st) {
+    best::attention(p, q.data(), k.data(), v.data(), out.data(), n_tok, ctx - n_tok, 0, p.n_heads,
+                    scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.SetItemsProcessed(st.iterations() * n_tok);  // tokens/s
+}
+BENCHMARK(BM_attention_prefill)
+    ->Name("attention_prefill/best")
+    ->Args({32, 4, 64, 512, 64})
+    ->Args({4, 1, 256, 512, 64})
+    ->ArgNames({"heads", "kv", "hd", "ctx", "ntok"});
 
 // Thread pool barrier: an empty run() (publish, every worker runs a no-op, join). Workers spin
 // between runs here (back-to-back calls), which is the decode steady state.
