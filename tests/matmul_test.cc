@@ -254,8 +254,9 @@ TEST(QuantizeAct, SimdMatchesReferenceBytes) {
     for (DType act : {DType::Q8_0, DType::Q8_K, DType::F32}) {
       for (int64_t n : {256, 512, 2048}) {
         auto x = random_acts(rng, 3, n);
-        // exact ties: x * (1/d) lands on k + 0.5 for some elements
-        x[5] = 0.5f * x[0];
+        // exact ties in the first 256: amax 127 makes d = 1, so k + 0.5 must round to even
+        for (int i = 0; i < 256; ++i) x[i] = static_cast<float>(i % 40 - 20) + 0.5f;
+        x[0] = x[32] = x[64] = x[96] = x[128] = x[160] = x[192] = x[224] = 127.0f;
         size_t bytes = row_bytes(act, n);
         auto a = quantize_acts(kRef, act, x, 3, n, bytes);
         auto b = quantize_acts(isa, act, x, 3, n, bytes);
@@ -268,6 +269,16 @@ TEST(QuantizeAct, SimdMatchesReferenceBytes) {
 
 // Q8_0 / Q8_K activations: scale, rounding and the sums of 16.
 TEST(QuantizeAct, ReferenceFollowsTheFormat) {
+  {  // ties round to even: d = 1 when amax = 127
+    std::vector<float> t(32, 0.0f);
+    t[0] = 127.0f, t[1] = 0.5f, t[2] = 1.5f, t[3] = 2.5f, t[4] = -0.5f, t[5] = -1.5f,
+    t[6] = -126.5f;
+    BlockQ8_0 q;
+    ref::quantize_act_row(DType::Q8_0, t.data(), &q, 32);
+    EXPECT_EQ(fp16_to_fp32(q.d), 1.0f);
+    const int expect[7] = {127, 0, 2, 2, 0, -2, -126};
+    for (int i = 0; i < 7; ++i) EXPECT_EQ(q.qs[i], expect[i]) << i;
+  }
   std::mt19937 rng(3);
   auto x = random_acts(rng, 1, 512);
   std::vector<BlockQ8_K> qk(2);
