@@ -109,8 +109,10 @@ ModelConfig read_model_config(const GgufFile& f) {
       c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));
       c.sliding_window = f.i64_or("{arch}.attention.sliding_window", 0);
       if (c.sliding_window < 0) fail(f, "gemma3.attention.sliding_window must be >= 0");
-      c.swa_pattern = 6;           // 5 sliding layers, then 1 global (Gemma 3)
-      c.rope_base_swa = 10000.0f;  // sliding layers keep the original base
+      c.swa_pattern = 6;  // 5 sliding layers, then 1 global (Gemma 3)
+      // Sliding layers keep the original base (llama.cpp: rope_freq_base_train_swa).
+      c.rope_base_swa = f.f32_or("{arch}.rope.freq_base_swa", 10000.0f);
+      if (!(c.rope_base_swa > 0.0f)) fail(f, "gemma3.rope.freq_base_swa must be > 0");
       // query_pre_attn_scalar is head_dim for every Gemma 3 size except 27B (n_embd / n_head).
       if (c.n_embd == 5376 && c.n_layer == 62) {
         c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_embd / c.n_head));

@@ -11,8 +11,8 @@ float32, no activation quantization). Supported `general.architecture` values:
   gemma3  embedding * sqrt(n_embd); RMSNorm with the (1 + w) already stored in the GGUF;
           RMSNorm of q and k per head; post-attention and post-FFN norms; GeGLU with tanh
           GELU; NeoX RoPE; layers with (il + 1) % 6 != 0 use a sliding window
-          (gemma3.attention.sliding_window) and rope base 10000, the others are global with
-          gemma3.rope.freq_base; attention scale 1/sqrt(key_length) (query_pre_attn_scalar
+          (gemma3.attention.sliding_window) and rope base gemma3.rope.freq_base_swa
+          (default 10000), the others are global with gemma3.rope.freq_base; attention scale 1/sqrt(key_length) (query_pre_attn_scalar
           = head_dim for the small models, as llama.cpp does); tied output.
 
 Old converters quantized some tensors flat across row boundaries (tinyllamas v2 Q8_0:
@@ -181,6 +181,7 @@ class Model:
         self.rope_base = float(hp("rope.freq_base", 10000.0))
         self.rot_dim = int(hp("rope.dimension_count", self.head_dim))
         self.sliding_window = int(meta.get(f"{a}.attention.sliding_window", 0) or 0)
+        self.rope_base_swa = float(meta.get(f"{a}.rope.freq_base_swa", 10000.0))
         self.t = {}
         self.qtype = {}
         for t in tensors:
@@ -285,7 +286,7 @@ class Model:
                 k = self.rmsnorm(k, g("attn_k_norm.weight"))
             base = self.rope_base
             if gemma and self.is_swa(il):
-                base = 10000.0
+                base = self.rope_base_swa
             q = self.rope(q, pos, base, neox)
             k = self.rope(k, pos, base, neox)
             if self.emulate:
