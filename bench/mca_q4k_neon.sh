@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mcpu="${1:-cortex-a76}"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT; [ -n "${KEEP:-}" ] && trap - EXIT && echo "tmp: $tmp"
+if [ -n "${KEEP:-}" ]; then echo "kept: $tmp"; else trap 'rm -rf "$tmp"' EXIT; fi  # KEEP=1 keeps files
 
 # A wrapper translation unit: the 1-token Q4_K tile as an extern function, so the region we
 # measure is exactly the gemv inner loop.
@@ -34,6 +34,6 @@ awk '/LLVM-MCA-BEGIN/ {on = 1; next} /LLVM-MCA-END/ {on = 0} on' "$tmp/fn.s" > "
 echo "== loop body: $(grep -cE '^\s+[a-z]' "$tmp/body.s") instructions ($mcpu)"
 llvm-mca-16 -mtriple=aarch64-linux-gnu -mcpu="$mcpu" -iterations=200 -bottleneck-analysis \
   "$tmp/body.s" > "$tmp/mca.txt"
-sed -n '1,/Resource pressure per iteration/p' "$tmp/mca.txt" | head -60
+sed -n '1,/^Block RThroughput/p' "$tmp/mca.txt"                   # summary
 cycles=$(awk '/^Total Cycles:/ {c = $3} /^Iterations:/ {i = $2} END {printf "%.1f", c / i}' "$tmp/mca.txt")
 echo "== cycles per 256-weight super-block (1 token, $mcpu): $cycles"
