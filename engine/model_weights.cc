@@ -108,6 +108,18 @@ class Loader {
 
 }  // namespace
 
+size_t weight_bytes_per_token(const ModelWeights& w) {
+  auto m = [](const Matrix& x) { return x.data ? x.row_stride * static_cast<size_t>(x.rows) : 0; };
+  auto v = [](const Vector& x) { return static_cast<size_t>(x.n) * sizeof(float); };
+  size_t b = m(w.output) + v(w.output_norm) + w.token_embd.row_stride;
+  for (const LayerWeights& L : w.layers) {
+    b += m(L.wq) + m(L.wk) + m(L.wv) + m(L.wo) + m(L.gate) + m(L.up) + m(L.down);
+    b += v(L.attn_norm) + v(L.ffn_norm) + v(L.bq) + v(L.bk) + v(L.bv) + v(L.q_norm) + v(L.k_norm) +
+         v(L.post_attn_norm) + v(L.post_ffn_norm);
+  }
+  return b;
+}
+
 ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
   ModelWeights w;
   Loader ld(f, w);

@@ -59,6 +59,10 @@ struct ModelWeights {
   std::vector<std::unique_ptr<float[]>> owned;  // storage of the converted tensors
 };
 
+// Bytes of weights one decode token reads: every matmul weight (layers and output) and the
+// norm vectors, plus one embedding row.
+size_t weight_bytes_per_token(const ModelWeights& w);
+
 // Looks every tensor up by role and checks its shape and type; throws ModelError naming the
 // file and the tensor on a missing tensor, a wrong shape or an unsupported type.
 ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c);

@@ -1,0 +1,76 @@
+"""hpl bench output formats: llama-bench-compatible JSON records, CSV and the markdown table."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("HPL_BUILD_DIR", REPO / "build"))
+HPL = BUILD / "bin" / "hpl"
+MODEL = REPO / "tests" / "data" / "models" / "stories260K.gguf"
+
+
+@pytest.fixture(scope="module")
+def hpl():
+    if not HPL.exists():
+        pytest.skip(f"{HPL} not built (set HPL_BUILD_DIR)")
+    return HPL
+
+
+def bench(hpl, *extra):
+    r = subprocess.run([str(hpl), "bench", "-m", str(MODEL), "-p", "16,32", "-n", "8", "-t",
+                        "1,2", "-r", "2", "--no-warmup", *extra],
+                       check=True, capture_output=True, text=True)
+    return r.stdout
+
+
+def test_json_has_one_llama_bench_record_per_test(hpl):
+    recs = json.loads(bench(hpl, "-o", "json", "--no-bandwidth"))
+    tests = {(r["n_prompt"], r["n_gen"], r["n_threads"]) for r in recs}
+    assert tests == {(16, 0, 1), (32, 0, 1), (0, 8, 1), (16, 0, 2), (32, 0, 2), (0, 8, 2)}
+    for r in recs:
+        assert r["avg_ts"] > 0 and r["stddev_ts"] >= 0
+        assert len(r["samples_ts"]) == 2 and len(r["samples_ns"]) == 2
+        n = r["n_prompt"] or r["n_gen"]
+        mean = sum(r["samples_ts"]) / 2
+        assert abs(mean - r["avg_ts"]) <= 1e-6 * mean
+        # t/s and ns agree sample by sample
+        for ts, ns in zip(r["samples_ts"], r["samples_ns"]):
+            assert abs(ts - n / (ns * 1e-9)) <= 1e-3 * ts
+        assert r["model_n_params"] == 292800 and r["model_size"] == MODEL.stat().st_size
+        if r["n_gen"]:
+            assert r["weights_gbps"] > 0
+            assert abs(r["weights_gbps"] - r["weight_bytes_per_token"] * r["avg_ts"] / 1e9) < 1e-6 * r["weights_gbps"] + 1e-9
+        else:
+            assert r["gops"] > 0
+
+
+def test_csv_and_markdown(hpl):
+    rows = list(csv.DictReader(io.StringIO(bench(hpl, "-o", "csv", "--no-bandwidth"))))
+    assert len(rows) == 6
+    assert {r["n_threads"] for r in rows} == {"1", "2"}
+    assert all(float(r["avg_ts"]) > 0 for r in rows)
+    md = bench(hpl).splitlines()
+    assert md[0].startswith("| model |") and "t/s" in md[0] and "% bw" in md[0]
+    body = [line for line in md[2:] if line.startswith("|")]
+    assert len(body) == 6
+    tg = [line for line in body if "| tg8 |" in line]
+    assert len(tg) == 2
+    for line in tg:  # decode rows carry GB/s and the share of the measured bandwidth
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert float(cells[7]) > 0 and float(cells[8]) > 0
+
+
+def test_bad_arguments_are_reported(hpl):
+    r = subprocess.run([str(hpl), "bench", "-m", str(MODEL), "-o", "xml"], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "-o" in r.stderr
+    r = subprocess.run([str(hpl), "bench", "-m", str(MODEL), "-t", "1,x"], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "'x'" in r.stderr
