@@ -25,6 +25,7 @@ TEST(RuntimeStressTest, EightThreadsSubmitAndStopAThousandRequests) {
   test::Recorder rec;
   std::vector<std::vector<RequestId>> submitted(kThreads);
   std::atomic<int> stops_accepted{0};
+  std::atomic<int> active_stops{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -36,7 +37,7 @@ TEST(RuntimeStressTest, EightThreadsSubmitAndStopAThousandRequests) {
         p.sampling.seed = rng();
         const RequestId id = rt.submit(p, rec.callback());
         submitted[t].push_back(id);
-        switch (rng() % 4) {
+        switch (rng() % 5) {
           case 0:  // stop it right away (queued, or just started)
             if (rt.stop(id)) ++stops_accepted;
             break;
@@ -45,7 +46,12 @@ TEST(RuntimeStressTest, EightThreadsSubmitAndStopAThousandRequests) {
             if (rt.stop(old)) ++stops_accepted;
             break;
           }
-          case 2:
+          case 2: {  // stop the request that started last (usually the active one)
+            const RequestId active = rec.last_started();
+            if (active > 0 && rt.stop(active)) ++active_stops;
+            break;
+          }
+          case 3:
             std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300));
             break;
           default:
@@ -86,8 +92,10 @@ TEST(RuntimeStressTest, EightThreadsSubmitAndStopAThousandRequests) {
   EXPECT_GT(stopped, 0);
   EXPECT_GT(done, 0);
   EXPECT_EQ(errors, 0);
-  std::printf("stress: %zu requests, %d stopped (%d stop() calls accepted), %d done, %zu started\n",
-              all.size(), stopped, stops_accepted.load(), done, order.size());
+  std::printf(
+      "stress: %zu requests, %d ended stopped, %d done, %zu started; stop() accepted %d times "
+      "on queued/any, %d times on the last started one\n",
+      all.size(), stopped, done, order.size(), stops_accepted.load(), active_stops.load());
   EXPECT_FALSE(rt.failed());
 }
 

@@ -77,6 +77,10 @@ class Recorder {
     std::lock_guard<std::mutex> lock(mu_);
     return logs_;
   }
+  RequestId last_started() {  // the request that most recently began processing
+    std::lock_guard<std::mutex> lock(mu_);
+    return processing_order_.empty() ? 0 : processing_order_.back();
+  }
   std::vector<RequestId> processing_order() {
     std::lock_guard<std::mutex> lock(mu_);
     return processing_order_;

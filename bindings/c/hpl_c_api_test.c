@@ -340,6 +340,21 @@ static void test_context_full_and_breaker(void) {
   REQUIRE_OK(hpl_model_unload(m));
 }
 
+static void test_prefaulted_load(void) {
+  hpl_model_params mp;
+  REQUIRE_OK(hpl_model_params_init(&mp));
+  mp.n_threads = 1;
+  mp.n_ctx = 64;
+  mp.use_mmap = 0; /* every page read at load time */
+  hpl_model* m = NULL;
+  REQUIRE_OK(hpl_model_load(HPL_TEST_DATA_DIR "/models/stories260K.gguf", &mp, &m));
+  collector c;
+  run_turn(m, NULL, "Once upon a time", 8, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE && strncmp(c.text, ", there was", 11) == 0);
+  collector_destroy(&c);
+  REQUIRE_OK(hpl_model_unload(m));
+}
+
 static void test_budget(void) {
   /* A budget too small for any model: loading fails with the sizes, nothing else changes. */
   REQUIRE_OK(hpl_set_memory_budget(1000));
@@ -363,6 +378,7 @@ int main(void) {
   REQUIRE_OK(hpl_model_unload(other));
   REQUIRE_OK(hpl_model_unload(m));
   test_context_full_and_breaker();
+  test_prefaulted_load();
   test_budget();
   if (g_failures) {
     fprintf(stderr, "%d checks failed\n", g_failures);
