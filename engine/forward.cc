@@ -97,9 +97,13 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
     if (need8_0) k::quantize_act_row(DType::Q8_0, x + t * n, xq8_0_.data() + t * s8_0, n);
     if (need8_k) k::quantize_act_row(DType::Q8_K, x + t * n, xq8_k_.data() + t * s8_k, n);
   };
-  if (need8_0 || need8_k) for_tokens(ntok, quantize);
+  if (need8_0 || need8_k) {
+    ProfScope ps(prof_, ProfOp::kQuantizeAct);
+    for_tokens(ntok, quantize);
+  }
 
   // Rows of all jobs, concatenated, split into one contiguous range per thread.
+  ProfSection sec(prof_);
   pool_->run([&](int ith, int nth) {
     const int64_t blocks = (total_rows + kRowGrain - 1) / kRowGrain;
     const int64_t lo = blocks * ith / nth * kRowGrain;
@@ -121,8 +125,10 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
         xq = xq8_k_.data();
         xs = s8_k;
       }
-      k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y, static_cast<size_t>(W.rows), n, r0,
-                r1, ntok);
+      sec.part(jobs[j].op, [&] {
+        k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y, static_cast<size_t>(W.rows), n,
+                  r0, r1, ntok);
+      });
     }
   });
 }
@@ -139,30 +145,48 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   float* v = v_.data();
 
   // --- attention ---
-  for_tokens(ntok,
-             [&](int64_t t) { k::rmsnorm(x + t * E, L.attn_norm.data, xn + t * E, E, eps, 0.0f); });
-  const MatJob qkv[] = {{&L.wq, q}, {&L.wk, kk}, {&L.wv, v}};
+  {
+    ProfScope ps(prof_, ProfOp::kNorm);
+    for_tokens(ntok, [&](int64_t t) {
+      k::rmsnorm(x + t * E, L.attn_norm.data, xn + t * E, E, eps, 0.0f);
+    });
+  }
+  const MatJob qkv[] = {
+      {&L.wq, q, ProfOp::kAttnQ}, {&L.wk, kk, ProfOp::kAttnK}, {&L.wv, v, ProfOp::kAttnV}};
   matmuls(xn, ntok, E, qkv, 3);
   const float base = cfg_.layer_rope_base(il), fscale = cfg_.layer_rope_scale(il);
   const auto layout = cfg_.neox_rope ? kernel::RopeLayout::kNeox : kernel::RopeLayout::kNormal;
-  for_tokens(ntok, [&](int64_t t) {
-    float* qt = q + t * Q;
-    float* kt = kk + t * KV;
-    float* vt = v + t * KV;
-    if (L.bq.data) k::add(qt, L.bq.data, qt, Q);
-    if (L.bk.data) k::add(kt, L.bk.data, kt, KV);
-    if (L.bv.data) k::add(vt, L.bv.data, vt, KV);
-    if (L.q_norm.data) {
-      for (int64_t h = 0; h < H; ++h)
-        k::rmsnorm(qt + h * D, L.q_norm.data, qt + h * D, D, eps, 0.0f);
-      for (int64_t h = 0; h < Hkv; ++h)
-        k::rmsnorm(kt + h * D, L.k_norm.data, kt + h * D, D, eps, 0.0f);
-    }
-    k::rope(qt, H, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
-    k::rope(kt, Hkv, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
-    k::fp32_to_fp16_row(kt, cache_.k(il, pos0 + t), KV);
-    k::fp32_to_fp16_row(vt, cache_.v(il, pos0 + t), KV);
-  });
+  {
+    ProfSection sec(prof_);
+    for_tokens(ntok, [&](int64_t t) {
+      float* qt = q + t * Q;
+      float* kt = kk + t * KV;
+      float* vt = v + t * KV;
+      if (L.bq.data || L.bk.data || L.bv.data) {
+        sec.part(ProfOp::kAdd, [&] {
+          if (L.bq.data) k::add(qt, L.bq.data, qt, Q);
+          if (L.bk.data) k::add(kt, L.bk.data, kt, KV);
+          if (L.bv.data) k::add(vt, L.bv.data, vt, KV);
+        });
+      }
+      if (L.q_norm.data) {
+        sec.part(ProfOp::kNorm, [&] {
+          for (int64_t h = 0; h < H; ++h)
+            k::rmsnorm(qt + h * D, L.q_norm.data, qt + h * D, D, eps, 0.0f);
+          for (int64_t h = 0; h < Hkv; ++h)
+            k::rmsnorm(kt + h * D, L.k_norm.data, kt + h * D, D, eps, 0.0f);
+        });
+      }
+      sec.part(ProfOp::kRope, [&] {
+        k::rope(qt, H, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
+        k::rope(kt, Hkv, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
+      });
+      sec.part(ProfOp::kKvStore, [&] {
+        k::fp32_to_fp16_row(kt, cache_.k(il, pos0 + t), KV);
+        k::fp32_to_fp16_row(vt, cache_.v(il, pos0 + t), KV);
+      });
+    });
+  }
   kernel::AttnParams ap;
   ap.n_heads = H;
   ap.n_kv_heads = Hkv;
@@ -177,39 +201,56 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   float* att = att_.data();
   float* ascratch = attn_scratch_.data();
   const int64_t n_ctx = cache_.n_ctx();
-  pool_->run([&](int ith, int nth) {
-    const int64_t h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
-    if (h0 < h1) k::attention(ap, q, kc, vc, att, ntok, pos0, h0, h1, ascratch + ith * n_ctx);
-  });
+  {
+    ProfScope ps(prof_, ProfOp::kAttention);
+    pool_->run([&](int ith, int nth) {
+      const int64_t h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
+      if (h0 < h1) k::attention(ap, q, kc, vc, att, ntok, pos0, h0, h1, ascratch + ith * n_ctx);
+    });
+  }
   float* proj = proj_.data();
-  const MatJob o[] = {{&L.wo, proj}};
+  const MatJob o[] = {{&L.wo, proj, ProfOp::kAttnOutput}};
   matmuls(att, ntok, Q, o, 1);
-  for_tokens(ntok, [&](int64_t t) {
-    float* pt = proj + t * E;
-    if (L.post_attn_norm.data) k::rmsnorm(pt, L.post_attn_norm.data, pt, E, eps, 0.0f);
-    k::add(x + t * E, pt, x + t * E, E);
-    k::rmsnorm(x + t * E, L.ffn_norm.data, xn + t * E, E, eps, 0.0f);
-  });
+  {
+    ProfSection sec(prof_);
+    for_tokens(ntok, [&](int64_t t) {
+      float* pt = proj + t * E;
+      if (L.post_attn_norm.data) {
+        sec.part(ProfOp::kNorm, [&] { k::rmsnorm(pt, L.post_attn_norm.data, pt, E, eps, 0.0f); });
+      }
+      sec.part(ProfOp::kAdd, [&] { k::add(x + t * E, pt, x + t * E, E); });
+      sec.part(ProfOp::kNorm,
+               [&] { k::rmsnorm(x + t * E, L.ffn_norm.data, xn + t * E, E, eps, 0.0f); });
+    });
+  }
 
   // --- feed-forward ---
   float* gate = gate_.data();
   float* up = up_.data();
-  const MatJob gu[] = {{&L.gate, gate}, {&L.up, up}};
+  const MatJob gu[] = {{&L.gate, gate, ProfOp::kFfnGate}, {&L.up, up, ProfOp::kFfnUp}};
   matmuls(xn, ntok, E, gu, 2);
-  for_tokens(ntok, [&](int64_t t) {
-    if (cfg_.gelu) {
-      k::geglu(gate + t * F, up + t * F, gate + t * F, F);
-    } else {
-      k::swiglu(gate + t * F, up + t * F, gate + t * F, F);
-    }
-  });
-  const MatJob d[] = {{&L.down, proj}};
+  {
+    ProfScope ps(prof_, ProfOp::kActivation);
+    for_tokens(ntok, [&](int64_t t) {
+      if (cfg_.gelu) {
+        k::geglu(gate + t * F, up + t * F, gate + t * F, F);
+      } else {
+        k::swiglu(gate + t * F, up + t * F, gate + t * F, F);
+      }
+    });
+  }
+  const MatJob d[] = {{&L.down, proj, ProfOp::kFfnDown}};
   matmuls(gate, ntok, F, d, 1);
-  for_tokens(ntok, [&](int64_t t) {
-    float* pt = proj + t * E;
-    if (L.post_ffn_norm.data) k::rmsnorm(pt, L.post_ffn_norm.data, pt, E, eps, 0.0f);
-    k::add(x + t * E, pt, x + t * E, E);
-  });
+  {
+    ProfSection sec(prof_);
+    for_tokens(ntok, [&](int64_t t) {
+      float* pt = proj + t * E;
+      if (L.post_ffn_norm.data) {
+        sec.part(ProfOp::kNorm, [&] { k::rmsnorm(pt, L.post_ffn_norm.data, pt, E, eps, 0.0f); });
+      }
+      sec.part(ProfOp::kAdd, [&] { k::add(x + t * E, pt, x + t * E, E); });
+    });
+  }
 }
 
 void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_logits) {
@@ -217,10 +258,13 @@ void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_l
   const int64_t pos0 = cache_.n_past();
   const Matrix& emb = w_.token_embd;
   float* x = x_.data();
-  for_tokens(ntok, [&](int64_t t) {
-    kernel::dequantize_row(emb.type, emb.row(ids[t]), x + t * E, E);
-    if (cfg_.embd_scale != 1.0f) k::scale(x + t * E, cfg_.embd_scale, x + t * E, E);
-  });
+  {
+    ProfScope ps(prof_, ProfOp::kEmbedding);
+    for_tokens(ntok, [&](int64_t t) {
+      kernel::dequantize_row(emb.type, emb.row(ids[t]), x + t * E, E);
+      if (cfg_.embd_scale != 1.0f) k::scale(x + t * E, cfg_.embd_scale, x + t * E, E);
+    });
+  }
   for (int64_t il = 0; il < cfg_.n_layer; ++il) layer(il, ntok, pos0);
   cache_.set_n_past(pos0 + ntok);
   if (!logits) return;
@@ -228,10 +272,13 @@ void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_l
   const int64_t first = all_logits ? 0 : ntok - 1;
   const int64_t nout = ntok - first;
   float* xn = xn_.data();
-  for_tokens(nout, [&](int64_t t) {
-    k::rmsnorm(x + (first + t) * E, w_.output_norm.data, xn + t * E, E, cfg_.rms_eps, 0.0f);
-  });
-  const MatJob out[] = {{&w_.output, logits}};
+  {
+    ProfScope ps(prof_, ProfOp::kNorm);
+    for_tokens(nout, [&](int64_t t) {
+      k::rmsnorm(x + (first + t) * E, w_.output_norm.data, xn + t * E, E, cfg_.rms_eps, 0.0f);
+    });
+  }
+  const MatJob out[] = {{&w_.output, logits, ProfOp::kOutput}};
   matmuls(xn, nout, E, out, 1);
 }
 

@@ -12,6 +12,7 @@
 
 #include "engine/kv_cache.h"
 #include "engine/model.h"
+#include "engine/profiler.h"
 #include "kernel/thread_pool.h"
 #include "kernel/types.h"
 
@@ -43,6 +44,8 @@ class Forward {
   // Forgets positions >= n (n <= n_past()): the next eval continues from position n.
   void truncate(int64_t n);
   void reset() { cache_.clear(); }
+  // Times every op of later evals into p (wall time by op kind); null (the default) = off.
+  void set_profiler(Profiler* p) { prof_ = p; }
 
   const Model& model() const { return model_; }
   kernel::ThreadPool& pool() { return *pool_; }
@@ -53,7 +56,8 @@ class Forward {
  private:
   struct MatJob {
     const Matrix* w;
-    float* y;  // (ntok, w->rows)
+    float* y;                    // (ntok, w->rows)
+    ProfOp op = ProfOp::kOther;  // the tensor's role, for the profiler
   };
   // y_j = W_j @ x for each job: x (ntok, n) f32 rows, quantized once per vec_dot_type.
   void matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs);
@@ -82,6 +86,7 @@ class Forward {
   std::vector<uint8_t> xq8_0_, xq8_k_;  // quantized activations, (n_ubatch, max width)
   std::vector<float> attn_scratch_;     // per thread: n_ctx floats
   size_t scratch_bytes_ = 0;
+  Profiler* prof_ = nullptr;
 };
 
 }  // namespace hpl
