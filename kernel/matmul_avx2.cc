@@ -99,14 +99,21 @@ void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
 }
 
 // --- tiles: one weight row x NT tokens -> out[NT] ---------------------------------------------
-// x[k]: token k's activation row; xd[k]: its per-block f32 scales (Q8_0 activations only).
+// x[k]: token k's activation row; aux[k]: what the tile's prepare() made of that row once per
+// call (Q8_0 activations: per-block f32 scales; Q4_K/Q5_K: the quants reordered), or nothing;
+// aux_bytes(nb): bytes of aux per token.
 
 // Q8_0-activation formats share the tile; Unpack gives the block's 32 signed weights in order.
 template <class Block, class Unpack>
 struct TileQ8_0 {
+  static size_t aux_bytes(int64_t nb) { return static_cast<size_t>(nb) * sizeof(float); }
+  static void prepare(const uint8_t* x, int64_t nb, uint8_t* aux) {
+    auto* xd = reinterpret_cast<float*>(aux);
+    for (int64_t b = 0; b < nb; ++b) xd[b] = h2f(reinterpret_cast<const BlockQ8_0*>(x)[b].d);
+  }
   template <int NT>
-  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const* xd, int64_t nb,
-                  int64_t, float* out) {
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const uint8_t* const* aux,
+                  int64_t nb, int64_t, float* out) {
     const auto* w = reinterpret_cast<const Block*>(wrow);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[NT];
@@ -119,7 +126,8 @@ struct TileQ8_0 {
         const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
         __m256i sx = _mm256_sign_epi8(load256(xb->qs), wq);
         __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd[k][b]), acc[k]);
+        const float xd = reinterpret_cast<const float*>(aux[k])[b];
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd), acc[k]);
       }
     }
     for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
@@ -161,83 +169,104 @@ inline __m256i bcast16_mask(int j) {
   return _mm256_set1_epi16(static_cast<short>((2 * j + 1) << 8 | (2 * j)));
 }
 
-// Q4_K / Q5_K block head [d, dmin, 12 scale bytes s0..s11] -> bytes [sc0..7, mn0..7]
-// (layout in matmul_common.h), in SIMD registers rather than through scalar code.
-inline __m128i k4_scales_mins(__m128i head) {
-  // X = [s0..s7 | s8..s11 s8..s11]
-  const __m128i x = _mm_shuffle_epi8(
-      head, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15));
-  const __m128i low6 = _mm_and_si128(x, _mm_set1_epi8(63));  // bytes 0..7: sc0..3, mn0..3
-  const __m128i nib_lo = _mm_and_si128(x, _mm_set1_epi8(0x0F));
-  const __m128i nib_hi = _mm_and_si128(_mm_srli_epi16(x, 4), _mm_set1_epi8(0x0F));
-  const __m128i nib = _mm_blend_epi16(nib_lo, nib_hi, 0xC0);  // bytes 8..11 low, 12..15 high
-  const __m128i top = _mm_and_si128(_mm_srli_epi16(x, 2), _mm_set1_epi8(0x30));  // (s >> 6) << 4
-  const __m128i hi = _mm_or_si128(nib, _mm_slli_si128(top, 8));  // bytes 8..15: sc4..7, mn4..7
-  const __m128i all = _mm_blend_epi16(low6, hi, 0xF0);
-  return _mm_shuffle_epi8(all, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15));
-}
-
 // Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins (see matmul_common.h).
+// 64-element chunk c holds sub-blocks 2c (low nibbles of qs[32c..32c+31]) and 2c + 1 (high
+// nibbles). A 256-bit register takes [sub-block 2c elements 0..15 | 2c + 1 elements 0..15]
+// (16 bytes broadcast, the high half shifted by 4) and another [16..31 | 16..31]; with the
+// activations reordered to match once per call (prepare), the two maddubs results add in
+// int16 and one madd applies [scale 2c | scale 2c + 1]. Per 64 weights and token: 2 maddubs,
+// 1 madd and 1 scale shuffle per row, against 2 madd and 2 shuffles in element order.
 template <bool kFive>
 struct TileK4 {
   using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+  static size_t aux_bytes(int64_t nb) { return static_cast<size_t>(nb) * kQKK; }
+  // per chunk of 64: x[0..15], x[32..47], x[16..31], x[48..63]
+  static void prepare(const uint8_t* x, int64_t nb, uint8_t* aux) {
+    const auto* xb = reinterpret_cast<const BlockQ8_K*>(x);
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int c = 0; c < 4; ++c) {
+        const int8_t* q = xb[b].qs + 64 * c;
+        uint8_t* o = aux + b * kQKK + 64 * c;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o),
+                            _mm256_set_m128i(load128(q + 32), load128(q)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 32),
+                            _mm256_set_m128i(load128(q + 48), load128(q + 16)));
+      }
+    }
+  }
   template <int NT>
-  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t nb,
-                  int64_t, float* out) {
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const uint8_t* const* aux,
+                  int64_t nb, int64_t, float* out) {
     const auto* w = reinterpret_cast<const Block*>(wrow);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[NT], accm[NT];  // d terms, dmin terms (separate chains)
-    for (int k = 0; k < NT; ++k) acc[k] = accm[k] = _mm256_setzero_ps();
+    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);  // high half: high nibbles
+    __m256 acc[NT];
+    for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      // first 16 bytes: d, dmin (f16), 12 scale bytes -> [d, dmin] f32, scales and mins
-      const __m128i head = load128(&w[b]);
-      const __m128i scmn = k4_scales_mins(head);  // [sc0..7, mn0..7]
-      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
-      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scmn, scmn));  // m0 m0 m1 m1 ..
-      const __m128 dd = _mm_cvtph_ps(head);
-      const __m256 dv = _mm256_broadcastss_ps(dd);
-      const __m256 mv = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
+      // 12 bytes -> 8 scales and 8 mins, four at a time in 32-bit words (scalar ALUs: the
+      // vector shuffle port is the loop's bottleneck)
+      uint32_t u[3];
+      std::memcpy(u, w[b].scales, 12);
+      const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
+      const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+      const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+      const __m128i sc8 = _mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo));
+      const __m128i mn8 = _mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo));
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
+      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));  // m0 m0 m1 m1 ..
+      const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
 
       __m256i s[NT];
       for (int k = 0; k < NT; ++k) s[k] = _mm256_setzero_si256();
-      [[maybe_unused]] __m256i qh;
-      if constexpr (kFive) qh = load256(w[b].qh);
+      [[maybe_unused]] __m256i qh0, qh1;
+      if constexpr (kFive) {
+        qh0 = _mm256_broadcastsi128_si256(load128(w[b].qh));
+        qh1 = _mm256_broadcastsi128_si256(load128(w[b].qh + 16));
+      }
       for (int c = 0; c < 4; ++c) {
-        const __m256i q = load256(w[b].qs + 32 * c);
-        __m256i lo = _mm256_and_si256(q, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        if constexpr (kFive) {  // bit 2c of qh[l] -> bit 4 of lo, bit 2c + 1 -> bit 4 of hi
+        __m256i v0 = _mm256_and_si256(
+            _mm256_srlv_epi32(_mm256_broadcastsi128_si256(load128(w[b].qs + 32 * c)), shift), m4);
+        __m256i v1 = _mm256_and_si256(
+            _mm256_srlv_epi32(_mm256_broadcastsi128_si256(load128(w[b].qs + 32 * c + 16)), shift),
+            m4);
+        if constexpr (kFive) {  // bit 2c of qh[l] (low half), 2c + 1 (high half) -> bit 4
+          const __m256i hs =
+              _mm256_add_epi32(_mm256_set1_epi32(2 * c), _mm256_srli_epi32(shift, 2));
           const __m256i b4 = _mm256_set1_epi8(0x10);
-          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), b4));
-          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), b4));
-          qh = _mm256_srli_epi16(qh, 2);
+          v0 = _mm256_or_si256(
+              v0, _mm256_and_si256(_mm256_slli_epi32(_mm256_srlv_epi32(qh0, hs), 4), b4));
+          v1 = _mm256_or_si256(
+              v1, _mm256_and_si256(_mm256_slli_epi32(_mm256_srlv_epi32(qh1, hs), 4), b4));
         }
-        const __m256i s0 = _mm256_shuffle_epi8(sc16, bcast16_mask(2 * c));
-        const __m256i s1 = _mm256_shuffle_epi8(sc16, bcast16_mask(2 * c + 1));
+        // int16 lanes: low half scale 2c, high half scale 2c + 1
+        const __m256i sc = _mm256_shuffle_epi8(
+            sc16, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * c + 1)),
+                                   _mm256_castsi256_si128(bcast16_mask(2 * c))));
         for (int k = 0; k < NT; ++k) {
-          const int8_t* a = reinterpret_cast<const BlockQ8_K*>(x[k])[b].qs + 64 * c;
-          __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(a)), s0);
-          __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(a + 32)), s1);
-          s[k] = _mm256_add_epi32(s[k], _mm256_add_epi32(p0, p1));
+          const uint8_t* a = aux[k] + b * kQKK + 64 * c;
+          __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(v0, load256(a)),
+                                       _mm256_maddubs_epi16(v1, load256(a + 32)));
+          s[k] = _mm256_add_epi32(s[k], _mm256_madd_epi16(p, sc));
         }
       }
       for (int k = 0; k < NT; ++k) {
         const auto& xb = reinterpret_cast<const BlockQ8_K*>(x[k])[b];
-        const __m256 xd = _mm256_broadcast_ss(&xb.d);
         __m256i m = _mm256_madd_epi16(load256(xb.bsums), mn16);  // min_j * sum of sub-block j
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_mul_ps(dv, xd), acc[k]);
-        accm[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(mv, xd), accm[k]);
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_set1_ps(d * xb.d), acc[k]);
+        acc[k] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(dmin * xb.d), acc[k]);
       }
     }
-    for (int k = 0; k < NT; ++k) out[k] = hsum(_mm256_sub_ps(acc[k], accm[k]));
+    for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
   }
 };
 
 // Q6_K: unsigned 6-bit q with 16 int8 scales (one per 16); the -32 offset is taken off with
 // the activation's sums of 16: sum sc_g * (q . a - 32 * bsum_g).
 struct TileQ6_K {
+  static size_t aux_bytes(int64_t) { return 0; }
+  static void prepare(const uint8_t*, int64_t, uint8_t*) {}
   template <int NT>
-  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t nb,
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const uint8_t* const*, int64_t nb,
                   int64_t, float* out) {
     const auto* w = reinterpret_cast<const BlockQ6_K*>(wrow);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
@@ -320,8 +349,10 @@ inline float to_f32(Bf16 v) {
 
 template <class T>
 struct TileFloat {
+  static size_t aux_bytes(int64_t) { return 0; }
+  static void prepare(const uint8_t*, int64_t, uint8_t*) {}
   template <int NT>
-  static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const*, int64_t,
+  static void run(const uint8_t* wrow, const uint8_t* const* x, const uint8_t* const*, int64_t,
                   int64_t n, float* out) {
     const auto* w = reinterpret_cast<const T*>(wrow);
     constexpr int U = NT == 1 ? 4 : (NT == 2 ? 2 : 1);  // independent FMA chains per token
@@ -356,43 +387,42 @@ struct TileFloat {
 // --- driver --------------------------------------------------------------------------------
 
 // W rows [r0, r1) x ntok tokens, in row blocks x token chunks of kMaxTok.
-template <class Tile, bool kActScales>
+template <class Tile>
 void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* y, size_t ys,
                int64_t nb, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
-  // Q8_0 activations: their f16 scales as f32, once per call rather than once per row.
-  thread_local std::vector<float> xd_buf;
-  if (kActScales) {
-    xd_buf.resize(static_cast<size_t>(ntok * nb));
-    for (int64_t t = 0; t < ntok; ++t) {
-      const auto* xb = reinterpret_cast<const BlockQ8_0*>(x + t * xs);
-      for (int64_t b = 0; b < nb; ++b) xd_buf[t * nb + b] = h2f(xb[b].d);
-    }
+  // per-token data the tile wants, made once per call rather than once per row
+  thread_local std::vector<uint8_t> aux_buf;
+  const size_t aux_bytes = Tile::aux_bytes(nb);
+  if (aux_bytes > 0) {
+    aux_buf.resize(aux_bytes * ntok);
+    for (int64_t t = 0; t < ntok; ++t)
+      Tile::prepare(x + t * xs, nb, aux_buf.data() + t * aux_bytes);
   }
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = std::min<int64_t>(rb + kRowBlock, r1);
     for (int64_t t0 = 0; t0 < ntok; t0 += kMaxTok) {
       const int nt = static_cast<int>(std::min<int64_t>(kMaxTok, ntok - t0));
       const uint8_t* xp[kMaxTok];
-      const float* dp[kMaxTok] = {};
+      const uint8_t* ap[kMaxTok] = {};
       for (int k = 0; k < nt; ++k) {
         xp[k] = x + (t0 + k) * xs;
-        if (kActScales) dp[k] = xd_buf.data() + (t0 + k) * nb;
+        if (aux_bytes > 0) ap[k] = aux_buf.data() + (t0 + k) * aux_bytes;
       }
       for (int64_t r = rb; r < re; ++r) {
         float out[kMaxTok] = {};
         const uint8_t* wr = w + r * ws;
         switch (nt) {
           case 4:
-            Tile::template run<4>(wr, xp, dp, nb, n, out);
+            Tile::template run<4>(wr, xp, ap, nb, n, out);
             break;
           case 3:
-            Tile::template run<3>(wr, xp, dp, nb, n, out);
+            Tile::template run<3>(wr, xp, ap, nb, n, out);
             break;
           case 2:
-            Tile::template run<2>(wr, xp, dp, nb, n, out);
+            Tile::template run<2>(wr, xp, ap, nb, n, out);
             break;
           default:
-            Tile::template run<1>(wr, xp, dp, nb, n, out);
+            Tile::template run<1>(wr, xp, ap, nb, n, out);
             break;
         }
         for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
@@ -425,39 +455,36 @@ void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_s
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
   const int64_t nb = n / type_traits(wt).block_elems;
-  auto go = [&](auto tile, auto act_scales) {
-    run_tiles<decltype(tile), decltype(act_scales)::value>(wb, w_stride, xb, x_stride, y, y_stride,
-                                                           nb, n, r0, r1, ntok);
+  auto go = [&](auto tile) {
+    run_tiles<decltype(tile)>(wb, w_stride, xb, x_stride, y, y_stride, nb, n, r0, r1, ntok);
   };
-  using Yes = std::true_type;
-  using No = std::false_type;
   switch (wt) {
     case DType::Q4_0:
-      go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{}, Yes{});
+      go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{});
       break;
     case DType::Q5_0:
-      go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{}, Yes{});
+      go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{});
       break;
     case DType::Q8_0:
-      go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{}, Yes{});
+      go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{});
       break;
     case DType::Q4_K:
-      go(TileK4<false>{}, No{});
+      go(TileK4<false>{});
       break;
     case DType::Q5_K:
-      go(TileK4<true>{}, No{});
+      go(TileK4<true>{});
       break;
     case DType::Q6_K:
-      go(TileQ6_K{}, No{});
+      go(TileQ6_K{});
       break;
     case DType::F16:
-      go(TileFloat<f16_t>{}, No{});
+      go(TileFloat<f16_t>{});
       break;
     case DType::BF16:
-      go(TileFloat<Bf16>{}, No{});
+      go(TileFloat<Bf16>{});
       break;
     case DType::F32:
-      go(TileFloat<float>{}, No{});
+      go(TileFloat<float>{});
       break;
     default:
       break;  // rejected by check_matmul_args
