@@ -300,22 +300,21 @@ void Runtime::worker_loop() {
       ev.text = refuse_reason;
       finish(job, ev, false);
     } else {
-      std::string message;  // keeps an error event's text alive
-      Event ev = run_generate(*job);
-      if (ev.type == EventType::kError) {
-        message = std::string(ev.text);
-        ev.text = message;
-      }
+      std::string error_text;  // an error event's text points here
+      const Event ev = run_generate(*job, error_text);
       finish(job, ev, true);
     }
+    std::shared_ptr<Session> idle_scratch;  // freed outside the lock (joins its threads)
     {
       std::lock_guard<std::mutex> lock(mu_);
       active_.reset();
       // Idle under a memory budget: drop the stateless scratch session so the model lease is
       // released and the registry may evict the model. Without a budget it is kept, so the
       // next stateless request does not reallocate its context.
-      if (queue_.empty() && registry_->budget() != ModelRegistry::kUnlimited) scratch_.reset();
+      if (queue_.empty() && registry_->budget() != ModelRegistry::kUnlimited)
+        idle_scratch = std::move(scratch_);
     }
+    idle_scratch.reset();
     job.reset();
     done_cv_.notify_all();
   }
@@ -323,11 +322,10 @@ void Runtime::worker_loop() {
   scratch_.reset();
 }
 
-Event Runtime::run_generate(Job& job) {
+Event Runtime::run_generate(Job& job, std::string& error_text) {
   Event done;
   done.type = EventType::kDone;
   done.id = job.id;
-  static thread_local std::string error_text;
   auto fail = [&](Status st, const std::string& msg) {
     Event e = done;
     e.type = EventType::kError;

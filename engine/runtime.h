@@ -121,7 +121,8 @@ class Runtime {
   };
 
   void worker_loop();
-  Event run_generate(Job& job);
+  // Runs a request to its terminal event; an error event's text is stored in error_text.
+  Event run_generate(Job& job, std::string& error_text);
   void generate(Job& job, Session& s, Event& done);
   // Delivers the terminal event and retires the job (wakes wait()).
   void finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts_for_breaker);
