@@ -1,0 +1,89 @@
+// Small helpers shared by the chat / profile / perplexity subcommands: option values,
+// sampler options (the same spelling as `hpl run`), files.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/sampler.h"
+
+namespace hpl::cli {
+
+inline int64_t to_int(const std::string& opt, const std::string& v) {
+  char* end = nullptr;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0') throw std::runtime_error(opt + ": not an integer: '" + v + "'");
+  return x;
+}
+
+inline float to_float(const std::string& opt, const std::string& v) {
+  char* end = nullptr;
+  const float x = std::strtof(v.c_str(), &end);
+  if (v.empty() || *end != '\0') throw std::runtime_error(opt + ": not a number: '" + v + "'");
+  return x;
+}
+
+inline std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline int default_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// Checks -c / -t values the way `hpl run` does.
+inline void check_ctx_threads(int64_t n_ctx, int n_threads) {
+  if (n_ctx < 1 || n_ctx > (int64_t{1} << 24)) throw std::runtime_error("-c: out of range");
+  if (n_threads < 1 || n_threads > 256) throw std::runtime_error("-t: must be in [1, 256]");
+}
+
+// Parses one sampler option at args[i] (advancing i past its value). false: not one.
+inline bool parse_sampler_option(const std::vector<std::string>& args, size_t& i, SamplerParams& sp,
+                                 bool& have_seed) {
+  const std::string& a = args[i];
+  auto value = [&]() -> const std::string& {
+    if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
+    return args[++i];
+  };
+  if (a == "--temp") {
+    sp.temp = to_float(a, value());
+  } else if (a == "--top-k") {
+    sp.top_k = static_cast<int32_t>(to_int(a, value()));
+  } else if (a == "--top-p") {
+    sp.top_p = to_float(a, value());
+  } else if (a == "--min-p") {
+    sp.min_p = to_float(a, value());
+  } else if (a == "--repeat-penalty") {
+    sp.repeat_penalty = to_float(a, value());
+  } else if (a == "--repeat-last-n") {
+    sp.repeat_last_n = static_cast<int32_t>(to_int(a, value()));
+  } else if (a == "--seed" || a == "-s") {
+    sp.seed = static_cast<uint64_t>(to_int(a, value()));
+    have_seed = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+constexpr const char* kSamplerUsage =
+    "  --temp T             temperature (default 0.8; 0 = greedy, deterministic)\n"
+    "  --top-k K            keep the K most likely tokens (default 40; 0 = off)\n"
+    "  --top-p P            nucleus sampling (default 0.95; 1 = off)\n"
+    "  --min-p P            drop tokens below P x the best probability (default 0.05)\n"
+    "  --repeat-penalty R   penalize the last N tokens (default 1.0 = off)\n"
+    "  --repeat-last-n N    window of the repeat penalty (default 64)\n"
+    "  --seed S             random seed (default: random)\n";
+
+}  // namespace hpl::cli
