@@ -129,13 +129,14 @@ void BM_Decode(benchmark::State& state, std::string name) {
 int register_all() {
   for (const char* name : {"llama-spm", "gemma-3", "gpt-2", "deepseek-llm", "starcoder"}) {
     for (bool mixed : {true, false}) {
-      benchmark::RegisterBenchmark(
-          (std::string("Encode/") + name + (mixed ? "/mixed" : "/english")).c_str(), BM_Encode,
-          std::string(name), mixed)
+      std::string title = "Encode/";
+      title.append(name).append(mixed ? "/mixed" : "/english");
+      benchmark::RegisterBenchmark(title.c_str(), BM_Encode, std::string(name), mixed)
           ->Unit(benchmark::kMillisecond);
     }
-    benchmark::RegisterBenchmark((std::string("StreamDecode/") + name).c_str(), BM_Decode,
-                                 std::string(name))
+    std::string title = "StreamDecode/";
+    title.append(name);
+    benchmark::RegisterBenchmark(title.c_str(), BM_Decode, std::string(name))
         ->Unit(benchmark::kMillisecond);
   }
   return 0;
