@@ -20,6 +20,10 @@ namespace k = kernel::best;
 namespace {
 
 constexpr int64_t kRowGrain = 8;  // matmul row ranges start at multiples of this
+// Multiply-adds below which a matmul or attention call runs on the calling thread alone: a
+// pool dispatch costs microseconds (far more when the machine is oversubscribed), as much as
+// this much work.
+constexpr int64_t kInlineWork = int64_t{1} << 17;
 
 size_t q8_0_row_bytes(int64_t n) {
   return static_cast<size_t>((n + kQK8_0 - 1) / kQK8_0) * sizeof(BlockQ8_0);
@@ -72,7 +76,8 @@ void Forward::truncate(int64_t n) {
 
 template <class F>
 void Forward::for_tokens(int64_t ntok, F&& f) {
-  if (ntok < 4 || pool_->size() == 1) {
+  // Per-token work is O(n_embd): only worth a dispatch for enough of it.
+  if (ntok < 4 || pool_->size() == 1 || ntok * cfg_.n_embd < kInlineWork / 8) {
     for (int64_t t = 0; t < ntok; ++t) f(t);
     return;
   }
@@ -104,7 +109,7 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
 
   // Rows of all jobs, concatenated, split into one contiguous range per thread.
   ProfSection sec(prof_);
-  pool_->run([&](int ith, int nth) {
+  auto body = [&](int ith, int nth) {
     const int64_t blocks = (total_rows + kRowGrain - 1) / kRowGrain;
     const int64_t lo = blocks * ith / nth * kRowGrain;
     const int64_t hi = std::min(total_rows, blocks * (ith + 1) / nth * kRowGrain);
@@ -130,7 +135,12 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
                   r0, r1, ntok);
       });
     }
-  });
+  };
+  if (pool_->size() == 1 || total_rows * n * ntok < kInlineWork) {
+    body(0, 1);  // too small to pay for waking the workers
+  } else {
+    pool_->run(body);
+  }
 }
 
 void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
@@ -203,10 +213,15 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   const int64_t n_ctx = cache_.n_ctx();
   {
     ProfScope ps(prof_, ProfOp::kAttention);
-    pool_->run([&](int ith, int nth) {
+    auto heads = [&](int ith, int nth) {
       const int64_t h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
       if (h0 < h1) k::attention(ap, q, kc, vc, att, ntok, pos0, h0, h1, ascratch + ith * n_ctx);
-    });
+    };
+    if (pool_->size() == 1 || 2 * ntok * (pos0 + ntok) * H * D < kInlineWork) {
+      heads(0, 1);
+    } else {
+      pool_->run(heads);
+    }
   }
   float* proj = proj_.data();
   const MatJob o[] = {{&L.wo, proj, ProfOp::kAttnOutput}};
