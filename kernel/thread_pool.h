@@ -1,6 +1,6 @@
 // Persistent worker threads for splitting ops by row ranges. The caller is thread 0.
-// run() neither allocates nor locks on its fast path: workers spin on an atomic generation
-// counter (with a pause instruction) for a bounded time after each job, then sleep on a
+// run() neither allocates nor locks on its fast path: workers poll an atomic generation counter
+// (a few pause instructions, then sched_yield) for spin_us after each job, then sleep on a
 // condition variable, so idle workers don't burn cores between calls.
 // run() must be called from one thread at a time and not from inside f; f must not throw.
 #pragma once
