@@ -77,9 +77,11 @@ int main(int argc, char** argv) {
           }
         });
         if (mode == 0) {
-          while (pr.tokens < 8 && !pr.done) std::this_thread::yield();
+          while (pr.tokens < 8 && !pr.done)
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
         } else {
-          while (!pr.processing && !pr.done) std::this_thread::yield();
+          while (!pr.processing && !pr.done)
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
           std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
         const int64_t t_stop = now_ns();
