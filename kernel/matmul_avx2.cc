@@ -203,18 +203,26 @@ struct TileK4 {
     __m256 acc[NT];
     for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      // 12 bytes -> 8 scales and 8 mins, four at a time in 32-bit words (scalar ALUs: the
-      // vector shuffle port is the loop's bottleneck)
-      uint32_t u[3];
-      std::memcpy(u, w[b].scales, 12);
-      const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
-      const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-      const uint32_t mn_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
-      const __m128i sc8 = _mm_set_epi32(0, 0, static_cast<int>(sc_hi), static_cast<int>(sc_lo));
-      const __m128i mn8 = _mm_set_epi32(0, 0, static_cast<int>(mn_hi), static_cast<int>(mn_lo));
-      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8));
-      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));  // m0 m0 m1 m1 ..
-      const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
+      // 12 scale bytes -> [sc0..3 mn0..3] (low 6 bits of bytes 0..7) and [sc4..7 mn4..7] (a
+      // nibble of bytes 8..11 with the top 2 bits of bytes 0..7), in 64-bit scalar words
+      uint64_t u01;
+      uint32_t u2;
+      std::memcpy(&u01, w[b].scales, 8);
+      std::memcpy(&u2, w[b].scales + 8, 4);
+      const uint64_t lo = u01 & 0x3f3f3f3f3f3f3f3full;
+      const uint64_t nib = (u2 & 0x0f0f0f0fu) | static_cast<uint64_t>((u2 >> 4) & 0x0f0f0f0fu)
+                                                    << 32;
+      const uint64_t hi = nib | ((u01 >> 2) & 0x3030303030303030ull);
+      // [sc0..3 mn0..3 sc4..7 mn4..7] -> [sc0..7 mn0..7]
+      const __m128i scmn =
+          _mm_shuffle_epi8(_mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo)),
+                           _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15));
+      const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
+      const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scmn, scmn));  // m0 m0 m1 ..
+      // [d, dmin] as f32 from the two adjacent f16 fields
+      uint32_t dd16;
+      std::memcpy(&dd16, &w[b].d, 4);
+      const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd16)));
 
       __m256i s[NT];
       for (int k = 0; k < NT; ++k) s[k] = _mm256_setzero_si256();
@@ -251,9 +259,11 @@ struct TileK4 {
       }
       for (int k = 0; k < NT; ++k) {
         const auto& xb = reinterpret_cast<const BlockQ8_K*>(x[k])[b];
-        __m256i m = _mm256_madd_epi16(load256(xb.bsums), mn16);  // min_j * sum of sub-block j
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_set1_ps(d * xb.d), acc[k]);
-        acc[k] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(dmin * xb.d), acc[k]);
+        __m256i m = _mm256_madd_epi16(load256(xb.bsums), mn16);     // min_j * sum of sub-block j
+        const __m128 dx = _mm_mul_ps(dd, _mm_broadcast_ss(&xb.d));  // [d dx, dmin dx, ..]
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_broadcastss_ps(dx), acc[k]);
+        acc[k] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_broadcastss_ps(_mm_movehdup_ps(dx)),
+                                  acc[k]);
       }
     }
     for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
