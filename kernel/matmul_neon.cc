@@ -142,12 +142,14 @@ inline void k4_scales(const uint8_t* s, uint8x8_t* sc, uint8x8_t* mn) {
   uint32_t u2;
   std::memcpy(&u01, s, 8);
   std::memcpy(&u2, s + 8, 4);
-  const uint32_t u0 = static_cast<uint32_t>(u01), u1 = static_cast<uint32_t>(u01 >> 32);
-  const uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
-  const uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
-  *sc = vcreate_u8(static_cast<uint64_t>(sc_hi) << 32 | sc_lo);
-  *mn = vcreate_u8(static_cast<uint64_t>(mn_hi) << 32 | mn_lo);
+  // lo = [sc0..3 mn0..3]: low 6 bits of bytes 0..7; hi = [sc4..7 mn4..7]: a nibble of bytes
+  // 8..11 and the top 2 bits of bytes 0..7
+  const uint64_t lo = u01 & 0x3f3f3f3f3f3f3f3full;
+  const uint64_t nib = (u2 & 0x0f0f0f0fu) | static_cast<uint64_t>((u2 >> 4) & 0x0f0f0f0fu) << 32;
+  const uint64_t hi = nib | ((u01 >> 2) & 0x3030303030303030ull);
+  const uint32x2_t l = vcreate_u32(lo), h = vcreate_u32(hi);
+  *sc = vreinterpret_u8_u32(vzip1_u32(l, h));
+  *mn = vreinterpret_u8_u32(vzip2_u32(l, h));
 }
 
 // sums of each 32 of a Q8_K block: 8 int16 from its 16 sums of 16.
