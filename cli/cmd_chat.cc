@@ -101,29 +101,33 @@ class Chat {
       const std::vector<int32_t> t = tok_.encode(text, false, true);
       fresh.insert(fresh.end(), t.begin(), t.end());
     }
-    if (fwd_.n_past() + static_cast<int64_t>(fresh.size()) + reserve > n_ctx) {
-      if (!conv_.empty()) {
-        std::fprintf(stderr,
-                     "context full: need %lld tokens (%lld in the context + %zu for this turn + "
-                     "%lld kept for the reply), have %lld\n",
-                     static_cast<long long>(fwd_.n_past() + fresh.size() + reserve),
-                     static_cast<long long>(fwd_.n_past()), fresh.size(),
-                     static_cast<long long>(reserve), static_cast<long long>(n_ctx));
-      }
+    const bool restart =
+        !conv_.empty() && fwd_.n_past() + static_cast<int64_t>(fresh.size()) + reserve > n_ctx;
+    size_t keep = 0;
+    if (restart) {
+      std::fprintf(stderr,
+                   "context full: need %lld tokens (%lld in the context + %zu for this turn + "
+                   "%lld kept for the reply), have %lld\n",
+                   static_cast<long long>(fwd_.n_past() + fresh.size() + reserve),
+                   static_cast<long long>(fwd_.n_past()), fresh.size(),
+                   static_cast<long long>(reserve), static_cast<long long>(n_ctx));
       // Restart with the last exchanges that fit (3, else fewer) carried forward.
-      size_t keep = std::min<size_t>(kCarryExchanges, history_.size());
+      keep = std::min<size_t>(kCarryExchanges, history_.size());
       while (true) {
         fresh = encode_conversation(keep, user);
         if (static_cast<int64_t>(fresh.size()) + reserve <= n_ctx || keep == 0) break;
         --keep;
       }
-      if (static_cast<int64_t>(fresh.size()) > n_ctx - 1) {
-        std::fprintf(stderr,
-                     "this message is too long: it needs %zu tokens, the context has %lld "
-                     "(use -c); it was not sent\n",
-                     fresh.size(), static_cast<long long>(n_ctx));
-        return;
-      }
+    }
+    // A turn that leaves no room for even one reply token is refused (the conversation stays).
+    if (static_cast<int64_t>(fresh.size()) > n_ctx - 1) {
+      std::fprintf(stderr,
+                   "this message is too long: it needs %zu tokens, the context has %lld (use -c); "
+                   "it was not sent\n",
+                   fresh.size(), static_cast<long long>(n_ctx));
+      return;
+    }
+    if (restart) {
       std::fprintf(stderr,
                    "restarting the conversation with the last %zu exchange%s carried forward "
                    "(%zu tokens to prefill)\n",

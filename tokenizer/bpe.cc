@@ -125,6 +125,16 @@ class BpeTokenizer final : public Tokenizer {
         return;
       }
     }
+    // A character with a byte the vocab cannot spell (StarCoder has no token for 0xF1, used
+    // only by unassigned planes 4-7) is encoded as U+FFFD instead of dropped or <unk>.
+    std::string patched;
+    for (char c : word) {
+      if (byte_ids_[static_cast<uint8_t>(c)] < 0) {
+        patched = spellable(word);
+        word = patched;
+        break;
+      }
+    }
     sym.clear();
     for (size_t i = 0; i < word.size(); ++i) {
       const auto k = static_cast<int32_t>(i);
@@ -161,12 +171,28 @@ class BpeTokenizer final : public Tokenizer {
       try_add(b.left, l.next);
     }
     for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[i].next) {
-      if (sym[i].id >= 0) {
-        out.push_back(sym[i].id);
-      } else if (vocab_.unk_id >= 0) {
-        out.push_back(vocab_.unk_id);  // a byte with no token: only in broken vocabs
-      }
+      if (sym[i].id >= 0) out.push_back(sym[i].id);  // always, after spellable()
     }
+  }
+
+  // word with every character that has an unspellable byte replaced by U+FFFD (or dropped
+  // when even U+FFFD cannot be spelled).
+  std::string spellable(std::string_view word) const {
+    std::string out;
+    for (size_t i = 0; i < word.size();) {
+      uint32_t cp;
+      bool valid;
+      const size_t len = unicode::decode_utf8(word, i, &cp, &valid);
+      bool ok = true;
+      for (size_t k = 0; k < len; ++k) ok = ok && byte_ids_[static_cast<uint8_t>(word[i + k])] >= 0;
+      if (ok) {
+        out.append(word, i, len);
+      } else if (byte_ids_[0xEF] >= 0 && byte_ids_[0xBF] >= 0 && byte_ids_[0xBD] >= 0) {
+        unicode::append_utf8(unicode::kReplacement, out);
+      }
+      i += len;
+    }
+    return out;
   }
 
   PreTokenizer pre_ = PreTokenizer::DEFAULT;
