@@ -672,6 +672,17 @@ TEST(Robustness, RandomBytes) {
   }
 }
 
+// StarCoder's byte-level vocab has no token for byte 0xF1 (only unassigned planes 4-7 use it):
+// such a character becomes U+FFFD, never <unk> (here id 0, <|endoftext|>, an end-of-generation
+// token) and never silently nothing.
+TEST(Bpe, UnspellableCharacterBecomesReplacement) {
+  Tokenizer& tok = cached(kData + "/tokenizer/ggml-vocab-starcoder.gguf");
+  const std::vector<int32_t> ids = tok.encode("a\U00049249b", false, false);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 0), 0) << show(ids);
+  EXPECT_EQ(tok.decode(ids), "a\uFFFDb");
+  EXPECT_EQ(show(ids), show(tok.encode("a\uFFFDb", false, false)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gemma 3 (262k SPM vocab, no space prefix, user-defined whitespace/HTML tokens). The expected
 // ids were checked two ways: the pieces by hand (token_text below), and all of them against a
