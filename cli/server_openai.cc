@@ -1,0 +1,220 @@
+#include "cli/server_openai.h"
+
+#include <cmath>
+
+namespace hpl::cli {
+
+using nlohmann::json;
+
+namespace {
+
+[[noreturn]] void bad(const std::string& param, const std::string& msg,
+                      const std::string& code = "invalid_value") {
+  throw ApiError(400, msg, param, code);
+}
+
+// The field, or null when absent (an explicit null counts as absent).
+const json* field(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+double number(const json& body, const char* name, double def, double lo, double hi,
+              bool lo_open = false) {
+  const json* v = field(body, name);
+  if (!v) return def;
+  if (!v->is_number()) bad(name, std::string("'") + name + "' must be a number");
+  const double x = v->get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo))
+    bad(name, std::string("'") + name + "' must be in " + (lo_open ? "(" : "[") + json(lo).dump() +
+                  ", " + json(hi).dump() + "], got " + v->dump());
+  return x;
+}
+
+int64_t integer(const json& body, const char* name, int64_t def, int64_t lo, int64_t hi) {
+  const json* v = field(body, name);
+  if (!v) return def;
+  if (!v->is_number_integer()) bad(name, std::string("'") + name + "' must be an integer");
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    bad(name, std::string("'") + name + "' is too large");
+  const int64_t x = v->get<int64_t>();
+  if (x < lo || x > hi)
+    bad(name, std::string("'") + name + "' must be in [" + std::to_string(lo) + ", " +
+                  std::to_string(hi) + "], got " + std::to_string(x));
+  return x;
+}
+
+// Message content: a string, or an array of {"type": "text", "text": ...} parts.
+std::string content_text(const json& c, size_t i) {
+  const std::string param = "messages[" + std::to_string(i) + "].content";
+  if (c.is_string()) return c.get<std::string>();
+  if (!c.is_array()) bad(param, "'" + param + "' must be a string or an array of text parts");
+  std::string out;
+  for (const json& part : c) {
+    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        !part["text"].is_string())
+      bad(param, "'" + param + "': only {\"type\": \"text\", \"text\": ...} parts are supported");
+    out += part["text"].get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+json error_body(const std::string& message, const std::string& type, const std::string& param,
+                const std::string& code) {
+  json e = {{"message", message}, {"type", type}};
+  e["param"] = param.empty() ? json(nullptr) : json(param);
+  e["code"] = code.empty() ? json(nullptr) : json(code);
+  return {{"error", e}};
+}
+
+ApiRequest parse_request(const std::string& body_text, bool chat) {
+  json body;
+  try {
+    body = json::parse(body_text);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "",
+                   "invalid_json");
+  }
+  if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object", "", "");
+
+  ApiRequest r;
+  r.chat = chat;
+  RequestParams& p = r.params;
+  if (const json* m = field(body, "model")) {
+    if (!m->is_string()) bad("model", "'model' must be a string");
+    r.model = m->get<std::string>();
+  }
+  if (chat) {
+    const json* msgs = field(body, "messages");
+    if (!msgs) bad("messages", "'messages' is required", "missing_required_parameter");
+    if (!msgs->is_array() || msgs->empty()) bad("messages", "'messages' must be a non-empty array");
+    for (size_t i = 0; i < msgs->size(); ++i) {
+      const json& m = (*msgs)[i];
+      const std::string at = "messages[" + std::to_string(i) + "]";
+      if (!m.is_object()) bad(at, "'" + at + "' must be an object");
+      const json* role = field(m, "role");
+      if (!role || !role->is_string()) bad(at + ".role", "'" + at + ".role' must be a string");
+      const std::string rs = role->get<std::string>();
+      if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer")
+        bad(at + ".role",
+            "'" + at + ".role' must be system, developer, user or assistant, got '" + rs + "'");
+      const json* c = field(m, "content");
+      if (!c) bad(at + ".content", "'" + at + ".content' is required");
+      p.messages.push_back({rs == "developer" ? "system" : rs, content_text(*c, i)});
+    }
+  } else {
+    const json* pr = field(body, "prompt");
+    if (!pr) bad("prompt", "'prompt' is required", "missing_required_parameter");
+    if (pr->is_array() && pr->size() == 1 && (*pr)[0].is_string()) {
+      p.prompt = (*pr)[0].get<std::string>();
+    } else if (pr->is_string()) {
+      p.prompt = pr->get<std::string>();
+    } else {
+      bad("prompt", "'prompt' must be a string (or an array of one string)");
+    }
+    if (p.prompt.empty()) bad("prompt", "'prompt' must not be empty");
+  }
+
+  if (const json* s = field(body, "stream")) {
+    if (!s->is_boolean()) bad("stream", "'stream' must be a boolean");
+    r.stream = s->get<bool>();
+  }
+  SamplingParams& sp = p.sampling;
+  sp.temperature = static_cast<float>(number(body, "temperature", 1.0, 0.0, 2.0));
+  sp.top_p = static_cast<float>(number(body, "top_p", 1.0, 0.0, 1.0, /*lo_open=*/true));
+  sp.top_k = static_cast<int32_t>(integer(body, "top_k", 0, 0, 1 << 20));
+  sp.min_p = static_cast<float>(number(body, "min_p", 0.0, 0.0, 1.0));
+  sp.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", 1.0, 0.0, 10.0, true));
+  for (const char* pen : {"presence_penalty", "frequency_penalty"})
+    if (number(body, pen, 0.0, -2.0, 2.0) != 0.0)
+      bad(pen, std::string("'") + pen + "' is not supported (use repeat_penalty)", "unsupported");
+  if (integer(body, "n", 1, 1, 1) != 1) bad("n", "'n' must be 1");
+  if (const json* lp = field(body, "logprobs"))
+    if (!lp->is_boolean() || lp->get<bool>())
+      bad("logprobs", "'logprobs' is not supported", "unsupported");
+
+  const char* max_name =
+      chat && field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  if (field(body, max_name)) {
+    p.max_tokens = static_cast<int32_t>(integer(body, max_name, 1, 1, INT32_MAX));
+    r.max_tokens_given = true;
+  }
+  if (field(body, "seed")) {
+    sp.seed = static_cast<uint64_t>(integer(body, "seed", 0, INT64_MIN, INT64_MAX));
+    r.seed_given = true;
+  }
+  if (const json* st = field(body, "stop")) {
+    auto add = [&](const json& s) {
+      if (!s.is_string() || s.get<std::string>().empty())
+        bad("stop", "'stop' must be a non-empty string or an array of them");
+      p.stop_strings.push_back(s.get<std::string>());
+    };
+    if (st->is_array()) {
+      if (st->size() > 4) bad("stop", "'stop' has at most 4 strings");
+      for (const json& s : *st) add(s);
+    } else {
+      add(*st);
+    }
+  }
+  return r;
+}
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kMaxTokens:
+    case FinishReason::kContextEnd:
+      return "length";
+    default:
+      return "stop";
+  }
+}
+
+json usage_json(const RequestStats& st) {
+  return {{"prompt_tokens", st.prompt_tokens},
+          {"completion_tokens", st.completion_tokens},
+          {"total_tokens", st.prompt_tokens + st.completion_tokens}};
+}
+
+json completion_json(const ApiRequest& r, const std::string& id, int64_t created,
+                     const std::string& text, const RequestStats& st) {
+  json choice = {{"index", 0}, {"finish_reason", finish_reason_name(st.finish)}};
+  if (r.chat) {
+    choice["message"] = {{"role", "assistant"}, {"content", text}};
+  } else {
+    choice["text"] = text;
+    choice["logprobs"] = nullptr;
+  }
+  choice["logprobs"] = nullptr;
+  return {{"id", id},
+          {"object", r.chat ? "chat.completion" : "text_completion"},
+          {"created", created},
+          {"model", r.model},
+          {"choices", json::array({choice})},
+          {"usage", usage_json(st)}};
+}
+
+json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
+                const std::string& delta_text, bool role, const RequestStats* finish) {
+  json choice = {{"index", 0}, {"logprobs", nullptr}};
+  choice["finish_reason"] = finish ? json(finish_reason_name(finish->finish)) : json(nullptr);
+  if (r.chat) {
+    json delta = json::object();
+    if (role) delta["role"] = "assistant";
+    if (role || !delta_text.empty()) delta["content"] = delta_text;
+    choice["delta"] = delta;
+  } else {
+    choice["text"] = delta_text;
+  }
+  json c = {{"id", id},
+            {"object", r.chat ? "chat.completion.chunk" : "text_completion"},
+            {"created", created},
+            {"model", r.model},
+            {"choices", json::array({choice})}};
+  if (finish) c["usage"] = usage_json(*finish);
+  return c;
+}
+
+}  // namespace hpl::cli

@@ -1,0 +1,61 @@
+// OpenAI-style request parsing and response bodies for `hpl serve` (no HTTP here): turns a
+// /v1/chat/completions or /v1/completions JSON body into runtime RequestParams, validating
+// every field with an error that names it, and builds the completion / chunk / error JSON.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "engine/runtime_types.h"
+
+namespace hpl::cli {
+
+// A client error: HTTP status (400, 413, ...) + OpenAI error fields.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int http_status, const std::string& msg, std::string param = "", std::string code = "",
+           std::string type = "invalid_request_error")
+      : std::runtime_error(msg),
+        http_status(http_status),
+        param(std::move(param)),
+        code(std::move(code)),
+        type(std::move(type)) {}
+  int http_status;
+  std::string param, code, type;
+};
+
+// {"error": {"message", "type", "param", "code"}}; empty param/code become null.
+nlohmann::json error_body(const std::string& message, const std::string& type,
+                          const std::string& param, const std::string& code);
+
+// One parsed completion request. For chat, params.messages holds the conversation (the
+// caller formats it with the chat template); for text, params.prompt holds the prompt.
+struct ApiRequest {
+  bool chat = false;
+  bool stream = false;
+  bool max_tokens_given = false;  // else the caller fills the rest of the context
+  std::string model;              // echoed back ("" -> the served model's id)
+  RequestParams params;
+  bool seed_given = false;
+};
+
+// Parses the body (bad JSON -> 400) and validates every field (400 naming the field).
+// Unknown fields are ignored, as OpenAI-compatible servers commonly do.
+ApiRequest parse_request(const std::string& body, bool chat);
+
+// "stop" / "length" from the runtime's finish reason.
+const char* finish_reason_name(FinishReason r);
+
+nlohmann::json usage_json(const RequestStats& st);
+
+// A whole (non-streamed) response: chat.completion or text_completion.
+nlohmann::json completion_json(const ApiRequest& r, const std::string& id, int64_t created,
+                               const std::string& text, const RequestStats& st);
+// One streamed chunk. delta_text: the new text (chat: delta.content; text: text); role: chat's
+// first chunk; finish: the last chunk (finish_reason and usage set).
+nlohmann::json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
+                          const std::string& delta_text, bool role, const RequestStats* finish);
+
+}  // namespace hpl::cli
