@@ -11,6 +11,10 @@ for preset in release aarch64 asan; do
   run cmake --build --preset "$preset"
   run ctest --preset "$preset"
 done
+# i8mm (SMMLA) gemm bodies: only the matmul test, under qemu's default cpu (max).
+run cmake --preset aarch64-i8mm >/dev/null
+run cmake --build --preset aarch64-i8mm --target matmul_test
+run ctest --preset aarch64-i8mm -R matmul_test
 # TSan: only the tests that run several threads (the pool, the runtime, its stress test).
 run cmake --preset tsan >/dev/null
 run cmake --build --preset tsan
