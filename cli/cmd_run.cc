@@ -1,5 +1,6 @@
 // hpl run -m MODEL -p PROMPT [options]: generates a continuation (or, with --chat/--system, a
 // chat reply) and streams it to stdout as it is produced; logs and timings go to stderr.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,7 +30,7 @@ void usage() {
       stderr,
       "usage: hpl run -m MODEL.gguf (-p PROMPT | -f FILE | --ids \"1 2 3\") [options]\n"
       "  -n N                 tokens to generate (default 128; -1: until end of generation)\n"
-      "  -c N                 context size in tokens (default 2048)\n"
+      "  -c N                 context size in tokens (default 2048, at most the model's)\n"
       "  -t N                 threads (default: all cores)\n"
       "  --temp T             temperature (default 0.8; 0 = greedy, deterministic)\n"
       "  --top-k K            keep the K most likely tokens (default 40; 0 = off)\n"
@@ -94,7 +95,7 @@ int run_run(const std::vector<std::string>& args) {
   GenerateParams gp;
   ForwardOptions fo;
   fo.n_threads = std::max(1u, std::thread::hardware_concurrency());
-  bool have_seed = false;
+  bool have_seed = false, have_ctx = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -118,6 +119,7 @@ int run_run(const std::vector<std::string>& args) {
       gp.n_predict = static_cast<int32_t>(to_int(a, value()));
     } else if (a == "-c" || a == "--ctx-size") {
       fo.n_ctx = to_int(a, value());
+      have_ctx = true;
     } else if (a == "-t" || a == "--threads") {
       fo.n_threads = static_cast<int>(to_int(a, value()));
     } else if (a == "--ubatch" || a == "-ub") {
@@ -179,12 +181,20 @@ int run_run(const std::vector<std::string>& args) {
   auto t_load = std::chrono::steady_clock::now();
   auto model = Model::load(model_path);
   auto tok = load_tokenizer(*model->file);
+  if (!have_ctx && model->config.n_ctx_train > 0) {
+    fo.n_ctx = std::min(fo.n_ctx, model->config.n_ctx_train);
+  }
   Forward fwd(*model, fo);
   const double load_s = since(t_load);
   const ModelConfig& cfg = model->config;
   if (tok->n_vocab() != cfg.n_vocab && verbose) {
     std::fprintf(stderr, "warning: tokenizer has %d tokens, the model %lld\n", tok->n_vocab(),
                  static_cast<long long>(cfg.n_vocab));
+  }
+
+  if (fo.n_ctx > cfg.n_ctx_train) {
+    std::fprintf(stderr, "warning: context %lld exceeds the model's training context %lld\n",
+                 static_cast<long long>(fo.n_ctx), static_cast<long long>(cfg.n_ctx_train));
   }
 
   std::vector<int32_t> ids;
