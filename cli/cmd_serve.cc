@@ -82,6 +82,8 @@ struct Pending {
   std::string error;
   RequestStats stats;
   std::atomic<bool> client_gone{false};
+  // Seconds since the server started: submitted, prompt evaluation started, finished.
+  double submitted_s = 0, start_s = 0, end_s = 0;
 };
 
 struct Server {
@@ -95,7 +97,6 @@ struct Server {
   int64_t created = 0;
   Clock::time_point started;
   ServerMetrics metrics;
-  std::atomic<uint64_t> next_id{1};
 
   std::mutex live_mu;
   std::set<RequestId> live;  // submitted, not finished: stopped on shutdown
@@ -116,6 +117,17 @@ struct Server {
     return s;
   }
 };
+
+// Not OpenAI: when the request ran, in server seconds, and its speed (clients ignore it).
+json timings_json(RequestId rid, const Pending& p) {
+  return {{"request_id", rid},
+          {"submitted_s", p.submitted_s},
+          {"start_s", p.start_s},
+          {"end_s", p.end_s},
+          {"queue_ms", p.stats.queue_ms},
+          {"prefill_tokens_per_s", p.stats.prefill_tokens_per_s},
+          {"decode_tokens_per_s", p.stats.decode_tokens_per_s}};
+}
 
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.http_status;
@@ -182,13 +194,21 @@ RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>&
   S.metrics.on_submitted();
   auto cb = [&S, pend](const Event& ev) {
     std::lock_guard<std::mutex> lock(pend->mu);
+    const double now = std::chrono::duration<double>(Clock::now() - S.started).count();
     switch (ev.type) {
+      case EventType::kQueued:
+        pend->submitted_s = now;
+        return;
+      case EventType::kProcessing:
+        pend->start_s = now;
+        return;
       case EventType::kToken:
         pend->pieces.emplace_back(ev.text);
         break;
       case EventType::kDone:
         pend->stats = ev.stats;
         pend->done = true;
+        pend->end_s = now;
         S.metrics.on_done(ev.stats, pend->client_gone.load());
         {
           std::lock_guard<std::mutex> l2(S.live_mu);
@@ -198,6 +218,7 @@ RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>&
       case EventType::kError:
         pend->stats = ev.stats;
         pend->failed = pend->done = true;
+        pend->end_s = now;
         pend->status = ev.status;
         pend->error = std::string(ev.text);
         S.metrics.on_failed();
@@ -243,7 +264,8 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
     send_error(res, e);
     return;
   }
-  const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(S.next_id++);
+  // The runtime's request id: increasing in queue order.
+  const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(rid);
   const int64_t created = unix_now();
 
   if (!r.stream) {
@@ -257,7 +279,9 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
     }
     std::string text;
     for (const std::string& s : pend->pieces) text += s;
-    res.set_content(dump(completion_json(r, id, created, text, pend->stats)), "application/json");
+    json body = completion_json(r, id, created, text, pend->stats);
+    body["timings"] = timings_json(rid, *pend);
+    res.set_content(dump(body), "application/json");
     return;
   }
 
@@ -268,7 +292,7 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
   };
   res.set_chunked_content_provider(
       "text/event-stream",
-      [r, id, created, pend, gone](size_t, httplib::DataSink& sink) {
+      [r, id, rid, created, pend, gone](size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& s) {
           if (sink.write(s.data(), s.size())) return true;
           gone();
@@ -294,8 +318,10 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
         if (pend->failed) {
           const ApiError e(http_status_of(pend->status), pend->error, "", "", "server_error");
           if (!event(error_body(e.what(), e.type, e.param, e.code))) return false;
-        } else if (!event(chunk_json(r, id, created, "", false, &pend->stats))) {
-          return false;
+        } else {
+          json last = chunk_json(r, id, created, "", false, &pend->stats);
+          last["timings"] = timings_json(rid, *pend);
+          if (!event(last)) return false;
         }
         if (!write("data: [DONE]\n\n")) return false;
         sink.done();
