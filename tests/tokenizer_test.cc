@@ -144,7 +144,7 @@ const ModelCase kModelCases[] = {
 INSTANTIATE_TEST_SUITE_P(Models, ModelTable, ::testing::ValuesIn(kModelCases));
 
 // TinyStories-656K has no <0xXX> byte tokens: llama.cpp aborts on characters it lacks; we emit
-// one <unk> (id 0) per such character and go on.
+// <unk> (id 0), one per run of such characters, and go on.
 TEST(Spm, NoByteTokensFallsBackToUnk) {
   Tokenizer& tok = cached(kData + "/models/tinystories-656k-q8_0.gguf");
   const std::vector<int32_t> ids = tok.encode("h\u00e9llo \U0001F642 123", true, false);
@@ -158,6 +158,9 @@ TEST(Spm, NoByteTokensFallsBackToUnk) {
     if (id != 0) rest.push_back(id);
   }
   EXPECT_EQ(show(rest), show(tok.encode("hllo  123", true, false)));
+  // A run of unknown characters is one <unk>, as SentencePiece (and HF's fuse_unk) give.
+  const std::vector<int32_t> run = tok.encode("a \u65e5\u672c\u8a9e b", false, false);
+  EXPECT_EQ(std::count(run.begin(), run.end(), 0), 1) << show(run);
 }
 
 // ---------------------------------------------------------------------------------------------

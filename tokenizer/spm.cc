@@ -1,7 +1,8 @@
 // SentencePiece-style tokenizer (tokenizer.ggml.model = "llama"): spaces become '▁', the text
 // starts as one symbol per UTF-8 character, and adjacent symbols whose concatenation is a piece
 // are merged best score first (ties: leftmost), as llama.cpp's llm_tokenizer_spm does.
-// Characters with no piece fall back to <0xXX> byte tokens, or to <unk> without them.
+// Characters with no piece fall back to <0xXX> byte tokens, or without them to <unk> (one
+// <unk> for a run of such characters, as SentencePiece and HF's fuse_unk do).
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -116,6 +117,7 @@ class SpmTokenizer final : public Tokenizer {
   struct Work {
     std::vector<Symbol> sym;
     std::vector<Bigram> heap;
+    bool after_unk = false;  // the last id out was a fallback <unk>: fuse a run into one
   };
 
   void encode_segment(std::string_view text, Work& w, std::vector<int32_t>& out) const {
@@ -164,15 +166,18 @@ class SpmTokenizer final : public Tokenizer {
       const int32_t id = lookup(pieces_, piece);
       if (id >= 0) {
         out.push_back(id);
+        w.after_unk = false;
         continue;
       }
-      // Not a piece (always a single character here): byte fallback, else one <unk>.
+      // Not a piece (always a single character here): byte fallback, else <unk>.
       bool all_bytes = true;
       for (char c : piece) all_bytes = all_bytes && byte_ids_[static_cast<uint8_t>(c)] >= 0;
       if (all_bytes) {
         for (char c : piece) out.push_back(byte_ids_[static_cast<uint8_t>(c)]);
-      } else if (vocab_.unk_id >= 0) {
-        out.push_back(vocab_.unk_id);
+        w.after_unk = false;
+      } else if (vocab_.unk_id >= 0 && !w.after_unk) {
+        out.push_back(vocab_.unk_id);  // a run of such characters is one <unk>, as in SentencePiece
+        w.after_unk = true;
       }
     }
   }

@@ -7,8 +7,9 @@
 // - input text that is not valid UTF-8 is first repaired: every maximal invalid subpart (the
 //   Unicode "substitution of maximal subparts" rule, the same as Python's errors="replace")
 //   becomes U+FFFD (EF BF BD), so encode() never sees malformed sequences;
-// - an SPM character with neither a piece nor <0xXX> byte tokens becomes one <unk> (llama.cpp
-//   throws std::out_of_range there);
+// - SPM characters with neither a piece nor <0xXX> byte tokens become <unk>, one per run of
+//   such characters as SentencePiece does (llama.cpp throws std::out_of_range there);
+// - a BPE character with a byte the vocab has no token for becomes U+FFFD;
 // - SPM merges only form NORMAL / USER_DEFINED pieces (never CONTROL, BYTE or UNUSED ones, as
 //   in SentencePiece), so "<s>" typed as text stays text unless parse_special is set.
 #pragma once
