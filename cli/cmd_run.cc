@@ -192,6 +192,7 @@ int run_run(const std::vector<std::string>& args) {
                  static_cast<long long>(cfg.n_vocab));
   }
 
+  for (const auto& w : model->weights.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   if (fo.n_ctx > cfg.n_ctx_train) {
     std::fprintf(stderr, "warning: context %lld exceeds the model's training context %lld\n",
                  static_cast<long long>(fo.n_ctx), static_cast<long long>(cfg.n_ctx_train));

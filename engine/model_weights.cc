@@ -135,6 +135,11 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
     w.output = w.token_embd;
     w.tied_output = true;
   }
+  if (f.tensor("rope_freqs.weight")) {
+    w.warnings.push_back(
+        "rope_freqs.weight (Llama 3 long-context RoPE frequency factors) is not applied: "
+        "low-frequency RoPE dimensions differ from the reference model");
+  }
   const bool bias = c.arch == Arch::kQwen2;
   w.layers.resize(static_cast<size_t>(c.n_layer));
   for (int64_t il = 0; il < c.n_layer; ++il) {

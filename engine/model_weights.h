@@ -57,6 +57,7 @@ struct ModelWeights {
   size_t converted_bytes = 0;                   // F32 copies made at load (see converted)
   std::vector<std::string> converted;           // names of the tensors copied, with the reason
   std::vector<std::unique_ptr<float[]>> owned;  // storage of the converted tensors
+  std::vector<std::string> warnings;            // tensors present but not used (output may differ)
 };
 
 // Bytes of weights one decode token reads: every matmul weight (layers and output) and the
