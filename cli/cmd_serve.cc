@@ -129,6 +129,14 @@ json timings_json(RequestId rid, const Pending& p) {
           {"decode_tokens_per_s", p.stats.decode_tokens_per_s}};
 }
 
+// A request stopped by the server (SIGINT/SIGTERM), not by its client.
+ApiError shutdown_error(const RequestStats& st) {
+  return ApiError(503,
+                  "the server is shutting down; the request was stopped after " +
+                      std::to_string(st.completion_tokens) + " tokens",
+                  "", "shutting_down", "server_error");
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.http_status;
   res.set_content(dump(error_body(e.what(), e.type, e.param, e.code)), "application/json");
@@ -277,6 +285,10 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
                                                                         : "server_error"));
       return;
     }
+    if (pend->stats.finish == FinishReason::kStopped) {  // not by its client: shutdown
+      send_error(res, shutdown_error(pend->stats));
+      return;
+    }
     std::string text;
     for (const std::string& s : pend->pieces) text += s;
     json body = completion_json(r, id, created, text, pend->stats);
@@ -315,8 +327,10 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
           if (done) break;
           lock.lock();
         }
-        if (pend->failed) {
-          const ApiError e(http_status_of(pend->status), pend->error, "", "", "server_error");
+        if (pend->failed || pend->stats.finish == FinishReason::kStopped) {
+          const ApiError e = pend->failed ? ApiError(http_status_of(pend->status), pend->error, "",
+                                                     "", "server_error")
+                                          : shutdown_error(pend->stats);
           if (!event(error_body(e.what(), e.type, e.param, e.code))) return false;
         } else {
           json last = chunk_json(r, id, created, "", false, &pend->stats);
@@ -494,17 +508,21 @@ int run_serve(const std::vector<std::string>& args) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   // Shutdown: stop the running requests (their handlers then finish) and the listener.
+  // Handlers still running keep listen() from returning, so requests that arrive meanwhile
+  // are stopped too.
+  std::atomic<bool> listen_returned{false};
   std::thread watcher([&] {
-    while (!g_signal) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    std::vector<RequestId> ids;
-    {
-      std::lock_guard<std::mutex> lock(S.live_mu);
-      ids.assign(S.live.begin(), S.live.end());
-    }
-    for (RequestId id : ids) rt.stop(id);
+    while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     svr.stop();
+    while (!listen_returned) {
+      std::vector<RequestId> ids;
+      {
+        std::lock_guard<std::mutex> lock(S.live_mu);
+        ids.assign(S.live.begin(), S.live.end());
+      }
+      for (RequestId id : ids) rt.stop(id);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   });
   std::fprintf(stderr,
                "hpl serve: %s (%s, context %lld, %d threads, chat template %s), load %.0f ms\n"
@@ -513,6 +531,7 @@ int run_serve(const std::vector<std::string>& args) {
                ro.session.n_threads, S.tmpl ? chat_family_name(S.tmpl->family()) : "none",
                S.load_ms, host.c_str(), bound);
   const bool ok = svr.listen_after_bind();
+  listen_returned = true;
   if (!g_signal) g_signal = -1;
   watcher.join();
   std::fprintf(stderr, "hpl serve: stopped\n");
