@@ -2,10 +2,10 @@
 // runtime's FIFO queue. Each HTTP request becomes one stateless runtime request; handler
 // threads wait for its events, so requests are answered in submission order.
 //
-// Client disconnects: a streamed request writes every token (and an SSE comment every
-// 500 ms while queued); a failed write stops its runtime request. cpp-httplib 0.11 gives a
-// non-streaming handler no view of its connection, so a non-streamed request whose client
-// went away runs to its end (max_tokens bounds it).
+// Client disconnects stop the runtime request: a streamed request notices a failed write (of
+// a token, or of an SSE comment sent every 500 ms while queued); a non-streamed one polls
+// its socket every 100 ms (cpp-httplib 0.11 gives a handler no view of its connection, so
+// the socket is found by its addresses: cli/server_conn.h).
 #include <httplib.h>
 
 #include <atomic>
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/server_conn.h"
 #include "cli/server_metrics.h"
 #include "cli/server_openai.h"
 #include "engine/memory_report.h"
@@ -272,13 +273,23 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
     send_error(res, e);
     return;
   }
+  const int conn = find_connection_fd(req.remote_addr, req.remote_port, req.local_port);
   // The runtime's request id: increasing in queue order.
   const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(rid);
   const int64_t created = unix_now();
 
   if (!r.stream) {
     std::unique_lock<std::mutex> lock(pend->mu);
-    pend->cv.wait(lock, [&] { return pend->done; });
+    // Poll the connection while waiting: a client that hung up stops its request.
+    while (!pend->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return pend->done; })) {
+      if (conn >= 0 && !pend->client_gone && peer_closed(conn)) {
+        pend->client_gone = true;
+        lock.unlock();
+        S.rt->stop(rid);
+        lock.lock();
+      }
+    }
+    if (pend->client_gone) return;  // nobody to answer
     if (pend->failed) {
       send_error(res, ApiError(http_status_of(pend->status), pend->error, "", "",
                                pend->status == Status::kInvalidArgument ? "invalid_request_error"
@@ -304,7 +315,7 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
   };
   res.set_chunked_content_provider(
       "text/event-stream",
-      [r, id, rid, created, pend, gone](size_t, httplib::DataSink& sink) {
+      [r, id, rid, created, pend, gone, conn](size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& s) {
           if (sink.write(s.data(), s.size())) return true;
           gone();
@@ -321,7 +332,10 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
           const bool done = pend->done;
           lock.unlock();
           // An SSE comment while waiting: clients ignore it; a dead connection fails it.
-          if (!ready && !write(": waiting\n\n")) return false;
+          if (!ready && ((conn >= 0 && peer_closed(conn)) || !write(": waiting\n\n"))) {
+            gone();
+            return false;
+          }
           for (const std::string& s : pieces)
             if (!event(chunk_json(r, id, created, s, false, nullptr))) return false;
           if (done) break;

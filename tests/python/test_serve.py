@@ -249,6 +249,30 @@ def test_disconnect_stops_request(server):
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
 
 
+def test_disconnect_stops_non_streamed_request(server):
+    """A non-streamed client that hangs up while its request generates: the server polls the
+    connection and stops the request."""
+    before = metrics(server)
+    max_tokens = CTX - 64
+    port = int(server.rsplit(":", 1)[1])
+    body = json.dumps({"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.3)
+    deadline = time.time() + 30
+    while True:
+        m = metrics(server)
+        if m["requests"]["stopped"] > before["requests"]["stopped"] and m["requests"]["active"] == 0:
+            break
+        assert time.time() < deadline, m
+        time.sleep(0.05)
+    assert m["requests"]["stopped"] == before["requests"]["stopped"] + 1
+    assert m["tokens"]["completion"] - before["tokens"]["completion"] < max_tokens
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 5, "temperature": 0})
+    assert r.status_code == 200
+
+
 def test_bad_json(server):
     for body in [b"{", b"not json", b"[1, 2]", b""]:
         r = requests.post(server + "/v1/chat/completions", data=body,
