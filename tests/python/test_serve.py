@@ -63,10 +63,15 @@ def server(hpl, tmp_path_factory):
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            rc = proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            rc = "killed after 20 s"
+    # A clean shutdown on SIGTERM; under ASan/UBSan also no reports (leaks fail the exit code).
+    text = open(log).read()
+    assert rc == 0 and "hpl serve: stopped" in text, f"exit {rc}: {text[-4000:]}"
+    assert "runtime error" not in text and "Sanitizer" not in text, text[-4000:]
 
 
 def run_greedy(hpl, prompt, n, *extra):
