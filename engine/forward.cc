@@ -8,6 +8,7 @@
 #include "engine/forward.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "kernel/ops.h"
@@ -109,16 +110,25 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
 
   // Rows of all jobs, concatenated, split into one contiguous range per thread.
   ProfSection sec(prof_);
+  // Balanced by weight bytes, not rows: rows of different types cost what they read. Thread
+  // ith takes bytes [total * ith / nth, total * (ith + 1) / nth) of the concatenated weights;
+  // in each job that becomes a row range rounded to kRowGrain. Neighbours compute the same
+  // boundary, so the ranges partition every job exactly.
+  double total_bytes = 0;
+  for (int j = 0; j < n_jobs; ++j) total_bytes += double(jobs[j].w->row_stride) * jobs[j].w->rows;
+  auto boundary = [&](int j, double job_base, int ith, int nth) {
+    const Matrix& W = *jobs[j].w;
+    const double b = total_bytes * ith / nth - job_base;
+    int64_t r = std::llround(b / double(W.row_stride) / kRowGrain) * kRowGrain;
+    return std::clamp<int64_t>(r, 0, W.rows);
+  };
   auto body = [&](int ith, int nth) {
-    const int64_t blocks = (total_rows + kRowGrain - 1) / kRowGrain;
-    const int64_t lo = blocks * ith / nth * kRowGrain;
-    const int64_t hi = std::min(total_rows, blocks * (ith + 1) / nth * kRowGrain);
-    int64_t base = 0;
-    for (int j = 0; j < n_jobs && base < hi; ++j) {
+    double job_base = 0;
+    for (int j = 0; j < n_jobs; ++j) {
       const Matrix& W = *jobs[j].w;
-      const int64_t r0 = std::max<int64_t>(lo - base, 0);
-      const int64_t r1 = std::min<int64_t>(hi - base, W.rows);
-      base += W.rows;
+      const int64_t r0 = ith == 0 ? 0 : boundary(j, job_base, ith, nth);
+      const int64_t r1 = ith == nth - 1 ? W.rows : boundary(j, job_base, ith + 1, nth);
+      job_base += double(W.row_stride) * W.rows;
       if (r0 >= r1) continue;
       const DType vt = kernel::vec_dot_type(W.type);
       const void* xq = x;
