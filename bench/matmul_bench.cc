@@ -1,10 +1,11 @@
 // matmul throughput at the shapes of a 1.1B llama (TinyLlama: d 2048, ffn 5632, vocab 32000,
-// kv 256): gemv (1 token, decode) and gemm (32/128/512 tokens, prefill), rows split across
-// 1 or 2 threads. Counters: bytes_per_second (weights read once per call), GOP/s (a
-// multiply-add counts 2) and, for gemv, pct_bw = weight bytes/s as % of the read bandwidth
-// measured at start-up with the same thread count. cpu_* counters divide by the threads' mean
-// CPU time instead of wall time (robust to a shared, loaded machine); pct_bw_cpu compares
-// those with the bandwidth measured the same way. Activations are quantized in setup.
+// kv 256) and of Gemma 3 270M (d 640, ffn 2048: rows of 640 elements): gemv (1 token, decode)
+// and gemm (32/128/512 tokens, prefill), rows split across 1 or 2 threads. Counters:
+// bytes_per_second (weights read once per call), GOP/s (a multiply-add counts 2) and, for
+// gemv, pct_bw = weight bytes/s as % of the read bandwidth measured at start-up with the same
+// thread count. cpu_* counters divide by the threads' mean CPU time instead of wall time
+// (robust to a shared, loaded machine); pct_bw_cpu compares those with the bandwidth measured
+// the same way. Activations are quantized in setup.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -127,12 +128,14 @@ void run_matmul(benchmark::State& state, DType t, int64_t rows, int64_t n, int64
 struct Shape {
   int64_t rows, n;
 };
-const Shape kShapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
+const Shape kShapes[] = {{2048, 2048},  {256, 2048}, {5632, 2048}, {2048, 5632},
+                         {32000, 2048}, {2048, 640}, {65536, 640}};
 
 void register_all() {
   const DType types[] = {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q5_0, DType::F16};
   for (DType t : types) {
     for (const Shape& s : kShapes) {
+      if (s.n % type_traits(t).block_elems != 0) continue;  // 640 is not a K-quant row
       for (int64_t ntok : {1, 32, 128, 512}) {
         // gemm of the secondary types only at the two square-ish shapes, to keep runs short
         if (ntok > 1 && t != DType::Q4_K && s.rows != 2048) continue;

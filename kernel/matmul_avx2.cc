@@ -103,64 +103,135 @@ void quantize_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
 // call (Q8_0 activations: per-block f32 scales; Q4_K/Q5_K: the quants reordered), or nothing;
 // aux_bytes(nb): bytes of aux per token.
 
-// Q8_0-activation formats share the tile; Unpack gives the block's 32 signed weights in order.
+// Q8_0-activation formats share the tile. Unpack::get gives the block's 32 weights in order:
+// signed (kOffset == 0: Q8_0, made unsigned for maddubs with the sign trick) or unsigned
+// q + kOffset (Q4_0: nibble, offset 8; Q5_0: nibble | 5th bit << 4, offset 16), which feed
+// maddubs directly; the offset term dw * xd * (-kOffset * sum x) is added per 4 blocks in f32
+// from the activation sums made once per call (prepare). Scales dw * xd are made for 4 blocks
+// at once (one f16 conversion, one multiply) and broadcast with a permute. For gemv, blocks
+// alternate between 2 accumulator sets so consecutive FMAs do not wait on each other.
 template <class Block, class Unpack>
 struct TileQ8_0 {
-  static size_t aux_bytes(int64_t nb) { return static_cast<size_t>(nb) * sizeof(float); }
+  static constexpr int kOffset = Unpack::kOffset;
+  // per token: nb f32 scales xd, then (kOffset > 0) nb f32 -kOffset * (sum of the block's x)
+  static size_t aux_bytes(int64_t nb) {
+    return static_cast<size_t>(nb) * sizeof(float) * (kOffset > 0 ? 2 : 1);
+  }
   static void prepare(const uint8_t* x, int64_t nb, uint8_t* aux) {
+    const auto* xb = reinterpret_cast<const BlockQ8_0*>(x);
     auto* xd = reinterpret_cast<float*>(aux);
-    for (int64_t b = 0; b < nb; ++b) xd[b] = h2f(reinterpret_cast<const BlockQ8_0*>(x)[b].d);
+    for (int64_t b = 0; b < nb; ++b) xd[b] = h2f(xb[b].d);
+    if constexpr (kOffset > 0) {
+      float* cs = xd + nb;
+      const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+      for (int64_t b = 0; b < nb; ++b) {
+        const __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, load256(xb[b].qs)), one16);
+        cs[b] = -kOffset * hsum(_mm256_cvtepi32_ps(s8));  // exact: |sum| <= 32 * 128
+      }
+    }
   }
   template <int NT>
   static void run(const uint8_t* wrow, const uint8_t* const* x, const uint8_t* const* aux,
                   int64_t nb, int64_t, float* out) {
     const auto* w = reinterpret_cast<const Block*>(wrow);
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[NT];
-    for (int k = 0; k < NT; ++k) acc[k] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
+    constexpr int U = NT <= 2 ? 2 : 1;  // accumulator sets, used by alternate blocks
+    const float* xd[NT];
+    __m256 acc[U][NT];
+    __m128 off[NT];
+    for (int k = 0; k < NT; ++k) {
+      xd[k] = reinterpret_cast<const float*>(aux[k]);
+      off[k] = _mm_setzero_ps();
+      for (int u = 0; u < U; ++u) acc[u][k] = _mm256_setzero_ps();
+    }
+    // block b's int32 lanes (summing to the dot of its weights with token k's quants)
+    auto dots = [&](int64_t b, __m256i* s) {
       const __m256i wq = Unpack::get(w[b]);
-      const __m256i aw = _mm256_sign_epi8(wq, wq);  // |w| as u8; sign moves onto x
-      const float dw = h2f(w[b].d);
+      if constexpr (kOffset > 0) {
+        for (int k = 0; k < NT; ++k) {
+          const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
+          s[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, load256(xb->qs)), ones);
+        }
+      } else {
+        const __m256i aw = _mm256_sign_epi8(wq, wq);  // |w| as u8; the sign moves onto x
+        for (int k = 0; k < NT; ++k) {
+          const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
+          s[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(load256(xb->qs), wq)),
+                                   ones);
+        }
+      }
+    };
+    const __m256i lane[4] = {_mm256_set1_epi32(0), _mm256_set1_epi32(1), _mm256_set1_epi32(2),
+                             _mm256_set1_epi32(3)};
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      const uint64_t d4 = static_cast<uint64_t>(w[b].d) | static_cast<uint64_t>(w[b + 1].d) << 16 |
+                          static_cast<uint64_t>(w[b + 2].d) << 32 |
+                          static_cast<uint64_t>(w[b + 3].d) << 48;
+      const __m128 dw4 = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(d4)));
+      __m256 sc[NT];
       for (int k = 0; k < NT; ++k) {
-        const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
-        __m256i sx = _mm256_sign_epi8(load256(xb->qs), wq);
-        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-        const float xd = reinterpret_cast<const float*>(aux[k])[b];
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd), acc[k]);
+        const __m128 s4 = _mm_mul_ps(dw4, _mm_loadu_ps(xd[k] + b));
+        if constexpr (kOffset > 0) off[k] = _mm_fmadd_ps(s4, _mm_loadu_ps(xd[k] + nb + b), off[k]);
+        sc[k] = _mm256_castps128_ps256(s4);
+      }
+      for (int u = 0; u < 4; ++u) {
+        __m256i s[NT];
+        dots(b + u, s);
+        for (int k = 0; k < NT; ++k) {
+          __m256& a = acc[u % U][k];
+          a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_permutevar8x32_ps(sc[k], lane[u]),
+                              a);
+        }
       }
     }
-    for (int k = 0; k < NT; ++k) out[k] = hsum(acc[k]);
+    for (; b < nb; ++b) {
+      const float dw = h2f(w[b].d);
+      __m256i s[NT];
+      dots(b, s);
+      for (int k = 0; k < NT; ++k) {
+        const float sk = dw * xd[k][b];
+        acc[0][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), _mm256_set1_ps(sk), acc[0][k]);
+        if constexpr (kOffset > 0) off[k] = _mm_add_ss(off[k], _mm_set_ss(sk * xd[k][nb + b]));
+      }
+    }
+    for (int k = 0; k < NT; ++k) {
+      for (int u = 1; u < U; ++u) acc[0][k] = _mm256_add_ps(acc[0][k], acc[u][k]);
+      out[k] = hsum(_mm256_add_ps(acc[0][k], _mm256_castps128_ps256(off[k])));
+    }
   }
 };
 
 // Q4_0 / Q5_0 nibbles: low nibbles are elements 0..15, high nibbles 16..31.
+// (broadcast load, one variable shift of the upper 128 bits, one and)
 inline __m256i nibbles(const uint8_t* qs) {
-  __m128i q = load128(qs);
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+  const __m256i q = _mm256_broadcastsi128_si256(load128(qs));
+  return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_setr_epi64x(0, 0, 4, 4)),
+                          _mm256_set1_epi8(0x0F));
 }
 
 struct UnpackQ4_0 {
-  static __m256i get(const BlockQ4_0& b) {
-    return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8));
-  }
+  static constexpr int kOffset = 8;
+  static __m256i get(const BlockQ4_0& b) { return nibbles(b.qs); }
 };
 struct UnpackQ5_0 {
-  // byte j gets bit j of qh; where it is clear, OR-ing 0xF0 makes the int8 nibble - 16.
+  static constexpr int kOffset = 16;
+  // byte j gets qh byte j / 8 (shuffle of the broadcast 32 bits) and tests its bit j % 8;
+  // where set, 0x10 goes into the nibble.
   static __m256i get(const BlockQ5_0& b) {
-    uint32_t qh;
-    std::memcpy(&qh, b.qh, 4);
+    // the 4 qh bytes broadcast straight from memory (a load, no ALU work)
+    const __m256i qh =
+        _mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(b.qh)));
     __m256i bytes =
-        _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
-                            _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
-                                             2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+        _mm256_shuffle_epi8(qh, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2,
+                                                 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
     const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
     __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-    return _mm256_or_si256(nibbles(b.qs),
-                           _mm256_andnot_si256(set, _mm256_set1_epi8(static_cast<char>(0xF0))));
+    return _mm256_or_si256(nibbles(b.qs), _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
   }
 };
 struct UnpackQ8_0 {
+  static constexpr int kOffset = 0;
   static __m256i get(const BlockQ8_0& b) { return load256(b.qs); }
 };
 
