@@ -88,25 +88,55 @@ struct W32 {
   int8x16_t lo, hi;
 };
 
+// Scales dw * xd are made 4 blocks at a time (one f16 conversion, one multiply; the FMA takes
+// its lane); for gemv, blocks alternate between 2 accumulator sets so consecutive FMAs do not
+// wait on each other.
 template <class Block, class Unpack>
 struct TileQ8_0 {
   template <int NT>
   static void run(const uint8_t* wrow, const uint8_t* const* x, const float* const* xd, int64_t nb,
                   int64_t, float* out) {
     const auto* w = reinterpret_cast<const Block*>(wrow);
-    float32x4_t acc[NT];
-    for (int k = 0; k < NT; ++k) acc[k] = vdupq_n_f32(0.0f);
-    for (int64_t b = 0; b < nb; ++b) {
+    constexpr int U = NT <= 2 ? 2 : 1;  // accumulator sets, used by alternate blocks
+    float32x4_t acc[U][NT];
+    for (int u = 0; u < U; ++u)
+      for (int k = 0; k < NT; ++k) acc[u][k] = vdupq_n_f32(0.0f);
+    auto dots = [&](int64_t b, int32x4_t* s) {
       const W32 q = Unpack::get(w[b]);
-      const float dw = h2f(w[b].d);
       for (int k = 0; k < NT; ++k) {
         const int8_t* a = reinterpret_cast<const BlockQ8_0*>(x[k])[b].qs;
-        int32x4_t s =
-            vdotq_s32(vdotq_s32(vdupq_n_s32(0), q.lo, vld1q_s8(a)), q.hi, vld1q_s8(a + 16));
-        acc[k] = vfmaq_n_f32(acc[k], vcvtq_f32_s32(s), dw * xd[k][b]);
+        s[k] = vdotq_s32(vdotq_s32(vdupq_n_s32(0), q.lo, vld1q_s8(a)), q.hi, vld1q_s8(a + 16));
+      }
+    };
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      uint16x4_t d4 = vdup_n_u16(w[b].d);
+      d4 = vset_lane_u16(w[b + 1].d, d4, 1);
+      d4 = vset_lane_u16(w[b + 2].d, d4, 2);
+      d4 = vset_lane_u16(w[b + 3].d, d4, 3);
+      const float32x4_t dw4 = vcvt_f32_f16(vreinterpret_f16_u16(d4));
+      float32x4_t sc[NT];
+      for (int k = 0; k < NT; ++k) sc[k] = vmulq_f32(dw4, vld1q_f32(xd[k] + b));
+      int32x4_t s[4][NT];
+      for (int u = 0; u < 4; ++u) dots(b + u, s[u]);
+      for (int k = 0; k < NT; ++k) {
+        acc[0][k] = vfmaq_laneq_f32(acc[0][k], vcvtq_f32_s32(s[0][k]), sc[k], 0);
+        acc[1 % U][k] = vfmaq_laneq_f32(acc[1 % U][k], vcvtq_f32_s32(s[1][k]), sc[k], 1);
+        acc[0][k] = vfmaq_laneq_f32(acc[0][k], vcvtq_f32_s32(s[2][k]), sc[k], 2);
+        acc[1 % U][k] = vfmaq_laneq_f32(acc[1 % U][k], vcvtq_f32_s32(s[3][k]), sc[k], 3);
       }
     }
-    for (int k = 0; k < NT; ++k) out[k] = vaddvq_f32(acc[k]);
+    for (; b < nb; ++b) {
+      const float dw = h2f(w[b].d);
+      int32x4_t s[NT];
+      dots(b, s);
+      for (int k = 0; k < NT; ++k)
+        acc[0][k] = vfmaq_n_f32(acc[0][k], vcvtq_f32_s32(s[k]), dw * xd[k][b]);
+    }
+    for (int k = 0; k < NT; ++k) {
+      if constexpr (U == 2) acc[0][k] = vaddq_f32(acc[0][k], acc[1][k]);
+      out[k] = vaddvq_f32(acc[0][k]);
+    }
   }
 };
 
@@ -122,11 +152,17 @@ struct UnpackQ5_0 {
   // lane j tests bit j of qh; where it is clear, OR-ing 0xF0 makes the int8 nibble - 16.
   static W32 get(const BlockQ5_0& b) {
     static const uint8_t kBits[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    // h0 lanes 0..7 get qh[0], 8..15 qh[1]; h1 likewise qh[2], qh[3] (one load, two lookups)
+    static const uint8_t kIdx[2][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+                                        {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3}};
     const uint8x16_t bits = vld1q_u8(kBits);
     const uint8x16_t q = vld1q_u8(b.qs);
     const uint8x16_t f0 = vdupq_n_u8(0xF0);
-    uint8x16_t h0 = vcombine_u8(vdup_n_u8(b.qh[0]), vdup_n_u8(b.qh[1]));
-    uint8x16_t h1 = vcombine_u8(vdup_n_u8(b.qh[2]), vdup_n_u8(b.qh[3]));
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    const uint8x16_t h4 = vreinterpretq_u8_u32(vdupq_n_u32(qh));
+    uint8x16_t h0 = vqtbl1q_u8(h4, vld1q_u8(kIdx[0]));
+    uint8x16_t h1 = vqtbl1q_u8(h4, vld1q_u8(kIdx[1]));
     uint8x16_t lo = vorrq_u8(vandq_u8(q, vdupq_n_u8(0x0F)), vbicq_u8(f0, vtstq_u8(h0, bits)));
     uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), vbicq_u8(f0, vtstq_u8(h1, bits)));
     return {vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi)};
