@@ -122,7 +122,8 @@ def load(path):
     out = {}
     for r in recs:
         kind = f"pp{r['n_prompt']}" if r.get("n_prompt") and not r.get("n_gen") else f"tg{r['n_gen']}"
-        out[kind] = (float(r["avg_ts"]), float(r.get("stddev_ts", 0.0)))
+        out[kind] = (float(r["avg_ts"]), float(r.get("stddev_ts", 0.0)),
+                     [round(float(x), 2) for x in r.get("samples_ts", [])])
     return out
 
 hpl, lcpp = load(hpl_path), load(llama_path)
@@ -135,5 +136,8 @@ for k in sorted(set(hpl) | set(lcpp), key=lambda s: (s[:2] != "pp", s)):
     ls = f"{l[0]:8.2f} ± {l[1]:5.2f}" if l else "-"
     ratio = f"{h[0] / l[0]:.2f}x" if h and l and l[0] > 0 else "-"
     print(f"{k:<8} {hs:>16} {ls:>18} {ratio:>14}")
+for name, res in (("hpl", hpl), ("llama.cpp", lcpp)):
+    for k, v in sorted(res.items()):
+        print(f"{name} {k} samples tok/s: {v[2]}")
 print("\nhpl json:", json.dumps(json.load(open(hpl_path))))
 EOF
