@@ -14,7 +14,14 @@
 # --prepare stops after steps 1-2.
 #
 # Environment: HPL_BUILD_DIR (default <repo>/build; needs bin/hpl), THREADS (2), PP (512),
-# TG (128), REPS (3), LLAMA_BENCH, MODEL (use this GGUF instead of building one).
+# TG (128), REPS (3), LLAMA_BENCH, MODEL (use this GGUF instead of building one),
+# LLAMA_ARGS (extra llama-bench options, e.g. "--poll 0": its threads then sleep instead of
+# spinning at barriers, which matters when other processes share the cores),
+# LLAMA_OMP_WAIT_POLICY (default passive): this llama.cpp build runs its threads with OpenMP,
+# whose idle workers spin by default; on a shared, loaded machine a spinning worker holds a
+# core another process wants and decode collapses (measured here at load ~5 on 2 cores:
+# tg64 5.3 tok/s active vs 21.0 passive). hpl's pool spins 100 us then sleeps. Set it to
+# "active" to measure llama.cpp's out-of-the-box behaviour on an idle machine.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,8 +114,10 @@ for kind, n_p, n_g in (("prompt", pp, 0), ("decode", 0, tg)):
 print(json.dumps(rows))
 EOF
 fi
-log "$LLAMA_BENCH -m $MODEL -p $PP -n $TG -t $THREADS -r $REPS -o json"
-"$LLAMA_BENCH" -m "$MODEL" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -o json >"$OUT/llama.json" \
+log "OMP_WAIT_POLICY=${LLAMA_OMP_WAIT_POLICY:-passive} $LLAMA_BENCH -m $MODEL -p $PP -n $TG -t $THREADS -r $REPS -o json ${LLAMA_ARGS:-}"
+# shellcheck disable=SC2086  # LLAMA_ARGS is a list of options
+OMP_WAIT_POLICY="${LLAMA_OMP_WAIT_POLICY:-passive}" \
+  "$LLAMA_BENCH" -m "$MODEL" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -o json ${LLAMA_ARGS:-} >"$OUT/llama.json" \
   2>"$OUT/llama.err" || { cat "$OUT/llama.err" >&2; die "llama-bench failed"; }
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
