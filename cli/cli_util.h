@@ -1,5 +1,5 @@
-// Small helpers shared by the chat / profile / perplexity subcommands: option values,
-// sampler options (the same spelling as `hpl run`), files.
+// Small helpers shared by the run / chat / bench / profile / perplexity / serve subcommands:
+// option values, sampler options (one spelling for all), files.
 #pragma once
 
 #include <algorithm>
@@ -15,6 +15,18 @@
 #include "engine/sampler.h"
 
 namespace hpl::cli {
+
+// The value of the option at args[i] (advancing i to it); throws when it is missing.
+inline const std::string& option_value(const std::vector<std::string>& args, size_t& i) {
+  if (i + 1 >= args.size()) throw std::runtime_error(args[i] + " needs a value");
+  return args[++i];
+}
+
+// Prints the command's usage, then fails with msg (bad or missing options).
+[[noreturn]] inline void usage_error(void (*usage)(), const std::string& msg) {
+  usage();
+  throw std::runtime_error(msg);
+}
 
 inline int64_t to_int(const std::string& opt, const std::string& v) {
   char* end = nullptr;
@@ -52,10 +64,7 @@ inline void check_ctx_threads(int64_t n_ctx, int n_threads) {
 inline bool parse_sampler_option(const std::vector<std::string>& args, size_t& i, SamplerParams& sp,
                                  bool& have_seed) {
   const std::string& a = args[i];
-  auto value = [&]() -> const std::string& {
-    if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-    return args[++i];
-  };
+  auto value = [&]() -> const std::string& { return option_value(args, i); };
   if (a == "--temp") {
     sp.temp = to_float(a, value());
   } else if (a == "--top-k") {

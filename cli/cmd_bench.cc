@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/json_writer.h"
 #include "engine/forward.h"
@@ -203,10 +204,7 @@ int run_bench(const std::vector<std::string>& args) {
   bool warmup = true, bandwidth = true;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
     if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -229,20 +227,16 @@ int run_bench(const std::vector<std::string>& args) {
     } else if (a == "--no-bandwidth") {
       bandwidth = false;
     } else {
-      usage();
-      throw std::runtime_error("unknown option '" + a + "'");
+      usage_error(usage, "unknown option '" + a + "'");
     }
   }
-  if (models.empty()) {
-    usage();
-    throw std::runtime_error("-m MODEL is required");
-  }
+  if (models.empty()) usage_error(usage, "-m MODEL is required");
   if (fmt != "md" && fmt != "json" && fmt != "csv") {
     throw std::runtime_error("-o: want md, json or csv, got '" + fmt + "'");
   }
   if (reps < 1) throw std::runtime_error("-r: must be >= 1");
   if (ubatch < 1) throw std::runtime_error("-ub: must be >= 1");
-  if (threads.empty()) threads = {std::max(1u, std::thread::hardware_concurrency())};
+  if (threads.empty()) threads = {default_threads()};
   for (int64_t t : threads) {
     if (t < 1 || t > 256) throw std::runtime_error("-t: thread counts must be in [1, 256]");
   }

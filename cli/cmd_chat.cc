@@ -226,10 +226,7 @@ int run_chat(const std::vector<std::string>& args) {
   fo.n_threads = default_threads();
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
     if (parse_sampler_option(args, i, gp.sampling, have_seed)) continue;
     if (a == "-h" || a == "--help") {
       usage();
@@ -249,14 +246,10 @@ int run_chat(const std::vector<std::string>& args) {
     } else if (a == "--verbose" || a == "-v") {
       verbose = true;
     } else {
-      usage();
-      throw std::runtime_error("unknown option '" + a + "'");
+      usage_error(usage, "unknown option '" + a + "'");
     }
   }
-  if (model_path.empty()) {
-    usage();
-    throw std::runtime_error("-m MODEL is required");
-  }
+  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
   if (!have_seed) gp.sampling.seed = std::random_device{}();

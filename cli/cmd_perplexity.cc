@@ -39,10 +39,7 @@ int run_perplexity(const std::vector<std::string>& args) {
   int64_t max_chunks = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
     if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -59,14 +56,11 @@ int run_perplexity(const std::vector<std::string>& args) {
     } else if (a == "--ubatch" || a == "-ub") {
       fo.n_ubatch = to_int(a, value());
     } else {
-      usage();
-      throw std::runtime_error("unknown option '" + a + "'");
+      usage_error(usage, "unknown option '" + a + "'");
     }
   }
-  if (model_path.empty() || text_path.empty()) {
-    usage();
-    throw std::runtime_error("-m MODEL and -f TEXT are required");
-  }
+  if (model_path.empty() || text_path.empty())
+    usage_error(usage, "-m MODEL and -f TEXT are required");
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ctx < 4) throw std::runtime_error("-c: a chunk needs at least 4 tokens");
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");

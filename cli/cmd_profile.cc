@@ -100,10 +100,7 @@ int run_profile(const std::vector<std::string>& args) {
   fo.n_threads = default_threads();
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
     if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -120,14 +117,10 @@ int run_profile(const std::vector<std::string>& args) {
     } else if (a == "--json") {
       json = true;
     } else {
-      usage();
-      throw std::runtime_error("unknown option '" + a + "'");
+      usage_error(usage, "unknown option '" + a + "'");
     }
   }
-  if (model_path.empty()) {
-    usage();
-    throw std::runtime_error("-m MODEL is required");
-  }
+  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
   if (n_prompt < 1 || n_prompt > (int64_t{1} << 20)) throw std::runtime_error("-p: must be >= 1");
   if (n_gen < 1 || n_gen > (int64_t{1} << 20)) throw std::runtime_error("-n: must be >= 1");
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");

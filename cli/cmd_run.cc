@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "engine/forward.h"
 #include "engine/generate.h"
@@ -47,14 +48,6 @@ void usage() {
       "  --verbose            model info, load time, prompt and decode tok/s, memory\n");
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
   std::istringstream in(s);
@@ -70,20 +63,6 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-int64_t to_int(const std::string& opt, const std::string& v) {
-  char* end = nullptr;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw std::runtime_error(opt + ": not an integer: '" + v + "'");
-  return x;
-}
-
-float to_float(const std::string& opt, const std::string& v) {
-  char* end = nullptr;
-  float x = std::strtof(v.c_str(), &end);
-  if (v.empty() || *end != '\0') throw std::runtime_error(opt + ": not a number: '" + v + "'");
-  return x;
-}
-
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -94,14 +73,12 @@ int run_run(const std::vector<std::string>& args) {
   bool have_prompt = false, have_ids = false, chat = false, verbose = false;
   GenerateParams gp;
   ForwardOptions fo;
-  fo.n_threads = std::max(1u, std::thread::hardware_concurrency());
+  fo.n_threads = default_threads();
   bool have_seed = false, have_ctx = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
+    if (parse_sampler_option(args, i, gp.sampling, have_seed)) continue;
     if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -124,21 +101,6 @@ int run_run(const std::vector<std::string>& args) {
       fo.n_threads = static_cast<int>(to_int(a, value()));
     } else if (a == "--ubatch" || a == "-ub") {
       fo.n_ubatch = to_int(a, value());
-    } else if (a == "--temp") {
-      gp.sampling.temp = to_float(a, value());
-    } else if (a == "--top-k") {
-      gp.sampling.top_k = static_cast<int32_t>(to_int(a, value()));
-    } else if (a == "--top-p") {
-      gp.sampling.top_p = to_float(a, value());
-    } else if (a == "--min-p") {
-      gp.sampling.min_p = to_float(a, value());
-    } else if (a == "--repeat-penalty") {
-      gp.sampling.repeat_penalty = to_float(a, value());
-    } else if (a == "--repeat-last-n") {
-      gp.sampling.repeat_last_n = static_cast<int32_t>(to_int(a, value()));
-    } else if (a == "--seed" || a == "-s") {
-      gp.sampling.seed = static_cast<uint64_t>(to_int(a, value()));
-      have_seed = true;
     } else if (a == "--stop") {
       gp.stop.push_back(value());
     } else if (a == "--chat") {
@@ -156,25 +118,18 @@ int run_run(const std::vector<std::string>& args) {
     } else if (a == "--dump-ids") {  // hidden, for tests: generated ids, space-separated
       dump_ids = value();
     } else {
-      usage();
-      throw std::runtime_error("unknown option '" + a + "'");
+      usage_error(usage, "unknown option '" + a + "'");
     }
   }
-  if (model_path.empty()) {
-    usage();
-    throw std::runtime_error("-m MODEL is required");
-  }
+  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
   if (!prompt_file.empty()) {
-    prompt = read_file(prompt_file);
+    prompt = read_text_file(prompt_file);
     have_prompt = true;
   }
-  if (have_prompt == have_ids) {
-    usage();
-    throw std::runtime_error("give exactly one of -p PROMPT, -f FILE or --ids");
-  }
+  if (have_prompt == have_ids)
+    usage_error(usage, "give exactly one of -p PROMPT, -f FILE or --ids");
   if (have_ids && chat) throw std::runtime_error("--ids cannot be combined with --chat/--system");
-  if (fo.n_ctx < 1 || fo.n_ctx > (int64_t{1} << 24)) throw std::runtime_error("-c: out of range");
-  if (fo.n_threads < 1 || fo.n_threads > 256) throw std::runtime_error("-t: must be in [1, 256]");
+  check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
   if (!have_seed) gp.sampling.seed = std::random_device{}();
 

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/server_conn.h"
 #include "cli/server_metrics.h"
@@ -54,13 +55,6 @@ void usage() {
       "  --http-threads N   HTTP connection threads (default 16)\n"
       "endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
       "           GET /health, GET /metrics[?format=prometheus]\n");
-}
-
-int64_t to_int(const std::string& opt, const std::string& v) {
-  char* end = nullptr;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw std::runtime_error(opt + ": not an integer: '" + v + "'");
-  return x;
 }
 
 std::string dump(const json& j) {
@@ -391,13 +385,10 @@ int run_serve(const std::vector<std::string>& args) {
   int64_t port = 8080, max_body = 1 << 20, http_threads = 16;
   RuntimeOptions ro;
   ro.session.n_ctx = 2048;
-  ro.session.n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ro.session.n_threads = default_threads();
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      return args[++i];
-    };
+    auto value = [&]() -> const std::string& { return option_value(args, i); };
     if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -420,19 +411,12 @@ int run_serve(const std::vector<std::string>& args) {
     } else if (a == "--http-threads") {
       http_threads = to_int(a, value());
     } else {
-      usage();
-      throw std::runtime_error("unknown option '" + a + "'");
+      usage_error(usage, "unknown option '" + a + "'");
     }
   }
-  if (model_path.empty()) {
-    usage();
-    throw std::runtime_error("-m MODEL is required");
-  }
+  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
   if (port < 0 || port > 65535) throw std::runtime_error("--port: must be in [0, 65535]");
-  if (ro.session.n_ctx < 1 || ro.session.n_ctx > (int64_t{1} << 24))
-    throw std::runtime_error("-c: out of range");
-  if (ro.session.n_threads < 1 || ro.session.n_threads > 256)
-    throw std::runtime_error("-t: must be in [1, 256]");
+  check_ctx_threads(ro.session.n_ctx, ro.session.n_threads);
   if (ro.session.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
   if (max_body < 1) throw std::runtime_error("--max-body: must be >= 1");
   if (http_threads < 1 || http_threads > 1024)
