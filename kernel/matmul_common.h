@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -52,6 +53,45 @@ inline void check_act_args(DType act, int64_t n) {
     throw std::invalid_argument("quantize_act_row: n = " + std::to_string(n) +
                                 " is not a multiple of " + std::to_string(blk) + " for " +
                                 type_name(act));
+  }
+}
+
+// X (n,) f32 -> one activation row of type act (Q8_0 / Q8_K blocks, or F32 copied), with the
+// calling ISA's block quantizers.
+template <typename QuantizeQ8_0, typename QuantizeQ8_K>
+inline void quantize_act_row_with(DType act, const float* x, void* y, int64_t n,
+                                  QuantizeQ8_0 quantize_q8_0, QuantizeQ8_K quantize_q8_k) {
+  check_act_args(act, n);
+  switch (act) {
+    case DType::Q8_0:
+      quantize_q8_0(x, static_cast<BlockQ8_0*>(y), n / kQK8_0);
+      break;
+    case DType::Q8_K:
+      quantize_q8_k(x, static_cast<BlockQ8_K*>(y), n / kQKK);
+      break;
+    default:
+      std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
+      break;
+  }
+}
+
+// Tile::run<nt>(args...) for nt tokens in [1, 4]: the tile's token count is a template argument
+// so its accumulators stay in registers.
+template <typename Tile, typename... Args>
+inline void run_tile_n(int nt, Args... args) {
+  switch (nt) {
+    case 4:
+      Tile::template run<4>(args...);
+      break;
+    case 3:
+      Tile::template run<3>(args...);
+      break;
+    case 2:
+      Tile::template run<2>(args...);
+      break;
+    default:
+      Tile::template run<1>(args...);
+      break;
   }
 }
 

@@ -693,20 +693,7 @@ void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* 
       for (int64_t r = rb; r < re; ++r) {
         float out[kMaxTok] = {};
         const uint8_t* wr = w + r * ws;
-        switch (nt) {
-          case 4:
-            Tile::template run<4>(wr, xp, dp, nb, n, out);
-            break;
-          case 3:
-            Tile::template run<3>(wr, xp, dp, nb, n, out);
-            break;
-          case 2:
-            Tile::template run<2>(wr, xp, dp, nb, n, out);
-            break;
-          default:
-            Tile::template run<1>(wr, xp, dp, nb, n, out);
-            break;
-        }
+        detail::run_tile_n<Tile>(nt, wr, xp, dp, nb, n, out);
         for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
       }
     }
@@ -716,18 +703,7 @@ void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* 
 }  // namespace
 
 void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
-  detail::check_act_args(act, n);
-  switch (act) {
-    case DType::Q8_0:
-      quantize_q8_0(x, static_cast<BlockQ8_0*>(y), n / kQK8_0);
-      break;
-    case DType::Q8_K:
-      quantize_q8_k(x, static_cast<BlockQ8_K*>(y), n / kQKK);
-      break;
-    default:
-      std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
-      break;
-  }
+  detail::quantize_act_row_with(act, x, y, n, quantize_q8_0, quantize_q8_k);
 }
 
 // W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.

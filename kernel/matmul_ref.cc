@@ -205,18 +205,7 @@ double dot_row(DType wt, const void* w, const void* x, int64_t n) {
 }  // namespace
 
 void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
-  detail::check_act_args(act, n);
-  switch (act) {
-    case DType::Q8_0:
-      quantize_q8_0(x, static_cast<BlockQ8_0*>(y), n / kQK8_0);
-      break;
-    case DType::Q8_K:
-      quantize_q8_k(x, static_cast<BlockQ8_K*>(y), n / kQKK);
-      break;
-    default:
-      std::memcpy(y, x, static_cast<size_t>(n) * sizeof(float));
-      break;
-  }
+  detail::quantize_act_row_with(act, x, y, n, quantize_q8_0, quantize_q8_k);
 }
 
 // W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.
