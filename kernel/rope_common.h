@@ -1,9 +1,12 @@
-// Rotation tables shared by the SIMD rope bodies: cos/sin of theta_i for a block of pairs,
-// computed in double like the reference (the angle pos * theta grows large, float would lose it).
+// Shared by the SIMD rope bodies: cos/sin tables of theta_i for a block of pairs, computed in
+// double like the reference (the angle pos * theta grows large, float would lose it), and the
+// block loop with its scalar tails around the ISA's vector steps.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+
+#include "kernel/ops.h"
 
 namespace hpl::kernel::rope_detail {
 
@@ -44,6 +47,62 @@ inline const RopeCache* rope_cached(int64_t rot_dim, int64_t pos, float freq_bas
     cache.scale = freq_scale;
   }
   return &cache;
+}
+
+// x (n_heads, head_dim) in place, first rot_dim dims of each head (arguments already checked).
+// Per block of pairs the tables are shared by all heads; Simd does kLanes floats per step:
+//   Simd::neox(x0, x1, c, s)      x0[j], x1[j] = x0 c - x1 s, x0 s + x1 c   (pairs (i, i + half))
+//   Simd::adjacent(xp, cd, sa)    xp[2i], xp[2i+1] rotated, c duplicated and s as (-s, +s)
+// and the scalar tails finish what is left.
+template <typename Simd>
+inline void rope_blocks(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
+                        float freq_base, float freq_scale, RopeLayout layout) {
+  constexpr int64_t L = Simd::kLanes;
+  const int64_t half = rot_dim / 2;
+  float cbuf[kPairsPerBlock], sbuf[kPairsPerBlock];
+  const RopeCache* tab = rope_cached(rot_dim, pos, freq_base, freq_scale);
+  for (int64_t i0 = 0; i0 < half; i0 += kPairsPerBlock) {
+    const int64_t cnt = half - i0 < kPairsPerBlock ? half - i0 : kPairsPerBlock;
+    const float* c = cbuf;
+    const float* s = sbuf;
+    if (tab) {
+      c = tab->c + i0;
+      s = tab->s + i0;
+    } else {
+      rope_table(i0, cnt, rot_dim, pos, freq_base, freq_scale, cbuf, sbuf);
+    }
+    if (layout == RopeLayout::kNeox) {  // pairs (i, i + half)
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* x0 = x + h * head_dim + i0;
+        float* x1 = x0 + half;
+        int64_t k = 0;
+        for (; k + L <= cnt; k += L) Simd::neox(x0 + k, x1 + k, c + k, s + k);
+        for (; k < cnt; ++k) {
+          float a = x0[k], b = x1[k];
+          x0[k] = a * c[k] - b * s[k];
+          x1[k] = a * s[k] + b * c[k];
+        }
+      }
+    } else {  // adjacent pairs (2i, 2i+1): L / 2 pairs per vector
+      float cd[2 * kPairsPerBlock], sa[2 * kPairsPerBlock];  // c duplicated, s as (-s, +s)
+      for (int64_t k = 0; k < cnt; ++k) {
+        cd[2 * k] = cd[2 * k + 1] = c[k];
+        sa[2 * k] = -s[k];
+        sa[2 * k + 1] = s[k];
+      }
+      const int64_t len = 2 * cnt;
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* xp = x + h * head_dim + 2 * i0;
+        int64_t k = 0;
+        for (; k + L <= len; k += L) Simd::adjacent(xp + k, cd + k, sa + k);
+        for (; k < len; k += 2) {
+          float a = xp[k], b = xp[k + 1];
+          xp[k] = a * cd[k] + b * sa[k];
+          xp[k + 1] = b * cd[k] + a * sa[k + 1];
+        }
+      }
+    }
+  }
 }
 
 }  // namespace hpl::kernel::rope_detail

@@ -8,66 +8,33 @@
 #include "kernel/simd_neon.h"
 
 namespace hpl::kernel::neon {
+namespace {
+
+struct RopeNeon {
+  static constexpr int64_t kLanes = 4;
+  // 4 pairs (x0[j], x1[j]).
+  static void neox(float* x0, float* x1, const float* c, const float* s) {
+    float32x4_t a = vld1q_f32(x0), b = vld1q_f32(x1);
+    float32x4_t cv = vld1q_f32(c), sv = vld1q_f32(s);
+    vst1q_f32(x0, vfmsq_f32(vmulq_f32(a, cv), b, sv));
+    vst1q_f32(x1, vfmaq_f32(vmulq_f32(b, cv), a, sv));
+  }
+  // 2 adjacent pairs: x c + swap(x) (-s, +s).
+  static void adjacent(float* xp, const float* cd, const float* sa) {
+    float32x4_t v = vld1q_f32(xp);
+    float32x4_t sw = vrev64q_f32(v);  // (x1, x0) in each pair
+    vst1q_f32(xp, vfmaq_f32(vmulq_f32(v, vld1q_f32(cd)), sw, vld1q_f32(sa)));
+  }
+};
+
+}  // namespace
 
 // x (n_heads, head_dim) in place, first rot_dim dims of each head.
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
           float freq_base, float freq_scale, RopeLayout layout) {
   check::rope(n_heads, head_dim, rot_dim);
-  using rope_detail::kPairsPerBlock;
-  const int64_t half = rot_dim / 2;
-  float cbuf[kPairsPerBlock], sbuf[kPairsPerBlock];
-  const rope_detail::RopeCache* tab = rope_detail::rope_cached(rot_dim, pos, freq_base, freq_scale);
-  for (int64_t i0 = 0; i0 < half; i0 += kPairsPerBlock) {
-    const int64_t cnt = half - i0 < kPairsPerBlock ? half - i0 : kPairsPerBlock;
-    const float* c = cbuf;
-    const float* s = sbuf;
-    if (tab) {
-      c = tab->c + i0;
-      s = tab->s + i0;
-    } else {
-      rope_detail::rope_table(i0, cnt, rot_dim, pos, freq_base, freq_scale, cbuf, sbuf);
-    }
-    if (layout == RopeLayout::kNeox) {  // pairs (i, i + half)
-      for (int64_t h = 0; h < n_heads; ++h) {
-        float* x0 = x + h * head_dim + i0;
-        float* x1 = x0 + half;
-        int64_t k = 0;
-        for (; k + 4 <= cnt; k += 4) {
-          float32x4_t a = vld1q_f32(x0 + k), b = vld1q_f32(x1 + k);
-          float32x4_t cv = vld1q_f32(c + k), sv = vld1q_f32(s + k);
-          vst1q_f32(x0 + k, vfmsq_f32(vmulq_f32(a, cv), b, sv));
-          vst1q_f32(x1 + k, vfmaq_f32(vmulq_f32(b, cv), a, sv));
-        }
-        for (; k < cnt; ++k) {
-          float a = x0[k], b = x1[k];
-          x0[k] = a * c[k] - b * s[k];
-          x1[k] = a * s[k] + b * c[k];
-        }
-      }
-    } else {  // adjacent pairs (2i, 2i+1): 2 pairs per vector
-      float cd[2 * kPairsPerBlock], sa[2 * kPairsPerBlock];  // c duplicated, s as (-s, +s)
-      for (int64_t k = 0; k < cnt; ++k) {
-        cd[2 * k] = cd[2 * k + 1] = c[k];
-        sa[2 * k] = -s[k];
-        sa[2 * k + 1] = s[k];
-      }
-      const int64_t len = 2 * cnt;
-      for (int64_t h = 0; h < n_heads; ++h) {
-        float* xp = x + h * head_dim + 2 * i0;
-        int64_t k = 0;
-        for (; k + 4 <= len; k += 4) {
-          float32x4_t v = vld1q_f32(xp + k);
-          float32x4_t sw = vrev64q_f32(v);  // (x1, x0) in each pair
-          vst1q_f32(xp + k, vfmaq_f32(vmulq_f32(v, vld1q_f32(cd + k)), sw, vld1q_f32(sa + k)));
-        }
-        for (; k < len; k += 2) {
-          float a = xp[k], b = xp[k + 1];
-          xp[k] = a * cd[k] + b * sa[k];
-          xp[k + 1] = b * cd[k] + a * sa[k + 1];
-        }
-      }
-    }
-  }
+  rope_detail::rope_blocks<RopeNeon>(x, n_heads, head_dim, rot_dim, pos, freq_base, freq_scale,
+                                     layout);
 }
 
 }  // namespace hpl::kernel::neon
