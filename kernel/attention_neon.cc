@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernel/attention_common.h"
 #include "kernel/op_checks.h"
 #include "kernel/ops.h"
 #include "kernel/simd_neon.h"
@@ -18,22 +19,10 @@
 namespace hpl::kernel::neon {
 namespace {
 
-constexpr int kG = 8;       // query heads per pass = lanes of the score tile (2 vectors)
-constexpr int64_t kB = 64;  // keys per online-softmax block
-
-// Up to kG query heads of one token that read the same kv head.
-struct Group {
-  const float* q[kG];
-  float* o[kG];
-  int n;
-};
-
-// q (hd,) . k (hd,) over dims [d0, hd) in scalar, for head_dim % 4 != 0.
-inline float dot_tail(const float* q, const f16_t* k, int64_t d0, int64_t hd) {
-  float acc = 0.0f;
-  for (int64_t d = d0; d < hd; ++d) acc += q[d] * fp16_to_fp32(k[d]);
-  return acc;
-}
+using attn_detail::dot_tail;
+using attn_detail::Group;
+using attn_detail::kB;
+using attn_detail::kG;
 
 // tile[jj * kG + g] = scale * q_g . k_jj for keys jj in [j0, j1), KJ keys per step so that
 // KJ * G independent accumulators hide the FMA latency; k_jj = k + jj * stride.
@@ -115,14 +104,7 @@ void pv_tile(const Group& grp, const f16_t* v, int64_t stride, int64_t nb, int64
   const int64_t wide = hd / (4 * DC) * (4 * DC), hd4 = hd & ~int64_t{3};
   pv_dims<G, DC>(grp, v, stride, nb, 0, wide, tile);
   if constexpr (DC > 1) pv_dims<G, 1>(grp, v, stride, nb, wide, hd4, tile);
-  for (int64_t d = hd4; d < hd; ++d) {  // head_dim % 4 dims
-    for (int g = 0; g < G; ++g) {
-      float acc = 0.0f;
-      for (int64_t jj = 0; jj < nb; ++jj)
-        acc += tile[jj * kG + g] * fp16_to_fp32(v[jj * stride + d]);
-      grp.o[g][d] += acc;
-    }
-  }
+  attn_detail::pv_tail<G>(grp, v, stride, nb, hd4, hd, tile);  // head_dim % 4 dims
 }
 
 inline void scale_row(float* o, int64_t hd, float c) {
@@ -177,51 +159,17 @@ void attend_group(const Group& grp, const f16_t* k, const f16_t* v, int64_t stri
   for (int g = 0; g < G; ++g) scale_row(grp.o[g], hd, 1.0f / l[g]);
 }
 
-void attend(const Group& grp, const f16_t* k, const f16_t* v, int64_t stride, int64_t lo,
-            int64_t hi, int64_t hd, float scale) {
-  switch (grp.n) {
-    case 1:
-      return attend_group<1>(grp, k, v, stride, lo, hi, hd, scale);
-    case 2:
-      return attend_group<2>(grp, k, v, stride, lo, hi, hd, scale);
-    case 3:
-      return attend_group<3>(grp, k, v, stride, lo, hi, hd, scale);
-    case 4:
-      return attend_group<4>(grp, k, v, stride, lo, hi, hd, scale);
-    case 5:
-      return attend_group<5>(grp, k, v, stride, lo, hi, hd, scale);
-    case 6:
-      return attend_group<6>(grp, k, v, stride, lo, hi, hd, scale);
-    case 7:
-      return attend_group<7>(grp, k, v, stride, lo, hi, hd, scale);
-    default:
-      return attend_group<8>(grp, k, v, stride, lo, hi, hd, scale);
-  }
-}
-
 }  // namespace
 
 // scratch is not needed by this body (score tiles live on the stack).
 void attention(const AttnParams& p, const float* q, const f16_t* k, const f16_t* v, float* out,
                int64_t n_tok, int64_t pos0, int64_t h0, int64_t h1, float* scratch) {
   check::attention(p, n_tok, pos0, h0, h1);
-  const int64_t hd = p.head_dim, group = p.n_heads / p.n_kv_heads;
-  for (int64_t t = 0; t < n_tok; ++t) {
-    const int64_t pos = pos0 + t, lo = check::attn_first_key(pos, p.window);
-    for (int64_t h = h0; h < h1;) {
-      // heads [h, he): same kv head, inside [h0, h1), at most kG
-      const int64_t kvh = h / group;
-      const int64_t he = std::min({h1, (kvh + 1) * group, h + kG});
-      Group grp;
-      grp.n = static_cast<int>(he - h);
-      for (int i = 0; i < grp.n; ++i) {
-        grp.q[i] = q + t * p.q_stride + (h + i) * hd;
-        grp.o[i] = out + t * p.out_stride + (h + i) * hd;
-      }
-      attend(grp, k + kvh * hd, v + kvh * hd, p.kv_stride, lo, pos + 1, hd, p.scale);
-      h = he;
-    }
-  }
+  attn_detail::for_each_group(
+      p, q, k, v, out, n_tok, pos0, h0, h1,
+      [&](auto g, const Group& grp, const f16_t* kh, const f16_t* vh, int64_t lo, int64_t hi) {
+        attend_group<decltype(g)::value>(grp, kh, vh, p.kv_stride, lo, hi, p.head_dim, p.scale);
+      });
 }
 
 }  // namespace hpl::kernel::neon
