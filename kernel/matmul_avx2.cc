@@ -469,24 +469,10 @@ void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* 
     for (int64_t t = 0; t < ntok; ++t)
       Tile::prepare(x + t * xs, nb, aux_buf.data() + t * aux_bytes);
   }
-  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
-    const int64_t re = std::min<int64_t>(rb + kRowBlock, r1);
-    for (int64_t t0 = 0; t0 < ntok; t0 += kMaxTok) {
-      const int nt = static_cast<int>(std::min<int64_t>(kMaxTok, ntok - t0));
-      const uint8_t* xp[kMaxTok];
-      const uint8_t* ap[kMaxTok] = {};
-      for (int k = 0; k < nt; ++k) {
-        xp[k] = x + (t0 + k) * xs;
-        if (aux_bytes > 0) ap[k] = aux_buf.data() + (t0 + k) * aux_bytes;
-      }
-      for (int64_t r = rb; r < re; ++r) {
-        float out[kMaxTok] = {};
-        const uint8_t* wr = w + r * ws;
-        detail::run_tile_n<Tile>(nt, wr, xp, ap, nb, n, out);
-        for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
-      }
-    }
-  }
+  detail::run_tile_blocks<Tile, kMaxTok, kRowBlock>(
+      w, ws, x, xs, y, ys, nb, n, r0, r1, ntok, [&](int64_t t) -> const uint8_t* {
+        return aux_bytes > 0 ? aux_buf.data() + t * aux_bytes : nullptr;
+      });
 }
 
 }  // namespace

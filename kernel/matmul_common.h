@@ -95,4 +95,33 @@ inline void run_tile_n(int nt, Args... args) {
   }
 }
 
+// W rows [r0, r1) x ntok tokens, in blocks of kRowBlock rows (their weights stay in L1 while
+// every token chunk passes over them) x chunks of kMaxTok tokens: y[t * ys + r] = the tile's
+// dot of row w + r * ws with x + t * xs, given aux_at(t), the per-token data the tile wants
+// (made once per call by the caller; nullptr when none).
+template <typename Tile, int kMaxTok, int kRowBlock, typename AuxAt>
+inline void run_tile_blocks(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* y,
+                            size_t ys, int64_t nb, int64_t n, int64_t r0, int64_t r1, int64_t ntok,
+                            AuxAt aux_at) {
+  static_assert(kMaxTok >= 1 && kMaxTok <= 4, "run_tile_n handles 1..4 tokens");
+  using Aux = decltype(aux_at(int64_t{0}));
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = rb + kRowBlock < r1 ? rb + kRowBlock : r1;
+    for (int64_t t0 = 0; t0 < ntok; t0 += kMaxTok) {
+      const int nt = static_cast<int>(ntok - t0 < kMaxTok ? ntok - t0 : kMaxTok);
+      const uint8_t* xp[kMaxTok];
+      Aux ap[kMaxTok] = {};
+      for (int k = 0; k < nt; ++k) {
+        xp[k] = x + (t0 + k) * xs;
+        ap[k] = aux_at(t0 + k);
+      }
+      for (int64_t r = rb; r < re; ++r) {
+        float out[kMaxTok] = {};
+        run_tile_n<Tile>(nt, w + r * ws, xp, ap, nb, n, out);
+        for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
+      }
+    }
+  }
+}
+
 }  // namespace hpl::kernel::detail

@@ -680,24 +680,9 @@ void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* 
       for (int64_t b = 0; b < nb; ++b) xd_buf[t * nb + b] = h2f(xb[b].d);
     }
   }
-  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
-    const int64_t re = std::min<int64_t>(rb + kRowBlock, r1);
-    for (int64_t t0 = 0; t0 < ntok; t0 += kMaxTok) {
-      const int nt = static_cast<int>(std::min<int64_t>(kMaxTok, ntok - t0));
-      const uint8_t* xp[kMaxTok];
-      const float* dp[kMaxTok] = {};
-      for (int k = 0; k < nt; ++k) {
-        xp[k] = x + (t0 + k) * xs;
-        if (kActScales) dp[k] = xd_buf.data() + (t0 + k) * nb;
-      }
-      for (int64_t r = rb; r < re; ++r) {
-        float out[kMaxTok] = {};
-        const uint8_t* wr = w + r * ws;
-        detail::run_tile_n<Tile>(nt, wr, xp, dp, nb, n, out);
-        for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
-      }
-    }
-  }
+  detail::run_tile_blocks<Tile, kMaxTok, kRowBlock>(
+      w, ws, x, xs, y, ys, nb, n, r0, r1, ntok,
+      [&](int64_t t) -> const float* { return kActScales ? xd_buf.data() + t * nb : nullptr; });
 }
 
 }  // namespace
