@@ -19,7 +19,6 @@
 namespace hpl::kernel::avx2 {
 namespace {
 
-using attn_detail::dot_tail;
 using attn_detail::Group;
 using attn_detail::kB;
 using attn_detail::kG;
@@ -53,20 +52,12 @@ void qk_keys(const Group& grp, const f16_t* k, int64_t stride, int64_t j0, int64
     }
     if constexpr (KJ == 1) {  // lanes g < G are this key's tile row (the others sum zeros)
       _mm256_store_ps(tile + jj * kG, _mm256_mul_ps(reduce8(a), _mm256_set1_ps(scale)));
-      if (hd8 < hd) {
-        for (int g = 0; g < G; ++g)
-          tile[jj * kG + g] += dot_tail(grp.q[g], k + jj * stride, hd8, hd) * scale;
-      }
+      attn_detail::add_tail_scores<G>(grp, k, stride, jj, hd8, hd, scale, tile);
       continue;
     }
     alignas(32) float r[8];
     _mm256_store_ps(r, reduce8(a));
-    for (int kj = 0; kj < KJ; ++kj) {
-      for (int g = 0; g < G; ++g) {
-        float t = hd8 < hd ? dot_tail(grp.q[g], k + (jj + kj) * stride, hd8, hd) : 0.0f;
-        tile[(jj + kj) * kG + g] = (r[kj * G + g] + t) * scale;
-      }
-    }
+    attn_detail::store_scores<G, KJ>(grp, k, stride, jj, hd8, hd, scale, r, tile);
   }
 }
 

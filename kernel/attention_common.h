@@ -29,6 +29,29 @@ inline float dot_tail(const float* q, const f16_t* k, int64_t d0, int64_t hd) {
   return acc;
 }
 
+// Score-tile row jj (KJ == 1 path): tile[jj * kG + g] += scale * q_g . k_jj over the scalar
+// dims [d0, hd), after the vector part stored scale * (sum over [0, d0)).
+template <int G>
+inline void add_tail_scores(const Group& grp, const f16_t* k, int64_t stride, int64_t jj,
+                            int64_t d0, int64_t hd, float scale, float* tile) {
+  if (d0 >= hd) return;
+  for (int g = 0; g < G; ++g)
+    tile[jj * kG + g] += dot_tail(grp.q[g], k + jj * stride, d0, hd) * scale;
+}
+
+// Score-tile rows [jj, jj + KJ): tile[(jj + kj) * kG + g] = scale * (r[kj * G + g] + the
+// scalar dims [d0, hd) of q_g . k_(jj+kj)), r holding the vector sums over [0, d0).
+template <int G, int KJ>
+inline void store_scores(const Group& grp, const f16_t* k, int64_t stride, int64_t jj, int64_t d0,
+                         int64_t hd, float scale, const float* r, float* tile) {
+  for (int kj = 0; kj < KJ; ++kj) {
+    for (int g = 0; g < G; ++g) {
+      float t = d0 < hd ? dot_tail(grp.q[g], k + (jj + kj) * stride, d0, hd) : 0.0f;
+      tile[(jj + kj) * kG + g] = (r[kj * G + g] + t) * scale;
+    }
+  }
+}
+
 // o_g[d0, hd) += sum_jj tile[jj * kG + g] * v_jj for jj in [0, nb), in scalar (the head_dim %
 // lanes dims); v_jj = v + jj * stride.
 template <int G>

@@ -19,7 +19,6 @@
 namespace hpl::kernel::neon {
 namespace {
 
-using attn_detail::dot_tail;
 using attn_detail::Group;
 using attn_detail::kB;
 using attn_detail::kG;
@@ -50,21 +49,13 @@ void qk_keys(const Group& grp, const f16_t* k, int64_t stride, int64_t j0, int64
     if constexpr (KJ == 1) {  // lanes g < G are this key's tile row (the others sum zeros)
       vst1q_f32(tile + jj * kG, vmulq_n_f32(r0, scale));
       vst1q_f32(tile + jj * kG + 4, vmulq_n_f32(r1, scale));
-      if (hd4 < hd) {
-        for (int g = 0; g < G; ++g)
-          tile[jj * kG + g] += dot_tail(grp.q[g], k + jj * stride, hd4, hd) * scale;
-      }
+      attn_detail::add_tail_scores<G>(grp, k, stride, jj, hd4, hd, scale, tile);
       continue;
     }
     float r[8];
     vst1q_f32(r, r0);
     vst1q_f32(r + 4, r1);
-    for (int kj = 0; kj < KJ; ++kj) {
-      for (int g = 0; g < G; ++g) {
-        float t = hd4 < hd ? dot_tail(grp.q[g], k + (jj + kj) * stride, hd4, hd) : 0.0f;
-        tile[(jj + kj) * kG + g] = (r[kj * G + g] + t) * scale;
-      }
-    }
+    attn_detail::store_scores<G, KJ>(grp, k, stride, jj, hd4, hd, scale, r, tile);
   }
 }
 
