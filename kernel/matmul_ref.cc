@@ -86,9 +86,11 @@ double dot_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t nb) {
   return acc;
 }
 
-// Q4_K: element 64c + l (l < 32) is the low nibble of qs[32c + l] in sub-block 2c, element
-// 64c + 32 + l the high nibble in sub-block 2c + 1; value = d * sc * q - dmin * m.
-double dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb) {
+// Q4_K / Q5_K: element 64c + l (l < 32) is quant(w, c, l, 0), from the low nibble of
+// qs[32c + l], in sub-block 2c; element 64c + 32 + l is quant(w, c, l, 1), from the high nibble,
+// in sub-block 2c + 1; value = d * sc * q - dmin * m.
+template <typename Block, typename Quant>
+double dot_k4_family(const Block* w, const BlockQ8_K* x, int64_t nb, Quant quant) {
   double acc = 0.0;
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t sc[8], mn[8];
@@ -97,8 +99,8 @@ double dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb) {
     for (int c = 0; c < 4; ++c) {
       int32_t s0 = 0, s1 = 0;
       for (int l = 0; l < 32; ++l) {
-        s0 += (w[b].qs[32 * c + l] & 0xF) * x[b].qs[64 * c + l];
-        s1 += (w[b].qs[32 * c + l] >> 4) * x[b].qs[64 * c + 32 + l];
+        s0 += quant(w[b], c, l, 0) * x[b].qs[64 * c + l];
+        s1 += quant(w[b], c, l, 1) * x[b].qs[64 * c + 32 + l];
       }
       sumi += sc[2 * c] * s0 + sc[2 * c + 1] * s1;
     }
@@ -109,28 +111,17 @@ double dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb) {
   return acc;
 }
 
+double dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t nb) {
+  return dot_k4_family(w, x, nb, [](const BlockQ4_K& wb, int c, int l, int hi) {
+    return (wb.qs[32 * c + l] >> (4 * hi)) & 0xF;
+  });
+}
+
 // Q5_K: as Q4_K with a 5th bit: bit 2c of qh[l] for element 64c + l, bit 2c + 1 for 64c + 32 + l.
 double dot_q5_k(const BlockQ5_K* w, const BlockQ8_K* x, int64_t nb) {
-  double acc = 0.0;
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t sc[8], mn[8];
-    detail::unpack_k4_scales(w[b].scales, sc, mn);
-    int32_t sumi = 0, summ = 0;
-    for (int c = 0; c < 4; ++c) {
-      int32_t s0 = 0, s1 = 0;
-      for (int l = 0; l < 32; ++l) {
-        int q0 = (w[b].qs[32 * c + l] & 0xF) | ((w[b].qh[l] >> (2 * c)) & 1) << 4;
-        int q1 = (w[b].qs[32 * c + l] >> 4) | ((w[b].qh[l] >> (2 * c + 1)) & 1) << 4;
-        s0 += q0 * x[b].qs[64 * c + l];
-        s1 += q1 * x[b].qs[64 * c + 32 + l];
-      }
-      sumi += sc[2 * c] * s0 + sc[2 * c + 1] * s1;
-    }
-    for (int j = 0; j < 8; ++j) summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-    acc += static_cast<double>(x[b].d) * (static_cast<double>(fp16_to_fp32(w[b].d)) * sumi -
-                                          static_cast<double>(fp16_to_fp32(w[b].dmin)) * summ);
-  }
-  return acc;
+  return dot_k4_family(w, x, nb, [](const BlockQ5_K& wb, int c, int l, int hi) {
+    return ((wb.qs[32 * c + l] >> (4 * hi)) & 0xF) | ((wb.qh[l] >> (2 * c + hi)) & 1) << 4;
+  });
 }
 
 // Q6_K: two halves of 128; in half h, for l < 32 (ql = ql + 64h, qh = qh + 32h):
