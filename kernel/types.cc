@@ -4,38 +4,70 @@ namespace hpl {
 
 TypeTraits type_traits(uint32_t id) {
   switch (static_cast<DType>(id)) {
-    case DType::F32: return {"f32", 1, 4, true};
-    case DType::F16: return {"f16", 1, 2, true};
-    case DType::Q4_0: return {"q4_0", 32, 18, true};
-    case DType::Q4_1: return {"q4_1", 32, 20, true};
-    case DType::Q5_0: return {"q5_0", 32, 22, true};
-    case DType::Q5_1: return {"q5_1", 32, 24, true};
-    case DType::Q8_0: return {"q8_0", 32, 34, true};
-    case DType::Q8_1: return {"q8_1", 32, 36, true};
-    case DType::Q2_K: return {"q2_K", 256, 84, true};
-    case DType::Q3_K: return {"q3_K", 256, 110, true};
-    case DType::Q4_K: return {"q4_K", 256, 144, true};
-    case DType::Q5_K: return {"q5_K", 256, 176, true};
-    case DType::Q6_K: return {"q6_K", 256, 210, true};
-    case DType::Q8_K: return {"q8_K", 256, 292, true};
-    case DType::IQ2_XXS: return {"iq2_xxs", 256, 66, true};
-    case DType::IQ2_XS: return {"iq2_xs", 256, 74, true};
-    case DType::IQ3_XXS: return {"iq3_xxs", 256, 98, true};
-    case DType::IQ1_S: return {"iq1_s", 256, 50, true};
-    case DType::IQ4_NL: return {"iq4_nl", 32, 18, true};
-    case DType::IQ3_S: return {"iq3_s", 256, 110, true};
-    case DType::IQ2_S: return {"iq2_s", 256, 82, true};
-    case DType::IQ4_XS: return {"iq4_xs", 256, 136, true};
-    case DType::I8: return {"i8", 1, 1, true};
-    case DType::I16: return {"i16", 1, 2, true};
-    case DType::I32: return {"i32", 1, 4, true};
-    case DType::I64: return {"i64", 1, 8, true};
-    case DType::F64: return {"f64", 1, 8, true};
-    case DType::IQ1_M: return {"iq1_m", 256, 56, true};
-    case DType::BF16: return {"bf16", 1, 2, true};
-    case DType::TQ1_0: return {"tq1_0", 256, 54, true};
-    case DType::TQ2_0: return {"tq2_0", 256, 66, true};
-    case DType::MXFP4: return {"mxfp4", 32, 17, true};
+    case DType::F32:
+      return {"f32", 1, 4, true};
+    case DType::F16:
+      return {"f16", 1, 2, true};
+    case DType::Q4_0:
+      return {"q4_0", 32, 18, true};
+    case DType::Q4_1:
+      return {"q4_1", 32, 20, true};
+    case DType::Q5_0:
+      return {"q5_0", 32, 22, true};
+    case DType::Q5_1:
+      return {"q5_1", 32, 24, true};
+    case DType::Q8_0:
+      return {"q8_0", 32, 34, true};
+    case DType::Q8_1:
+      return {"q8_1", 32, 36, true};
+    case DType::Q2_K:
+      return {"q2_K", 256, 84, true};
+    case DType::Q3_K:
+      return {"q3_K", 256, 110, true};
+    case DType::Q4_K:
+      return {"q4_K", 256, 144, true};
+    case DType::Q5_K:
+      return {"q5_K", 256, 176, true};
+    case DType::Q6_K:
+      return {"q6_K", 256, 210, true};
+    case DType::Q8_K:
+      return {"q8_K", 256, 292, true};
+    case DType::IQ2_XXS:
+      return {"iq2_xxs", 256, 66, true};
+    case DType::IQ2_XS:
+      return {"iq2_xs", 256, 74, true};
+    case DType::IQ3_XXS:
+      return {"iq3_xxs", 256, 98, true};
+    case DType::IQ1_S:
+      return {"iq1_s", 256, 50, true};
+    case DType::IQ4_NL:
+      return {"iq4_nl", 32, 18, true};
+    case DType::IQ3_S:
+      return {"iq3_s", 256, 110, true};
+    case DType::IQ2_S:
+      return {"iq2_s", 256, 82, true};
+    case DType::IQ4_XS:
+      return {"iq4_xs", 256, 136, true};
+    case DType::I8:
+      return {"i8", 1, 1, true};
+    case DType::I16:
+      return {"i16", 1, 2, true};
+    case DType::I32:
+      return {"i32", 1, 4, true};
+    case DType::I64:
+      return {"i64", 1, 8, true};
+    case DType::F64:
+      return {"f64", 1, 8, true};
+    case DType::IQ1_M:
+      return {"iq1_m", 256, 56, true};
+    case DType::BF16:
+      return {"bf16", 1, 2, true};
+    case DType::TQ1_0:
+      return {"tq1_0", 256, 54, true};
+    case DType::TQ2_0:
+      return {"tq2_0", 256, 66, true};
+    case DType::MXFP4:
+      return {"mxfp4", 32, 17, true};
   }
   return {"unknown", 1, 0, false};
 }
@@ -72,10 +104,11 @@ f16_t fp32_to_fp16(float f) {
   uint32_t sign = (x >> 16) & 0x8000u;
   uint32_t abs = x & 0x7fffffffu;
   if (abs >= 0x7f800000u) {  // inf or nan
-    return static_cast<f16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u | (abs >> 13 & 0x3ffu) : 0));
+    return static_cast<f16_t>(sign | 0x7c00u |
+                              (abs > 0x7f800000u ? 0x200u | (abs >> 13 & 0x3ffu) : 0));
   }
   if (abs >= 0x477ff000u) return static_cast<f16_t>(sign | 0x7c00u);  // rounds to inf
-  if (abs < 0x38800000u) {  // result is subnormal or zero
+  if (abs < 0x38800000u) {                                            // result is subnormal or zero
     if (abs < 0x33000000u) return static_cast<f16_t>(sign);
     uint32_t e = abs >> 23;
     uint32_t man = (abs & 0x7fffffu) | 0x800000u;

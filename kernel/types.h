@@ -53,8 +53,12 @@ struct TypeTraits {
 
 // Traits for any uint32 type id; unknown ids give known == false.
 TypeTraits type_traits(uint32_t type_id);
-inline TypeTraits type_traits(DType t) { return type_traits(static_cast<uint32_t>(t)); }
-inline const char* type_name(DType t) { return type_traits(t).name; }
+inline TypeTraits type_traits(DType t) {
+  return type_traits(static_cast<uint32_t>(t));
+}
+inline const char* type_name(DType t) {
+  return type_traits(t).name;
+}
 
 // Bytes of a row of n elements; n must be a multiple of block_elems.
 inline size_t row_bytes(DType t, int64_t n) {
@@ -94,8 +98,8 @@ struct BlockQ8_0 {
   int8_t qs[kQK8_0];
 };
 struct BlockQ4_K {
-  f16_t d;                      // super-block scale for the 6-bit scales
-  f16_t dmin;                   // super-block scale for the 6-bit mins
+  f16_t d;                       // super-block scale for the 6-bit scales
+  f16_t dmin;                    // super-block scale for the 6-bit mins
   uint8_t scales[kKScaleBytes];  // 8 scales and 8 mins, 6 bits each
   uint8_t qs[kQKK / 2];
 };

@@ -21,11 +21,11 @@ TEST(Fp16, RoundTripsEveryHalfValue) {
 }
 
 TEST(Fp16, RoundsToNearestEven) {
-  EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048), fp32_to_fp16(1.0f));              // tie -> even
+  EXPECT_EQ(fp32_to_fp16(1.0f + 1.0f / 2048), fp32_to_fp16(1.0f));                // tie -> even
   EXPECT_EQ(fp32_to_fp16(1.0f + 3.0f / 2048), fp32_to_fp16(1.0f + 4.0f / 2048));  // tie -> even
-  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);                                    // overflow -> inf
-  EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);                               // smallest subnormal
-  EXPECT_EQ(fp32_to_fp16(2.9802322e-8f), 0x0000);                               // tie -> even (0)
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);                                      // overflow -> inf
+  EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(fp32_to_fp16(2.9802322e-8f), 0x0000);  // tie -> even (0)
   EXPECT_EQ(fp32_to_fp16(-0.0f), 0x8000);
 }
 
