@@ -123,7 +123,7 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
     r.stream = s->get<bool>();
   }
   SamplingParams& sp = p.sampling;
-  sp.temperature = static_cast<float>(number(body, "temperature", 1.0, 0.0, 2.0));
+  sp.temp = static_cast<float>(number(body, "temperature", 1.0, 0.0, 2.0));
   sp.top_p = static_cast<float>(number(body, "top_p", 1.0, 0.0, 1.0, /*lo_open=*/true));
   sp.top_k = static_cast<int32_t>(integer(body, "top_k", 0, 0, 1 << 20));
   sp.min_p = static_cast<float>(number(body, "min_p", 0.0, 0.0, 1.0));

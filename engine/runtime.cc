@@ -28,7 +28,7 @@ void validate(const RequestParams& p) {
     if (m.role.empty()) bad("chat message without a role");
   if (p.max_tokens < 1) bad("max_tokens must be >= 1, got " + std::to_string(p.max_tokens));
   const SamplingParams& s = p.sampling;
-  if (!std::isfinite(s.temperature) || !std::isfinite(s.top_p) || !std::isfinite(s.min_p) ||
+  if (!std::isfinite(s.temp) || !std::isfinite(s.top_p) || !std::isfinite(s.min_p) ||
       !std::isfinite(s.repeat_penalty))
     bad("sampling parameters must be finite");
   if (s.top_p <= 0) bad("top_p must be > 0, got " + std::to_string(s.top_p));
@@ -392,14 +392,7 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
     if (t < 0 || t >= fwd.n_vocab())
       throw RuntimeError(Status::kInvalidArgument,
                          "token id " + std::to_string(t) + " out of the model's range");
-  SamplerParams sp;
-  sp.temp = p.sampling.temperature;
-  sp.top_k = p.sampling.top_k;
-  sp.top_p = p.sampling.top_p;
-  sp.min_p = p.sampling.min_p;
-  sp.repeat_penalty = p.sampling.repeat_penalty;
-  sp.repeat_last_n = p.sampling.repeat_last_n;
-  sp.seed = p.sampling.seed;
+  const SamplerParams& sp = p.sampling;
   Sampler sampler(sp, fwd.n_vocab());
 
   Event ev;

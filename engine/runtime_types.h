@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "tokenizer/chat_template.h"
 
 namespace hpl {
@@ -44,17 +45,9 @@ class RuntimeError : public std::runtime_error {
 using RequestId = uint64_t;  // > 0; increasing in submission order
 using SessionId = uint64_t;  // > 0
 
-// The engine's sampler chain settings, applied in this order: repetition penalty, top-k,
-// top-p, min-p, temperature. temperature <= 0 means greedy (argmax).
-struct SamplingParams {
-  float temperature = 0.8f;
-  int32_t top_k = 40;           // <= 0: off
-  float top_p = 0.95f;          // >= 1: off
-  float min_p = 0.05f;          // <= 0: off
-  float repeat_penalty = 1.0f;  // 1: off
-  int32_t repeat_last_n = 64;
-  uint64_t seed = 0;  // 0: a fixed default seed (runs are reproducible unless you vary it)
-};
+// A request's sampler settings are the engine sampler's own (engine/sampler.h); seed 0 is a
+// fixed seed like any other, so runs are reproducible unless you vary it.
+using SamplingParams = SamplerParams;
 
 // ChatMessage {role, content} comes from tokenizer/chat_template.h.
 

@@ -40,7 +40,7 @@ RequestParams greedy(const std::string& prompt, int max_tokens, SessionId s = 0)
   RequestParams p;
   p.prompt = prompt;
   p.max_tokens = max_tokens;
-  p.sampling.temperature = 0;
+  p.sampling.temp = 0;
   p.session = s;
   return p;
 }
@@ -106,7 +106,7 @@ TEST(RuntimeTest, StopActiveKeepsPartialOutputAndMeasuresLatency) {
     Clock::time_point t_stop{};
     std::atomic<bool> stop_sent{false};
     RequestParams p = greedy("Once upon a time", 200);
-    p.sampling.temperature = 0.9f;  // wander, so no natural end comes before the stop
+    p.sampling.temp = 0.9f;  // wander, so no natural end comes before the stop
     p.sampling.seed = 1234 + trial;
     const RequestId id = rt.submit(p, [&](const Event& ev) {
       rec.on_event(ev);
@@ -146,7 +146,7 @@ TEST(RuntimeTest, StopQueuedRemovesItWithoutRunning) {
   Recorder rec;
   std::atomic<bool> first_started{false};
   RequestParams p = greedy("Once upon a time", 200);
-  p.sampling.temperature = 0.9f;
+  p.sampling.temp = 0.9f;
   const RequestId a = rt.submit(p, [&](const Event& ev) {
     rec.on_event(ev);
     if (ev.type == EventType::kToken) first_started = true;

@@ -73,7 +73,7 @@ void touch_pages(const std::string& path) {
 
 hpl::SamplingParams to_sampling(const hpl_sampler_params& s) {
   hpl::SamplingParams p;
-  p.temperature = s.temperature;
+  p.temp = s.temperature;
   p.top_k = s.top_k;
   p.top_p = s.top_p;
   p.min_p = s.min_p;
@@ -289,7 +289,7 @@ hpl_status hpl_request_params_init(hpl_request_params* p) {
   HPL_REQUIRE(p, "hpl_request_params_init: params is NULL");
   const hpl::SamplingParams d;
   *p = hpl_request_params{};
-  p->sampler.temperature = d.temperature;
+  p->sampler.temperature = d.temp;
   p->sampler.top_k = d.top_k;
   p->sampler.top_p = d.top_p;
   p->sampler.min_p = d.min_p;
