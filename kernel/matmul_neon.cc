@@ -702,38 +702,27 @@ void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_s
     run_tiles<decltype(tile), decltype(act_scales)::value>(wb, w_stride, xb, x_stride, y, y_stride,
                                                            nb, n, r0, r1, ntok);
   };
-  using Yes = std::true_type;
   using No = std::false_type;
+  // The 32-element formats: SMMLA gemm when the CPU has i8mm and there are tokens to pair,
+  // else the dotprod tiles.
+  auto q8 = [&](auto block, auto unpack) {
+    using B = decltype(block);
+    using U = decltype(unpack);
+#if HPL_HAVE_I8MM
+    if (ntok >= 2)
+      return q8_gemm_i8mm<B, U>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1, ntok);
+#endif
+    go(TileQ8_0<B, U>{}, std::true_type{});
+  };
   switch (wt) {
     case DType::Q4_0:
-#if HPL_HAVE_I8MM
-      if (ntok >= 2) {
-        q8_gemm_i8mm<BlockQ4_0, UnpackQ4_0>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1,
-                                            ntok);
-        break;
-      }
-#endif
-      go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{}, Yes{});
+      q8(BlockQ4_0{}, UnpackQ4_0{});
       break;
     case DType::Q5_0:
-#if HPL_HAVE_I8MM
-      if (ntok >= 2) {
-        q8_gemm_i8mm<BlockQ5_0, UnpackQ5_0>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1,
-                                            ntok);
-        break;
-      }
-#endif
-      go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{}, Yes{});
+      q8(BlockQ5_0{}, UnpackQ5_0{});
       break;
     case DType::Q8_0:
-#if HPL_HAVE_I8MM
-      if (ntok >= 2) {
-        q8_gemm_i8mm<BlockQ8_0, UnpackQ8_0>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1,
-                                            ntok);
-        break;
-      }
-#endif
-      go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{}, Yes{});
+      q8(BlockQ8_0{}, UnpackQ8_0{});
       break;
     case DType::Q4_K:
 #if HPL_HAVE_I8MM
