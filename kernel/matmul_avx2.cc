@@ -3,9 +3,13 @@
 // Gemm: a tile is one weight row x up to 4 tokens, so each unpacked weight block feeds 4
 // tokens; rows are walked in blocks of kRowBlock so a block's weights stay in L1 while every
 // token chunk passes over them.
+//
+// This file is compiled three times: as the avx2 body, and (HPL_AVX_VNNI = 1 / 2, see
+// kernel/CMakeLists.txt) as the avxvnni and avx512vnni bodies, whose u8 x s8 dots are one
+// vpdpbusd instead of maddubs + madd.
 #include "kernel/isa.h"
 
-#if HPL_HAVE_AVX2
+#if HPL_X86_64
 
 #include <immintrin.h>
 
@@ -17,14 +21,43 @@
 #include "kernel/ops.h"
 #include "kernel/simd_avx2.h"
 
-namespace hpl::kernel::avx2 {
+#ifndef HPL_AVX_VNNI
+#define HPL_AVX_VNNI 0
+#endif
+#if HPL_AVX_VNNI == 1
+#define HPL_AVX_BODY avxvnni
+HPL_TARGET_BEGIN("avx2,fma,f16c,avxvnni")
+#elif HPL_AVX_VNNI == 2
+#define HPL_AVX_BODY avx512vnni
+HPL_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#else
+#define HPL_AVX_BODY avx2
+#endif
+
+namespace hpl::kernel::HPL_AVX_BODY {
 namespace {
+
+#if HPL_AVX_VNNI
+namespace simd = avx2::simd;
+#endif
 
 constexpr int kMaxTok = 4;     // tokens per register tile
 constexpr int kRowBlock = 16;  // rows whose weights are reused by every token chunk
 
 using simd::hmax;
 using simd::hsum;
+
+// acc + (u8 u) . (s8 s) per group of 4 bytes, in int32 lanes. maddubs cannot saturate here:
+// every caller's pair sums stay below 2^15 (|s| <= 127, u <= 128).
+inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+#if HPL_AVX_VNNI == 1
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+#elif HPL_AVX_VNNI == 2
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
 
 inline float h2f(f16_t h) {
   return _cvtsh_ss(h);
@@ -124,7 +157,6 @@ struct TileQ8_0 {
   static void run(const uint8_t* wrow, const uint8_t* const* x, const uint8_t* const* aux,
                   int64_t nb, int64_t, float* out) {
     const auto* w = reinterpret_cast<const Block*>(wrow);
-    const __m256i ones = _mm256_set1_epi16(1);
     constexpr int U = NT <= 2 ? 2 : 1;  // accumulator sets, used by alternate blocks
     const float* xd[NT];
     __m256 acc[U][NT];
@@ -140,14 +172,13 @@ struct TileQ8_0 {
       if constexpr (kOffset > 0) {
         for (int k = 0; k < NT; ++k) {
           const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
-          s[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, load256(xb->qs)), ones);
+          s[k] = dot_u8s8(_mm256_setzero_si256(), wq, load256(xb->qs));
         }
       } else {
         const __m256i aw = _mm256_sign_epi8(wq, wq);  // |w| as u8; the sign moves onto x
         for (int k = 0; k < NT; ++k) {
           const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
-          s[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(load256(xb->qs), wq)),
-                                   ones);
+          s[k] = dot_u8s8(_mm256_setzero_si256(), aw, _mm256_sign_epi8(load256(xb->qs), wq));
         }
       }
     };
@@ -475,55 +506,52 @@ void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* 
       });
 }
 
+// W rows [r0, r1) @ X (ntok, n) with Tile, for weight type T.
+template <DType T, class Tile>
+void tile_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                 size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  run_tiles<Tile>(static_cast<const uint8_t*>(w), w_stride, static_cast<const uint8_t*>(xq),
+                  x_stride, y, y_stride, n / type_traits(T).block_elems, n, r0, r1, ntok);
+}
+
+template <DType T, DType Act, class Tile>
+WeightKernels tile_kernels() {
+  return {T, Act, tile_matmul<T, Tile>, tile_matmul<T, Tile>, "1 row x 4 tokens"};
+}
+
+const WeightKernels kKernels[] = {
+    tile_kernels<DType::Q4_0, DType::Q8_0, TileQ8_0<BlockQ4_0, UnpackQ4_0>>(),
+    tile_kernels<DType::Q5_0, DType::Q8_0, TileQ8_0<BlockQ5_0, UnpackQ5_0>>(),
+    tile_kernels<DType::Q8_0, DType::Q8_0, TileQ8_0<BlockQ8_0, UnpackQ8_0>>(),
+    tile_kernels<DType::Q4_K, DType::Q8_K, TileK4<false>>(),
+    tile_kernels<DType::Q5_K, DType::Q8_K, TileK4<true>>(),
+    tile_kernels<DType::Q6_K, DType::Q8_K, TileQ6_K>(),
+    tile_kernels<DType::F16, DType::F32, TileFloat<f16_t>>(),
+    tile_kernels<DType::BF16, DType::F32, TileFloat<Bf16>>(),
+    tile_kernels<DType::F32, DType::F32, TileFloat<float>>(),
+};
+
 }  // namespace
 
 void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
   detail::quantize_act_row_with(act, x, y, n, quantize_q8_0, quantize_q8_k);
 }
 
+const WeightKernels* weight_kernels(DType wt) {
+  return detail::find_kernels(kKernels, wt);
+}
+
 // W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.
 void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
             size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
-  detail::check_matmul_args(wt, n, r0, r1, ntok);
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const uint8_t*>(xq);
-  const int64_t nb = n / type_traits(wt).block_elems;
-  auto go = [&](auto tile) {
-    run_tiles<decltype(tile)>(wb, w_stride, xb, x_stride, y, y_stride, nb, n, r0, r1, ntok);
-  };
-  switch (wt) {
-    case DType::Q4_0:
-      go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{});
-      break;
-    case DType::Q5_0:
-      go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{});
-      break;
-    case DType::Q8_0:
-      go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{});
-      break;
-    case DType::Q4_K:
-      go(TileK4<false>{});
-      break;
-    case DType::Q5_K:
-      go(TileK4<true>{});
-      break;
-    case DType::Q6_K:
-      go(TileQ6_K{});
-      break;
-    case DType::F16:
-      go(TileFloat<f16_t>{});
-      break;
-    case DType::BF16:
-      go(TileFloat<Bf16>{});
-      break;
-    case DType::F32:
-      go(TileFloat<float>{});
-      break;
-    default:
-      break;  // rejected by check_matmul_args
-  }
+  detail::matmul_with(weight_kernels(wt), wt, w, w_stride, xq, x_stride, y, y_stride, n, r0, r1,
+                      ntok);
 }
 
-}  // namespace hpl::kernel::avx2
+}  // namespace hpl::kernel::HPL_AVX_BODY
 
-#endif  // HPL_HAVE_AVX2
+#if HPL_AVX_VNNI
+HPL_TARGET_END()
+#endif
+
+#endif  // HPL_X86_64
