@@ -19,7 +19,7 @@
 #include "engine/memory_report.h"
 #include "engine/model.h"
 #include "engine/vocab_loader.h"
-#include "kernel/isa.h"
+#include "kernel/ops.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -180,6 +180,14 @@ int run_run(const std::vector<std::string>& args) {
                  static_cast<unsigned long long>(gp.sampling.seed), ids.size(), load_s * 1e3);
     for (const auto& c : model->weights.converted)
       std::fprintf(stderr, "converted: %s\n", c.c_str());
+    std::vector<DType> seen;  // the matmul body per weight type in the file
+    for (const GgufTensor& t : model->file->tensors()) {
+      if (std::find(seen.begin(), seen.end(), t.type) != seen.end()) continue;
+      seen.push_back(t.type);
+      const std::string path = kernel::matmul_path(t.type);
+      if (!path.empty())
+        std::fprintf(stderr, "kernel: %s -> %s\n", type_name(t.type), path.c_str());
+    }
   }
 
   if (!dump_logits.empty()) {

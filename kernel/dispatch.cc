@@ -72,4 +72,11 @@ const Ops& ops() {
   return active;
 }
 
+std::string matmul_path(DType wt) {
+  const WeightKernels* k = ops().weight_kernels(wt);
+  if (k == nullptr) return "";
+  return std::string(isa_name(active_isa())) + " (" + type_name(k->act) +
+         " activations, gemm tile " + k->gemm_tile + ")";
+}
+
 }  // namespace hpl::kernel

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "kernel/isa.h"
 #include "kernel/types.h"
@@ -76,10 +77,11 @@ namespace i8mm {
 #endif
 
 // Every op, once: the table of one body is an Ops, and `best` forwards to the active one.
-#define HPL_OPS(X)                                                                         \
-  X(quantize_act_row)                                                                      \
-  X(matmul) X(weight_kernels) X(rmsnorm) X(rope) X(softmax) X(silu) X(gelu_tanh) X(swiglu) \
-      X(geglu) X(add) X(mul) X(scale) X(fp32_to_fp16_row) X(fp16_to_fp32_row) X(attention)
+#define HPL_OPS(X)                                                                               \
+  X(quantize_act_row)                                                                            \
+  X(matmul)                                                                                      \
+  X(weight_kernels) X(rmsnorm) X(rope) X(softmax) X(silu) X(gelu_tanh) X(swiglu) X(geglu) X(add) \
+      X(mul) X(scale) X(fp32_to_fp16_row) X(fp16_to_fp32_row) X(attention)
 
 // The ops of one body; a body that only brings a matmul (avxvnni, dotprod, ...) takes the
 // others from isa_parent.
@@ -94,6 +96,10 @@ struct Ops {
 const Ops& ops(Isa isa);
 // The table of active_isa().
 const Ops& ops();
+
+// What matmul runs for weights of type wt on the active body, for `hpl info` / --verbose:
+// e.g. "avx512vnni (gemv 1 row x 4 tokens, gemm 1 row x 4 tokens)"; "" when unsupported.
+std::string matmul_path(DType wt);
 
 // The body chosen at load (kernel/isa.h): every call goes through ops().
 namespace best {
