@@ -9,6 +9,9 @@ DType vec_dot_type(DType w) {
     case DType::Q4_0:
     case DType::Q5_0:
     case DType::Q8_0:
+    case DType::Q4_0_X8:
+    case DType::Q5_0_X8:
+    case DType::Q8_0_X8:
       return DType::Q8_0;
     case DType::Q4_K:
     case DType::Q5_K:
@@ -24,6 +27,9 @@ bool matmul_supported(DType w) {
     case DType::Q4_0:
     case DType::Q5_0:
     case DType::Q8_0:
+    case DType::Q4_0_X8:
+    case DType::Q5_0_X8:
+    case DType::Q8_0_X8:
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:

@@ -19,6 +19,7 @@
 
 #include "kernel/matmul_common.h"
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 #include "kernel/simd_avx2.h"
 
 #ifndef HPL_AVX_VNNI
@@ -30,6 +31,10 @@ HPL_TARGET_BEGIN("avx2,fma,f16c,avxvnni")
 #elif HPL_AVX_VNNI == 2
 #define HPL_AVX_BODY avx512vnni
 HPL_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#if !defined(__clang__)
+// GCC 12 flags the intrinsics' own _mm512_undefined_* pass-through operands
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #else
 #define HPL_AVX_BODY avx2
 #endif
@@ -486,6 +491,253 @@ struct TileFloat {
   }
 };
 
+// --- packed tiles: 8 interleaved rows (kernel/repack.h) x up to kPackTok tokens --------------
+// A 64-byte run of a packed block holds 8 bytes of each of the 8 rows; vpdpbusd against the
+// token's matching 8 activation bytes broadcast to every 64-bit lane gives, per 32-bit lane
+// pair, that row's partial dot. Lane pairs are added once per row at the end. Weights enter
+// unsigned (nibbles; Q5_0 with the 5th bit; Q8_0 + 128), and offset * (sum of the block's
+// activations), made once per call, comes off in int32 before the block's scale.
+
+// shuffle index that spreads byte k of each 64-bit lane's low word over the lane's 8 bytes
+inline __m128i qh_index(int k) {
+  const long long b = 0x0101010101010101LL;
+  return _mm_set_epi64x(b * (8 + k), b * k);
+}
+
+#if HPL_AVX_VNNI == 2
+// zmm: one vector is a whole 64-byte run (rows 0..7).
+struct PackVec {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr int kPerRun = 1;  // vectors per 64-byte run
+  static I load(const uint8_t* p, int) { return _mm512_loadu_si512(p); }
+  static I bcast8(const int8_t* p) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return _mm512_set1_epi64(v);
+  }
+  static I set8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+  static I set_even32(int v) { return _mm512_set1_epi64(static_cast<uint32_t>(v)); }
+  static I band(I a, I b) { return _mm512_and_si512(a, b); }
+  static I bxor(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I srl4(I a) { return _mm512_srli_epi16(a, 4); }
+  static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static F fzero() { return _mm512_setzero_ps(); }
+  static F fset(float v) { return _mm512_set1_ps(v); }
+  static F cvt(I a) { return _mm512_cvtepi32_ps(a); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  // lanes 2r, 2r + 1 = row r's f16 scale as f32
+  static F row_scales(const f16_t* d, int) {
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                 _mm512_castps256_ps512(d8));
+  }
+  // the 32-bit qh words of the 8 rows, one per 64-bit lane
+  static I qh_lanes(const uint8_t* qh, int) {
+    return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh)));
+  }
+  // q | 0x10 where bit j of byte k of the lane's qh word is set, for byte j of each lane
+  static I add_bit4(I q, I qh, int k) {
+    const I bytes = _mm512_shuffle_epi8(qh, _mm512_broadcast_i32x4(qh_index(k)));
+    const __mmask64 m = _mm512_test_epi8_mask(bytes, _mm512_set1_epi64(0x8040201008040201LL));
+    return _mm512_mask_add_epi8(q, m, q, set8(0x10));
+  }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+};
+#else
+// ymm: a 64-byte run is two vectors (rows 0..3, rows 4..7).
+struct PackVec {
+  using I = __m256i;
+  using F = __m256;
+  static constexpr int kPerRun = 2;
+  static I load(const uint8_t* p, int v) { return load256(p + 32 * v); }
+  static I bcast8(const int8_t* p) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return _mm256_set1_epi64x(v);
+  }
+  static I set8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  static I set_even32(int v) { return _mm256_set1_epi64x(static_cast<uint32_t>(v)); }
+  static I band(I a, I b) { return _mm256_and_si256(a, b); }
+  static I bxor(I a, I b) { return _mm256_xor_si256(a, b); }
+  static I srl4(I a) { return _mm256_srli_epi16(a, 4); }
+  static I dot(I acc, I u, I s) { return dot_u8s8(acc, u, s); }
+  static F fzero() { return _mm256_setzero_ps(); }
+  static F fset(float v) { return _mm256_set1_ps(v); }
+  static F cvt(I a) { return _mm256_cvtepi32_ps(a); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F row_scales(const f16_t* d, int v) {
+    const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d + 4 * v)));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4),
+                                    _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+  }
+  static I qh_lanes(const uint8_t* qh, int v) {
+    return _mm256_cvtepu32_epi64(load128(qh + 16 * v));
+  }
+  static I add_bit4(I q, I qh, int k) {
+    const I bytes = _mm256_shuffle_epi8(qh, _mm256_broadcastsi128_si256(qh_index(k)));
+    const I bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    const I set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_or_si256(q, _mm256_and_si256(set, set8(0x10)));
+  }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+};
+#endif
+
+// Unpacked runs of one packed block: kRuns runs of 64 bytes, run i dotted with activation
+// bytes [kActAt[i], kActAt[i] + 8) of the token's Q8_0 block.
+struct PackQ4_0 {
+  static constexpr int kRuns = 4, kOffset = 8;
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ4_0);
+  static constexpr int kActAt[4] = {0, 16, 8, 24};
+  template <class V>
+  static void get(const uint8_t* blk, typename V::I (*q)[V::kPerRun]) {
+    const auto m4 = V::set8(0x0F);
+    for (int c = 0; c < 2; ++c) {
+      for (int v = 0; v < V::kPerRun; ++v) {
+        const auto r = V::load(blk + 16 + 64 * c, v);
+        q[2 * c][v] = V::band(r, m4);
+        q[2 * c + 1][v] = V::band(V::srl4(r), m4);
+      }
+    }
+  }
+};
+struct PackQ5_0 {
+  static constexpr int kRuns = 4, kOffset = 16;
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ5_0);
+  static constexpr int kActAt[4] = {0, 16, 8, 24};
+  template <class V>
+  static void get(const uint8_t* blk, typename V::I (*q)[V::kPerRun]) {
+    PackQ4_0::get<V>(blk, q);
+    for (int v = 0; v < V::kPerRun; ++v) {
+      const auto qh = V::qh_lanes(blk + 16 + 128, v);
+      for (int c = 0; c < 2; ++c) {
+        q[2 * c][v] = V::add_bit4(q[2 * c][v], qh, c);              // elements 8c + j
+        q[2 * c + 1][v] = V::add_bit4(q[2 * c + 1][v], qh, 2 + c);  // 16 + 8c + j
+      }
+    }
+  }
+};
+struct PackQ8_0 {
+  static constexpr int kRuns = 4, kOffset = 128;
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ8_0);
+  static constexpr int kActAt[4] = {0, 8, 16, 24};
+  template <class V>
+  static void get(const uint8_t* blk, typename V::I (*q)[V::kPerRun]) {
+    const auto flip = V::set8(0x80);  // s8 + 128 as u8
+    for (int c = 0; c < 4; ++c)
+      for (int v = 0; v < V::kPerRun; ++v) q[c][v] = V::bxor(V::load(blk + 16 + 64 * c, v), flip);
+  }
+};
+
+#if HPL_AVX_VNNI == 2
+constexpr int kPackTok = 8;  // tokens per packed tile
+#else
+constexpr int kPackTok = 4;
+#endif
+
+// One group of 8 packed rows x NT tokens over nb blocks -> out[k][r] for row r, token k.
+// x[k]: token k's Q8_0 row; xd[k]: its per-block f32 scales; xo[k]: per block, kOffset times
+// the sum of the block's activation bytes.
+template <class P, int NT>
+void packed_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* const* xd,
+                 const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
+  using V = PackVec;
+  typename V::F acc[NT][V::kPerRun];
+  for (int k = 0; k < NT; ++k)
+    for (int v = 0; v < V::kPerRun; ++v) acc[k][v] = V::fzero();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + b * P::kBlockBytes;
+    typename V::I q[P::kRuns][V::kPerRun];
+    P::template get<V>(blk, q);
+    typename V::F dw[V::kPerRun];
+    for (int v = 0; v < V::kPerRun; ++v)
+      dw[v] = V::row_scales(reinterpret_cast<const f16_t*>(blk), v);
+    for (int k = 0; k < NT; ++k) {
+      const int8_t* a = x[k][b].qs;
+      typename V::I s[V::kPerRun];
+      // -offset * sum enters the even lane of each row's pair once
+      for (int v = 0; v < V::kPerRun; ++v) s[v] = V::set_even32(-xo[k][b]);
+      for (int i = 0; i < P::kRuns; ++i) {
+        const auto ai = V::bcast8(a + P::kActAt[i]);
+        for (int v = 0; v < V::kPerRun; ++v) s[v] = V::dot(s[v], q[i][v], ai);
+      }
+      const auto sx = V::fset(xd[k][b]);
+      for (int v = 0; v < V::kPerRun; ++v)
+        acc[k][v] = V::fma(V::cvt(s[v]), V::mul(dw[v], sx), acc[k][v]);
+    }
+  }
+  for (int k = 0; k < NT; ++k) {
+    float lanes[2 * kPackRows];
+    for (int v = 0; v < V::kPerRun; ++v)
+      V::store(lanes + v * (2 * kPackRows / V::kPerRun), acc[k][v]);
+    for (int r = 0; r < kPackRows; ++r) out[k][r] = lanes[2 * r] + lanes[2 * r + 1];
+  }
+}
+
+// W (rows, n) packed in groups of 8 rows, rows [r0, r1) @ X (ntok, n) Q8_0 -> Y. Groups that
+// straddle r0 or r1 are computed whole and only their rows in range are stored.
+template <class P>
+void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                   size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  const int64_t nb = n / kQK8_0;
+  thread_local std::vector<float> xd_buf;
+  thread_local std::vector<int32_t> xo_buf;
+  xd_buf.resize(static_cast<size_t>(ntok * nb));
+  xo_buf.resize(static_cast<size_t>(ntok * nb));
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int i = 0; i < kQK8_0; ++i) sum += xr[b].qs[i];
+      xd_buf[t * nb + b] = h2f(xr[b].d);
+      xo_buf[t * nb + b] = P::kOffset * sum;
+    }
+  }
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t group_bytes = kPackRows * w_stride;
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const uint8_t* grp = wb + g * group_bytes;
+    for (int64_t t0 = 0; t0 < ntok; t0 += kPackTok) {
+      const int nt = static_cast<int>(std::min<int64_t>(kPackTok, ntok - t0));
+      const BlockQ8_0* xp[kPackTok];
+      const float* dp[kPackTok];
+      const int32_t* op[kPackTok];
+      for (int k = 0; k < nt; ++k) {
+        xp[k] = reinterpret_cast<const BlockQ8_0*>(xb + (t0 + k) * x_stride);
+        dp[k] = xd_buf.data() + (t0 + k) * nb;
+        op[k] = xo_buf.data() + (t0 + k) * nb;
+      }
+      float out[kPackTok][kPackRows];
+      switch (nt) {
+#define HPL_PACKED_CASE(N)                       \
+  case N:                                        \
+    packed_tile<P, N>(grp, xp, dp, op, nb, out); \
+    break;
+        HPL_PACKED_CASE(1)
+        HPL_PACKED_CASE(2)
+        HPL_PACKED_CASE(3)
+        HPL_PACKED_CASE(4)
+#if HPL_AVX_VNNI == 2
+        HPL_PACKED_CASE(5)
+        HPL_PACKED_CASE(6)
+        HPL_PACKED_CASE(7)
+        HPL_PACKED_CASE(8)
+#endif
+#undef HPL_PACKED_CASE
+        default:
+          break;
+      }
+      const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
+      for (int k = 0; k < nt; ++k)
+        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
+    }
+  }
+}
+
 // --- driver --------------------------------------------------------------------------------
 
 // W rows [r0, r1) x ntok tokens, in row blocks x token chunks of kMaxTok.
@@ -519,6 +771,12 @@ WeightKernels tile_kernels() {
   return {T, Act, tile_matmul<T, Tile>, tile_matmul<T, Tile>, "1 row x 4 tokens"};
 }
 
+template <DType T, class P>
+WeightKernels packed_kernels() {
+  return {T, DType::Q8_0, packed_matmul<P>, packed_matmul<P>,
+          HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens"};
+}
+
 const WeightKernels kKernels[] = {
     tile_kernels<DType::Q4_0, DType::Q8_0, TileQ8_0<BlockQ4_0, UnpackQ4_0>>(),
     tile_kernels<DType::Q5_0, DType::Q8_0, TileQ8_0<BlockQ5_0, UnpackQ5_0>>(),
@@ -529,6 +787,12 @@ const WeightKernels kKernels[] = {
     tile_kernels<DType::F16, DType::F32, TileFloat<f16_t>>(),
     tile_kernels<DType::BF16, DType::F32, TileFloat<Bf16>>(),
     tile_kernels<DType::F32, DType::F32, TileFloat<float>>(),
+    packed_kernels<DType::Q4_0_X8, PackQ4_0>(),
+    packed_kernels<DType::Q5_0_X8, PackQ5_0>(),
+#if HPL_AVX_VNNI
+    // Q8_0 + 128 exceeds maddubs' int16 pair sums; only vpdpbusd takes it
+    packed_kernels<DType::Q8_0_X8, PackQ8_0>(),
+#endif
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 #include "kernel/thread_pool.h"
 #include "kernel/types.h"
 
@@ -363,22 +364,63 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
       ASSERT_NEAR(v, e, 1e-6 * m + 1e-30) << "ref vs fp64: tok " << k << " row " << r;
     }
   }
-  for (const Body& isa : simd_isas()) {
-    auto ys = run(isa);
+  // a body's y against the reference's, and nothing written outside [r0, r1)
+  auto compare = [&](const std::string& name, const std::vector<float>& ys) {
     for (int64_t k = 0; k < s.ntok; ++k) {
       for (int64_t r = 0; r < static_cast<int64_t>(y_stride); ++r) {
         float v = ys[k * y_stride + r];
         if (r < s.r0 || r >= s.r1) {
-          ASSERT_EQ(v, kSentinel) << isa.name << " wrote outside its rows: tok " << k << " row "
-                                  << r;
+          ASSERT_EQ(v, kSentinel) << name << " wrote outside its rows: tok " << k << " row " << r;
           continue;
         }
         // Integer block dots are exact; f32 accumulation of block results costs ~1e-7 each.
         double m = mag[k * s.rows + r];
         ASSERT_NEAR(v, yr[k * y_stride + r], 1e-5 * m + 1e-30)
-            << isa.name << " vs ref: tok " << k << " row " << r;
+            << name << " vs ref: tok " << k << " row " << r;
       }
     }
+  };
+  for (const Body& isa : simd_isas()) {
+    compare(isa.name, run(isa));
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+
+  // The packed layout (kernel/repack.h), on every body that has a kernel for it.
+  const DType pt = packed_type(t);
+  if (pt == t || s.rows % kPackRows != 0) return;
+  std::vector<uint8_t> wp(w.size(), 0xCD), wu(w.size(), 0xEF);
+  repack_rows(t, w.data(), w_stride, s.rows, s.n, wp.data());
+  unpack_rows(pt, wp.data(), s.rows, s.n, wu.data(), w_stride);
+  ASSERT_EQ(wu, w) << "unpack_rows(repack_rows(w)) != w";
+  for (Isa isa : runnable_isas()) {
+    if (ops(isa).weight_kernels(pt) == nullptr) continue;
+    std::vector<float> ys(y_stride * s.ntok, kSentinel);
+    ops(isa).matmul(pt, wp.data(), w_stride, xq.data(), x_stride, ys.data(), y_stride, s.n, s.r0,
+                    s.r1, s.ntok);
+    compare(std::string(isa_name(isa)) + " " + type_name(pt), ys);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+// Packed layouts: rows in groups of 8, row ranges that cut groups, token counts around the
+// tile sizes (4 and 8).
+TEST(Matmul, PackedLayoutsMatchReference) {
+  int bodies = 0;
+  for (Isa isa : runnable_isas())
+    bodies += ops(isa).weight_kernels(DType::Q4_0_X8) != nullptr ? 1 : 0;
+  if (bodies == 0) GTEST_SKIP() << "no body with packed kernels on this machine";
+  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) {
+    std::mt19937 rng(77 + static_cast<int>(t));
+    for (int64_t ntok : {1, 2, 3, 4, 5, 8, 9, 13, 17}) {
+      const int64_t rows = 8 * (1 + rng() % 5);
+      const int64_t n = 32 * (1 + rng() % 24);
+      const int64_t r0 = rng() % rows;
+      const int64_t r1 = r0 + 1 + rng() % (rows - r0);
+      check_shape(rng, t, {rows, n, r0, r1, ntok});
+      if (HasFatalFailure()) return;
+    }
+    check_shape(rng, t, {64, 2048, 0, 64, 1});
+    check_shape(rng, t, {16, 640, 3, 13, 19});
   }
 }
 
