@@ -180,6 +180,11 @@ int run_run(const std::vector<std::string>& args) {
                  static_cast<unsigned long long>(gp.sampling.seed), ids.size(), load_s * 1e3);
     for (const auto& c : model->weights.converted)
       std::fprintf(stderr, "converted: %s\n", c.c_str());
+    if (!model->weights.packed.empty()) {
+      std::fprintf(stderr, "packed at load: %zu matrices, %.1f MiB (e.g. %s)\n",
+                   model->weights.packed.size(), model->weights.packed_bytes / 1048576.0,
+                   model->weights.packed.front().c_str());
+    }
     std::vector<DType> seen;  // the matmul body per weight type in the file
     for (const GgufTensor& t : model->file->tensors()) {
       if (std::find(seen.begin(), seen.end(), t.type) != seen.end()) continue;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 
 namespace hpl::kernel {
 namespace {
@@ -75,8 +76,14 @@ const Ops& ops() {
 std::string matmul_path(DType wt) {
   const WeightKernels* k = ops().weight_kernels(wt);
   if (k == nullptr) return "";
-  return std::string(isa_name(active_isa())) + " (" + type_name(k->act) +
-         " activations, gemm tile " + k->gemm_tile + ")";
+  std::string s = std::string(isa_name(active_isa())) + " (" + type_name(k->act) +
+                  " activations, gemm tile " + k->gemm_tile + ")";
+  const WeightKernels* p = ops().weight_kernels(packed_type(wt));
+  if (p != nullptr && p != k) {
+    s += ", packed at load to " + std::string(type_name(p->type)) + ": gemv and gemm tile " +
+         p->gemm_tile;
+  }
+  return s;
 }
 
 }  // namespace hpl::kernel
