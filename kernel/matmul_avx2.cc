@@ -522,6 +522,15 @@ struct PackVec {
   static I bxor(I a, I b) { return _mm512_xor_si512(a, b); }
   static I srl4(I a) { return _mm512_srli_epi16(a, 4); }
   static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I dot16(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
+  static I izero() { return _mm512_setzero_si512(); }
+  static F fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  static F fload(const float* p) { return _mm512_loadu_ps(p); }
+  // lanes 2r, 2r + 1 = v[r] for 8 floats (from a 32-byte array), as row_scales does
+  static F dup_rows(const float* v, int) {
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                 _mm512_castps256_ps512(_mm256_loadu_ps(v)));
+  }
   static F fzero() { return _mm512_setzero_ps(); }
   static F fset(float v) { return _mm512_set1_ps(v); }
   static F cvt(I a) { return _mm512_cvtepi32_ps(a); }
@@ -563,11 +572,41 @@ struct PackVec {
   static I bxor(I a, I b) { return _mm256_xor_si256(a, b); }
   static I srl4(I a) { return _mm256_srli_epi16(a, 4); }
   static I dot(I acc, I u, I s) { return dot_u8s8(acc, u, s); }
-  static F fzero() { return _mm256_setzero_ps(); }
-  static F fset(float v) { return _mm256_set1_ps(v); }
-  static F cvt(I a) { return _mm256_cvtepi32_ps(a); }
-  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
-  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static I dot16(I acc, I a, I b) {
+#if HPL_AVX_VNNI == 1
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+  }
+  static I izero() {
+    return _mm256_setzero_si256();
+  }
+  static F fnma(F a, F b, F c) {
+    return _mm256_fnmadd_ps(a, b, c);
+  }
+  static F fload(const float* p) {
+    return _mm256_loadu_ps(p);
+  }
+  static F dup_rows(const float* v, int half) {
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + 4 * half)),
+                                    _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+  }
+  static F fzero() {
+    return _mm256_setzero_ps();
+  }
+  static F fset(float v) {
+    return _mm256_set1_ps(v);
+  }
+  static F cvt(I a) {
+    return _mm256_cvtepi32_ps(a);
+  }
+  static F fma(F a, F b, F c) {
+    return _mm256_fmadd_ps(a, b, c);
+  }
+  static F mul(F a, F b) {
+    return _mm256_mul_ps(a, b);
+  }
   static F row_scales(const f16_t* d, int v) {
     const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d + 4 * v)));
     return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4),
@@ -582,7 +621,9 @@ struct PackVec {
     const I set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
     return _mm256_or_si256(q, _mm256_and_si256(set, set8(0x10)));
   }
-  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static void store(float* p, F v) {
+    _mm256_storeu_ps(p, v);
+  }
 };
 #endif
 
@@ -738,6 +779,157 @@ void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stri
   }
 }
 
+// Q4_K_X8 (kernel/repack.h) x Q8_K: per super-block and group, the 6-bit scales of the 8 rows
+// are decoded once into f32 d * sc (one vector per sub-block, lanes doubled as the runs' are)
+// and int16 mins laid out for vpdpwssd against the activation's sums per sub-block; the 16
+// runs of 64 quant bytes (low nibbles: sub-block 2c, high: 2c + 1) feed vpdpbusd.
+struct Q4KGroup {
+  alignas(64) float dsc[8][kPackRows];        // d * sc, [sub-block][row]
+  alignas(64) int16_t mins[2][kPackRows][4];  // [half][row][j]: min of sub-block 4 * half + j
+  alignas(64) float dmin[kPackRows];
+};
+
+inline void q4k_group_scales(const uint8_t* blk, Q4KGroup* g) {
+  const auto* d = reinterpret_cast<const f16_t*>(blk);
+  for (int r = 0; r < kPackRows; ++r) {
+    uint8_t sc[8], mn[8];
+    detail::unpack_k4_scales(blk + 32 + 12 * r, sc, mn);
+    const float dr = h2f(d[r]);
+    g->dmin[r] = h2f(d[kPackRows + r]);
+    for (int s = 0; s < 8; ++s) g->dsc[s][r] = dr * sc[s];
+    for (int j = 0; j < 4; ++j) {
+      g->mins[0][r][j] = mn[j];
+      g->mins[1][r][j] = mn[4 + j];
+    }
+  }
+}
+
+// x[k]: token k's Q8_K row; xs[k]: per super-block the 8 int16 sums of its sub-blocks.
+template <int NT>
+void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_t* const* xs,
+                     int64_t nb, float (*out)[kPackRows]) {
+  using V = PackVec;
+  constexpr int R = V::kPerRun;
+  typename V::F acc[NT][R];
+  for (int k = 0; k < NT; ++k)
+    for (int v = 0; v < R; ++v) acc[k][v] = V::fzero();
+  const auto m4 = V::set8(0x0F);
+  Q4KGroup g;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + b * 8 * sizeof(BlockQ4_K);
+    q4k_group_scales(blk, &g);
+    typename V::F sb[NT][R];
+    for (int k = 0; k < NT; ++k)
+      for (int v = 0; v < R; ++v) sb[k][v] = V::fzero();
+    for (int c = 0; c < 4; ++c) {
+      typename V::I lo[4][R], hi[4][R];
+      for (int j = 0; j < 4; ++j) {
+        for (int v = 0; v < R; ++v) {
+          const auto q = V::load(blk + 128 + 64 * (4 * c + j), v);
+          lo[j][v] = V::band(q, m4);
+          hi[j][v] = V::band(V::srl4(q), m4);
+        }
+      }
+      typename V::F s_lo[R], s_hi[R];
+      for (int v = 0; v < R; ++v) {
+        s_lo[v] = V::dup_rows(g.dsc[2 * c], v);
+        s_hi[v] = V::dup_rows(g.dsc[2 * c + 1], v);
+      }
+      for (int k = 0; k < NT; ++k) {
+        const int8_t* a = x[k][b].qs + 64 * c;
+        typename V::I il[R], ih[R];
+        for (int v = 0; v < R; ++v) il[v] = ih[v] = V::izero();
+        for (int j = 0; j < 4; ++j) {
+          const auto al = V::bcast8(a + 8 * j), ah = V::bcast8(a + 32 + 8 * j);
+          for (int v = 0; v < R; ++v) {
+            il[v] = V::dot(il[v], lo[j][v], al);
+            ih[v] = V::dot(ih[v], hi[j][v], ah);
+          }
+        }
+        for (int v = 0; v < R; ++v) {
+          sb[k][v] = V::fma(V::cvt(il[v]), s_lo[v], sb[k][v]);
+          sb[k][v] = V::fma(V::cvt(ih[v]), s_hi[v], sb[k][v]);
+        }
+      }
+    }
+    // mins: lane 2r gets min[r][0..1] . sums[0..1] (+ [4..5] . [4..5]), lane 2r + 1 the rest
+    typename V::I m0[R], m1[R];
+    typename V::F dm[R];
+    for (int v = 0; v < R; ++v) {
+      m0[v] = V::load(reinterpret_cast<const uint8_t*>(g.mins[0]), v);
+      m1[v] = V::load(reinterpret_cast<const uint8_t*>(g.mins[1]), v);
+      dm[v] = V::dup_rows(g.dmin, v);
+    }
+    for (int k = 0; k < NT; ++k) {
+      const int16_t* s = xs[k] + 8 * b;
+      const auto s0 = V::bcast8(reinterpret_cast<const int8_t*>(s));
+      const auto s1 = V::bcast8(reinterpret_cast<const int8_t*>(s + 4));
+      const auto dx = V::fset(x[k][b].d);
+      for (int v = 0; v < R; ++v) {
+        const auto mi = V::dot16(V::dot16(V::izero(), m0[v], s0), m1[v], s1);
+        acc[k][v] = V::fma(V::fnma(V::cvt(mi), dm[v], sb[k][v]), dx, acc[k][v]);
+      }
+    }
+  }
+  for (int k = 0; k < NT; ++k) {
+    float lanes[2 * kPackRows];
+    for (int v = 0; v < R; ++v) V::store(lanes + v * (2 * kPackRows / R), acc[k][v]);
+    for (int r = 0; r < kPackRows; ++r) out[k][r] = lanes[2 * r] + lanes[2 * r + 1];
+  }
+}
+
+// Q4_K_X8 groups x Q8_K tokens, as packed_matmul.
+void q4k_packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                       size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  const int64_t nb = n / kQKK;
+  thread_local std::vector<int16_t> xs_buf;
+  xs_buf.resize(static_cast<size_t>(ntok * nb * 8));
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xr = reinterpret_cast<const BlockQ8_K*>(xb + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b)
+      for (int s = 0; s < 8; ++s)
+        xs_buf[(t * nb + b) * 8 + s] =
+            static_cast<int16_t>(xr[b].bsums[2 * s] + xr[b].bsums[2 * s + 1]);
+  }
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const uint8_t* grp = wb + g * kPackRows * w_stride;
+    for (int64_t t0 = 0; t0 < ntok; t0 += kPackTok) {
+      const int nt = static_cast<int>(std::min<int64_t>(kPackTok, ntok - t0));
+      const BlockQ8_K* xp[kPackTok];
+      const int16_t* sp[kPackTok];
+      for (int k = 0; k < nt; ++k) {
+        xp[k] = reinterpret_cast<const BlockQ8_K*>(xb + (t0 + k) * x_stride);
+        sp[k] = xs_buf.data() + (t0 + k) * nb * 8;
+      }
+      float out[kPackTok][kPackRows];
+      switch (nt) {
+#define HPL_PACKED_CASE(N)                    \
+  case N:                                     \
+    q4k_packed_tile<N>(grp, xp, sp, nb, out); \
+    break;
+        HPL_PACKED_CASE(1)
+        HPL_PACKED_CASE(2)
+        HPL_PACKED_CASE(3)
+        HPL_PACKED_CASE(4)
+#if HPL_AVX_VNNI == 2
+        HPL_PACKED_CASE(5)
+        HPL_PACKED_CASE(6)
+        HPL_PACKED_CASE(7)
+        HPL_PACKED_CASE(8)
+#endif
+#undef HPL_PACKED_CASE
+        default:
+          break;
+      }
+      const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
+      for (int k = 0; k < nt; ++k)
+        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
+    }
+  }
+}
+
 // --- driver --------------------------------------------------------------------------------
 
 // W rows [r0, r1) x ntok tokens, in row blocks x token chunks of kMaxTok.
@@ -789,6 +981,8 @@ const WeightKernels kKernels[] = {
     tile_kernels<DType::F32, DType::F32, TileFloat<float>>(),
     packed_kernels<DType::Q4_0_X8, PackQ4_0>(),
     packed_kernels<DType::Q5_0_X8, PackQ5_0>(),
+    {DType::Q4_K_X8, DType::Q8_K, q4k_packed_matmul, q4k_packed_matmul,
+     HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens"},
 #if HPL_AVX_VNNI
     // Q8_0 + 128 exceeds maddubs' int16 pair sums; only vpdpbusd takes it
     packed_kernels<DType::Q8_0_X8, PackQ8_0>(),

@@ -7,6 +7,9 @@
 //   Q4_0_X8 (144 B): d[r] f16 x 8 | qs[r][0..7] x 8 | qs[r][8..15] x 8
 //   Q5_0_X8 (176 B): d[r] f16 x 8 | qs as Q4_0_X8 | qh[r][0..3] x 8
 //   Q8_0_X8 (272 B): d[r] f16 x 8 | qs[r][0..7] x 8 | qs[r][8..15] x 8 | [16..23] | [24..31]
+// and per 256-element super-block:
+//   Q4_K_X8 (1152 B): d[r] x 8 | dmin[r] x 8 | scales[r][0..11] x 8 | qs[r][8p..8p+7] x 8 for
+//                     p = 0..15
 // (qs and qh bytes are the GGUF block's own: low nibble = element i, high = element i + 16.)
 #pragma once
 
@@ -19,15 +22,15 @@ namespace hpl::kernel {
 
 constexpr int kPackRows = 8;  // rows per interleaved group
 
-// The packed layout of type t (Q4_0 -> Q4_0_X8, Q5_0 -> Q5_0_X8, Q8_0 -> Q8_0_X8), or t when it
-// has none.
+// The packed layout of type t (Q4_0 -> Q4_0_X8, Q5_0 -> Q5_0_X8, Q8_0 -> Q8_0_X8, Q4_K ->
+// Q4_K_X8), or t when it has none.
 DType packed_type(DType t);
 // The GGUF type a packed layout came from (t itself when t is not packed).
 DType unpacked_type(DType t);
 
 // W (rows, n) of type t, rows src_stride bytes apart -> packed_type(t) at dst (rows * row_bytes
-// bytes). Requires a packed layout, rows % kPackRows == 0 and n % 32 == 0 (else
-// std::invalid_argument).
+// bytes). Requires a packed layout, rows % kPackRows == 0 and n a multiple of the block size
+// (else std::invalid_argument).
 void repack_rows(DType t, const void* src, size_t src_stride, int64_t rows, int64_t n, void* dst);
 
 // The inverse: packed rows -> rows of unpacked_type(t), dst_stride bytes apart.

@@ -75,6 +75,8 @@ TypeTraits type_traits(uint32_t id) {
       return {"q5_0x8", 32, 22, false};
     case DType::Q8_0_X8:
       return {"q8_0x8", 32, 34, false};
+    case DType::Q4_K_X8:
+      return {"q4_Kx8", 256, 144, false};
   }
   return {"unknown", 1, 0, false};
 }

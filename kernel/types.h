@@ -47,6 +47,7 @@ enum class DType : uint32_t {
   Q4_0_X8 = 0x1002,
   Q5_0_X8 = 0x1006,
   Q8_0_X8 = 0x1008,
+  Q4_K_X8 = 0x100C,
 };
 
 struct TypeTraits {

@@ -409,18 +409,19 @@ TEST(Matmul, PackedLayoutsMatchReference) {
   for (Isa isa : runnable_isas())
     bodies += ops(isa).weight_kernels(DType::Q4_0_X8) != nullptr ? 1 : 0;
   if (bodies == 0) GTEST_SKIP() << "no body with packed kernels on this machine";
-  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0}) {
+  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K}) {
     std::mt19937 rng(77 + static_cast<int>(t));
+    const int64_t blk = type_traits(t).block_elems;
     for (int64_t ntok : {1, 2, 3, 4, 5, 8, 9, 13, 17}) {
       const int64_t rows = 8 * (1 + rng() % 5);
-      const int64_t n = 32 * (1 + rng() % 24);
+      const int64_t n = blk * (1 + rng() % (blk == 256 ? 6 : 24));
       const int64_t r0 = rng() % rows;
       const int64_t r1 = r0 + 1 + rng() % (rows - r0);
       check_shape(rng, t, {rows, n, r0, r1, ntok});
       if (HasFatalFailure()) return;
     }
     check_shape(rng, t, {64, 2048, 0, 64, 1});
-    check_shape(rng, t, {16, 640, 3, 13, 19});
+    check_shape(rng, t, {16, blk == 256 ? 768 : 640, 3, 13, 19});
   }
 }
 
