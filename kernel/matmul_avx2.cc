@@ -524,6 +524,8 @@ struct PackVec {
   static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
   static I dot16(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
   static I izero() { return _mm512_setzero_si512(); }
+  // pshufb with the same 16-byte index in every 128-bit lane
+  static I shuf(I a, __m128i idx) { return _mm512_shuffle_epi8(a, _mm512_broadcast_i32x4(idx)); }
   static F fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
   static F fload(const float* p) { return _mm512_loadu_ps(p); }
   // lanes 2r, 2r + 1 = v[r] for 8 floats (from a 32-byte array), as row_scales does
@@ -581,6 +583,9 @@ struct PackVec {
   }
   static I izero() {
     return _mm256_setzero_si256();
+  }
+  static I shuf(I a, __m128i idx) {
+    return _mm256_shuffle_epi8(a, _mm256_broadcastsi128_si256(idx));
   }
   static F fnma(F a, F b, F c) {
     return _mm256_fnmadd_ps(a, b, c);
@@ -783,25 +788,31 @@ void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stri
 // are decoded once into f32 d * sc (one vector per sub-block, lanes doubled as the runs' are)
 // and int16 mins laid out for vpdpwssd against the activation's sums per sub-block; the 16
 // runs of 64 quant bytes (low nibbles: sub-block 2c, high: 2c + 1) feed vpdpbusd.
-struct Q4KGroup {
-  alignas(64) float dsc[8][kPackRows];        // d * sc, [sub-block][row]
-  alignas(64) int16_t mins[2][kPackRows][4];  // [half][row][j]: min of sub-block 4 * half + j
-  alignas(64) float dmin[kPackRows];
-};
-
-inline void q4k_group_scales(const uint8_t* blk, Q4KGroup* g) {
-  const auto* d = reinterpret_cast<const f16_t*>(blk);
+// The 12 scale bytes of each of the 8 rows as two 64-bit words per row (matmul_common.h's
+// layout): lo = [sc0..3 mn0..3], hi = [sc4..7 mn4..7], 6 bits each. Scalar, 6 ops a row.
+inline void q4k_scale_words(const uint8_t* scales, uint64_t lo[kPackRows], uint64_t hi[kPackRows]) {
   for (int r = 0; r < kPackRows; ++r) {
-    uint8_t sc[8], mn[8];
-    detail::unpack_k4_scales(blk + 32 + 12 * r, sc, mn);
-    const float dr = h2f(d[r]);
-    g->dmin[r] = h2f(d[kPackRows + r]);
-    for (int s = 0; s < 8; ++s) g->dsc[s][r] = dr * sc[s];
-    for (int j = 0; j < 4; ++j) {
-      g->mins[0][r][j] = mn[j];
-      g->mins[1][r][j] = mn[4 + j];
-    }
+    uint64_t u01;
+    uint32_t u2;
+    std::memcpy(&u01, scales + 12 * r, 8);
+    std::memcpy(&u2, scales + 12 * r + 8, 4);
+    lo[r] = u01 & 0x3f3f3f3f3f3f3f3full;
+    const uint64_t nib = (u2 & 0x0f0f0f0fu) | static_cast<uint64_t>((u2 >> 4) & 0x0f0f0f0fu) << 32;
+    hi[r] = nib | ((u01 >> 2) & 0x3030303030303030ull);
   }
+}
+
+// pshufb index: in each 128-bit lane (rows 2L, 2L + 1 in its 64-bit halves) the int32 lanes of
+// row 2L get byte j of its word, those of row 2L + 1 byte 8 + j, zero-extended.
+inline __m128i k4_scale_index(int j) {
+  const int z = 0x80;
+  return _mm_setr_epi8(j, z, z, z, j, z, z, z, 8 + j, z, z, z, 8 + j, z, z, z);
+}
+// int16 pairs for vpdpwssd: row 2L's lanes get (mn[j0], mn[j0 + 1]), (mn[j0 + 2], mn[j0 + 3])
+// from bytes 4..7 of its word.
+inline __m128i k4_min_index() {
+  const int z = 0x80;
+  return _mm_setr_epi8(4, z, 5, z, 6, z, 7, z, 12, z, 13, z, 14, z, 15, z);
 }
 
 // x[k]: token k's Q8_K row; xs[k]: per super-block the 8 int16 sums of its sub-blocks.
@@ -814,10 +825,21 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
   for (int k = 0; k < NT; ++k)
     for (int v = 0; v < R; ++v) acc[k][v] = V::fzero();
   const auto m4 = V::set8(0x0F);
-  Q4KGroup g;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = grp + b * 8 * sizeof(BlockQ4_K);
-    q4k_group_scales(blk, &g);
+    // scales of the 8 rows: words lo / hi, then f32 d * sc per sub-block and int16 mins
+    alignas(64) uint64_t lo[kPackRows], hi[kPackRows];
+    q4k_scale_words(blk + 32, lo, hi);
+    alignas(32) float d8[kPackRows], dmin8[kPackRows];
+    _mm256_store_ps(d8, _mm256_cvtph_ps(load128(blk)));
+    _mm256_store_ps(dmin8, _mm256_cvtph_ps(load128(blk + 16)));
+    typename V::I wlo[R], whi[R];
+    typename V::F dr[R];
+    for (int v = 0; v < R; ++v) {
+      wlo[v] = V::load(reinterpret_cast<const uint8_t*>(lo), v);
+      whi[v] = V::load(reinterpret_cast<const uint8_t*>(hi), v);
+      dr[v] = V::dup_rows(d8, v);
+    }
     typename V::F sb[NT][R];
     for (int k = 0; k < NT; ++k)
       for (int v = 0; v < R; ++v) sb[k][v] = V::fzero();
@@ -830,10 +852,12 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
           hi[j][v] = V::band(V::srl4(q), m4);
         }
       }
+      // d * sc of sub-blocks 2c and 2c + 1 (scale bytes 0..3 of lo, then of hi)
       typename V::F s_lo[R], s_hi[R];
       for (int v = 0; v < R; ++v) {
-        s_lo[v] = V::dup_rows(g.dsc[2 * c], v);
-        s_hi[v] = V::dup_rows(g.dsc[2 * c + 1], v);
+        const auto& wd = c < 2 ? wlo[v] : whi[v];
+        s_lo[v] = V::mul(V::cvt(V::shuf(wd, k4_scale_index(2 * c % 4))), dr[v]);
+        s_hi[v] = V::mul(V::cvt(V::shuf(wd, k4_scale_index(2 * c % 4 + 1))), dr[v]);
       }
       for (int k = 0; k < NT; ++k) {
         const int8_t* a = x[k][b].qs + 64 * c;
@@ -856,9 +880,9 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
     typename V::I m0[R], m1[R];
     typename V::F dm[R];
     for (int v = 0; v < R; ++v) {
-      m0[v] = V::load(reinterpret_cast<const uint8_t*>(g.mins[0]), v);
-      m1[v] = V::load(reinterpret_cast<const uint8_t*>(g.mins[1]), v);
-      dm[v] = V::dup_rows(g.dmin, v);
+      m0[v] = V::shuf(wlo[v], k4_min_index());
+      m1[v] = V::shuf(whi[v], k4_min_index());
+      dm[v] = V::dup_rows(dmin8, v);
     }
     for (int k = 0; k < NT; ++k) {
       const int16_t* s = xs[k] + 8 * b;
@@ -981,9 +1005,11 @@ const WeightKernels kKernels[] = {
     tile_kernels<DType::F32, DType::F32, TileFloat<float>>(),
     packed_kernels<DType::Q4_0_X8, PackQ4_0>(),
     packed_kernels<DType::Q5_0_X8, PackQ5_0>(),
+#if HPL_AVX_VNNI
+    // (the avx2 body keeps Q4_K in the GGUF layout: without vpdpbusd the packed tile's
+    // ymm registers spill and it is slower, matmul_bench q4_K vs q4_Kx8)
     {DType::Q4_K_X8, DType::Q8_K, q4k_packed_matmul, q4k_packed_matmul,
      HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens"},
-#if HPL_AVX_VNNI
     // Q8_0 + 128 exceeds maddubs' int16 pair sums; only vpdpbusd takes it
     packed_kernels<DType::Q8_0_X8, PackQ8_0>(),
 #endif
