@@ -11,6 +11,7 @@
 #include <cmath>
 #include <string>
 
+#include "kernel/cpu_topology.h"
 #include "kernel/ops.h"
 #include "kernel/quant.h"
 
@@ -40,7 +41,9 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       cfg_(model.config),
       w_(model.weights),
       n_ubatch_(opt.n_ubatch),
-      pool_(std::make_unique<kernel::ThreadPool>(std::max(1, opt.n_threads))),
+      pool_(std::make_unique<kernel::ThreadPool>(
+          opt.n_threads > 0 ? opt.n_threads : kernel::host_cpu_topology().default_threads,
+          kernel::ThreadPool::kDefaultSpinUs, opt.cpus)),
       cache_(model.config.n_layer, opt.n_ctx, model.config.kv_dim()) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
   const int64_t B = n_ubatch_, E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim();
@@ -108,48 +111,54 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
     for_tokens(ntok, quantize);
   }
 
-  // Rows of all jobs, concatenated, split into one contiguous range per thread.
+  // The jobs' rows, cut into chunks that threads claim one at a time (see ThreadPool): a slow
+  // or preempted core costs at most one chunk. Chunks are sized by weight bytes, not rows
+  // (rows of different types cost what they read): job j gets about its share of bytes of
+  // kChunksPerThread * threads chunks, each a range of whole kRowGrain-row blocks. A row's
+  // result does not depend on the range it was computed in, so any split gives the same bits.
   ProfSection sec(prof_);
-  // Balanced by weight bytes, not rows: rows of different types cost what they read. Thread
-  // ith takes bytes [total * ith / nth, total * (ith + 1) / nth) of the concatenated weights;
-  // in each job that becomes a row range rounded to kRowGrain. Neighbours compute the same
-  // boundary, so the ranges partition every job exactly.
+  constexpr int kMaxJobs = 4;
+  if (n_jobs > kMaxJobs) throw ModelError("matmuls: more than 4 jobs in one dispatch");
   double total_bytes = 0;
   for (int j = 0; j < n_jobs; ++j) total_bytes += double(jobs[j].w->row_stride) * jobs[j].w->rows;
-  auto boundary = [&](int j, double job_base, int ith, int nth) {
+  const int64_t want = int64_t{pool_->size()} * kernel::ThreadPool::kChunksPerThread;
+  int64_t blocks[kMaxJobs], first_chunk[kMaxJobs + 1];
+  first_chunk[0] = 0;
+  for (int j = 0; j < n_jobs; ++j) {
     const Matrix& W = *jobs[j].w;
-    const double b = total_bytes * ith / nth - job_base;
-    int64_t r = std::llround(b / double(W.row_stride) / kRowGrain) * kRowGrain;
-    return std::clamp<int64_t>(r, 0, W.rows);
-  };
-  auto body = [&](int ith, int nth) {
-    double job_base = 0;
-    for (int j = 0; j < n_jobs; ++j) {
-      const Matrix& W = *jobs[j].w;
-      const int64_t r0 = ith == 0 ? 0 : boundary(j, job_base, ith, nth);
-      const int64_t r1 = ith == nth - 1 ? W.rows : boundary(j, job_base, ith + 1, nth);
-      job_base += double(W.row_stride) * W.rows;
-      if (r0 >= r1) continue;
-      const DType vt = kernel::vec_dot_type(W.type);
-      const void* xq = x;
-      size_t xs = static_cast<size_t>(n) * sizeof(float);
-      if (vt == DType::Q8_0) {
-        xq = xq8_0_.data();
-        xs = s8_0;
-      } else if (vt == DType::Q8_K) {
-        xq = xq8_k_.data();
-        xs = s8_k;
-      }
-      sec.part(jobs[j].op, [&] {
-        k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y, static_cast<size_t>(W.rows), n,
-                  r0, r1, ntok);
-      });
+    blocks[j] = (W.rows + kRowGrain - 1) / kRowGrain;
+    const double share = double(W.row_stride) * W.rows / total_bytes;
+    const int64_t nc = std::clamp<int64_t>(std::llround(share * double(want)), 1, blocks[j]);
+    first_chunk[j + 1] = first_chunk[j] + (W.rows > 0 ? nc : 0);
+  }
+  auto chunk = [&](int64_t c, int) {
+    int j = 0;
+    while (c >= first_chunk[j + 1]) ++j;
+    const Matrix& W = *jobs[j].w;
+    const int64_t nc = first_chunk[j + 1] - first_chunk[j], i = c - first_chunk[j];
+    const int64_t r0 = blocks[j] * i / nc * kRowGrain;
+    const int64_t r1 = std::min(W.rows, blocks[j] * (i + 1) / nc * kRowGrain);
+    if (r0 >= r1) return;
+    const DType vt = kernel::vec_dot_type(W.type);
+    const void* xq = x;
+    size_t xs = static_cast<size_t>(n) * sizeof(float);
+    if (vt == DType::Q8_0) {
+      xq = xq8_0_.data();
+      xs = s8_0;
+    } else if (vt == DType::Q8_K) {
+      xq = xq8_k_.data();
+      xs = s8_k;
     }
+    sec.part(jobs[j].op, [&] {
+      k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y, static_cast<size_t>(W.rows), n, r0,
+                r1, ntok);
+    });
   };
+  const int64_t n_chunks = first_chunk[n_jobs];
   if (pool_->size() == 1 || total_rows * n * ntok < kInlineWork) {
-    body(0, 1);  // too small to pay for waking the workers
+    for (int64_t c = 0; c < n_chunks; ++c) chunk(c, 0);  // too small to pay for a dispatch
   } else {
-    pool_->run(body);
+    pool_->for_chunks(n_chunks, chunk);
   }
 }
 
@@ -223,14 +232,14 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   const int64_t n_ctx = cache_.n_ctx();
   {
     ProfScope ps(prof_, ProfOp::kAttention);
-    auto heads = [&](int ith, int nth) {
-      const int64_t h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
-      if (h0 < h1) k::attention(ap, q, kc, vc, att, ntok, pos0, h0, h1, ascratch + ith * n_ctx);
+    // One chunk per head; ith picks the running thread's scratch.
+    auto head = [&](int64_t h, int ith) {
+      k::attention(ap, q, kc, vc, att, ntok, pos0, h, h + 1, ascratch + ith * n_ctx);
     };
     if (pool_->size() == 1 || 2 * ntok * (pos0 + ntok) * H * D < kInlineWork) {
-      heads(0, 1);
+      k::attention(ap, q, kc, vc, att, ntok, pos0, 0, H, ascratch);
     } else {
-      pool_->run(heads);
+      pool_->for_chunks(H, head);
     }
   }
   float* proj = proj_.data();
