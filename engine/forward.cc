@@ -14,6 +14,7 @@
 #include "kernel/cpu_topology.h"
 #include "kernel/ops.h"
 #include "kernel/quant.h"
+#include "kernel/row_chunks.h"
 
 namespace hpl {
 
@@ -111,34 +112,24 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
     for_tokens(ntok, quantize);
   }
 
-  // The jobs' rows, cut into chunks that threads claim one at a time (see ThreadPool): a slow
-  // or preempted core costs at most one chunk. Chunks are sized by weight bytes, not rows
-  // (rows of different types cost what they read): job j gets about its share of bytes of
-  // kChunksPerThread * threads chunks, each a range of whole kRowGrain-row blocks. A row's
-  // result does not depend on the range it was computed in, so any split gives the same bits.
+  // The jobs' rows in chunks, sized by weight bytes, that threads claim one at a time (see
+  // ThreadPool and RowChunks): a slow or preempted core costs at most one chunk.
   ProfSection sec(prof_);
-  constexpr int kMaxJobs = 4;
-  if (n_jobs > kMaxJobs) throw ModelError("matmuls: more than 4 jobs in one dispatch");
-  double total_bytes = 0;
-  for (int j = 0; j < n_jobs; ++j) total_bytes += double(jobs[j].w->row_stride) * jobs[j].w->rows;
-  const int64_t want = int64_t{pool_->size()} * kernel::ThreadPool::kChunksPerThread;
-  int64_t blocks[kMaxJobs], first_chunk[kMaxJobs + 1];
-  first_chunk[0] = 0;
+  if (n_jobs > kernel::RowChunks::kMaxJobs) throw ModelError("matmuls: too many jobs");
+  int64_t rows[kernel::RowChunks::kMaxJobs];
+  size_t strides[kernel::RowChunks::kMaxJobs];
   for (int j = 0; j < n_jobs; ++j) {
-    const Matrix& W = *jobs[j].w;
-    blocks[j] = (W.rows + kRowGrain - 1) / kRowGrain;
-    const double share = double(W.row_stride) * W.rows / total_bytes;
-    const int64_t nc = std::clamp<int64_t>(std::llround(share * double(want)), 1, blocks[j]);
-    first_chunk[j + 1] = first_chunk[j] + (W.rows > 0 ? nc : 0);
+    rows[j] = jobs[j].w->rows;
+    strides[j] = jobs[j].w->row_stride;
   }
+  // Too small to pay for a dispatch: one chunk per job, on this thread.
+  const bool serial = pool_->size() == 1 || total_rows * n * ntok < kInlineWork;
+  const kernel::RowChunks chunks(
+      rows, strides, n_jobs, kRowGrain,
+      serial ? 1 : int64_t{pool_->size()} * kernel::ThreadPool::kChunksPerThread);
   auto chunk = [&](int64_t c, int) {
-    int j = 0;
-    while (c >= first_chunk[j + 1]) ++j;
+    const auto [j, r0, r1] = chunks[c];
     const Matrix& W = *jobs[j].w;
-    const int64_t nc = first_chunk[j + 1] - first_chunk[j], i = c - first_chunk[j];
-    const int64_t r0 = blocks[j] * i / nc * kRowGrain;
-    const int64_t r1 = std::min(W.rows, blocks[j] * (i + 1) / nc * kRowGrain);
-    if (r0 >= r1) return;
     const DType vt = kernel::vec_dot_type(W.type);
     const void* xq = x;
     size_t xs = static_cast<size_t>(n) * sizeof(float);
@@ -154,11 +145,10 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
                 r1, ntok);
     });
   };
-  const int64_t n_chunks = first_chunk[n_jobs];
-  if (pool_->size() == 1 || total_rows * n * ntok < kInlineWork) {
-    for (int64_t c = 0; c < n_chunks; ++c) chunk(c, 0);  // too small to pay for a dispatch
+  if (serial) {
+    for (int64_t c = 0; c < chunks.count(); ++c) chunk(c, 0);
   } else {
-    pool_->for_chunks(n_chunks, chunk);
+    pool_->for_chunks(chunks.count(), chunk);
   }
 }
 
@@ -232,14 +222,17 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   const int64_t n_ctx = cache_.n_ctx();
   {
     ProfScope ps(prof_, ProfOp::kAttention);
-    // One chunk per head; ith picks the running thread's scratch.
-    auto head = [&](int64_t h, int ith) {
-      k::attention(ap, q, kc, vc, att, ntok, pos0, h, h + 1, ascratch + ith * n_ctx);
+    // Chunks of whole GQA groups (K/V converted once per group) when there are enough groups
+    // for the threads, else single heads; ith picks the running thread's scratch.
+    const int64_t n_chunks = Hkv >= pool_->size() ? Hkv : H;
+    auto heads = [&](int64_t c, int ith) {
+      k::attention(ap, q, kc, vc, att, ntok, pos0, H * c / n_chunks, H * (c + 1) / n_chunks,
+                   ascratch + ith * n_ctx);
     };
     if (pool_->size() == 1 || 2 * ntok * (pos0 + ntok) * H * D < kInlineWork) {
       k::attention(ap, q, kc, vc, att, ntok, pos0, 0, H, ascratch);
     } else {
-      pool_->for_chunks(H, head);
+      pool_->for_chunks(n_chunks, heads);
     }
   }
   float* proj = proj_.data();
