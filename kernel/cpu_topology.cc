@@ -135,7 +135,10 @@ std::vector<int> current_thread_affinity() {
 #endif
 }
 
-std::string pin_current_thread(const std::vector<int>& cpus) {
+std::string pin_current_thread(const std::vector<int>& cpus_in) {
+  std::vector<int> cpus = cpus_in;
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
   const std::string want = format_cpu_list(cpus);
 #if defined(__linux__)
   cpu_set_t set;

@@ -232,9 +232,13 @@ ThreadPool::ThreadPool(int n_threads, int spin_us, std::vector<int> cpus) : impl
     delete impl_;
     throw;
   }
-  if (!impl_->cpus.empty()) {  // wait for the workers' pin results, so pin_warning() has them
+  if (!impl_->cpus.empty() && n_threads > 1) {  // wait for the workers' pin results
     std::unique_lock<std::mutex> lk(impl_->pin_m);
     impl_->pin_cv.wait(lk, [&] { return impl_->started == n_threads - 1; });
+  } else if (!impl_->cpus.empty()) {  // no workers: a probe thread tells what the OS allows
+    std::string why;
+    std::thread([&] { why = pin_current_thread(impl_->cpus); }).join();
+    if (!why.empty()) impl_->pin_warning = "threads: " + why;
   }
 }
 
