@@ -12,6 +12,8 @@
 #   niced       threads = C, a `nice -n 15` busy loop on every core (a phone's background work,
 #               a niced compile)
 #   niced1      threads = 1, the same niced load
+#   default     no load; no -t (each engine's own default thread count)
+#   tN          no load; threads = N (e.g. t1, t3)
 # The load processes are started by this script and ended by their pid when a scenario ends.
 #
 # Environment: MODEL (default: scripts/default-model.sh, Gemma 3 270M Q4_K_M), HPL_BUILD_DIR
@@ -79,18 +81,19 @@ RESULTS="$OUT/results.tsv"  # scenario threads engine test tok/s load1
 
 # run_engine NAME SCENARIO THREADS: one bench run, appends its pp / tg means to RESULTS.
 run_engine() {
-  local name="$1" sc="$2" t="$3" json="$OUT/run.json" load
+  local name="$1" sc="$2" t="$3" json="$OUT/run.json" load targ=(-t "$3")
+  [[ "$t" == default ]] && targ=()
   load="$(cut -d' ' -f1 /proc/loadavg)"
   case "$name" in
     hpl | baseline)
       local bin="$HPL"
       [[ "$name" == baseline ]] && bin="$HPL_BASELINE"
-      "$bin" bench -m "$MODEL" -p "$PP" -n "$TG" -t "$t" -r "$REPS" -o json --no-bandwidth \
+      "$bin" bench -m "$MODEL" -p "$PP" -n "$TG" "${targ[@]}" -r "$REPS" -o json --no-bandwidth \
         >"$json" 2>/dev/null || { log "$name failed"; return 0; }
       ;;
     llama.cpp)
       # shellcheck disable=SC2086  # LLAMA_ENV is a list of VAR=value
-      env ${LLAMA_ENV:-} "$LLAMA_BENCH" -m "$MODEL" -p "$PP" -n "$TG" -t "$t" -r "$REPS" -o json \
+      env ${LLAMA_ENV:-} "$LLAMA_BENCH" -m "$MODEL" -p "$PP" -n "$TG" "${targ[@]}" -r "$REPS" -o json \
         >"$json" 2>"$OUT/llama.err" || { log "llama-bench failed: $(tail -1 "$OUT/llama.err")"; return 0; }
       ;;
   esac
@@ -116,6 +119,8 @@ for sc in "${SCENARIOS[@]}"; do
   t="$CORES"
   case "$sc" in
     idle) ;;
+    default) t=default ;;
+    t[0-9]*) t="${sc#t}" ;;
     over1) t=$((CORES + 1)) ;;
     over2) t=$((2 * CORES)) ;;
     rival) busy 0 ;;
