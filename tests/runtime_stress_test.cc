@@ -113,7 +113,8 @@ TEST(RuntimeStressTest, SwitchingModelsUnderABudgetNeverFailsOnAFinishedModel) {
   for (const char* n : names) {
     RuntimeOptions o;
     o.model_path = test::model_path(n);
-    o.session.n_ctx = 64;
+    o.session.n_ctx = 2048;  // the C API's defaults: a session takes a while to free
+    o.session.n_threads = 4;
     o.registry = reg;
     rts.push_back(std::make_unique<Runtime>(o));
   }
