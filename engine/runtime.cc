@@ -81,6 +81,7 @@ struct Runtime::Job {
   State state = State::kQueued;
   bool announced = false;     // the queued event was delivered; the worker may start it
   bool uses_scratch = false;  // a stateless request the worker runs on scratch_
+  bool over_budget = false;   // its model could not be loaded under the memory budget
   // Control jobs: the work, its outcome.
   std::function<void(Session&)> control;
   std::exception_ptr control_error;
@@ -95,11 +96,16 @@ Runtime::Runtime(RuntimeOptions opt)
                                                      std::to_string(opt_.session.n_ubatch) + ", " +
                                                      std::to_string(opt_.session.n_threads) + ")");
   registry_->acquire(opt_.model_path);  // load now so a bad file fails here
-  worker_ = std::thread([this] {
-    worker_id_ = std::this_thread::get_id();
-    worker_loop();
-  });
   releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
+  try {
+    worker_ = std::thread([this] {
+      worker_id_ = std::this_thread::get_id();
+      worker_loop();
+    });
+  } catch (...) {
+    registry_->remove_releaser(releaser_);
+    throw;
+  }
 }
 
 Runtime::~Runtime() {
@@ -286,7 +292,8 @@ void Runtime::worker_loop() {
     } else {
       std::string error_text;  // an error event's text points here
       const Event ev = run_generate(*job, error_text);
-      finish(job, ev, true);
+      // A budget refusal says nothing about this model's health: not counted by the breaker.
+      finish(job, ev, !job->over_budget);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -321,7 +328,13 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
         scratch = scratch_;
       }
       if (!scratch) {
-        auto lease = registry_->acquire(opt_.model_path);
+        std::shared_ptr<const LoadedModel> lease;
+        try {
+          lease = registry_->acquire(opt_.model_path);
+        } catch (const RuntimeError& e) {
+          job.over_budget = e.status() == Status::kOutOfMemory;
+          throw;
+        }
         scratch = std::make_shared<Session>(std::move(lease), opt_.session);
         std::lock_guard<std::mutex> lock(mu_);
         scratch_ = scratch;

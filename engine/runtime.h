@@ -34,7 +34,9 @@
 // Faults: an exception inside a request fails only that request (error event). After
 // max_consecutive_failures failed requests in a row, the runtime enters a failed state:
 // submit() throws Status::kFailedState naming the last error, and queued requests fail
-// with it, until reset_failed_state().
+// with it, until reset_failed_state(). A stateless request whose model cannot be loaded
+// under the memory budget (other models are in use) fails with kOutOfMemory but is not
+// counted: it says nothing about this model.
 #pragma once
 
 #include <atomic>

@@ -107,18 +107,30 @@ TEST(RuntimeTest, StopActiveKeepsPartialOutputAndMeasuresLatency) {
     std::atomic<RequestId> rid{0};
     Clock::time_point t_stop{};
     std::atomic<bool> stop_sent{false};
+    std::mutex mu;
+    std::condition_variable cv;
     RequestParams p = greedy("Once upon a time", 200);
     p.sampling.temp = 0.9f;  // wander, so no natural end comes before the stop
     p.sampling.seed = 1234 + trial;
     const RequestId id = rt.submit(p, [&](const Event& ev) {
       rec.on_event(ev);
-      if (ev.type == EventType::kToken) ++tokens;
+      // The worker waits in the third token's callback until stop() was called, so the stop
+      // lands mid-generation however fast the model and however slow this thread.
+      if (ev.type == EventType::kToken && ++tokens == 3) {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop_sent.load(); });
+      }
     });
     rid = id;
-    while (tokens.load() < 3) std::this_thread::yield();
+    while (tokens.load() < 3 && rec.log(id).terminals == 0) std::this_thread::yield();
+    if (tokens.load() < 3) continue;  // ended naturally first
     t_stop = Clock::now();
-    stop_sent = true;
     EXPECT_TRUE(rt.stop(id));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_sent = true;
+    }
+    cv.notify_all();
     ASSERT_TRUE(rt.wait(id, 60000));
     auto log = rec.log(id);
     EXPECT_TRUE(log.protocol_ok) << log.protocol_error;
@@ -569,10 +581,10 @@ TEST(ModelRegistryTest, BudgetSetAfterStatelessRequestsSeesTheirModelsIdle) {
     return std::make_unique<Runtime>(o);
   };
   auto ra = runtime_for(a), rb = runtime_for(b);
-  Recorder rec;
+  Recorder rec, rec_b;  // request ids are per runtime
   ra->submit(greedy("Once upon a time", 2), rec.callback());
-  rb->submit(greedy("Once upon a time", 2), rec.callback());
-  ra->wait_idle();
+  ra->wait_idle();  // a is used before b: a is the least recently used
+  rb->submit(greedy("Once upon a time", 2), rec_b.callback());
   rb->wait_idle();
   EXPECT_GT(ra->memory().kv_bytes, 0u);  // the scratch session is cached
   reg->set_budget(std::filesystem::file_size(b) + std::filesystem::file_size(c) + 65536);
@@ -598,6 +610,32 @@ TEST(ModelRegistryTest, BudgetSetAfterStatelessRequestsSeesTheirModelsIdle) {
   EXPECT_FALSE(reg->is_loaded(b));
   EXPECT_EQ(rb->memory().kv_bytes, 0u);
   EXPECT_TRUE(reg->is_loaded(a));
+}
+
+// A stateless request whose model cannot be loaded because other models are in use fails
+// with kOutOfMemory, but does not count towards the circuit breaker.
+TEST(ModelRegistryTest, BudgetRefusalsDoNotOpenTheBreaker) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel);
+  auto reg = std::make_shared<ModelRegistry>();
+  RuntimeOptions oa = options(64), ob = options(64);
+  oa.registry = ob.registry = reg;
+  ob.model_path = b;
+  Runtime ra(oa), rb(ob);
+  const SessionId s = ra.create_session();  // pins a
+  // Room for either model, not both: b (idle) is evicted.
+  reg->set_budget(std::max(std::filesystem::file_size(a), std::filesystem::file_size(b)) + 65536);
+  ASSERT_FALSE(reg->is_loaded(b));
+  Recorder rec;
+  for (int i = 0; i < 4; ++i) {
+    const RequestId id = rb.submit(greedy("Once upon a time", 2), rec.callback());
+    rb.wait(id);
+    EXPECT_EQ(rec.log(id).terminal.status, Status::kOutOfMemory) << rec.log(id).error_text;
+  }
+  EXPECT_FALSE(rb.failed()) << rb.failed_reason();
+  ra.free_session(s);  // a is idle now: b's next request evicts it
+  const RequestId id = rb.submit(greedy("Once upon a time", 2), rec.callback());
+  rb.wait(id);
+  EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
 }
 
 }  // namespace

@@ -122,7 +122,8 @@ HPL_API hpl_status hpl_model_load(const char* path, const hpl_model_params* para
 HPL_API hpl_status hpl_model_unload(hpl_model* model);
 /* Circuit breaker: *failed = 1 after max_consecutive_failures failed requests in a row;
  * then hpl_submit() returns HPL_ERR_FAILED_STATE (hpl_last_error() names the last error)
- * until hpl_model_reset(). */
+ * until hpl_model_reset(). A request that failed with HPL_ERR_OUT_OF_MEMORY because its
+ * model could not be loaded under the memory budget is not counted. */
 HPL_API hpl_status hpl_model_failed(hpl_model* model, int32_t* failed);
 HPL_API hpl_status hpl_model_reset(hpl_model* model);
 
