@@ -12,9 +12,9 @@
 // - everything else: the worker thread.
 // A request's events never overlap and arrive in the order above. No runtime lock is held
 // during a callback: it may call submit(), stop() and create_session(), but not the
-// blocking calls (wait(), wait_idle(), the other session calls including free_session(), the
-// destructor), which throw Status::kWouldDeadlock on the worker thread. A callback must not throw
-// (exceptions are swallowed) and should be quick: the worker waits for it.
+// blocking calls (wait(), wait_idle(), the other session calls including free_session(),
+// the destructor), which throw Status::kWouldDeadlock on the worker thread. A callback must
+// not throw (exceptions are swallowed) and should be quick: the worker waits for it.
 //
 // Stop: the active request stops after its current token, or after the current prefill
 // micro-batch (SessionOptions::n_ubatch tokens) while the prompt is evaluated; what it
