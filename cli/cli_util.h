@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/request_checks.h"
+#include "runtime/request_checks.h"
 #include "engine/sampler.h"
 
 namespace hpl::cli {
@@ -69,7 +69,7 @@ inline int32_t to_int32(const std::string& opt, const std::string& v) {
   return static_cast<int32_t>(x);
 }
 
-// Refuses text that is not valid UTF-8 (engine/request_checks.h: the C API's and the
+// Refuses text that is not valid UTF-8 (runtime/request_checks.h: the C API's and the
 // server's rule), naming what it is and the byte offset.
 inline void require_utf8(std::string_view text, const std::string& what) {
   if (auto p = check_utf8(text, what)) throw std::runtime_error(p->message);

@@ -296,7 +296,7 @@ int run_chat(const std::vector<std::string>& args) {
       std::fprintf(stderr, "unknown command '%s' (/reset, /stats, /quit)\n", line.c_str());
       continue;
     }
-    if (auto bad = check_utf8(line, "message")) {  // the C API's rule (engine/request_checks.h)
+    if (auto bad = check_utf8(line, "message")) {  // the C API's rule (request_checks.h)
       std::fprintf(stderr, "%s; it was not sent\n", bad->message.c_str());
       continue;
     }

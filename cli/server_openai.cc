@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "engine/request_checks.h"
+#include "runtime/request_checks.h"
 
 namespace hpl::cli {
 

@@ -1,6 +1,6 @@
 // Runtime: FIFO worker, events, stop (active, queued, during prompt evaluation), sessions,
 // context-full, save/restore, circuit breaker, model registry budget. On stories260K.
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 
 #include <gtest/gtest.h>
 
@@ -14,9 +14,9 @@
 
 #include <unistd.h>
 
-#include "engine/request_checks.h"
-#include "engine/session.h"
 #include "engine/stop_matcher.h"
+#include "runtime/request_checks.h"
+#include "runtime/session.h"
 #include "tests/runtime_test_util.h"
 
 namespace hpl {

@@ -14,7 +14,7 @@
  *   hpl_submit() with HPL_ERR_INVALID_ARGUMENT and a message naming the field and the byte
  *   offset ("messages[1].content is not valid UTF-8 at byte 12"); it is never repaired.
  *   `hpl run`, `hpl chat` and `hpl serve` apply the same check and the same sampling ranges
- *   (engine/request_checks.h).
+ *   (runtime/request_checks.h).
  * - All functions are thread-safe, except that a handle must not be used after (or while)
  *   it is freed.
  *

@@ -220,7 +220,7 @@ static void expect_invalid(hpl_model* m, const hpl_request_params* p, const char
   collector_destroy(&c);
 }
 
-/* The shared request checks (engine/request_checks.h): the same ranges and messages as the
+/* The shared request checks (runtime/request_checks.h): the same ranges and messages as the
  * CLI and the server. */
 static void test_validation(hpl_model* m) {
   hpl_request_params p = greedy("Once upon a time", 4);

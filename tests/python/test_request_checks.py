@@ -1,5 +1,5 @@
 """One validation of request inputs for the C API, the CLI and the server
-(engine/request_checks.h): `hpl run` / `hpl chat` refuse the sampling values and token limits
+(runtime/request_checks.h): `hpl run` / `hpl chat` refuse the sampling values and token limits
 the server refuses, with the same messages, and every front end refuses text that is not valid
 UTF-8, naming the field and the byte offset. On stories260K.
 """

@@ -1,4 +1,4 @@
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <new>
 
-#include "engine/request_checks.h"
+#include "runtime/request_checks.h"
 #include "engine/sampler.h"
-#include "engine/session_file.h"
+#include "runtime/session_file.h"
 #include "engine/stop_matcher.h"
 
 namespace hpl {

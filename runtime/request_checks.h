@@ -17,8 +17,8 @@
 #include <string>
 #include <string_view>
 
-#include "engine/runtime_types.h"
 #include "engine/sampler.h"
+#include "runtime/runtime_types.h"
 
 namespace hpl {
 

@@ -1,4 +1,4 @@
-#include "engine/request_checks.h"
+#include "runtime/request_checks.h"
 
 #include <cmath>
 #include <cstdio>
