@@ -47,7 +47,8 @@ class ModelRegistry {
 
   // Unloads the model if it is loaded and idle; false if it is in use or not loaded.
   bool unload(const std::string& path);
-  // Lowering the budget evicts idle models until the loaded ones fit (or only busy ones stay).
+  // Lowering the budget evicts idle models until the loaded ones fit (asking holders to release
+  // cached leases as acquire() does; models really in use stay, even over the budget).
   void set_budget(size_t bytes);
 
   size_t budget() const;
