@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/request_checks.h"
 #include "engine/sampler.h"
+#include "runtime/request_checks.h"
 
 namespace hpl::cli {
 
@@ -81,7 +81,7 @@ inline int32_t parse_token_limit(const std::string& opt, const std::string& v) {
   const int64_t n = to_int(opt, v);
   if (n == -1 || n == 0) return static_cast<int32_t>(n);
   if (auto p = check_max_tokens(n))
-    throw std::runtime_error(opt + ": " + p->message + " (or -1: no limit)");
+    throw std::runtime_error(opt + ": " + p->message + " (or -1: no limit; 0: prompt only)");
   return static_cast<int32_t>(n);
 }
 
