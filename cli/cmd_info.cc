@@ -12,7 +12,7 @@
 
 #include "cli/command.h"
 #include "cli/json_writer.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "kernel/cpu_topology.h"
 
 namespace hpl::cli {

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/runtime.h"
 #include "kernel/cpu_topology.h"
+#include "runtime/runtime.h"
 
 struct hpl_model {
   std::unique_ptr<hpl::Runtime> rt;
