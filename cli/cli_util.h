@@ -59,8 +59,7 @@ inline std::string read_text_file(const std::string& path) {
 // Decode threads when -t is not given: the CPU topology's default (kernel/cpu_topology.h),
 // over the pinned CPUs when there are any.
 inline int default_threads(const std::vector<int>& cpus = {}) {
-  if (cpus.empty()) return kernel::host_cpu_topology().default_threads;
-  return kernel::read_cpu_topology("/sys/devices/system/cpu", cpus).default_threads;
+  return kernel::default_thread_count(cpus);
 }
 
 // -t / --threads N, --cpus LIST, --cpu-mask HEX.

@@ -43,7 +43,7 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       w_(model.weights),
       n_ubatch_(opt.n_ubatch),
       pool_(std::make_unique<kernel::ThreadPool>(
-          opt.n_threads > 0 ? opt.n_threads : kernel::host_cpu_topology().default_threads,
+          opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus),
           kernel::ThreadPool::kDefaultSpinUs, opt.cpus)),
       cache_(model.config.n_layer, opt.n_ctx, model.config.kv_dim()) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");

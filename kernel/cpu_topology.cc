@@ -236,6 +236,11 @@ const CpuTopology& host_cpu_topology() {
   return t;
 }
 
+int default_thread_count(const std::vector<int>& cpus) {
+  if (cpus.empty()) return host_cpu_topology().default_threads;
+  return read_cpu_topology("/sys/devices/system/cpu", cpus).default_threads;
+}
+
 std::string describe_cpu_topology(const CpuTopology& t) {
   std::ostringstream o;
   o << "CPUs online: " << format_cpu_list([&] {

@@ -57,6 +57,9 @@ CpuTopology read_cpu_topology(const std::string& root = "/sys/devices/system/cpu
 
 // The topology of this machine, read once.
 const CpuTopology& host_cpu_topology();
+// Threads to use when none are asked for: host_cpu_topology().default_threads, or with cpus
+// (a pin mask) the same rule applied to those CPUs.
+int default_thread_count(const std::vector<int>& cpus = {});
 
 // "0-3,6" -> {0,1,2,3,6}; sorted, unique. Throws std::invalid_argument naming the bad part.
 std::vector<int> parse_cpu_list(const std::string& s);
