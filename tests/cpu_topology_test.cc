@@ -1,15 +1,19 @@
 // CPU topology on fake sysfs trees shaped like real phones and desktops (tests/data/cpu, made
 // by make_trees.py): tiers, default thread counts, the allowed-CPU restriction; CPU list and
-// mask parsing; pinning: worker threads' affinity equals the mask, refusals are reported.
+// mask parsing; pinning: every pool thread's affinity equals the mask, refusals are reported.
 #include "kernel/cpu_topology.h"
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernel/thread_pool.h"
@@ -134,25 +138,6 @@ TEST(CpuMask, Parse) {
 }
 
 #if defined(__linux__)
-// Cpus_allowed_list of every thread of this process.
-std::vector<std::string> thread_masks() {
-  std::vector<std::string> out;
-  DIR* d = opendir("/proc/self/task");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("Cpus_allowed_list:", 0) == 0) {
-        out.push_back(line.substr(line.find_first_not_of(" \t", 18)));
-      }
-    }
-  }
-  closedir(d);
-  return out;
-}
-
 class Pinning : public ::testing::Test {
  protected:
   void SetUp() override { saved_ = current_thread_affinity(); }
@@ -166,11 +151,18 @@ TEST_F(Pinning, WorkerAffinityEqualsTheMask) {
   const std::vector<int> mask = {online.back()};  // one CPU we may use
   ThreadPool pool(3, ThreadPool::kDefaultSpinUs, mask);
   EXPECT_EQ(pool.pin_warning(), "");
-  pool.run([](int, int) {});  // pins the calling thread too
-  EXPECT_EQ(current_thread_affinity(), mask);
-  const std::vector<std::string> masks = thread_masks();
-  ASSERT_EQ(masks.size(), 3u);  // this thread and two workers
-  for (const std::string& m : masks) EXPECT_EQ(m, format_cpu_list(mask));
+  // Chunks that sleep, so every thread takes some; each records its thread's affinity.
+  std::mutex m;
+  std::map<long, std::vector<int>> seen;  // thread id -> affinity
+  pool.for_chunks(30, [&](int64_t, int) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::vector<int> a = current_thread_affinity();
+    std::lock_guard<std::mutex> lk(m);
+    seen[static_cast<long>(syscall(SYS_gettid))] = a;
+  });
+  EXPECT_EQ(seen.size(), 3u);  // the caller and both workers ran chunks
+  for (const auto& [tid, a] : seen) EXPECT_EQ(a, mask) << "thread " << tid;
+  EXPECT_EQ(current_thread_affinity(), mask);  // run() pinned the caller too
 }
 
 TEST_F(Pinning, RefusedMaskIsReportedNamingTheCpus) {
