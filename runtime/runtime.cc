@@ -1,0 +1,595 @@
+#include "runtime/runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <new>
+
+#include "runtime/request_checks.h"
+#include "engine/sampler.h"
+#include "runtime/session_file.h"
+#include "engine/stop_matcher.h"
+
+namespace hpl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The terminal event of a request stopped before it ran.
+Event stopped_done(RequestId id, Clock::time_point submitted) {
+  Event ev;
+  ev.type = EventType::kDone;
+  ev.id = id;
+  ev.stats.finish = FinishReason::kStopped;
+  ev.stats.truncated = is_truncation(FinishReason::kStopped);
+  ev.stats.queue_ms = ms_between(submitted, Clock::now());
+  return ev;
+}
+
+}  // namespace
+
+const char* status_name(Status s) {
+  switch (s) {
+    case Status::kOk:
+      return "ok";
+    case Status::kInvalidArgument:
+      return "invalid argument";
+    case Status::kIo:
+      return "i/o error";
+    case Status::kModel:
+      return "model error";
+    case Status::kContextFull:
+      return "context full";
+    case Status::kOutOfMemory:
+      return "out of memory";
+    case Status::kFailedState:
+      return "failed state";
+    case Status::kSessionMismatch:
+      return "session mismatch";
+    case Status::kBusy:
+      return "busy";
+    case Status::kWouldDeadlock:
+      return "would deadlock";
+    case Status::kInternal:
+      return "internal error";
+    case Status::kNotFound:
+      return "not found";
+    case Status::kTimeout:
+      return "timeout";
+  }
+  return "unknown status";
+}
+
+struct Runtime::Job {
+  enum class Kind { kGenerate, kControl };
+  enum class State { kQueued, kRunning, kFinished };
+  Kind kind = Kind::kGenerate;
+  RequestId id = 0;
+  RequestParams params;
+  SessionId session_id = 0;
+  std::shared_ptr<Session> session;  // null: stateless
+  EventCallback cb;
+  Clock::time_point submitted;
+  std::atomic<bool> stop{false};
+  // Guarded by Runtime::mu_:
+  State state = State::kQueued;
+  bool announced = false;     // the queued event was delivered; the worker may start it
+  bool uses_scratch = false;  // a stateless request the worker runs on scratch_
+  bool over_budget = false;   // its model could not be loaded under the memory budget
+  // Control jobs: the work, its outcome.
+  std::function<void(Session&)> control;
+  std::exception_ptr control_error;
+};
+
+Runtime::Runtime(RuntimeOptions opt)
+    : opt_(std::move(opt)), breaker_(opt_.max_consecutive_failures) {
+  registry_ = opt_.registry ? opt_.registry : std::make_shared<ModelRegistry>();
+  if (opt_.session.n_ctx < 1 || opt_.session.n_ubatch < 1 || opt_.session.n_threads < 0)
+    throw RuntimeError(Status::kInvalidArgument,
+                       "context and batch must be >= 1, threads >= 0 (got " +
+                           std::to_string(opt_.session.n_ctx) + ", " +
+                           std::to_string(opt_.session.n_ubatch) + ", " +
+                           std::to_string(opt_.session.n_threads) + ")");
+  registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+  releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
+  try {
+    worker_ = std::thread([this] {
+      worker_id_ = std::this_thread::get_id();
+      worker_loop();
+    });
+  } catch (...) {
+    registry_->remove_releaser(releaser_);
+    throw;
+  }
+}
+
+Runtime::~Runtime() {
+  registry_->remove_releaser(releaser_);
+  std::vector<std::shared_ptr<Job>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+    for (auto& j : queue_) {
+      j->state = Job::State::kFinished;
+      if (j->kind == Job::Kind::kControl)
+        j->control_error =
+            std::make_exception_ptr(RuntimeError(Status::kBusy, "the runtime is shutting down"));
+      dropped.push_back(j);
+    }
+    queue_.clear();
+    if (active_) active_->stop = true;
+  }
+  work_cv_.notify_all();
+  done_cv_.notify_all();
+  for (auto& j : dropped)
+    if (j->kind == Job::Kind::kGenerate) emit(*j, stopped_done(j->id, j->submitted));
+  if (worker_.joinable()) worker_.join();
+}
+
+void Runtime::emit(Job& job, const Event& ev) {
+  if (!job.cb) return;
+  try {
+    job.cb(ev);
+  } catch (...) {
+    // Documented: callbacks must not throw; the request goes on.
+  }
+}
+
+RequestId Runtime::submit(RequestParams p, EventCallback cb) {
+  if (auto problem = check_request(p))
+    throw RuntimeError(Status::kInvalidArgument, problem->message);
+  auto job = std::make_shared<Job>();
+  job->params = std::move(p);
+  job->cb = std::move(cb);
+  job->session_id = job->params.session;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
+    if (breaker_.is_open()) throw RuntimeError(Status::kFailedState, breaker_.open_reason());
+    if (job->session_id != 0) {
+      auto it = sessions_.find(job->session_id);
+      if (it == sessions_.end())
+        throw RuntimeError(Status::kInvalidArgument,
+                           "unknown session " + std::to_string(job->session_id));
+      job->session = it->second.session;
+      ++it->second.pending;
+    }
+    job->id = next_request_++;
+    job->submitted = Clock::now();
+    live_[job->id] = job;
+    queue_.push_back(job);  // in id order; the worker waits for `announced`
+  }
+  Event ev;
+  ev.type = EventType::kQueued;
+  ev.id = job->id;
+  emit(*job, ev);
+  bool stopped_meanwhile;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job->announced = true;
+    stopped_meanwhile = job->state == Job::State::kFinished;  // stop() removed it
+  }
+  if (stopped_meanwhile) {
+    finish(job, stopped_done(job->id, job->submitted), false);
+  } else {
+    work_cv_.notify_one();
+  }
+  return job->id;
+}
+
+bool Runtime::stop(RequestId id) {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(id);
+    if (it == live_.end()) return false;
+    job = it->second;
+    if (job->state == Job::State::kFinished) return false;  // its terminal event is on its way
+    if (job->state != Job::State::kQueued) {
+      job->stop = true;  // running: the worker ends it at the next token / micro-batch
+      return true;
+    }
+    queue_.erase(std::find(queue_.begin(), queue_.end(), job));
+    job->state = Job::State::kFinished;
+    job->stop = true;
+    if (!job->announced) return true;  // submit() delivers done after the queued event
+  }
+  finish(job, stopped_done(id, job->submitted), false);
+  return true;
+}
+
+void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts) {
+  // Before the terminal event is seen, the runtime is already in its after-state: the
+  // breaker has counted the request, stop() refuses it, its session is free again, and the
+  // scratch session of a stateless request is idle (the registry may release it to load
+  // another model). Only wait() still waits, until the callback has returned.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job->state = Job::State::kFinished;
+    if (job->uses_scratch) scratch_busy_ = false;
+    if (job->session_id != 0) {
+      auto it = sessions_.find(job->session_id);
+      if (it != sessions_.end()) --it->second.pending;
+    }
+    if (counts) {
+      if (ev.type == EventType::kError)
+        breaker_.record_failure(std::string(ev.text));
+      else
+        breaker_.record_success();
+    }
+  }
+  emit(*job, ev);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.erase(job->id);
+  }
+  done_cv_.notify_all();
+}
+
+void Runtime::check_not_worker(const char* what) const {
+  if (on_worker_thread())
+    throw RuntimeError(Status::kWouldDeadlock,
+                       std::string(what) + " called from a runtime callback (the worker thread)");
+}
+
+bool Runtime::wait(RequestId id, int64_t timeout_ms) {
+  check_not_worker("wait()");
+  std::unique_lock<std::mutex> lock(mu_);
+  auto pred = [&] { return live_.find(id) == live_.end(); };
+  if (timeout_ms < 0) {
+    done_cv_.wait(lock, pred);
+    return true;
+  }
+  return done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), pred);
+}
+
+void Runtime::wait_idle() {
+  check_not_worker("wait_idle()");
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [&] { return queue_.empty() && !active_ && live_.empty(); });
+}
+
+void Runtime::worker_loop() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    bool refuse = false;
+    std::string refuse_reason;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return quit_ || (!queue_.empty() && queue_.front()->announced); });
+      if (quit_) break;
+      job = queue_.front();
+      queue_.pop_front();
+      job->state = Job::State::kRunning;
+      active_ = job;
+      if (breaker_.is_open() && job->kind == Job::Kind::kGenerate) {
+        refuse = true;
+        refuse_reason = breaker_.open_reason();
+      } else if (job->kind == Job::Kind::kGenerate && !job->session) {
+        job->uses_scratch = scratch_busy_ = true;
+      }
+    }
+    if (job->kind == Job::Kind::kControl) {
+      try {
+        job->control(*job->session);
+      } catch (...) {
+        job->control_error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      job->state = Job::State::kFinished;
+    } else if (refuse) {
+      Event ev;
+      ev.type = EventType::kError;
+      ev.id = job->id;
+      ev.status = Status::kFailedState;
+      ev.text = refuse_reason;
+      finish(job, ev, false);
+    } else {
+      std::string error_text;  // an error event's text points here
+      const Event ev = run_generate(*job, error_text);
+      // A budget refusal says nothing about this model's health: not counted by the breaker.
+      finish(job, ev, !job->over_budget);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      active_.reset();
+    }
+    job.reset();
+    done_cv_.notify_all();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  scratch_.reset();
+}
+
+Event Runtime::run_generate(Job& job, std::string& error_text) {
+  Event done;
+  done.type = EventType::kDone;
+  done.id = job.id;
+  auto fail = [&](Status st, const std::string& msg) {
+    Event e = done;
+    e.type = EventType::kError;
+    e.status = st;
+    error_text = msg;
+    e.text = error_text;
+    return e;
+  };
+  Session* s = job.session.get();
+  std::shared_ptr<Session> scratch;  // stateless: the cached session (busy: never released)
+  size_t turn_start = 0;
+  try {
+    if (!s) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        scratch = scratch_;
+      }
+      if (!scratch) {
+        std::shared_ptr<const LoadedModel> lease;
+        try {
+          lease = registry_->acquire(opt_.model_path);
+        } catch (const RuntimeError& e) {
+          job.over_budget = e.status() == Status::kOutOfMemory;
+          throw;
+        }
+        scratch = std::make_shared<Session>(std::move(lease), opt_.session);
+        std::lock_guard<std::mutex> lock(mu_);
+        scratch_ = scratch;
+      }
+      s = scratch.get();
+      s->clear();
+    }
+    turn_start = s->tokens().size();
+    generate(job, *s, done);
+    return done;
+  } catch (const RuntimeError& e) {
+    if (s) s->rollback(turn_start);
+    return fail(e.status(), e.what());
+  } catch (const std::bad_alloc&) {
+    if (s) s->rollback(turn_start);
+    return fail(Status::kOutOfMemory, "out of memory while running the request");
+  } catch (const ModelError& e) {
+    if (s) s->rollback(turn_start);
+    return fail(Status::kInvalidArgument, e.what());
+  } catch (const std::exception& e) {
+    if (s) s->rollback(turn_start);
+    return fail(Status::kInternal, e.what());
+  }
+}
+
+void Runtime::generate(Job& job, Session& s, Event& done) {
+  const RequestParams& p = job.params;
+  const Tokenizer& tok = *s.model().tokenizer;
+  Forward& fwd = s.forward();
+  RequestStats& st = done.stats;
+  const auto t_start = Clock::now();
+  st.queue_ms = ms_between(job.submitted, t_start);
+
+  // Everything that can fail on input is checked before any work.
+  const std::vector<int32_t> fresh = s.turn_tokens(p);
+  std::vector<int32_t>& toks = s.tokens();
+  const size_t turn_start = toks.size();
+  const int64_t n_ctx = s.n_ctx();
+  const int64_t need =
+      static_cast<int64_t>(turn_start + fresh.size()) + static_cast<int64_t>(p.max_tokens);
+  if (need > n_ctx)
+    throw RuntimeError(Status::kContextFull,
+                       "context full: need " + std::to_string(need) + " tokens (" +
+                           std::to_string(turn_start) + " in the conversation + " +
+                           std::to_string(fresh.size()) + " new + " + std::to_string(p.max_tokens) +
+                           " max_tokens), have " + std::to_string(n_ctx));
+  if (turn_start + fresh.size() == static_cast<size_t>(s.n_past()))
+    throw RuntimeError(Status::kInvalidArgument, "the prompt encodes to no tokens");
+  for (int32_t t : fresh)
+    if (t < 0 || t >= fwd.n_vocab())
+      throw RuntimeError(Status::kInvalidArgument,
+                         "token id " + std::to_string(t) + " out of the model's range");
+  const SamplerParams& sp = p.sampling;
+  Sampler sampler(sp, fwd.n_vocab());
+
+  Event ev;
+  ev.id = job.id;
+  ev.type = EventType::kProcessing;
+  emit(job, ev);
+
+  // Prefill: the not-yet-evaluated tail of the conversation plus the new tokens, one
+  // micro-batch at a time so a stop takes effect between micro-batches.
+  toks.insert(toks.end(), fresh.begin(), fresh.end());
+  const int64_t past0 = s.n_past();
+  const int64_t n_eval = static_cast<int64_t>(toks.size()) - past0;
+  const int64_t ub = s.options().n_ubatch;
+  std::vector<float> logits(static_cast<size_t>(fwd.n_vocab()));
+  for (int64_t i = 0; i < n_eval; i += ub) {
+    if (job.stop.load(std::memory_order_relaxed)) {
+      s.rollback(turn_start);  // the prompt never became part of the conversation
+      st.prompt_tokens = static_cast<int32_t>(i);
+      st.finish = FinishReason::kStopped;
+      st.truncated = is_truncation(st.finish);
+      st.total_ms = ms_between(t_start, Clock::now());
+      return;
+    }
+    const int64_t n = std::min(ub, n_eval - i);
+    const bool last = i + n == n_eval;
+    fwd.eval(toks.data() + past0 + i, n, last ? logits.data() : nullptr);
+  }
+  const auto t_prefill = Clock::now();
+  st.prompt_tokens = static_cast<int32_t>(n_eval);
+  const double prefill_s = std::chrono::duration<double>(t_prefill - t_start).count();
+  st.prefill_tokens_per_s = prefill_s > 0 ? n_eval / prefill_s : 0;
+
+  // Decode: sample, stream the text, evaluate the token, repeat. The penalty window starts
+  // with the end of the conversation.
+  const size_t window = std::min(toks.size(), static_cast<size_t>(std::max(0, sp.repeat_last_n)));
+  for (size_t i = toks.size() - window; i < toks.size(); ++i) sampler.accept(toks[i]);
+  StreamDecoder decoder(tok);
+  StopMatcher matcher(p.stop_strings);
+  std::string response;
+  ev.type = EventType::kToken;
+  auto send = [&](const std::string& text) {
+    if (text.empty()) return;
+    response += text;
+    ev.text = text;
+    emit(job, ev);
+  };
+  Clock::time_point t_first{};
+  FinishReason reason = FinishReason::kMaxTokens;
+  for (;;) {
+    const int32_t id = sampler.sample(logits.data());
+    sampler.accept(id);
+    toks.push_back(id);
+    ++st.completion_tokens;
+    if (st.completion_tokens == 1) t_first = Clock::now();
+    if (tok.is_eog(id)) {
+      reason = FinishReason::kEndOfGeneration;
+      break;
+    }
+    send(matcher.push(decoder.feed(id)));
+    if (matcher.matched()) {
+      reason = FinishReason::kStopString;
+      break;
+    }
+    if (job.stop.load(std::memory_order_relaxed)) {
+      reason = FinishReason::kStopped;
+      break;
+    }
+    if (st.completion_tokens >= p.max_tokens) {
+      reason = FinishReason::kMaxTokens;
+      break;
+    }
+    if (fwd.n_past() + 1 > n_ctx) {
+      reason = FinishReason::kContextEnd;
+      break;
+    }
+    fwd.eval(&toks.back(), 1, logits.data());
+  }
+  if (!matcher.matched()) send(matcher.push(decoder.flush()) + matcher.flush());
+  const auto t_end = Clock::now();
+  st.finish = reason;
+  st.truncated = is_truncation(reason);
+  st.time_to_first_token_ms = ms_between(t_start, t_first);
+  const double decode_s = std::chrono::duration<double>(t_end - t_prefill).count();
+  st.decode_tokens_per_s = decode_s > 0 ? st.completion_tokens / decode_s : 0;
+  st.total_ms = ms_between(t_start, t_end);
+  s.exchanges().push_back(
+      {p.prompt, p.messages, std::move(response), reason == FinishReason::kEndOfGeneration});
+}
+
+void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {
+  check_not_worker("a session call");
+  auto job = std::make_shared<Job>();
+  job->kind = Job::Kind::kControl;
+  job->control = std::move(fn);
+  job->announced = true;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
+    auto it = sessions_.find(id);
+    if (it == sessions_.end())
+      throw RuntimeError(Status::kInvalidArgument, "unknown session " + std::to_string(id));
+    job->session = it->second.session;
+    queue_.push_back(job);
+    work_cv_.notify_one();
+    done_cv_.wait(lock, [&] { return job->state == Job::State::kFinished; });
+  }
+  if (job->control_error) std::rethrow_exception(job->control_error);
+}
+
+SessionId Runtime::create_session() {
+  auto lease = registry_->acquire(opt_.model_path);
+  auto s = std::make_shared<Session>(std::move(lease), opt_.session);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
+  const SessionId id = next_session_++;
+  sessions_[id].session = std::move(s);
+  return id;
+}
+
+void Runtime::free_session(SessionId id) {
+  check_not_worker("free_session()");
+  std::shared_ptr<Session> doomed;  // destroyed outside the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end())
+    throw RuntimeError(Status::kInvalidArgument, "unknown session " + std::to_string(id));
+  if (it->second.pending > 0)
+    throw RuntimeError(Status::kBusy, "session " + std::to_string(id) + " has " +
+                                          std::to_string(it->second.pending) +
+                                          " queued or active requests: stop and wait first");
+  doomed = std::move(it->second.session);
+  sessions_.erase(it);
+}
+
+void Runtime::reset_session(SessionId id) {
+  run_control(id, [](Session& s) { s.clear(); });
+}
+
+void Runtime::restart_session(SessionId id, int keep_last) {
+  run_control(id, [keep_last](Session& s) { s.keep_last_exchanges(keep_last); });
+}
+
+void Runtime::save_session(SessionId id, const std::string& path) {
+  run_control(id, [&path](Session& s) { save_session_file(s, path); });
+}
+
+void Runtime::restore_session(SessionId id, const std::string& path) {
+  run_control(id, [&path](Session& s) { load_session_file(s, path); });
+}
+
+SessionInfo Runtime::session_info(SessionId id) {
+  SessionInfo info;
+  run_control(id, [&info](Session& s) {
+    info.n_ctx = s.n_ctx();
+    info.n_past = s.n_past();
+    info.n_tokens = static_cast<int64_t>(s.tokens().size());
+    info.n_exchanges = static_cast<int64_t>(s.exchanges().size());
+  });
+  return info;
+}
+
+void Runtime::release_idle_scratch() {
+  std::shared_ptr<Session> doomed;  // destroyed outside the lock (joins its threads)
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!scratch_busy_) doomed = std::move(scratch_);
+}
+
+bool Runtime::failed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return breaker_.is_open();
+}
+
+std::string Runtime::failed_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return breaker_.is_open() ? breaker_.open_reason() : std::string();
+}
+
+void Runtime::reset_failed_state() {
+  std::lock_guard<std::mutex> lock(mu_);
+  breaker_.reset();
+}
+
+size_t Runtime::queue_length() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+RuntimeMemory Runtime::memory() const {
+  RuntimeMemory m;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, e] : sessions_) {
+    m.kv_bytes += e.session->forward().kv_bytes();
+    m.scratch_bytes += e.session->forward().scratch_bytes();
+  }
+  if (scratch_) {
+    m.kv_bytes += scratch_->forward().kv_bytes();
+    m.scratch_bytes += scratch_->forward().scratch_bytes();
+  }
+  for (const auto& path : registry_->loaded_paths())
+    if (path == opt_.model_path) m.model_bytes = std::filesystem::file_size(path);
+  return m;
+}
+
+}  // namespace hpl

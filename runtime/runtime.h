@@ -1,0 +1,167 @@
+// The runtime: one long-lived worker thread owns a model and runs requests strictly in
+// submission order (FIFO); submit() only queues, so the caller never waits for inference.
+//
+// Events of a request, in order: queued, processing (prompt evaluation starts), token...
+// (UTF-8-complete pieces), then exactly one terminal event: done (end of generation, token
+// limit, stop string, or stopped; with stats) or error (status + message).
+//
+// Which thread calls the callback:
+// - queued: the thread calling submit(), before submit() returns;
+// - done for a request stopped while still queued: the thread calling stop() (or the
+//   destructor), before it returns;
+// - everything else: the worker thread.
+// A request's events never overlap and arrive in the order above. No runtime lock is held
+// during a callback: it may call submit(), stop() and create_session(), but not the
+// blocking calls (wait(), wait_idle(), the other session calls including free_session(),
+// the destructor), which throw Status::kWouldDeadlock on the worker thread. A callback must
+// not throw (exceptions are swallowed) and should be quick: the worker waits for it.
+//
+// Stop: the active request stops after its current token, or after the current prefill
+// micro-batch (SessionOptions::n_ubatch tokens) while the prompt is evaluated; what it
+// generated is kept (in the events, and in the session) and done says kStopped/truncated.
+// A stopped prompt evaluation is rolled back, leaving the session as before the turn.
+//
+// Sessions keep the KV cache between turns; session operations (reset, restart with the
+// last K exchanges, save, restore) run on the worker in queue order and block the caller
+// until done. A turn that does not fit (conversation + new tokens + max_tokens > n_ctx)
+// fails before any work with Status::kContextFull.
+//
+// Memory: stateless requests run on a cached session (its KV cache is reused between them),
+// which holds a lease on the model. It is idle from the moment the request's terminal event
+// is about to be delivered; the registry may then release it to make room for another model
+// (ModelRegistry::add_releaser), and the next stateless request allocates it again.
+//
+// Faults: an exception inside a request fails only that request (error event). After
+// max_consecutive_failures failed requests in a row, the runtime enters a failed state:
+// submit() throws Status::kFailedState naming the last error, and queued requests fail
+// with it, until reset_failed_state(). A stateless request whose model cannot be loaded
+// under the memory budget (other models are in use) fails with kOutOfMemory but is not
+// counted: it says nothing about this model.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "runtime/circuit_breaker.h"
+#include "runtime/model_registry.h"
+#include "runtime/runtime_types.h"
+#include "runtime/session.h"
+
+namespace hpl {
+
+struct RuntimeOptions {
+  std::string model_path;
+  SessionOptions session;  // context, micro-batch, threads of every session of this runtime
+  int max_consecutive_failures = 3;
+  // Where the model is loaded; shared registries enforce one memory budget across runtimes.
+  // Null: a private registry without a budget.
+  std::shared_ptr<ModelRegistry> registry;
+};
+
+struct SessionInfo {
+  int64_t n_ctx = 0;
+  int64_t n_past = 0;    // tokens in the KV cache
+  int64_t n_tokens = 0;  // tokens in the conversation
+  int64_t n_exchanges = 0;
+};
+
+struct RuntimeMemory {
+  size_t model_bytes = 0;    // this runtime's model (mapped weights), 0 when not loaded
+  size_t kv_bytes = 0;       // KV caches of live sessions
+  size_t scratch_bytes = 0;  // forward-pass scratch of live sessions
+};
+
+class Runtime {
+ public:
+  // Loads the model through the registry (to fail early on a bad file) and starts the
+  // worker. Throws RuntimeError.
+  explicit Runtime(RuntimeOptions opt);
+  // Queued requests get done(kStopped), the active one is stopped; joins the worker.
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Queues a request; returns its id (increasing). Throws RuntimeError: kInvalidArgument
+  // (bad parameters, unknown session), kFailedState (circuit breaker open).
+  RequestId submit(RequestParams p, EventCallback cb);
+  // Stops a queued or active request. False when the id is unknown or already finished.
+  bool stop(RequestId id);
+  // Waits until the request's terminal event has been delivered (at once for a finished or
+  // unknown id). timeout_ms < 0: no timeout. False on timeout.
+  bool wait(RequestId id, int64_t timeout_ms = -1);
+  // Waits until nothing is queued or active.
+  void wait_idle();
+
+  SessionId create_session();
+  // Throws kBusy while the session has queued or active requests, kInvalidArgument if unknown,
+  // kWouldDeadlock on the worker thread.
+  void free_session(SessionId id);
+  void reset_session(SessionId id);                   // a new conversation
+  void restart_session(SessionId id, int keep_last);  // keep the last K exchanges
+  void save_session(SessionId id, const std::string& path);
+  void restore_session(SessionId id, const std::string& path);
+  SessionInfo session_info(SessionId id);
+
+  bool failed() const;
+  std::string failed_reason() const;  // "" when not failed
+  void reset_failed_state();
+
+  size_t queue_length() const;  // queued requests, not counting the active one
+  RuntimeMemory memory() const;
+  const std::string& model_path() const { return opt_.model_path; }
+  // True on the worker thread (inside a callback), where blocking calls would deadlock.
+  bool on_worker_thread() const { return std::this_thread::get_id() == worker_id_.load(); }
+  ModelRegistry& registry() { return *registry_; }
+
+ private:
+  struct Job;
+  struct SessionEntry {
+    std::shared_ptr<Session> session;
+    int pending = 0;  // queued or active requests
+  };
+
+  void worker_loop();
+  // Runs a request to its terminal event; an error event's text is stored in error_text.
+  Event run_generate(Job& job, std::string& error_text);
+  void generate(Job& job, Session& s, Event& done);
+  // Delivers the terminal event and retires the job (wakes wait()).
+  void finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts_for_breaker);
+  void emit(Job& job, const Event& ev);
+  void run_control(SessionId id, std::function<void(Session&)> fn);
+  void check_not_worker(const char* what) const;
+  // The registry's releaser: drops scratch_ unless a stateless request is running on it.
+  void release_idle_scratch();
+
+  RuntimeOptions opt_;
+  std::shared_ptr<ModelRegistry> registry_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // worker: a job is ready / shutting down
+  std::condition_variable done_cv_;  // waiters: a job finished
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::unordered_map<RequestId, std::shared_ptr<Job>> live_;  // queued or active requests
+  std::shared_ptr<Job> active_;
+  std::map<SessionId, SessionEntry> sessions_;
+  CircuitBreaker breaker_;
+  RequestId next_request_ = 1;
+  SessionId next_session_ = 1;
+  bool quit_ = false;
+
+  // Stateless requests' session. Set and cleared under mu_; while scratch_busy_ (a stateless
+  // request runs on it) only the worker uses it and nobody releases it.
+  std::shared_ptr<Session> scratch_;
+  bool scratch_busy_ = false;
+  uint64_t releaser_ = 0;  // our registration with the registry
+  std::thread worker_;
+  std::atomic<std::thread::id> worker_id_{};
+};
+
+}  // namespace hpl

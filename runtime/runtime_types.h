@@ -1,0 +1,107 @@
+// Plain types shared by the runtime (engine/runtime.h) and the C API (bindings/c/hpl.h):
+// status codes, request parameters, events and per-request statistics.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "tokenizer/chat_template.h"
+
+namespace hpl {
+
+// Values are part of the C API (HPL_OK, HPL_ERR_...): append only.
+enum class Status : int {
+  kOk = 0,
+  kInvalidArgument = 1,  // bad parameter or input (also: unknown request / session id)
+  kIo = 2,               // file could not be opened, read or written
+  kModel = 3,            // the model file is corrupt or unsupported
+  kContextFull = 4,      // the turn does not fit in the session's context
+  kOutOfMemory = 5,      // allocation failed or the memory budget is exhausted
+  kFailedState = 6,      // circuit breaker open: the runtime refuses work until reset
+  kSessionMismatch = 7,  // a session file from another model / incompatible context
+  kBusy = 8,             // the object is in use (a model with live sessions or requests)
+  kWouldDeadlock = 9,    // a blocking call made from inside a runtime callback
+  kInternal = 10,        // anything else (a bug)
+  kNotFound = 11,        // no such request (or it already finished)
+  kTimeout = 12,         // a wait timed out
+};
+const char* status_name(Status s);
+
+// An error that carries its status code; the runtime turns it into an error event.
+class RuntimeError : public std::runtime_error {
+ public:
+  RuntimeError(Status s, const std::string& msg) : std::runtime_error(msg), status_(s) {}
+  Status status() const { return status_; }
+
+ private:
+  Status status_;
+};
+
+using RequestId = uint64_t;  // > 0; increasing in submission order
+using SessionId = uint64_t;  // > 0
+
+// A request's sampler settings are the engine sampler's own (engine/sampler.h); seed 0 is a
+// fixed seed like any other, so runs are reproducible unless you vary it.
+using SamplingParams = SamplerParams;
+
+// ChatMessage {role, content} comes from tokenizer/chat_template.h.
+
+struct RequestParams {
+  SessionId session = 0;  // 0: a stateless request (the context is cleared before and after)
+  // Either raw prompt text (appended to the session as is) or chat messages (formatted with
+  // the model's chat template; a follow-up turn formats only the new messages).
+  std::string prompt;
+  std::vector<ChatMessage> messages;
+  SamplingParams sampling;
+  int32_t max_tokens = 128;  // > 0; generation also ends at end-of-generation or a stop string
+  std::vector<std::string> stop_strings;  // matched on the generated text; not emitted
+};
+
+enum class EventType : int { kQueued = 0, kProcessing = 1, kToken = 2, kDone = 3, kError = 4 };
+
+// Why a request ended with kDone. Values are part of the C API.
+enum class FinishReason : int {
+  kEndOfGeneration = 0,  // the model produced an end-of-generation token
+  kMaxTokens = 1,        // max_tokens reached
+  kStopString = 2,       // one of stop_strings appeared
+  kStopped = 3,          // stop() was called
+  kContextEnd = 4,       // the context filled up while generating
+};
+
+// RequestStats::truncated for each finish reason: the reply was cut short by something other
+// than the model or the request's own limits, i.e. kStopped (stop(), also while queued or
+// during prompt evaluation) and kContextEnd. kEndOfGeneration, kMaxTokens and kStopString
+// are not truncations.
+constexpr bool is_truncation(FinishReason r) {
+  return r == FinishReason::kStopped || r == FinishReason::kContextEnd;
+}
+
+struct RequestStats {
+  int32_t prompt_tokens = 0;          // tokens evaluated for this turn (new tokens only)
+  int32_t completion_tokens = 0;      // tokens generated
+  double time_to_first_token_ms = 0;  // from prompt evaluation start to the first token
+  double prefill_tokens_per_s = 0;
+  double decode_tokens_per_s = 0;
+  double queue_ms = 0;     // from submit to prompt evaluation start
+  double total_ms = 0;     // from prompt evaluation start to the end
+  bool truncated = false;  // is_truncation(finish)
+  FinishReason finish = FinishReason::kEndOfGeneration;
+};
+
+struct Event {
+  EventType type = EventType::kQueued;
+  RequestId id = 0;
+  std::string_view text;        // kToken: a UTF-8-complete piece; kError: the message
+  RequestStats stats;           // kDone (partial counts for kError)
+  Status status = Status::kOk;  // kError: the code
+};
+
+// Called for every event of one request. See Runtime for which thread calls it.
+using EventCallback = std::function<void(const Event&)>;
+
+}  // namespace hpl

@@ -1,0 +1,222 @@
+#include "runtime/session_file.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace hpl {
+
+namespace {
+
+constexpr char kMagic[8] = {'H', 'P', 'L', 'S', 'E', 'S', 'S', '\0'};
+
+class Writer {
+ public:
+  void bytes(const void* p, size_t n) {
+    const auto* b = static_cast<const char*>(p);
+    buf_.insert(buf_.end(), b, b + n);
+  }
+  template <class T>
+  void pod(const T& v) {
+    bytes(&v, sizeof v);
+  }
+  void str(const std::string& s) {
+    pod(static_cast<uint64_t>(s.size()));
+    bytes(s.data(), s.size());
+  }
+  std::string& buf() { return buf_; }
+
+ private:
+  std::string buf_;
+};
+
+// Bounds-checked reader over the whole file; every read names what was cut short.
+class Reader {
+ public:
+  Reader(const std::string& data, const std::string& path) : d_(data), path_(path) {}
+  void bytes(void* p, size_t n, const char* what) {
+    if (n > d_.size() - pos_)
+      throw RuntimeError(Status::kIo, path_ + ": truncated session file (reading " + what +
+                                          " at offset " + std::to_string(pos_) + ")");
+    std::memcpy(p, d_.data() + pos_, n);
+    pos_ += n;
+  }
+  template <class T>
+  T pod(const char* what) {
+    T v;
+    bytes(&v, sizeof v, what);
+    return v;
+  }
+  std::string str(const char* what) {
+    const uint64_t n = pod<uint64_t>(what);
+    if (n > d_.size() - pos_)
+      throw RuntimeError(Status::kIo, path_ + ": truncated session file (" + what + " of " +
+                                          std::to_string(n) + " bytes at offset " +
+                                          std::to_string(pos_) + ")");
+    std::string s = d_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  size_t pos() const { return pos_; }
+
+ private:
+  const std::string& d_;
+  const std::string& path_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+void save_session_file(Session& s, const std::string& path) {
+  KvCache& kv = s.kv_cache();
+  const ModelConfig& cfg = s.model().model->config;
+  const int64_t n_past = s.n_past();
+  Writer w;
+  w.bytes(kMagic, sizeof kMagic);
+  w.pod(kSessionFileVersion);
+  w.pod(uint32_t{0});
+  const ModelIdentity& id = s.model().identity;
+  w.pod(id.file_size);
+  w.pod(id.hparams_hash);
+  w.pod(id.tensors_hash);
+  w.pod(cfg.n_layer);
+  w.pod(kv.kv_dim());
+  w.pod(kv.n_ctx());
+  w.pod(n_past);
+  w.pod(static_cast<int64_t>(s.tokens().size()));
+  w.bytes(s.tokens().data(), s.tokens().size() * sizeof(int32_t));
+  w.pod(static_cast<uint32_t>(s.exchanges().size()));
+  for (const Exchange& e : s.exchanges()) {
+    w.str(e.prompt);
+    w.pod(static_cast<uint32_t>(e.messages.size()));
+    for (const ChatMessage& m : e.messages) {
+      w.str(m.role);
+      w.str(m.content);
+    }
+    w.str(e.response);
+    w.pod(static_cast<uint8_t>(e.closed));
+  }
+  const size_t row = static_cast<size_t>(kv.kv_dim()) * sizeof(f16_t);
+  for (int64_t il = 0; il < cfg.n_layer; ++il) {
+    for (int64_t p = 0; p < n_past; ++p) w.bytes(kv.k(il, p), row);
+    for (int64_t p = 0; p < n_past; ++p) w.bytes(kv.v(il, p), row);
+  }
+  Fnv1a h;
+  h.add(w.buf().data(), w.buf().size());
+  w.pod(h.value());
+
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw RuntimeError(Status::kIo, tmp + ": cannot open for writing");
+    f.write(w.buf().data(), static_cast<std::streamsize>(w.buf().size()));
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw RuntimeError(Status::kIo, tmp + ": write failed");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw RuntimeError(Status::kIo, path + ": cannot rename " + tmp + " into place");
+  }
+}
+
+void load_session_file(Session& s, const std::string& path) {
+  KvCache& kv = s.kv_cache();
+  std::string data;
+  {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw RuntimeError(Status::kIo, path + ": cannot open session file");
+    data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (f.bad()) throw RuntimeError(Status::kIo, path + ": read failed");
+  }
+  Reader r(data, path);
+  char magic[8];
+  r.bytes(magic, sizeof magic, "magic");
+  if (std::memcmp(magic, kMagic, sizeof magic) != 0)
+    throw RuntimeError(Status::kIo, path + ": not a session file (bad magic)");
+  const auto version = r.pod<uint32_t>("version");
+  if (version != kSessionFileVersion)
+    throw RuntimeError(Status::kSessionMismatch,
+                       path + ": session file version " + std::to_string(version) +
+                           ", this build reads version " + std::to_string(kSessionFileVersion));
+  r.pod<uint32_t>("reserved");
+  if (data.size() < r.pos() + sizeof(uint64_t))
+    throw RuntimeError(Status::kIo, path + ": truncated session file (no checksum)");
+  Fnv1a h;
+  h.add(data.data(), data.size() - sizeof(uint64_t));
+  uint64_t stored;
+  std::memcpy(&stored, data.data() + data.size() - sizeof stored, sizeof stored);
+
+  ModelIdentity id;
+  id.file_size = r.pod<uint64_t>("model file size");
+  id.hparams_hash = r.pod<uint64_t>("hparams hash");
+  id.tensors_hash = r.pod<uint64_t>("tensors hash");
+  if (!(id == s.model().identity))
+    throw RuntimeError(Status::kSessionMismatch, path + ": session was saved from another model (" +
+                                                     to_string(id) + "); the loaded model " +
+                                                     s.model().path + " is (" +
+                                                     to_string(s.model().identity) + ")");
+  if (h.value() != stored)
+    throw RuntimeError(Status::kIo, path + ": session file checksum mismatch (corrupt file)");
+  const auto n_layer = r.pod<int64_t>("n_layer");
+  const auto kv_dim = r.pod<int64_t>("kv_dim");
+  r.pod<int64_t>("n_ctx");
+  const auto n_past = r.pod<int64_t>("n_past");
+  const auto n_tokens = r.pod<int64_t>("n_tokens");
+  const ModelConfig& cfg = s.model().model->config;
+  if (n_layer != cfg.n_layer || kv_dim != kv.kv_dim())
+    throw RuntimeError(Status::kSessionMismatch, path + ": KV layout (" + std::to_string(n_layer) +
+                                                     " layers x " + std::to_string(kv_dim) +
+                                                     ") does not match the model's");
+  if (n_tokens < 0 || n_past < 0 || n_past > n_tokens)
+    throw RuntimeError(Status::kIo, path + ": bad token counts (n_past " + std::to_string(n_past) +
+                                        ", n_tokens " + std::to_string(n_tokens) + ")");
+  if (n_tokens > s.n_ctx())
+    throw RuntimeError(Status::kSessionMismatch,
+                       path + ": session holds " + std::to_string(n_tokens) +
+                           " tokens, more than this session's context of " +
+                           std::to_string(s.n_ctx()));
+  if (static_cast<uint64_t>(n_tokens) * sizeof(int32_t) > data.size())
+    throw RuntimeError(Status::kIo, path + ": truncated session file (tokens)");
+  std::vector<int32_t> tokens(static_cast<size_t>(n_tokens));
+  r.bytes(tokens.data(), tokens.size() * sizeof(int32_t), "tokens");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= cfg.n_vocab)
+      throw RuntimeError(Status::kIo, path + ": token id " + std::to_string(t) + " out of range");
+  const auto n_ex = r.pod<uint32_t>("exchange count");
+  std::vector<Exchange> exchanges;
+  for (uint32_t i = 0; i < n_ex; ++i) {
+    Exchange e;
+    e.prompt = r.str("prompt");
+    const auto n_msg = r.pod<uint32_t>("message count");
+    for (uint32_t j = 0; j < n_msg; ++j) {
+      ChatMessage m;
+      m.role = r.str("role");
+      m.content = r.str("content");
+      e.messages.push_back(std::move(m));
+    }
+    e.response = r.str("response");
+    e.closed = r.pod<uint8_t>("closed flag") != 0;
+    exchanges.push_back(std::move(e));
+  }
+  const size_t row = static_cast<size_t>(kv_dim) * sizeof(f16_t);
+  const size_t kv_bytes = 2 * row * static_cast<size_t>(n_past) * static_cast<size_t>(n_layer);
+  if (data.size() - r.pos() != kv_bytes + sizeof(uint64_t))
+    throw RuntimeError(Status::kIo, path + ": KV section is " +
+                                        std::to_string(data.size() - r.pos() - sizeof(uint64_t)) +
+                                        " bytes, expected " + std::to_string(kv_bytes));
+  // Everything is validated: apply.
+  s.clear();
+  for (int64_t il = 0; il < n_layer; ++il) {
+    for (int64_t p = 0; p < n_past; ++p) r.bytes(kv.k(il, p), row, "K");
+    for (int64_t p = 0; p < n_past; ++p) r.bytes(kv.v(il, p), row, "V");
+  }
+  kv.set_n_past(n_past);
+  s.tokens() = std::move(tokens);
+  s.exchanges() = std::move(exchanges);
+}
+
+}  // namespace hpl
