@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libgtest-dev googletest libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user-static
   clang libclang-rt-14-dev llvm-16
-  libcpp-httplib-dev nlohmann-json3-dev openjdk-17-jdk-headless
+  nlohmann-json3-dev openjdk-17-jdk-headless
 )
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

@@ -35,7 +35,7 @@ def hpl():
     if not os.access(p, os.X_OK):
         pytest.skip(f"{p} not built (set HPL_BUILD_DIR)")
     if "unknown command" in subprocess.run([p, "serve", "--help"], capture_output=True, text=True).stderr:
-        pytest.skip("hpl was built without serve (no cpp-httplib for this target)")
+        pytest.skip("hpl was built without serve (no nlohmann-json for this target)")
     return p
 
 
