@@ -92,6 +92,7 @@ struct HttpConn {
   State state = State::kIdle;
   Clock::time_point since, deadline;  // when the state began; when it times out
   std::string in, out;                // read, not yet parsed; to write (I/O thread)
+  size_t scanned = 0;                 // bytes of `in` searched for the end of the head
   bool eof = false;                   // the peer closed its side (half-close or gone)
   bool close_after = false;           // close once `out` is written
   HttpRequest req;
@@ -502,6 +503,15 @@ void HttpServer::advance(const ConnPtr& c) {
     c->deadline = now + seconds(opt_.read_timeout_s);
   }
   if (c->state == S::kHead) {
+    // Parse only once the head can be complete: a client that drips bytes costs a scan of
+    // the new bytes, not a parse of the whole head, per read.
+    const size_t from = c->scanned > 2 ? c->scanned - 2 : 0;
+    c->scanned = c->in.size();
+    if (c->in.size() <= kMaxHeadBytes && c->in.find("\n\n", from) == std::string::npos &&
+        c->in.find("\n\r\n", from) == std::string::npos) {
+      if (c->eof) close_conn(c);
+      return;
+    }
     size_t head_len = 0;
     const ParseStatus st =
         parse_request_head(c->in, opt_.max_body, &c->req, &c->framing, &head_len);
@@ -511,6 +521,7 @@ void HttpServer::advance(const ConnPtr& c) {
       return;
     }
     c->in.erase(0, head_len);
+    c->scanned = 0;
     c->req.remote_addr = c->addr;
     c->chunked.reset();
     if (c->framing.chunked) c->chunked.emplace(opt_.max_body);
