@@ -185,19 +185,23 @@ bool HttpExchange::stream_end() {
 
 bool HttpExchange::client_gone() {
   if (gone_) return true;
-  if (c_.eof) return false;  // half-closed with its request: it waits for the reply
   char ch;
   const ssize_t n = ::recv(c_.fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) return false;  // pipelined bytes: still there
-  if (n == 0) {
-    if (Clock::now() - c_.request_done < kHalfCloseGrace) {
+  if (n == 0) {             // the peer's FIN: a half-close if it came with the request
+    // After a FIN, recv reports 0 even once a reset arrived; the TCP state tells them apart.
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    if (::getsockopt(c_.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE)
+      return gone_ = true;
+    if (c_.eof || Clock::now() - c_.request_done < kHalfCloseGrace) {
       c_.eof = true;
       return false;
     }
     return gone_ = true;
   }
   if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
-  return gone_ = true;
+  return gone_ = true;  // reset
 }
 
 // ---- HttpServer ----

@@ -697,6 +697,24 @@ def test_half_close_gets_reply(server):
     assert json.loads(resp[0][2])["usage"]["completion_tokens"] == 5
 
 
+def test_half_closed_client_that_resets_stops_its_request(server):
+    before = metrics(server)
+    max_tokens = CTX - 64
+    with connect(server) as s:
+        s.sendall(completion_request({"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0}))
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    deadline = time.time() + 30
+    while True:
+        m = metrics(server)
+        if m["requests"]["stopped"] > before["requests"]["stopped"] and m["requests"]["active"] == 0:
+            break
+        assert time.time() < deadline, m
+        time.sleep(0.05)
+    assert m["tokens"]["completion"] - before["tokens"]["completion"] < max_tokens
+
+
 def test_pipelined_requests_each_get_a_response(server):
     with connect(server) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" +
