@@ -768,3 +768,21 @@ def test_malformed_heads(server):
             resp = parse_responses(read_all(s))
         assert resp and resp[0][0] == status, (raw[:60], resp)
     assert requests.get(server + "/health", timeout=10).status_code == 200
+
+
+def test_expect_100_continue(server):
+    """A client that waits for 100 Continue (curl does for bodies over 1 KiB) gets it before
+    sending its body; an oversize one gets 413 instead."""
+    body = json.dumps({"prompt": PROMPT, "max_tokens": 2, "temperature": 0}).encode()
+    with connect(server) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        resp = parse_responses(read_all(s))
+    assert [r[0] for r in resp] == [200], resp
+    with connect(server) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: " + str(10 * MAX_BODY).encode() + b"\r\n\r\n")
+        resp = parse_responses(read_all(s))
+    assert [r[0] for r in resp] == [413], resp
