@@ -10,9 +10,9 @@
 
 #include <unistd.h>
 
-#include "engine/gguf.h"
-#include "engine/gguf_writer.h"
-#include "engine/quantize_model.h"
+#include "gguf/gguf.h"
+#include "gguf/gguf_writer.h"
+#include "tools/quantize_model.h"
 
 namespace hpl {
 namespace {

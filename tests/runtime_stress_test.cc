@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 #include "tests/runtime_test_util.h"
 
 namespace hpl {

@@ -1,6 +1,6 @@
 // Runtime: FIFO worker, events, stop (active, queued, during prompt evaluation), sessions,
 // context-full, save/restore, circuit breaker, model registry budget. On stories260K.
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 
 #include <unistd.h>
 
-#include "engine/session.h"
+#include "runtime/session.h"
 #include "engine/stop_matcher.h"
 #include "tests/runtime_test_util.h"
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "engine/model.h"
-#include "engine/model_identity.h"
+#include "runtime/model_identity.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hpl {

@@ -1,5 +1,5 @@
 // GGUF -> GGUF quantization; the type rules are documented in quantize_model.h.
-#include "engine/quantize_model.h"
+#include "tools/quantize_model.h"
 
 #include <algorithm>
 #include <atomic>
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "kernel/quant.h"
 #include "kernel/thread_pool.h"
 

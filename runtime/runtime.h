@@ -43,10 +43,10 @@
 #include <thread>
 #include <unordered_map>
 
-#include "engine/circuit_breaker.h"
-#include "engine/model_registry.h"
-#include "engine/runtime_types.h"
-#include "engine/session.h"
+#include "runtime/circuit_breaker.h"
+#include "runtime/model_registry.h"
+#include "runtime/runtime_types.h"
+#include "runtime/session.h"
 
 namespace hpl {
 

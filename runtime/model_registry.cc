@@ -1,10 +1,10 @@
-#include "engine/model_registry.h"
+#include "runtime/model_registry.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <new>
 
-#include "engine/runtime_types.h"
+#include "runtime/runtime_types.h"
 #include "engine/vocab_loader.h"
 
 namespace hpl {

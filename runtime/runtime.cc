@@ -1,4 +1,4 @@
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <new>
 
 #include "engine/sampler.h"
-#include "engine/session_file.h"
+#include "runtime/session_file.h"
 #include "engine/stop_matcher.h"
 
 namespace hpl {
