@@ -786,3 +786,46 @@ def test_expect_100_continue(server):
                   b"Content-Length: " + str(10 * MAX_BODY).encode() + b"\r\n\r\n")
         resp = parse_responses(read_all(s))
     assert [r[0] for r in resp] == [413], resp
+
+
+def test_connection_limit_when_every_connection_is_busy_is_503(hpl, tmp_path):
+    """--max-conns-per-addr 2 with both connections in handlers: a third gets 503 and is
+    closed; once they finish, new connections are served again."""
+    port = free_port()
+    proc = start_server(hpl, tmp_path / "server.log", port, "--max-conns-per-addr", "2")
+    base = f"http://127.0.0.1:{port}"
+    busy = []
+    try:
+        for _ in range(2):
+            s = connect(base, timeout=60)
+            s.sendall(completion_request({"prompt": PROMPT, "max_tokens": CTX - 64, "temperature": 0,
+                                          "stream": True}))
+            assert s.recv(12).startswith(b"HTTP/1.1 200")  # in a handler now
+            busy.append(s)
+        with connect(base) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            resp = parse_responses(read_all(s))
+        assert [r[0] for r in resp] == [503], resp
+        assert "too many connections" in json.loads(resp[0][2])["error"]["message"]
+        for s in busy:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        deadline = time.time() + 30
+        while True:
+            try:
+                if requests.get(base + "/health", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline
+            time.sleep(0.1)
+    finally:
+        for s in busy:
+            s.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
