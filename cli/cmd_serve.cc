@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/server_http.h"
@@ -362,8 +364,9 @@ void choose_template(Server& S, const std::string& name) {
 }
 
 std::atomic<int> g_signal{0};
+// The first SIGINT/SIGTERM shuts down in order; a second one exits at once.
 extern "C" void on_signal(int sig) {
-  g_signal = sig;
+  if (g_signal.exchange(sig) != 0) _exit(128 + sig);
 }
 
 int run_serve(const std::vector<std::string>& args) {
