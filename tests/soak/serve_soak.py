@@ -12,7 +12,9 @@ read deadline closes it), a connection closed at once, a half-close (still answe
 Every response is checked (status and, for 200, a complete body); anything else counts as
 an error. At the end the server gets SIGTERM and must exit 0. Exit status: 0 when there
 were no errors, the server lived and its RSS after warm-up grew less than --max-growth-mb.
-Loopback only; every socket has a timeout; the run stops by itself.
+Loopback only; every socket has a timeout; the run stops by itself. With an ASan build
+(--build build-asan) sanitizer reports count as errors; its RSS grows by ASan's quarantine
+of freed memory (256 MB), so judge growth on a release build.
 
   usage: python3 tests/soak/serve_soak.py [--build build] [--model M] [--duration 1200]
          [--interval 10] [--clients 4] [--csv out.csv]
@@ -284,6 +286,10 @@ def main():
         rc = "killed after 20 s"
     if rc != 0:
         errors.append(f"server exit status on SIGTERM: {rc}")
+    log.close()
+    text = open(log.name).read()
+    if "Sanitizer" in text or "runtime error" in text:  # an ASan/UBSan build (--build build-asan)
+        errors.append(f"sanitizer report in {log.name}")
 
     if a.csv:
         with open(a.csv, "w") as f:
