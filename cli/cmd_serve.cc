@@ -195,54 +195,51 @@ void prepare(Server& S, ApiRequest& r) {
   if (!r.seed_given) p.sampling.seed = std::random_device{}() | 1ull;
 }
 
-// Queues the request; its events go to `pend`.
+// Queues the request; its events go to `pend`. Lock order: S.live_mu before pend->mu, never
+// the reverse (a finished request leaves S.live after its pend->mu is released).
 RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>& pend) {
   S.metrics.on_submitted();
   auto cb = [&S, pend](const Event& ev) {
-    std::lock_guard<std::mutex> lock(pend->mu);
-    const double now = std::chrono::duration<double>(Clock::now() - S.started).count();
-    switch (ev.type) {
-      case EventType::kQueued:
-        pend->submitted_s = now;
-        return;
-      case EventType::kProcessing:
-        pend->start_s = now;
-        return;
-      case EventType::kToken:
-        pend->pieces.emplace_back(ev.text);
-        break;
-      case EventType::kDone:
-        pend->stats = ev.stats;
-        pend->done = true;
-        pend->end_s = now;
-        S.metrics.on_done(ev.stats, pend->client_gone.load());
-        {
-          std::lock_guard<std::mutex> l2(S.live_mu);
-          S.live.erase(ev.id);
-        }
-        break;
-      case EventType::kError:
-        pend->stats = ev.stats;
-        pend->failed = pend->done = true;
-        pend->end_s = now;
-        pend->status = ev.status;
-        pend->error = std::string(ev.text);
-        S.metrics.on_failed();
-        {
-          std::lock_guard<std::mutex> l2(S.live_mu);
-          S.live.erase(ev.id);
-        }
-        break;
-      default:
-        return;
+    {
+      std::lock_guard<std::mutex> lock(pend->mu);
+      const double now = std::chrono::duration<double>(Clock::now() - S.started).count();
+      switch (ev.type) {
+        case EventType::kQueued:
+          pend->submitted_s = now;
+          return;
+        case EventType::kProcessing:
+          pend->start_s = now;
+          return;
+        case EventType::kToken:
+          pend->pieces.emplace_back(ev.text);
+          break;
+        case EventType::kDone:
+          pend->stats = ev.stats;
+          pend->done = true;
+          pend->end_s = now;
+          S.metrics.on_done(ev.stats, pend->client_gone.load());
+          break;
+        case EventType::kError:
+          pend->stats = ev.stats;
+          pend->failed = pend->done = true;
+          pend->end_s = now;
+          pend->status = ev.status;
+          pend->error = std::string(ev.text);
+          S.metrics.on_failed();
+          break;
+        default:
+          return;
+      }
     }
     pend->cv.notify_all();
+    if (ev.type == EventType::kDone || ev.type == EventType::kError) {
+      std::lock_guard<std::mutex> l2(S.live_mu);
+      S.live.erase(ev.id);
+    }
   };
+  RequestId id = 0;
   try {
-    std::lock_guard<std::mutex> l2(S.live_mu);  // before any event can erase the id
-    const RequestId id = S.rt->submit(r.params, cb);
-    S.live.insert(id);
-    return id;
+    id = S.rt->submit(r.params, cb);
   } catch (const RuntimeError& e) {
     S.metrics.on_failed();
     throw ApiError(
@@ -250,6 +247,12 @@ RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>&
         e.status() == Status::kFailedState ? "failed_state" : "",
         e.status() == Status::kInvalidArgument ? "invalid_request_error" : "server_error");
   }
+  // Stopped on shutdown while live. A request that already finished left (or will not
+  // enter) the set: its callback erases the id only after setting done.
+  std::lock_guard<std::mutex> l2(S.live_mu);
+  std::lock_guard<std::mutex> lock(pend->mu);
+  if (!pend->done) S.live.insert(id);
+  return id;
 }
 
 void handle_completion(Server& S, HttpExchange& ex, bool chat) {
