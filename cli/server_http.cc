@@ -99,8 +99,11 @@ struct HttpConn {
   BodyFraming framing;
   std::optional<ChunkedDecoder> chunked;
   Clock::time_point request_done;  // the request's last byte was read
-  const void* route = nullptr;     // the handler for the request
-  bool keep = false;               // a worker's verdict on keep-alive
+  // When the I/O thread saw the peer's FIN (or a reset) while a handler ran, in steady-clock
+  // ticks; 0: not yet. Timed by the I/O thread, which never blocks, not by a busy handler.
+  std::atomic<Clock::rep> fin_at{0};
+  const void* route = nullptr;  // the handler for the request
+  bool keep = false;            // a worker's verdict on keep-alive
 };
 
 // ---- HttpExchange ----
@@ -194,7 +197,9 @@ bool HttpExchange::client_gone() {
     socklen_t len = sizeof ti;
     if (::getsockopt(c_.fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE)
       return gone_ = true;
-    if (c_.eof || Clock::now() - c_.request_done < kHalfCloseGrace) {
+    const Clock::rep seen = c_.fin_at.load();
+    const Clock::time_point fin = seen ? Clock::time_point(Clock::duration(seen)) : Clock::now();
+    if (c_.eof || fin - c_.request_done < kHalfCloseGrace) {
       c_.eof = true;
       return false;
     }
@@ -342,8 +347,10 @@ void HttpServer::run() {
         case HttpConn::State::kLinger:
           ev = POLLIN;
           break;
-        case HttpConn::State::kBusy:
-          continue;
+        case HttpConn::State::kBusy:  // only to time the peer's FIN (client_gone)
+          if (c->fin_at.load() != 0) continue;
+          ev = POLLRDHUP;
+          break;
       }
       fds.push_back({fd, ev, 0});
       polled.push_back(c);
@@ -362,6 +369,10 @@ void HttpServer::run() {
     for (size_t i = first_conn; i < fds.size(); ++i) {
       const ConnPtr& c = polled[i - first_conn];
       if (c->fd < 0 || !fds[i].revents) continue;  // closed meanwhile
+      if (c->state == HttpConn::State::kBusy) {
+        c->fin_at = Clock::now().time_since_epoch().count();
+        continue;
+      }
       if (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) on_writable(c);
       if (c->fd >= 0 && (fds[i].revents & (POLLIN | POLLERR | POLLHUP))) on_readable(c);
     }

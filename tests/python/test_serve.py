@@ -829,3 +829,33 @@ def test_connection_limit_when_every_connection_is_busy_is_503(hpl, tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_half_close_is_timed_by_its_arrival_not_by_when_a_handler_looks(hpl, tmp_path):
+    """--http-threads 1: a half-closed request waits > 1 s for the only handler thread (busy
+    with a long request); it still gets its reply: its FIN is timed when it arrived (by the
+    I/O thread), not when the handler first looked."""
+    port = free_port()
+    proc = start_server(hpl, tmp_path / "server.log", port, "--http-threads", "1", "-c", "8192")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with connect(base) as long_req, connect(base) as half:
+            long_req.sendall(completion_request({"prompt": PROMPT, "max_tokens": 8000, "temperature": 0}))
+            time.sleep(0.3)
+            # Long enough to still run when its handler first looks at the connection.
+            half.sendall(completion_request({"prompt": PROMPT, "max_tokens": 2000, "temperature": 0}))
+            half.shutdown(socket.SHUT_WR)
+            time.sleep(1.5)  # longer than the half-close grace
+            long_req.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            long_req.close()  # reset: its request stops and the handler thread is free
+            resp = parse_responses(read_all(half))
+        assert [r[0] for r in resp] == [200], resp
+        assert json.loads(resp[0][2])["usage"]["completion_tokens"] == 2000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
