@@ -130,3 +130,11 @@ def test_unsupported_arguments_say_so(llm):
     with pytest.raises(TypeError):
         llm("Once", max_tokens=2, no_such_argument=1)
     llm("Once", max_tokens=2, frequency_penalty=0.0, presence_penalty=0.0)  # defaults pass
+
+
+def test_llama_cpp_tuning_arguments_are_accepted_unknown_ones_rejected():
+    with hpl.Llama(model_path=STORY, n_ctx=64, n_threads=1, n_gpu_layers=-1, use_mlock=False,
+                   flash_attn=True, verbose=False) as l:
+        assert l.n_ctx() == 64
+    with pytest.raises(TypeError, match="no_such"):
+        hpl.Llama(model_path=STORY, no_such=1)

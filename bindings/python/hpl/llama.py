@@ -13,8 +13,9 @@ CreateChatCompletionResponse, and their stream chunks). What is not supported ra
 NotImplementedError naming the argument: logprobs, suffix, token-list prompts, grammars,
 tools/functions, response_format, logit_bias, logits_processor/stopping_criteria, mirostat,
 typical_p/tfs_z != 1, frequency/presence penalties != 0, image content, embeddings, and
-save_state/load_state (use hpl.Model.session() and Session.save/restore). Arguments that only
-tune llama.cpp (n_gpu_layers, use_mlock, rope scaling, ...) are accepted and ignored.
+save_state/load_state (use hpl.Model.session() and Session.save/restore). Arguments of
+Llama() that only tune llama.cpp (n_gpu_layers, use_mlock, rope scaling, ...) are accepted and
+ignored; unknown ones raise TypeError.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ _UNSUPPORTED_IF_SET = ("suffix", "logprobs", "top_logprobs", "grammar", "logit_b
                        "tools", "tool_choice", "response_format")
 _UNSUPPORTED_UNLESS = {"frequency_penalty": 0.0, "presence_penalty": 0.0, "typical_p": 1.0,
                        "tfs_z": 1.0, "mirostat_mode": 0}
+
+
+# llama.cpp tuning arguments of Llama(): accepted and ignored (they have no meaning here).
+_IGNORED_INIT_ARGS = frozenset((
+    "n_gpu_layers", "split_mode", "main_gpu", "tensor_split", "rpc_servers", "vocab_only",
+    "use_mlock", "kv_overrides", "n_ubatch", "n_threads_batch", "rope_scaling_type",
+    "pooling_type", "rope_freq_base", "rope_freq_scale", "yarn_ext_factor",
+    "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow", "yarn_orig_ctx", "logits_all",
+    "embedding", "offload_kqv", "flash_attn", "no_perf", "last_n_tokens_size", "lora_base",
+    "lora_scale", "lora_path", "numa", "chat_handler", "draft_model", "tokenizer", "type_k",
+    "type_v", "spm_infill", "mul_mat_q", "f16_kv", "swa_full", "op_offload"))
 
 
 def _reject_unsupported(kwargs: Mapping[str, Any]) -> None:
@@ -84,6 +96,9 @@ class Llama:
         """Loads the model. n_ctx=0 means 2048 here (llama.cpp: the model's training
         context); n_threads None: half the CPUs, at least 1 (llama-cpp-python's default).
         chat_format must be None: the model's own chat template is used."""
+        unknown = set(llama_cpp_only) - _IGNORED_INIT_ARGS
+        if unknown:
+            raise TypeError(f"hpl.Llama: unexpected argument(s) {sorted(unknown)}")
         if chat_format is not None:
             raise NotImplementedError("hpl.Llama: chat_format; the GGUF's chat template is used")
         if n_threads is None:
