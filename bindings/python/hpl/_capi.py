@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 from .errors import error_for
 
@@ -102,7 +102,7 @@ _i32p = ctypes.POINTER(ctypes.c_int32)
 _szp = ctypes.POINTER(ctypes.c_size_t)
 
 
-def _fn(name: str, *argtypes):
+def _fn(name: str, *argtypes: Any) -> Any:
     # CDLL functions release the GIL for the duration of the call, so a blocking call (wait,
     # unload, session save) never keeps the worker's callbacks from running.
     f = getattr(lib, name)

@@ -3,7 +3,7 @@ code, its name and the library's message (hpl_last_error() of the failing call).
 
 from __future__ import annotations
 
-from typing import Dict, Type
+from typing import Any, Dict, Tuple, Type
 
 # hpl_status values (bindings/c/hpl.h) -> names.
 STATUS_NAMES: Dict[int, str] = {
@@ -28,7 +28,7 @@ class HplError(RuntimeError):
         self.message = message
         super().__init__(f"{self.name}: {message}")
 
-    def __reduce__(self):  # picklable across processes despite the 2-argument constructor
+    def __reduce__(self) -> Tuple[Any, Tuple[int, str]]:  # picklable across processes despite the 2-argument constructor
         return (error_for, (self.status, self.message))
 
 

@@ -49,6 +49,8 @@ _SAMPLER_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "r
 
 
 def _message_pair(m: Message) -> Tuple[str, str]:
+    role: Any
+    content: Any
     if isinstance(m, tuple):
         role, content = m
     else:
@@ -318,7 +320,7 @@ class Model(_Generator):
                 return False
         try:
             with hd.use() as h:
-                return _capi.stop(h, rid) == _capi.OK
+                return bool(_capi.stop(h, rid) == _capi.OK)
         except HplError:
             return False  # closed: close() stopped it
 
