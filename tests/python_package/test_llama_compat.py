@@ -138,3 +138,24 @@ def test_llama_cpp_tuning_arguments_are_accepted_unknown_ones_rejected():
         assert l.n_ctx() == 64
     with pytest.raises(TypeError, match="no_such"):
         hpl.Llama(model_path=STORY, no_such=1)
+
+
+def test_max_tokens_none_runs_to_the_context_end_and_seeds_advance():
+    with hpl.Llama(model_path=STORY, n_ctx=64, n_threads=1, seed=5) as l:
+        out = l("Once upon a time", max_tokens=None, temperature=1.0)
+        u = out["usage"]
+        # stops at the end of the context unless the model ended the story first
+        assert u["total_tokens"] == 64 or out["choices"][0]["finish_reason"] == "stop"
+        assert l("Once upon a time", max_tokens=1000, temperature=0)["usage"]["total_tokens"] <= 64
+        chat = l.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=None)
+        assert chat["usage"]["total_tokens"] <= 64
+        with pytest.raises(ValueError, match="exceed context window"):
+            l("Once upon a time " * 30, max_tokens=4)
+        a = [l("Once", max_tokens=12, temperature=1.0)["choices"][0]["text"] for _ in range(3)]
+    with hpl.Llama(model_path=STORY, n_ctx=64, n_threads=1, seed=5) as l2:
+        l2("Once upon a time", max_tokens=None, temperature=1.0)
+        l2("Once upon a time", max_tokens=1000, temperature=0)
+        l2.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=None)
+        b = [l2("Once", max_tokens=12, temperature=1.0)["choices"][0]["text"] for _ in range(3)]
+    assert a == b  # the same seed gives the same sequence of calls
+    assert len(set(a)) > 1  # and successive calls differ, as with llama-cpp-python

@@ -21,12 +21,16 @@ ignored; unknown ones raise TypeError.
 from __future__ import annotations
 
 import os
+import random
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._requests import Generation, Stats
 from .model import Model
+
+# Upper bound of a chat template's tokens around one message (role markers, newlines).
+_TEMPLATE_TOKENS_PER_MESSAGE = 16
 
 # finish reasons: ours -> OpenAI's
 _FINISH = {"end_of_generation": "stop", "stop_string": "stop", "stopped": "stop",
@@ -104,7 +108,8 @@ class Llama:
         if n_threads is None:
             n_threads = max((os.cpu_count() or 2) // 2, 1)
         self.model_path = model_path
-        self._seed = seed
+        # Like llama.cpp's sampler: seeded once (or at random), advancing across calls.
+        self._rng = random.Random(seed if seed is not None and seed >= 0 else None)
         self.verbose = verbose
         self._model = Model(model_path, n_ctx=n_ctx or 2048, n_threads=n_threads,
                             n_batch=max(1, min(n_batch, 512)), use_mmap=use_mmap)
@@ -126,16 +131,23 @@ class Llama:
         """UTF-8 bytes of token ids (prev_tokens is accepted for compatibility, unused)."""
         return self._model.detokenize_bytes(tokens, render_special=special)
 
-    def _options(self, max_tokens: Optional[int], temperature: float, top_p: float,
-                 min_p: float, top_k: int, repeat_penalty: float, stop: Any,
+    def _options(self, prompt_tokens: int, max_tokens: Optional[int], temperature: float,
+                 top_p: float, min_p: float, top_k: int, repeat_penalty: float, stop: Any,
                  seed: Optional[int]) -> Dict[str, Any]:
-        if max_tokens is None or max_tokens <= 0:
-            max_tokens = self._model.n_ctx  # until the context ends, as llama.cpp does
+        # As llama-cpp-python: max_tokens None or <= 0 means until the context ends, and a
+        # larger one is clamped to the room the prompt leaves (the engine refuses a turn whose
+        # prompt + max_tokens does not fit).
+        room = self._model.n_ctx - prompt_tokens
+        if room <= 0:
+            raise ValueError(f"Requested tokens ({prompt_tokens}) exceed context window of "
+                             f"{self._model.n_ctx}")
+        max_tokens = room if max_tokens is None or max_tokens <= 0 else min(max_tokens, room)
         stops = [stop] if isinstance(stop, str) else list(stop or [])
-        seed = seed if seed is not None else self._seed
+        if seed is None or seed < 0:
+            seed = self._rng.getrandbits(63)
         return {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
                 "min_p": min_p, "top_k": top_k, "repeat_penalty": repeat_penalty,
-                "stop": stops, "seed": seed if seed is not None and seed >= 0 else None}
+                "stop": stops, "seed": seed}
 
     def create_completion(self, prompt: str, suffix: Optional[str] = None,
                           max_tokens: Optional[int] = 16, temperature: float = 0.8,
@@ -150,8 +162,10 @@ class Llama:
         if not isinstance(prompt, str):
             raise NotImplementedError("hpl.Llama: a prompt must be a str (token lists are not "
                                       "supported)")
-        opts = self._options(max_tokens, temperature, top_p, min_p, top_k, repeat_penalty,
-                             stop, seed)
+        # The engine's own count for a stateless raw prompt (BOS, special tokens parsed).
+        n_prompt = len(self._model.tokenize(prompt, add_special=True, parse_special=True))
+        opts = self._options(n_prompt, max_tokens, temperature, top_p, min_p, top_k,
+                             repeat_penalty, stop, seed)
         gen = self._model.submit(prompt, **opts)
         head = {"id": f"cmpl-{uuid.uuid4()}", "object": "text_completion",
                 "created": int(time.time()), "model": self.model_path}
@@ -189,8 +203,12 @@ class Llama:
         _reject_unsupported(unsupported)
         pairs: List[Tuple[str, str]] = [(m["role"], _content_text(m.get("content")))
                                         for m in messages]
-        opts = self._options(max_tokens, temperature, top_p, min_p, top_k, repeat_penalty,
-                             stop, seed)
+        # The chat template is applied inside libhpl: estimate its tokens from the contents
+        # plus a generous per-message allowance for the template's markers.
+        n_prompt = sum(len(self._model.tokenize(c, add_special=False, parse_special=True))
+                       for _, c in pairs) + _TEMPLATE_TOKENS_PER_MESSAGE * (len(pairs) + 1)
+        opts = self._options(n_prompt, max_tokens, temperature, top_p, min_p, top_k,
+                             repeat_penalty, stop, seed)
         gen = self._model.submit(messages=pairs, **opts)
         head = {"id": f"chatcmpl-{uuid.uuid4()}", "created": int(time.time()),
                 "model": self.model_path}
