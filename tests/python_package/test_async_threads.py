@@ -113,3 +113,34 @@ def test_interpreter_exit_with_a_request_running(model_kind, slow_model_path):
     assert r.returncode == 0, r.stderr
     assert "exiting" in r.stdout
     assert "fatal" not in r.stderr.lower() and "Traceback" not in r.stderr, r.stderr
+
+
+def test_close_races_with_threads_using_the_model():
+    m = hpl.Model(STORY, n_threads=1, n_ctx=128)
+    stop = threading.Event()
+    unexpected = []
+
+    def work():
+        while not stop.is_set():
+            try:
+                with m.session() as s:
+                    s.generate("Once upon a time", max_tokens=8, temperature=0)
+                "".join(m.generate("Once", stream=True, max_tokens=8))
+            except hpl.HplError as e:
+                if "closed" not in e.message:
+                    unexpected.append(e)
+                return
+            except BaseException as e:  # noqa: BLE001
+                unexpected.append(e)
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    threading.Event().wait(0.5)
+    m.close()
+    stop.set()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert not unexpected, unexpected

@@ -370,11 +370,11 @@ class Session(_Generator):
         self.model = model
         self._requests: Set[int] = set()
         h = ctypes.c_void_p()
-        with model._handle.use() as mh:
+        with model._handle.use() as mh:  # listed before the use ends: close() then sees it
             _capi.check(_capi.session_create(mh, ctypes.byref(h)))
-        self._handle = Handle(h.value or 0, "session")
-        with model._lock:
-            model._sessions.append(self)
+            self._handle = Handle(h.value or 0, "session")
+            with model._lock:
+                model._sessions.append(self)
 
     def _target(self) -> Tuple[Model, Optional["Session"]]:
         return self.model, self
