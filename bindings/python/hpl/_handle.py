@@ -18,6 +18,7 @@ class Handle:
         self._cv = threading.Condition(threading.RLock())  # reentrant: __del__ may run anywhere
         self._uses = 0
         self.closing = False
+        self._closer = 0  # thread running close()
 
     @contextmanager
     def use(self) -> Iterator[int]:
@@ -40,7 +41,15 @@ class Handle:
             if self.closing or not self.value:
                 return False
             self.closing = True
+            self._closer = threading.get_ident()
             return True
+
+    def wait_closed(self) -> None:
+        """Waits for a close() running on another thread to finish (or fail)."""
+        with self._cv:
+            if self._closer == threading.get_ident():
+                return  # re-entered from that close() itself (e.g. __del__): don't wait on it
+            self._cv.wait_for(lambda: not self.closing or not self.value)
 
     def wait_unused(self) -> None:
         with self._cv:
@@ -49,8 +58,10 @@ class Handle:
     def mark_closed(self) -> None:
         with self._cv:
             self.value = None
+            self._cv.notify_all()
 
     def reopen(self) -> None:
         """Undoes begin_close() after a failed free (the handle is still valid)."""
         with self._cv:
             self.closing = False
+            self._cv.notify_all()

@@ -328,7 +328,10 @@ class Model(_Generator):
         """Stops every request, frees the sessions and unloads the model; waits for calls
         running on other threads to return. Idempotent."""
         hd = getattr(self, "_handle", None)
-        if hd is None or not hd.begin_close():
+        if hd is None:
+            return
+        if not hd.begin_close():
+            hd.wait_closed()  # another thread is closing it: return when it is done
             return
         h = hd.value
         for rid in list(self._requests):
@@ -407,7 +410,10 @@ class Session(_Generator):
     def close(self) -> None:
         """Stops this session's requests and frees it. Idempotent."""
         hd = getattr(self, "_handle", None)
-        if hd is None or not hd.begin_close():
+        if hd is None:
+            return
+        if not hd.begin_close():
+            hd.wait_closed()
             return
         mh = self.model._handle.value
         if mh:
