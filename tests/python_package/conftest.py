@@ -17,7 +17,7 @@ STORY_TEXT = ", there was a little girl named Lily."  # greedy continuation of "
 def story():
     import hpl
 
-    with hpl.Model(STORY, n_threads=1, n_ctx=256, n_batch=16) as m:
+    with hpl.Model(STORY, n_threads=1, n_ctx=256, n_ubatch=16) as m:
         yield m
 
 
@@ -33,5 +33,5 @@ def slow_model_path():
 def slow(slow_model_path):
     import hpl
 
-    with hpl.Model(slow_model_path, n_threads=2, n_ctx=512, n_batch=16) as m:
+    with hpl.Model(slow_model_path, n_threads=2, n_ctx=512, n_ubatch=16) as m:
         yield m

@@ -80,7 +80,7 @@ def test_several_threads_share_one_model(story):
 
 
 def test_close_from_another_thread_while_iterating(slow_model_path):
-    m = hpl.Model(slow_model_path, n_threads=2, n_ctx=256, n_batch=16)
+    m = hpl.Model(slow_model_path, n_threads=2, n_ctx=256, n_ubatch=16)
     gen = m.generate("Once upon a time", stream=True, max_tokens=200, temperature=0)
     next(gen)
     got = []

@@ -154,3 +154,10 @@ def test_closed_model_refuses_work_and_close_is_idempotent():
         m.generate("Once", max_tokens=2)
     with pytest.raises(hpl.HplError, match="closed"):
         s.info()
+
+
+def test_prefault_and_micro_batch_options():
+    with hpl.Model(STORY, n_threads=1, n_ctx=128, n_ubatch=4, prefault=True) as m:
+        assert m.generate("Once upon a time", max_tokens=8, temperature=0) == \
+            STORY_TEXT[:len(m.generate("Once upon a time", max_tokens=8, temperature=0))]
+        assert m.memory().model_bytes > 0

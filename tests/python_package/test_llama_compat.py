@@ -133,7 +133,7 @@ def test_unsupported_arguments_say_so(llm):
 
 
 def test_llama_cpp_tuning_arguments_are_accepted_unknown_ones_rejected():
-    with hpl.Llama(model_path=STORY, n_ctx=64, n_threads=1, n_gpu_layers=-1, use_mlock=False,
+    with hpl.Llama(model_path=STORY, n_ctx=64, n_threads=1, n_gpu_layers=-1, use_mlock=False, n_batch=512,
                    flash_attn=True, verbose=False) as l:
         assert l.n_ctx() == 64
     with pytest.raises(TypeError, match="no_such"):

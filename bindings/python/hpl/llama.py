@@ -46,7 +46,7 @@ _UNSUPPORTED_UNLESS = {"frequency_penalty": 0.0, "presence_penalty": 0.0, "typic
 # llama.cpp tuning arguments of Llama(): accepted and ignored (they have no meaning here).
 _IGNORED_INIT_ARGS = frozenset((
     "n_gpu_layers", "split_mode", "main_gpu", "tensor_split", "rpc_servers", "vocab_only",
-    "use_mlock", "kv_overrides", "n_ubatch", "n_threads_batch", "rope_scaling_type",
+    "use_mlock", "kv_overrides", "n_batch", "n_threads_batch", "rope_scaling_type",
     "pooling_type", "rope_freq_base", "rope_freq_scale", "yarn_ext_factor",
     "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow", "yarn_orig_ctx", "logits_all",
     "embedding", "offload_kqv", "flash_attn", "no_perf", "last_n_tokens_size", "lora_base",
@@ -94,7 +94,8 @@ class Llama:
     """llama_cpp.Llama's common surface over an hpl.Model (see the module docstring)."""
 
     def __init__(self, model_path: str, *, n_ctx: int = 512, n_threads: Optional[int] = None,
-                 n_batch: int = 64, seed: Optional[int] = None, use_mmap: bool = True,
+                 n_ubatch: Optional[int] = None, seed: Optional[int] = None,
+                 use_mmap: bool = True,
                  chat_format: Optional[str] = None, verbose: bool = True,
                  **llama_cpp_only: Any) -> None:
         """Loads the model. n_ctx=0 means 2048 here (llama.cpp: the model's training
@@ -111,8 +112,10 @@ class Llama:
         # Like llama.cpp's sampler: seeded once (or at random), advancing across calls.
         self._rng = random.Random(seed if seed is not None and seed >= 0 else None)
         self.verbose = verbose
+        # use_mmap=False (llama.cpp: read the whole file at load) is prefault here: the weights
+        # stay mapped but every page is read at load time.
         self._model = Model(model_path, n_ctx=n_ctx or 2048, n_threads=n_threads,
-                            n_batch=max(1, min(n_batch, 512)), use_mmap=use_mmap)
+                            n_ubatch=n_ubatch, prefault=not use_mmap)
 
     @property
     def model(self) -> Model:

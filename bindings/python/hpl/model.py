@@ -215,13 +215,14 @@ class Model(_Generator):
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, n_ctx: int = 2048,
-                 n_threads: Optional[int] = None, n_batch: int = 64, use_mmap: bool = True,
-                 max_consecutive_failures: int = 3) -> None:
+                 n_threads: Optional[int] = None, n_ubatch: Optional[int] = None,
+                 prefault: bool = False, max_consecutive_failures: int = 3) -> None:
         """Loads and validates the model (raises ModelFileError naming what is wrong).
 
         n_ctx: context length of every session, in tokens. n_threads: compute threads
-        (None: the library's default, 4). n_batch: prompt micro-batch, also how soon a stop
-        takes effect during prompt evaluation. use_mmap=False reads every page at load time.
+        (None: the library's default, 4). n_ubatch: prompt micro-batch in tokens, also how soon
+        a stop takes effect during prompt evaluation (None: the library's default). The
+        weights are memory-mapped; prefault=True reads every page at load time.
         max_consecutive_failures: failed requests in a row before the model refuses work
         until reset()."""
         self._path = os.fspath(path)
@@ -232,8 +233,10 @@ class Model(_Generator):
         _capi.check(_capi.model_params_init(ctypes.byref(mp)))
         if n_threads is not None:
             mp.n_threads = n_threads
-        mp.n_ctx, mp.n_batch = n_ctx, n_batch
-        mp.use_mmap = 1 if use_mmap else 0
+        mp.n_ctx = n_ctx
+        if n_ubatch is not None:
+            mp.n_batch = n_ubatch
+        mp.use_mmap = 0 if prefault else 1
         mp.max_consecutive_failures = max_consecutive_failures
         h = ctypes.c_void_p()
         _capi.check(_capi.model_load(os.fsencode(self._path), ctypes.byref(mp), ctypes.byref(h)))
