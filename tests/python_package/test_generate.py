@@ -158,6 +158,6 @@ def test_closed_model_refuses_work_and_close_is_idempotent():
 
 def test_prefault_and_micro_batch_options():
     with hpl.Model(STORY, n_threads=1, n_ctx=128, n_ubatch=4, prefault=True) as m:
-        assert m.generate("Once upon a time", max_tokens=8, temperature=0) == \
-            STORY_TEXT[:len(m.generate("Once upon a time", max_tokens=8, temperature=0))]
+        text = m.generate("Once upon a time", max_tokens=8, temperature=0)
+        assert len(text) > 10 and STORY_TEXT.startswith(text)
         assert m.memory().model_bytes > 0
