@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 REPO="$PWD"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/hpl-pypkg.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
-run() { echo "== $*" >&2; "$@"; }
+run() { echo "== $(date +%T) $*" >&2; "$@"; }
 PIP=(-q --disable-pip-version-check)
 unset HPL_LIB HPL_BUILD_DIR PYTHONPATH
 # ccache (when present) makes a rerun cheap; the same launcher in both pip calls keeps the
