@@ -3,6 +3,7 @@
 #   pip wheel . -> exactly one wheel; pip install . in a fresh venv (reusing that CMake build
 #   dir, so the engine is compiled once); the package's pytest suite (tests/python_package)
 #   against the installed package only; then the wheel alone in a second fresh venv.
+# Uncommitted changes are not tested: commit first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -31,8 +32,10 @@ cd "$TMP"  # not the checkout: `import hpl` must find the installed package
 HPL_TEST_MODELS="$TMP/src/tests/data/models" HPL_DEFAULT_MODEL="$DEFAULT_MODEL" \
   run "$TMP/venv/bin/python" -m pytest -q -p no:cacheprovider "$TMP/src/tests/python_package"
 
-# The wheel alone, in another fresh venv: the commands and the API work.
-run python3 -m venv "$TMP/venv2"
+# The wheel alone, in another fresh venv: the commands and the API work. This venv sees the
+# system's packages, so the converter's dependencies (transformers: thousands of files) are not
+# unpacked a second time; the first venv above proved they resolve from PyPI.
+run python3 -m venv --system-site-packages "$TMP/venv2"
 run "$TMP/venv2/bin/pip" install "${PIP[@]}" "$TMP"/dist/*.whl
 M="$TMP/src/tests/data/models/stories260K.gguf"
 run "$TMP/venv2/bin/hpl" info "$M" >/dev/null
