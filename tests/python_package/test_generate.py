@@ -129,7 +129,9 @@ def test_errors_carry_status_and_message(tmp_path):
         hpl.Model(bad)
     assert e.value.name in ("MODEL", "IO") and str(bad) in str(e.value)
     with pytest.raises(hpl.InvalidArgumentError, match="n_threads"):
-        hpl.Model(STORY, n_threads=0)
+        hpl.Model(STORY, n_threads=-1)
+    with pytest.raises(hpl.InvalidArgumentError, match="cpus"):
+        hpl.Model(STORY, cpus="not-a-cpu-list")
 
 
 def test_context_full_and_circuit_breaker():
@@ -157,7 +159,7 @@ def test_closed_model_refuses_work_and_close_is_idempotent():
 
 
 def test_prefault_and_micro_batch_options():
-    with hpl.Model(STORY, n_threads=1, n_ctx=128, n_ubatch=4, prefault=True) as m:
+    with hpl.Model(STORY, n_threads=1, n_ctx=128, n_ubatch=4, prefault=True, cpus="0") as m:
         text = m.generate("Once upon a time", max_tokens=8, temperature=0)
         assert len(text) > 10 and STORY_TEXT.startswith(text)
         assert m.memory().model_bytes > 0

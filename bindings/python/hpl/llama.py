@@ -20,7 +20,6 @@ ignored; unknown ones raise TypeError.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import uuid
@@ -99,15 +98,13 @@ class Llama:
                  chat_format: Optional[str] = None, verbose: bool = True,
                  **llama_cpp_only: Any) -> None:
         """Loads the model. n_ctx=0 means 2048 here (llama.cpp: the model's training
-        context); n_threads None: half the CPUs, at least 1 (llama-cpp-python's default).
+        context); n_threads None: libhpl's default (one thread per fast physical core).
         chat_format must be None: the model's own chat template is used."""
         unknown = set(llama_cpp_only) - _IGNORED_INIT_ARGS
         if unknown:
             raise TypeError(f"hpl.Llama: unexpected argument(s) {sorted(unknown)}")
         if chat_format is not None:
             raise NotImplementedError("hpl.Llama: chat_format; the GGUF's chat template is used")
-        if n_threads is None:
-            n_threads = max((os.cpu_count() or 2) // 2, 1)
         self.model_path = model_path
         # Like llama.cpp's sampler: seeded once (or at random), advancing across calls.
         self._rng = random.Random(seed if seed is not None and seed >= 0 else None)

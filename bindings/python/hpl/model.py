@@ -216,15 +216,16 @@ class Model(_Generator):
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, n_ctx: int = 2048,
                  n_threads: Optional[int] = None, n_ubatch: Optional[int] = None,
-                 prefault: bool = False, max_consecutive_failures: int = 3) -> None:
+                 prefault: bool = False, max_consecutive_failures: int = 3,
+                 cpus: Optional[str] = None) -> None:
         """Loads and validates the model (raises ModelFileError naming what is wrong).
 
         n_ctx: context length of every session, in tokens. n_threads: compute threads
-        (None: the library's default, 4). n_ubatch: prompt micro-batch in tokens, also how soon
+        (None: the library's default, one per fast physical core). n_ubatch: prompt micro-batch in tokens, also how soon
         a stop takes effect during prompt evaluation (None: the library's default). The
         weights are memory-mapped; prefault=True reads every page at load time.
         max_consecutive_failures: failed requests in a row before the model refuses work
-        until reset()."""
+        until reset(). cpus: pin the compute threads to these CPUs, e.g. "4-7" or "0,2-3"."""
         self._path = os.fspath(path)
         self._requests: Set[int] = set()
         self._sessions: "List[Session]" = []
@@ -238,6 +239,7 @@ class Model(_Generator):
             mp.n_batch = n_ubatch
         mp.use_mmap = 0 if prefault else 1
         mp.max_consecutive_failures = max_consecutive_failures
+        mp.cpus = cpus.encode() if cpus else None
         h = ctypes.c_void_p()
         _capi.check(_capi.model_load(os.fsencode(self._path), ctypes.byref(mp), ctypes.byref(h)))
         self._handle = Handle(h.value or 0, "model")
