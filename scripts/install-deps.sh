@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  cmake make g++ git python3 python3-pip
+  cmake make g++ git python3 python3-pip python3-venv
   libgtest-dev googletest libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user-static
   clang libclang-rt-14-dev llvm-16

@@ -3,12 +3,14 @@
 // boundary.
 #include "bindings/c/hpl.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernel/cpu_topology.h"
@@ -378,6 +380,45 @@ hpl_status hpl_wait_idle(hpl_model* model) {
   HPL_REQUIRE(model, "hpl_wait_idle: model is NULL");
   return guarded([&] {
     model->rt->wait_idle();
+    return ok();
+  });
+}
+
+hpl_status hpl_tokenize(hpl_model* model, const char* text, size_t text_len, int32_t add_special,
+                        int32_t parse_special, int32_t* tokens, size_t capacity, size_t* n_tokens) {
+  HPL_REQUIRE(model && n_tokens, "hpl_tokenize: NULL argument");
+  HPL_REQUIRE(text || text_len == 0, "hpl_tokenize: text is NULL");
+  HPL_REQUIRE(tokens || capacity == 0, "hpl_tokenize: tokens is NULL but capacity > 0");
+  *n_tokens = 0;
+  return guarded([&] {
+    auto lease = registry()->acquire(model->rt->model_path());
+    const std::vector<int32_t> ids = lease->tokenizer->encode(
+        std::string_view(text ? text : "", text_len), add_special != 0, parse_special != 0);
+    std::copy_n(ids.begin(), std::min(capacity, ids.size()), tokens);
+    *n_tokens = ids.size();
+    return ok();
+  });
+}
+
+hpl_status hpl_detokenize(hpl_model* model, const int32_t* tokens, size_t n_tokens,
+                          int32_t render_special, char* buf, size_t capacity, size_t* text_len) {
+  HPL_REQUIRE(model && text_len, "hpl_detokenize: NULL argument");
+  HPL_REQUIRE(tokens || n_tokens == 0, "hpl_detokenize: tokens is NULL");
+  HPL_REQUIRE(buf || capacity == 0, "hpl_detokenize: buf is NULL but capacity > 0");
+  *text_len = 0;
+  return guarded([&] {
+    auto lease = registry()->acquire(model->rt->model_path());
+    const hpl::Tokenizer& tok = *lease->tokenizer;
+    for (size_t i = 0; i < n_tokens; ++i)
+      if (tokens[i] < 0 || tokens[i] >= tok.n_vocab())
+        return fail(HPL_ERR_INVALID_ARGUMENT, "hpl_detokenize: token " + std::to_string(i) +
+                                                  " is " + std::to_string(tokens[i]) +
+                                                  ", outside the vocab [0, " +
+                                                  std::to_string(tok.n_vocab()) + ")");
+    const std::string text =
+        tok.decode(std::vector<int32_t>(tokens, tokens + n_tokens), render_special != 0);
+    std::copy_n(text.data(), std::min(capacity, text.size()), buf);
+    *text_len = text.size();
     return ok();
   });
 }

@@ -249,6 +249,24 @@ HPL_API hpl_status hpl_wait(hpl_model* model, hpl_request_id id, int64_t timeout
 /* Waits until nothing is queued or running. */
 HPL_API hpl_status hpl_wait_idle(hpl_model* model);
 
+/* ---- tokenizer ---- */
+
+/* Text -> token ids with the model's tokenizer, on the calling thread (loads the model if it
+ * was unloaded). add_special: BOS/EOS as the model's vocab asks; parse_special: special-token
+ * texts in text (e.g. "<start_of_turn>") become their ids. Writes min(capacity, n) ids to
+ * tokens (may be NULL when capacity is 0) and sets *n_tokens = n, the full count: call again
+ * with a larger buffer when n > capacity. */
+HPL_API hpl_status hpl_tokenize(hpl_model* model, const char* text, size_t text_len,
+                                int32_t add_special, int32_t parse_special, int32_t* tokens,
+                                size_t capacity, size_t* n_tokens);
+/* Token ids -> UTF-8 text (invalid sequences repaired to U+FFFD); render_special: control
+ * tokens give their text instead of "". Writes min(capacity, n) bytes to buf (no NUL added;
+ * buf may be NULL when capacity is 0) and sets *text_len = n; call again when n > capacity.
+ * An id outside the vocab is HPL_ERR_INVALID_ARGUMENT naming it. */
+HPL_API hpl_status hpl_detokenize(hpl_model* model, const int32_t* tokens, size_t n_tokens,
+                                  int32_t render_special, char* buf, size_t capacity,
+                                  size_t* text_len);
+
 #ifdef __cplusplus
 }
 #endif
