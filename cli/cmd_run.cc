@@ -72,13 +72,14 @@ int run_run(const std::vector<std::string>& args) {
   std::string dump_logits, dump_ids;
   bool have_prompt = false, have_ids = false, chat = false, verbose = false;
   GenerateParams gp;
+  SamplerParams sp;
   ForwardOptions fo;
   fo.n_threads = default_threads();
   bool have_seed = false, have_ctx = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (parse_sampler_option(args, i, gp.sampling, have_seed)) continue;
+    if (parse_sampler_option(args, i, sp, have_seed)) continue;
     if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -93,7 +94,7 @@ int run_run(const std::vector<std::string>& args) {
       ids_text = value();
       have_ids = true;
     } else if (a == "-n" || a == "--n-predict") {
-      gp.n_predict = static_cast<int32_t>(to_int(a, value()));
+      gp.max_tokens = static_cast<int32_t>(to_int(a, value()));
     } else if (a == "-c" || a == "--ctx-size") {
       fo.n_ctx = to_int(a, value());
       have_ctx = true;
@@ -102,7 +103,7 @@ int run_run(const std::vector<std::string>& args) {
     } else if (a == "--ubatch" || a == "-ub") {
       fo.n_ubatch = to_int(a, value());
     } else if (a == "--stop") {
-      gp.stop.push_back(value());
+      gp.stop_strings.push_back(value());
     } else if (a == "--chat") {
       chat = true;
     } else if (a == "--system") {
@@ -131,7 +132,7 @@ int run_run(const std::vector<std::string>& args) {
   if (have_ids && chat) throw std::runtime_error("--ids cannot be combined with --chat/--system");
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
-  if (!have_seed) gp.sampling.seed = std::random_device{}();
+  if (!have_seed) sp.seed = std::random_device{}();
 
   auto t_load = std::chrono::steady_clock::now();
   auto model = Model::load(model_path);
@@ -162,7 +163,7 @@ int run_run(const std::vector<std::string>& args) {
     if (!system.empty()) msgs.push_back({"system", system});
     msgs.push_back({"user", prompt});
     ids = tok->encode(tmpl.format(msgs, true), true, true);
-    gp.stop.push_back(tmpl.end_of_turn());
+    gp.stop_strings.push_back(tmpl.end_of_turn());
   } else {
     ids = tok->encode(prompt, true, true);
   }
@@ -176,8 +177,8 @@ int run_run(const std::vector<std::string>& args) {
                  static_cast<long long>(cfg.n_embd), static_cast<long long>(cfg.n_head),
                  static_cast<long long>(cfg.n_head_kv), static_cast<long long>(cfg.n_vocab),
                  fo.n_threads, isa_name(), static_cast<long long>(fo.n_ctx),
-                 static_cast<long long>(fo.n_ubatch),
-                 static_cast<unsigned long long>(gp.sampling.seed), ids.size(), load_s * 1e3);
+                 static_cast<long long>(fo.n_ubatch), static_cast<unsigned long long>(sp.seed),
+                 ids.size(), load_s * 1e3);
     for (const auto& c : model->weights.converted)
       std::fprintf(stderr, "converted: %s\n", c.c_str());
   }
@@ -196,11 +197,11 @@ int run_run(const std::vector<std::string>& args) {
   }
 
   GenerateResult r;
-  if (gp.n_predict != 0 || dump_logits.empty()) {
-    r = generate(fwd, *tok, ids, gp, [](std::string_view piece) {
+  if (gp.max_tokens != 0 || dump_logits.empty()) {
+    Sampler sampler(sp, fwd.n_vocab());
+    r = generate(fwd, *tok, sampler, ids, gp, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
-      return true;
     });
     std::fputc('\n', stdout);
     std::fflush(stdout);
@@ -211,21 +212,19 @@ int run_run(const std::vector<std::string>& args) {
     out << "\n";
     if (!out) throw std::runtime_error("cannot write " + dump_ids);
   }
-  if (r.reason == StopReason::kContextFull) {
+  if (r.finish == FinishReason::kContextEnd) {
     std::fprintf(stderr, "note: stopped because the context (%lld tokens) is full; use -c\n",
                  static_cast<long long>(fwd.n_ctx()));
   }
   if (verbose) {
-    auto rate = [](double n, double s) { return s > 0 ? n / s : 0.0; };
+    const GenerateStats& st = r.stats;
     std::fprintf(stderr,
-                 "prompt: %lld tokens in %.1f ms (%.2f tok/s)\n"
-                 "decode: %lld tokens in %.1f ms (%.2f tok/s), sampling %.1f ms\n"
-                 "generated %zu tokens, stop: %s\n",
-                 static_cast<long long>(r.n_prompt), r.prompt_s * 1e3,
-                 rate(static_cast<double>(r.n_prompt), r.prompt_s),
-                 static_cast<long long>(r.n_decode), r.decode_s * 1e3,
-                 rate(static_cast<double>(r.n_decode), r.decode_s), r.sample_s * 1e3,
-                 r.tokens.size(), stop_reason_name(r.reason));
+                 "prompt: %d tokens in %.1f ms (%.2f tok/s)\n"
+                 "decode: %d tokens in %.1f ms (%.2f tok/s), sampling %.1f ms\n"
+                 "generated %zu tokens, finish: %s\n",
+                 st.prompt_tokens, st.prompt_ms, st.prompt_tokens_per_s(), st.decode_evals,
+                 st.decode_ms, st.decode_tokens_per_s(), st.sample_ms, r.tokens.size(),
+                 finish_reason_name(r.finish));
     std::fputs(format_memory_report(memory_report(*model, fwd)).c_str(), stderr);
   }
   return 0;

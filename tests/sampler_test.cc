@@ -247,21 +247,21 @@ TEST(ContextOverflow, GenerateFailsBeforeAnyWorkAndStopsWhenFull) {
   o.n_ctx = 8;
   Forward f(*m, o);
   GenerateParams gp;
-  gp.sampling.temp = 0.0f;
-  gp.n_predict = 100;
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  gp.max_tokens = 100;
   std::vector<int32_t> long_prompt(9, 403);
   long_prompt[0] = 1;
   int pieces = 0;
-  auto count = [&](std::string_view) {
-    ++pieces;
-    return true;
-  };
-  EXPECT_THROW(generate(f, *tok, long_prompt, gp, count), ModelError);
+  auto count = [&](std::string_view) { ++pieces; };
+  Sampler sampler(sp, f.n_vocab());
+  EXPECT_THROW(generate(f, *tok, sampler, long_prompt, gp, count), ModelError);
   EXPECT_EQ(f.n_past(), 0);
   EXPECT_EQ(pieces, 0);
   // A prompt that fits: generation stops when the context is full.
-  GenerateResult r = generate(f, *tok, {1, 403, 407, 261, 378}, gp, count);
-  EXPECT_EQ(r.reason, StopReason::kContextFull);
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  GenerateResult r = generate(f, *tok, sampler, prompt, gp, count);
+  EXPECT_EQ(r.finish, FinishReason::kContextEnd);
   EXPECT_EQ(f.n_past(), 8);
   EXPECT_EQ(r.tokens.size(), 4u);  // 3 evaluated after the prompt + the last one sampled
 }
@@ -273,27 +273,25 @@ TEST(Generate, GreedyStopsAtTokenLimitAndStopString) {
   o.n_ctx = 128;
   Forward f(*m, o);
   GenerateParams gp;
-  gp.sampling.temp = 0.0f;
-  gp.n_predict = 32;
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  gp.max_tokens = 32;
   std::string streamed;
-  auto sink = [&](std::string_view s) {
-    streamed += s;
-    return true;
-  };
-  GenerateResult r = generate(f, *tok, {1, 403, 407, 261, 378}, gp, sink);
-  EXPECT_EQ(r.reason, StopReason::kTokenLimit);
+  auto sink = [&](std::string_view s) { streamed += s; };
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  Sampler sampler(sp, f.n_vocab());
+  GenerateResult r = generate(f, *tok, sampler, prompt, gp, sink);
+  EXPECT_EQ(r.finish, FinishReason::kMaxTokens);
   EXPECT_EQ(r.tokens.size(), 32u);
   EXPECT_EQ(streamed, r.text);
   ASSERT_NE(streamed.find("Lily"), std::string::npos) << streamed;
   // Same prompt with a stop string: the text ends right before it.
   f.reset();
-  gp.stop = {"Lily"};
+  gp.stop_strings = {"Lily"};
   std::string streamed2;
-  r = generate(f, *tok, {1, 403, 407, 261, 378}, gp, [&](std::string_view s) {
-    streamed2 += s;
-    return true;
-  });
-  EXPECT_EQ(r.reason, StopReason::kStopString);
+  Sampler sampler2(sp, f.n_vocab());
+  r = generate(f, *tok, sampler2, prompt, gp, [&](std::string_view s) { streamed2 += s; });
+  EXPECT_EQ(r.finish, FinishReason::kStopString);
   EXPECT_EQ(streamed2, streamed.substr(0, streamed.find("Lily")));
 }
 

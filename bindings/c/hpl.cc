@@ -71,8 +71,8 @@ void touch_pages(const std::string& path) {
   (void)sum;
 }
 
-hpl::SamplingParams to_sampling(const hpl_sampler_params& s) {
-  hpl::SamplingParams p;
+hpl::SamplerParams to_sampling(const hpl_sampler_params& s) {
+  hpl::SamplerParams p;
   p.temp = s.temperature;
   p.top_k = s.top_k;
   p.top_p = s.top_p;
@@ -287,7 +287,7 @@ hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* out) {
 
 hpl_status hpl_request_params_init(hpl_request_params* p) {
   HPL_REQUIRE(p, "hpl_request_params_init: params is NULL");
-  const hpl::SamplingParams d;
+  const hpl::SamplerParams d;
   *p = hpl_request_params{};
   p->sampler.temperature = d.temp;
   p->sampler.top_k = d.top_k;
