@@ -18,7 +18,7 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
     : model_(std::move(model)), opt_(opt) {
   if (opt.n_ctx < 1 || opt.n_ubatch < 1 || opt.n_threads < 1)
     throw RuntimeError(Status::kInvalidArgument,
-                       "session options: n_ctx, n_batch and n_threads must be >= 1 (got " +
+                       "session options: n_ctx, n_ubatch and n_threads must be >= 1 (got " +
                            std::to_string(opt.n_ctx) + ", " + std::to_string(opt.n_ubatch) + ", " +
                            std::to_string(opt.n_threads) + ")");
   try {

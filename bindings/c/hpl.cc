@@ -62,7 +62,7 @@ hpl_status guarded(F&& f) {
 
 void touch_pages(const std::string& path) {
   // Reads one byte per page of the mapping so the weights are resident before the first
-  // request (use_mmap = 0).
+  // request (prefault = 1).
   auto lease = registry()->acquire(path);
   const volatile uint8_t* p = lease->model->file->base();
   const size_t n = lease->model->file->file_size();
@@ -146,10 +146,11 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
 
 hpl_status hpl_model_params_init(hpl_model_params* p) {
   HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
-  p->n_threads = 4;
-  p->n_ctx = 2048;
-  p->n_batch = 64;
-  p->use_mmap = 1;
+  const hpl::SessionOptions d;  // the engine's defaults (ForwardOptions)
+  p->n_threads = 4;             // a library cannot know the cores it may use; 4 fits phones
+  p->n_ctx = static_cast<int32_t>(d.n_ctx);
+  p->n_ubatch = static_cast<int32_t>(d.n_ubatch);
+  p->prefault = 0;
   p->max_consecutive_failures = 3;
   return ok();
 }
@@ -161,24 +162,24 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
   hpl_model_params p;
   hpl_model_params_init(&p);
   if (params) p = *params;
-  if (p.n_threads < 1 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
+  if (p.n_threads < 1 || p.n_ctx < 1 || p.n_ubatch < 1 || p.max_consecutive_failures < 1)
     return fail(HPL_ERR_INVALID_ARGUMENT,
-                "hpl_model_load: n_threads, n_ctx, n_batch and max_consecutive_failures must be "
+                "hpl_model_load: n_threads, n_ctx, n_ubatch and max_consecutive_failures must be "
                 ">= 1 (got " +
                     std::to_string(p.n_threads) + ", " + std::to_string(p.n_ctx) + ", " +
-                    std::to_string(p.n_batch) + ", " + std::to_string(p.max_consecutive_failures) +
+                    std::to_string(p.n_ubatch) + ", " + std::to_string(p.max_consecutive_failures) +
                     ")");
   return guarded([&] {
     hpl::RuntimeOptions o;
     o.model_path = path;
     o.session.n_ctx = p.n_ctx;
-    o.session.n_ubatch = p.n_batch;
+    o.session.n_ubatch = p.n_ubatch;
     o.session.n_threads = p.n_threads;
     o.max_consecutive_failures = p.max_consecutive_failures;
     o.registry = registry();
     auto m = std::make_unique<hpl_model>();
     m->rt = std::make_unique<hpl::Runtime>(std::move(o));
-    if (!p.use_mmap) touch_pages(path);
+    if (p.prefault) touch_pages(path);
     *out = m.release();
     return ok();
   });

@@ -22,7 +22,7 @@
  *   for that request (free the user data there).
  * - event->text is valid only during the callback: copy it.
  * - Inside a callback you may call hpl_submit(), hpl_stop(), hpl_last_error() and the
- *   query functions (hpl_model_failed(), hpl_memory_info(), hpl_version()). The blocking
+ *   query functions (hpl_model_failed(), hpl_memory_info_get(), hpl_version()). The blocking
  *   functions (hpl_wait(), hpl_wait_idle(), the hpl_session_* functions except
  *   hpl_session_create(), hpl_model_unload()) return HPL_ERR_WOULD_DEADLOCK when called
  *   from the worker thread. Keep callbacks short: the worker waits for them.
@@ -33,10 +33,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(_WIN32)
+/* HPL_API: exported while building libhpl (its CMake target defines HPL_BUILDING_LIBRARY),
+ * imported by users; define HPL_STATIC when linking a static libhpl. */
+#if defined(_WIN32) && !defined(HPL_STATIC)
+#if defined(HPL_BUILDING_LIBRARY)
 #define HPL_API __declspec(dllexport)
 #else
+#define HPL_API __declspec(dllimport)
+#endif
+#elif defined(HPL_BUILDING_LIBRARY) && (defined(__GNUC__) || defined(__clang__))
 #define HPL_API __attribute__((visibility("default")))
+#else
+#define HPL_API
 #endif
 
 #ifdef __cplusplus
@@ -54,7 +62,8 @@ typedef enum hpl_status {
   HPL_ERR_MODEL = 3,            /* the model file is corrupt or unsupported */
   HPL_ERR_CONTEXT_FULL = 4,     /* the turn does not fit; the message gives the sizes */
   HPL_ERR_OUT_OF_MEMORY = 5,    /* allocation failed or the memory budget is exhausted */
-  HPL_ERR_FAILED_STATE = 6,     /* 3 failed requests in a row: call hpl_model_reset() */
+  HPL_ERR_FAILED_STATE = 6,     /* max_consecutive_failures (hpl_model_params, default 3)
+                                   failed requests in a row: call hpl_model_reset() */
   HPL_ERR_SESSION_MISMATCH = 7, /* a session file from another model */
   HPL_ERR_BUSY = 8,             /* in use: e.g. unloading a model that has sessions */
   HPL_ERR_WOULD_DEADLOCK = 9,   /* a blocking call from inside a callback */
@@ -91,13 +100,14 @@ HPL_API hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out);
 
 /* ---- models ---- */
 
+/* Names follow llama.cpp's (n_ctx, n_ubatch, n_threads); the defaults are the engine's. */
 typedef struct hpl_model_params {
-  int32_t n_threads;                /* compute threads per request (default 4) */
-  int32_t n_ctx;                    /* context length of every session, in tokens (default 2048) */
-  int32_t n_batch;                  /* prompt micro-batch, also the stop granularity during prompt
-                                       evaluation (default 64) */
-  int32_t use_mmap;                 /* 1 (default): weights are paged in lazily from the mapping;
-                                       0: every page is read at load time, so no request pays for faults */
+  int32_t n_threads; /* compute threads per request (default 4) */
+  int32_t n_ctx;     /* context length of every session, in tokens (default 2048) */
+  int32_t n_ubatch;  /* prompt micro-batch in tokens, also the stop granularity during prompt
+                        evaluation (default 256) */
+  int32_t prefault;  /* weights are always memory-mapped; 1: every page is read at load time,
+                        so no request pays for page faults; 0 (default): paged in lazily */
   int32_t max_consecutive_failures; /* circuit breaker threshold (default 3) */
 } hpl_model_params;
 

@@ -22,7 +22,7 @@ STORY = str(MODELS / "stories260K.gguf")
 
 @pytest.fixture(scope="module")
 def model():
-    with hpl.Model(STORY, n_threads=1, n_ctx=256, n_batch=16) as m:
+    with hpl.Model(STORY, n_threads=1, n_ctx=256, n_ubatch=16) as m:
         yield m
 
 

@@ -64,7 +64,7 @@ FINISH_NAMES = {0: "end_of_generation", 1: "max_tokens", 2: "stop_string", 3: "s
 
 class _ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
-                ("n_batch", ctypes.c_int32), ("use_mmap", ctypes.c_int32),
+                ("n_ubatch", ctypes.c_int32), ("prefault", ctypes.c_int32),
                 ("max_consecutive_failures", ctypes.c_int32)]
 
 
@@ -332,13 +332,13 @@ class Generation:
 class Model:
     """A loaded model with its worker thread. Use as a context manager or call close()."""
 
-    def __init__(self, path: str, n_threads: int = 4, n_ctx: int = 2048, n_batch: int = 64,
-                 use_mmap: bool = True, max_consecutive_failures: int = 3):
+    def __init__(self, path: str, n_threads: int = 4, n_ctx: int = 2048, n_ubatch: int = 256,
+                 prefault: bool = False, max_consecutive_failures: int = 3):
         self._h = None
         mp = _ModelParams()
         _check(_model_params_init(ctypes.byref(mp)))
-        mp.n_threads, mp.n_ctx, mp.n_batch = n_threads, n_ctx, n_batch
-        mp.use_mmap = 1 if use_mmap else 0
+        mp.n_threads, mp.n_ctx, mp.n_ubatch = n_threads, n_ctx, n_ubatch
+        mp.prefault = 1 if prefault else 0
         mp.max_consecutive_failures = max_consecutive_failures
         h = _p()
         _check(_model_load(os.fsencode(path), ctypes.byref(mp), ctypes.byref(h)))
