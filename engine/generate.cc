@@ -48,11 +48,10 @@ void prime_sampler(Sampler& sampler, std::span<const int32_t> ctx) {
   for (int32_t id : ctx.last(n)) sampler.accept(id);
 }
 
-GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
-                        std::span<const int32_t> new_tokens, const GenerateParams& p,
-                        const TextFn& on_text, const StopFn& should_stop) {
-  GenerateResult r;
-  GenerateStats& st = r.stats;
+namespace {
+
+// Checks new_tokens before any work: not empty, in the vocabulary, fitting the context.
+void check_new_tokens(const Forward& fwd, std::span<const int32_t> new_tokens) {
   const int64_t n_new = static_cast<int64_t>(new_tokens.size());
   if (n_new == 0) throw ModelError("empty prompt: nothing to continue from");
   check_prompt_fits(n_new, fwd.n_past(), fwd.n_ctx());
@@ -61,29 +60,46 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
       throw ModelError("token id " + std::to_string(new_tokens[i]) + " at index " +
                        std::to_string(i) + " is outside the vocabulary [0, " +
                        std::to_string(fwd.n_vocab()) + ")");
-  auto stop_now = [&] { return should_stop && should_stop(); };
-  const auto t0 = Clock::now();
+}
 
-  // Prompt: micro-batches of fwd's n_ubatch (the same split eval() makes), a stop check
-  // before each; logits (n_vocab,) of the last token only.
-  std::vector<float> logits(static_cast<size_t>(fwd.n_vocab()));
+// Evaluates the prompt in micro-batches of fwd's n_ubatch (the split eval() makes itself), a
+// stop check before each; logits (n_vocab,) of its last token. Returns the tokens evaluated:
+// fewer than all when stopped, and then fwd is rolled back to where it was.
+int64_t eval_prompt(Forward& fwd, std::span<const int32_t> prompt, float* logits,
+                    const StopFn& should_stop) {
+  const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t past0 = fwd.n_past();
   const int64_t ub = fwd.n_ubatch();
-  for (int64_t i = 0; i < n_new; i += ub) {
-    if (stop_now()) {
+  for (int64_t i = 0; i < n; i += ub) {
+    if (should_stop && should_stop()) {
       fwd.truncate(past0);
-      r.finish = FinishReason::kStopped;
-      st.prompt_tokens = static_cast<int32_t>(i);
-      st.prompt_ms = st.total_ms = ms_since(t0);
-      return r;
+      return i;
     }
-    const int64_t n = std::min(ub, n_new - i);
-    fwd.eval(new_tokens.data() + i, n, i + n == n_new ? logits.data() : nullptr);
+    const int64_t nb = std::min(ub, n - i);
+    fwd.eval(prompt.data() + i, nb, i + nb == n ? logits : nullptr);
+  }
+  return n;
+}
+
+}  // namespace
+
+GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
+                        std::span<const int32_t> new_tokens, const GenerateParams& p,
+                        const TextFn& on_text, const StopFn& should_stop) {
+  check_new_tokens(fwd, new_tokens);
+  GenerateResult r;
+  GenerateStats& st = r.stats;
+  const auto t0 = Clock::now();
+  std::vector<float> logits(static_cast<size_t>(fwd.n_vocab()));
+  st.prompt_tokens = static_cast<int32_t>(eval_prompt(fwd, new_tokens, logits.data(), should_stop));
+  st.prompt_ms = ms_since(t0);
+  if (st.prompt_tokens < static_cast<int64_t>(new_tokens.size())) {
+    r.finish = FinishReason::kStopped;
+    st.total_ms = st.prompt_ms;
+    return r;
   }
   for (int32_t id : new_tokens) sampler.accept(id);
   r.prompt_done = true;
-  st.prompt_tokens = static_cast<int32_t>(n_new);
-  st.prompt_ms = ms_since(t0);
 
   // Decode: sample, stream, check the finish conditions, evaluate the token, repeat.
   StreamDecoder decoder(tok);
@@ -115,7 +131,7 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
       r.finish = FinishReason::kStopString;
       break;
     }
-    if (stop_now()) {
+    if (should_stop && should_stop()) {
       r.finish = FinishReason::kStopped;
       break;
     }
