@@ -92,7 +92,7 @@ constexpr const char* kSamplerUsage =
     "  --top-p P            nucleus sampling (default 0.95; 1 = off)\n"
     "  --min-p P            drop tokens below P x the best probability (default 0.05)\n"
     "  --repeat-penalty R   penalize the last N tokens (default 1.0 = off)\n"
-    "  --repeat-last-n N    window of the repeat penalty (default 64)\n"
+    "  --repeat-last-n N    window: the last N tokens, prompt included (default 64)\n"
     "  --seed S             random seed (default: random)\n";
 
 }  // namespace hpl::cli

@@ -154,6 +154,20 @@ class Chat {
   GenerateStats last_;
 };
 
+// The model (loaded here, outside any registry) in a Session, which must know a chat format.
+std::unique_ptr<Session> open_session(const std::string& path, const SessionOptions& so) {
+  auto lm = std::make_shared<LoadedModel>();
+  lm->path = path;
+  lm->model = Model::load(path);
+  lm->tokenizer = load_tokenizer(*lm->model->file);
+  auto s = std::make_unique<Session>(std::move(lm), so);
+  if (!s->chat_template())
+    throw std::runtime_error(std::string("the model (") + arch_name(s->model().model->config.arch) +
+                             ") has no chat template; name one with --template (gemma, chatml, "
+                             "llama2, llama3, command-r, zephyr)");
+  return s;
+}
+
 int run_chat(const std::vector<std::string>& args) {
   std::string model_path, system;
   bool verbose = false, have_seed = false;
@@ -192,16 +206,9 @@ int run_chat(const std::vector<std::string>& args) {
   if (!have_seed) rp.sampling.seed = std::random_device{}();
 
   auto t_load = std::chrono::steady_clock::now();
-  auto lm = std::make_shared<LoadedModel>();
-  lm->path = model_path;
-  lm->model = Model::load(model_path);
-  lm->tokenizer = load_tokenizer(*lm->model->file);
-  const Arch arch = lm->model->config.arch;
-  Session session(std::move(lm), so);
-  if (!session.chat_template())
-    throw std::runtime_error(std::string("the model (") + arch_name(arch) +
-                             ") has no chat template; name one with --template (gemma, chatml, "
-                             "llama2, llama3, command-r, zephyr)");
+  std::unique_ptr<Session> owned = open_session(model_path, so);
+  Session& session = *owned;
+  const Arch arch = session.model().model->config.arch;
   const bool tty = isatty(0) != 0;
   if (verbose || tty) {
     std::fprintf(stderr,

@@ -93,6 +93,30 @@ void json_phase(JsonWriter& j, const Phase& ph) {
   j.end_object();
 }
 
+// The two phases as one JSON object on stdout, or as tables.
+void report(const std::string& model_path, const Model& model, int n_threads, int64_t n_prompt,
+            int64_t n_gen, const Phase& prefill, const Phase& decode, bool json) {
+  if (json) {
+    JsonWriter j;
+    j.begin_object();
+    j.key("model").str(model_path);
+    j.key("arch").str(arch_name(model.config.arch));
+    j.key("n_threads").num(n_threads);
+    j.key("isa").str(isa_name());
+    j.key("n_prompt").num(n_prompt);
+    j.key("n_gen").num(n_gen);
+    json_phase(j, prefill);
+    json_phase(j, decode);
+    j.end_object();
+    std::printf("%s\n", j.text().c_str());
+  } else {
+    std::printf("profile: %s (%s), %d threads (%s)\n", model_path.c_str(),
+                arch_name(model.config.arch), n_threads, isa_name());
+    print_phase(prefill, "total");
+    print_phase(decode, "per token");
+  }
+}
+
 int run_profile(const std::vector<std::string>& args) {
   std::string model_path;
   int64_t n_prompt = 128, n_gen = 32;
@@ -168,25 +192,7 @@ int run_profile(const std::vector<std::string>& args) {
                                   static_cast<double>(n_gen), since(t0), dp);
   fwd.set_profiler(nullptr);
 
-  if (json) {
-    JsonWriter j;
-    j.begin_object();
-    j.key("model").str(model_path);
-    j.key("arch").str(arch_name(model->config.arch));
-    j.key("n_threads").num(fo.n_threads);
-    j.key("isa").str(isa_name());
-    j.key("n_prompt").num(n_prompt);
-    j.key("n_gen").num(n_gen);
-    json_phase(j, prefill);
-    json_phase(j, decode);
-    j.end_object();
-    std::printf("%s\n", j.text().c_str());
-  } else {
-    std::printf("profile: %s (%s), %d threads (%s)\n", model_path.c_str(),
-                arch_name(model->config.arch), fo.n_threads, isa_name());
-    print_phase(prefill, "total");
-    print_phase(decode, "per token");
-  }
+  report(model_path, *model, fo.n_threads, n_prompt, n_gen, prefill, decode, json);
   return 0;
 }
 
