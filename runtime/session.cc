@@ -181,21 +181,25 @@ std::vector<Exchange> Session::last_exchanges(int k) const {
   const ChatMessage* sys = opening_system();
   std::vector<ChatMessage>& first = kept[0].messages;
   if (sys && !first.empty() && first[0].role != "system") first.insert(first.begin(), *sys);
-  for (Exchange& e : kept)  // the replayed text closes every chat turn
-    if (!e.messages.empty()) e.closed = true;
+  for (Exchange& e : kept) e.closed = false;  // the next turn writes the last end of turn
   return kept;
 }
 
-// A conversation of chat turns only is the whole formatted history, encoded once (as a fresh
-// conversation would be). Otherwise turn by turn: a raw turn is its prompt then its response;
-// a chat turn is the formatted conversation's growth over it (messages, response, end of
-// turn).
+// A conversation of chat turns only is the formatted history up to the last reply, encoded
+// once (as a fresh conversation would be); the last reply stays open, as after a live turn
+// that ended at max_tokens, so the next turn's incremental form continues it exactly. Otherwise
+// turn by turn: a raw turn is its prompt then its response; a chat turn is the formatted
+// conversation's growth over it (messages, response, end of turn).
 std::vector<int32_t> Session::replay_tokens(const std::vector<Exchange>& ex) const {
   const Tokenizer& tok = *model_->tokenizer;
   const bool all_chat =
       std::all_of(ex.begin(), ex.end(), [](const Exchange& e) { return !e.messages.empty(); });
   if (ex.empty()) return {};
-  if (all_chat) return tok.encode(format_chat(chat_history(ex), false), true, true);
+  if (all_chat) {  // what a live conversation holds after its last reply: format(h, true) + reply
+    std::vector<ChatMessage> h = chat_history(ex);
+    h.pop_back();
+    return tok.encode(format_chat(h, true) + ex.back().response, true, true);
+  }
   std::vector<int32_t> out;
   std::vector<ChatMessage> hist;
   for (const Exchange& e : ex) {

@@ -105,8 +105,8 @@ class Session {
                                          const RequestParams& p) const;
   // The tokens of a conversation made of ex, replayed from the start.
   std::vector<int32_t> replay_tokens(const std::vector<Exchange>& ex) const;
-  // The last k exchanges, the opening system message carried into the first kept one, chat
-  // turns marked closed (replaying them writes their end of turn).
+  // The last k exchanges, the opening system message carried into the first kept one, marked
+  // open (a replay ends with the last reply's text; the next turn writes its end of turn).
   std::vector<Exchange> last_exchanges(int k) const;
   const ChatMessage* opening_system() const;  // null: the conversation opened without one
 

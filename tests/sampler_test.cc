@@ -295,5 +295,92 @@ TEST(Generate, GreedyStopsAtTokenLimitAndStopString) {
   EXPECT_EQ(streamed2, streamed.substr(0, streamed.find("Lily")));
 }
 
+// A stop before the second prompt micro-batch: nothing generated, the context as before.
+TEST(Generate, StopDuringThePromptRollsTheContextBack) {
+  auto m = Model::load(kModel);
+  auto tok = load_tokenizer(*m->file);
+  ForwardOptions o;
+  o.n_ctx = 64;
+  o.n_ubatch = 2;
+  Forward f(*m, o);
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  Sampler sampler(sp, f.n_vocab());
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  int checks = 0;
+  std::string text;
+  GenerateResult r = generate(
+      f, *tok, sampler, prompt, GenerateParams(), [&](std::string_view s) { text += s; },
+      [&] { return ++checks == 2; });
+  EXPECT_EQ(r.finish, FinishReason::kStopped);
+  EXPECT_FALSE(r.prompt_done);
+  EXPECT_EQ(r.stats.prompt_tokens, 2);  // one micro-batch ran before the stop
+  EXPECT_EQ(f.n_past(), 0);
+  EXPECT_TRUE(r.tokens.empty());
+  EXPECT_TRUE(text.empty());
+}
+
+// should_stop() is asked once before the (single) prompt micro-batch, then after each token.
+TEST(Generate, StopAfterATokenKeepsWhatWasGenerated) {
+  auto m = Model::load(kModel);
+  auto tok = load_tokenizer(*m->file);
+  ForwardOptions o;
+  o.n_ctx = 64;
+  Forward f(*m, o);
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  Sampler sampler(sp, f.n_vocab());
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  int checks = 0;
+  GenerateResult r = generate(
+      f, *tok, sampler, prompt, GenerateParams(), [](std::string_view) {},
+      [&] { return ++checks == 4; });
+  EXPECT_EQ(r.finish, FinishReason::kStopped);
+  EXPECT_TRUE(r.prompt_done);
+  EXPECT_EQ(r.tokens.size(), 3u);
+  EXPECT_EQ(r.stats.completion_tokens, 3);
+  EXPECT_EQ(f.n_past(), 5 + 2);  // the last sampled token is not evaluated
+}
+
+// Splitting the prompt into micro-batches changes nothing in what is generated.
+TEST(Generate, MicroBatchedPromptGivesTheSameTokens) {
+  auto m = Model::load(kModel);
+  auto tok = load_tokenizer(*m->file);
+  std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 500, 280, 270, 300};
+  std::vector<std::vector<int32_t>> outs;
+  for (int64_t ub : {1, 3, 256}) {
+    ForwardOptions o;
+    o.n_ctx = 64;
+    o.n_ubatch = ub;
+    Forward f(*m, o);
+    SamplerParams sp;
+    sp.temp = 0.0f;
+    Sampler sampler(sp, f.n_vocab());
+    GenerateParams gp;
+    gp.max_tokens = 16;
+    outs.push_back(generate(f, *tok, sampler, prompt, gp, [](std::string_view) {}).tokens);
+  }
+  ASSERT_EQ(outs[0].size(), 16u);
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_EQ(outs[0], outs[2]);
+}
+
+// The penalty window is the last repeat_last_n tokens of the context.
+TEST(Generate, PenaltyWindowIsTheLastNTokensOfTheContext) {
+  std::vector<float> logits = {0.1f, 0.2f, 0.3f, 0.4f, 1.9f, 2.0f, 0.5f, 0.6f};
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  sp.repeat_penalty = 10.0f;
+  sp.repeat_last_n = 2;
+  Sampler outside(sp, 8);
+  const std::vector<int32_t> old5 = {5, 1, 2};  // 5 fell out of the window
+  prime_sampler(outside, old5);
+  EXPECT_EQ(outside.sample(logits.data()), 5);
+  Sampler inside(sp, 8);
+  const std::vector<int32_t> recent5 = {1, 2, 5};
+  prime_sampler(inside, recent5);
+  EXPECT_EQ(inside.sample(logits.data()), 4);
+}
+
 }  // namespace
 }  // namespace hpl
