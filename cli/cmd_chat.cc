@@ -189,7 +189,7 @@ int run_chat(const std::vector<std::string>& args) {
     } else if (a == "-t" || a == "--threads") {
       so.n_threads = static_cast<int>(to_int(a, value()));
     } else if (a == "-n" || a == "--n-predict") {
-      rp.max_tokens = static_cast<int32_t>(to_int(a, value()));
+      rp.max_tokens = parse_token_limit(a, value());
     } else if (a == "--system") {
       system = value();
     } else if (a == "--template" || a == "--chat-template") {
@@ -202,6 +202,7 @@ int run_chat(const std::vector<std::string>& args) {
   }
   if (model_path.empty()) usage_error(usage, "-m MODEL is required");
   check_ctx_threads(so.n_ctx, so.n_threads);
+  require_utf8(system, "--system");
   if (so.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
   if (!have_seed) rp.sampling.seed = std::random_device{}();
 
@@ -244,6 +245,10 @@ int run_chat(const std::vector<std::string>& args) {
     }
     if (line[0] == '/') {
       std::fprintf(stderr, "unknown command '%s' (/reset, /stats, /quit)\n", line.c_str());
+      continue;
+    }
+    if (auto bad = check_utf8(line, "message")) {  // the C API's rule (request_checks.h)
+      std::fprintf(stderr, "%s; it was not sent\n", bad->message.c_str());
       continue;
     }
     chat.turn(line);
