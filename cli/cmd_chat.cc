@@ -37,7 +37,6 @@ void usage() {
       stderr,
       "usage: hpl chat -m MODEL.gguf [options]   (then type; one line is one turn)\n"
       "  -c N                 context size in tokens (default 2048)\n"
-      "  -t N                 threads (default: all cores)\n"
       "  -n N                 reply token limit (default -1: until end of turn)\n"
       "%s"
       "  --system TEXT        system message\n"
@@ -47,6 +46,7 @@ void usage() {
       "  --verbose            per turn: tokens prefilled, cache reused, tok/s (stderr)\n"
       "commands: /reset (new conversation), /stats, /quit (or end of input)\n",
       kSamplerUsage);
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -174,7 +174,7 @@ int run_chat(const std::vector<std::string>& args) {
   RequestParams rp;
   rp.max_tokens = -1;
   SessionOptions so;
-  so.n_threads = default_threads();
+  ThreadOptions th;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& { return option_value(args, i); };
@@ -186,8 +186,7 @@ int run_chat(const std::vector<std::string>& args) {
       model_path = value();
     } else if (a == "-c" || a == "--ctx-size") {
       so.n_ctx = to_int(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      so.n_threads = static_cast<int>(to_int(a, value()));
+    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "-n" || a == "--n-predict") {
       rp.max_tokens = parse_token_limit(a, value());
     } else if (a == "--system") {
@@ -201,6 +200,7 @@ int run_chat(const std::vector<std::string>& args) {
     }
   }
   if (model_path.empty()) usage_error(usage, "-m MODEL is required");
+  th.apply(so);
   check_ctx_threads(so.n_ctx, so.n_threads);
   require_utf8(system, "--system");
   if (so.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
@@ -210,7 +210,9 @@ int run_chat(const std::vector<std::string>& args) {
   std::unique_ptr<Session> owned = open_session(model_path, so);
   Session& session = *owned;
   const Arch arch = session.model().model->config.arch;
+  // (the Session warns on stderr when pinning was refused or narrowed)
   const bool tty = isatty(0) != 0;
+  if (verbose) print_cpu_setup(session.forward().pool(), so.cpus);
   if (verbose || tty) {
     std::fprintf(stderr,
                  "chat: %s (%s), template %s, context %lld, %d threads (%s), seed %llu, load "

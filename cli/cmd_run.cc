@@ -32,7 +32,6 @@ void usage() {
       "usage: hpl run -m MODEL.gguf (-p PROMPT | -f FILE | --ids \"1 2 3\") [options]\n"
       "  -n N                 tokens to generate (default 128; -1: until end of generation)\n"
       "  -c N                 context size in tokens (default 2048, at most the model's)\n"
-      "  -t N                 threads (default: all cores)\n"
       "%s"
       "  (sampling ranges and UTF-8 text are checked like the C API's and the server's)\n"
       "  --stop TEXT          stop when TEXT is generated (repeatable; not printed)\n"
@@ -42,6 +41,7 @@ void usage() {
       "  --ubatch N           prefill micro-batch in tokens (default 256)\n"
       "  --verbose            model info, load time, prompt and decode tok/s, memory\n",
       kSamplerUsage);
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -67,6 +67,7 @@ struct RunArgs {
   std::string model_path, prompt, prompt_file, ids_text, system, template_name;
   std::string dump_logits, dump_ids;
   bool have_prompt = false, have_ids = false, chat = false, verbose = false;
+  ThreadOptions th;
   bool have_seed = false, have_ctx = false;
   GenerateParams gp;
   SamplerParams sp;
@@ -75,7 +76,6 @@ struct RunArgs {
 
 // false: --help was printed.
 bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
-  r.fo.n_threads = default_threads();
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& { return option_value(args, i); };
@@ -98,8 +98,7 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
     } else if (a == "-c" || a == "--ctx-size") {
       r.fo.n_ctx = to_int(a, value());
       r.have_ctx = true;
-    } else if (a == "-t" || a == "--threads") {
-      r.fo.n_threads = static_cast<int>(to_int(a, value()));
+    } else if (r.th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "--ubatch" || a == "-ub") {
       r.fo.n_ubatch = to_int(a, value());
     } else if (a == "--stop") {
@@ -135,6 +134,7 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
   require_utf8(r.system, "--system");
   for (size_t i = 0; i < r.gp.stop_strings.size(); ++i)
     require_utf8(r.gp.stop_strings[i], "--stop value " + std::to_string(i + 1));
+  r.th.apply(r.fo);
   check_ctx_threads(r.fo.n_ctx, r.fo.n_threads);
   if (r.fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
   if (!r.have_seed) r.sp.seed = std::random_device{}();
@@ -204,6 +204,7 @@ int run_run(const std::vector<std::string>& args) {
   const ModelConfig& cfg = model->config;
   if (!ra.have_ctx && cfg.n_ctx_train > 0) ra.fo.n_ctx = std::min(ra.fo.n_ctx, cfg.n_ctx_train);
   Forward fwd(*model, ra.fo);
+  warn_if_not_pinned(fwd.pool());
   const double load_s = since(t_load);
   if (tok->n_vocab() != cfg.n_vocab && ra.verbose) {
     std::fprintf(stderr, "warning: tokenizer has %d tokens, the model %lld\n", tok->n_vocab(),
@@ -216,7 +217,10 @@ int run_run(const std::vector<std::string>& args) {
   }
 
   const std::vector<int32_t> ids = prompt_ids(ra, *tok);
-  if (ra.verbose) print_model_info(ra, *model, ids.size(), load_s);
+  if (ra.verbose) {
+    print_cpu_setup(fwd.pool(), ra.fo.cpus);
+    print_model_info(ra, *model, ids.size(), load_s);
+  }
   if (!ra.dump_logits.empty()) dump_prompt_logits(fwd, ids, ra.dump_logits);
 
   GenerateResult r;

@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <new>
 #include <span>
 
@@ -16,9 +17,9 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 
 Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& opt)
     : model_(std::move(model)), opt_(opt) {
-  if (opt.n_ctx < 1 || opt.n_ubatch < 1 || opt.n_threads < 1)
+  if (opt.n_ctx < 1 || opt.n_ubatch < 1 || opt.n_threads < 0)
     throw RuntimeError(Status::kInvalidArgument,
-                       "session options: n_ctx, n_ubatch and n_threads must be >= 1 (got " +
+                       "session options: n_ctx, n_ubatch must be >= 1, n_threads >= 0 (got " +
                            std::to_string(opt.n_ctx) + ", " + std::to_string(opt.n_ubatch) + ", " +
                            std::to_string(opt.n_threads) + ")");
   try {
@@ -29,6 +30,10 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   } catch (const std::exception& e) {
     throw RuntimeError(Status::kInvalidArgument, e.what());
   }
+  // No warning channel in the C API: a refused or narrowed pin mask goes to stderr.
+  const std::string pin = fwd_->pool().pin_warning();
+  if (!pin.empty()) std::fprintf(stderr, "hpl: warning: pinning: %s\n", pin.c_str());
+
   // The chat format: the named one, the model's own, else one by architecture.
   const Vocab& v = model_->tokenizer->vocab();
   const Arch arch = model_->model->config.arch;
