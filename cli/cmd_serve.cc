@@ -48,7 +48,7 @@ void usage() {
       "  --port N           port (default 8080; 0 = any free port, printed on start)\n"
       "  -c N               context size in tokens (default 2048)\n"
       "  -t N               inference threads (default: all cores)\n"
-      "  --ubatch N         prefill micro-batch in tokens (default 64)\n"
+      "  --ubatch N         prefill micro-batch in tokens (default 256)\n"
       "  --max-body BYTES   largest request body; bigger gets 413 (default 1048576)\n"
       "  --template NAME    chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
       "                     model's, else one chosen by its architecture\n"

@@ -254,7 +254,7 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
     if (!s->is_boolean()) bad("stream", "'stream' must be a boolean");
     r.stream = s->get<bool>();
   }
-  SamplingParams& sp = p.sampling;
+  SamplerParams& sp = p.sampling;
   // Types here; ranges (the C API's and the CLI's, same messages) in check_request() below.
   sp.temp = static_cast<float>(number(body, "temperature", 1.0));
   sp.top_p = static_cast<float>(number(body, "top_p", 1.0));
@@ -299,7 +299,7 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
   return r;
 }
 
-const char* finish_reason_name(FinishReason r) {
+const char* openai_finish_reason(FinishReason r) {
   switch (r) {
     case FinishReason::kMaxTokens:
     case FinishReason::kContextEnd:
@@ -317,7 +317,7 @@ json usage_json(const RequestStats& st) {
 
 json completion_json(const ApiRequest& r, const std::string& id, int64_t created,
                      const std::string& text, const RequestStats& st) {
-  json choice = {{"index", 0}, {"finish_reason", finish_reason_name(st.finish)}};
+  json choice = {{"index", 0}, {"finish_reason", openai_finish_reason(st.finish)}};
   if (r.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", text}};
   } else {
@@ -336,7 +336,7 @@ json completion_json(const ApiRequest& r, const std::string& id, int64_t created
 json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
                 const std::string& delta_text, bool role, const RequestStats* finish) {
   json choice = {{"index", 0}, {"logprobs", nullptr}};
-  choice["finish_reason"] = finish ? json(finish_reason_name(finish->finish)) : json(nullptr);
+  choice["finish_reason"] = finish ? json(openai_finish_reason(finish->finish)) : json(nullptr);
   if (r.chat) {
     json delta = json::object();
     if (role) delta["role"] = "assistant";

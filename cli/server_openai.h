@@ -47,7 +47,7 @@ struct ApiRequest {
 ApiRequest parse_request(const std::string& body, bool chat);
 
 // "stop" / "length" from the runtime's finish reason.
-const char* finish_reason_name(FinishReason r);
+const char* openai_finish_reason(FinishReason r);
 
 nlohmann::json usage_json(const RequestStats& st);
 

@@ -66,7 +66,7 @@ hpl_status guarded(F&& f) {
 
 void touch_pages(const std::string& path) {
   // Reads one byte per page of the mapping so the weights are resident before the first
-  // request (use_mmap = 0).
+  // request (prefault = 1).
   auto lease = registry()->acquire(path);
   const volatile uint8_t* p = lease->model->file->base();
   const size_t n = lease->model->file->file_size();
@@ -75,8 +75,8 @@ void touch_pages(const std::string& path) {
   (void)sum;
 }
 
-hpl::SamplingParams to_sampling(const hpl_sampler_params& s) {
-  hpl::SamplingParams p;
+hpl::SamplerParams to_sampling(const hpl_sampler_params& s) {
+  hpl::SamplerParams p;
   p.temp = s.temperature;
   p.top_k = s.top_k;
   p.top_p = s.top_p;
@@ -150,10 +150,11 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
 
 hpl_status hpl_model_params_init(hpl_model_params* p) {
   HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
-  p->n_threads = 0;
-  p->n_ctx = 2048;
-  p->n_batch = 64;
-  p->use_mmap = 1;
+  const hpl::SessionOptions d;  // the engine's defaults (ForwardOptions)
+  p->n_threads = 0;             // the CPU topology's default
+  p->n_ctx = static_cast<int32_t>(d.n_ctx);
+  p->n_ubatch = static_cast<int32_t>(d.n_ubatch);
+  p->prefault = 0;
   p->max_consecutive_failures = 3;
   p->cpus = nullptr;
   return ok();
@@ -166,18 +167,18 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
   hpl_model_params p;
   hpl_model_params_init(&p);
   if (params) p = *params;
-  if (p.n_threads < 0 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
+  if (p.n_threads < 0 || p.n_ctx < 1 || p.n_ubatch < 1 || p.max_consecutive_failures < 1)
     return fail(HPL_ERR_INVALID_ARGUMENT,
-                "hpl_model_load: n_threads must be >= 0, n_ctx, n_batch and "
+                "hpl_model_load: n_threads must be >= 0, n_ctx, n_ubatch and "
                 "max_consecutive_failures >= 1 (got " +
                     std::to_string(p.n_threads) + ", " + std::to_string(p.n_ctx) + ", " +
-                    std::to_string(p.n_batch) + ", " + std::to_string(p.max_consecutive_failures) +
+                    std::to_string(p.n_ubatch) + ", " + std::to_string(p.max_consecutive_failures) +
                     ")");
   return guarded([&] {
     hpl::RuntimeOptions o;
     o.model_path = path;
     o.session.n_ctx = p.n_ctx;
-    o.session.n_ubatch = p.n_batch;
+    o.session.n_ubatch = p.n_ubatch;
     o.session.n_threads = p.n_threads;
     try {
       if (p.cpus && *p.cpus) o.session.cpus = hpl::kernel::parse_cpu_list(p.cpus);
@@ -188,7 +189,7 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
     o.registry = registry();
     auto m = std::make_unique<hpl_model>();
     m->rt = std::make_unique<hpl::Runtime>(std::move(o));
-    if (!p.use_mmap) touch_pages(path);
+    if (p.prefault) touch_pages(path);
     *out = m.release();
     return ok();
   });
@@ -297,7 +298,7 @@ hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* out) {
 
 hpl_status hpl_request_params_init(hpl_request_params* p) {
   HPL_REQUIRE(p, "hpl_request_params_init: params is NULL");
-  const hpl::SamplingParams d;
+  const hpl::SamplerParams d;
   *p = hpl_request_params{};
   p->sampler.temperature = d.temp;
   p->sampler.top_k = d.top_k;

@@ -125,7 +125,7 @@ static hpl_model* load(const char* name, int n_ctx) {
   mp.n_threads = 1;
   mp.cpus = "0"; /* pinned: generation must work the same */
   mp.n_ctx = n_ctx;
-  mp.n_batch = 16;
+  mp.n_ubatch = 16;
   hpl_model* m = NULL;
   REQUIRE_OK(hpl_model_load(path, &mp, &m));
   return m;
@@ -431,7 +431,7 @@ static void test_prefaulted_load(void) {
   REQUIRE_OK(hpl_model_params_init(&mp));
   mp.n_threads = 1;
   mp.n_ctx = 64;
-  mp.use_mmap = 0; /* every page read at load time */
+  mp.prefault = 1; /* every page read at load time */
   hpl_model* m = NULL;
   REQUIRE_OK(hpl_model_load(HPL_TEST_DATA_DIR "/models/stories260K.gguf", &mp, &m));
   collector c;

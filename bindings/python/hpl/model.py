@@ -236,8 +236,8 @@ class Model(_Generator):
             mp.n_threads = n_threads
         mp.n_ctx = n_ctx
         if n_ubatch is not None:
-            mp.n_batch = n_ubatch
-        mp.use_mmap = 0 if prefault else 1
+            mp.n_ubatch = n_ubatch
+        mp.prefault = 1 if prefault else 0
         mp.max_consecutive_failures = max_consecutive_failures
         mp.cpus = cpus.encode() if cpus else None
         h = ctypes.c_void_p()
