@@ -3,16 +3,20 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/sampler.h"
+#include "tokenizer/chat_template.h"
 
 namespace hpl::cli {
 
@@ -42,12 +46,30 @@ inline float to_float(const std::string& opt, const std::string& v) {
   return x;
 }
 
+// The whole file; throws naming the path when it is missing, a directory or unreadable.
 inline std::string read_text_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error(path + ": is a directory, not a text file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw std::runtime_error(path + ": read failed");
+  return text;
+}
+
+// The chat format, by one rule for hpl chat, run --chat and serve: the NAME given with
+// `option` (--template / --chat-template), else the one the GGUF names (tokenizer.chat_template,
+// or turn-marker special tokens such as <start_of_turn>). No guess by architecture: a model
+// with neither has no chat format, and this throws naming the option.
+inline ChatTemplate chat_template_for(const Vocab& vocab, const std::string& name,
+                                      const std::string& option) {
+  if (name.empty() && detect_chat_family(vocab) == ChatFamily::UNKNOWN)
+    throw std::runtime_error(
+        "the model has no chat template (no tokenizer.chat_template, no turn-marker tokens); "
+        "name one with " +
+        option + " (gemma, chatml, llama2, llama3, command-r, zephyr)");
+  return ChatTemplate::for_vocab(vocab, name);
 }
 
 inline int default_threads() {

@@ -4,9 +4,15 @@
 // sampled but never evaluated). When a turn would not fit, it says so and restarts the
 // conversation with the last 3 exchanges carried forward (re-prefilled). Reads lines until EOF,
 // so it works without a terminal; /reset, /stats, /quit.
+//
+// Ctrl-C while a reply is generated stops it (the partial reply stays in the conversation);
+// Ctrl-C at the prompt, or Ctrl-D, ends the chat. A second Ctrl-C before the first was acted on
+// (the prompt's prefill cannot be cut) exits at once with status 130.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -31,6 +37,23 @@ namespace {
 
 constexpr int kCarryExchanges = 3;  // exchanges kept when the context is full
 
+// Ctrl-C seen and not yet acted on. Only the main thread takes SIGINT (the thread pool's
+// workers are started with it blocked), so the prompt's read() returns EINTR.
+volatile std::sig_atomic_t g_sigint = 0;
+
+extern "C" void on_sigint(int) {
+  if (g_sigint) _exit(130);
+  g_sigint = 1;
+}
+
+void install_sigint_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a Ctrl-C at the prompt interrupts the read
+  sigaction(SIGINT, &sa, nullptr);
+}
+
 void usage() {
   std::fprintf(
       stderr,
@@ -41,10 +64,11 @@ void usage() {
       "%s"
       "  --system TEXT        system message\n"
       "  --template NAME      chat format (gemma, chatml, llama2, llama3, command-r,\n"
-      "                       zephyr); default: from tokenizer.chat_template, the vocab's\n"
-      "                       special tokens, or the architecture (gemma3 -> gemma)\n"
+      "                       zephyr); default: the GGUF's tokenizer.chat_template or its\n"
+      "                       turn-marker tokens; a model with neither needs --template\n"
       "  --verbose            per turn: tokens prefilled, cache reused, tok/s (stderr)\n"
-      "commands: /reset (new conversation), /stats, /quit (or end of input)\n",
+      "commands: /reset (new conversation), /stats, /quit (or end of input)\n"
+      "Ctrl-C stops the reply being generated; at the prompt, Ctrl-C or Ctrl-D quits\n",
       kSamplerUsage);
 }
 
@@ -54,17 +78,6 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 double rate(double n, double s) {
   return s > 0 ? n / s : 0.0;
-}
-
-ChatTemplate choose_template(const Vocab& vocab, Arch arch, const std::string& name) {
-  if (!name.empty() || detect_chat_family(vocab) != ChatFamily::UNKNOWN)
-    return ChatTemplate::for_vocab(vocab, name);
-  // No template in the file and no telling special tokens: go by architecture.
-  if (arch == Arch::kGemma3) return ChatTemplate::for_vocab(vocab, "gemma");
-  if (arch == Arch::kQwen2) return ChatTemplate::for_vocab(vocab, "chatml");
-  throw std::runtime_error(std::string("the model (") + arch_name(arch) +
-                           ") has no chat template; name one with --template (gemma, chatml, "
-                           "llama2, llama3, command-r, zephyr)");
 }
 
 class Chat {
@@ -142,10 +155,14 @@ class Chat {
     const GenerateResult r = generate(fwd_, tok_, fresh, gp_, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
-      return true;
+      return g_sigint == 0;  // Ctrl-C: the reply ends here
     });
+    if (r.reason == StopReason::kCallback) clearerr(stdout);  // a write cut by the signal
     std::fputc('\n', stdout);
     std::fflush(stdout);
+    if (r.reason == StopReason::kCallback)
+      std::fprintf(stderr, "[reply stopped by Ctrl-C; Ctrl-C again or Ctrl-D to quit]\n");
+    g_sigint = 0;  // a Ctrl-C during the reply was for the reply
 
     conv_.resize(static_cast<size_t>(reused));  // fresh repeats the pending tokens after it
     conv_.insert(conv_.end(), fresh.begin(), fresh.end());
@@ -257,8 +274,14 @@ int run_chat(const std::vector<std::string>& args) {
   auto t_load = std::chrono::steady_clock::now();
   auto model = Model::load(model_path);
   auto tok = load_tokenizer(*model->file);
-  ChatTemplate tmpl = choose_template(tok->vocab(), model->config.arch, template_name);
+  ChatTemplate tmpl = chat_template_for(tok->vocab(), template_name, "--template");
+  sigset_t sigint, old_mask;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint, &old_mask);  // inherited by the pool's threads
   Forward fwd(*model, fo);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  install_sigint_handler();
   const bool tty = isatty(0) != 0;
   if (verbose || tty) {
     std::fprintf(stderr,
@@ -277,7 +300,10 @@ int run_chat(const std::vector<std::string>& args) {
       std::fputs("> ", stdout);
       std::fflush(stdout);
     }
-    if (!std::getline(std::cin, line)) break;
+    if (g_sigint || !std::getline(std::cin, line)) {
+      if (tty || g_sigint) std::fputc('\n', stdout);  // Ctrl-C / Ctrl-D: end the prompt line
+      break;
+    }
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     if (line == "/quit" || line == "/exit") break;

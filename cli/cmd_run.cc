@@ -157,7 +157,7 @@ int run_run(const std::vector<std::string>& args) {
   if (have_ids) {
     ids = parse_ids(ids_text);
   } else if (chat) {
-    ChatTemplate tmpl = ChatTemplate::for_vocab(tok->vocab(), template_name);
+    ChatTemplate tmpl = chat_template_for(tok->vocab(), template_name, "--chat-template");
     std::vector<ChatMessage> msgs;
     if (!system.empty()) msgs.push_back({"system", system});
     msgs.push_back({"user", prompt});

@@ -104,7 +104,7 @@ std::string scalar(GgufType t, T v) {
 }  // namespace
 
 GgufWriter::GgufWriter(std::string path, size_t alignment)
-    : path_(std::move(path)), tmp_path_(path_ + ".tmp"), alignment_(alignment) {
+    : path_(std::move(path)), tmp_path_(temp_path(path_)), alignment_(alignment) {
   if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0)
     throw GgufError(path_ + ": alignment " + std::to_string(alignment_) + " is not a power of two");
   if (alignment_ != 32) set_u32("general.alignment", static_cast<uint32_t>(alignment_));

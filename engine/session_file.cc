@@ -15,7 +15,7 @@ class Writer {
  public:
   void bytes(const void* p, size_t n) {
     const auto* b = static_cast<const char*>(p);
-    buf_.insert(buf_.end(), b, b + n);
+    buf_.append(b, n);
   }
   template <class T>
   void pod(const T& v) {

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include <unistd.h>
@@ -102,21 +104,31 @@ TEST(RuntimeTest, StopActiveKeepsPartialOutputAndMeasuresLatency) {
   for (int trial = 0; trial < 10; ++trial) {
     Recorder rec;
     std::atomic<int> tokens{0};
-    std::atomic<RequestId> rid{0};
     Clock::time_point t_stop{};
-    std::atomic<bool> stop_sent{false};
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stop_sent = false;
     RequestParams p = greedy("Once upon a time", 200);
     p.sampling.temp = 0.9f;  // wander, so no natural end comes before the stop
     p.sampling.seed = 1234 + trial;
     const RequestId id = rt.submit(p, [&](const Event& ev) {
       rec.on_event(ev);
-      if (ev.type == EventType::kToken) ++tokens;
+      // The worker waits at the third token until stop() was sent: however fast the machine,
+      // the request cannot reach its 200 tokens before the stop.
+      if (ev.type == EventType::kToken && ++tokens == 3) {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop_sent; });
+      }
     });
-    rid = id;
-    while (tokens.load() < 3) std::this_thread::yield();
+    while (tokens.load() < 3 && !rt.wait(id, 0)) std::this_thread::yield();
+    if (tokens.load() < 3) continue;  // ended by itself within 2 tokens
     t_stop = Clock::now();
-    stop_sent = true;
     EXPECT_TRUE(rt.stop(id));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_sent = true;
+    }
+    cv.notify_all();
     ASSERT_TRUE(rt.wait(id, 60000));
     auto log = rec.log(id);
     EXPECT_TRUE(log.protocol_ok) << log.protocol_error;
@@ -145,11 +157,20 @@ TEST(RuntimeTest, StopQueuedRemovesItWithoutRunning) {
   Runtime rt(options());
   Recorder rec;
   std::atomic<bool> first_started{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
   RequestParams p = greedy("Once upon a time", 200);
   p.sampling.temp = 0.9f;
+  // a holds the worker (in its processing event) until b was stopped: b and c stay queued
+  // however fast the machine.
   const RequestId a = rt.submit(p, [&](const Event& ev) {
     rec.on_event(ev);
-    if (ev.type == EventType::kToken) first_started = true;
+    if (ev.type == EventType::kProcessing) {
+      first_started = true;
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return release; });
+    }
   });
   while (!first_started) std::this_thread::yield();
   const RequestId b = rt.submit(greedy("Once upon a time", 8), rec.callback());
@@ -162,7 +183,12 @@ TEST(RuntimeTest, StopQueuedRemovesItWithoutRunning) {
   EXPECT_EQ(lb.terminal.stats.finish, FinishReason::kStopped);
   EXPECT_EQ(lb.terminal.stats.completion_tokens, 0);
   EXPECT_EQ(lb.types, (std::vector<EventType>{EventType::kQueued, EventType::kDone}));
-  rt.stop(a);
+  EXPECT_TRUE(rt.stop(a));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
   rt.wait_idle();
   EXPECT_EQ(rec.processing_order(), (std::vector<RequestId>{a, c}));
   EXPECT_EQ(rec.log(c).terminal.type, EventType::kDone);

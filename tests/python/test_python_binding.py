@@ -44,13 +44,28 @@ def test_generate_iterates_text_pieces_with_stats(model):
     assert not gen.stats.truncated
 
 
-def test_stop_keeps_partial_output(model):
+def test_stop_keeps_partial_output(model, monkeypatch):
+    # The worker is held in its third token event until stop() was sent, so the request cannot
+    # run to its 200 tokens first, however fast the machine (the events queue up unbounded).
+    third, stop_sent, n = threading.Event(), threading.Event(), [0]
+    deliver = hpl.Generation._on_event
+
+    def held(self, ev):
+        deliver(self, ev)
+        if ev.type == hpl.EVENT_TOKEN:
+            n[0] += 1
+            if n[0] == 3:
+                third.set()
+                stop_sent.wait(60)
+
+    monkeypatch.setattr(hpl.Generation, "_on_event", held)
     gen = model.generate("Once upon a time", max_tokens=200, temperature=0.9, seed=7)
     got = []
     for piece in gen:
         got.append(piece)
         if len(got) == 3:
-            assert gen.stop()
+            assert third.is_set() and gen.stop()
+            stop_sent.set()
     assert gen.stats.finish in ("stopped", "end_of_generation")
     if gen.stats.finish == "stopped":
         assert gen.stats.truncated

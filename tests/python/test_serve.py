@@ -1,5 +1,5 @@
 """`hpl serve` over HTTP on a free loopback port, with stories260K (no chat template in the
-GGUF: the server falls back to llama2 by architecture). Checks the OpenAI-compatible
+GGUF: the server is started with --template llama2). Checks the OpenAI-compatible
 endpoints against `hpl run --temp 0`, FIFO order of concurrent clients, that a client
 disconnect stops its request, validation errors, oversize bodies, and a bounded load test.
 The server is always killed at the end (fixture finalizer).
@@ -44,7 +44,7 @@ def server(hpl, tmp_path_factory):
     port = free_port()
     with open(log, "w") as lf:
         proc = subprocess.Popen([hpl, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", str(port),
-                                 "-c", str(CTX), "-t", "1", "--max-body", str(MAX_BODY)],
+                                 "-c", str(CTX), "-t", "1", "--max-body", str(MAX_BODY), "--template", "llama2"],
                                 stdout=lf, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -403,3 +403,36 @@ def test_load_nothing_lost(server):
     tokens = sum(r[3] for r in results)
     print(f"\nload: {len(results)} requests in {elapsed:.2f} s = {len(results) / elapsed:.1f} req/s, "
           f"{tokens / elapsed:.0f} generated tok/s, 0 lost")
+
+
+def test_model_without_template_has_no_chat_endpoint(hpl, tmp_path):
+    """The rule of `hpl chat`: no --template and none in the GGUF means no chat format (no guess
+    by architecture); chat completions answer 400 no_chat_template, completions still work."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "w") as lf:
+        proc = subprocess.Popen([hpl, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", str(port),
+                                 "-c", "256", "-t", "1"], stdout=lf, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                if requests.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.1)
+        r = post(base, "/v1/chat/completions", {"messages": MSG, "max_tokens": 4})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "no_chat_template", r.text
+        assert "--template" in r.json()["error"]["message"]
+        r = post(base, "/v1/completions", {"prompt": PROMPT, "max_tokens": 4, "temperature": 0})
+        assert r.status_code == 200, r.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

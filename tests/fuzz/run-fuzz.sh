@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds one of the engine-level libFuzzer targets with clang++ (g++ has no libFuzzer, so this
+# is not part of the CMake build) and fuzzes it for SECONDS (default 60):
+#   chat_template  tokenizer/chat_template.cc: rendering, incremental turns, detection
+#   session_file   load_session_file (needs the whole engine; model: stories260K)
+#   quantize       quantize_model, i.e. `hpl quantize`, on corrupt GGUF files
+# The engine sources are compiled once per run into $OUT/obj (ccache is used when present).
+# Findings go to $OUT/crashes; the corpus grows in $OUT/corpus. Reproduce one with
+# `$OUT/TARGET_fuzz FILE`.
+#   usage: tests/fuzz/run-fuzz.sh TARGET [SECONDS]
+#   env: OUT (default build-fuzz-TARGET), JOBS (parallel fuzz jobs), BUILD_JOBS (default 2)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TARGET=${1:?usage: tests/fuzz/run-fuzz.sh chat_template|session_file|quantize [SECONDS]}
+SECONDS_TO_RUN=${2:-60}
+OUT=${OUT:-build-fuzz-$TARGET}
+CXX=${CXX_FUZZ:-clang++}
+command -v ccache >/dev/null && CXX="ccache $CXX"
+mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/crashes" "$OUT/obj"
+
+case "$(uname -m)" in
+  x86_64) ARCH_FLAGS="-mavx2 -mfma -mf16c" ;;  # as CMakeLists.txt
+  aarch64) ARCH_FLAGS="-march=armv8.2-a+dotprod+fp16" ;;
+  *) ARCH_FLAGS="" ;;
+esac
+FLAGS="-std=c++20 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -I. $ARCH_FLAGS"
+
+# Library sources the target needs, compiled with -fsanitize=fuzzer-no-link.
+case "$TARGET" in
+  chat_template) SOURCES="tokenizer/chat_template.cc" ;;
+  session_file | quantize)
+    SOURCES=$(ls kernel/*.cc tokenizer/*.cc engine/*.cc gguf/*.cc runtime/*.cc 2>/dev/null) ;;
+  *) echo "unknown target '$TARGET'" >&2; exit 2 ;;
+esac
+OBJS=()
+for src in $SOURCES; do OBJS+=("$OUT/obj/$(echo "$src" | tr / _).o"); done
+export CXX FLAGS OUT
+printf '%s\n' $SOURCES | xargs -P "${BUILD_JOBS:-2}" -I{} sh -c \
+  '$CXX $FLAGS -fsanitize=fuzzer-no-link,address,undefined -c {} -o "$OUT/obj/$(echo {} | tr / _).o"'
+$CXX $FLAGS -fsanitize=fuzzer,address,undefined "tests/fuzz/${TARGET}_fuzz.cc" "${OBJS[@]}" \
+  -lpthread -o "$OUT/${TARGET}_fuzz"
+
+MAX_LEN=4096
+case "$TARGET" in
+  session_file)
+    HPL_TEST_DATA=tests/data HPL_FUZZ_SEEDS="$OUT/seeds" "$OUT/session_file_fuzz" -runs=0 >/dev/null 2>&1
+    MAX_LEN=65536 ;;
+  quantize)
+    python3 tests/fuzz/make_gguf_seeds.py "$OUT/seeds"
+    for f in "$OUT"/seeds/*; do  # first byte: the mix (q8_0 .. q6_k)
+      case "$f" in *.mix) continue ;; esac
+      for m in 0 2 4; do { printf "\\x0$m"; cat "$f"; } > "$f.$m.mix"; done
+      rm "$f"
+    done
+    for f in $(find tests/data -name '*.gguf' -size -2048k); do
+      { printf '\x02'; cat "$f"; } > "$OUT/seeds/$(basename "$f").2.mix"
+    done
+    MAX_LEN=2097152 ;;
+esac
+
+HPL_TEST_DATA=tests/data "$OUT/${TARGET}_fuzz" "$OUT/corpus" "$OUT/seeds" -max_len="$MAX_LEN" \
+  -rss_limit_mb=4096 -timeout=30 -max_total_time="$SECONDS_TO_RUN" -print_final_stats=1 \
+  -artifact_prefix="$OUT/crashes/" ${JOBS:+-jobs=$JOBS}
