@@ -264,7 +264,12 @@ def test_disconnect_stops_non_streamed_request(server):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        time.sleep(0.3)
+        # Hang up once it generates (not after a fixed sleep, which a fast machine could
+        # outrun: the whole generation takes about a second on an idle machine).
+        deadline = time.time() + 30
+        while metrics(server)["requests"]["active"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.005)
     deadline = time.time() + 30
     while True:
         m = metrics(server)
