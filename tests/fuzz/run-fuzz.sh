@@ -29,7 +29,8 @@ FLAGS="-std=c++20 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -I. $
 case "$TARGET" in
   chat_template) SOURCES="tokenizer/chat_template.cc" ;;
   session_file | quantize)
-    SOURCES=$(ls kernel/*.cc tokenizer/*.cc engine/*.cc gguf/*.cc runtime/*.cc 2>/dev/null) ;;
+    shopt -s nullglob
+    SOURCES=$(echo kernel/*.cc tokenizer/*.cc engine/*.cc gguf/*.cc runtime/*.cc) ;;
   *) echo "unknown target '$TARGET'" >&2; exit 2 ;;
 esac
 OBJS=()
