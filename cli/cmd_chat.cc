@@ -8,7 +8,6 @@
 // Ctrl-C while a reply is generated stops it (the partial reply stays in the conversation);
 // Ctrl-C at the prompt, or Ctrl-D, ends the chat. A second Ctrl-C before the first was acted on
 // (the prompt's prefill cannot be cut) exits at once with status 130.
-#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -37,12 +36,17 @@ namespace {
 
 constexpr int kCarryExchanges = 3;  // exchanges kept when the context is full
 
-// Ctrl-C seen and not yet acted on. Only the main thread takes SIGINT (the thread pool's
-// workers are started with it blocked), so the prompt's read() returns EINTR.
+// Ctrl-C seen during a turn and not yet acted on; at the prompt, Ctrl-C exits from the handler
+// itself (nothing is buffered then), so no signal can slip in between a check and the read.
 volatile std::sig_atomic_t g_sigint = 0;
+volatile std::sig_atomic_t g_at_prompt = 0;
 
 extern "C" void on_sigint(int) {
-  if (g_sigint) _exit(130);
+  if (g_at_prompt) {
+    (void)!write(STDOUT_FILENO, "\n", 1);  // end the prompt line
+    _exit(0);
+  }
+  if (g_sigint) _exit(130);  // a second Ctrl-C before the first was acted on
   g_sigint = 1;
 }
 
@@ -50,7 +54,7 @@ void install_sigint_handler() {
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: a Ctrl-C at the prompt interrupts the read
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
 }
 
@@ -157,7 +161,6 @@ class Chat {
       std::fflush(stdout);
       return g_sigint == 0;  // Ctrl-C: the reply ends here
     });
-    if (r.reason == StopReason::kCallback) clearerr(stdout);  // a write cut by the signal
     std::fputc('\n', stdout);
     std::fflush(stdout);
     if (r.reason == StopReason::kCallback)
@@ -275,12 +278,7 @@ int run_chat(const std::vector<std::string>& args) {
   auto model = Model::load(model_path);
   auto tok = load_tokenizer(*model->file);
   ChatTemplate tmpl = chat_template_for(tok->vocab(), template_name, "--template");
-  sigset_t sigint, old_mask;
-  sigemptyset(&sigint);
-  sigaddset(&sigint, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigint, &old_mask);  // inherited by the pool's threads
   Forward fwd(*model, fo);
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   install_sigint_handler();
   const bool tty = isatty(0) != 0;
   if (verbose || tty) {
@@ -300,8 +298,12 @@ int run_chat(const std::vector<std::string>& args) {
       std::fputs("> ", stdout);
       std::fflush(stdout);
     }
-    if (g_sigint || !std::getline(std::cin, line)) {
-      if (tty || g_sigint) std::fputc('\n', stdout);  // Ctrl-C / Ctrl-D: end the prompt line
+    g_at_prompt = 1;
+    if (g_sigint) on_sigint(SIGINT);  // Ctrl-C after the last turn ended: quit
+    const bool got = static_cast<bool>(std::getline(std::cin, line));
+    g_at_prompt = 0;
+    if (!got) {
+      if (tty) std::fputc('\n', stdout);  // Ctrl-D: end the prompt line
       break;
     }
     if (!line.empty() && line.back() == '\r') line.pop_back();
