@@ -112,8 +112,13 @@ def test_three_exchanges_carried_forward(hpl):
 
 
 def test_errors(hpl):
+    # No template in the GGUF and none named: chat and run --chat refuse alike (serve: see
+    # test_serve.py), naming their option; no guess by architecture.
     r = subprocess.run([hpl, "chat", "-m", MODEL], input="hi\n", capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and "--template" in r.stderr
+    assert r.returncode != 0 and "has no chat template" in r.stderr and "--template" in r.stderr
+    r = subprocess.run([hpl, "run", "-m", MODEL, "--chat", "-p", "hi", "-n", "2"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "has no chat template" in r.stderr and "--chat-template" in r.stderr
     r = subprocess.run([hpl, "chat", "-m", MODEL, "--template", "nonsense"], input="hi\n",
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "unknown chat template 'nonsense'" in r.stderr
