@@ -1,6 +1,8 @@
 // GGUF v3 writer; see gguf_writer.h for the layout.
 #include "engine/gguf_writer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -306,7 +308,8 @@ void GgufWriter::finish() {
   if (cur_ < tensors_.size())
     fail("tensor '" + tensors_[cur_].name + "' has " + std::to_string(cur_written_) + " of " +
          std::to_string(tensors_[cur_].n_bytes) + " bytes written");
-  const bool ok = std::fflush(f_) == 0;
+  // On disk before the rename, so a crash cannot leave PATH renamed but empty.
+  const bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
   const bool closed = std::fclose(f_) == 0;
   f_ = nullptr;
   if (!ok || !closed) fail(std::string("write failed: ") + std::strerror(errno));

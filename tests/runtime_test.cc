@@ -284,6 +284,26 @@ TEST(RuntimeTest, ContextFullFailsBeforeWorkAndRestartKeepsLastExchanges) {
   EXPECT_GT(rec.log(id).terminal.stats.prompt_tokens, restarted.n_tokens);
 }
 
+// A session with no tokens and no exchanges saves and restores (found by the session-file
+// fuzzer: the empty token array reached memcpy as a null pointer, undefined under UBSan).
+TEST(RuntimeTest, EmptySessionSavesAndRestores) {
+  const std::string file = temp_path("empty");
+  Runtime rt(options());
+  Recorder rec;
+  const SessionId a = rt.create_session();
+  rt.save_session(a, file);
+  const SessionId b = rt.create_session();
+  const RequestId id = rt.submit(greedy("Once upon a time", 4, b), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  ASSERT_GT(rt.session_info(b).n_tokens, 0);
+  rt.restore_session(b, file);
+  const SessionInfo info = rt.session_info(b);
+  EXPECT_EQ(info.n_tokens, 0);
+  EXPECT_EQ(info.n_past, 0);
+  EXPECT_EQ(info.n_exchanges, 0);
+  std::remove(file.c_str());
+}
+
 TEST(RuntimeTest, SaveRestoreGivesTheSameContinuation) {
   const std::string file = temp_path("roundtrip");
   Runtime rt(options());

@@ -28,8 +28,8 @@ constexpr const char* kRoles[] = {"system", "user", "assistant", "model", "tool"
 
 bool is_trimmed(const std::string& s) {
   const std::string ws = " \t\n\r\f\v";
-  return s.empty() || (ws.find(s.front()) == std::string::npos &&
-                       ws.find(s.back()) == std::string::npos);
+  return s.empty() ||
+         (ws.find(s.front()) == std::string::npos && ws.find(s.back()) == std::string::npos);
 }
 
 std::string role(FuzzedDataProvider& in) {

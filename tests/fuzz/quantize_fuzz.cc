@@ -5,6 +5,7 @@
 // The first input byte picks the mix; the rest is the GGUF file. Seeds: small GGUFs (the
 // gguf fuzzer's synthetic ones and tests/data models under 2 MB).
 // Built by tests/fuzz/run-fuzz.sh quantize.
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -13,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "engine/gguf.h"
 #include "engine/gguf_writer.h"
@@ -54,8 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   namespace fs = std::filesystem;
   if (!ok) {
-    if (fs::exists(out_path) || fs::exists(hpl::GgufWriter::temp_path(out_path)))
-      __builtin_trap();
+    if (fs::exists(out_path) || fs::exists(hpl::GgufWriter::temp_path(out_path))) __builtin_trap();
     return 0;
   }
   {

@@ -6,7 +6,8 @@
 #   quantize       quantize_model, i.e. `hpl quantize`, on corrupt GGUF files
 # The engine sources are compiled once per run into $OUT/obj (ccache is used when present).
 # Findings go to $OUT/crashes; the corpus grows in $OUT/corpus. Reproduce one with
-# `$OUT/TARGET_fuzz FILE`.
+# `HPL_TEST_DATA=tests/data $OUT/TARGET_fuzz FILE`; once fixed, keep it in
+# tests/fuzz/regressions/TARGET/ (run as a seed every time).
 #   usage: tests/fuzz/run-fuzz.sh TARGET [SECONDS]
 #   env: OUT (default build-fuzz-TARGET), JOBS (parallel fuzz jobs), BUILD_JOBS (default 2)
 set -euo pipefail
@@ -58,6 +59,9 @@ case "$TARGET" in
     done
     MAX_LEN=2097152 ;;
 esac
+
+# Inputs that once failed (tests/fuzz/regressions/TARGET) are seeds too: each must pass now.
+cp tests/fuzz/regressions/"$TARGET"/* "$OUT/seeds/" 2>/dev/null || true
 
 HPL_TEST_DATA=tests/data "$OUT/${TARGET}_fuzz" "$OUT/corpus" "$OUT/seeds" -max_len="$MAX_LEN" \
   -rss_limit_mb=4096 -timeout=30 -max_total_time="$SECONDS_TO_RUN" -print_final_stats=1 \

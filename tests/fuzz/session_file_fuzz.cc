@@ -10,6 +10,7 @@
 // Model: stories260K (HPL_TEST_DATA, default tests/data). With HPL_FUZZ_SEEDS=DIR set, the
 // initializer writes seeds (a saved two-exchange session in each mode) into DIR.
 // Built by tests/fuzz/run-fuzz.sh session_file.
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -17,7 +18,6 @@
 #include <fstream>
 #include <memory>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "engine/model_identity.h"
@@ -59,8 +59,8 @@ Fixture& fixture() {
   static Fixture* fx = [] {
     auto* f = new Fixture;
     const char* data = std::getenv("HPL_TEST_DATA");
-    f->model = f->registry.acquire(std::string(data ? data : "tests/data") +
-                                   "/models/stories260K.gguf");
+    f->model =
+        f->registry.acquire(std::string(data ? data : "tests/data") + "/models/stories260K.gguf");
     hpl::SessionOptions opt;
     opt.n_ctx = 64;
     opt.n_ubatch = 16;
