@@ -20,7 +20,7 @@
 #include "cli/command.h"
 #include "cli/json_writer.h"
 #include "engine/forward.h"
-#include "engine/memory_bandwidth.h"
+#include "tools/memory_bandwidth.h"
 #include "engine/model.h"
 #include "kernel/isa.h"
 

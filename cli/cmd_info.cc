@@ -11,7 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/json_writer.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 namespace hpl::cli {
 namespace {

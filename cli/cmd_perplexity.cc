@@ -12,7 +12,7 @@
 #include "cli/command.h"
 #include "engine/forward.h"
 #include "engine/model.h"
-#include "engine/perplexity.h"
+#include "tools/perplexity.h"
 #include "engine/vocab_loader.h"
 #include "kernel/isa.h"
 #include "tokenizer/tokenizer.h"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "engine/quantize_model.h"
+#include "tools/quantize_model.h"
 
 namespace hpl::cli {
 namespace {

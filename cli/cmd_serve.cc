@@ -31,7 +31,7 @@
 #include "cli/server_openai.h"
 #include "engine/memory_report.h"
 #include "engine/model_config.h"
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 #include "tokenizer/chat_template.h"
 
 namespace hpl::cli {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "engine/vocab_loader.h"
 #include "tokenizer/tokenizer.h"
 

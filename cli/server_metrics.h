@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "engine/runtime_types.h"
+#include "runtime/runtime_types.h"
 
 namespace hpl::cli {
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/runtime_types.h"
+#include "runtime/runtime_types.h"
 
 namespace hpl::cli {
 

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
 

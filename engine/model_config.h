@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 namespace hpl {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "engine/model_config.h"
 #include "kernel/types.h"
 

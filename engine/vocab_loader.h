@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hpl {

@@ -14,7 +14,7 @@
 
 #include <unistd.h>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 namespace hpl {
 namespace {

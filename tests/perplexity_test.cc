@@ -1,6 +1,6 @@
 // Perplexity: the NLL of one token, and the chunked second-half scoring against logits of
 // whole chunks computed here.
-#include "engine/perplexity.h"
+#include "tools/perplexity.h"
 
 #include <gtest/gtest.h>
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 
 namespace hpl::test {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 
 struct hpl_model {
   std::unique_ptr<hpl::Runtime> rt;

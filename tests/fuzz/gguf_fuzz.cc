@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 namespace {
 

@@ -15,9 +15,9 @@
 #include <fstream>
 #include <string>
 
-#include "engine/gguf.h"
-#include "engine/gguf_writer.h"
-#include "engine/quantize_model.h"
+#include "gguf/gguf.h"
+#include "gguf/gguf_writer.h"
+#include "tools/quantize_model.h"
 
 namespace {
 

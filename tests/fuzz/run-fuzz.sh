@@ -31,7 +31,7 @@ case "$TARGET" in
   chat_template) SOURCES="tokenizer/chat_template.cc" ;;
   session_file | quantize)
     shopt -s nullglob
-    SOURCES=$(echo kernel/*.cc tokenizer/*.cc engine/*.cc gguf/*.cc runtime/*.cc) ;;
+    SOURCES=$(echo kernel/*.cc tokenizer/*.cc engine/*.cc gguf/*.cc runtime/*.cc tools/*.cc) ;;
   *) echo "unknown target '$TARGET'" >&2; exit 2 ;;
 esac
 OBJS=()

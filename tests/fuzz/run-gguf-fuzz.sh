@@ -12,9 +12,9 @@ OUT=${OUT:-build-gguf-fuzz}
 CXX=${CXX_FUZZ:-clang++}
 mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/crashes"
 
-# The reader is engine/gguf.cc plus kernel/types.cc (type traits); nothing else is needed.
+# The reader is gguf/gguf.cc plus kernel/types.cc (type traits); nothing else is needed.
 "$CXX" -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=all -I. tests/fuzz/gguf_fuzz.cc engine/gguf.cc kernel/types.cc \
+  -fno-sanitize-recover=all -I. tests/fuzz/gguf_fuzz.cc gguf/gguf.cc kernel/types.cc \
   -o "$OUT/gguf_fuzz"
 
 python3 tests/fuzz/make_gguf_seeds.py "$OUT/seeds"

@@ -12,7 +12,7 @@ CXX=${CXX_FUZZ:-clang++}
 mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/crashes"
 
 "$CXX" -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=all -I. tests/fuzz/tokenizer_fuzz.cc tokenizer/*.cc engine/gguf.cc \
+  -fno-sanitize-recover=all -I. tests/fuzz/tokenizer_fuzz.cc tokenizer/*.cc gguf/gguf.cc \
   engine/vocab_loader.cc kernel/types.cc -o "$OUT/tokenizer_fuzz"
 
 # One seed per conformance case, for each selector byte family.

@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/model_identity.h"
-#include "engine/model_registry.h"
-#include "engine/session.h"
-#include "engine/session_file.h"
+#include "runtime/model_identity.h"
+#include "runtime/model_registry.h"
+#include "runtime/session.h"
+#include "runtime/session_file.h"
 
 namespace {
 

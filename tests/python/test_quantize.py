@@ -91,7 +91,7 @@ def important(i: int, n: int) -> bool:
 
 
 def expected_type(mix: str, name: str, shape: tuple[int, ...], has_output: bool, n_layers: int):
-    """The mix rules of engine/quantize_model.h, written again."""
+    """The mix rules of tools/quantize_model.h, written again."""
     if len(shape) < 2 or not name.endswith(".weight") or int(np.prod(shape)) < 4096:
         return T.F32
     base = {"q8_0": T.Q8_0, "q4_0": T.Q4_0, "q6_k": T.Q6_K, "q4_k_m": T.Q4_K, "q5_k_m": T.Q5_K}[mix]

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/runtime.h"
+#include "runtime/runtime.h"
 
 using namespace hpl;
 using Clock = std::chrono::steady_clock;

@@ -1,4 +1,4 @@
-#include "engine/memory_bandwidth.h"
+#include "tools/memory_bandwidth.h"
 
 #include <algorithm>
 #include <atomic>

@@ -15,8 +15,8 @@
 
 #include "engine/forward.h"
 #include "engine/kv_cache.h"
-#include "engine/model_registry.h"
-#include "engine/runtime_types.h"
+#include "runtime/model_registry.h"
+#include "runtime/runtime_types.h"
 
 namespace hpl {
 

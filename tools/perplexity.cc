@@ -1,4 +1,4 @@
-#include "engine/perplexity.h"
+#include "tools/perplexity.h"
 
 #include <algorithm>
 #include <chrono>

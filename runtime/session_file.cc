@@ -1,4 +1,4 @@
-#include "engine/session_file.h"
+#include "runtime/session_file.h"
 
 #include <cstdio>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "engine/session.h"
+#include "runtime/session.h"
 
 #include <new>
 

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 #include "kernel/types.h"
 
 namespace hpl {

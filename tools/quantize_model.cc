@@ -1,5 +1,5 @@
 // GGUF -> GGUF quantization; the type rules are documented in quantize_model.h.
-#include "engine/quantize_model.h"
+#include "tools/quantize_model.h"
 
 #include <algorithm>
 #include <atomic>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "kernel/quant.h"
 #include "kernel/thread_pool.h"
 
@@ -141,7 +141,7 @@ uint32_t quant_mix_file_type(QuantMix m) {
 
 bool important_layer(int64_t i, int64_t n) {
   if (n <= 0 || i < 0) return false;
-  const int64_t e = (n + 7) / 8;
+  const int64_t e = n / 8 + (n % 8 != 0);  // ceil(n / 8) without overflow: n is from the file
   return i < e || i >= n - e || (i - e) % 3 == 2;
 }
 

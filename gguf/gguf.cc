@@ -5,7 +5,7 @@
 //   padding to general.alignment (default 32), data section (tensor offsets are relative to it).
 // A string is (length, bytes); an array is (u32 element type, count, elements). Counts,
 // string lengths, array counts and dims are u64 in v2/v3 and u32 in v1.
-#include "engine/gguf.h"
+#include "gguf/gguf.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -1,5 +1,5 @@
 // GGUF v3 writer; see gguf_writer.h for the layout.
-#include "engine/gguf_writer.h"
+#include "gguf/gguf_writer.h"
 
 #include <unistd.h>
 

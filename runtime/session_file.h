@@ -14,7 +14,7 @@
 
 #include <string>
 
-#include "engine/session.h"
+#include "runtime/session.h"
 
 namespace hpl {
 

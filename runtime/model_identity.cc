@@ -1,4 +1,4 @@
-#include "engine/model_identity.h"
+#include "runtime/model_identity.h"
 
 #include <cstdio>
 
