@@ -3,11 +3,14 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,6 +22,7 @@
 #include "kernel/cpu_topology.h"
 #include "kernel/thread_pool.h"
 #include "runtime/request_checks.h"
+#include "tokenizer/chat_template.h"
 
 namespace hpl::cli {
 
@@ -48,12 +52,30 @@ inline float to_float(const std::string& opt, const std::string& v) {
   return x;
 }
 
+// The whole file; throws naming the path when it is missing, a directory or unreadable.
 inline std::string read_text_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw std::runtime_error(path + ": is a directory, not a text file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw std::runtime_error(path + ": read failed");
+  return text;
+}
+
+// The chat format, by one rule for hpl chat, run --chat and serve: the NAME given with
+// `option` (--template / --chat-template), else the one the GGUF names (tokenizer.chat_template,
+// or turn-marker special tokens such as <start_of_turn>). No guess by architecture: a model
+// with neither has no chat format, and this throws naming the option.
+inline ChatTemplate chat_template_for(const Vocab& vocab, const std::string& name,
+                                      const std::string& option) {
+  if (name.empty() && detect_chat_family(vocab) == ChatFamily::UNKNOWN)
+    throw std::runtime_error(
+        "the model has no chat template (no tokenizer.chat_template, no turn-marker tokens); "
+        "name one with " +
+        option + " (gemma, chatml, llama2, llama3, command-r, zephyr)");
+  return ChatTemplate::for_vocab(vocab, name);
 }
 
 // Decode threads when -t is not given: the CPU topology's default (kernel/cpu_topology.h),

@@ -5,9 +5,14 @@
 // not fit, it says so and restarts the conversation with the last 3 exchanges (and the system
 // message) carried forward (re-prefilled). Reads lines until EOF, so it works without a
 // terminal; /reset, /stats, /quit.
+//
+// Ctrl-C while a reply is generated stops it (the partial reply stays in the conversation);
+// Ctrl-C at the prompt, or Ctrl-D, ends the chat. A second Ctrl-C before the first was acted on
+// exits at once with status 130.
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -32,6 +37,28 @@ namespace {
 
 constexpr int kCarryExchanges = 3;  // exchanges kept when the context is full
 
+// Ctrl-C seen during a turn and not yet acted on; at the prompt, Ctrl-C exits from the handler
+// itself (nothing is buffered then), so no signal can slip in between a check and the read.
+volatile std::sig_atomic_t g_sigint = 0;
+volatile std::sig_atomic_t g_at_prompt = 0;
+
+extern "C" void on_sigint(int) {
+  if (g_at_prompt) {
+    (void)!write(STDOUT_FILENO, "\n", 1);  // end the prompt line
+    _exit(0);
+  }
+  if (g_sigint) _exit(130);  // a second Ctrl-C before the first was acted on
+  g_sigint = 1;
+}
+
+void install_sigint_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+}
+
 void usage() {
   std::fprintf(
       stderr,
@@ -41,10 +68,11 @@ void usage() {
       "%s"
       "  --system TEXT        system message\n"
       "  --template NAME      chat format (gemma, chatml, llama2, llama3, command-r,\n"
-      "                       zephyr); default: from tokenizer.chat_template, the vocab's\n"
-      "                       special tokens, or the architecture (gemma3 -> gemma)\n"
+      "                       zephyr); default: the GGUF's tokenizer.chat_template or its\n"
+      "                       turn-marker tokens; a model with neither needs --template\n"
       "  --verbose            per turn: tokens prefilled, cache reused, tok/s (stderr)\n"
-      "commands: /reset (new conversation), /stats, /quit (or end of input)\n",
+      "commands: /reset (new conversation), /stats, /quit (or end of input)\n"
+      "Ctrl-C stops the reply being generated; at the prompt, Ctrl-C or Ctrl-D quits\n",
       kSamplerUsage);
   std::fprintf(stderr, "%s", kThreadUsage);
 }
@@ -98,12 +126,18 @@ class Chat {
     }
 
     const int64_t reused = s_.n_past();
-    const GenerateResult r = s_.run_turn(p, fresh, [](std::string_view piece) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-    });
+    const GenerateResult r = s_.run_turn(
+        p, fresh,
+        [](std::string_view piece) {
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+        },
+        [] { return g_sigint != 0; });  // Ctrl-C: the reply ends here
     std::fputc('\n', stdout);
     std::fflush(stdout);
+    if (r.finish == FinishReason::kStopped)
+      std::fprintf(stderr, "[reply stopped by Ctrl-C; Ctrl-C again or Ctrl-D to quit]\n");
+    g_sigint = 0;  // a Ctrl-C during the reply was for the reply
     ++turns_;
     last_ = r.stats;
     if (r.finish == FinishReason::kContextEnd) {
@@ -160,11 +194,8 @@ std::unique_ptr<Session> open_session(const std::string& path, const SessionOpti
   lm->path = path;
   lm->model = Model::load(path);
   lm->tokenizer = load_tokenizer(*lm->model->file);
+  chat_template_for(lm->tokenizer->vocab(), so.chat_template, "--template");  // one rule
   auto s = std::make_unique<Session>(std::move(lm), so);
-  if (!s->chat_template())
-    throw std::runtime_error(std::string("the model (") + arch_name(s->model().model->config.arch) +
-                             ") has no chat template; name one with --template (gemma, chatml, "
-                             "llama2, llama3, command-r, zephyr)");
   return s;
 }
 
@@ -211,6 +242,7 @@ int run_chat(const std::vector<std::string>& args) {
   Session& session = *owned;
   const Arch arch = session.model().model->config.arch;
   // (the Session warns on stderr when pinning was refused or narrowed)
+  install_sigint_handler();
   const bool tty = isatty(0) != 0;
   if (verbose) print_cpu_setup(session.forward().pool(), so.cpus);
   if (verbose || tty) {
@@ -231,7 +263,14 @@ int run_chat(const std::vector<std::string>& args) {
       std::fputs("> ", stdout);
       std::fflush(stdout);
     }
-    if (!std::getline(std::cin, line)) break;
+    g_at_prompt = 1;
+    if (g_sigint) on_sigint(SIGINT);  // Ctrl-C after the last turn ended: quit
+    const bool got = static_cast<bool>(std::getline(std::cin, line));
+    g_at_prompt = 0;
+    if (!got) {
+      if (tty) std::fputc('\n', stdout);  // Ctrl-D: end the prompt line
+      break;
+    }
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     if (line == "/quit" || line == "/exit") break;

@@ -67,6 +67,7 @@ int run_perplexity(const std::vector<std::string>& args) {
   if (max_chunks < 0) throw std::runtime_error("--chunks: must be >= 0");
 
   const std::string text = read_text_file(text_path);
+  if (text.empty()) throw std::runtime_error(text_path + ": the text file is empty");
   auto model = Model::load(model_path);
   auto tok = load_tokenizer(*model->file);
   Forward fwd(*model, fo);

@@ -1,7 +1,9 @@
 // hpl quantize IN.gguf OUT.gguf TYPE [-t THREADS]: requantizes every weight matrix of a GGUF
 // model (F32/F16/BF16 or any quantized type we can dequantize) to a mix named like
 // llama.cpp's (q8_0, q4_0, q4_k_m, q5_k_m, q6_k); keeps all metadata, sets general.file_type.
-// One progress line per tensor and the sizes before/after go to stderr.
+// One progress line per tensor and the sizes before/after go to stderr. The output is written
+// to OUT.gguf.tmp and renamed at the end; an output that is the input file (by identity, not
+// by spelling), or a directory, is refused before any work.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -66,7 +68,6 @@ int run_quantize(const std::vector<std::string>& args) {
     throw std::runtime_error("unknown TYPE '" + pos[2] +
                              "' (choose q8_0, q4_0, q4_k_m, q5_k_m or q6_k)");
   }
-  if (pos[0] == pos[1]) throw std::runtime_error("OUT.gguf must differ from IN.gguf");
 
   std::fprintf(stderr, "quantize: %s -> %s as %s with %d threads\n", pos[0].c_str(), pos[1].c_str(),
                quant_mix_name(mix), n_threads);

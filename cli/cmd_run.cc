@@ -146,7 +146,7 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
 std::vector<int32_t> prompt_ids(RunArgs& r, const Tokenizer& tok) {
   if (r.have_ids) return parse_ids(r.ids_text);
   if (!r.chat) return tok.encode(r.prompt, true, true);
-  ChatTemplate tmpl = ChatTemplate::for_vocab(tok.vocab(), r.template_name);
+  ChatTemplate tmpl = chat_template_for(tok.vocab(), r.template_name, "--chat-template");
   std::vector<ChatMessage> msgs;
   if (!r.system.empty()) msgs.push_back({"system", r.system});
   msgs.push_back({"user", r.prompt});

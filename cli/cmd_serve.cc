@@ -51,7 +51,7 @@ void usage() {
       "  --ubatch N         prefill micro-batch in tokens (default 256)\n"
       "  --max-body BYTES   largest request body; bigger gets 413 (default 1048576)\n"
       "  --template NAME    chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
-      "                     model's, else one chosen by its architecture\n"
+      "                     GGUF's; without one, chat completions answer 400\n"
       "  --http-threads N   threads that answer completion requests (default 16)\n"
       "  --read-timeout S   a request's head, then its body, must arrive within S seconds;\n"
       "                     else 408 (default 10)\n"
@@ -346,24 +346,14 @@ void handle_completion(Server& S, HttpExchange& ex, bool chat) {
   if (write("data: [DONE]\n\n")) ex.stream_end();
 }
 
-// Chat template: --template, else the GGUF's, else by architecture.
+// Chat template: the rule of hpl chat (chat_template_for); without one, /v1/chat/completions
+// answers 400 no_chat_template and /v1/completions still works.
 void choose_template(Server& S, const std::string& name) {
   const Vocab& vocab = S.model->tokenizer->vocab();
-  if (!name.empty()) {
-    S.tmpl = ChatTemplate::for_vocab(vocab, name);  // throws on an unknown name
-    return;
-  }
-  if (detect_chat_family(vocab) != ChatFamily::UNKNOWN) {
-    S.tmpl = ChatTemplate::for_vocab(vocab);
-    return;
-  }
-  // No template in the file: the family the architecture was released with.
-  const std::string arch = arch_name(S.model->model->config.arch);
-  ChatFamily f = ChatFamily::UNKNOWN;
-  if (chat_family_from_name(arch, &f) || (arch == "llama" && chat_family_from_name("llama2", &f)))
-    S.tmpl = ChatTemplate::for_vocab(vocab, chat_family_name(f));
+  if (name.empty() && detect_chat_family(vocab) == ChatFamily::UNKNOWN)
+    S.tmpl_note = "the GGUF names none";
   else
-    S.tmpl_note = "the GGUF has none and architecture '" + arch + "' has no default";
+    S.tmpl = chat_template_for(vocab, name, "--template");  // throws on an unknown name
 }
 
 std::atomic<int> g_signal{0};

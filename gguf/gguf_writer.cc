@@ -1,6 +1,8 @@
 // GGUF v3 writer; see gguf_writer.h for the layout.
 #include "gguf/gguf_writer.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -104,7 +106,7 @@ std::string scalar(GgufType t, T v) {
 }  // namespace
 
 GgufWriter::GgufWriter(std::string path, size_t alignment)
-    : path_(std::move(path)), tmp_path_(path_ + ".tmp"), alignment_(alignment) {
+    : path_(std::move(path)), tmp_path_(temp_path(path_)), alignment_(alignment) {
   if (alignment_ == 0 || (alignment_ & (alignment_ - 1)) != 0)
     throw GgufError(path_ + ": alignment " + std::to_string(alignment_) + " is not a power of two");
   if (alignment_ != 32) set_u32("general.alignment", static_cast<uint32_t>(alignment_));
@@ -306,7 +308,8 @@ void GgufWriter::finish() {
   if (cur_ < tensors_.size())
     fail("tensor '" + tensors_[cur_].name + "' has " + std::to_string(cur_written_) + " of " +
          std::to_string(tensors_[cur_].n_bytes) + " bytes written");
-  const bool ok = std::fflush(f_) == 0;
+  // On disk before the rename, so a crash cannot leave PATH renamed but empty.
+  const bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
   const bool closed = std::fclose(f_) == 0;
   f_ = nullptr;
   if (!ok || !closed) fail(std::string("write failed: ") + std::strerror(errno));

@@ -24,6 +24,8 @@ class GgufWriter {
   // alignment: data-section alignment (a power of two); written as general.alignment when it
   // is not the default 32.
   explicit GgufWriter(std::string path, size_t alignment = 32);
+  // The temporary file written before the rename: PATH.tmp.
+  static std::string temp_path(const std::string& path) { return path + ".tmp"; }
   ~GgufWriter();
   GgufWriter(const GgufWriter&) = delete;
   GgufWriter& operator=(const GgufWriter&) = delete;

@@ -34,16 +34,12 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   const std::string pin = fwd_->pool().pin_warning();
   if (!pin.empty()) std::fprintf(stderr, "hpl: warning: pinning: %s\n", pin.c_str());
 
-  // The chat format: the named one, the model's own, else one by architecture.
+  // The chat format: the named one, else the model's own (its template or turn markers); no
+  // guess by architecture (the one rule of hpl chat, run --chat and serve).
   const Vocab& v = model_->tokenizer->vocab();
-  const Arch arch = model_->model->config.arch;
   try {
     if (!opt.chat_template.empty() || detect_chat_family(v) != ChatFamily::UNKNOWN)
       tmpl_ = ChatTemplate::for_vocab(v, opt.chat_template);
-    else if (arch == Arch::kGemma3)
-      tmpl_ = ChatTemplate::for_vocab(v, "gemma");
-    else if (arch == Arch::kQwen2)
-      tmpl_ = ChatTemplate::for_vocab(v, "chatml");
   } catch (const std::invalid_argument& e) {
     throw RuntimeError(Status::kInvalidArgument, e.what());
   }

@@ -14,8 +14,7 @@ constexpr char kMagic[8] = {'H', 'P', 'L', 'S', 'E', 'S', 'S', '\0'};
 class Writer {
  public:
   void bytes(const void* p, size_t n) {
-    const auto* b = static_cast<const char*>(p);
-    buf_.insert(buf_.end(), b, b + n);
+    if (n > 0) buf_.append(static_cast<const char*>(p), n);  // p may be null when n == 0
   }
   template <class T>
   void pod(const T& v) {
@@ -36,6 +35,7 @@ class Reader {
  public:
   Reader(const std::string& data, const std::string& path) : d_(data), path_(path) {}
   void bytes(void* p, size_t n, const char* what) {
+    if (n == 0) return;  // p may be null (no tokens): memcpy must not see it
     if (n > d_.size() - pos_)
       throw RuntimeError(Status::kIo, path_ + ": truncated session file (reading " + what +
                                           " at offset " + std::to_string(pos_) + ")");

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,11 @@ TEST(QuantizePlan, ImportantLayers) {
   EXPECT_TRUE(important_layer(0, 2));
   EXPECT_TRUE(important_layer(1, 2));
   EXPECT_FALSE(important_layer(-1, 2));
+  // The block count comes from the file: the largest one must not overflow (UBSan).
+  const int64_t huge = std::numeric_limits<int64_t>::max();
+  EXPECT_TRUE(important_layer(0, huge));
+  EXPECT_TRUE(important_layer(huge - 1, huge));
+  EXPECT_FALSE(important_layer(huge / 8 + 1 + 3, huge));  // e = ceil(huge / 8); (i - e) % 3 == 0
 }
 
 TEST(QuantizePlan, RolesAndFallbacks) {

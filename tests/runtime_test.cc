@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <thread>
 
 #include <unistd.h>
@@ -104,7 +106,6 @@ TEST(RuntimeTest, StopActiveKeepsPartialOutputAndMeasuresLatency) {
   for (int trial = 0; trial < 10; ++trial) {
     Recorder rec;
     std::atomic<int> tokens{0};
-    std::atomic<RequestId> rid{0};
     Clock::time_point t_stop{};
     std::atomic<bool> stop_sent{false};
     std::mutex mu;
@@ -121,7 +122,6 @@ TEST(RuntimeTest, StopActiveKeepsPartialOutputAndMeasuresLatency) {
         cv.wait(lock, [&] { return stop_sent.load(); });
       }
     });
-    rid = id;
     while (tokens.load() < 3 && rec.log(id).terminals == 0) std::this_thread::yield();
     if (tokens.load() < 3) continue;  // ended naturally first
     t_stop = Clock::now();
@@ -159,11 +159,20 @@ TEST(RuntimeTest, StopQueuedRemovesItWithoutRunning) {
   Runtime rt(options());
   Recorder rec;
   std::atomic<bool> first_started{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
   RequestParams p = greedy("Once upon a time", 200);
   p.sampling.temp = 0.9f;
+  // a holds the worker (in its processing event) until b was stopped: b and c stay queued
+  // however fast the machine.
   const RequestId a = rt.submit(p, [&](const Event& ev) {
     rec.on_event(ev);
-    if (ev.type == EventType::kToken) first_started = true;
+    if (ev.type == EventType::kProcessing) {
+      first_started = true;
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return release; });
+    }
   });
   while (!first_started) std::this_thread::yield();
   const RequestId b = rt.submit(greedy("Once upon a time", 8), rec.callback());
@@ -176,7 +185,12 @@ TEST(RuntimeTest, StopQueuedRemovesItWithoutRunning) {
   EXPECT_EQ(lb.terminal.stats.finish, FinishReason::kStopped);
   EXPECT_EQ(lb.terminal.stats.completion_tokens, 0);
   EXPECT_EQ(lb.types, (std::vector<EventType>{EventType::kQueued, EventType::kDone}));
-  rt.stop(a);
+  EXPECT_TRUE(rt.stop(a));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
   rt.wait_idle();
   EXPECT_EQ(rec.processing_order(), (std::vector<RequestId>{a, c}));
   EXPECT_EQ(rec.log(c).terminal.type, EventType::kDone);
@@ -270,6 +284,26 @@ TEST(RuntimeTest, ContextFullFailsBeforeWorkAndRestartKeepsLastExchanges) {
   ASSERT_TRUE(rt.wait(id));
   EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
   EXPECT_GT(rec.log(id).terminal.stats.prompt_tokens, restarted.n_tokens);
+}
+
+// A session with no tokens and no exchanges saves and restores (found by the session-file
+// fuzzer: the empty token array reached memcpy as a null pointer, undefined under UBSan).
+TEST(RuntimeTest, EmptySessionSavesAndRestores) {
+  const std::string file = temp_path("empty");
+  Runtime rt(options());
+  Recorder rec;
+  const SessionId a = rt.create_session();
+  rt.save_session(a, file);
+  const SessionId b = rt.create_session();
+  const RequestId id = rt.submit(greedy("Once upon a time", 4, b), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  ASSERT_GT(rt.session_info(b).n_tokens, 0);
+  rt.restore_session(b, file);
+  const SessionInfo info = rt.session_info(b);
+  EXPECT_EQ(info.n_tokens, 0);
+  EXPECT_EQ(info.n_past, 0);
+  EXPECT_EQ(info.n_exchanges, 0);
+  std::remove(file.c_str());
 }
 
 TEST(RuntimeTest, SaveRestoreGivesTheSameContinuation) {

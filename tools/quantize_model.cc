@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -64,6 +65,28 @@ std::string shape(const GgufTensor& t) {
   return s + "]";
 }
 
+// True when a and b name the same existing file (same device and inode: catches "./x",
+// "d//x", absolute paths, symlinks and hard links). False when either does not exist.
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return std::filesystem::equivalent(a, b, ec) && !ec;
+}
+
+// Everything about the output that can be known before the work: it must not be the input
+// (nor its temporary file be), and must not be a directory.
+void check_output_path(const std::string& in_path, const std::string& out_path) {
+  namespace fs = std::filesystem;
+  if (same_file(in_path, out_path))
+    throw std::runtime_error(out_path + ": is the input file " + in_path +
+                             " (quantize never overwrites its input)");
+  if (same_file(in_path, GgufWriter::temp_path(out_path)))
+    throw std::runtime_error(GgufWriter::temp_path(out_path) +
+                             ": the output's temporary file is the input file " + in_path);
+  std::error_code ec;
+  if (fs::is_directory(out_path, ec))
+    throw std::runtime_error(out_path + ": is a directory (give the output file's name)");
+}
+
 }  // namespace
 
 bool parse_quant_mix(std::string_view s, QuantMix* out) {
@@ -118,7 +141,7 @@ uint32_t quant_mix_file_type(QuantMix m) {
 
 bool important_layer(int64_t i, int64_t n) {
   if (n <= 0 || i < 0) return false;
-  const int64_t e = (n + 7) / 8;
+  const int64_t e = n / 8 + (n % 8 != 0);  // ceil(n / 8) without overflow: n is from the file
   return i < e || i >= n - e || (i - e) % 3 == 2;
 }
 
@@ -175,6 +198,7 @@ QuantizeResult quantize_model(const std::string& in_path, const std::string& out
   auto log = [&](const std::string& s) {
     if (opt.log) opt.log(s);
   };
+  check_output_path(in_path, out_path);
   std::unique_ptr<GgufFile> in = GgufFile::open(in_path);
   if (in->tensors().empty()) throw GgufError(in_path + ": has no tensors");
 

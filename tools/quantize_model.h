@@ -63,8 +63,10 @@ struct QuantizeResult {
   double seconds = 0;
 };
 
-// Reads in_path, writes out_path (via out_path.tmp). Throws GgufError / std::runtime_error
-// naming the file and tensor on bad input.
+// Reads in_path, writes out_path (via out_path.tmp, renamed at the end: a failure leaves no
+// output). Throws GgufError / std::runtime_error naming the file and tensor on bad input, and
+// before any work when out_path (or out_path.tmp) is the input file by identity (device +
+// inode: "./x", "d//x", absolute paths, symlinks, hard links) or is a directory.
 QuantizeResult quantize_model(const std::string& in_path, const std::string& out_path, QuantMix mix,
                               const QuantizeOptions& opt);
 

@@ -8,9 +8,15 @@ which proves the cache is reused: a follow-up turn starts at R = the previous tu
 prefills only its own tokens (P = the incrementally formatted user turn, plus the previous
 reply's last token, which was sampled but never evaluated when the reply hit -n).
 """
+import fcntl
 import os
 import re
+import signal
+import struct
 import subprocess
+import termios
+import threading
+import time
 
 import pytest
 
@@ -106,8 +112,13 @@ def test_three_exchanges_carried_forward(hpl):
 
 
 def test_errors(hpl):
+    # No template in the GGUF and none named: chat and run --chat refuse alike (serve: see
+    # test_serve.py), naming their option; no guess by architecture.
     r = subprocess.run([hpl, "chat", "-m", MODEL], input="hi\n", capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and "--template" in r.stderr
+    assert r.returncode != 0 and "has no chat template" in r.stderr and "--template" in r.stderr
+    r = subprocess.run([hpl, "run", "-m", MODEL, "--chat", "-p", "hi", "-n", "2"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "has no chat template" in r.stderr and "--chat-template" in r.stderr
     r = subprocess.run([hpl, "chat", "-m", MODEL, "--template", "nonsense"], input="hi\n",
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "unknown chat template 'nonsense'" in r.stderr
@@ -115,3 +126,60 @@ def test_errors(hpl):
                        input="/bogus\n" + "word " * 40 + "\n", capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
     assert "unknown command '/bogus'" in r.stderr and "too long" in r.stderr
+
+
+def test_ctrl_c_stops_the_reply_and_a_second_one_exits(hpl):
+    """Ctrl-C (SIGINT) while a reply is generated stops that reply, which stays in the
+    conversation; Ctrl-C at the prompt then ends the chat with status 0.
+
+    No timing is involved: stdout is a one-page pipe that the test stops reading, so hpl blocks
+    writing the reply long before it could end (greedy stories260K does not end its reply; -n
+    and -c leave room for several pages), and the signal comes once the page is full."""
+    rfd, wfd = os.pipe()
+    fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 4096)
+    page = fcntl.fcntl(wfd, fcntl.F_GETPIPE_SZ)
+    proc = subprocess.Popen([hpl, "chat", "-m", MODEL, "--template", "llama2", "--temp", "0", "-n",
+                             "100000", "-c", "8192", "-t", "2", "--verbose"],
+                            stdin=subprocess.PIPE, stdout=wfd, stderr=subprocess.PIPE)
+    os.close(wfd)
+    out = bytearray()
+    try:
+        proc.stdin.write(b"Tell me a story.\n")
+        proc.stdin.flush()
+        deadline = time.time() + 120  # a hang guard, not a speed assumption
+        while True:
+            avail = struct.unpack("i", fcntl.ioctl(rfd, termios.FIONREAD, b"\0\0\0\0"))[0]
+            if avail >= page - 64:  # full: the writer is blocked, or blocks at its next piece
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.time() < deadline, f"the reply did not fill a {page}-byte pipe"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        reader = threading.Thread(target=lambda: [out.extend(b) for b in iter(
+            lambda: os.read(rfd, 65536), b"")])
+        reader.start()
+        proc.stdin.write(b"/stats\n")  # answered once the stopped turn has ended
+        proc.stdin.flush()
+        while b"/stats:" not in out:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.time() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)  # at the prompt: quit
+        rc = proc.wait(timeout=60)
+        reader.join(60)
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(rfd)
+    assert rc == 0, err
+    assert "[reply stopped by Ctrl-C" in err, err
+    turns = [m.groups() for m in TURN.finditer(err)]
+    assert len(turns) == 1 and turns[0][6] == "stopped", err
+    assert int(turns[0][3]) < 8000  # far from -n and the context: it was cut short
+    text = out.decode("utf-8", "replace")
+    reply = text.split("/stats:")[0]
+    assert len(reply) >= page - 64
+    # The partial reply is kept: one exchange, one turn.
+    assert re.search(r"/stats: context \d+ tokens .* of 8192; 1 exchanges, 1 turns", text), text[-500:]

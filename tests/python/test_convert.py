@@ -490,7 +490,11 @@ def test_convert_tiny_model(models, case, outtype, tmp_path):
     err = rel_err(got, want)
     assert err < TOLERANCE[outtype], f"{case} {outtype}: relative logit error {err:.2e}"
     if outtype in ("f32", "f16"):
-        assert np.array_equal(got.argmax(-1), want.argmax(-1))
+        # The argmax agrees wherever the top-2 margin exceeds what the tolerance allows (a
+        # nearer tie may flip with the BLAS's summation order, which depends on the CPU).
+        top2 = np.sort(want, -1)[:, -2:]
+        sure = top2[:, 1] - top2[:, 0] > 2 * TOLERANCE[outtype] * np.max(np.abs(want))
+        assert np.array_equal(got.argmax(-1)[sure], want.argmax(-1)[sure])
     eng = engine_logits(out, ids, tmp_path)
     if eng is not None:  # the engine on the converted file vs numpy on the HF weights
         e_err = rel_err(eng, want)

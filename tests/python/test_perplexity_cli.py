@@ -90,3 +90,20 @@ def test_errors(hpl):
     assert r.returncode != 0 and "cannot read /nonexistent.txt" in r.stderr
     r = subprocess.run([hpl, "perplexity", "-m", MODEL], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "-f TEXT" in r.stderr
+
+
+def test_directory_and_empty_text_are_errors(hpl, tmp_path):
+    r = subprocess.run([hpl, "perplexity", "-m", MODEL, "-f", str(tmp_path)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and f"{tmp_path}: is a directory" in r.stderr, r.stderr
+    assert "tokens" not in r.stdout  # refused before tokenizing (was: "1 tokens")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    r = subprocess.run([hpl, "perplexity", "-m", MODEL, "-f", str(empty)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and "empty" in r.stderr, r.stderr
+    short = tmp_path / "short.txt"
+    short.write_text("Once upon a time")
+    r = subprocess.run([hpl, "perplexity", "-m", MODEL, "-f", str(short), "-c", "64"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "fewer than one chunk of 64" in r.stderr, r.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -327,3 +328,70 @@ def test_errors_are_clear(tmp_path):
     p = run(TS_F16, str(out), "q8_0", "-t", "zero")
     assert p.returncode != 0 and "-t" in p.stderr
     assert not out.exists() and not (tmp_path / "out.gguf.tmp").exists()
+
+
+PROGRESS = re.compile(r"^\[ *1/", re.M)  # the first tensor's progress line: the work began
+
+
+def _digest(path) -> bytes:
+    import hashlib
+    return hashlib.sha256(open(path, "rb").read()).digest()
+
+
+def test_never_overwrites_its_input(tmp_path):
+    """The output is compared with the input by identity (device + inode), not by spelling;
+    each refusal comes before any tensor is processed and leaves the input as it was."""
+    hpl = hpl_bin()
+    q = tmp_path / "q"
+    q.mkdir()
+    src = q / "in.gguf"
+    src.write_bytes(open(TS_F16, "rb").read())
+    want = _digest(src)
+    (tmp_path / "link.gguf").symlink_to(src)
+    os.link(src, tmp_path / "hard.gguf")
+    tmp_src = tmp_path / "x.gguf.tmp"  # the output's temporary file would be the input
+    tmp_src.write_bytes(src.read_bytes())
+    cases = [("q/in.gguf", "./q/in.gguf"), ("q/in.gguf", "q//in.gguf"), ("q/in.gguf", str(src)),
+             (str(src), "q/./../q/in.gguf"), ("q/in.gguf", "link.gguf"), ("link.gguf", "q/in.gguf"),
+             ("q/in.gguf", "hard.gguf"), ("q/in.gguf", "q/in.gguf")]
+    for a, b in cases:
+        p = subprocess.run([hpl, "quantize", a, b, "q8_0", "-t", "1"], capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path)
+        assert p.returncode != 0, (a, b, p.stderr)
+        assert "is the input file" in p.stderr and not PROGRESS.search(p.stderr), (a, b, p.stderr)
+        assert _digest(src) == want, (a, b)
+    p = subprocess.run([hpl, "quantize", "x.gguf.tmp", "x.gguf", "q8_0", "-t", "1"], capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path)
+    assert p.returncode != 0 and "temporary file is the input" in p.stderr, p.stderr
+    assert _digest(tmp_src) == want and not (tmp_path / "x.gguf").exists()
+
+
+def test_output_directory_fails_before_the_work(tmp_path):
+    hpl = hpl_bin()
+    out = tmp_path / "outdir"
+    out.mkdir()
+    p = subprocess.run([hpl, "quantize", TS_F16, str(out), "q8_0", "-t", "1"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode != 0 and "is a directory" in p.stderr and not PROGRESS.search(p.stderr), p.stderr
+    assert not (tmp_path / "outdir.tmp").exists() and list(out.iterdir()) == []
+
+
+def test_failure_mid_way_leaves_no_output(tmp_path):
+    """A NaN in the last tensor fails after the earlier tensors were written: no output, no
+    temporary file, and an output file from before stays as it was."""
+    hpl = hpl_bin()
+    r = gguf.GGUFReader(TS_F16)
+    last = max((t for t in r.tensors if t.tensor_type == T.F16 and t.n_elements >= 4096),
+               key=lambda t: t.data_offset)
+    data = bytearray(open(TS_F16, "rb").read())
+    data[last.data_offset + 2 * 100:last.data_offset + 2 * 101] = np.float16(np.nan).tobytes()
+    bad = tmp_path / "nan.gguf"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.gguf"
+    out.write_bytes(b"previous output")
+    p = subprocess.run([hpl, "quantize", str(bad), str(out), "q8_0", "-t", "2"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode != 0 and "NaN or Inf" in p.stderr and last.name in p.stderr, p.stderr
+    assert PROGRESS.search(p.stderr)  # it failed during the work, after writing earlier tensors
+    assert out.read_bytes() == b"previous output"
+    assert not (tmp_path / "out.gguf.tmp").exists()

@@ -1,5 +1,5 @@
 """`hpl serve` over HTTP on a free loopback port, with stories260K (no chat template in the
-GGUF: the server falls back to llama2 by architecture). Checks the OpenAI-compatible
+GGUF: the server is started with --template llama2). Checks the OpenAI-compatible
 endpoints against `hpl run --temp 0`, FIFO order of concurrent clients, that a client
 disconnect stops its request, validation errors, oversize bodies, and a bounded load test;
 then HTTP hardening over raw sockets: port in use, chunked and compressed bodies against
@@ -72,7 +72,8 @@ def start_server(hpl, log, port, *extra):
 def server(hpl, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "server.log"
     port = free_port()
-    proc = start_server(hpl, log, port, "--read-timeout", str(READ_TIMEOUT), "--max-conns-per-addr", str(PER_ADDR))
+    proc = start_server(hpl, log, port, "--read-timeout", str(READ_TIMEOUT), "--max-conns-per-addr", str(PER_ADDR),
+                        "--template", "llama2")
     base = f"http://127.0.0.1:{port}"
     try:
         yield base
@@ -282,7 +283,12 @@ def test_disconnect_stops_non_streamed_request(server):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        time.sleep(0.3)
+        # Hang up once it generates (not after a fixed sleep, which a fast machine could
+        # outrun: the whole generation takes about a second on an idle machine).
+        deadline = time.time() + 30
+        while metrics(server)["requests"]["active"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.005)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
     deadline = time.time() + 30
     while True:
@@ -422,6 +428,27 @@ def test_load_nothing_lost(server):
     tokens = sum(r[3] for r in results)
     print(f"\nload: {len(results)} requests in {elapsed:.2f} s = {len(results) / elapsed:.1f} req/s, "
           f"{tokens / elapsed:.0f} generated tok/s, 0 lost")
+
+
+def test_model_without_template_has_no_chat_endpoint(hpl, tmp_path):
+    """The rule of `hpl chat`: no --template and none in the GGUF means no chat format (no guess
+    by architecture); chat completions answer 400 no_chat_template, completions still work."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(hpl, tmp_path / "server.log", port)
+    try:
+        r = post(base, "/v1/chat/completions", {"messages": MSG, "max_tokens": 4})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "no_chat_template", r.text
+        assert "--template" in r.json()["error"]["message"]
+        r = post(base, "/v1/completions", {"prompt": PROMPT, "max_tokens": 4, "temperature": 0})
+        assert r.status_code == 200, r.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # ---- HTTP hardening, over raw sockets (issue 11) ----

@@ -217,7 +217,7 @@ def main():
     log = open(os.path.join("/tmp", f"hpl-soak-{port}.log"), "w")
     proc = subprocess.Popen([os.path.join(a.build, "bin", "hpl"), "serve", "-m", a.model, "--host", "127.0.0.1",
                              "--port", str(port), "-c", "1024", "-t", "1", "--max-body", str(MAX_BODY),
-                             "--read-timeout", str(READ_TIMEOUT)], stdout=log, stderr=subprocess.STDOUT)
+                             "--read-timeout", str(READ_TIMEOUT), "--template", "llama2"], stdout=log, stderr=subprocess.STDOUT)
     c = Client(port)
     deadline = time.time() + 60
     while True:
