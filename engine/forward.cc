@@ -35,6 +35,13 @@ size_t q8_k_row_bytes(int64_t n) {
 
 }  // namespace
 
+const float* rope_factors_for(const ModelWeights& w, const ModelConfig& c, int64_t n_ctx) {
+  if (w.rope_freqs.data) return w.rope_freqs.data;
+  // Like llama.cpp (HF switches per sequence length): one choice for the whole context.
+  if (w.rope_long.data) return n_ctx > c.n_ctx_orig ? w.rope_long.data : w.rope_short.data;
+  return nullptr;
+}
+
 Forward::Forward(const Model& model, const ForwardOptions& opt)
     : model_(model),
       cfg_(model.config),
@@ -43,6 +50,7 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       pool_(std::make_unique<kernel::ThreadPool>(std::max(1, opt.n_threads))),
       cache_(model.config.n_layer, opt.n_ctx, model.config.kv_dim()) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
+  rope_factors_ = rope_factors_for(model.weights, cfg_, opt.n_ctx);
   const int64_t B = n_ubatch_, E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim();
   const int64_t F = cfg_.n_ff;
   const int64_t wide = std::max({E, Q, F});
@@ -198,8 +206,14 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
         });
       }
       sec.part(ProfOp::kRope, [&] {
-        k::rope(qt, H, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
-        k::rope(kt, Hkv, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
+        k::rope(qt, H, D, cfg_.rot_dim, pos0 + t, base, fscale, layout, rope_factors_);
+        k::rope(kt, Hkv, D, cfg_.rot_dim, pos0 + t, base, fscale, layout, rope_factors_);
+        if (cfg_.rope_attn_factor != 1.0f) {  // LongRoPE scales the rotated dims (cos, sin)
+          for (int64_t h = 0; h < H; ++h)
+            k::scale(qt + h * D, cfg_.rope_attn_factor, qt + h * D, cfg_.rot_dim);
+          for (int64_t h = 0; h < Hkv; ++h)
+            k::scale(kt + h * D, cfg_.rope_attn_factor, kt + h * D, cfg_.rot_dim);
+        }
       });
       sec.part(ProfOp::kKvStore, [&] {
         k::fp32_to_fp16_row(kt, cache_.k(il, pos0 + t), KV);

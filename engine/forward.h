@@ -24,6 +24,10 @@ struct ForwardOptions {
   int n_threads = 1;
 };
 
+// The RoPE frequency divisors a context of n_ctx positions uses (null: none): Llama 3.x
+// rope_freqs, or phi3's long factors when n_ctx exceeds the original context, else short.
+const float* rope_factors_for(const ModelWeights& w, const ModelConfig& c, int64_t n_ctx);
+
 class Forward {
  public:
   // The model must outlive the Forward. Throws ModelError on bad options.
@@ -86,6 +90,7 @@ class Forward {
   std::vector<uint8_t> xq8_0_, xq8_k_;  // quantized activations, (n_ubatch, max width)
   std::vector<float> attn_scratch_;     // per thread: n_ctx floats
   size_t scratch_bytes_ = 0;
+  const float* rope_factors_ = nullptr;  // rope_factors_for(n_ctx)
   Profiler* prof_ = nullptr;
 };
 
