@@ -13,7 +13,7 @@ then rounded to float16 and saved; transformers runs them in float32 (eager atte
 F32 or F16 GGUF of the folder holds exactly the weights transformers used.
 
 Per fixture folder: config.json, model.safetensors, tokenizer.json / tokenizer_config.json
-(byte-level BPE with no merges: 256 byte tokens and specials, only so hpl-convert has a
+(byte-level BPE: 256 byte tokens, 5 merges, specials; only so hpl-convert has a
 vocabulary), expected.json (prompts, the engine context to use, greedy continuations) and
 logits.npz (logits_<i>: (len(prompt_i), n_vocab) float32).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-N_VOCAB = 272  # 256 bytes + <s> </s> <pad> + 13 spare specials
+N_VOCAB = 272  # 256 bytes + <s> </s> <pad> + 5 merged pairs + 8 spare specials
 BOS, EOS, PAD = 256, 257, 258
 GREEDY_NEW = 12
 
@@ -129,18 +129,21 @@ def tokenizer_json():
             n += 1
     byte_char = dict(zip(bs, map(chr, cs)))
     vocab = {byte_char[b]: b for b in range(256)}
-    specials = ["<s>", "</s>", "<pad>"] + [f"<extra_{i}>" for i in range(N_VOCAB - 259)]
+    merges = [["\u0120", "t"], ["h", "e"], ["i", "n"], ["e", "r"], ["a", "n"]]
+    specials = ["<s>", "</s>", "<pad>"] + [f"<extra_{i}>" for i in range(N_VOCAB - 259 - len(merges))]
     added = []
     for i, t in enumerate(specials):
         vocab[t] = 256 + i
         added.append(dict(id=256 + i, content=t, single_word=False, lstrip=False, rstrip=False,
                           normalized=False, special=True))
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
     byte_level = dict(type="ByteLevel", add_prefix_space=False, trim_offsets=True, use_regex=True)
     return dict(version="1.0", truncation=None, padding=None, added_tokens=added, normalizer=None,
                 pre_tokenizer=byte_level, post_processor=None, decoder=byte_level,
                 model=dict(type="BPE", dropout=None, unk_token=None, continuing_subword_prefix=None,
                            end_of_word_suffix=None, fuse_unk=False, byte_fallback=False,
-                           ignore_merges=False, vocab=vocab, merges=[]))
+                           ignore_merges=False, vocab=vocab, merges=merges))
 
 
 def init_weights(model, seed, gemma):
@@ -185,9 +188,7 @@ def build(name, out_dir: Path, seed):
     for extra in ("generation_config.json",):
         if (folder / extra).exists():
             (folder / extra).unlink()
-    (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json(), ensure_ascii=False))
-    (folder / "tokenizer_config.json").write_text(json.dumps(dict(
-        bos_token="<s>", eos_token="</s>", pad_token="<pad>", add_bos_token=True, add_eos_token=False)))
+    write_tokenizer(folder)
 
     # transformers' forward in float32 on exactly the saved (float16-rounded) weights.
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager")
@@ -209,7 +210,7 @@ def build(name, out_dir: Path, seed):
         for _ in range(n_new):
             seq.append(int(logits_of(seq)[-1].argmax()))  # a full forward per step, no cache
         greedy.append(seq[len(ids):])
-        ctxs.append(engine_ctx(name, model.config, len(seq)))
+        ctxs.append(engine_ctx(name, model.config, len(seq) - 1))  # the last id is never fed
     np.savez_compressed(folder / "logits.npz", **logits)
     margins = []
     for i in range(len(prompts)):
@@ -221,6 +222,12 @@ def build(name, out_dir: Path, seed):
         min_top2_margin=margins), indent=1) + "\n")
     size = sum(f.stat().st_size for f in folder.iterdir())
     print(f"{name:8s} {size / 1024:7.1f} KiB  min top-2 margin {min(margins):.4f}  ({mirrors})")
+
+
+def write_tokenizer(folder: Path):
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json(), ensure_ascii=False))
+    (folder / "tokenizer_config.json").write_text(json.dumps(dict(
+        bos_token="<s>", eos_token="</s>", pad_token="<pad>", add_bos_token=True, add_eos_token=False)))
 
 
 def main():
