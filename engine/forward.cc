@@ -48,7 +48,7 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       w_(model.weights),
       n_ubatch_(opt.n_ubatch),
       pool_(std::make_unique<kernel::ThreadPool>(std::max(1, opt.n_threads))),
-      cache_(model.config.n_layer, opt.n_ctx, model.config.kv_dim()) {
+      cache_(kv_layout(model.config, opt.n_ctx, opt.n_ubatch)) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
   rope_factors_ = rope_factors_for(model.weights, cfg_, opt.n_ctx);
   const int64_t B = n_ubatch_, E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim();
@@ -80,7 +80,11 @@ void Forward::truncate(int64_t n) {
     throw ModelError("truncate: position " + std::to_string(n) + " is outside [0, " +
                      std::to_string(cache_.n_past()) + "]");
   }
-  cache_.set_n_past(n);
+  if (cache_.can_rewind_to(n)) {
+    cache_.set_n_past(n);
+  } else {
+    cache_.clear();  // a sliding-window layer no longer holds what position n attends to
+  }
 }
 
 template <class F>
@@ -183,6 +187,7 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
       {&L.wq, q, ProfOp::kAttnQ}, {&L.wk, kk, ProfOp::kAttnK}, {&L.wv, v, ProfOp::kAttnV}};
   matmuls(xn, ntok, E, qkv, 3);
   const float base = cfg_.layer_rope_base(il), fscale = cfg_.layer_rope_scale(il);
+  cache_.reserve(il, pos0, ntok);
   const auto layout = cfg_.neox_rope ? kernel::RopeLayout::kNeox : kernel::RopeLayout::kNormal;
   {
     ProfSection sec(prof_);
@@ -215,7 +220,7 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
             k::scale(kt + h * D, cfg_.rope_attn_factor, kt + h * D, cfg_.rot_dim);
         }
       });
-      sec.part(ProfOp::kKvStore, [&] {
+      sec.part(ProfOp::kKvStore, [&] {  // cache_.reserve(il, pos0, ntok) was called above
         k::fp32_to_fp16_row(kt, cache_.k(il, pos0 + t), KV);
         k::fp32_to_fp16_row(vt, cache_.v(il, pos0 + t), KV);
       });
@@ -230,8 +235,10 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   ap.out_stride = Q;
   ap.scale = cfg_.attn_scale;
   ap.window = cfg_.layer_is_swa(il) ? cfg_.sliding_window : 0;
-  const f16_t* kc = cache_.k(il, 0);
-  const f16_t* vc = cache_.v(il, 0);
+  // Positions relative to the first one the layer holds (0 except on sliding-window layers).
+  const int64_t first = cache_.first_pos(il);
+  const f16_t* kc = cache_.k(il, first);
+  const f16_t* vc = cache_.v(il, first);
   float* att = att_.data();
   float* ascratch = attn_scratch_.data();
   const int64_t n_ctx = cache_.n_ctx();
@@ -239,9 +246,11 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
     ProfScope ps(prof_, ProfOp::kAttention);
     auto heads = [&](int ith, int nth) {
       const int64_t h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
-      if (h0 < h1) k::attention(ap, q, kc, vc, att, ntok, pos0, h0, h1, ascratch + ith * n_ctx);
+      if (h0 < h1) {
+        k::attention(ap, q, kc, vc, att, ntok, pos0 - first, h0, h1, ascratch + ith * n_ctx);
+      }
     };
-    if (pool_->size() == 1 || 2 * ntok * (pos0 + ntok) * H * D < kInlineWork) {
+    if (pool_->size() == 1 || 2 * ntok * (pos0 - first + ntok) * H * D < kInlineWork) {
       heads(0, 1);
     } else {
       pool_->run(heads);

@@ -45,7 +45,9 @@ class Forward {
   int64_t n_past() const { return cache_.n_past(); }
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return cfg_.n_vocab; }
-  // Forgets positions >= n (n <= n_past()): the next eval continues from position n.
+  // Forgets positions >= n (n <= n_past()): the next eval continues from position n. When a
+  // sliding-window layer no longer holds the positions n attends to, forgets everything
+  // instead (n_past() becomes 0 and the caller evaluates its tokens again).
   void truncate(int64_t n);
   void reset() { cache_.clear(); }
   // Times every op of later evals into p (wall time by op kind); null (the default) = off.

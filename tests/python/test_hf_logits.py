@@ -75,17 +75,18 @@ def converted(src: Path, out_dir: Path, outtype: str, tag: str = "") -> Path:
     return out
 
 
-def engine_logits(hpl, path, ids, n_ctx, tmp_path):
+def engine_logits(hpl, path, ids, n_ctx, tmp_path, extra=()):
     out = tmp_path / "logits.f32"
     subprocess.run([str(hpl), "run", "-m", str(path), "--ids", " ".join(map(str, ids)), "-n", "0",
-                    "--dump-logits", str(out), "-t", "2", "-c", str(n_ctx)], check=True, capture_output=True)
+                    "--dump-logits", str(out), "-t", "2", "-c", str(n_ctx), *extra],
+                   check=True, capture_output=True)
     return np.fromfile(out, dtype=np.float32).reshape(len(ids), -1)
 
 
-def engine_greedy(hpl, path, ids, n, n_ctx, tmp_path):
+def engine_greedy(hpl, path, ids, n, n_ctx, tmp_path, extra=()):
     out = tmp_path / "ids.txt"
     subprocess.run([str(hpl), "run", "-m", str(path), "--ids", " ".join(map(str, ids)), "-n", str(n),
-                    "--temp", "0", "--dump-ids", str(out), "-t", "2", "-c", str(n_ctx)],
+                    "--temp", "0", "--dump-ids", str(out), "-t", "2", "-c", str(n_ctx), *extra],
                    check=True, capture_output=True)
     return [int(x) for x in out.read_text().split()]
 
@@ -172,3 +173,18 @@ def test_gemma3_window_and_scale_are_visible(hpl, gguf_dir, tmp_path):
         path = converted(src, gguf_dir, "f32")
         err = rel_errors(engine_logits(hpl, path, ids, 64, tmp_path), exp["logits"][2])
         assert err.max() > 10 * TOL["f32"], change
+
+
+@pytest.mark.parametrize("ubatch", [1, 3, 7])
+def test_gemma3_sliding_window_ring_buffer(hpl, gguf_dir, tmp_path, ubatch):
+    """Gemma 3's sliding layers keep only their window (4 here) plus a micro-batch and slack
+    (16 positions at most for these micro-batches) instead of the whole 512-position context,
+    moving the kept positions to the front many times over a 24-token prompt and 12 greedy
+    steps: logits and greedy ids still equal transformers'."""
+    exp = expected("gemma3")
+    path = converted(FIXTURES / "gemma3", gguf_dir, "f32")
+    extra = ("--ubatch", str(ubatch))
+    for i, ids in enumerate(exp["prompts"]):
+        check(engine_logits(hpl, path, ids, 512, tmp_path, extra), exp["logits"][i], TOL["f32"],
+              f"gemma3 prompt {i} ubatch {ubatch}")
+        assert engine_greedy(hpl, path, ids, len(exp["greedy"][i]), 512, tmp_path, extra) == exp["greedy"][i]
