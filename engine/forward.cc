@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "kernel/ops.h"
@@ -42,6 +43,28 @@ const float* rope_factors_for(const ModelWeights& w, const ModelConfig& c, int64
   return nullptr;
 }
 
+size_t ScratchSizes::bytes() const {
+  return (x + xn + q + k + v + att + proj + gate + up + attn) * sizeof(float) + xq8_0 + xq8_k;
+}
+
+ScratchSizes scratch_sizes(const ModelConfig& c, const ForwardOptions& opt) {
+  const size_t B = static_cast<size_t>(opt.n_ubatch);
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
+  const int64_t wide = std::max({E, Q, F});
+  ScratchSizes s;
+  s.n_threads = std::max(1, opt.n_threads);
+  s.x = B * E;
+  s.xn = B * std::max(E, Q);
+  s.q = s.att = B * Q;
+  s.k = s.v = B * KV;
+  s.proj = B * E;
+  s.gate = s.up = B * F;
+  s.xq8_0 = B * q8_0_row_bytes(wide);
+  s.xq8_k = B * q8_k_row_bytes(wide);
+  s.attn = static_cast<size_t>(s.n_threads) * opt.n_ctx;  // one score row per thread
+  return s;
+}
+
 Forward::Forward(const Model& model, const ForwardOptions& opt)
     : model_(model),
       cfg_(model.config),
@@ -51,26 +74,21 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       cache_(kv_layout(model.config, opt.n_ctx, opt.n_ubatch)) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
   rope_factors_ = rope_factors_for(model.weights, cfg_, opt.n_ctx);
-  const int64_t B = n_ubatch_, E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim();
-  const int64_t F = cfg_.n_ff;
-  const int64_t wide = std::max({E, Q, F});
-  auto alloc = [&](std::vector<float>& v, int64_t width) {
-    v.assign(static_cast<size_t>(B * width), 0.0f);
-    scratch_bytes_ += v.size() * sizeof(float);
-  };
-  alloc(x_, E);
-  alloc(xn_, std::max(E, Q));
-  alloc(q_, Q);
-  alloc(k_, KV);
-  alloc(v_, KV);
-  alloc(att_, Q);
-  alloc(proj_, E);
-  alloc(gate_, F);
-  alloc(up_, F);
-  xq8_0_.assign(static_cast<size_t>(B) * q8_0_row_bytes(wide), 0);
-  xq8_k_.assign(static_cast<size_t>(B) * q8_k_row_bytes(wide), 0);
-  attn_scratch_.assign(static_cast<size_t>(pool_->size()) * opt.n_ctx, 0.0f);
-  scratch_bytes_ += xq8_0_.size() + xq8_k_.size() + attn_scratch_.size() * sizeof(float);
+  const ScratchSizes s = scratch_sizes(cfg_, opt);
+  if (pool_->size() != s.n_threads) throw std::logic_error("Forward: thread count mismatch");
+  x_.assign(s.x, 0.0f);
+  xn_.assign(s.xn, 0.0f);
+  q_.assign(s.q, 0.0f);
+  k_.assign(s.k, 0.0f);
+  v_.assign(s.v, 0.0f);
+  att_.assign(s.att, 0.0f);
+  proj_.assign(s.proj, 0.0f);
+  gate_.assign(s.gate, 0.0f);
+  up_.assign(s.up, 0.0f);
+  xq8_0_.assign(s.xq8_0, 0);
+  xq8_k_.assign(s.xq8_k, 0);
+  attn_scratch_.assign(s.attn, 0.0f);
+  scratch_bytes_ = s.bytes();
 }
 
 Forward::~Forward() = default;

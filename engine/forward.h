@@ -24,6 +24,16 @@ struct ForwardOptions {
   int n_threads = 1;
 };
 
+// Elements of each scratch buffer (floats; the quantized-activation buffers in bytes) for a
+// model and options: what the Forward allocates, and what a memory estimate reports.
+struct ScratchSizes {
+  int n_threads = 1;
+  size_t x = 0, xn = 0, q = 0, k = 0, v = 0, att = 0, proj = 0, gate = 0, up = 0, attn = 0;
+  size_t xq8_0 = 0, xq8_k = 0;
+  size_t bytes() const;
+};
+ScratchSizes scratch_sizes(const ModelConfig& c, const ForwardOptions& opt);
+
 // The RoPE frequency divisors a context of n_ctx positions uses (null: none): Llama 3.x
 // rope_freqs, or phi3's long factors when n_ctx exceeds the original context, else short.
 const float* rope_factors_for(const ModelWeights& w, const ModelConfig& c, int64_t n_ctx);

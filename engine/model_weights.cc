@@ -20,7 +20,8 @@ std::string shape_str(const GgufTensor& t) {
 
 class Loader {
  public:
-  Loader(const GgufFile& f, ModelWeights& w) : f_(f), w_(w) {}
+  Loader(const GgufFile& f, ModelWeights& w, bool count_only)
+      : f_(f), w_(w), count_only_(count_only) {}
 
   [[noreturn]] void fail(const std::string& name, const std::string& what) const {
     throw ModelError(f_.path() + ": tensor '" + name + "': " + what);
@@ -103,18 +104,20 @@ class Loader {
       fail(t.name, std::string("type ") + type_name(t.type) + " is not supported");
     }
     const int64_t n = t.n_elements();
+    w_.converted_bytes += static_cast<size_t>(n) * sizeof(float);
+    w_.converted.push_back(t.name + " (" + type_name(t.type) + " -> f32: " + why + ")");
+    if (count_only_) return nullptr;
     auto buf = std::make_unique<float[]>(static_cast<size_t>(n));
     // Flat: blocks may run across rows, so the whole tensor is one long row.
     kernel::dequantize_row(t.type, t.data, buf.get(), n);
     float* p = buf.get();
     w_.owned.push_back(std::move(buf));
-    w_.converted_bytes += static_cast<size_t>(n) * sizeof(float);
-    w_.converted.push_back(t.name + " (" + type_name(t.type) + " -> f32: " + why + ")");
     return p;
   }
 
   const GgufFile& f_;
   ModelWeights& w_;
+  bool count_only_;
   std::set<const GgufTensor*> seen_;
   std::set<std::string> used_;
 };
@@ -133,9 +136,9 @@ size_t weight_bytes_per_token(const ModelWeights& w) {
   return b;
 }
 
-ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
+ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool count_only) {
   ModelWeights w;
-  Loader ld(f, w);
+  Loader ld(f, w, count_only);
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, D = c.head_dim;
   w.token_embd = ld.matrix("token_embd.weight", c.n_vocab, E);
   if (!kernel::dequantize_supported(w.token_embd.type)) {
@@ -144,7 +147,7 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
   }
   w.output_norm = ld.vector("output_norm.weight", E);
   w.output = ld.matrix("output.weight", c.n_vocab, E, /*required=*/false);
-  if (!w.output.data) {
+  if (!f.tensor("output.weight")) {
     w.output = w.token_embd;
     w.tied_output = true;
   }
@@ -169,7 +172,7 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
     w.rope_freqs = ld.vector("rope_freqs.weight", half_rot);
   }
   auto check_factors = [&](const Vector& v, const char* name) {
-    for (int64_t i = 0; i < v.n; ++i) {
+    for (int64_t i = 0; v.data && i < v.n; ++i) {
       if (!(v.data[i] > 0.0f) || !std::isfinite(v.data[i])) {
         ld.fail(name, "factor " + std::to_string(i) + " = " + std::to_string(v.data[i]) +
                           " is not a positive finite number");
@@ -182,7 +185,7 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
   // Row ranges [r0, r0 + n) of a fused matrix, as a matrix of its own.
   auto rows = [](const Matrix& m, int64_t r0, int64_t n) {
     Matrix v = m;
-    v.data = m.row(r0);
+    v.data = m.data ? m.row(r0) : nullptr;  // null when counting only
     v.rows = n;
     return v;
   };

@@ -69,6 +69,8 @@ size_t weight_bytes_per_token(const ModelWeights& w);
 
 // Looks every tensor up by role and checks its shape and type; throws ModelError naming the
 // file and the tensor on a missing tensor, a wrong shape or an unsupported type.
-ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c);
+// count_only: the same checks and byte counts (mapped_bytes, converted_bytes, converted) but
+// nothing is converted, so converted tensors have no data: for memory estimates.
+ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool count_only = false);
 
 }  // namespace hpl
