@@ -9,10 +9,12 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "engine/sampler.h"
+#include "runtime/request_checks.h"
 
 namespace hpl::cli {
 
@@ -60,7 +62,32 @@ inline void check_ctx_threads(int64_t n_ctx, int n_threads) {
   if (n_threads < 1 || n_threads > 256) throw std::runtime_error("-t: must be in [1, 256]");
 }
 
-// Parses one sampler option at args[i] (advancing i past its value). false: not one.
+// The option's integer value, which must fit an int32_t.
+inline int32_t to_int32(const std::string& opt, const std::string& v) {
+  const int64_t x = to_int(opt, v);
+  if (x < INT32_MIN || x > INT32_MAX) throw std::runtime_error(opt + ": out of range: '" + v + "'");
+  return static_cast<int32_t>(x);
+}
+
+// Refuses text that is not valid UTF-8 (runtime/request_checks.h: the C API's and the
+// server's rule), naming what it is and the byte offset.
+inline void require_utf8(std::string_view text, const std::string& what) {
+  if (auto p = check_utf8(text, what)) throw std::runtime_error(p->message);
+}
+
+// -n N: a token limit checked like the C API's max_tokens, except that -1 means none (until
+// the end of generation or of the context) and 0 only evaluates the prompt.
+inline int32_t parse_token_limit(const std::string& opt, const std::string& v) {
+  const int64_t n = to_int(opt, v);
+  if (n == -1 || n == 0) return static_cast<int32_t>(n);
+  if (auto p = check_max_tokens(n))
+    throw std::runtime_error(opt + ": " + p->message + " (or -1: no limit; 0: prompt only)");
+  return static_cast<int32_t>(n);
+}
+
+// Parses one sampler option at args[i] (advancing i past its value) and checks it with the
+// C API's ranges and messages ("--temp: temperature must be in [0, 2], got -1"). false: not
+// a sampler option.
 inline bool parse_sampler_option(const std::vector<std::string>& args, size_t& i, SamplerParams& sp,
                                  bool& have_seed) {
   const std::string& a = args[i];
@@ -68,7 +95,7 @@ inline bool parse_sampler_option(const std::vector<std::string>& args, size_t& i
   if (a == "--temp") {
     sp.temp = to_float(a, value());
   } else if (a == "--top-k") {
-    sp.top_k = static_cast<int32_t>(to_int(a, value()));
+    sp.top_k = to_int32(a, value());
   } else if (a == "--top-p") {
     sp.top_p = to_float(a, value());
   } else if (a == "--min-p") {
@@ -76,23 +103,26 @@ inline bool parse_sampler_option(const std::vector<std::string>& args, size_t& i
   } else if (a == "--repeat-penalty") {
     sp.repeat_penalty = to_float(a, value());
   } else if (a == "--repeat-last-n") {
-    sp.repeat_last_n = static_cast<int32_t>(to_int(a, value()));
+    sp.repeat_last_n = to_int32(a, value());
   } else if (a == "--seed" || a == "-s") {
     sp.seed = static_cast<uint64_t>(to_int(a, value()));
     have_seed = true;
   } else {
     return false;
   }
+  // Earlier options were checked when they were parsed: a problem is this option's.
+  if (auto p = check_sampling(sp)) throw std::runtime_error(a + ": " + p->message);
   return true;
 }
 
 constexpr const char* kSamplerUsage =
-    "  --temp T             temperature (default 0.8; 0 = greedy, deterministic)\n"
+    "  --temp T             temperature in [0, 2] (default 0.8; 0 = greedy, deterministic)\n"
     "  --top-k K            keep the K most likely tokens (default 40; 0 = off)\n"
-    "  --top-p P            nucleus sampling (default 0.95; 1 = off)\n"
-    "  --min-p P            drop tokens below P x the best probability (default 0.05)\n"
-    "  --repeat-penalty R   penalize the last N tokens (default 1.0 = off)\n"
-    "  --repeat-last-n N    window of the repeat penalty (default 64)\n"
+    "  --top-p P            nucleus sampling, in (0, 1] (default 0.95; 1 = off)\n"
+    "  --min-p P            drop tokens below P x the best probability, P in [0, 1] (default "
+    "0.05)\n"
+    "  --repeat-penalty R   penalize the last N tokens, R in (0, 10] (default 1.0 = off)\n"
+    "  --repeat-last-n N    window of the repeat penalty (default 64; 0 = off)\n"
     "  --seed S             random seed (default: random)\n";
 
 }  // namespace hpl::cli

@@ -238,7 +238,7 @@ int run_chat(const std::vector<std::string>& args) {
     } else if (a == "-t" || a == "--threads") {
       fo.n_threads = static_cast<int>(to_int(a, value()));
     } else if (a == "-n" || a == "--n-predict") {
-      gp.n_predict = static_cast<int32_t>(to_int(a, value()));
+      gp.n_predict = parse_token_limit(a, value());
     } else if (a == "--system") {
       system = value();
     } else if (a == "--template" || a == "--chat-template") {
@@ -251,6 +251,7 @@ int run_chat(const std::vector<std::string>& args) {
   }
   if (model_path.empty()) usage_error(usage, "-m MODEL is required");
   check_ctx_threads(fo.n_ctx, fo.n_threads);
+  require_utf8(system, "--system");
   if (fo.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
   if (!have_seed) gp.sampling.seed = std::random_device{}();
 
@@ -293,6 +294,10 @@ int run_chat(const std::vector<std::string>& args) {
     }
     if (line[0] == '/') {
       std::fprintf(stderr, "unknown command '%s' (/reset, /stats, /quit)\n", line.c_str());
+      continue;
+    }
+    if (auto bad = check_utf8(line, "message")) {  // the C API's rule (request_checks.h)
+      std::fprintf(stderr, "%s; it was not sent\n", bad->message.c_str());
       continue;
     }
     chat.turn(line);

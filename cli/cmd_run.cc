@@ -33,19 +33,15 @@ void usage() {
       "  -n N                 tokens to generate (default 128; -1: until end of generation)\n"
       "  -c N                 context size in tokens (default 2048, at most the model's)\n"
       "  -t N                 threads (default: all cores)\n"
-      "  --temp T             temperature (default 0.8; 0 = greedy, deterministic)\n"
-      "  --top-k K            keep the K most likely tokens (default 40; 0 = off)\n"
-      "  --top-p P            nucleus sampling (default 0.95; 1 = off)\n"
-      "  --min-p P            drop tokens below P x the best probability (default 0.05)\n"
-      "  --repeat-penalty R   penalize the last N tokens (default 1.0 = off)\n"
-      "  --repeat-last-n N    window of the repeat penalty (default 64)\n"
-      "  --seed S             random seed (default: random; printed with --verbose)\n"
+      "%s"
+      "  (sampling ranges and UTF-8 text are checked like the C API's and the server's)\n"
       "  --stop TEXT          stop when TEXT is generated (repeatable; not printed)\n"
       "  --chat               format the prompt as a user turn with the model's chat template\n"
       "  --system TEXT        system message (implies --chat)\n"
       "  --chat-template NAME override the template family (gemma, chatml, llama2, llama3, ...)\n"
       "  --ubatch N           prefill micro-batch in tokens (default 256)\n"
-      "  --verbose            model info, load time, prompt and decode tok/s, memory\n");
+      "  --verbose            model info, load time, prompt and decode tok/s, memory\n",
+      kSamplerUsage);
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -93,7 +89,7 @@ int run_run(const std::vector<std::string>& args) {
       ids_text = value();
       have_ids = true;
     } else if (a == "-n" || a == "--n-predict") {
-      gp.n_predict = static_cast<int32_t>(to_int(a, value()));
+      gp.n_predict = parse_token_limit(a, value());
     } else if (a == "-c" || a == "--ctx-size") {
       fo.n_ctx = to_int(a, value());
       have_ctx = true;
@@ -129,6 +125,10 @@ int run_run(const std::vector<std::string>& args) {
   if (have_prompt == have_ids)
     usage_error(usage, "give exactly one of -p PROMPT, -f FILE or --ids");
   if (have_ids && chat) throw std::runtime_error("--ids cannot be combined with --chat/--system");
+  require_utf8(prompt, prompt_file.empty() ? "prompt" : "prompt (" + prompt_file + ")");
+  require_utf8(system, "--system");
+  for (size_t i = 0; i < gp.stop.size(); ++i)
+    require_utf8(gp.stop[i], "--stop value " + std::to_string(i + 1));
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
   if (!have_seed) gp.sampling.seed = std::random_device{}();

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "runtime/request_checks.h"
+
 namespace hpl::cli {
 
 using nlohmann::json;
@@ -20,8 +22,9 @@ const json* field(const json& body, const char* name) {
   return &*it;
 }
 
-double number(const json& body, const char* name, double def, double lo, double hi,
-              bool lo_open = false) {
+// Without bounds: only the type is checked (the ranges are check_request()'s).
+double number(const json& body, const char* name, double def, double lo = -INFINITY,
+              double hi = INFINITY, bool lo_open = false) {
   const json* v = field(body, name);
   if (!v) return def;
   if (!v->is_number()) bad(name, std::string("'") + name + "' must be a number");
@@ -123,11 +126,12 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
     r.stream = s->get<bool>();
   }
   SamplingParams& sp = p.sampling;
-  sp.temp = static_cast<float>(number(body, "temperature", 1.0, 0.0, 2.0));
-  sp.top_p = static_cast<float>(number(body, "top_p", 1.0, 0.0, 1.0, /*lo_open=*/true));
-  sp.top_k = static_cast<int32_t>(integer(body, "top_k", 0, 0, 1 << 20));
-  sp.min_p = static_cast<float>(number(body, "min_p", 0.0, 0.0, 1.0));
-  sp.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", 1.0, 0.0, 10.0, true));
+  // Types here; ranges (the C API's and the CLI's, same messages) in check_request() below.
+  sp.temp = static_cast<float>(number(body, "temperature", 1.0));
+  sp.top_p = static_cast<float>(number(body, "top_p", 1.0));
+  sp.top_k = static_cast<int32_t>(integer(body, "top_k", 0, INT32_MIN, INT32_MAX));
+  sp.min_p = static_cast<float>(number(body, "min_p", 0.0));
+  sp.repeat_penalty = static_cast<float>(number(body, "repeat_penalty", 1.0));
   for (const char* pen : {"presence_penalty", "frequency_penalty"})
     if (number(body, pen, 0.0, -2.0, 2.0) != 0.0)
       bad(pen, std::string("'") + pen + "' is not supported (use repeat_penalty)", "unsupported");
@@ -139,7 +143,7 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
   const char* max_name =
       chat && field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   if (field(body, max_name)) {
-    p.max_tokens = static_cast<int32_t>(integer(body, max_name, 1, 1, INT32_MAX));
+    p.max_tokens = static_cast<int32_t>(integer(body, max_name, 1, INT32_MIN, INT32_MAX));
     r.max_tokens_given = true;
   }
   if (field(body, "seed")) {
@@ -158,6 +162,10 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
     } else {
       add(*st);
     }
+  }
+  if (auto e = check_request(p)) {  // one validation for the server, the C API and the CLI
+    const std::string& f = e->field;
+    bad(f == "max_tokens" ? max_name : f.rfind("stop_strings", 0) == 0 ? "stop" : f, e->message);
   }
   return r;
 }

@@ -30,47 +30,87 @@ std::shared_ptr<const LoadedModel> load_model(const std::string& path, size_t by
 }  // namespace
 
 std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& path) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (Entry& e : entries_) {
-    if (e.model->path == path) {
-      e.last_use = ++clock_;
-      return e.model;
+  // Round k > 0 first asks the holders of the k-th least recently used model in use to give
+  // back their idle leases, then evicts again.
+  std::vector<std::string> holders;
+  for (size_t k = 0;; ++k) {
+    if (k > 0) release_idle({holders[k - 1]});
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Entry& e : entries_) {
+      if (e.model->path == path) {
+        e.last_use = ++clock_;
+        return e.model;
+      }
     }
-  }
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw RuntimeError(Status::kIo, path + ": cannot open model: " + ec.message());
-  const size_t need = static_cast<size_t>(size);
-  evict_for(need);
-  const size_t used = [&] {
-    size_t u = 0;
-    for (const Entry& e : entries_) u += e.model->bytes;
-    return u;
-  }();
-  if (need > budget_ || used + need > budget_) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) throw RuntimeError(Status::kIo, path + ": cannot open model: " + ec.message());
+    const size_t need = static_cast<size_t>(size);
+    evict_for(need);
+    if (fits(need)) {
+      entries_.push_back({load_model(path, need), ++clock_});
+      return entries_.back().model;
+    }
+    if (k == 0) holders = busy_paths_lru();
+    if (need <= budget_ && k < holders.size()) continue;
+    size_t used = 0;
     std::string busy;
-    for (const Entry& e : entries_) busy += (busy.empty() ? "" : ", ") + e.model->path;
+    for (const Entry& e : entries_) {
+      used += e.model->bytes;
+      busy += (busy.empty() ? "" : ", ") + e.model->path;
+    }
     throw RuntimeError(Status::kOutOfMemory,
                        path + ": over the memory budget: needs " + std::to_string(need) +
                            " bytes, budget " + std::to_string(budget_) + ", " +
                            std::to_string(used) + " bytes held by models in use" +
                            (busy.empty() ? "" : " (" + busy + ")"));
   }
-  entries_.push_back({load_model(path, need), ++clock_});
-  return entries_.back().model;
+}
+
+bool ModelRegistry::fits(size_t need) const {
+  size_t used = 0;
+  for (const Entry& e : entries_) used += e.model->bytes;
+  return need <= budget_ && used + need <= budget_;
 }
 
 void ModelRegistry::evict_for(size_t need) {
-  for (;;) {
-    size_t used = 0;
-    for (const Entry& e : entries_) used += e.model->bytes;
-    if (used + need <= budget_ && need <= budget_) return;
+  if (need > budget_) return;  // never fits: keep what is loaded
+  while (!fits(need)) {
     auto lru = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it)
       if (idle(*it) && (lru == entries_.end() || it->last_use < lru->last_use)) lru = it;
     if (lru == entries_.end()) return;  // only models in use remain
     entries_.erase(lru);
   }
+}
+
+std::vector<std::string> ModelRegistry::busy_paths_lru() const {
+  std::vector<const Entry*> v;
+  for (const Entry& e : entries_)
+    if (!idle(e)) v.push_back(&e);
+  std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->last_use < b->last_use; });
+  std::vector<std::string> out;
+  for (auto* e : v) out.push_back(e->model->path);
+  return out;
+}
+
+void ModelRegistry::release_idle(const std::vector<std::string>& paths) {
+  std::lock_guard<std::mutex> lock(release_mu_);
+  for (const std::string& path : paths)
+    for (auto& [handle, r] : releasers_)
+      if (r.path == path) r.fn();
+}
+
+uint64_t ModelRegistry::add_releaser(const std::string& path, std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(release_mu_);
+  const uint64_t h = next_releaser_++;
+  releasers_[h] = {path, std::move(fn)};
+  return h;
+}
+
+void ModelRegistry::remove_releaser(uint64_t handle) {
+  std::lock_guard<std::mutex> lock(release_mu_);
+  releasers_.erase(handle);
 }
 
 bool ModelRegistry::unload(const std::string& path) {
@@ -86,9 +126,20 @@ bool ModelRegistry::unload(const std::string& path) {
 }
 
 void ModelRegistry::set_budget(size_t bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
-  budget_ = bytes;
-  evict_for(0);
+  std::vector<std::string> holders;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    budget_ = bytes;
+    evict_for(0);
+    if (fits(0)) return;
+    holders = busy_paths_lru();
+  }
+  for (const std::string& h : holders) {
+    release_idle({h});
+    std::lock_guard<std::mutex> lock(mu_);
+    evict_for(0);
+    if (fits(0)) return;
+  }
 }
 
 size_t ModelRegistry::budget() const {

@@ -4,10 +4,19 @@
 // first; a model in use is never unloaded. If it still does not fit, acquire() fails with
 // Status::kOutOfMemory naming the sizes. A model's size is its file size (the mapped weights);
 // KV caches and scratch belong to sessions and are not counted.
+//
+// Some leases are only cached, not in use: a runtime keeps its stateless-request session (and
+// so its lease) between requests. Such holders register a releaser. When a load (or a lower
+// budget) does not fit after evicting idle models, the registry asks the holders of the models
+// in use, least recently used first, to give back what they hold while idle, then evicts
+// again. A runtime marks its cached session idle before it delivers a request's terminal
+// event, so a model whose request has finished can always be evicted.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,13 +47,21 @@ class ModelRegistry {
 
   // Unloads the model if it is loaded and idle; false if it is in use or not loaded.
   bool unload(const std::string& path);
-  // Lowering the budget evicts idle models until the loaded ones fit (or only busy ones stay).
+  // Lowering the budget evicts idle models until the loaded ones fit (asking holders to release
+  // cached leases as acquire() does; models really in use stay, even over the budget).
   void set_budget(size_t bytes);
 
   size_t budget() const;
   size_t used_bytes() const;
   bool is_loaded(const std::string& path) const;
   std::vector<std::string> loaded_paths() const;  // most recently used first
+
+  // Registers fn, which drops the idle leases its owner caches on the model at path (and
+  // leaves leases in use alone). fn runs on the thread that loads or sets the budget, without
+  // the registry's lock; it must not wait for work in progress. Returns a handle.
+  uint64_t add_releaser(const std::string& path, std::function<void()> fn);
+  // Once this returns the releaser is not running and is never called again.
+  void remove_releaser(uint64_t handle);
 
  private:
   struct Entry {
@@ -54,11 +71,26 @@ class ModelRegistry {
   // Evicts idle models, LRU first, until used + need <= budget. Caller holds mu_.
   void evict_for(size_t need);
   static bool idle(const Entry& e) { return e.model.use_count() == 1; }
+  bool fits(size_t need) const;                     // caller holds mu_
+  std::vector<std::string> busy_paths_lru() const;  // caller holds mu_
+  // Calls the releasers of the models at paths, in order. Caller holds no registry lock.
+  void release_idle(const std::vector<std::string>& paths);
+
+  struct Releaser {
+    std::string path;
+    std::function<void()> fn;
+  };
 
   mutable std::mutex mu_;
   size_t budget_;
   uint64_t clock_ = 0;
   std::vector<Entry> entries_;
+
+  // Held while releasers run, so remove_releaser() waits for a running one. Never taken with
+  // mu_ held.
+  std::mutex release_mu_;
+  std::map<uint64_t, Releaser> releasers_;  // guarded by release_mu_
+  uint64_t next_releaser_ = 1;
 };
 
 }  // namespace hpl

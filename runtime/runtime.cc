@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <new>
 
+#include "runtime/request_checks.h"
 #include "engine/sampler.h"
 #include "runtime/session_file.h"
 #include "engine/stop_matcher.h"
@@ -20,21 +21,15 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-void validate(const RequestParams& p) {
-  auto bad = [](const std::string& what) { throw RuntimeError(Status::kInvalidArgument, what); };
-  if (p.prompt.empty() && p.messages.empty()) bad("request has neither a prompt nor messages");
-  if (!p.prompt.empty() && !p.messages.empty()) bad("request has both a prompt and messages");
-  for (const ChatMessage& m : p.messages)
-    if (m.role.empty()) bad("chat message without a role");
-  if (p.max_tokens < 1) bad("max_tokens must be >= 1, got " + std::to_string(p.max_tokens));
-  const SamplingParams& s = p.sampling;
-  if (!std::isfinite(s.temp) || !std::isfinite(s.top_p) || !std::isfinite(s.min_p) ||
-      !std::isfinite(s.repeat_penalty))
-    bad("sampling parameters must be finite");
-  if (s.top_p <= 0) bad("top_p must be > 0, got " + std::to_string(s.top_p));
-  if (s.repeat_penalty <= 0)
-    bad("repeat_penalty must be > 0, got " + std::to_string(s.repeat_penalty));
-  if (s.repeat_last_n < 0) bad("repeat_last_n must be >= 0");
+// The terminal event of a request stopped before it ran.
+Event stopped_done(RequestId id, Clock::time_point submitted) {
+  Event ev;
+  ev.type = EventType::kDone;
+  ev.id = id;
+  ev.stats.finish = FinishReason::kStopped;
+  ev.stats.truncated = is_truncation(FinishReason::kStopped);
+  ev.stats.queue_ms = ms_between(submitted, Clock::now());
+  return ev;
 }
 
 }  // namespace
@@ -84,7 +79,9 @@ struct Runtime::Job {
   std::atomic<bool> stop{false};
   // Guarded by Runtime::mu_:
   State state = State::kQueued;
-  bool announced = false;  // the queued event was delivered; the worker may start it
+  bool announced = false;     // the queued event was delivered; the worker may start it
+  bool uses_scratch = false;  // a stateless request the worker runs on scratch_
+  bool over_budget = false;   // its model could not be loaded under the memory budget
   // Control jobs: the work, its outcome.
   std::function<void(Session&)> control;
   std::exception_ptr control_error;
@@ -99,13 +96,20 @@ Runtime::Runtime(RuntimeOptions opt)
                                                      std::to_string(opt_.session.n_ubatch) + ", " +
                                                      std::to_string(opt_.session.n_threads) + ")");
   registry_->acquire(opt_.model_path);  // load now so a bad file fails here
-  worker_ = std::thread([this] {
-    worker_id_ = std::this_thread::get_id();
-    worker_loop();
-  });
+  releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
+  try {
+    worker_ = std::thread([this] {
+      worker_id_ = std::this_thread::get_id();
+      worker_loop();
+    });
+  } catch (...) {
+    registry_->remove_releaser(releaser_);
+    throw;
+  }
 }
 
 Runtime::~Runtime() {
+  registry_->remove_releaser(releaser_);
   std::vector<std::shared_ptr<Job>> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -122,16 +126,8 @@ Runtime::~Runtime() {
   }
   work_cv_.notify_all();
   done_cv_.notify_all();
-  for (auto& j : dropped) {
-    if (j->kind != Job::Kind::kGenerate) continue;
-    Event ev;
-    ev.type = EventType::kDone;
-    ev.id = j->id;
-    ev.stats.truncated = true;
-    ev.stats.finish = FinishReason::kStopped;
-    ev.stats.queue_ms = ms_between(j->submitted, Clock::now());
-    emit(*j, ev);
-  }
+  for (auto& j : dropped)
+    if (j->kind == Job::Kind::kGenerate) emit(*j, stopped_done(j->id, j->submitted));
   if (worker_.joinable()) worker_.join();
 }
 
@@ -145,7 +141,8 @@ void Runtime::emit(Job& job, const Event& ev) {
 }
 
 RequestId Runtime::submit(RequestParams p, EventCallback cb) {
-  validate(p);
+  if (auto problem = check_request(p))
+    throw RuntimeError(Status::kInvalidArgument, problem->message);
   auto job = std::make_shared<Job>();
   job->params = std::move(p);
   job->cb = std::move(cb);
@@ -178,12 +175,7 @@ RequestId Runtime::submit(RequestParams p, EventCallback cb) {
     stopped_meanwhile = job->state == Job::State::kFinished;  // stop() removed it
   }
   if (stopped_meanwhile) {
-    Event done;
-    done.type = EventType::kDone;
-    done.id = job->id;
-    done.stats.truncated = true;
-    done.stats.finish = FinishReason::kStopped;
-    finish(job, done, false);
+    finish(job, stopped_done(job->id, job->submitted), false);
   } else {
     work_cv_.notify_one();
   }
@@ -207,23 +199,19 @@ bool Runtime::stop(RequestId id) {
     job->stop = true;
     if (!job->announced) return true;  // submit() delivers done after the queued event
   }
-  Event ev;
-  ev.type = EventType::kDone;
-  ev.id = id;
-  ev.stats.truncated = true;
-  ev.stats.finish = FinishReason::kStopped;
-  ev.stats.queue_ms = ms_between(job->submitted, Clock::now());
-  finish(job, ev, false);
+  finish(job, stopped_done(id, job->submitted), false);
   return true;
 }
 
 void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts) {
   // Before the terminal event is seen, the runtime is already in its after-state: the
-  // breaker has counted the request, stop() refuses it, its session is free again. Only
-  // wait() still waits, until the callback has returned.
+  // breaker has counted the request, stop() refuses it, its session is free again, and the
+  // scratch session of a stateless request is idle (the registry may release it to load
+  // another model). Only wait() still waits, until the callback has returned.
   {
     std::lock_guard<std::mutex> lock(mu_);
     job->state = Job::State::kFinished;
+    if (job->uses_scratch) scratch_busy_ = false;
     if (job->session_id != 0) {
       auto it = sessions_.find(job->session_id);
       if (it != sessions_.end()) --it->second.pending;
@@ -282,6 +270,8 @@ void Runtime::worker_loop() {
       if (breaker_.is_open() && job->kind == Job::Kind::kGenerate) {
         refuse = true;
         refuse_reason = breaker_.open_reason();
+      } else if (job->kind == Job::Kind::kGenerate && !job->session) {
+        job->uses_scratch = scratch_busy_ = true;
       }
     }
     if (job->kind == Job::Kind::kControl) {
@@ -302,19 +292,13 @@ void Runtime::worker_loop() {
     } else {
       std::string error_text;  // an error event's text points here
       const Event ev = run_generate(*job, error_text);
-      finish(job, ev, true);
+      // A budget refusal says nothing about this model's health: not counted by the breaker.
+      finish(job, ev, !job->over_budget);
     }
-    std::shared_ptr<Session> idle_scratch;  // freed outside the lock (joins its threads)
     {
       std::lock_guard<std::mutex> lock(mu_);
       active_.reset();
-      // Idle under a memory budget: drop the stateless scratch session so the model lease is
-      // released and the registry may evict the model. Without a budget it is kept, so the
-      // next stateless request does not reallocate its context.
-      if (queue_.empty() && registry_->budget() != ModelRegistry::kUnlimited)
-        idle_scratch = std::move(scratch_);
     }
-    idle_scratch.reset();
     job.reset();
     done_cv_.notify_all();
   }
@@ -335,16 +319,27 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
     return e;
   };
   Session* s = job.session.get();
+  std::shared_ptr<Session> scratch;  // stateless: the cached session (busy: never released)
   size_t turn_start = 0;
   try {
     if (!s) {
-      if (!scratch_) {
-        auto lease = registry_->acquire(opt_.model_path);
-        auto fresh = std::make_shared<Session>(std::move(lease), opt_.session);
+      {
         std::lock_guard<std::mutex> lock(mu_);
-        scratch_ = std::move(fresh);
+        scratch = scratch_;
       }
-      s = scratch_.get();
+      if (!scratch) {
+        std::shared_ptr<const LoadedModel> lease;
+        try {
+          lease = registry_->acquire(opt_.model_path);
+        } catch (const RuntimeError& e) {
+          job.over_budget = e.status() == Status::kOutOfMemory;
+          throw;
+        }
+        scratch = std::make_shared<Session>(std::move(lease), opt_.session);
+        std::lock_guard<std::mutex> lock(mu_);
+        scratch_ = scratch;
+      }
+      s = scratch.get();
       s->clear();
     }
     turn_start = s->tokens().size();
@@ -411,8 +406,8 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
     if (job.stop.load(std::memory_order_relaxed)) {
       s.rollback(turn_start);  // the prompt never became part of the conversation
       st.prompt_tokens = static_cast<int32_t>(i);
-      st.truncated = true;
       st.finish = FinishReason::kStopped;
+      st.truncated = is_truncation(st.finish);
       st.total_ms = ms_between(t_start, Clock::now());
       return;
     }
@@ -473,7 +468,7 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
   if (!matcher.matched()) send(matcher.push(decoder.flush()) + matcher.flush());
   const auto t_end = Clock::now();
   st.finish = reason;
-  st.truncated = reason == FinishReason::kStopped || reason == FinishReason::kContextEnd;
+  st.truncated = is_truncation(reason);
   st.time_to_first_token_ms = ms_between(t_start, t_first);
   const double decode_s = std::chrono::duration<double>(t_end - t_prefill).count();
   st.decode_tokens_per_s = decode_s > 0 ? st.completion_tokens / decode_s : 0;
@@ -513,6 +508,7 @@ SessionId Runtime::create_session() {
 }
 
 void Runtime::free_session(SessionId id) {
+  check_not_worker("free_session()");
   std::shared_ptr<Session> doomed;  // destroyed outside the lock
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
@@ -551,6 +547,12 @@ SessionInfo Runtime::session_info(SessionId id) {
     info.n_exchanges = static_cast<int64_t>(s.exchanges().size());
   });
   return info;
+}
+
+void Runtime::release_idle_scratch() {
+  std::shared_ptr<Session> doomed;  // destroyed outside the lock (joins its threads)
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!scratch_busy_) doomed = std::move(scratch_);
 }
 
 bool Runtime::failed() const {

@@ -11,10 +11,10 @@
 //   destructor), before it returns;
 // - everything else: the worker thread.
 // A request's events never overlap and arrive in the order above. No runtime lock is held
-// during a callback: it may call submit() and stop(), but not the blocking calls (wait(),
-// the session calls, the destructor), which throw Status::kWouldDeadlock on the worker
-// thread. A callback must not throw (exceptions are swallowed) and should be quick: the
-// worker waits for it.
+// during a callback: it may call submit(), stop() and create_session(), but not the
+// blocking calls (wait(), wait_idle(), the other session calls including free_session(),
+// the destructor), which throw Status::kWouldDeadlock on the worker thread. A callback must
+// not throw (exceptions are swallowed) and should be quick: the worker waits for it.
 //
 // Stop: the active request stops after its current token, or after the current prefill
 // micro-batch (SessionOptions::n_ubatch tokens) while the prompt is evaluated; what it
@@ -26,10 +26,17 @@
 // until done. A turn that does not fit (conversation + new tokens + max_tokens > n_ctx)
 // fails before any work with Status::kContextFull.
 //
+// Memory: stateless requests run on a cached session (its KV cache is reused between them),
+// which holds a lease on the model. It is idle from the moment the request's terminal event
+// is about to be delivered; the registry may then release it to make room for another model
+// (ModelRegistry::add_releaser), and the next stateless request allocates it again.
+//
 // Faults: an exception inside a request fails only that request (error event). After
 // max_consecutive_failures failed requests in a row, the runtime enters a failed state:
 // submit() throws Status::kFailedState naming the last error, and queued requests fail
-// with it, until reset_failed_state().
+// with it, until reset_failed_state(). A stateless request whose model cannot be loaded
+// under the memory budget (other models are in use) fails with kOutOfMemory but is not
+// counted: it says nothing about this model.
 #pragma once
 
 #include <atomic>
@@ -94,7 +101,8 @@ class Runtime {
   void wait_idle();
 
   SessionId create_session();
-  // Throws kBusy while the session has queued or active requests, kInvalidArgument if unknown.
+  // Throws kBusy while the session has queued or active requests, kInvalidArgument if unknown,
+  // kWouldDeadlock on the worker thread.
   void free_session(SessionId id);
   void reset_session(SessionId id);                   // a new conversation
   void restart_session(SessionId id, int keep_last);  // keep the last K exchanges
@@ -129,6 +137,8 @@ class Runtime {
   void emit(Job& job, const Event& ev);
   void run_control(SessionId id, std::function<void(Session&)> fn);
   void check_not_worker(const char* what) const;
+  // The registry's releaser: drops scratch_ unless a stateless request is running on it.
+  void release_idle_scratch();
 
   RuntimeOptions opt_;
   std::shared_ptr<ModelRegistry> registry_;
@@ -145,7 +155,11 @@ class Runtime {
   SessionId next_session_ = 1;
   bool quit_ = false;
 
-  std::shared_ptr<Session> scratch_;  // stateless requests; worker thread only
+  // Stateless requests' session. Set and cleared under mu_; while scratch_busy_ (a stateless
+  // request runs on it) only the worker uses it and nobody releases it.
+  std::shared_ptr<Session> scratch_;
+  bool scratch_busy_ = false;
+  uint64_t releaser_ = 0;  // our registration with the registry
   std::thread worker_;
   std::atomic<std::thread::id> worker_id_{};
 };

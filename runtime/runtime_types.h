@@ -73,6 +73,14 @@ enum class FinishReason : int {
   kContextEnd = 4,       // the context filled up while generating
 };
 
+// RequestStats::truncated for each finish reason: the reply was cut short by something other
+// than the model or the request's own limits, i.e. kStopped (stop(), also while queued or
+// during prompt evaluation) and kContextEnd. kEndOfGeneration, kMaxTokens and kStopString
+// are not truncations.
+constexpr bool is_truncation(FinishReason r) {
+  return r == FinishReason::kStopped || r == FinishReason::kContextEnd;
+}
+
 struct RequestStats {
   int32_t prompt_tokens = 0;          // tokens evaluated for this turn (new tokens only)
   int32_t completion_tokens = 0;      // tokens generated
@@ -81,7 +89,7 @@ struct RequestStats {
   double decode_tokens_per_s = 0;
   double queue_ms = 0;     // from submit to prompt evaluation start
   double total_ms = 0;     // from prompt evaluation start to the end
-  bool truncated = false;  // stopped before a natural end (stop() or context end)
+  bool truncated = false;  // is_truncation(finish)
   FinishReason finish = FinishReason::kEndOfGeneration;
 };
 

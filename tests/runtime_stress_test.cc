@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <random>
 #include <set>
 #include <thread>
@@ -97,6 +98,51 @@ TEST(RuntimeStressTest, EightThreadsSubmitAndStopAThousandRequests) {
       "on queued/any, %d times on the last started one\n",
       all.size(), stopped, done, order.size(), stops_accepted.load(), active_stops.load());
   EXPECT_FALSE(rt.failed());
+}
+
+// Switching models under a budget that holds any two of three models, not all three: 300
+// stateless requests round-robin over three runtimes sharing a registry, each waited for
+// (wait(), then wait_idle(), alternately) before the next is submitted. The model whose
+// request has just finished must be evictable at once: no request may fail with kOutOfMemory
+// (before the fix the breaker opened within the first ~10 requests), and no breaker may open.
+// The C API's default context and threads make a session slow to free, which widened the
+// race.
+TEST(RuntimeStressTest, SwitchingModelsUnderABudgetNeverFailsOnAFinishedModel) {
+  const char* names[3] = {"stories260K.gguf", "TinyStories-656K.f16.gguf",
+                          "tinystories-656k-q8_0.gguf"};
+  auto reg = std::make_shared<ModelRegistry>();
+  std::vector<std::unique_ptr<Runtime>> rts;
+  for (const char* n : names) {
+    RuntimeOptions o;
+    o.model_path = test::model_path(n);
+    o.session.n_ctx = 2048;  // the C API's defaults: a session takes a while to free
+    o.session.n_threads = 4;
+    o.registry = reg;
+    rts.push_back(std::make_unique<Runtime>(o));
+  }
+  reg->set_budget(std::filesystem::file_size(test::model_path(names[0])) +
+                  std::filesystem::file_size(test::model_path(names[1])) + 65536);
+  test::Recorder recs[3];  // request ids are per runtime
+  int failures = 0;
+  std::string first_error;
+  for (int r = 0; r < 300; ++r) {
+    Runtime& rt = *rts[r % 3];
+    test::Recorder& rec = recs[r % 3];
+    RequestParams p;
+    p.prompt = "Once upon a time";
+    p.max_tokens = 2;
+    p.sampling.temp = 0;
+    const RequestId id = rt.submit(p, rec.callback());
+    if (r % 2)
+      rt.wait_idle();
+    else
+      rt.wait(id);
+    const test::RequestLog log = rec.log(id);
+    ASSERT_EQ(log.terminals, 1);
+    if (log.terminal.type != EventType::kDone && failures++ == 0) first_error = log.error_text;
+  }
+  EXPECT_EQ(failures, 0) << "first: " << first_error;
+  for (auto& rt : rts) EXPECT_FALSE(rt->failed()) << rt->failed_reason();
 }
 
 }  // namespace

@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <thread>
 
 #include <unistd.h>
 
-#include "runtime/session.h"
 #include "engine/stop_matcher.h"
+#include "runtime/request_checks.h"
+#include "runtime/session.h"
 #include "tests/runtime_test_util.h"
 
 namespace hpl {
@@ -105,18 +107,30 @@ TEST(RuntimeTest, StopActiveKeepsPartialOutputAndMeasuresLatency) {
     std::atomic<RequestId> rid{0};
     Clock::time_point t_stop{};
     std::atomic<bool> stop_sent{false};
+    std::mutex mu;
+    std::condition_variable cv;
     RequestParams p = greedy("Once upon a time", 200);
     p.sampling.temp = 0.9f;  // wander, so no natural end comes before the stop
     p.sampling.seed = 1234 + trial;
     const RequestId id = rt.submit(p, [&](const Event& ev) {
       rec.on_event(ev);
-      if (ev.type == EventType::kToken) ++tokens;
+      // The worker waits in the third token's callback until stop() was called, so the stop
+      // lands mid-generation however fast the model and however slow this thread.
+      if (ev.type == EventType::kToken && ++tokens == 3) {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop_sent.load(); });
+      }
     });
     rid = id;
-    while (tokens.load() < 3) std::this_thread::yield();
+    while (tokens.load() < 3 && rec.log(id).terminals == 0) std::this_thread::yield();
+    if (tokens.load() < 3) continue;  // ended naturally first
     t_stop = Clock::now();
-    stop_sent = true;
     EXPECT_TRUE(rt.stop(id));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop_sent = true;
+    }
+    cv.notify_all();
     ASSERT_TRUE(rt.wait(id, 60000));
     auto log = rec.log(id);
     EXPECT_TRUE(log.protocol_ok) << log.protocol_error;
@@ -365,6 +379,123 @@ TEST(RuntimeTest, BadRequestsAreRefusedAtSubmit) {
   EXPECT_THROW(Runtime{missing}, RuntimeError);
 }
 
+// One validation for the C API, the CLI and the server: ranges and messages.
+TEST(RequestChecksTest, SamplingRangesAndMessages) {
+  SamplerParams s;
+  EXPECT_FALSE(check_sampling(s));  // the defaults are valid
+  auto msg = [](SamplerParams x) {
+    auto p = check_sampling(x);
+    return p ? p->field + ": " + p->message : std::string("ok");
+  };
+  s.temp = -1;
+  EXPECT_EQ(msg(s), "temperature: temperature must be in [0, 2], got -1");
+  s = {};
+  s.temp = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(msg(s), "temperature: temperature must be in [0, 2], got nan");
+  s = {};
+  s.top_p = 2;
+  EXPECT_EQ(msg(s), "top_p: top_p must be in (0, 1], got 2");
+  s.top_p = 0;
+  EXPECT_EQ(msg(s), "top_p: top_p must be in (0, 1], got 0");
+  s = {};
+  s.top_k = -3;
+  EXPECT_EQ(msg(s), "top_k: top_k must be in [0, 1048576], got -3");
+  s = {};
+  s.min_p = 5;
+  EXPECT_EQ(msg(s), "min_p: min_p must be in [0, 1], got 5");
+  s = {};
+  s.repeat_penalty = 0;
+  EXPECT_EQ(msg(s), "repeat_penalty: repeat_penalty must be in (0, 10], got 0");
+  s = {};
+  s.repeat_last_n = -1;
+  EXPECT_EQ(msg(s), "repeat_last_n: repeat_last_n must be in [0, 1048576], got -1");
+  s = {};
+  s.temp = 0, s.top_k = 0, s.top_p = 1, s.min_p = 0, s.repeat_penalty = 1, s.repeat_last_n = 0;
+  EXPECT_EQ(msg(s), "ok");  // every "off" value is accepted
+  EXPECT_EQ(check_max_tokens(-5)->message, "max_tokens must be in [1, 2147483647], got -5");
+  EXPECT_FALSE(check_max_tokens(1));
+}
+
+TEST(RequestChecksTest, InvalidUtf8IsRefusedWithFieldAndOffset) {
+  EXPECT_FALSE(check_utf8("", "prompt"));
+  EXPECT_FALSE(check_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", "prompt"));
+  auto at = [](std::string_view t) {
+    auto p = check_utf8(t, "prompt");
+    return p ? p->message : std::string("ok");
+  };
+  EXPECT_EQ(at("ab\xff"), "prompt is not valid UTF-8 at byte 2");
+  EXPECT_EQ(at("ab\x80"), "prompt is not valid UTF-8 at byte 2");            // lone continuation
+  EXPECT_EQ(at("x\xc3"), "prompt is not valid UTF-8 at byte 1");             // truncated at the end
+  EXPECT_EQ(at("x\xc3("), "prompt is not valid UTF-8 at byte 1");            // bad continuation
+  EXPECT_EQ(at("\xc0\xaf"), "prompt is not valid UTF-8 at byte 0");          // overlong '/'
+  EXPECT_EQ(at("\xe0\x80\xaf"), "prompt is not valid UTF-8 at byte 0");      // overlong 3-byte
+  EXPECT_EQ(at("\xed\xa0\x80"), "prompt is not valid UTF-8 at byte 0");      // surrogate U+D800
+  EXPECT_EQ(at("\xf4\x90\x80\x80"), "prompt is not valid UTF-8 at byte 0");  // > U+10FFFF
+  EXPECT_EQ(at(std::string("a\0b", 3)), "ok");                               // NUL is valid UTF-8
+
+  RequestParams p;
+  p.messages = {{"user", "fine"}, {"assistant", "bad \xfe"}};
+  EXPECT_EQ(check_request(p)->field, "messages[1].content");
+  EXPECT_EQ(check_request(p)->message, "messages[1].content is not valid UTF-8 at byte 4");
+  p.messages = {{"us\xe9r", "x"}};
+  EXPECT_EQ(check_request(p)->message, "messages[0].role is not valid UTF-8 at byte 2");
+  p = RequestParams{};
+  p.prompt = "ok";
+  p.stop_strings = {"fine", "\xc1"};
+  EXPECT_EQ(check_request(p)->message, "stop_strings[1] is not valid UTF-8 at byte 0");
+  // The runtime refuses at submit, with no event.
+  Runtime rt(options());
+  Recorder rec;
+  try {
+    rt.submit(greedy("Once \xff", 4), rec.callback());
+    ADD_FAILURE() << "accepted invalid UTF-8";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kInvalidArgument);
+    EXPECT_STREQ(e.what(), "prompt is not valid UTF-8 at byte 5");
+  }
+  EXPECT_TRUE(rec.logs().empty());
+}
+
+// free_session() is refused on the worker thread like the other session calls, even in the
+// done callback of the session's own request (the worker still holds its context).
+TEST(RuntimeTest, FreeSessionFromACallbackWouldDeadlock) {
+  Runtime rt(options());
+  const SessionId s = rt.create_session();
+  std::atomic<int> status{-1};
+  const RequestId id = rt.submit(greedy("Once upon a time", 4, s), [&](const Event& ev) {
+    if (ev.type != EventType::kDone) return;
+    try {
+      rt.free_session(s);
+      status = static_cast<int>(Status::kOk);
+    } catch (const RuntimeError& e) {
+      status = static_cast<int>(e.status());
+    }
+  });
+  ASSERT_TRUE(rt.wait(id, 60000));
+  EXPECT_EQ(status.load(), static_cast<int>(Status::kWouldDeadlock));
+  EXPECT_EQ(rt.session_info(s).n_exchanges, 1);  // still alive
+  rt.free_session(s);
+}
+
+TEST(RuntimeTest, TruncatedIsDefinedByTheFinishReason) {
+  EXPECT_FALSE(is_truncation(FinishReason::kEndOfGeneration));
+  EXPECT_FALSE(is_truncation(FinishReason::kMaxTokens));
+  EXPECT_FALSE(is_truncation(FinishReason::kStopString));
+  EXPECT_TRUE(is_truncation(FinishReason::kStopped));
+  EXPECT_TRUE(is_truncation(FinishReason::kContextEnd));
+  Runtime rt(options());
+  Recorder rec;
+  const RequestId a = rt.submit(greedy("Once upon a time", 3), rec.callback());
+  RequestParams p = greedy("Once upon a time", 40);
+  p.stop_strings = {"Lily"};
+  const RequestId b = rt.submit(p, rec.callback());
+  rt.wait_idle();
+  EXPECT_EQ(rec.log(a).terminal.stats.finish, FinishReason::kMaxTokens);
+  EXPECT_FALSE(rec.log(a).terminal.stats.truncated);
+  EXPECT_EQ(rec.log(b).terminal.stats.finish, FinishReason::kStopString);
+  EXPECT_FALSE(rec.log(b).terminal.stats.truncated);
+}
+
 TEST(RuntimeTest, StopStringsEndGenerationAndAreNotEmitted) {
   Runtime rt(options());
   Recorder rec;
@@ -435,6 +566,76 @@ TEST(ModelRegistryTest, EvictsLeastRecentlyUsedIdleModelNeverOneInUse) {
   rt.free_session(s);
   la.reset();
   EXPECT_TRUE(reg->unload(a));
+}
+
+// Runtimes that ran stateless requests while there was no budget hold only their cached
+// scratch sessions: a budget set afterwards sees their models as idle.
+TEST(ModelRegistryTest, BudgetSetAfterStatelessRequestsSeesTheirModelsIdle) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel),
+                    c = model_path("TinyLLama-v0.Q4_0.from-ggmlv3.gguf");
+  auto reg = std::make_shared<ModelRegistry>();
+  auto runtime_for = [&](const std::string& path) {
+    RuntimeOptions o = options(64);
+    o.model_path = path;
+    o.registry = reg;
+    return std::make_unique<Runtime>(o);
+  };
+  auto ra = runtime_for(a), rb = runtime_for(b);
+  Recorder rec, rec_b;  // request ids are per runtime
+  ra->submit(greedy("Once upon a time", 2), rec.callback());
+  ra->wait_idle();  // a is used before b: a is the least recently used
+  rb->submit(greedy("Once upon a time", 2), rec_b.callback());
+  rb->wait_idle();
+  EXPECT_GT(ra->memory().kv_bytes, 0u);  // the scratch session is cached
+  reg->set_budget(std::filesystem::file_size(b) + std::filesystem::file_size(c) + 65536);
+  std::unique_ptr<Runtime> rc;
+  try {
+    rc = runtime_for(c);  // was kOutOfMemory "held by models in use (a, b)"
+  } catch (const RuntimeError& e) {
+    FAIL() << e.what();
+  }
+  EXPECT_FALSE(reg->is_loaded(a));  // least recently used: its scratch was released
+  EXPECT_EQ(ra->memory().kv_bytes, 0u);
+  EXPECT_TRUE(reg->is_loaded(b));  // b's room was not needed: its scratch is kept
+  EXPECT_GT(rb->memory().kv_bytes, 0u);
+  // a's next request loads it again: the idle c goes, before any cached session is released.
+  const RequestId id = ra->submit(greedy("Once upon a time", 2), rec.callback());
+  ra->wait(id);
+  EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
+  EXPECT_TRUE(reg->is_loaded(a));
+  EXPECT_TRUE(reg->is_loaded(b));
+  EXPECT_FALSE(reg->is_loaded(c));
+  // Lowering the budget releases idle scratch sessions too, least recently used first.
+  reg->set_budget(std::filesystem::file_size(a));
+  EXPECT_FALSE(reg->is_loaded(b));
+  EXPECT_EQ(rb->memory().kv_bytes, 0u);
+  EXPECT_TRUE(reg->is_loaded(a));
+}
+
+// A stateless request whose model cannot be loaded because other models are in use fails
+// with kOutOfMemory, but does not count towards the circuit breaker.
+TEST(ModelRegistryTest, BudgetRefusalsDoNotOpenTheBreaker) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel);
+  auto reg = std::make_shared<ModelRegistry>();
+  RuntimeOptions oa = options(64), ob = options(64);
+  oa.registry = ob.registry = reg;
+  ob.model_path = b;
+  Runtime ra(oa), rb(ob);
+  const SessionId s = ra.create_session();  // pins a
+  // Room for either model, not both: b (idle) is evicted.
+  reg->set_budget(std::max(std::filesystem::file_size(a), std::filesystem::file_size(b)) + 65536);
+  ASSERT_FALSE(reg->is_loaded(b));
+  Recorder rec;
+  for (int i = 0; i < 4; ++i) {
+    const RequestId id = rb.submit(greedy("Once upon a time", 2), rec.callback());
+    rb.wait(id);
+    EXPECT_EQ(rec.log(id).terminal.status, Status::kOutOfMemory) << rec.log(id).error_text;
+  }
+  EXPECT_FALSE(rb.failed()) << rb.failed_reason();
+  ra.free_session(s);  // a is idle now: b's next request evicts it
+  const RequestId id = rb.submit(greedy("Once upon a time", 2), rec.callback());
+  rb.wait(id);
+  EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
 }
 
 }  // namespace

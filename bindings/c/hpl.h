@@ -9,6 +9,12 @@
  *   message for the calling thread (thread-local, valid until that thread's next call).
  * - Handles are opaque. Strings are UTF-8 and NUL-terminated; the library copies what it
  *   keeps, so argument memory may be freed as soon as a call returns.
+ * - Request text (prompt, chat roles and contents, stop strings) must be valid UTF-8: no
+ *   overlong forms, surrogates or code points above U+10FFFF. Invalid text is refused by
+ *   hpl_submit() with HPL_ERR_INVALID_ARGUMENT and a message naming the field and the byte
+ *   offset ("messages[1].content is not valid UTF-8 at byte 12"); it is never repaired.
+ *   `hpl run`, `hpl chat` and `hpl serve` apply the same check and the same sampling ranges
+ *   (runtime/request_checks.h).
  * - All functions are thread-safe, except that a handle must not be used after (or while)
  *   it is freed.
  *
@@ -22,10 +28,11 @@
  *   for that request (free the user data there).
  * - event->text is valid only during the callback: copy it.
  * - Inside a callback you may call hpl_submit(), hpl_stop(), hpl_last_error() and the
- *   query functions (hpl_model_failed(), hpl_memory_info(), hpl_version()). The blocking
- *   functions (hpl_wait(), hpl_wait_idle(), the hpl_session_* functions except
- *   hpl_session_create(), hpl_model_unload()) return HPL_ERR_WOULD_DEADLOCK when called
- *   from the worker thread. Keep callbacks short: the worker waits for them.
+ *   query functions (hpl_model_failed(), hpl_memory_info_get(), hpl_version()), and
+ *   hpl_session_create(). hpl_wait(), hpl_wait_idle(), hpl_model_unload() and every other
+ *   hpl_session_* function (hpl_session_free() included, even for a session whose request
+ *   just ended) return HPL_ERR_WOULD_DEADLOCK when called from a worker thread, and do
+ *   nothing. Keep callbacks short: the worker waits for them.
  */
 #ifndef HPL_H_
 #define HPL_H_
@@ -75,8 +82,13 @@ HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
 
 /* Memory budget for loaded models (bytes of mapped weights, all models together). Loading a
  * model that does not fit unloads idle models, least recently used first; a model with a
- * queued or running request or a live session is never unloaded. An unloaded model's handle
- * stays valid: its next request or session loads it again. 0 = unlimited (the default). */
+ * queued or running request or a live session is never unloaded. A model is idle as soon as
+ * its last request's terminal event is being delivered (its handle may keep a context for the
+ * next stateless request, but gives it up when the room is needed), whether or not a budget
+ * was set when the request ran. Lowering the budget unloads idle models the same way. An
+ * unloaded model's handle stays valid: its next request or session loads it again (and fails
+ * with HPL_ERR_OUT_OF_MEMORY if the models in use leave no room). 0 = unlimited (the
+ * default). */
 HPL_API hpl_status hpl_set_memory_budget(uint64_t bytes);
 
 typedef struct hpl_memory_info {
@@ -127,14 +139,16 @@ HPL_API hpl_status hpl_model_load(const char* path, const hpl_model_params* para
 HPL_API hpl_status hpl_model_unload(hpl_model* model);
 /* Circuit breaker: *failed = 1 after max_consecutive_failures failed requests in a row;
  * then hpl_submit() returns HPL_ERR_FAILED_STATE (hpl_last_error() names the last error)
- * until hpl_model_reset(). */
+ * until hpl_model_reset(). A request that failed with HPL_ERR_OUT_OF_MEMORY because its
+ * model could not be loaded under the memory budget is not counted. */
 HPL_API hpl_status hpl_model_failed(hpl_model* model, int32_t* failed);
 HPL_API hpl_status hpl_model_reset(hpl_model* model);
 
 /* ---- sessions (conversations) ---- */
 
 HPL_API hpl_status hpl_session_create(hpl_model* model, hpl_session** out);
-/* HPL_ERR_BUSY while the session has queued or running requests. NULL is OK. */
+/* HPL_ERR_BUSY while the session has queued or running requests; HPL_ERR_WOULD_DEADLOCK
+ * inside a callback (free it after hpl_wait()). NULL is OK. */
 HPL_API hpl_status hpl_session_free(hpl_session* session);
 /* The calls below run on the worker in queue order, after the requests submitted before
  * them, and block until done. */
@@ -157,14 +171,16 @@ HPL_API hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* 
 
 /* ---- requests ---- */
 
+/* Values outside the ranges (and NaN) are refused by hpl_submit() with
+ * HPL_ERR_INVALID_ARGUMENT, e.g. "temperature must be in [0, 2], got -1". */
 typedef struct hpl_sampler_params {
-  float temperature;     /* <= 0: greedy (default 0.8) */
-  int32_t top_k;         /* <= 0: off (default 40) */
-  float top_p;           /* >= 1: off (default 0.95) */
-  float min_p;           /* <= 0: off (default 0.05) */
-  float repeat_penalty;  /* 1: off (default 1) */
-  int32_t repeat_last_n; /* default 64 */
-  uint64_t seed;         /* default 0 */
+  float temperature;     /* [0, 2]; 0: greedy (default 0.8) */
+  int32_t top_k;         /* [0, 2^20]; 0: off (default 40) */
+  float top_p;           /* (0, 1]; 1: off (default 0.95) */
+  float min_p;           /* [0, 1]; 0: off (default 0.05) */
+  float repeat_penalty;  /* (0, 10]; 1: off (default 1) */
+  int32_t repeat_last_n; /* [0, 2^20]; 0: off (default 64) */
+  uint64_t seed;         /* any (default 0) */
 } hpl_sampler_params;
 
 typedef struct hpl_chat_message {
@@ -179,7 +195,7 @@ typedef struct hpl_request_params {
   const hpl_chat_message* messages;
   size_t n_messages;
   hpl_sampler_params sampler;
-  int32_t max_tokens;              /* > 0 (default 128) */
+  int32_t max_tokens;              /* >= 1 (default 128) */
   const char* const* stop_strings; /* generation ends before any of these; not emitted */
   size_t n_stop_strings;
 } hpl_request_params;
@@ -194,12 +210,14 @@ typedef enum hpl_event_type {
   HPL_EVENT_ERROR = 4       /* status and text (the message) filled */
 } hpl_event_type;
 
+/* Why a request ended, and stats.truncated for each reason. */
 typedef enum hpl_finish_reason {
-  HPL_FINISH_END_OF_GENERATION = 0,
-  HPL_FINISH_MAX_TOKENS = 1,
-  HPL_FINISH_STOP_STRING = 2,
-  HPL_FINISH_STOPPED = 3, /* hpl_stop(): the partial output is kept */
-  HPL_FINISH_CONTEXT_END = 4
+  HPL_FINISH_END_OF_GENERATION = 0, /* the model ended its reply; truncated = 0 */
+  HPL_FINISH_MAX_TOKENS = 1,        /* max_tokens were generated; truncated = 0 */
+  HPL_FINISH_STOP_STRING = 2,       /* a stop string appeared; truncated = 0 */
+  HPL_FINISH_STOPPED = 3, /* hpl_stop() (also while queued or during prompt evaluation, and
+                             hpl_model_unload()): the partial output is kept; truncated = 1 */
+  HPL_FINISH_CONTEXT_END = 4 /* the context filled up while generating; truncated = 1 */
 } hpl_finish_reason;
 
 typedef struct hpl_stats {
@@ -210,7 +228,8 @@ typedef struct hpl_stats {
   double decode_tokens_per_s;
   double queue_ms;   /* time spent queued */
   double total_ms;   /* from prompt evaluation start to the end */
-  int32_t truncated; /* 1: stopped before a natural end */
+  int32_t truncated; /* 1: cut short by hpl_stop() or the context end (FINISH_STOPPED or
+                        FINISH_CONTEXT_END); 0 for every other finish reason */
   hpl_finish_reason finish;
 } hpl_stats;
 

@@ -1,10 +1,12 @@
 /* The C API from C99: generation and events, stop (from a callback, queued), blocking calls
  * refused inside callbacks, sessions with save/restore, context-full and the circuit
- * breaker, the memory budget, error codes and messages. Runs native and under qemu. */
+ * breaker, the memory budget (also switching models under it), request validation (sampling
+ * ranges, UTF-8), error codes and messages. Runs native and under qemu. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hpl.h"
@@ -43,6 +45,8 @@ typedef struct collector {
   char error[1024];
   int stop_after_tokens;       /* > 0: the callback stops its own request after that many tokens */
   hpl_status wait_in_callback; /* what hpl_wait() returned when called from the callback */
+  hpl_session* free_in_done;   /* non-NULL: the DONE callback tries hpl_session_free() on it */
+  hpl_status free_in_callback; /* what that returned */
   /* Block the worker in the first token callback until `release` is set. */
   int block_first_token;
   pthread_mutex_t mu;
@@ -92,6 +96,7 @@ static void on_event(const hpl_event* ev, void* user) {
       break;
     case HPL_EVENT_DONE:
     case HPL_EVENT_ERROR:
+      if (c->free_in_done) c->free_in_callback = hpl_session_free(c->free_in_done);
       c->terminals++;
       c->terminal_type = ev->type;
       c->status = ev->status;
@@ -161,6 +166,7 @@ static void test_generation(hpl_model* m) {
   CHECK(c.counts[HPL_EVENT_QUEUED] == 1 && c.counts[HPL_EVENT_PROCESSING] == 1);
   CHECK(strncmp(c.text, ", there was a little girl named Lily.", 37) == 0);
   CHECK(c.stats.prompt_tokens == 5 && c.stats.completion_tokens > 0);
+  CHECK(c.stats.finish == HPL_FINISH_MAX_TOKENS && c.stats.truncated == 0);
   CHECK(c.stats.decode_tokens_per_s > 0 && c.stats.prefill_tokens_per_s > 0);
   CHECK(c.wait_in_callback == HPL_ERR_WOULD_DEADLOCK);
   CHECK(hpl_stop(m, id) == HPL_ERR_NOT_FOUND);
@@ -184,7 +190,7 @@ static void test_generation(hpl_model* m) {
   p.n_stop_strings = 1;
   REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
   REQUIRE_OK(hpl_wait(m, id, -1));
-  CHECK(c.stats.finish == HPL_FINISH_STOP_STRING);
+  CHECK(c.stats.finish == HPL_FINISH_STOP_STRING && c.stats.truncated == 0);
   CHECK(strcmp(c.text, ", there was a little girl named ") == 0);
   collector_destroy(&c);
   collector_init(&c, m);
@@ -196,6 +202,66 @@ static void test_generation(hpl_model* m) {
   REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
   REQUIRE_OK(hpl_wait(m, id, -1));
   CHECK(c.terminal_type == HPL_EVENT_DONE && c.stats.completion_tokens > 0);
+  collector_destroy(&c);
+}
+
+/* Submits p expecting HPL_ERR_INVALID_ARGUMENT, no event, and a message containing want. */
+static void expect_invalid(hpl_model* m, const hpl_request_params* p, const char* want) {
+  collector c;
+  collector_init(&c, m);
+  hpl_request_id id = 7;
+  const hpl_status st = hpl_submit(m, NULL, p, on_event, &c, &id);
+  CHECK(st == HPL_ERR_INVALID_ARGUMENT);
+  if (st == HPL_OK) hpl_wait(m, id, -1); /* accepted: c must outlive its events */
+  if (strstr(hpl_last_error(), want) == NULL)
+    fprintf(stderr, "want '%s' in '%s'\n", want, hpl_last_error());
+  CHECK(strstr(hpl_last_error(), want) != NULL);
+  CHECK(id == 0 && c.counts[HPL_EVENT_QUEUED] == 0);
+  collector_destroy(&c);
+}
+
+/* The shared request checks (runtime/request_checks.h): the same ranges and messages as the
+ * CLI and the server. */
+static void test_validation(hpl_model* m) {
+  hpl_request_params p = greedy("Once upon a time", 4);
+  p.sampler.temperature = -1.0f;
+  expect_invalid(m, &p, "temperature must be in [0, 2], got -1");
+  p = greedy("Once upon a time", 4);
+  p.sampler.top_p = 2.0f;
+  expect_invalid(m, &p, "top_p must be in (0, 1], got 2");
+  p = greedy("Once upon a time", 4);
+  p.sampler.top_k = -3;
+  expect_invalid(m, &p, "top_k must be in [0, 1048576], got -3");
+  p = greedy("Once upon a time", 4);
+  p.sampler.min_p = 5.0f;
+  expect_invalid(m, &p, "min_p must be in [0, 1], got 5");
+  p = greedy("Once upon a time", -5);
+  expect_invalid(m, &p, "max_tokens must be in [1, 2147483647], got -5");
+  /* Invalid UTF-8 is refused, naming the field and the byte offset. */
+  p = greedy("Once \xff upon", 4);
+  expect_invalid(m, &p, "prompt is not valid UTF-8 at byte 5");
+  p = greedy("caf\xc3", 4); /* truncated 2-byte sequence at the end */
+  expect_invalid(m, &p, "prompt is not valid UTF-8 at byte 3");
+  p = greedy("\xed\xa0\x80", 4); /* a surrogate (U+D800) */
+  expect_invalid(m, &p, "prompt is not valid UTF-8 at byte 0");
+  hpl_chat_message msgs[2] = {{"user", "Hello"}, {"user", "ok \xc0\xaf"}}; /* overlong '/' */
+  hpl_request_params_init(&p);
+  p.messages = msgs;
+  p.n_messages = 2;
+  expect_invalid(m, &p, "messages[1].content is not valid UTF-8 at byte 3");
+  p = greedy("Once upon a time", 4);
+  const char* stops[] = {"ok", "\xf5x"};
+  p.stop_strings = stops;
+  p.n_stop_strings = 2;
+  expect_invalid(m, &p, "stop_strings[1] is not valid UTF-8 at byte 0");
+  /* Valid multi-byte text is accepted. */
+  collector c;
+  collector_init(&c, m);
+  p = greedy("Caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 2);
+  hpl_request_id id = 0;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
   collector_destroy(&c);
 }
 
@@ -301,6 +367,19 @@ static void test_sessions(hpl_model* m, hpl_model* other) {
   CHECK(mem.model_bytes > 0 && mem.kv_bytes > 0 && mem.loaded_bytes >= mem.model_bytes);
 
   CHECK(hpl_model_unload(other) == HPL_ERR_BUSY);
+
+  /* hpl_session_free() is refused inside a callback, even for a session whose request has
+   * just ended (it would destroy the context the worker still owns). */
+  collector_init(&c, m);
+  c.free_in_done = s;
+  p = greedy(" The end.", 4);
+  REQUIRE_OK(hpl_submit(m, s, &p, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  CHECK(c.free_in_callback == HPL_ERR_WOULD_DEADLOCK);
+  collector_destroy(&c);
+  if (c.free_in_callback == HPL_OK) REQUIRE_OK(hpl_session_create(m, &s)); /* it was freed */
+  REQUIRE_OK(hpl_session_info_get(s, &info));                             /* still alive */
   REQUIRE_OK(hpl_session_reset(s));
   REQUIRE_OK(hpl_session_info_get(s, &info));
   CHECK(info.n_tokens == 0);
@@ -396,11 +475,108 @@ static void test_memory_estimate(void) {
   CHECK(strstr(hpl_last_error(), "/nonexistent.gguf") != NULL);
 }
 
+static uint64_t model_size(const char* name) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/models/%s", HPL_TEST_DATA_DIR, name);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    fprintf(stderr, "cannot stat %s\n", path);
+    exit(1);
+  }
+  return (uint64_t)st.st_size;
+}
+
+#define MODEL_A "stories260K.gguf"
+#define MODEL_B "TinyStories-656K.f16.gguf"
+#define MODEL_C "tinystories-656k-q8_0.gguf"
+
+/* Models that ran stateless requests without a budget are idle: a budget set afterwards may
+ * evict them to load another model. */
+static void test_budget_set_after_requests(void) {
+  REQUIRE_OK(hpl_set_memory_budget(0));
+  hpl_model* a = load(MODEL_A, 64);
+  hpl_model* b = load(MODEL_B, 64);
+  collector c;
+  run_turn(a, NULL, "Once upon a time", 2, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  collector_destroy(&c);
+  run_turn(b, NULL, "Once upon a time", 2, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  collector_destroy(&c);
+  REQUIRE_OK(hpl_wait_idle(a));
+  REQUIRE_OK(hpl_wait_idle(b));
+  REQUIRE_OK(hpl_set_memory_budget(model_size(MODEL_B) + model_size(MODEL_C) + 65536));
+  hpl_model* cm = NULL;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/models/%s", HPL_TEST_DATA_DIR, MODEL_C);
+  hpl_model_params mp;
+  REQUIRE_OK(hpl_model_params_init(&mp));
+  mp.n_threads = 1;
+  mp.n_ctx = 64;
+  CHECK(hpl_model_load(path, &mp, &cm) == HPL_OK); /* was OUT_OF_MEMORY "(A, B)" */
+  hpl_memory_info mem;
+  REQUIRE_OK(hpl_memory_info_get(a, &mem));
+  CHECK(mem.model_bytes == 0 && mem.loaded_bytes <= mem.budget_bytes);
+  /* a's handle still works: its next request loads it again, evicting an idle model. */
+  run_turn(a, NULL, "Once upon a time", 2, &c);
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  collector_destroy(&c);
+  REQUIRE_OK(hpl_model_unload(cm));
+  REQUIRE_OK(hpl_model_unload(b));
+  REQUIRE_OK(hpl_model_unload(a));
+  REQUIRE_OK(hpl_set_memory_budget(0));
+}
+
+/* Switching models under a budget that holds two of three: stateless requests round-robin
+ * A, B, C, each waited for (hpl_wait, then hpl_wait_idle, alternately). A request must never
+ * fail because the model whose request just finished still counts as in use. */
+static void test_budget_round_robin(void) {
+  REQUIRE_OK(hpl_set_memory_budget(0));
+  const char* names[3] = {MODEL_A, MODEL_B, MODEL_C};
+  hpl_model* m[3];
+  for (int i = 0; i < 3; ++i) { /* default parameters: a context takes a while to free */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/%s", HPL_TEST_DATA_DIR, names[i]);
+    REQUIRE_OK(hpl_model_load(path, NULL, &m[i]));
+  }
+  REQUIRE_OK(hpl_set_memory_budget(model_size(MODEL_A) + model_size(MODEL_B) + 65536));
+  int failures = 0;
+  char first_error[1024] = "";
+  const int n = 150;
+  for (int r = 0; r < n; ++r) {
+    hpl_model* mm = m[r % 3];
+    collector c;
+    collector_init(&c, mm);
+    hpl_request_params p = greedy("Once upon a time", 2);
+    hpl_request_id id = 0;
+    REQUIRE_OK(hpl_submit(mm, NULL, &p, on_event, &c, &id));
+    if (r % 2)
+      REQUIRE_OK(hpl_wait_idle(mm));
+    else
+      REQUIRE_OK(hpl_wait(mm, id, -1));
+    if (c.terminal_type != HPL_EVENT_DONE) {
+      if (!failures) snprintf(first_error, sizeof first_error, "%s", c.error);
+      ++failures;
+    }
+    collector_destroy(&c);
+  }
+  if (failures) fprintf(stderr, "%d of %d requests failed; first: %s\n", failures, n, first_error);
+  CHECK(failures == 0);
+  for (int i = 0; i < 3; ++i) {
+    int32_t failed = 1;
+    REQUIRE_OK(hpl_model_failed(m[i], &failed));
+    CHECK(failed == 0);
+  }
+  for (int i = 0; i < 3; ++i) REQUIRE_OK(hpl_model_unload(m[i]));
+  REQUIRE_OK(hpl_set_memory_budget(0));
+}
+
 int main(void) {
   test_errors_and_version();
   hpl_model* m = load("stories260K.gguf", 256);
   hpl_model* other = load("TinyStories-656K.f16.gguf", 256);
   test_generation(m);
+  test_validation(m);
   test_stop(m);
   test_sessions(m, other);
   REQUIRE_OK(hpl_model_unload(other));
@@ -409,6 +585,8 @@ int main(void) {
   test_prefaulted_load();
   test_budget();
   test_memory_estimate();
+  test_budget_set_after_requests();
+  test_budget_round_robin();
   if (g_failures) {
     fprintf(stderr, "%d checks failed\n", g_failures);
     return 1;

@@ -145,3 +145,13 @@ def test_memory_and_errors(model):
     assert e.value.name == "IO" and "missing.gguf" in str(e.value)
     with pytest.raises(ValueError):
         model.generate()
+
+
+def test_bad_sampling_is_refused_with_the_shared_message(model):
+    # The C API's check (runtime/request_checks.h), also used by `hpl run/chat` and `hpl serve`.
+    for kw, msg in [({"temperature": -1}, "temperature must be in [0, 2], got -1"),
+                    ({"top_p": 2.0}, "top_p must be in (0, 1], got 2"),
+                    ({"max_tokens": -5}, "max_tokens must be in [1, 2147483647], got -5")]:
+        with pytest.raises(hpl.HplError) as e:
+            list(model.generate("Once upon a time", **kw))
+        assert e.value.name == "INVALID_ARGUMENT" and msg in str(e.value), (kw, str(e.value))
