@@ -1,9 +1,10 @@
 // hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]
-//                     [--memory [-c N] [--cache-type T] [--ubatch B] [-t T]]
+//                     [--memory [-c N] [--cache-type T] [--ubatch B] [-t T]] | hpl info --cpu
 // Summarizes a GGUF file: version, architecture, hyper-parameters, tokenizer, bytes per tensor
 // type; optionally the tensor table and every metadata key, and the memory a context needs
 // (weights, KV cache, scratch) before loading anything. Reading it validates the whole
 // file, so a corrupt file fails here with the reader's error (exit code 1).
+// --cpu shows this machine's CPU tiers and the default thread count (kernel/cpu_topology.h).
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "cli/json_writer.h"
 #include "engine/memory_estimate.h"
 #include "gguf/gguf.h"
+#include "kernel/cpu_topology.h"
 
 namespace hpl::cli {
 namespace {
@@ -51,7 +53,8 @@ constexpr uint64_t kShortArray = 8;  // array items shown unless --full-arrays
 
 struct Options {
   std::string path;
-  bool tensors = false, metadata = false, full_arrays = false, json = false;
+  std::string cpu_root;  // --cpu-root DIR (hidden, for tests): read this sysfs tree instead
+  bool tensors = false, metadata = false, full_arrays = false, json = false, cpu = false;
   bool memory = false, have_ctx = false;
   ForwardOptions fo;
   std::string cache_type = "f16";
@@ -288,6 +291,8 @@ int usage(FILE* out) {
   std::fprintf(out,
                "usage: hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]\n"
                "                [--memory [-c N] [--cache-type f16] [--ubatch B] [-t T]]\n"
+               "       hpl info --cpu\n"
+               "  --cpu          CPU cores by speed tier and the default thread count\n"
                "  --tensors      list the tensor table (name, type, shape, offset, bytes)\n"
                "  --memory       bytes of weights, KV cache and scratch a context of -c N tokens\n"
                "                 needs (defaults as hpl run), without loading the model\n"
@@ -304,7 +309,12 @@ int cmd_info(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") return usage(stdout);
-    if (a == "--memory") {
+    if (a == "--cpu") {
+      o.cpu = true;
+    } else if (a == "--cpu-root" && i + 1 < args.size()) {
+      o.cpu_root = args[++i];
+      o.cpu = true;
+    } else if (a == "--memory") {
       o.memory = true;
     } else if (a == "-c" || a == "--ctx-size") {
       o.fo.n_ctx = to_int(a, option_value(args, i));
@@ -332,6 +342,14 @@ int cmd_info(const std::vector<std::string>& args) {
       std::fprintf(stderr, "hpl info: more than one model given\n");
       return usage(stderr);
     }
+  }
+  if (o.cpu) {
+    const std::string t =
+        o.cpu_root.empty() ? kernel::describe_cpu_topology(kernel::host_cpu_topology())
+                           : kernel::describe_cpu_topology(kernel::read_cpu_topology(o.cpu_root));
+    std::printf("%s", t.c_str());
+    if (o.path.empty()) return 0;
+    std::printf("\n");
   }
   if (o.path.empty()) return usage(stderr);
 

@@ -30,9 +30,9 @@ void usage() {
                "usage: hpl profile -m MODEL.gguf [options]\n"
                "  -p N        prompt tokens of the profiled prefill (default 128)\n"
                "  -n N        decode tokens to average over (default 32)\n"
-               "  -t N        threads (default: all cores)\n"
                "  --ubatch N  prefill micro-batch in tokens (default 256)\n"
                "  --json      one JSON object on stdout instead of tables\n");
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 using clock_type = std::chrono::steady_clock;
@@ -97,7 +97,7 @@ int run_profile(const std::vector<std::string>& args) {
   int64_t n_prompt = 128, n_gen = 32;
   bool json = false;
   ForwardOptions fo;
-  fo.n_threads = default_threads();
+  ThreadOptions th;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& { return option_value(args, i); };
@@ -110,8 +110,7 @@ int run_profile(const std::vector<std::string>& args) {
       n_prompt = to_int(a, value());
     } else if (a == "-n" || a == "--n-gen") {
       n_gen = to_int(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      fo.n_threads = static_cast<int>(to_int(a, value()));
+    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "--ubatch" || a == "-ub") {
       fo.n_ubatch = to_int(a, value());
     } else if (a == "--json") {
@@ -125,11 +124,13 @@ int run_profile(const std::vector<std::string>& args) {
   if (n_gen < 1 || n_gen > (int64_t{1} << 20)) throw std::runtime_error("-n: must be >= 1");
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
   fo.n_ctx = n_prompt + n_gen;
+  th.apply(fo);
   check_ctx_threads(fo.n_ctx, fo.n_threads);
 
   auto model = Model::load(model_path);
   auto tok = load_tokenizer(*model->file);
   Forward fwd(*model, fo);
+  warn_if_not_pinned(fwd.pool());
   const int64_t n_vocab = fwd.n_vocab();
   // A fixed pseudo-text: BOS, then ids spread over the vocabulary (timing does not depend on
   // which tokens they are).

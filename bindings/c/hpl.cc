@@ -7,10 +7,12 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/memory_estimate.h"
+#include "kernel/cpu_topology.h"
 #include "runtime/runtime.h"
 
 struct hpl_model {
@@ -147,11 +149,12 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
 
 hpl_status hpl_model_params_init(hpl_model_params* p) {
   HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
-  p->n_threads = 4;
+  p->n_threads = 0;
   p->n_ctx = 2048;
   p->n_batch = 64;
   p->use_mmap = 1;
   p->max_consecutive_failures = 3;
+  p->cpus = nullptr;
   return ok();
 }
 
@@ -162,10 +165,10 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
   hpl_model_params p;
   hpl_model_params_init(&p);
   if (params) p = *params;
-  if (p.n_threads < 1 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
+  if (p.n_threads < 0 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
     return fail(HPL_ERR_INVALID_ARGUMENT,
-                "hpl_model_load: n_threads, n_ctx, n_batch and max_consecutive_failures must be "
-                ">= 1 (got " +
+                "hpl_model_load: n_threads must be >= 0, n_ctx, n_batch and "
+                "max_consecutive_failures >= 1 (got " +
                     std::to_string(p.n_threads) + ", " + std::to_string(p.n_ctx) + ", " +
                     std::to_string(p.n_batch) + ", " + std::to_string(p.max_consecutive_failures) +
                     ")");
@@ -175,6 +178,11 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
     o.session.n_ctx = p.n_ctx;
     o.session.n_ubatch = p.n_batch;
     o.session.n_threads = p.n_threads;
+    try {
+      if (p.cpus && *p.cpus) o.session.cpus = hpl::kernel::parse_cpu_list(p.cpus);
+    } catch (const std::invalid_argument& e) {
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: cpus: ") + e.what());
+    }
     o.max_consecutive_failures = p.max_consecutive_failures;
     o.registry = registry();
     auto m = std::make_unique<hpl_model>();
@@ -193,8 +201,8 @@ hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* par
   hpl_model_params p;
   hpl_model_params_init(&p);
   if (params) p = *params;
-  HPL_REQUIRE(p.n_threads >= 1 && p.n_ctx >= 1 && p.n_batch >= 1,
-              "hpl_memory_estimate_get: n_threads, n_ctx and n_batch must be >= 1");
+  HPL_REQUIRE(p.n_threads >= 0 && p.n_ctx >= 1 && p.n_batch >= 1,
+              "hpl_memory_estimate_get: n_threads must be >= 0, n_ctx and n_batch >= 1");
   const std::string type = cache_type ? cache_type : "f16";
   HPL_REQUIRE(type == "f16",
               "hpl_memory_estimate_get: cache type '" + type + "' is not implemented (f16)");
@@ -202,7 +210,13 @@ hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* par
     hpl::ForwardOptions fo;  // what a session of hpl_model_load(path, params) allocates
     fo.n_ctx = p.n_ctx;
     fo.n_ubatch = p.n_batch;
-    fo.n_threads = p.n_threads;
+    fo.n_threads = p.n_threads;  // 0: the topology default, as a session's pool takes
+    try {
+      if (p.cpus && *p.cpus) fo.cpus = hpl::kernel::parse_cpu_list(p.cpus);
+    } catch (const std::exception& ex) {
+      return fail(HPL_ERR_INVALID_ARGUMENT,
+                  std::string("hpl_memory_estimate_get: cpus: ") + ex.what());
+    }
     hpl::MemoryEstimate e;
     try {
       e = hpl::estimate_memory(*hpl::GgufFile::open(path), fo, type);
