@@ -16,6 +16,7 @@
 #include "cli/command.h"
 #include "cli/json_writer.h"
 #include "engine/forward.h"
+#include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/profiler.h"
 #include "engine/sampler.h"
@@ -92,6 +93,30 @@ void json_phase(JsonWriter& j, const Phase& ph) {
   j.end_object();
 }
 
+// The two phases as one JSON object on stdout, or as tables.
+void report(const std::string& model_path, const Model& model, int n_threads, int64_t n_prompt,
+            int64_t n_gen, const Phase& prefill, const Phase& decode, bool json) {
+  if (json) {
+    JsonWriter j;
+    j.begin_object();
+    j.key("model").str(model_path);
+    j.key("arch").str(arch_name(model.config.arch));
+    j.key("n_threads").num(n_threads);
+    j.key("isa").str(isa_name());
+    j.key("n_prompt").num(n_prompt);
+    j.key("n_gen").num(n_gen);
+    json_phase(j, prefill);
+    json_phase(j, decode);
+    j.end_object();
+    std::printf("%s\n", j.text().c_str());
+  } else {
+    std::printf("profile: %s (%s), %d threads (%s)\n", model_path.c_str(),
+                arch_name(model.config.arch), n_threads, isa_name());
+    print_phase(prefill, "total");
+    print_phase(decode, "per token");
+  }
+}
+
 int run_profile(const std::vector<std::string>& args) {
   std::string model_path;
   int64_t n_prompt = 128, n_gen = 32;
@@ -138,57 +163,37 @@ int run_profile(const std::vector<std::string>& args) {
   for (int64_t i = 0; i < n_prompt; ++i)
     prompt[i] = static_cast<int32_t>((i * 7919 + 13) % n_vocab);
   if (tok->bos() >= 0 && tok->bos() < n_vocab) prompt[0] = tok->bos();
-  std::vector<float> logits(static_cast<size_t>(n_vocab));
   SamplerParams sp;
   sp.seed = 1;
   Sampler sampler(sp, n_vocab);
+  auto discard = [](std::string_view) {};
 
   // Warm-up (pages the weights in, spins the pool up), not profiled.
+  std::vector<float> logits(static_cast<size_t>(n_vocab));
   fwd.eval(prompt.data(), std::min<int64_t>(n_prompt, 16), logits.data());
   fwd.reset();
 
+  // Both phases through the generation loop: the prompt and the first sampled token, then
+  // N_GEN tokens continuing from it (end-of-generation ignored, so the count is exact).
+  GenerateParams gp;
+  gp.ignore_eog = true;
+  gp.max_tokens = 1;
   Profiler pp;
   fwd.set_profiler(&pp);
   auto t0 = clock_type::now();
-  fwd.eval(prompt.data(), n_prompt, logits.data());
-  int32_t id;
-  {
-    ProfScope ps(&pp, ProfOp::kSampling);
-    id = sampler.sample(logits.data());
-  }
+  const GenerateResult first = generate(fwd, *tok, sampler, prompt, gp, discard);
   const Phase prefill = make_phase("prefill", n_prompt, 1.0, since(t0), pp);
 
   Profiler dp;
   fwd.set_profiler(&dp);
+  gp.max_tokens = static_cast<int32_t>(n_gen);
   t0 = clock_type::now();
-  for (int64_t i = 0; i < n_gen; ++i) {
-    fwd.eval(&id, 1, logits.data());
-    ProfScope ps(&dp, ProfOp::kSampling);
-    id = sampler.sample(logits.data());
-    sampler.accept(id);
-  }
-  const Phase decode = make_phase("decode", n_gen, static_cast<double>(n_gen), since(t0), dp);
+  const GenerateResult rest = generate(fwd, *tok, sampler, first.tokens, gp, discard);
+  const Phase decode = make_phase("decode", rest.stats.prompt_tokens + rest.stats.decode_evals,
+                                  static_cast<double>(n_gen), since(t0), dp);
   fwd.set_profiler(nullptr);
 
-  if (json) {
-    JsonWriter j;
-    j.begin_object();
-    j.key("model").str(model_path);
-    j.key("arch").str(arch_name(model->config.arch));
-    j.key("n_threads").num(fo.n_threads);
-    j.key("isa").str(isa_name());
-    j.key("n_prompt").num(n_prompt);
-    j.key("n_gen").num(n_gen);
-    json_phase(j, prefill);
-    json_phase(j, decode);
-    j.end_object();
-    std::printf("%s\n", j.text().c_str());
-  } else {
-    std::printf("profile: %s (%s), %d threads (%s)\n", model_path.c_str(),
-                arch_name(model->config.arch), fo.n_threads, isa_name());
-    print_phase(prefill, "total");
-    print_phase(decode, "per token");
-  }
+  report(model_path, *model, fo.n_threads, n_prompt, n_gen, prefill, decode, json);
   return 0;
 }
 

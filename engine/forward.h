@@ -56,6 +56,7 @@ class Forward {
   int64_t n_past() const { return cache_.n_past(); }
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return cfg_.n_vocab; }
+  int64_t n_ubatch() const { return n_ubatch_; }  // tokens per prefill micro-batch
   // Forgets positions >= n (n <= n_past()): the next eval continues from position n. When a
   // sliding-window layer no longer holds the positions n attends to, forgets everything
   // instead (n_past() becomes 0 and the caller evaluates its tokens again).
@@ -63,6 +64,7 @@ class Forward {
   void reset() { cache_.clear(); }
   // Times every op of later evals into p (wall time by op kind); null (the default) = off.
   void set_profiler(Profiler* p) { prof_ = p; }
+  Profiler* profiler() const { return prof_; }
 
   const Model& model() const { return model_; }
   kernel::ThreadPool& pool() { return *pool_; }

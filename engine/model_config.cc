@@ -66,6 +66,8 @@ int64_t read_swa_pattern(const GgufFile& f, int64_t n_layer) {
 
 }  // namespace
 
+// long-function: one flat list of hyperparameters, each read and range-checked in the order
+// of the GGUF keys; splitting it would only scatter that list.
 ModelConfig read_model_config(const GgufFile& f) {
   ModelConfig c;
   const std::string& a = f.architecture();
