@@ -29,7 +29,7 @@ def model(tmp_path_factory):
     path = tmp_path_factory.mktemp("swa") / "gemma3.f32.gguf"
     convert(str(REPO / "tests" / "data" / "hf-tiny" / "gemma3"), str(path), outtype="f32", progress=False,
             log=lambda *_: None)
-    with hpl.Model(str(path), n_threads=1, n_ctx=256, n_batch=3) as m:
+    with hpl.Model(str(path), n_threads=1, n_ctx=256, n_ubatch=3) as m:
         yield m
 
 
@@ -40,11 +40,11 @@ def turn(session, text, n):
 def test_saved_session_continues_like_the_original(model, tmp_path):
     a = model.session()
     first = turn(a, "the weather in the north is cold and windy in winter", 20)
-    assert a.info()["n_past"] > 40  # far past the window and the 22-position ring
+    assert a.info().n_past > 40  # far past the window and the 22-position ring
     a.save(str(tmp_path / "a.session"))
     b = model.session()
     b.restore(str(tmp_path / "a.session"))
-    assert b.info()["n_past"] == a.info()["n_past"]
+    assert b.info().n_past == a.info().n_past
     assert turn(b, " and then", 16) == turn(a, " and then", 16)
     # A fresh session given the whole first turn again gives the first answer again.
     c = model.session()
