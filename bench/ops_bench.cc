@@ -42,7 +42,7 @@ void BM_rope(benchmark::State& st) {
   auto x = rand_vec(nh * hd);
   int64_t pos = 1000;
   for (auto _ : st) {
-    (kBest ? ops() : ops(Isa::kRef)).rope(x.data(), nh, hd, hd, pos, 10000.0f, 1.0f, layout);
+    (kBest ? ops() : ops(Isa::kRef)).rope(x.data(), nh, hd, hd, pos, 10000.0f, 1.0f, layout, nullptr);
     benchmark::DoNotOptimize(x.data());
   }
   st.SetItemsProcessed(st.iterations() * nh * hd);
@@ -54,7 +54,7 @@ void BM_rope_new_pos(benchmark::State& st) {
   auto x = rand_vec(nh * hd);
   int64_t pos = 0;
   for (auto _ : st) {
-    best::rope(x.data(), nh, hd, hd, pos++, 10000.0f, 1.0f, RopeLayout::kNeox);
+    best::rope(x.data(), nh, hd, hd, pos++, 10000.0f, 1.0f, RopeLayout::kNeox, nullptr);
     benchmark::DoNotOptimize(x.data());
   }
   st.SetItemsProcessed(st.iterations() * nh * hd);

@@ -1,6 +1,8 @@
-// hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json] | hpl info --cpu
+// hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]
+//                     [--memory [-c N] [--cache-type T] [--ubatch B] [-t T]] | hpl info --cpu
 // Summarizes a GGUF file: version, architecture, hyper-parameters, tokenizer, bytes per tensor
-// type; optionally the tensor table and every metadata key. Reading it validates the whole
+// type; optionally the tensor table and every metadata key, and the memory a context needs
+// (weights, KV cache, scratch) before loading anything. Reading it validates the whole
 // file, so a corrupt file fails here with the reader's error (exit code 1).
 // --cpu shows this machine's CPU tiers and the default thread count (kernel/cpu_topology.h).
 #include <algorithm>
@@ -10,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/json_writer.h"
+#include "engine/memory_estimate.h"
 #include "gguf/gguf.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/ops.h"
@@ -32,10 +36,15 @@ const char* const kHparams[] = {
     "attention.layer_norm_rms_epsilon",
     "attention.layer_norm_epsilon",
     "attention.sliding_window",
+    "attention.sliding_window_pattern",
+    "attention.scale",
     "rope.dimension_count",
     "rope.freq_base",
+    "rope.freq_base_swa",
     "rope.scaling.type",
     "rope.scaling.factor",
+    "rope.scaling.attn_factor",
+    "rope.scaling.original_context_length",
     "vocab_size",
     "expert_count",
     "expert_used_count",
@@ -47,7 +56,38 @@ struct Options {
   std::string path;
   std::string cpu_root;  // --cpu-root DIR (hidden, for tests): read this sysfs tree instead
   bool tensors = false, metadata = false, full_arrays = false, json = false, cpu = false;
+  bool memory = false, have_ctx = false;
+  ForwardOptions fo;
+  std::string cache_type = "f16";
 };
+
+// The options hpl run would use: -c defaults to 2048, at most the training context.
+MemoryEstimate estimate(const GgufFile& f, Options& o) {
+  check_ctx_threads(o.fo.n_ctx, o.fo.n_threads);
+  if (!o.have_ctx) {
+    const int64_t train = f.i64_or("{arch}.context_length", 0);
+    if (train > 0) o.fo.n_ctx = std::min(o.fo.n_ctx, train);
+  }
+  return estimate_memory(f, o.fo, o.cache_type);
+}
+
+void print_memory_text(const MemoryEstimate& e, const Options& o) {
+  auto mib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  std::printf("memory for a context of %lld tokens (micro-batch %lld, %d threads, KV cache %s)\n",
+              static_cast<long long>(o.fo.n_ctx), static_cast<long long>(o.fo.n_ubatch),
+              o.fo.n_threads, o.cache_type.c_str());
+  std::printf("  weights mapped    %10.1f MiB  (%zu bytes, used in place from the file)\n",
+              mib(e.weights_mapped_bytes), e.weights_mapped_bytes);
+  std::printf("  weights converted %10.1f MiB  (%zu bytes, f32 copies made at load)\n",
+              mib(e.weights_converted_bytes), e.weights_converted_bytes);
+  std::printf(
+      "  KV cache          %10.1f MiB  (%zu bytes; %.1f MiB if every layer held the whole "
+      "context)\n",
+      mib(e.kv_bytes), e.kv_bytes, mib(e.kv_bytes_full));
+  std::printf("  scratch           %10.1f MiB  (%zu bytes)\n", mib(e.scratch_bytes),
+              e.scratch_bytes);
+  std::printf("  total             %10.1f MiB  (%zu bytes)\n", mib(e.total()), e.total());
+}
 
 // Writes a metadata value as JSON; arrays longer than `max_items` are cut short.
 void write_value(JsonWriter& w, const GgufValue& v, uint64_t max_items) {
@@ -140,6 +180,22 @@ void print_json(const GgufFile& f, const Options& o,
   w.key("vocab_size").num(vocab_size(f));
   w.end_object();
   w.key("isa").str(isa_name());
+  if (o.memory) {
+    Options oc = o;
+    const MemoryEstimate e = estimate(f, oc);
+    w.key("memory").begin_object();
+    w.key("n_ctx").num(static_cast<uint64_t>(oc.fo.n_ctx));
+    w.key("n_ubatch").num(static_cast<uint64_t>(oc.fo.n_ubatch));
+    w.key("n_threads").num(static_cast<uint64_t>(oc.fo.n_threads));
+    w.key("cache_type").str(oc.cache_type);
+    w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
+    w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
+    w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
+    w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
+    w.key("scratch_bytes").num(static_cast<uint64_t>(e.scratch_bytes));
+    w.key("total_bytes").num(static_cast<uint64_t>(e.total()));
+    w.end_object();
+  }
   w.key("tensor_count").num(static_cast<uint64_t>(f.tensors().size()));
   w.key("tensor_bytes").num(total_bytes);
   w.key("types").begin_object();
@@ -227,6 +283,11 @@ void print_text(const GgufFile& f, const Options& o,
                   t.rows_unaligned ? "  (blocks cross rows)" : "");
     }
   }
+  if (o.memory) {
+    Options oc = o;
+    const MemoryEstimate e = estimate(f, oc);
+    print_memory_text(e, oc);
+  }
   if (o.metadata) {
     uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;
     std::printf("\n%zu metadata keys\n", f.metadata().size());
@@ -240,9 +301,12 @@ void print_text(const GgufFile& f, const Options& o,
 int usage(FILE* out) {
   std::fprintf(out,
                "usage: hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]\n"
+               "                [--memory [-c N] [--cache-type f16] [--ubatch B] [-t T]]\n"
                "       hpl info --cpu\n"
                "  --cpu          CPU cores by speed tier and the default thread count\n"
                "  --tensors      list the tensor table (name, type, shape, offset, bytes)\n"
+               "  --memory       bytes of weights, KV cache and scratch a context of -c N tokens\n"
+               "                 needs (defaults as hpl run), without loading the model\n"
                "  --metadata     list every metadata key (arrays cut to %d items)\n"
                "  --full-arrays  with --metadata: print arrays in full\n"
                "  --json         print everything as one JSON object\n",
@@ -252,6 +316,7 @@ int usage(FILE* out) {
 
 int cmd_info(const std::vector<std::string>& args) {
   Options o;
+  o.fo.n_threads = default_threads();
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") return usage(stdout);
@@ -260,6 +325,17 @@ int cmd_info(const std::vector<std::string>& args) {
     } else if (a == "--cpu-root" && i + 1 < args.size()) {
       o.cpu_root = args[++i];
       o.cpu = true;
+    } else if (a == "--memory") {
+      o.memory = true;
+    } else if (a == "-c" || a == "--ctx-size") {
+      o.fo.n_ctx = to_int(a, option_value(args, i));
+      o.have_ctx = true;
+    } else if (a == "--ubatch" || a == "-ub") {
+      o.fo.n_ubatch = to_int(a, option_value(args, i));
+    } else if (a == "-t" || a == "--threads") {
+      o.fo.n_threads = static_cast<int>(to_int(a, option_value(args, i)));
+    } else if (a == "--cache-type") {
+      o.cache_type = option_value(args, i);
     } else if (a == "--tensors") {
       o.tensors = true;
     } else if (a == "--metadata") {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "kernel/cpu_topology.h"
@@ -37,6 +38,35 @@ size_t q8_k_row_bytes(int64_t n) {
 
 }  // namespace
 
+const float* rope_factors_for(const ModelWeights& w, const ModelConfig& c, int64_t n_ctx) {
+  if (w.rope_freqs.data) return w.rope_freqs.data;
+  // Like llama.cpp (HF switches per sequence length): one choice for the whole context.
+  if (w.rope_long.data) return n_ctx > c.n_ctx_orig ? w.rope_long.data : w.rope_short.data;
+  return nullptr;
+}
+
+size_t ScratchSizes::bytes() const {
+  return (x + xn + q + k + v + att + proj + gate + up + attn) * sizeof(float) + xq8_0 + xq8_k;
+}
+
+ScratchSizes scratch_sizes(const ModelConfig& c, const ForwardOptions& opt) {
+  const size_t B = static_cast<size_t>(opt.n_ubatch);
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff;
+  const int64_t wide = std::max({E, Q, F});
+  ScratchSizes s;
+  s.n_threads = opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus);
+  s.x = B * E;
+  s.xn = B * std::max(E, Q);
+  s.q = s.att = B * Q;
+  s.k = s.v = B * KV;
+  s.proj = B * E;
+  s.gate = s.up = B * F;
+  s.xq8_0 = B * q8_0_row_bytes(wide);
+  s.xq8_k = B * q8_k_row_bytes(wide);
+  s.attn = static_cast<size_t>(s.n_threads) * opt.n_ctx;  // one score row per thread
+  return s;
+}
+
 Forward::Forward(const Model& model, const ForwardOptions& opt)
     : model_(model),
       cfg_(model.config),
@@ -45,28 +75,24 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       pool_(std::make_unique<kernel::ThreadPool>(
           opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus),
           kernel::ThreadPool::kDefaultSpinUs, opt.cpus)),
-      cache_(model.config.n_layer, opt.n_ctx, model.config.kv_dim()) {
+      cache_(kv_layout(model.config, opt.n_ctx, opt.n_ubatch)) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
-  const int64_t B = n_ubatch_, E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim();
-  const int64_t F = cfg_.n_ff;
-  const int64_t wide = std::max({E, Q, F});
-  auto alloc = [&](std::vector<float>& v, int64_t width) {
-    v.assign(static_cast<size_t>(B * width), 0.0f);
-    scratch_bytes_ += v.size() * sizeof(float);
-  };
-  alloc(x_, E);
-  alloc(xn_, std::max(E, Q));
-  alloc(q_, Q);
-  alloc(k_, KV);
-  alloc(v_, KV);
-  alloc(att_, Q);
-  alloc(proj_, E);
-  alloc(gate_, F);
-  alloc(up_, F);
-  xq8_0_.assign(static_cast<size_t>(B) * q8_0_row_bytes(wide), 0);
-  xq8_k_.assign(static_cast<size_t>(B) * q8_k_row_bytes(wide), 0);
-  attn_scratch_.assign(static_cast<size_t>(pool_->size()) * opt.n_ctx, 0.0f);
-  scratch_bytes_ += xq8_0_.size() + xq8_k_.size() + attn_scratch_.size() * sizeof(float);
+  rope_factors_ = rope_factors_for(model.weights, cfg_, opt.n_ctx);
+  const ScratchSizes s = scratch_sizes(cfg_, opt);
+  if (pool_->size() != s.n_threads) throw std::logic_error("Forward: thread count mismatch");
+  x_.assign(s.x, 0.0f);
+  xn_.assign(s.xn, 0.0f);
+  q_.assign(s.q, 0.0f);
+  k_.assign(s.k, 0.0f);
+  v_.assign(s.v, 0.0f);
+  att_.assign(s.att, 0.0f);
+  proj_.assign(s.proj, 0.0f);
+  gate_.assign(s.gate, 0.0f);
+  up_.assign(s.up, 0.0f);
+  xq8_0_.assign(s.xq8_0, 0);
+  xq8_k_.assign(s.xq8_k, 0);
+  attn_scratch_.assign(s.attn, 0.0f);
+  scratch_bytes_ = s.bytes();
 }
 
 Forward::~Forward() = default;
@@ -76,7 +102,11 @@ void Forward::truncate(int64_t n) {
     throw ModelError("truncate: position " + std::to_string(n) + " is outside [0, " +
                      std::to_string(cache_.n_past()) + "]");
   }
-  cache_.set_n_past(n);
+  if (cache_.can_rewind_to(n)) {
+    cache_.set_n_past(n);
+  } else {
+    cache_.clear();  // a sliding-window layer no longer holds what position n attends to
+  }
 }
 
 template <class F>
@@ -174,6 +204,7 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
       {&L.wq, q, ProfOp::kAttnQ}, {&L.wk, kk, ProfOp::kAttnK}, {&L.wv, v, ProfOp::kAttnV}};
   matmuls(xn, ntok, E, qkv, 3);
   const float base = cfg_.layer_rope_base(il), fscale = cfg_.layer_rope_scale(il);
+  cache_.reserve(il, pos0, ntok);
   const auto layout = cfg_.neox_rope ? kernel::RopeLayout::kNeox : kernel::RopeLayout::kNormal;
   {
     ProfSection sec(prof_);
@@ -197,10 +228,16 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
         });
       }
       sec.part(ProfOp::kRope, [&] {
-        k::rope(qt, H, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
-        k::rope(kt, Hkv, D, cfg_.rot_dim, pos0 + t, base, fscale, layout);
+        k::rope(qt, H, D, cfg_.rot_dim, pos0 + t, base, fscale, layout, rope_factors_);
+        k::rope(kt, Hkv, D, cfg_.rot_dim, pos0 + t, base, fscale, layout, rope_factors_);
+        if (cfg_.rope_attn_factor != 1.0f) {  // LongRoPE scales the rotated dims (cos, sin)
+          for (int64_t h = 0; h < H; ++h)
+            k::scale(qt + h * D, cfg_.rope_attn_factor, qt + h * D, cfg_.rot_dim);
+          for (int64_t h = 0; h < Hkv; ++h)
+            k::scale(kt + h * D, cfg_.rope_attn_factor, kt + h * D, cfg_.rot_dim);
+        }
       });
-      sec.part(ProfOp::kKvStore, [&] {
+      sec.part(ProfOp::kKvStore, [&] {  // cache_.reserve(il, pos0, ntok) was called above
         k::fp32_to_fp16_row(kt, cache_.k(il, pos0 + t), KV);
         k::fp32_to_fp16_row(vt, cache_.v(il, pos0 + t), KV);
       });
@@ -215,22 +252,26 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   ap.out_stride = Q;
   ap.scale = cfg_.attn_scale;
   ap.window = cfg_.layer_is_swa(il) ? cfg_.sliding_window : 0;
-  const f16_t* kc = cache_.k(il, 0);
-  const f16_t* vc = cache_.v(il, 0);
+  // Positions relative to the first one the layer holds (0 except on sliding-window layers).
+  const int64_t first = cache_.first_pos(il);
+  const f16_t* kc = cache_.k(il, first);
+  const f16_t* vc = cache_.v(il, first);
   float* att = att_.data();
   float* ascratch = attn_scratch_.data();
   const int64_t n_ctx = cache_.n_ctx();
   {
     ProfScope ps(prof_, ProfOp::kAttention);
     // Chunks of whole GQA groups (K/V converted once per group) when there are enough groups
-    // for the threads, else single heads; ith picks the running thread's scratch.
+    // for the threads, else single heads; ith picks the running thread's scratch. Positions
+    // are relative to the first one the layer holds.
     const int64_t n_chunks = Hkv >= pool_->size() ? Hkv : H;
+    const int64_t rel0 = pos0 - first;
     auto heads = [&](int64_t c, int ith) {
-      k::attention(ap, q, kc, vc, att, ntok, pos0, H * c / n_chunks, H * (c + 1) / n_chunks,
+      k::attention(ap, q, kc, vc, att, ntok, rel0, H * c / n_chunks, H * (c + 1) / n_chunks,
                    ascratch + ith * n_ctx);
     };
-    if (pool_->size() == 1 || 2 * ntok * (pos0 + ntok) * H * D < kInlineWork) {
-      k::attention(ap, q, kc, vc, att, ntok, pos0, 0, H, ascratch);
+    if (pool_->size() == 1 || 2 * ntok * (rel0 + ntok) * H * D < kInlineWork) {
+      k::attention(ap, q, kc, vc, att, ntok, rel0, 0, H, ascratch);
     } else {
       pool_->for_chunks(n_chunks, heads);
     }

@@ -25,6 +25,20 @@ struct ForwardOptions {
   std::vector<int> cpus;   // pin the pool's threads to these CPUs (empty: no pinning)
 };
 
+// Elements of each scratch buffer (floats; the quantized-activation buffers in bytes) for a
+// model and options: what the Forward allocates, and what a memory estimate reports.
+struct ScratchSizes {
+  int n_threads = 1;
+  size_t x = 0, xn = 0, q = 0, k = 0, v = 0, att = 0, proj = 0, gate = 0, up = 0, attn = 0;
+  size_t xq8_0 = 0, xq8_k = 0;
+  size_t bytes() const;
+};
+ScratchSizes scratch_sizes(const ModelConfig& c, const ForwardOptions& opt);
+
+// The RoPE frequency divisors a context of n_ctx positions uses (null: none): Llama 3.x
+// rope_freqs, or phi3's long factors when n_ctx exceeds the original context, else short.
+const float* rope_factors_for(const ModelWeights& w, const ModelConfig& c, int64_t n_ctx);
+
 class Forward {
  public:
   // The model must outlive the Forward. Throws ModelError on bad options.
@@ -43,7 +57,9 @@ class Forward {
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return cfg_.n_vocab; }
   int64_t n_ubatch() const { return n_ubatch_; }  // tokens per prefill micro-batch
-  // Forgets positions >= n (n <= n_past()): the next eval continues from position n.
+  // Forgets positions >= n (n <= n_past()): the next eval continues from position n. When a
+  // sliding-window layer no longer holds the positions n attends to, forgets everything
+  // instead (n_past() becomes 0 and the caller evaluates its tokens again).
   void truncate(int64_t n);
   void reset() { cache_.clear(); }
   // Times every op of later evals into p (wall time by op kind); null (the default) = off.
@@ -89,6 +105,7 @@ class Forward {
   std::vector<uint8_t> xq8_0_, xq8_k_;  // quantized activations, (n_ubatch, max width)
   std::vector<float> attn_scratch_;     // per thread: n_ctx floats
   size_t scratch_bytes_ = 0;
+  const float* rope_factors_ = nullptr;  // rope_factors_for(n_ctx)
   Profiler* prof_ = nullptr;
 };
 

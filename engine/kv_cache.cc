@@ -1,21 +1,94 @@
 #include "engine/kv_cache.h"
 
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
 namespace hpl {
 
-KvCache::KvCache(int64_t n_layer, int64_t n_ctx, int64_t kv_dim)
-    : n_layer_(n_layer), n_ctx_(n_ctx), kv_dim_(kv_dim) {
-  if (n_layer <= 0 || n_ctx <= 0 || kv_dim <= 0) {
-    throw std::invalid_argument("KvCache: n_layer, n_ctx and kv_dim must be > 0 (got " +
-                                std::to_string(n_layer) + ", " + std::to_string(n_ctx) + ", " +
-                                std::to_string(kv_dim) + ")");
+size_t KvLayout::bytes() const {
+  size_t rows = 0;
+  for (int64_t c : capacity) rows += static_cast<size_t>(c);
+  return 2 * rows * static_cast<size_t>(kv_dim) * sizeof(f16_t);
+}
+
+KvLayout kv_layout(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch) {
+  if (c.n_layer <= 0 || n_ctx <= 0 || c.kv_dim() <= 0 || n_ubatch <= 0) {
+    throw std::invalid_argument("KvCache: n_layer, n_ctx, kv_dim and n_ubatch must be > 0 (got " +
+                                std::to_string(c.n_layer) + ", " + std::to_string(n_ctx) + ", " +
+                                std::to_string(c.kv_dim()) + ", " + std::to_string(n_ubatch) + ")");
   }
-  const size_t n = static_cast<size_t>(n_layer) * n_ctx * kv_dim;
+  KvLayout l;
+  l.n_ctx = n_ctx;
+  l.kv_dim = c.kv_dim();
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    int64_t cap = n_ctx, keep = n_ctx;
+    if (c.layer_is_swa(il)) {
+      // The last of a micro-batch of B tokens at p sees keys back to p - W + 1: W - 1 kept plus
+      // B new; as much slack again (at least 16) bounds the moves to one per B (or 16) tokens.
+      keep = c.sliding_window - 1;
+      const int64_t b = std::min(n_ubatch, n_ctx);
+      cap = std::min(n_ctx, keep + b + std::max<int64_t>(b, 16));
+    }
+    l.capacity.push_back(cap);
+    l.keep.push_back(std::min(keep, n_ctx));
+  }
+  return l;
+}
+
+KvCache::KvCache(const KvLayout& layout) : layout_(layout) {
+  size_t rows = 0;
+  for (int64_t c : layout_.capacity) {
+    base_.push_back(rows * static_cast<size_t>(layout_.kv_dim));
+    rows += static_cast<size_t>(c);
+  }
+  first_.assign(layout_.capacity.size(), 0);
+  const size_t n = rows * static_cast<size_t>(layout_.kv_dim);
   // Zero-filled: positions not yet written are never read (the softmax range excludes them).
   k_.assign(n, 0);
   v_.assign(n, 0);
+}
+
+void KvCache::clear() {
+  n_past_ = 0;
+  std::fill(first_.begin(), first_.end(), 0);
+}
+
+int64_t KvCache::needed_from(int64_t il) const {
+  return std::max<int64_t>(0, n_past_ - layout_.keep[static_cast<size_t>(il)]);
+}
+
+bool KvCache::can_rewind_to(int64_t n) const {
+  if (n == 0) return true;
+  for (size_t il = 0; il < first_.size(); ++il) {
+    if (std::max<int64_t>(0, n - layout_.keep[il]) < first_[il]) return false;
+  }
+  return true;
+}
+
+void KvCache::reserve(int64_t il, int64_t pos0, int64_t n) {
+  const size_t l = static_cast<size_t>(il);
+  const int64_t cap = layout_.capacity[l];
+  if (pos0 + n <= first_[l] + cap) return;
+  // Move the kept positions [from, pos0) to rows 0.. (memmove: they may overlap).
+  const int64_t from = std::max(first_[l], pos0 - layout_.keep[l]);
+  if (pos0 - from + n > cap) {
+    throw std::logic_error("KvCache: " + std::to_string(n) + " new positions do not fit layer " +
+                           std::to_string(il) + " (capacity " + std::to_string(cap) + ")");
+  }
+  const size_t row = static_cast<size_t>(layout_.kv_dim);
+  const size_t count = static_cast<size_t>(pos0 - from) * row * sizeof(f16_t);
+  if (count > 0) {
+    std::memmove(k_.data() + base_[l], k(il, from), count);
+    std::memmove(v_.data() + base_[l], v(il, from), count);
+  }
+  first_[l] = from;
+}
+
+size_t KvCache::offset(int64_t il, int64_t pos) const {
+  const size_t l = static_cast<size_t>(il);
+  return base_[l] + static_cast<size_t>(pos - first_[l]) * static_cast<size_t>(layout_.kv_dim);
 }
 
 }  // namespace hpl

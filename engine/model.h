@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
-#include "gguf/gguf.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
+#include "gguf/gguf.h"
 
 namespace hpl {
 

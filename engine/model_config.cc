@@ -13,8 +13,12 @@ const char* arch_name(Arch a) {
       return "llama";
     case Arch::kQwen2:
       return "qwen2";
+    case Arch::kQwen3:
+      return "qwen3";
     case Arch::kGemma3:
       return "gemma3";
+    case Arch::kPhi3:
+      return "phi3";
   }
   return "?";
 }
@@ -33,6 +37,33 @@ int64_t positive(const GgufFile& f, const char* key, int64_t v, int64_t max = in
   return v;
 }
 
+// Gemma 3: every swa_pattern-th layer is global, the rest slide. llama.cpp hard-codes 6; a
+// file may say it as an integer or as one bool per layer (true = sliding), which must then
+// follow such a pattern.
+int64_t read_swa_pattern(const GgufFile& f, int64_t n_layer) {
+  const GgufValue* v = f.find("{arch}.attention.sliding_window_pattern");
+  if (!v) return 6;
+  const std::string key = f.resolve("{arch}.attention.sliding_window_pattern");
+  if (v->type != GgufType::ARRAY) {
+    const int64_t p = f.i64("{arch}.attention.sliding_window_pattern");
+    if (p < 1) fail(f, key + " = " + std::to_string(p) + " must be >= 1");
+    return p;
+  }
+  if (static_cast<int64_t>(v->count) != n_layer || v->elem_type != GgufType::BOOL) {
+    fail(f, key + " must be " + std::to_string(n_layer) + " bools (one per layer)");
+  }
+  for (int64_t p = 1; p <= n_layer + 1; ++p) {
+    bool match = true;
+    for (int64_t il = 0; il < n_layer && match; ++il) {
+      match = (gguf_array_elem(*v, static_cast<uint64_t>(il)).num.u != 0) == ((il + 1) % p != 0);
+    }
+    if (match) return p;
+  }
+  fail(f, key +
+              ": the sliding layers do not follow an every-N-th-layer-global pattern, the "
+              "only one the engine implements");
+}
+
 }  // namespace
 
 // long-function: one flat list of hyperparameters, each read and range-checked in the order
@@ -44,10 +75,23 @@ ModelConfig read_model_config(const GgufFile& f) {
     c.arch = Arch::kLlama;
   } else if (a == "qwen2") {
     c.arch = Arch::kQwen2;
+  } else if (a == "qwen3") {
+    c.arch = Arch::kQwen3;
   } else if (a == "gemma3") {
     c.arch = Arch::kGemma3;
+  } else if (a == "phi3") {
+    c.arch = Arch::kPhi3;
   } else {
-    fail(f, "unsupported architecture '" + a + "' (supported: llama, qwen2, gemma3)");
+    fail(f, "unsupported architecture '" + a + "' (supported: llama, qwen2, qwen3, gemma3, phi3)");
+  }
+  // Keys that change the computation in ways the forward pass does not implement: refused
+  // rather than run wrong.
+  for (const char* key :
+       {"{arch}.attn_logit_softcapping", "{arch}.final_logit_softcapping", "{arch}.expert_count",
+        "{arch}.rope.scaling.yarn_log_multiplier", "{arch}.attention.layer_norm_epsilon",
+        "{arch}.residual_scale", "{arch}.embedding_scale", "{arch}.logit_scale",
+        "{arch}.attention.temperature_length"}) {
+    if (f.has(key)) fail(f, f.resolve(key) + " is set, and the engine does not implement it");
   }
   try {
     c.n_embd = positive(f, "{arch}.embedding_length", f.i64("{arch}.embedding_length"));
@@ -79,8 +123,15 @@ ModelConfig read_model_config(const GgufFile& f) {
       if (!(factor > 0.0f)) fail(f, "rope.scaling.factor must be > 0");
       c.rope_freq_scale = 1.0f / factor;
     } else if (scaling != "none") {
-      fail(f, "rope.scaling.type '" + scaling + "' is not supported");
+      fail(f, "rope.scaling.type '" + scaling + "' is not supported (none, linear)");
     }
+    // llama.cpp's query scale key (Granite, Gemma 3 conversions of ours); default 1/sqrt(hd).
+    c.attn_scale =
+        f.f32_or("{arch}.attention.scale", 1.0f / std::sqrt(static_cast<float>(c.head_dim)));
+    if (!(c.attn_scale > 0.0f)) fail(f, f.resolve("{arch}.attention.scale") + " must be > 0");
+    c.rope_attn_factor = f.f32_or("{arch}.rope.scaling.attn_factor", 1.0f);
+    if (!(c.rope_attn_factor > 0.0f)) fail(f, "rope.scaling.attn_factor must be > 0");
+    c.n_ctx_orig = f.i64_or("{arch}.rope.scaling.original_context_length", c.n_ctx_train);
   } catch (const GgufError& e) {
     throw ModelError(e.what());
   }
@@ -95,13 +146,37 @@ ModelConfig read_model_config(const GgufFile& f) {
   if (!(c.rms_eps > 0.0f) || !(c.rope_base > 0.0f)) {
     fail(f, "layer_norm_rms_epsilon and rope.freq_base must be > 0");
   }
-  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (c.arch != Arch::kGemma3) {
+    for (const char* key :
+         {"{arch}.attention.sliding_window", "{arch}.attention.sliding_window_pattern"}) {
+      if (f.has(key))
+        fail(f, f.resolve(key) +
+                    ": sliding-window attention is only implemented for gemma3 (and phi3, every "
+                    "layer)");
+    }
+  }
+  if (c.rope_attn_factor != 1.0f && c.arch != Arch::kPhi3) {
+    fail(f, "rope.scaling.attn_factor is only implemented for phi3");
+  }
 
   switch (c.arch) {
     case Arch::kLlama:
       break;
     case Arch::kQwen2:
       c.neox_rope = true;
+      c.qkv_bias = true;
+      break;
+    case Arch::kQwen3:
+      c.neox_rope = true;
+      c.qk_norm = true;
+      break;
+    case Arch::kPhi3:
+      c.neox_rope = true;
+      // Phi-3 slides every layer when a window is set (Phi-3-mini-4k: 2047), same RoPE.
+      c.sliding_window = f.i64_or("{arch}.attention.sliding_window", 0);
+      if (c.sliding_window < 0) fail(f, "phi3.attention.sliding_window must be >= 0");
+      c.swa_pattern = c.n_layer + 1;
+      c.rope_base_swa = c.rope_base;
       break;
     case Arch::kGemma3:
       c.neox_rope = true;
@@ -111,12 +186,13 @@ ModelConfig read_model_config(const GgufFile& f) {
       c.embd_scale = std::sqrt(static_cast<float>(c.n_embd));
       c.sliding_window = f.i64_or("{arch}.attention.sliding_window", 0);
       if (c.sliding_window < 0) fail(f, "gemma3.attention.sliding_window must be >= 0");
-      c.swa_pattern = 6;  // 5 sliding layers, then 1 global (Gemma 3)
+      c.swa_pattern = read_swa_pattern(f, c.n_layer);
       // Sliding layers keep the original base (llama.cpp: rope_freq_base_train_swa).
       c.rope_base_swa = f.f32_or("{arch}.rope.freq_base_swa", 10000.0f);
       if (!(c.rope_base_swa > 0.0f)) fail(f, "gemma3.rope.freq_base_swa must be > 0");
-      // query_pre_attn_scalar is head_dim for every Gemma 3 size except 27B (n_embd / n_head).
-      if (c.n_embd == 5376 && c.n_layer == 62) {
+      // query_pre_attn_scalar is head_dim for every Gemma 3 size except 27B (n_embd / n_head);
+      // llama.cpp's files carry no key for it, ours write gemma3.attention.scale.
+      if (!f.has("{arch}.attention.scale") && c.n_embd == 5376 && c.n_layer == 62) {
         c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.n_embd / c.n_head));
       }
       break;

@@ -15,7 +15,7 @@ class ModelError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Arch { kLlama, kQwen2, kGemma3 };
+enum class Arch { kLlama, kQwen2, kQwen3, kGemma3, kPhi3 };
 const char* arch_name(Arch a);
 
 struct ModelConfig {
@@ -33,13 +33,16 @@ struct ModelConfig {
   float rope_base = 10000.0f;      // global layers
   float rope_base_swa = 10000.0f;  // sliding-window layers (gemma3)
   float rope_freq_scale = 1.0f;    // 1 / rope.scaling.factor (linear), global layers only
+  float rope_attn_factor = 1.0f;   // phi3 LongRoPE: rotated dims of q and k are scaled by it
+  int64_t n_ctx_orig = 0;          // phi3: contexts above it use rope_factors_long, else short
   int64_t sliding_window = 0;      // 0 = no sliding-window layers
   int64_t swa_pattern = 0;         // layer il is sliding when (il + 1) % swa_pattern != 0
   float attn_scale = 0.0f;         // q.k scale
   float embd_scale = 1.0f;         // token embedding multiplier (gemma3: sqrt(n_embd))
   bool neox_rope = false;          // qwen2, gemma3 rotate (x[i], x[i + d/2])
   bool gelu = false;               // GeGLU (gemma3) instead of SwiGLU
-  bool qk_norm = false;            // RMSNorm of q and k per head (gemma3)
+  bool qk_norm = false;            // RMSNorm of q and k per head (qwen3, gemma3)
+  bool qkv_bias = false;           // q, k, v biases (qwen2)
   bool post_norms = false;         // post-attention and post-FFN RMSNorm (gemma3)
 
   bool layer_is_swa(int64_t il) const {

@@ -1,6 +1,7 @@
 // Tensor lookup by role, shape checks, and the few load-time conversions to F32.
 #include "engine/model_weights.h"
 
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -19,16 +20,28 @@ std::string shape_str(const GgufTensor& t) {
 
 class Loader {
  public:
-  Loader(const GgufFile& f, ModelWeights& w) : f_(f), w_(w) {}
+  Loader(const GgufFile& f, ModelWeights& w, bool count_only)
+      : f_(f), w_(w), count_only_(count_only) {}
 
   [[noreturn]] void fail(const std::string& name, const std::string& what) const {
     throw ModelError(f_.path() + ": tensor '" + name + "': " + what);
   }
 
-  const GgufTensor* find(const std::string& name, bool required) const {
+  const GgufTensor* find(const std::string& name, bool required) {
     const GgufTensor* t = f_.tensor(name);
     if (!t && required) throw ModelError(f_.path() + ": tensor '" + name + "' is missing");
+    if (t) used_.insert(name);
     return t;
+  }
+
+  // A tensor the forward pass would not use means a computation it does not implement.
+  void refuse_unused(const char* arch) const {
+    for (const GgufTensor& t : f_.tensors()) {
+      if (!used_.count(t.name)) {
+        fail(t.name, std::string("present in the file, but the engine's ") + arch +
+                         " forward pass has no use for it (not implemented)");
+      }
+    }
   }
 
   // W (rows, cols) of a 2-D tensor.
@@ -91,19 +104,22 @@ class Loader {
       fail(t.name, std::string("type ") + type_name(t.type) + " is not supported");
     }
     const int64_t n = t.n_elements();
+    w_.converted_bytes += static_cast<size_t>(n) * sizeof(float);
+    w_.converted.push_back(t.name + " (" + type_name(t.type) + " -> f32: " + why + ")");
+    if (count_only_) return nullptr;
     auto buf = std::make_unique<float[]>(static_cast<size_t>(n));
     // Flat: blocks may run across rows, so the whole tensor is one long row.
     kernel::dequantize_row(t.type, t.data, buf.get(), n);
     float* p = buf.get();
     w_.owned.push_back(std::move(buf));
-    w_.converted_bytes += static_cast<size_t>(n) * sizeof(float);
-    w_.converted.push_back(t.name + " (" + type_name(t.type) + " -> f32: " + why + ")");
     return p;
   }
 
   const GgufFile& f_;
   ModelWeights& w_;
+  bool count_only_;
   std::set<const GgufTensor*> seen_;
+  std::set<std::string> used_;
 };
 
 }  // namespace
@@ -120,9 +136,9 @@ size_t weight_bytes_per_token(const ModelWeights& w) {
   return b;
 }
 
-ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
+ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool count_only) {
   ModelWeights w;
-  Loader ld(f, w);
+  Loader ld(f, w, count_only);
   const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, D = c.head_dim;
   w.token_embd = ld.matrix("token_embd.weight", c.n_vocab, E);
   if (!kernel::dequantize_supported(w.token_embd.type)) {
@@ -131,25 +147,64 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
   }
   w.output_norm = ld.vector("output_norm.weight", E);
   w.output = ld.matrix("output.weight", c.n_vocab, E, /*required=*/false);
-  if (!w.output.data) {
+  if (!f.tensor("output.weight")) {
     w.output = w.token_embd;
     w.tied_output = true;
   }
-  if (f.tensor("rope_freqs.weight")) {
-    w.warnings.push_back(
-        "rope_freqs.weight (Llama 3 long-context RoPE frequency factors) is not applied: "
-        "low-frequency RoPE dimensions differ from the reference model");
+  const int64_t half_rot = c.rot_dim / 2;
+  if (c.arch == Arch::kPhi3) {
+    w.rope_long = ld.vector("rope_factors_long.weight", half_rot, false);
+    w.rope_short = ld.vector("rope_factors_short.weight", half_rot, false);
+    if (!w.rope_long.data != !w.rope_short.data) {
+      ld.fail(w.rope_long.data ? "rope_factors_short.weight" : "rope_factors_long.weight",
+              "missing while its long/short partner is present");
+    }
+  } else {
+    for (const char* name : {"rope_factors_long.weight", "rope_factors_short.weight"}) {
+      if (f.tensor(name)) ld.fail(name, "LongRoPE factors are only implemented for phi3");
+    }
   }
-  const bool bias = c.arch == Arch::kQwen2;
+  if (f.tensor("rope_freqs.weight")) {
+    if (c.arch != Arch::kLlama) {
+      ld.fail("rope_freqs.weight",
+              std::string("RoPE frequency factors are not implemented for ") + arch_name(c.arch));
+    }
+    w.rope_freqs = ld.vector("rope_freqs.weight", half_rot);
+  }
+  auto check_factors = [&](const Vector& v, const char* name) {
+    for (int64_t i = 0; v.data && i < v.n; ++i) {
+      if (!(v.data[i] > 0.0f) || !std::isfinite(v.data[i])) {
+        ld.fail(name, "factor " + std::to_string(i) + " = " + std::to_string(v.data[i]) +
+                          " is not a positive finite number");
+      }
+    }
+  };
+  check_factors(w.rope_freqs, "rope_freqs.weight");
+  check_factors(w.rope_long, "rope_factors_long.weight");
+  check_factors(w.rope_short, "rope_factors_short.weight");
+  // Row ranges [r0, r0 + n) of a fused matrix, as a matrix of its own.
+  auto rows = [](const Matrix& m, int64_t r0, int64_t n) {
+    Matrix v = m;
+    v.data = m.data ? m.row(r0) : nullptr;  // null when counting only
+    v.rows = n;
+    return v;
+  };
   w.layers.resize(static_cast<size_t>(c.n_layer));
   for (int64_t il = 0; il < c.n_layer; ++il) {
     LayerWeights& L = w.layers[static_cast<size_t>(il)];
     const std::string p = "blk." + std::to_string(il) + ".";
     L.attn_norm = ld.vector(p + "attn_norm.weight", E);
-    L.wq = ld.matrix(p + "attn_q.weight", Q, E);
-    L.wk = ld.matrix(p + "attn_k.weight", KV, E);
-    L.wv = ld.matrix(p + "attn_v.weight", KV, E);
-    if (bias) {
+    if (f.tensor(p + "attn_qkv.weight")) {  // phi3: rows q, then k, then v
+      Matrix qkv = ld.matrix(p + "attn_qkv.weight", Q + 2 * KV, E);
+      L.wq = rows(qkv, 0, Q);
+      L.wk = rows(qkv, Q, KV);
+      L.wv = rows(qkv, Q + KV, KV);
+    } else {
+      L.wq = ld.matrix(p + "attn_q.weight", Q, E);
+      L.wk = ld.matrix(p + "attn_k.weight", KV, E);
+      L.wv = ld.matrix(p + "attn_v.weight", KV, E);
+    }
+    if (c.qkv_bias) {
       L.bq = ld.vector(p + "attn_q.bias", Q, false);
       L.bk = ld.vector(p + "attn_k.bias", KV, false);
       L.bv = ld.vector(p + "attn_v.bias", KV, false);
@@ -160,14 +215,21 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c) {
     }
     L.wo = ld.matrix(p + "attn_output.weight", E, Q);
     L.ffn_norm = ld.vector(p + "ffn_norm.weight", E);
-    L.gate = ld.matrix(p + "ffn_gate.weight", F, E);
-    L.up = ld.matrix(p + "ffn_up.weight", F, E);
+    if (c.arch == Arch::kPhi3 && !f.tensor(p + "ffn_gate.weight")) {
+      Matrix gu = ld.matrix(p + "ffn_up.weight", 2 * F, E);  // phi3: rows gate, then up
+      L.gate = rows(gu, 0, F);
+      L.up = rows(gu, F, F);
+    } else {
+      L.gate = ld.matrix(p + "ffn_gate.weight", F, E);
+      L.up = ld.matrix(p + "ffn_up.weight", F, E);
+    }
     L.down = ld.matrix(p + "ffn_down.weight", E, F);
     if (c.post_norms) {
       L.post_attn_norm = ld.vector(p + "post_attention_norm.weight", E);
       L.post_ffn_norm = ld.vector(p + "post_ffw_norm.weight", E);
     }
   }
+  ld.refuse_unused(arch_name(c.arch));
   return w;
 }
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "gguf/gguf.h"
 #include "engine/model_config.h"
+#include "gguf/gguf.h"
 #include "kernel/types.h"
 
 namespace hpl {
@@ -35,13 +35,13 @@ struct Vector {
 
 struct LayerWeights {
   Vector attn_norm;       // (n_embd,)
-  Matrix wq, wk, wv;      // (q_dim | kv_dim, n_embd)
+  Matrix wq, wk, wv;      // (q_dim | kv_dim, n_embd); phi3: row ranges of one fused attn_qkv
   Vector bq, bk, bv;      // qwen2 biases, else empty
-  Vector q_norm, k_norm;  // gemma3 (head_dim,), else empty
+  Vector q_norm, k_norm;  // qwen3, gemma3 (head_dim,), else empty
   Matrix wo;              // (n_embd, q_dim)
   Vector post_attn_norm;  // gemma3 (n_embd,)
   Vector ffn_norm;        // (n_embd,)
-  Matrix gate, up;        // (n_ff, n_embd)
+  Matrix gate, up;        // (n_ff, n_embd); phi3: the two halves of one fused ffn_up
   Matrix down;            // (n_embd, n_ff)
   Vector post_ffn_norm;   // gemma3 (n_embd,)
 };
@@ -51,6 +51,9 @@ struct ModelWeights {
   Vector output_norm;
   Matrix output;  // (n_vocab, n_embd); token_embd when tied
   bool tied_output = false;
+  // RoPE frequency divisors (rot_dim / 2,), empty when absent: llama's rope_freqs (Llama 3.x
+  // scaling), phi3's rope_factors_long / _short (LongRoPE; which one depends on the context).
+  Vector rope_freqs, rope_long, rope_short;
   std::vector<LayerWeights> layers;
 
   size_t mapped_bytes = 0;                      // tensor bytes used in place from the mapping
@@ -71,6 +74,8 @@ size_t weight_bytes_per_token(const ModelWeights& w);
 
 // Looks every tensor up by role and checks its shape and type; throws ModelError naming the
 // file and the tensor on a missing tensor, a wrong shape or an unsupported type.
-ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c);
+// count_only: the same checks and byte counts (mapped_bytes, converted_bytes, converted) but
+// nothing is converted, so converted tensors have no data: for memory estimates.
+ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool count_only = false);
 
 }  // namespace hpl

@@ -32,10 +32,10 @@ struct RopeAvx2 {
 
 // x (n_heads, head_dim) in place, first rot_dim dims of each head.
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
-          float freq_base, float freq_scale, RopeLayout layout) {
+          float freq_base, float freq_scale, RopeLayout layout, const float* freq_factors) {
   check::rope(n_heads, head_dim, rot_dim);
   rope_detail::rope_blocks<RopeAvx2>(x, n_heads, head_dim, rot_dim, pos, freq_base, freq_scale,
-                                     layout);
+                                     layout, freq_factors);
 }
 
 }  // namespace hpl::kernel::avx2

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "kernel/ops.h"
 
@@ -12,39 +13,49 @@ namespace hpl::kernel::rope_detail {
 
 constexpr int64_t kPairsPerBlock = 64;  // tables live on the stack: 2 * 64 floats each
 
-// c[k], s[k] for pairs i = i0 + k, k < count: theta_i = pos * freq_scale * base^(-2i/rot_dim).
+// c[k], s[k] for pairs i = i0 + k, k < count:
+// theta_i = pos * freq_scale * base^(-2i/rot_dim) / ff[i] (ff null: all 1).
 inline void rope_table(int64_t i0, int64_t count, int64_t rot_dim, int64_t pos, float freq_base,
-                       float freq_scale, float* c, float* s) {
+                       float freq_scale, const float* ff, float* c, float* s) {
   const double p = static_cast<double>(pos) * freq_scale;
   for (int64_t k = 0; k < count; ++k) {
     double theta =
         p * std::pow(static_cast<double>(freq_base), -2.0 * static_cast<double>(i0 + k) / rot_dim);
+    if (ff) theta /= ff[i0 + k];
     c[k] = static_cast<float>(std::cos(theta));
     s[k] = static_cast<float>(std::sin(theta));
   }
 }
 
 // Per-thread cache of the last full table: the q and k rotations of every layer of a token use
-// the same (pos, rot_dim, base, scale), so the double cos/sin are computed once per token.
+// the same (pos, rot_dim, base, scale, factors), so the double cos/sin are computed once per
+// token.
 constexpr int64_t kMaxCachedPairs = 512;
 struct RopeCache {
   int64_t pos = -1, rot_dim = -1;
   float base = 0.0f, scale = 0.0f;
+  bool has_ff = false;
+  float ff[kMaxCachedPairs];  // a copy: a caller may reuse one address for other factors
   float c[kMaxCachedPairs], s[kMaxCachedPairs];
 };
 
 // The table for pairs [0, rot_dim / 2), or nullptr when rot_dim / 2 > kMaxCachedPairs.
-inline const RopeCache* rope_cached(int64_t rot_dim, int64_t pos, float freq_base,
-                                    float freq_scale) {
+inline const RopeCache* rope_cached(int64_t rot_dim, int64_t pos, float freq_base, float freq_scale,
+                                    const float* ff) {
   thread_local RopeCache cache;
-  if (rot_dim / 2 > kMaxCachedPairs) return nullptr;
+  const int64_t half = rot_dim / 2;
+  if (half > kMaxCachedPairs) return nullptr;
+  const size_t ff_bytes = static_cast<size_t>(half) * sizeof(float);
   if (cache.pos != pos || cache.rot_dim != rot_dim || cache.base != freq_base ||
-      cache.scale != freq_scale) {
-    rope_table(0, rot_dim / 2, rot_dim, pos, freq_base, freq_scale, cache.c, cache.s);
+      cache.scale != freq_scale || cache.has_ff != (ff != nullptr) ||
+      (ff && std::memcmp(cache.ff, ff, ff_bytes) != 0)) {
+    rope_table(0, half, rot_dim, pos, freq_base, freq_scale, ff, cache.c, cache.s);
     cache.pos = pos;
     cache.rot_dim = rot_dim;
     cache.base = freq_base;
     cache.scale = freq_scale;
+    cache.has_ff = ff != nullptr;
+    if (ff) std::memcpy(cache.ff, ff, ff_bytes);
   }
   return &cache;
 }
@@ -56,11 +67,11 @@ inline const RopeCache* rope_cached(int64_t rot_dim, int64_t pos, float freq_bas
 // and the scalar tails finish what is left.
 template <typename Simd>
 inline void rope_blocks(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
-                        float freq_base, float freq_scale, RopeLayout layout) {
+                        float freq_base, float freq_scale, RopeLayout layout, const float* ff) {
   constexpr int64_t L = Simd::kLanes;
   const int64_t half = rot_dim / 2;
   float cbuf[kPairsPerBlock], sbuf[kPairsPerBlock];
-  const RopeCache* tab = rope_cached(rot_dim, pos, freq_base, freq_scale);
+  const RopeCache* tab = rope_cached(rot_dim, pos, freq_base, freq_scale, ff);
   for (int64_t i0 = 0; i0 < half; i0 += kPairsPerBlock) {
     const int64_t cnt = half - i0 < kPairsPerBlock ? half - i0 : kPairsPerBlock;
     const float* c = cbuf;
@@ -69,7 +80,7 @@ inline void rope_blocks(float* x, int64_t n_heads, int64_t head_dim, int64_t rot
       c = tab->c + i0;
       s = tab->s + i0;
     } else {
-      rope_table(i0, cnt, rot_dim, pos, freq_base, freq_scale, cbuf, sbuf);
+      rope_table(i0, cnt, rot_dim, pos, freq_base, freq_scale, ff, cbuf, sbuf);
     }
     if (layout == RopeLayout::kNeox) {  // pairs (i, i + half)
       for (int64_t h = 0; h < n_heads; ++h) {

@@ -7,10 +7,10 @@
 namespace hpl::kernel::ref {
 
 // x (n_heads, head_dim) in place; pair i of the first rot_dim dims rotates by
-// theta_i = pos * freq_scale * freq_base^(-2i / rot_dim). kNormal pairs (2i, 2i+1), kNeox
-// pairs (i, i + rot_dim/2).
+// theta_i = pos * freq_scale * freq_base^(-2i / rot_dim) / freq_factors[i]. kNormal pairs
+// (2i, 2i+1), kNeox pairs (i, i + rot_dim/2).
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
-          float freq_base, float freq_scale, RopeLayout layout) {
+          float freq_base, float freq_scale, RopeLayout layout, const float* freq_factors) {
   check::rope(n_heads, head_dim, rot_dim);
   const int64_t half = rot_dim / 2;
   for (int64_t h = 0; h < n_heads; ++h) {
@@ -18,6 +18,7 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t 
     for (int64_t i = 0; i < half; ++i) {
       double theta = static_cast<double>(pos) * freq_scale *
                      std::pow(static_cast<double>(freq_base), -2.0 * i / rot_dim);
+      if (freq_factors) theta /= freq_factors[i];
       double c = std::cos(theta), s = std::sin(theta);
       int64_t i0 = layout == RopeLayout::kNormal ? 2 * i : i;
       int64_t i1 = layout == RopeLayout::kNormal ? 2 * i + 1 : i + half;

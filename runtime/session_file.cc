@@ -1,5 +1,6 @@
 #include "runtime/session_file.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -59,6 +60,7 @@ class Reader {
     return s;
   }
   size_t pos() const { return pos_; }
+  void skip(size_t n) { pos_ += n; }  // n checked by the caller
 
  private:
   const std::string& d_;
@@ -99,8 +101,10 @@ void save_session_file(Session& s, const std::string& path) {
   }
   const size_t row = static_cast<size_t>(kv.kv_dim()) * sizeof(f16_t);
   for (int64_t il = 0; il < cfg.n_layer; ++il) {
-    for (int64_t p = 0; p < n_past; ++p) w.bytes(kv.k(il, p), row);
-    for (int64_t p = 0; p < n_past; ++p) w.bytes(kv.v(il, p), row);
+    const int64_t first = kv.needed_from(il);
+    w.pod(first);
+    for (int64_t p = first; p < n_past; ++p) w.bytes(kv.k(il, p), row);
+    for (int64_t p = first; p < n_past; ++p) w.bytes(kv.v(il, p), row);
   }
   Fnv1a h;
   h.add(w.buf().data(), w.buf().size());
@@ -205,7 +209,29 @@ void load_session_file(Session& s, const std::string& path) {
     exchanges.push_back(std::move(e));
   }
   const size_t row = static_cast<size_t>(kv_dim) * sizeof(f16_t);
-  const size_t kv_bytes = 2 * row * static_cast<size_t>(n_past) * static_cast<size_t>(n_layer);
+  // Per layer: the first position stored, which must cover what the next position attends to
+  // and fit the layer's capacity in this session; then K and V of [first, n_past).
+  std::vector<int64_t> firsts;
+  size_t kv_bytes = 0;
+  {
+    Reader scan = r;
+    for (int64_t il = 0; il < n_layer; ++il) {
+      const auto first = scan.pod<int64_t>("layer first position");
+      const size_t l = static_cast<size_t>(il);
+      const int64_t need = std::max<int64_t>(0, n_past - kv.layout().keep[l]);
+      if (first < 0 || first > need || n_past - first > kv.layout().capacity[l])
+        throw RuntimeError(Status::kSessionMismatch,
+                           path + ": layer " + std::to_string(il) + " stores positions from " +
+                               std::to_string(first) + ", which this session cannot hold");
+      const size_t bytes = 2 * row * static_cast<size_t>(n_past - first);
+      if (data.size() - scan.pos() < bytes + sizeof(uint64_t))
+        throw RuntimeError(Status::kIo,
+                           path + ": truncated KV section (layer " + std::to_string(il) + ")");
+      scan.skip(bytes);
+      kv_bytes += sizeof(int64_t) + bytes;
+      firsts.push_back(first);
+    }
+  }
   if (data.size() - r.pos() != kv_bytes + sizeof(uint64_t))
     throw RuntimeError(Status::kIo, path + ": KV section is " +
                                         std::to_string(data.size() - r.pos() - sizeof(uint64_t)) +
@@ -213,8 +239,11 @@ void load_session_file(Session& s, const std::string& path) {
   // Everything is validated: apply.
   s.clear();
   for (int64_t il = 0; il < n_layer; ++il) {
-    for (int64_t p = 0; p < n_past; ++p) r.bytes(kv.k(il, p), row, "K");
-    for (int64_t p = 0; p < n_past; ++p) r.bytes(kv.v(il, p), row, "V");
+    const int64_t first = firsts[static_cast<size_t>(il)];
+    r.pod<int64_t>("layer first position");
+    kv.set_first_pos(il, first);
+    for (int64_t p = first; p < n_past; ++p) r.bytes(kv.k(il, p), row, "K");
+    for (int64_t p = first; p < n_past; ++p) r.bytes(kv.v(il, p), row, "V");
   }
   kv.set_n_past(n_past);
   s.tokens() = std::move(tokens);

@@ -1,5 +1,5 @@
 // Saving a session to a file and restoring it, so an app killed in the background resumes a
-// conversation without re-evaluating it. Little-endian layout, version 1:
+// conversation without re-evaluating it. Little-endian layout, version 2:
 //   "HPLSESS\0"  u32 version  u32 reserved(0)
 //   model identity: u64 file_size  u64 hparams_hash  u64 tensors_hash
 //   i64 n_layer  i64 kv_dim  i64 n_ctx(at save)  i64 n_past  i64 n_tokens
@@ -7,7 +7,8 @@
 //   u32 n_exchanges, each: str prompt, u32 n_messages x (str role, str content), str response,
 //     u8 closed
 //     (str = u64 length + bytes)
-//   per layer: K positions [0, n_past) then V positions [0, n_past), kv_dim f16 each
+//   per layer: i64 first, K positions [first, n_past) then V positions [first, n_past), kv_dim
+//     f16 each; first is 0 except on sliding-window layers, which only keep their window
 //   u64 FNV-1a of every byte before it
 // The file is written to "<path>.tmp" and renamed, so a crash never leaves half a file.
 #pragma once
@@ -18,7 +19,7 @@
 
 namespace hpl {
 
-inline constexpr uint32_t kSessionFileVersion = 1;
+inline constexpr uint32_t kSessionFileVersion = 2;
 
 // Throws RuntimeError kIo when the file cannot be written.
 void save_session_file(Session& s, const std::string& path);

@@ -182,10 +182,13 @@ TEST(Ops, RopeMatchesRef) {
         for (RopeLayout layout : {RopeLayout::kNormal, RopeLayout::kNeox}) {
           for (float base : {10000.0f, 1000000.0f}) {
             const float fscale = pos % 2 ? 0.25f : 1.0f;
+            // Llama 3 / Phi-3 frequency divisors in [1, 32] on every other call.
+            const auto factors = random_vec(rng, std::max<int64_t>(1, c.rot_dim / 2), 1.0f, 32.0f);
+            const float* ff = base == 10000.0f ? factors.data() : nullptr;
             auto x = random_vec(rng, c.n_heads * c.head_dim, -2.0f, 2.0f);
             std::vector<float> want = x, got = x;
-            ref::rope(want.data(), c.n_heads, c.head_dim, c.rot_dim, pos, base, fscale, layout);
-            s.rope(got.data(), c.n_heads, c.head_dim, c.rot_dim, pos, base, fscale, layout);
+            ref::rope(want.data(), c.n_heads, c.head_dim, c.rot_dim, pos, base, fscale, layout, ff);
+            s.rope(got.data(), c.n_heads, c.head_dim, c.rot_dim, pos, base, fscale, layout, ff);
             // tolerance: 1e-6 abs on |x| <= 2 (float cos/sin table + 2 float ops vs double)
             expect_close(got.data(), want.data(), x.size(), 1e-6, 0.0,
                          std::string(s.name) + " heads=" + std::to_string(c.n_heads) +
@@ -208,16 +211,20 @@ TEST(Ops, RopeRefMatchesComplexRotation) {
       for (RopeLayout layout : {RopeLayout::kNormal, RopeLayout::kNeox}) {
         const double base = 10000.0, fscale = 0.5;
         auto x = random_vec(rng, c.n_heads * c.head_dim, -2.0f, 2.0f);
+        // theta_i is divided by factor i: use 1 + i so every pair gets its own.
+        std::vector<float> ff(static_cast<size_t>(std::max<int64_t>(1, c.rot_dim / 2)));
+        for (size_t i = 0; i < ff.size(); ++i) ff[i] = 1.0f + static_cast<float>(i);
         std::vector<float> y = x;
         ref::rope(y.data(), c.n_heads, c.head_dim, c.rot_dim, pos, static_cast<float>(base),
-                  static_cast<float>(fscale), layout);
+                  static_cast<float>(fscale), layout, ff.data());
         std::vector<double> want(x.begin(), x.end());
         const int64_t half = c.rot_dim / 2;
         for (int64_t h = 0; h < c.n_heads; ++h) {
           for (int64_t i = 0; i < half; ++i) {
             int64_t a = h * c.head_dim + (layout == RopeLayout::kNormal ? 2 * i : i);
             int64_t b = h * c.head_dim + (layout == RopeLayout::kNormal ? 2 * i + 1 : i + half);
-            double theta = pos * fscale / std::exp(std::log(base) * (2.0 * i) / c.rot_dim);
+            double theta =
+                pos * fscale / std::exp(std::log(base) * (2.0 * i) / c.rot_dim) / (1.0 + i);
             std::complex<double> z = std::complex<double>(x[a], x[b]) * std::polar(1.0, theta);
             want[a] = z.real();
             want[b] = z.imag();
@@ -659,9 +666,9 @@ TEST(Ops, BadArgumentsThrow) {
     EXPECT_THROW(s.softmax(x.data(), 8, 1.0f, 3, 3), std::invalid_argument) << s.name;
     EXPECT_THROW(s.softmax(x.data(), 8, 1.0f, 0, 9), std::invalid_argument) << s.name;
     EXPECT_THROW(s.rmsnorm(x.data(), w.data(), x.data(), 0, 1e-6f, 0.0f), std::invalid_argument);
-    EXPECT_THROW(s.rope(x.data(), 1, 8, 7, 0, 1e4f, 1.0f, RopeLayout::kNormal),
+    EXPECT_THROW(s.rope(x.data(), 1, 8, 7, 0, 1e4f, 1.0f, RopeLayout::kNormal, nullptr),
                  std::invalid_argument);
-    EXPECT_THROW(s.rope(x.data(), 1, 8, 10, 0, 1e4f, 1.0f, RopeLayout::kNeox),
+    EXPECT_THROW(s.rope(x.data(), 1, 8, 10, 0, 1e4f, 1.0f, RopeLayout::kNeox, nullptr),
                  std::invalid_argument);
     AttnParams p;
     p.n_heads = 6;

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/memory_estimate.h"
 #include "kernel/cpu_topology.h"
 #include "runtime/runtime.h"
 
@@ -191,6 +192,47 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
     m->rt = std::make_unique<hpl::Runtime>(std::move(o));
     if (p.prefault) touch_pages(path);
     *out = m.release();
+    return ok();
+  });
+}
+
+hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* params,
+                                   const char* cache_type, hpl_memory_estimate* out) {
+  HPL_REQUIRE(path, "hpl_memory_estimate_get: path is NULL");
+  HPL_REQUIRE(out, "hpl_memory_estimate_get: out is NULL");
+  *out = hpl_memory_estimate{};
+  hpl_model_params p;
+  hpl_model_params_init(&p);
+  if (params) p = *params;
+  HPL_REQUIRE(p.n_threads >= 0 && p.n_ctx >= 1 && p.n_ubatch >= 1,
+              "hpl_memory_estimate_get: n_threads must be >= 0, n_ctx and n_ubatch >= 1");
+  const std::string type = cache_type ? cache_type : "f16";
+  HPL_REQUIRE(type == "f16",
+              "hpl_memory_estimate_get: cache type '" + type + "' is not implemented (f16)");
+  return guarded([&] {
+    hpl::ForwardOptions fo;  // what a session of hpl_model_load(path, params) allocates
+    fo.n_ctx = p.n_ctx;
+    fo.n_ubatch = p.n_ubatch;
+    fo.n_threads = p.n_threads;  // 0: the topology default, as a session's pool takes
+    try {
+      if (p.cpus && *p.cpus) fo.cpus = hpl::kernel::parse_cpu_list(p.cpus);
+    } catch (const std::exception& ex) {
+      return fail(HPL_ERR_INVALID_ARGUMENT,
+                  std::string("hpl_memory_estimate_get: cpus: ") + ex.what());
+    }
+    hpl::MemoryEstimate e;
+    try {
+      e = hpl::estimate_memory(*hpl::GgufFile::open(path), fo, type);
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& ex) {
+      return fail(HPL_ERR_MODEL, ex.what());
+    }
+    out->weights_mapped_bytes = e.weights_mapped_bytes;
+    out->weights_converted_bytes = e.weights_converted_bytes;
+    out->kv_bytes = e.kv_bytes;
+    out->scratch_bytes = e.scratch_bytes;
+    out->total_bytes = e.total();
     return ok();
   });
 }

@@ -130,6 +130,23 @@ typedef struct hpl_model_params {
 } hpl_model_params;
 
 HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
+
+/* What loading path with params (NULL: defaults) and one session would take, from the file's
+ * metadata and tensor table alone (nothing is loaded): weights used in place from the mapping,
+ * f32 copies made at load, the session's KV cache (sliding-window layers keep only their
+ * window) and forward-pass scratch. kv_bytes and scratch_bytes equal what
+ * hpl_memory_info_get() reports for one live session of the loaded model.
+ * cache_type: NULL or "f16" (the only KV format). HPL_ERR_MODEL for a bad or unsupported file. */
+typedef struct hpl_memory_estimate {
+  uint64_t weights_mapped_bytes;
+  uint64_t weights_converted_bytes;
+  uint64_t kv_bytes;
+  uint64_t scratch_bytes;
+  uint64_t total_bytes;
+} hpl_memory_estimate;
+HPL_API hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* params,
+                                           const char* cache_type, hpl_memory_estimate* out);
+
 /* Loads (and validates) a GGUF model and starts its worker thread. params may be NULL. */
 HPL_API hpl_status hpl_model_load(const char* path, const hpl_model_params* params,
                                   hpl_model** out);

@@ -454,6 +454,34 @@ static void test_budget(void) {
   CHECK(mem.budget_bytes == 0);
 }
 
+static void test_memory_estimate(void) {
+  /* The estimate, from the file alone, equals what one live session allocates. */
+  const char* path = HPL_TEST_DATA_DIR "/models/TinyLLama-v0.Q4_0.from-ggmlv3.gguf";
+  hpl_model_params mp;
+  REQUIRE_OK(hpl_model_params_init(&mp));
+  mp.n_ctx = 200;
+  mp.n_ubatch = 16;
+  mp.n_threads = 2;
+  hpl_memory_estimate est;
+  REQUIRE_OK(hpl_memory_estimate_get(path, &mp, NULL, &est));
+  CHECK(est.weights_mapped_bytes > 0 && est.kv_bytes > 0 && est.scratch_bytes > 0);
+  CHECK(est.total_bytes ==
+        est.weights_mapped_bytes + est.weights_converted_bytes + est.kv_bytes + est.scratch_bytes);
+  hpl_model* m = NULL;
+  REQUIRE_OK(hpl_model_load(path, &mp, &m));
+  hpl_session* s = NULL;
+  REQUIRE_OK(hpl_session_create(m, &s));
+  hpl_memory_info mem;
+  REQUIRE_OK(hpl_memory_info_get(m, &mem));
+  CHECK(mem.kv_bytes == est.kv_bytes);
+  CHECK(mem.scratch_bytes == est.scratch_bytes);
+  REQUIRE_OK(hpl_session_free(s));
+  REQUIRE_OK(hpl_model_unload(m));
+  CHECK(hpl_memory_estimate_get(path, &mp, "q8_0", &est) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(hpl_memory_estimate_get("/nonexistent.gguf", NULL, NULL, &est) == HPL_ERR_MODEL);
+  CHECK(strstr(hpl_last_error(), "/nonexistent.gguf") != NULL);
+}
+
 static void test_tokenize(hpl_model* m) {
   /* "Once upon a time" -> BOS + 4 ids; a short buffer gets a prefix and the full count. */
   const char* text = "Once upon a time";
@@ -589,6 +617,7 @@ int main(void) {
   test_context_full_and_breaker();
   test_prefaulted_load();
   test_budget();
+  test_memory_estimate();
   test_budget_set_after_requests();
   test_budget_round_robin();
   if (g_failures) {

@@ -4,6 +4,9 @@ becomes a GGUF tensor (name and any change to its values).
   HF architecture                              GGUF general.architecture
   LlamaForCausalLM, MistralForCausalLM          llama   (Q/K rows permuted for adjacent-pair RoPE)
   Qwen2ForCausalLM                              qwen2   (Q/K/V biases; rotate-half RoPE, no permutation)
+  Qwen3ForCausalLM                              qwen3   (per-head RMSNorm of q and k; rotate-half RoPE)
+  Phi3ForCausalLM                               phi3    (fused qkv_proj / gate_up_proj kept fused; partial
+                                                         rotary; LongRoPE factors as tensors)
   Gemma3ForCausalLM, Gemma3ForConditionalGeneration (text part only)
                                                 gemma3  (norm weights stored as 1 + w; QK-norm;
                                                          post-attention / post-FFN norms)
@@ -22,6 +25,8 @@ ARCHITECTURES = {
     "LlamaForCausalLM": "llama",
     "MistralForCausalLM": "llama",
     "Qwen2ForCausalLM": "qwen2",
+    "Qwen3ForCausalLM": "qwen3",
+    "Phi3ForCausalLM": "phi3",
     "Gemma3ForCausalLM": "gemma3",
     "Gemma3ForConditionalGeneration": "gemma3",
 }
@@ -54,11 +59,27 @@ _LAYER_GEMMA3 = _LAYER_COMMON + [
     ("mlp.down_proj.weight", "ffn_down.weight"),
     ("post_feedforward_layernorm.weight", "post_ffw_norm.weight"),
 ]
+_LAYER_QWEN3 = _LAYER_LLAMA + [
+    ("self_attn.q_norm.weight", "attn_q_norm.weight"),
+    ("self_attn.k_norm.weight", "attn_k_norm.weight"),
+]
+_LAYER_PHI3 = [
+    ("input_layernorm.weight", "attn_norm.weight"),
+    ("self_attn.qkv_proj.weight", "attn_qkv.weight"),  # rows q, k, v (llama.cpp's layout)
+    ("self_attn.o_proj.weight", "attn_output.weight"),
+    ("post_attention_layernorm.weight", "ffn_norm.weight"),
+    ("mlp.gate_up_proj.weight", "ffn_up.weight"),  # rows gate, then up
+    ("mlp.down_proj.weight", "ffn_down.weight"),
+]
+_LAYER_MAPS = {"llama": _LAYER_LLAMA, "qwen2": _LAYER_LLAMA, "qwen3": _LAYER_QWEN3, "gemma3": _LAYER_GEMMA3,
+               "phi3": _LAYER_PHI3}
 _REQUIRED_LAYER = {
     "llama": ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
               "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"],
 }
 _REQUIRED_LAYER["qwen2"] = _REQUIRED_LAYER["llama"] + ["attn_q.bias", "attn_k.bias", "attn_v.bias"]
+_REQUIRED_LAYER["qwen3"] = _REQUIRED_LAYER["llama"] + ["attn_q_norm.weight", "attn_k_norm.weight"]
+_REQUIRED_LAYER["phi3"] = [g for _, g in _LAYER_PHI3]
 _REQUIRED_LAYER["gemma3"] = _REQUIRED_LAYER["llama"] + [
     "attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight"]
 
@@ -94,6 +115,8 @@ class Hparams:
     sliding_window: int = 0
     rope_base_swa: float = 0.0
     rope_scaling: dict = field(default_factory=dict)  # HF rope scaling of full-attention layers
+    rot_dim: int = 0  # rotated dims per head (phi3 partial_rotary_factor); 0 = head_dim
+    n_ctx_orig: int = 0  # phi3 LongRoPE original context
     attn_scale_override: float = 0.0  # gemma3 query_pre_attn_scalar**-0.5 when != head_dim**-0.5
     warnings: list = field(default_factory=list)
 
@@ -165,7 +188,33 @@ def hparams_of(config) -> Hparams:
         tied=bool(tied),
         rope_scaling=rope_scaling,
     )
-    if arch == "gemma3":
+    partial = getattr(cfg, "partial_rotary_factor", None) or (getattr(cfg, "rope_parameters", None) or {}).get(
+        "partial_rotary_factor") or 1.0
+    hp.rot_dim = int(hp.head_dim * float(partial))
+    if hp.rot_dim != hp.head_dim and arch != "phi3":
+        raise ConvertError(f"config.json: partial_rotary_factor {partial} is only supported for phi3")
+    if hp.rot_dim % 2 or hp.rot_dim <= 0:
+        raise ConvertError(f"config.json: partial_rotary_factor {partial} gives {hp.rot_dim} rotary dims (must be even)")
+    if arch == "phi3":
+        window = getattr(cfg, "sliding_window", None)
+        if window and window < hp.n_ctx:
+            hp.sliding_window = int(window)  # phi3 slides every layer (Phi-3-mini-4k)
+        kind = hp.rope_scaling.get("rope_type") if hp.rope_scaling else None
+        if kind not in (None, "longrope", "su"):
+            raise ConvertError(f"config.json: phi3 rope type {kind!r} is not supported (default, longrope)")
+        if kind:
+            hp.n_ctx_orig = int(hp.rope_scaling.get("original_max_position_embeddings")
+                                or getattr(cfg, "original_max_position_embeddings", 0) or 0)
+            if not hp.n_ctx_orig:
+                raise ConvertError("config.json: phi3 longrope needs original_max_position_embeddings")
+            for key in ("short_factor", "long_factor"):
+                if len(hp.rope_scaling.get(key) or []) != hp.rot_dim // 2:
+                    raise ConvertError(f"config.json: phi3 rope {key} must have {hp.rot_dim // 2} entries "
+                                       f"(rotary dims / 2)")
+        act = getattr(cfg, "hidden_act", "silu")
+        if act != "silu":
+            raise ConvertError(f"config.json: {hf_arch} hidden_act {act!r} is not supported (silu)")
+    elif arch == "gemma3":
         hp.sliding_window = int(getattr(cfg, "sliding_window", 0) or 0)
         hp.rope_base_swa, _ = _rope_of(cfg, "sliding_attention")
         # The engine (like llama.cpp) makes every 6th layer global and the rest sliding.
@@ -211,7 +260,7 @@ def write_hparams(w, hp: Hparams) -> None:
     w.add_head_count_kv(hp.n_head_kv)
     w.add_key_length(hp.head_dim)
     w.add_value_length(hp.head_dim)
-    w.add_rope_dimension_count(hp.head_dim)
+    w.add_rope_dimension_count(hp.rot_dim or hp.head_dim)
     w.add_rope_freq_base(hp.rope_base)
     w.add_layer_norm_rms_eps(hp.rms_eps)
     if hp.arch == "gemma3":
@@ -219,7 +268,15 @@ def write_hparams(w, hp: Hparams) -> None:
         w.add_rope_freq_base_swa(hp.rope_base_swa)
         if hp.attn_scale_override:
             w.add_attention_scale(hp.attn_scale_override)
+    if hp.arch == "phi3" and hp.sliding_window:
+        w.add_sliding_window(hp.sliding_window)
     sc = hp.rope_scaling
+    if hp.arch == "phi3" and sc:
+        # LongRoPE (llama.cpp's keys): factors go in rope_factors_long/short (extra_tensors);
+        # q and k rotated dims are scaled by the attention factor, from the context extension.
+        w.add_rope_scaling_orig_ctx_len(hp.n_ctx_orig)
+        w.add_rope_scaling_attn_factors(_longrope_attn_factor(hp))
+        return
     if sc:
         kind = sc["rope_type"]
         if kind == "linear":
@@ -234,6 +291,14 @@ def write_hparams(w, hp: Hparams) -> None:
             pass  # carried by the rope_freqs tensor (see extra_tensors)
         else:
             raise ConvertError(f"config.json: rope scaling type {kind!r} is not supported (linear, yarn, llama3)")
+
+
+def _longrope_attn_factor(hp: Hparams) -> float:
+    sc = hp.rope_scaling
+    if sc.get("attention_factor") is not None:
+        return float(sc["attention_factor"])
+    scale = hp.n_ctx / hp.n_ctx_orig
+    return 1.0 if scale <= 1.0 else math.sqrt(1.0 + math.log(scale) / math.log(hp.n_ctx_orig))
 
 
 def _rope_scaling_type(name: str):
@@ -259,7 +324,7 @@ def plan_tensors(hp: Hparams, checkpoint) -> list[TensorPlan]:
             continue
         by_norm[_normalize_hf_name(name)] = name
 
-    layer_map = _LAYER_GEMMA3 if hp.arch == "gemma3" else _LAYER_LLAMA
+    layer_map = _LAYER_MAPS[hp.arch]
     plans: list[TensorPlan] = []
     used = set()
 
@@ -269,7 +334,7 @@ def plan_tensors(hp: Hparams, checkpoint) -> list[TensorPlan]:
             return None
         used.add(norm_name)
         p = TensorPlan(gguf_name, hf, checkpoint.shape(hf))
-        if hp.arch == "gemma3" and gguf_name.endswith("norm.weight"):
+        if hp.arch == "gemma3" and gguf_name.endswith("norm.weight") and not gguf_name.startswith("rope"):
             p.transform = "plus_one"
         elif hp.arch == "llama" and gguf_name.startswith("blk.") and gguf_name.split(".", 2)[2] in (
                 "attn_q.weight", "attn_q.bias"):
@@ -322,7 +387,10 @@ def _check_shapes(hp: Hparams, plans: list[TensorPlan]) -> None:
         "attn_output.bias": (d,), "ffn_norm.weight": (d,), "ffn_gate.weight": (hp.n_ff, d),
         "ffn_up.weight": (hp.n_ff, d), "ffn_down.weight": (d, hp.n_ff), "attn_q_norm.weight": (hd,),
         "attn_k_norm.weight": (hd,), "post_attention_norm.weight": (d,), "post_ffw_norm.weight": (d,),
+        "attn_qkv.weight": (q + 2 * kv, d),
     }
+    if hp.arch == "phi3":
+        want["ffn_up.weight"] = (2 * hp.n_ff, d)
     for p in plans:
         if p.hf_name is None:
             continue
@@ -335,8 +403,12 @@ def _check_shapes(hp: Hparams, plans: list[TensorPlan]) -> None:
 
 
 def extra_tensors(hp: Hparams) -> list[TensorPlan]:
-    """Tensors computed from the config: llama3 RoPE frequency factors (rope_freqs.weight)."""
+    """Tensors computed from the config: llama3 RoPE frequency factors (rope_freqs.weight),
+    phi3 LongRoPE factors (rope_factors_long.weight, rope_factors_short.weight)."""
     sc = hp.rope_scaling
+    if hp.arch == "phi3" and sc:
+        return [TensorPlan(f"rope_factors_{k}.weight", None, (hp.rot_dim // 2,),
+                           values=np.asarray(sc[f"{k}_factor"], dtype=np.float32)) for k in ("long", "short")]
     if not sc or sc.get("rope_type") != "llama3":
         return []
     factor = float(sc.get("factor", 8.0))

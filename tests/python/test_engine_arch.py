@@ -54,13 +54,14 @@ def copy_tokenizer(w):
     w.add_unk_token_id(0)
 
 
-def write_model(path, arch, qtype, tied=False, seed=0):
-    """Random weights of a small model of `arch`; matrices in qtype (F32 or Q8_0)."""
+def write_model(path, arch, qtype, tied=False, seed=0, extra=None, file_arch=None):
+    """Random weights of a small model of `arch`; matrices in qtype (F32 or Q8_0). extra(w),
+    when given, adds keys or tensors; file_arch overrides general.architecture."""
     rng = np.random.default_rng(seed)
     E, L, F = 64, 7 if arch == "gemma3" else 3, 96
     H, Hkv = 4, 2
     D = 32 if arch == "gemma3" else E // H
-    w = gguf.GGUFWriter(str(path), arch)
+    w = gguf.GGUFWriter(str(path), file_arch or arch)
     w.add_context_length(256)
     w.add_embedding_length(E)
     w.add_block_count(L)
@@ -112,6 +113,8 @@ def write_model(path, arch, qtype, tied=False, seed=0):
         mat(p + "ffn_gate.weight", F, E)
         mat(p + "ffn_up.weight", F, E)
         mat(p + "ffn_down.weight", E, F)
+    if extra:
+        extra(w)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -183,3 +186,31 @@ def test_bad_model_gives_clear_error(hpl, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert "blk.0.attn_q.weight" in r.stderr and "shape" in r.stderr, r.stderr
+
+
+REFUSALS = [
+    # (arch, file_arch, extra, words the error must contain)
+    ("llama", "mamba", None, ["unsupported architecture 'mamba'"]),
+    ("llama", None, lambda w: w.add_float32("llama.attn_logit_softcapping", 30.0),
+     ["llama.attn_logit_softcapping", "not implement"]),
+    ("llama", None, lambda w: w.add_string("llama.rope.scaling.type", "yarn"), ["rope.scaling.type 'yarn'"]),
+    ("llama", None, lambda w: w.add_uint32("llama.attention.sliding_window", 4096),
+     ["llama.attention.sliding_window"]),
+    ("llama", None, lambda w: w.add_tensor("blk.0.attn_output.bias", np.zeros(64, np.float32)),
+     ["blk.0.attn_output.bias", "not implemented"]),
+    ("qwen2", None, lambda w: w.add_tensor("rope_freqs.weight", np.ones(8, np.float32)),
+     ["rope_freqs.weight", "qwen2"]),
+    ("llama", None, lambda w: w.add_float32("llama.rope.scaling.attn_factor", 1.2), ["attn_factor"]),
+]
+
+
+@pytest.mark.parametrize("arch,file_arch,extra,words", REFUSALS)
+def test_unimplemented_is_refused_by_name(hpl, tmp_path, arch, file_arch, extra, words):
+    """An architecture, key or tensor the forward pass does not implement stops the load with
+    a message naming it, rather than running a different model."""
+    path = write_model(tmp_path / "m.gguf", arch, "f32", extra=extra, file_arch=file_arch)
+    r = subprocess.run([str(hpl), "run", "-m", str(path), "--ids", "1 2", "-n", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    for word in words:
+        assert word in r.stderr, r.stderr

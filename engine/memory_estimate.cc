@@ -1,0 +1,31 @@
+#include "engine/memory_estimate.h"
+
+#include "engine/kv_cache.h"
+#include "engine/model_config.h"
+#include "engine/model_weights.h"
+
+namespace hpl {
+
+MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt,
+                               const std::string& cache_type) {
+  if (cache_type != "f16") {
+    throw ModelError("cache type '" + cache_type + "' is not implemented (f16)");
+  }
+  if (opt.n_ctx < 1 || opt.n_ubatch < 1) {
+    throw ModelError("context and micro-batch must be >= 1");
+  }
+  const ModelConfig c = read_model_config(f);
+  const ModelWeights w = load_model_weights(f, c, /*count_only=*/true);
+  MemoryEstimate e;
+  e.file_bytes = f.file_size();
+  e.weights_mapped_bytes = w.mapped_bytes;
+  e.weights_converted_bytes = w.converted_bytes;
+  const KvLayout kv = kv_layout(c, opt.n_ctx, opt.n_ubatch);
+  e.kv_bytes = kv.bytes();
+  e.kv_bytes_full = 2 * static_cast<size_t>(c.n_layer) * static_cast<size_t>(opt.n_ctx) *
+                    static_cast<size_t>(kv.kv_dim) * sizeof(f16_t);
+  e.scratch_bytes = scratch_sizes(c, opt).bytes();
+  return e;
+}
+
+}  // namespace hpl

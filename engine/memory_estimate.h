@@ -1,0 +1,33 @@
+// What a model needs in memory for a context, before loading it: weights used in place from
+// the mapping, F32 copies made at load, the KV cache and the forward-pass scratch. Computed
+// by the same code that allocates them (load_model_weights in counting mode, kv_layout,
+// scratch_sizes), so it equals what a loaded Forward reports.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "engine/forward.h"
+#include "gguf/gguf.h"
+
+namespace hpl {
+
+struct MemoryEstimate {
+  size_t file_bytes = 0;               // the whole GGUF mapping
+  size_t weights_mapped_bytes = 0;     // tensor bytes used in place
+  size_t weights_converted_bytes = 0;  // F32 copies made at load
+  size_t kv_bytes = 0;
+  size_t kv_bytes_full = 0;  // what the KV cache would be if every layer held the whole context
+  size_t scratch_bytes = 0;
+  size_t total() const {
+    return weights_mapped_bytes + weights_converted_bytes + kv_bytes + scratch_bytes;
+  }
+};
+
+// Reads only the metadata and tensor table (validating them as a load would). cache_type:
+// "f16" (the only KV format implemented). Throws ModelError / GgufError on a bad file or
+// option.
+MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt,
+                               const std::string& cache_type = "f16");
+
+}  // namespace hpl
