@@ -18,6 +18,7 @@
 #include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/json_writer.h"
+#include "cli/profile_plot.h"
 #include "cli/profile_trace.h"
 #include "engine/model.h"
 #include "engine/vocab_loader.h"
@@ -41,6 +42,7 @@ void usage() {
                "  --ubatch N        prefill micro-batch in tokens (default 256)\n"
                "  --layers          per-layer breakdown (median ms per op group)\n"
                "  --trace FILE      Chrome trace (Perfetto) of the last repetition of each phase\n"
+               "  --plot FILE.svg   roofline with a point per op kind, and time shares by op\n"
                "  --no-roofline     skip measuring bandwidth and compute peaks\n"
                "  --json            one JSON object on stdout instead of tables\n");
 }
@@ -254,7 +256,7 @@ void json_phase(JsonWriter& j, const PhaseView& v, const Model& m, bool layers) 
 }
 
 int run_profile(const std::vector<std::string>& args) {
-  std::string model_path, trace_path;
+  std::string model_path, trace_path, plot_path;
   ProfileOptions po;
   bool json = false, layers = false, roofline = true;
   ForwardOptions fo;
@@ -283,6 +285,8 @@ int run_profile(const std::vector<std::string>& args) {
       layers = true;
     } else if (a == "--trace") {
       trace_path = value();
+    } else if (a == "--plot") {
+      plot_path = value();
     } else if (a == "--no-roofline") {
       roofline = false;
     } else if (a == "--json") {
@@ -334,6 +338,25 @@ int run_profile(const std::vector<std::string>& args) {
     std::ofstream f(trace_path, std::ios::binary);
     f << chrome_trace_json(phases, isa_name()) << "\n";
     if (!f) throw std::runtime_error("--trace: cannot write '" + trace_path + "'");
+  }
+
+  if (!plot_path.empty()) {
+    std::vector<PlotPhase> pp;
+    std::vector<const PhaseView*> shown = {&pre, &dec.front()};  // and the deepest decode
+    if (dec.size() > 1) shown.push_back(&dec.back());
+    for (const PhaseView* v : shown) {
+      PlotPhase p{phase_title(*v->run), {}};
+      if (v->run->name == "decode") p.name += " (per token)";
+      for (const OpRow& r : v->rows) p.ops.push_back({r.op, r.s.median, r.cost});
+      pp.push_back(std::move(p));
+    }
+    char title[256];
+    std::snprintf(title, sizeof title, "hpl profile: %s, %d threads (%s)",
+                  model_path.substr(model_path.find_last_of('/') + 1).c_str(), fo.n_threads,
+                  isa_name());
+    std::ofstream f(plot_path, std::ios::binary);
+    f << profile_plot_svg(pp, roof, title);
+    if (!f) throw std::runtime_error("--plot: cannot write '" + plot_path + "'");
   }
 
   if (json) {

@@ -169,3 +169,20 @@ def test_one_rep_adds_up(hpl):
         ph = j[phase]
         assert abs(ph["ops_sum_ms"] - ph[key]) <= 1e-6 * ph[key]
         assert ph["wall_ms_reps"] == [ph[key]]
+
+
+def test_plot(hpl, tmp_path):
+    import xml.dom.minidom
+    path = tmp_path / "p.svg"
+    j = json.loads(profile(hpl, "stories260K.gguf", "-p", "16", "-n", "2", "-t", "1", "-r", "1",
+                           "--ctx-depth", "0,20", "--plot", str(path), "--json"))
+    doc = xml.dom.minidom.parse(str(path))
+    texts = [t.firstChild.data for t in doc.getElementsByTagName("text")]
+    assert any(t.startswith("int8 peak") for t in texts) and any(t.startswith("read ") for t in texts)
+    modelled = lambda ph: [o for o in ph["ops"] if o["bytes"] > 0 and o["ops"] > 0]
+    # A filled point per modelled op of the prefill, a hollow one (two circles) per decode op.
+    n = len(modelled(j["prefill"])) + 2 * sum(len(modelled(d)) for d in j["decode_depths"])
+    assert len(doc.getElementsByTagName("circle")) == n
+    # Every op kind with time is in the legend.
+    kinds = {o["op"] for ph in [j["prefill"], *j["decode_depths"]] for o in ph["ops"]}
+    assert kinds <= set(texts)
