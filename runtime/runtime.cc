@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <new>
 
-#include "runtime/request_checks.h"
 #include "engine/sampler.h"
-#include "runtime/session_file.h"
 #include "engine/stop_matcher.h"
+#include "runtime/request_checks.h"
+#include "runtime/session_file.h"
 
 namespace hpl {
 
@@ -419,6 +419,7 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
   st.prompt_tokens = static_cast<int32_t>(n_eval);
   const double prefill_s = std::chrono::duration<double>(t_prefill - t_start).count();
   st.prefill_tokens_per_s = prefill_s > 0 ? n_eval / prefill_s : 0;
+  st.prefill_ms = prefill_s * 1e3;
 
   // Decode: sample, stream the text, evaluate the token, repeat. The penalty window starts
   // with the end of the conversation.
@@ -437,8 +438,10 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
   Clock::time_point t_first{};
   FinishReason reason = FinishReason::kMaxTokens;
   for (;;) {
+    const auto t_sample = Clock::now();
     const int32_t id = sampler.sample(logits.data());
     sampler.accept(id);
+    st.sampling_ms += ms_between(t_sample, Clock::now());
     toks.push_back(id);
     ++st.completion_tokens;
     if (st.completion_tokens == 1) t_first = Clock::now();
@@ -463,7 +466,9 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
       reason = FinishReason::kContextEnd;
       break;
     }
+    const auto t_eval = Clock::now();
     fwd.eval(&toks.back(), 1, logits.data());
+    st.decode_ms += ms_between(t_eval, Clock::now());
   }
   if (!matcher.matched()) send(matcher.push(decoder.flush()) + matcher.flush());
   const auto t_end = Clock::now();

@@ -93,7 +93,8 @@ class _Stats(ctypes.Structure):
                 ("prefill_tokens_per_s", ctypes.c_double),
                 ("decode_tokens_per_s", ctypes.c_double), ("queue_ms", ctypes.c_double),
                 ("total_ms", ctypes.c_double), ("truncated", ctypes.c_int32),
-                ("finish", ctypes.c_int)]
+                ("finish", ctypes.c_int), ("prefill_ms", ctypes.c_double),
+                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double)]
 
 
 class _Event(ctypes.Structure):
@@ -186,12 +187,16 @@ class Stats:
     total_ms: float
     truncated: bool
     finish: str
+    prefill_ms: float = 0.0  # where total_ms went (queue_ms is before it)
+    decode_ms: float = 0.0
+    sampling_ms: float = 0.0
 
     @staticmethod
     def _from(s: _Stats) -> "Stats":
         return Stats(s.prompt_tokens, s.completion_tokens, s.time_to_first_token_ms,
                      s.prefill_tokens_per_s, s.decode_tokens_per_s, s.queue_ms, s.total_ms,
-                     bool(s.truncated), FINISH_NAMES.get(s.finish, str(s.finish)))
+                     bool(s.truncated), FINISH_NAMES.get(s.finish, str(s.finish)),
+                     s.prefill_ms, s.decode_ms, s.sampling_ms)
 
 
 _live = {}
