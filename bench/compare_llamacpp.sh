@@ -20,7 +20,7 @@
 # LLAMA_OMP_WAIT_POLICY (default passive): this llama.cpp build runs its threads with OpenMP,
 # whose idle workers spin by default; on a shared, loaded machine a spinning worker holds a
 # core another process wants and decode collapses (measured here at load ~5 on 2 cores:
-# tg64 5.3 tok/s active vs 21.0 passive). hpl's pool spins 100 us then sleeps. Set it to
+# tg64 5.3 tok/s active vs 21.0 passive). hpl's pool spins 200 us (no yields) then sleeps. Set it to
 # "active" to measure llama.cpp's out-of-the-box behaviour on an idle machine.
 set -euo pipefail
 

@@ -175,8 +175,8 @@ BENCHMARK(BM_attention_prefill)
     ->Args({4, 1, 256, 512, 64})
     ->ArgNames({"heads", "kv", "hd", "ctx", "ntok"});
 
-// Thread pool barrier: an empty run() (publish, every worker runs a no-op, join). Workers spin
-// between runs here (back-to-back calls), which is the decode steady state.
+// Thread pool barrier: an empty run() (publish, threads claim its size() no-op chunks, wait for
+// the taken ones). Workers spin between runs here (back-to-back calls), the decode steady state.
 void BM_pool_barrier(benchmark::State& st) {
   ThreadPool pool(static_cast<int>(st.range(0)));
   for (auto _ : st) pool.run([](int, int) {});

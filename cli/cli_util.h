@@ -1,9 +1,10 @@
 // Small helpers shared by the run / chat / bench / profile / perplexity / serve subcommands:
-// option values, sampler options (one spelling for all), files.
+// option values, sampler and thread options (one spelling for all), files.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -13,7 +14,10 @@
 #include <thread>
 #include <vector>
 
+#include "engine/forward.h"
 #include "engine/sampler.h"
+#include "kernel/cpu_topology.h"
+#include "kernel/thread_pool.h"
 #include "runtime/request_checks.h"
 
 namespace hpl::cli {
@@ -52,8 +56,63 @@ inline std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-inline int default_threads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+// Decode threads when -t is not given: the CPU topology's default (kernel/cpu_topology.h),
+// over the pinned CPUs when there are any.
+inline int default_threads(const std::vector<int>& cpus = {}) {
+  return kernel::default_thread_count(cpus);
+}
+
+// -t / --threads N, --cpus LIST, --cpu-mask HEX.
+struct ThreadOptions {
+  int n_threads = 0;      // 0: default_threads(cpus)
+  std::vector<int> cpus;  // pin to these (empty: no pinning)
+
+  // Parses the option at args[i] (advancing i past its value). false: not one of these.
+  bool parse(const std::vector<std::string>& args, size_t& i) {
+    const std::string& a = args[i];
+    if (a == "-t" || a == "--threads") {
+      const std::string& v = option_value(args, i);
+      char* end = nullptr;
+      const long long x = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0') throw std::runtime_error(a + ": not an integer: '" + v + "'");
+      if (x < 1 || x > 256) throw std::runtime_error("-t: must be in [1, 256]");
+      n_threads = static_cast<int>(x);
+    } else if (a == "--cpus" || a == "--cpu-mask") {
+      const std::string& v = option_value(args, i);
+      try {
+        cpus = a == "--cpus" ? kernel::parse_cpu_list(v) : kernel::parse_cpu_mask(v);
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(a + ": " + e.what());
+      }
+    } else {
+      return false;
+    }
+    return true;
+  }
+  int threads() const { return n_threads > 0 ? n_threads : default_threads(cpus); }
+  // Sets fo's threads and pinning.
+  void apply(ForwardOptions& fo) const {
+    fo.n_threads = threads();
+    fo.cpus = cpus;
+  }
+};
+
+constexpr const char* kThreadUsage =
+    "  -t N                 threads (default: the CPU topology's, see `hpl info --cpu`)\n"
+    "  --cpus LIST          pin the threads to these CPUs, e.g. 4-7 or 0,2-3\n"
+    "  --cpu-mask HEX       the same as a bit mask, e.g. 0xf0\n";
+
+// Pinning the OS refused or narrowed is never silent: a warning naming the CPUs.
+inline void warn_if_not_pinned(const kernel::ThreadPool& pool) {
+  const std::string w = pool.pin_warning();
+  if (!w.empty()) std::fprintf(stderr, "warning: pinning: %s\n", w.c_str());
+}
+
+// --verbose: the CPU topology and the threads in use.
+inline void print_cpu_setup(const kernel::ThreadPool& pool, const std::vector<int>& cpus) {
+  std::fprintf(stderr, "%s", kernel::describe_cpu_topology(kernel::host_cpu_topology()).c_str());
+  std::fprintf(stderr, "using %d threads%s%s\n", pool.size(),
+               cpus.empty() ? "" : ", pinned to CPUs ", kernel::format_cpu_list(cpus).c_str());
 }
 
 // Checks -c / -t values the way `hpl run` does.

@@ -34,7 +34,8 @@ void usage() {
                "       hpl bench --compare A.json B.json   (hpl or llama-bench JSON; B/A t/s)\n"
                "  -p N[,N...]     prompt sizes for prefill tests (default 512; 0 = none)\n"
                "  -n N[,N...]     token counts for decode tests (default 128; 0 = none)\n"
-               "  -t N[,N...]     thread counts (default: all cores)\n"
+               "  -t N[,N...]     thread counts (default: the CPU topology's, see hpl info --cpu)\n"
+               "  --cpus LIST     pin the threads to these CPUs, e.g. 4-7 (--cpu-mask HEX too)\n"
                "  -r N            repetitions per test (default 5)\n"
                "  -o md|json|csv  output format (default md)\n"
                "  -ub N           prefill micro-batch (default 256)\n"
@@ -208,6 +209,7 @@ int run_bench(const std::vector<std::string>& args) {
   }
   std::vector<std::string> models;
   std::vector<int64_t> pp = {512}, tg = {128}, threads;
+  ThreadOptions pin;  // --cpus / --cpu-mask (-t takes a list here)
   int reps = 5;
   int64_t ubatch = 256;
   std::string fmt = "md";
@@ -226,6 +228,7 @@ int run_bench(const std::vector<std::string>& args) {
       tg = int_list(a, value());
     } else if (a == "-t" || a == "--threads") {
       threads = int_list(a, value());
+    } else if ((a == "--cpus" || a == "--cpu-mask") && pin.parse(args, i)) {
     } else if (a == "-r" || a == "--repetitions") {
       reps = static_cast<int>(int_list(a, value()).at(0));
     } else if (a == "-o" || a == "--output") {
@@ -246,7 +249,7 @@ int run_bench(const std::vector<std::string>& args) {
   }
   if (reps < 1) throw std::runtime_error("-r: must be >= 1");
   if (ubatch < 1) throw std::runtime_error("-ub: must be >= 1");
-  if (threads.empty()) threads = {default_threads()};
+  if (threads.empty()) threads = {default_threads(pin.cpus)};
   for (int64_t t : threads) {
     if (t < 1 || t > 256) throw std::runtime_error("-t: thread counts must be in [1, 256]");
   }
@@ -287,7 +290,9 @@ int run_bench(const std::vector<std::string>& args) {
       fo.n_ctx = n_ctx;
       fo.n_ubatch = ubatch;
       fo.n_threads = static_cast<int>(nt);
+      fo.cpus = pin.cpus;
       Forward fwd(*model, fo);
+      warn_if_not_pinned(fwd.pool());
       double read_bw = 0;
       if (bandwidth && !tg.empty()) read_bw = measure_read_bandwidth(fwd.pool()) / 1e9;
 

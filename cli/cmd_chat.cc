@@ -36,7 +36,6 @@ void usage() {
       stderr,
       "usage: hpl chat -m MODEL.gguf [options]   (then type; one line is one turn)\n"
       "  -c N                 context size in tokens (default 2048)\n"
-      "  -t N                 threads (default: all cores)\n"
       "  -n N                 reply token limit (default -1: until end of turn)\n"
       "%s"
       "  --system TEXT        system message\n"
@@ -46,6 +45,7 @@ void usage() {
       "  --verbose            per turn: tokens prefilled, cache reused, tok/s (stderr)\n"
       "commands: /reset (new conversation), /stats, /quit (or end of input)\n",
       kSamplerUsage);
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -223,7 +223,7 @@ int run_chat(const std::vector<std::string>& args) {
   GenerateParams gp;
   gp.n_predict = -1;
   ForwardOptions fo;
-  fo.n_threads = default_threads();
+  ThreadOptions th;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& { return option_value(args, i); };
@@ -235,8 +235,7 @@ int run_chat(const std::vector<std::string>& args) {
       model_path = value();
     } else if (a == "-c" || a == "--ctx-size") {
       fo.n_ctx = to_int(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      fo.n_threads = static_cast<int>(to_int(a, value()));
+    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "-n" || a == "--n-predict") {
       gp.n_predict = parse_token_limit(a, value());
     } else if (a == "--system") {
@@ -250,6 +249,7 @@ int run_chat(const std::vector<std::string>& args) {
     }
   }
   if (model_path.empty()) usage_error(usage, "-m MODEL is required");
+  th.apply(fo);
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   require_utf8(system, "--system");
   if (fo.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
@@ -260,7 +260,9 @@ int run_chat(const std::vector<std::string>& args) {
   auto tok = load_tokenizer(*model->file);
   ChatTemplate tmpl = choose_template(tok->vocab(), model->config.arch, template_name);
   Forward fwd(*model, fo);
+  warn_if_not_pinned(fwd.pool());
   const bool tty = isatty(0) != 0;
+  if (verbose) print_cpu_setup(fwd.pool(), fo.cpus);
   if (verbose || tty) {
     std::fprintf(stderr,
                  "chat: %s (%s), template %s, context %lld, %d threads (%s), seed %llu, load "

@@ -1,7 +1,8 @@
-// hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]
+// hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json] | hpl info --cpu
 // Summarizes a GGUF file: version, architecture, hyper-parameters, tokenizer, bytes per tensor
 // type; optionally the tensor table and every metadata key. Reading it validates the whole
 // file, so a corrupt file fails here with the reader's error (exit code 1).
+// --cpu shows this machine's CPU tiers and the default thread count (kernel/cpu_topology.h).
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "cli/command.h"
 #include "cli/json_writer.h"
 #include "gguf/gguf.h"
+#include "kernel/cpu_topology.h"
 
 namespace hpl::cli {
 namespace {
@@ -42,7 +44,8 @@ constexpr uint64_t kShortArray = 8;  // array items shown unless --full-arrays
 
 struct Options {
   std::string path;
-  bool tensors = false, metadata = false, full_arrays = false, json = false;
+  std::string cpu_root;  // --cpu-root DIR (hidden, for tests): read this sysfs tree instead
+  bool tensors = false, metadata = false, full_arrays = false, json = false, cpu = false;
 };
 
 // Writes a metadata value as JSON; arrays longer than `max_items` are cut short.
@@ -226,6 +229,8 @@ void print_text(const GgufFile& f, const Options& o,
 int usage(FILE* out) {
   std::fprintf(out,
                "usage: hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]\n"
+               "       hpl info --cpu\n"
+               "  --cpu          CPU cores by speed tier and the default thread count\n"
                "  --tensors      list the tensor table (name, type, shape, offset, bytes)\n"
                "  --metadata     list every metadata key (arrays cut to %d items)\n"
                "  --full-arrays  with --metadata: print arrays in full\n"
@@ -236,9 +241,15 @@ int usage(FILE* out) {
 
 int cmd_info(const std::vector<std::string>& args) {
   Options o;
-  for (const std::string& a : args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
     if (a == "--help" || a == "-h") return usage(stdout);
-    if (a == "--tensors") {
+    if (a == "--cpu") {
+      o.cpu = true;
+    } else if (a == "--cpu-root" && i + 1 < args.size()) {
+      o.cpu_root = args[++i];
+      o.cpu = true;
+    } else if (a == "--tensors") {
       o.tensors = true;
     } else if (a == "--metadata") {
       o.metadata = true;
@@ -255,6 +266,14 @@ int cmd_info(const std::vector<std::string>& args) {
       std::fprintf(stderr, "hpl info: more than one model given\n");
       return usage(stderr);
     }
+  }
+  if (o.cpu) {
+    const std::string t =
+        o.cpu_root.empty() ? kernel::describe_cpu_topology(kernel::host_cpu_topology())
+                           : kernel::describe_cpu_topology(kernel::read_cpu_topology(o.cpu_root));
+    std::printf("%s", t.c_str());
+    if (o.path.empty()) return 0;
+    std::printf("\n");
   }
   if (o.path.empty()) return usage(stderr);
 

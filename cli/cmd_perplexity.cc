@@ -24,18 +24,18 @@ void usage() {
   std::fprintf(stderr,
                "usage: hpl perplexity -m MODEL.gguf -f TEXT [options]\n"
                "  -c N          chunk size = context in tokens (default 512)\n"
-               "  -t N          threads (default: all cores)\n"
                "  --chunks N    score at most N chunks (default: all complete chunks)\n"
                "  --ubatch N    prefill micro-batch in tokens (default 256)\n"
                "Each chunk is evaluated from an empty context (first token -> BOS when the\n"
                "vocab adds one) and its second half is scored, as llama.cpp's perplexity does.\n");
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 int run_perplexity(const std::vector<std::string>& args) {
   std::string model_path, text_path;
   ForwardOptions fo;
   fo.n_ctx = 512;
-  fo.n_threads = default_threads();
+  ThreadOptions th;
   int64_t max_chunks = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -49,8 +49,7 @@ int run_perplexity(const std::vector<std::string>& args) {
       text_path = value();
     } else if (a == "-c" || a == "--ctx-size") {
       fo.n_ctx = to_int(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      fo.n_threads = static_cast<int>(to_int(a, value()));
+    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "--chunks") {
       max_chunks = to_int(a, value());
     } else if (a == "--ubatch" || a == "-ub") {
@@ -61,6 +60,7 @@ int run_perplexity(const std::vector<std::string>& args) {
   }
   if (model_path.empty() || text_path.empty())
     usage_error(usage, "-m MODEL and -f TEXT are required");
+  th.apply(fo);
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ctx < 4) throw std::runtime_error("-c: a chunk needs at least 4 tokens");
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
@@ -70,6 +70,7 @@ int run_perplexity(const std::vector<std::string>& args) {
   auto model = Model::load(model_path);
   auto tok = load_tokenizer(*model->file);
   Forward fwd(*model, fo);
+  warn_if_not_pinned(fwd.pool());
   const std::vector<int32_t> ids = tok->encode(text, /*add_special=*/true, false);
   const int32_t bos = tok->add_bos() ? tok->bos() : -1;
   const int64_t n_ctx = fo.n_ctx;

@@ -35,7 +35,6 @@ void usage() {
                "usage: hpl profile -m MODEL.gguf [options]\n"
                "  -p N              prompt tokens of the profiled prefill (default 128)\n"
                "  -n N              decode tokens per repetition (default 32)\n"
-               "  -t N              threads (default: all cores)\n"
                "  -r, --reps N      warm repetitions after the discarded cold pass (default 5)\n"
                "  --ctx-depth LIST  decode at these context depths, e.g. 0,512,2048\n"
                "                    (default: N_PROMPT, decode right after the prompt)\n"
@@ -45,6 +44,7 @@ void usage() {
                "  --plot FILE.svg   roofline with a point per op kind, and time shares by op\n"
                "  --no-roofline     skip measuring bandwidth and compute peaks\n"
                "  --json            one JSON object on stdout instead of tables\n");
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 std::vector<int64_t> parse_depths(const std::string& opt, const std::string& v) {
@@ -260,7 +260,7 @@ int run_profile(const std::vector<std::string>& args) {
   ProfileOptions po;
   bool json = false, layers = false, roofline = true;
   ForwardOptions fo;
-  fo.n_threads = default_threads();
+  ThreadOptions th;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& { return option_value(args, i); };
@@ -273,8 +273,7 @@ int run_profile(const std::vector<std::string>& args) {
       po.n_prompt = to_int(a, value());
     } else if (a == "-n" || a == "--n-gen") {
       po.n_gen = to_int(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      fo.n_threads = static_cast<int>(to_int(a, value()));
+    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "-r" || a == "--reps") {
       po.reps = static_cast<int>(to_int(a, value()));
     } else if (a == "--ctx-depth") {
@@ -309,6 +308,7 @@ int run_profile(const std::vector<std::string>& args) {
   }
   po.trace = !trace_path.empty();
   fo.n_ctx = std::max(po.n_prompt + po.n_gen, max_depth + po.n_gen);
+  th.apply(fo);
   check_ctx_threads(fo.n_ctx, fo.n_threads);
 
   // Cold start, reported as such: mapping the file and building the model.
@@ -320,7 +320,8 @@ int run_profile(const std::vector<std::string>& args) {
 
   Roofline roof;
   if (roofline) {  // before the run, on a pool of the same size
-    kernel::ThreadPool pool(std::max(1, fo.n_threads));
+    kernel::ThreadPool pool(std::max(1, fo.n_threads), kernel::ThreadPool::kDefaultSpinUs, fo.cpus);
+    warn_if_not_pinned(pool);
     roof.read_bytes_per_s = measure_read_bandwidth(pool, size_t{256} << 20, 3);
     const ComputePeak cp = measure_compute_peak(pool);
     roof.int8_ops_per_s = cp.int8_ops_per_s;

@@ -32,7 +32,6 @@ void usage() {
       "usage: hpl run -m MODEL.gguf (-p PROMPT | -f FILE | --ids \"1 2 3\") [options]\n"
       "  -n N                 tokens to generate (default 128; -1: until end of generation)\n"
       "  -c N                 context size in tokens (default 2048, at most the model's)\n"
-      "  -t N                 threads (default: all cores)\n"
       "%s"
       "  (sampling ranges and UTF-8 text are checked like the C API's and the server's)\n"
       "  --stop TEXT          stop when TEXT is generated (repeatable; not printed)\n"
@@ -42,6 +41,7 @@ void usage() {
       "  --ubatch N           prefill micro-batch in tokens (default 256)\n"
       "  --verbose            model info, load time, prompt and decode tok/s, memory\n",
       kSamplerUsage);
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -69,7 +69,7 @@ int run_run(const std::vector<std::string>& args) {
   bool have_prompt = false, have_ids = false, chat = false, verbose = false;
   GenerateParams gp;
   ForwardOptions fo;
-  fo.n_threads = default_threads();
+  ThreadOptions th;
   bool have_seed = false, have_ctx = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -93,8 +93,7 @@ int run_run(const std::vector<std::string>& args) {
     } else if (a == "-c" || a == "--ctx-size") {
       fo.n_ctx = to_int(a, value());
       have_ctx = true;
-    } else if (a == "-t" || a == "--threads") {
-      fo.n_threads = static_cast<int>(to_int(a, value()));
+    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "--ubatch" || a == "-ub") {
       fo.n_ubatch = to_int(a, value());
     } else if (a == "--stop") {
@@ -129,6 +128,7 @@ int run_run(const std::vector<std::string>& args) {
   require_utf8(system, "--system");
   for (size_t i = 0; i < gp.stop.size(); ++i)
     require_utf8(gp.stop[i], "--stop value " + std::to_string(i + 1));
+  th.apply(fo);
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
   if (!have_seed) gp.sampling.seed = std::random_device{}();
@@ -140,6 +140,7 @@ int run_run(const std::vector<std::string>& args) {
     fo.n_ctx = std::min(fo.n_ctx, model->config.n_ctx_train);
   }
   Forward fwd(*model, fo);
+  warn_if_not_pinned(fwd.pool());
   const double load_s = since(t_load);
   const ModelConfig& cfg = model->config;
   if (tok->n_vocab() != cfg.n_vocab && verbose) {
@@ -168,6 +169,7 @@ int run_run(const std::vector<std::string>& args) {
   }
 
   if (verbose) {
+    print_cpu_setup(fwd.pool(), fo.cpus);
     std::fprintf(stderr,
                  "model: %s (%s, %lld layers, n_embd %lld, %lld heads / %lld kv, vocab %lld)\n"
                  "run: %d threads (%s), context %lld, ubatch %lld, seed %llu, %zu prompt tokens\n"

@@ -11,8 +11,10 @@
 #include <cmath>
 #include <string>
 
+#include "kernel/cpu_topology.h"
 #include "kernel/ops.h"
 #include "kernel/quant.h"
+#include "kernel/row_chunks.h"
 
 namespace hpl {
 
@@ -40,7 +42,9 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       cfg_(model.config),
       w_(model.weights),
       n_ubatch_(opt.n_ubatch),
-      pool_(std::make_unique<kernel::ThreadPool>(std::max(1, opt.n_threads))),
+      pool_(std::make_unique<kernel::ThreadPool>(
+          opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus),
+          kernel::ThreadPool::kDefaultSpinUs, opt.cpus)),
       cache_(model.config.n_layer, opt.n_ctx, model.config.kv_dim()) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
   const int64_t B = n_ubatch_, E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim();
@@ -108,50 +112,45 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
     for_tokens(ntok, quantize);
   }
 
-  // Rows of all jobs, concatenated, split into one contiguous range per thread.
+  // The jobs' rows in chunks, sized by weight bytes, that threads claim one at a time (see
+  // ThreadPool and RowChunks): a slow or preempted core costs at most one chunk.
   ProfSection sec(prof_);
-  // Balanced by weight bytes, not rows: rows of different types cost what they read. Thread
-  // ith takes bytes [total * ith / nth, total * (ith + 1) / nth) of the concatenated weights;
-  // in each job that becomes a row range rounded to kRowGrain. Neighbours compute the same
-  // boundary, so the ranges partition every job exactly.
-  double total_bytes = 0;
-  for (int j = 0; j < n_jobs; ++j) total_bytes += double(jobs[j].w->row_stride) * jobs[j].w->rows;
-  auto boundary = [&](int j, double job_base, int ith, int nth) {
+  if (n_jobs > kernel::RowChunks::kMaxJobs) throw ModelError("matmuls: too many jobs");
+  int64_t rows[kernel::RowChunks::kMaxJobs];
+  size_t strides[kernel::RowChunks::kMaxJobs];
+  for (int j = 0; j < n_jobs; ++j) {
+    rows[j] = jobs[j].w->rows;
+    strides[j] = jobs[j].w->row_stride;
+  }
+  // Too small to pay for a dispatch: one chunk per job, on this thread.
+  const bool serial = pool_->size() == 1 || total_rows * n * ntok < kInlineWork;
+  const kernel::RowChunks chunks(
+      rows, strides, n_jobs, kRowGrain,
+      serial ? 1 : int64_t{pool_->size()} * kernel::ThreadPool::kChunksPerThread);
+  auto chunk = [&](int64_t c, int) {
+    const auto [j, r0, r1] = chunks[c];
     const Matrix& W = *jobs[j].w;
-    const double b = total_bytes * ith / nth - job_base;
-    int64_t r = std::llround(b / double(W.row_stride) / kRowGrain) * kRowGrain;
-    return std::clamp<int64_t>(r, 0, W.rows);
-  };
-  auto body = [&](int ith, int nth) {
-    double job_base = 0;
-    for (int j = 0; j < n_jobs; ++j) {
-      const Matrix& W = *jobs[j].w;
-      const int64_t r0 = ith == 0 ? 0 : boundary(j, job_base, ith, nth);
-      const int64_t r1 = ith == nth - 1 ? W.rows : boundary(j, job_base, ith + 1, nth);
-      job_base += double(W.row_stride) * W.rows;
-      if (r0 >= r1) continue;
-      const DType vt = kernel::vec_dot_type(W.type);
-      const void* xq = x;
-      size_t xs = static_cast<size_t>(n) * sizeof(float);
-      if (vt == DType::Q8_0) {
-        xq = xq8_0_.data();
-        xs = s8_0;
-      } else if (vt == DType::Q8_K) {
-        xq = xq8_k_.data();
-        xs = s8_k;
-      }
-      sec.part(jobs[j].op,
-               [&] {
-                 k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y,
-                           static_cast<size_t>(W.rows), n, r0, r1, ntok);
-               },
-               {type_name(W.type), W.rows, n, ntok, r0, r1});
+    const DType vt = kernel::vec_dot_type(W.type);
+    const void* xq = x;
+    size_t xs = static_cast<size_t>(n) * sizeof(float);
+    if (vt == DType::Q8_0) {
+      xq = xq8_0_.data();
+      xs = s8_0;
+    } else if (vt == DType::Q8_K) {
+      xq = xq8_k_.data();
+      xs = s8_k;
     }
+    sec.part(jobs[j].op,
+             [&] {
+               k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y,
+                         static_cast<size_t>(W.rows), n, r0, r1, ntok);
+             },
+             {type_name(W.type), W.rows, n, ntok, r0, r1});
   };
-  if (pool_->size() == 1 || total_rows * n * ntok < kInlineWork) {
-    body(0, 1);  // too small to pay for waking the workers
+  if (serial) {
+    for (int64_t c = 0; c < chunks.count(); ++c) chunk(c, 0);
   } else {
-    pool_->run(body);
+    pool_->for_chunks(chunks.count(), chunk);
   }
 }
 
@@ -225,14 +224,17 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   const int64_t n_ctx = cache_.n_ctx();
   {
     ProfScope ps(prof_, ProfOp::kAttention);
-    auto heads = [&](int ith, int nth) {
-      const int64_t h0 = H * ith / nth, h1 = H * (ith + 1) / nth;
-      if (h0 < h1) k::attention(ap, q, kc, vc, att, ntok, pos0, h0, h1, ascratch + ith * n_ctx);
+    // Chunks of whole GQA groups (K/V converted once per group) when there are enough groups
+    // for the threads, else single heads; ith picks the running thread's scratch.
+    const int64_t n_chunks = Hkv >= pool_->size() ? Hkv : H;
+    auto heads = [&](int64_t c, int ith) {
+      k::attention(ap, q, kc, vc, att, ntok, pos0, H * c / n_chunks, H * (c + 1) / n_chunks,
+                   ascratch + ith * n_ctx);
     };
     if (pool_->size() == 1 || 2 * ntok * (pos0 + ntok) * H * D < kInlineWork) {
-      heads(0, 1);
+      k::attention(ap, q, kc, vc, att, ntok, pos0, 0, H, ascratch);
     } else {
-      pool_->run(heads);
+      pool_->for_chunks(n_chunks, heads);
     }
   }
   float* proj = proj_.data();

@@ -21,7 +21,8 @@ namespace hpl {
 struct ForwardOptions {
   int64_t n_ctx = 2048;    // KV cache positions
   int64_t n_ubatch = 256;  // prefill micro-batch (tokens per gemm)
-  int n_threads = 1;
+  int n_threads = 1;       // <= 0: kernel::default_thread_count(cpus)
+  std::vector<int> cpus;   // pin the pool's threads to these CPUs (empty: no pinning)
 };
 
 class Forward {

@@ -1,16 +1,22 @@
-// Thread pool: one job at a time, published through an atomic generation counter.
+// Thread pool: one job at a time; its chunks are claimed from one atomic word.
 //
-// Caller (thread 0)                       Worker i
-//   fn_, ctx_ = job; pending_ = n - 1       spin: gen_ (acquire) != seen? -> run job
-//   gen_ += 1 (seq_cst)                     after spin_ns: lock, sleepers_++, wait on cv
-//   if sleepers_ > 0: lock/unlock, notify   run fn_(ctx_, i, n); pending_ -= 1 (release)
-//   run fn_(ctx_, 0, n)
-//   spin until pending_ == 0 (acquire)
+// job = gen (32 bits) | n_claims (16) | next (16). A claim is a CAS next -> next + 1 that only
+// succeeds while gen is the job's and next < n_claims, so a late worker can never take a chunk
+// of a job that already ended, or of the next one it has not seen. fn / ctx are read only after
+// a successful claim: the job cannot end before that claim is counted done, and the caller
+// writes the next job's fn / ctx only after every claim is done.
 //
-// The increment of gen_ and the worker's sleepers_++ are both seq_cst, so either the caller
-// sees the sleeper (and notifies under the mutex) or the sleeper sees the new generation
-// before it waits: no lost wake-up. A worker cannot miss a generation because the caller
-// does not publish the next one before every worker has decremented pending_.
+// Caller (thread 0)                          Worker i
+//   fn, ctx = job; done = 0                    spin (pause) until wake != seen, then futex-
+//   job = {gen, n, 0}; wake = gen (seq_cst)      sleep on wake (sleepers++ first)
+//   sleepers > 0 ? futex-wake all              claim chunks of job.gen, run them
+//   claim and run chunks like the workers      done += claimed (seq_cst); last one and the
+//   spin until done == n, then futex-sleep       caller sleeps? futex-wake it
+//
+// Both sleeps are Dekker pairs of seq_cst operations (wake/sleepers, done/caller_sleeps) and
+// the futex re-checks the word, so no wake-up is lost. Nobody ever yields: under a niced
+// background load each sched_yield hands the core away for a whole time slice, which is what
+// made decode collapse (7 barriers per layer, each a yield).
 #include "kernel/thread_pool.h"
 
 #include <atomic>
@@ -21,8 +27,14 @@
 #include <cstdlib>
 #include <mutex>
 #include <thread>
-#include <vector>
 
+#include "kernel/cpu_topology.h"
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
@@ -31,6 +43,7 @@ namespace hpl::kernel {
 namespace {
 
 constexpr int kMaxThreads = 256;
+constexpr uint32_t kMaxClaims = 0xFFFF;  // the 16-bit next / n fields of the job word
 
 // Tells the core we are in a spin-wait loop (saves power, frees the sibling hyper-thread).
 inline void cpu_relax() {
@@ -47,104 +60,169 @@ inline int64_t now_ns() {
       .count();
 }
 
-// Busy-wait pacing: the first kPausePolls polls pause (a job usually arrives within
-// nanoseconds), later ones sched_yield until limit_ns has passed. Yielding costs a syscall per
-// poll (~0.3 us) but keeps a waiting thread from holding a core that a peer of the same pool
-// needs: with more runnable threads than cores (shared machines, big.LITTLE under load), pure
-// pause-spinning measured 7-15 us per empty run() on 2 shared cores, yield-polling 0.3-0.6 us.
-constexpr uint32_t kPausePolls = 16;
-class SpinTimer {
- public:
-  explicit SpinTimer(int64_t limit_ns) : limit_ns_(limit_ns) {}
-  // One poll's wait; false once limit_ns has passed.
-  bool step() {
-    if (++i_ <= kPausePolls) {
-      cpu_relax();
-      return true;
-    }
-    std::this_thread::yield();
-    if ((i_ & 7) == 0) {  // read the clock every 8 yields
-      int64_t t = now_ns();
-      if (t0_ == 0) t0_ = t;
-      if (t - t0_ >= limit_ns_) return false;
-    }
-    return true;
-  }
+// Sleeps while *w == expected (may return spuriously); wakes every sleeper on w.
+void futex_wait(std::atomic<uint32_t>* w, uint32_t expected) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr,
+          0);
+#else
+  w->wait(expected, std::memory_order_seq_cst);
+#endif
+}
+void futex_wake_all(std::atomic<uint32_t>* w) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(w), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr,
+          0);
+#else
+  w->notify_all();
+#endif
+}
 
- private:
-  int64_t limit_ns_;
-  int64_t t0_ = 0;
-  uint32_t i_ = 0;
-};
+// Polls cond() with pause for up to limit_ns (clock read every 32 polls); true once it holds.
+template <class Cond>
+bool spin_until(int64_t limit_ns, Cond cond) {
+  if (cond()) return true;
+  if (limit_ns <= 0) return false;
+  const int64_t t0 = now_ns();
+  for (uint32_t i = 1;; ++i) {
+    cpu_relax();
+    if (cond()) return true;
+    if ((i & 31) == 0 && now_ns() - t0 >= limit_ns) return false;
+  }
+}
+
+constexpr uint64_t pack(uint32_t gen, uint32_t n, uint32_t next) {
+  return uint64_t{gen} << 32 | uint64_t{n} << 16 | next;
+}
+constexpr uint32_t gen_of(uint64_t v) {
+  return static_cast<uint32_t>(v >> 32);
+}
+constexpr uint32_t n_of(uint64_t v) {
+  return static_cast<uint32_t>(v >> 16) & 0xFFFF;
+}
+constexpr uint32_t next_of(uint64_t v) {
+  return static_cast<uint32_t>(v) & 0xFFFF;
+}
+
+std::atomic<uint64_t> g_pool_ids{0};
+thread_local uint64_t t_pinned_for = 0;  // id of the pool that pinned this caller thread
 
 }  // namespace
 
 struct ThreadPool::Impl {
-  // Hot atomics on their own cache lines: gen_ is read by every spinning worker, pending_ is
-  // written by every finishing worker.
-  alignas(64) std::atomic<uint32_t> gen{0};
-  alignas(64) std::atomic<int> pending{0};
-  alignas(64) std::atomic<int> sleepers{0};
+  // Hot atomics on their own cache lines.
+  alignas(64) std::atomic<uint64_t> job{0};   // gen | n_claims | next
+  alignas(64) std::atomic<uint32_t> wake{0};  // gen of the latest job; sleeping workers' futex
+  alignas(64) std::atomic<uint32_t> done{0};  // claims finished in the current job
+  alignas(64) std::atomic<uint32_t> sleepers{0};
+  std::atomic<uint32_t> caller_sleeps{0};
   std::atomic<bool> stop{false};
   std::atomic<bool> busy{false};  // catches concurrent or nested run() calls
-  Fn fn = nullptr;                // job, published by the release of gen
+  // The current job, written by the caller before it publishes job / wake.
+  Fn fn = nullptr;
   void* ctx = nullptr;
+  int64_t n_chunks = 0;  // chunks of the job; claim i runs chunks [n*i/K, n*(i+1)/K)
+  uint32_t n_claims = 0;
+  uint32_t gen = 0;  // caller's count of published jobs
   int n = 1;
   int64_t spin_ns = 0;
-  std::mutex m;
-  std::condition_variable cv;
+  uint64_t id = 0;
+  std::vector<int> cpus;  // pin mask (empty: none)
   std::vector<std::thread> workers;
 
-  // Returns the first generation != seen: polls (SpinTimer pacing) for spin_ns, then sleeps.
-  uint32_t wait_for_job(uint32_t seen) {
-    if (spin_ns > 0) {  // spin_ns == 0: straight to sleep
-      SpinTimer timer(spin_ns);
-      do {
-        uint32_t g = gen.load(std::memory_order_acquire);
-        if (g != seen) return g;
-      } while (timer.step());
+  std::mutex pin_m;  // guards the fields below (written at start-up and by run()'s first pin)
+  std::condition_variable pin_cv;
+  int started = 0;
+  std::string pin_warning;
+
+  // Claims the next chunk of job g; false when g has ended or has no chunk left.
+  bool claim(uint32_t g, uint32_t* idx, uint32_t* n_claims_out) {
+    uint64_t v = job.load(std::memory_order_acquire);
+    for (;;) {
+      if (gen_of(v) != g || next_of(v) >= n_of(v)) return false;
+      if (job.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel,
+                                    std::memory_order_acquire)) {
+        *idx = next_of(v);
+        *n_claims_out = n_of(v);
+        return true;
+      }
     }
-    std::unique_lock<std::mutex> lk(m);
+  }
+
+  void run_claim(uint32_t i, int ith) const {
+    const int64_t c0 = n_chunks * i / n_claims, c1 = n_chunks * (i + 1) / n_claims;
+    for (int64_t c = c0; c < c1; ++c) fn(ctx, c, ith);
+  }
+
+  // Runs claims of job g until none is left; returns how many this thread ran.
+  uint32_t work(uint32_t g, int ith, uint32_t* n_claims_out) {
+    uint32_t mine = 0, idx;
+    while (claim(g, &idx, n_claims_out)) {
+      run_claim(idx, ith);
+      ++mine;
+    }
+    return mine;
+  }
+
+  // Returns the first wake generation != seen: spins spin_ns, then sleeps on the futex.
+  uint32_t wait_for_job(uint32_t seen) {
+    uint32_t g = seen;
+    if (spin_until(spin_ns, [&] { return (g = wake.load(std::memory_order_acquire)) != seen; }))
+      return g;
     sleepers.fetch_add(1, std::memory_order_seq_cst);
-    uint32_t g;
-    while ((g = gen.load(std::memory_order_seq_cst)) == seen) cv.wait(lk);
+    while ((g = wake.load(std::memory_order_seq_cst)) == seen) futex_wait(&wake, seen);
     sleepers.fetch_sub(1, std::memory_order_relaxed);
     return g;
   }
 
   void worker_main(int ith) {
+    if (!cpus.empty()) {
+      std::string why = pin_current_thread(cpus);
+      std::lock_guard<std::mutex> lk(pin_m);
+      if (!why.empty() && pin_warning.empty()) pin_warning = "worker threads: " + why;
+    }
+    {
+      std::lock_guard<std::mutex> lk(pin_m);
+      ++started;
+    }
+    pin_cv.notify_all();
     uint32_t seen = 0;
     for (;;) {
       seen = wait_for_job(seen);
-      if (stop.load(std::memory_order_relaxed)) return;  // ordered by the acquire of gen
-      fn(ctx, ith, n);
-      pending.fetch_sub(1, std::memory_order_release);
+      if (stop.load(std::memory_order_acquire)) return;
+      const uint32_t g = gen_of(job.load(std::memory_order_acquire));
+      uint32_t k = 0;
+      const uint32_t mine = work(g, ith, &k);
+      if (mine == 0) continue;
+      // The claims keep job g alive until counted, so k is this job's claim count.
+      const uint32_t d = done.fetch_add(mine, std::memory_order_seq_cst) + mine;
+      if (d == k && caller_sleeps.load(std::memory_order_seq_cst)) futex_wake_all(&done);
     }
   }
 
-  // Bumps the generation and wakes sleeping workers (the only path that takes the mutex).
-  void publish() {
-    gen.fetch_add(1, std::memory_order_seq_cst);
-    if (sleepers.load(std::memory_order_seq_cst) > 0) {
-      { std::lock_guard<std::mutex> lk(m); }
-      cv.notify_all();
-    }
+  void publish(uint32_t n_claims_new) {
+    ++gen;
+    job.store(pack(gen, n_claims_new, 0), std::memory_order_seq_cst);
+    wake.store(gen, std::memory_order_seq_cst);
+    if (sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(&wake);
   }
 
   void shutdown() {
-    stop.store(true, std::memory_order_relaxed);
-    publish();
+    stop.store(true, std::memory_order_release);
+    publish(0);
     for (std::thread& t : workers) t.join();
     workers.clear();
   }
 };
 
-ThreadPool::ThreadPool(int n_threads, int spin_us) : impl_(new Impl) {
+ThreadPool::ThreadPool(int n_threads, int spin_us, std::vector<int> cpus) : impl_(new Impl) {
   if (n_threads < 1) n_threads = 1;
   if (n_threads > kMaxThreads) n_threads = kMaxThreads;
   n_threads_ = n_threads;
   impl_->n = n_threads;
   impl_->spin_ns = static_cast<int64_t>(spin_us < 0 ? 0 : spin_us) * 1000;
+  impl_->id = g_pool_ids.fetch_add(1) + 1;
+  impl_->cpus = std::move(cpus);
   try {
     impl_->workers.reserve(n_threads - 1);
     for (int i = 1; i < n_threads; ++i)
@@ -154,6 +232,14 @@ ThreadPool::ThreadPool(int n_threads, int spin_us) : impl_(new Impl) {
     delete impl_;
     throw;
   }
+  if (!impl_->cpus.empty() && n_threads > 1) {  // wait for the workers' pin results
+    std::unique_lock<std::mutex> lk(impl_->pin_m);
+    impl_->pin_cv.wait(lk, [&] { return impl_->started == n_threads - 1; });
+  } else if (!impl_->cpus.empty()) {  // no workers: a probe thread tells what the OS allows
+    std::string why;
+    std::thread([&] { why = pin_current_thread(impl_->cpus); }).join();
+    if (!why.empty()) impl_->pin_warning = "threads: " + why;
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -161,25 +247,49 @@ ThreadPool::~ThreadPool() {
   delete impl_;
 }
 
-void ThreadPool::run_raw(Fn fn, void* ctx) {
-  if (n_threads_ == 1) {
-    fn(ctx, 0, 1);
+std::string ThreadPool::pin_warning() const {
+  std::lock_guard<std::mutex> lk(impl_->pin_m);
+  return impl_->pin_warning;
+}
+
+void ThreadPool::run_raw(Fn fn, void* ctx, int64_t n_chunks) {
+  if (n_chunks <= 0) return;
+  Impl& s = *impl_;
+  if (!s.cpus.empty() && t_pinned_for != s.id) {  // pin the calling thread once
+    t_pinned_for = s.id;
+    std::string why = pin_current_thread(s.cpus);
+    std::lock_guard<std::mutex> lk(s.pin_m);
+    if (!why.empty() && s.pin_warning.empty()) s.pin_warning = "calling thread: " + why;
+  }
+  if (n_threads_ == 1 || n_chunks == 1) {
+    for (int64_t c = 0; c < n_chunks; ++c) fn(ctx, c, 0);
     return;
   }
-  Impl& s = *impl_;
   if (s.busy.exchange(true, std::memory_order_acquire)) {
     std::fprintf(stderr, "hpl: ThreadPool::run called concurrently or from inside a job\n");
     std::abort();
   }
   s.fn = fn;
   s.ctx = ctx;
-  s.pending.store(s.n - 1, std::memory_order_relaxed);
-  s.publish();
-  fn(ctx, 0, s.n);
-  // Wait for the workers: they are usually just behind us, so poll; yield the core after a
-  // while in case one of them was preempted.
-  SpinTimer timer(INT64_MAX);
-  while (s.pending.load(std::memory_order_acquire) != 0) timer.step();
+  s.n_chunks = n_chunks;
+  s.n_claims = static_cast<uint32_t>(n_chunks < kMaxClaims ? n_chunks : kMaxClaims);
+  s.done.store(0, std::memory_order_relaxed);
+  s.publish(s.n_claims);
+  const uint32_t g = s.gen;
+  uint32_t k = 0;
+  const uint32_t mine = s.work(g, 0, &k);
+  const uint32_t target = s.n_claims;
+  if (s.done.fetch_add(mine, std::memory_order_seq_cst) + mine != target) {
+    // Chunks taken by other threads are still running: poll, then sleep until the last one
+    // wakes us (a preempted worker may need a while to get its core back).
+    auto finished = [&] { return s.done.load(std::memory_order_acquire) == target; };
+    if (!spin_until(s.spin_ns, finished)) {
+      s.caller_sleeps.store(1, std::memory_order_seq_cst);
+      uint32_t d;
+      while ((d = s.done.load(std::memory_order_seq_cst)) != target) futex_wait(&s.done, d);
+      s.caller_sleeps.store(0, std::memory_order_relaxed);
+    }
+  }
   s.busy.store(false, std::memory_order_release);
 }
 

@@ -90,11 +90,12 @@ struct Runtime::Job {
 Runtime::Runtime(RuntimeOptions opt)
     : opt_(std::move(opt)), breaker_(opt_.max_consecutive_failures) {
   registry_ = opt_.registry ? opt_.registry : std::make_shared<ModelRegistry>();
-  if (opt_.session.n_ctx < 1 || opt_.session.n_ubatch < 1 || opt_.session.n_threads < 1)
-    throw RuntimeError(Status::kInvalidArgument, "context, batch and threads must be >= 1 (got " +
-                                                     std::to_string(opt_.session.n_ctx) + ", " +
-                                                     std::to_string(opt_.session.n_ubatch) + ", " +
-                                                     std::to_string(opt_.session.n_threads) + ")");
+  if (opt_.session.n_ctx < 1 || opt_.session.n_ubatch < 1 || opt_.session.n_threads < 0)
+    throw RuntimeError(Status::kInvalidArgument,
+                       "context and batch must be >= 1, threads >= 0 (got " +
+                           std::to_string(opt_.session.n_ctx) + ", " +
+                           std::to_string(opt_.session.n_ubatch) + ", " +
+                           std::to_string(opt_.session.n_threads) + ")");
   registry_->acquire(opt_.model_path);  // load now so a bad file fails here
   releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
   try {

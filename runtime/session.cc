@@ -1,5 +1,6 @@
 #include "runtime/session.h"
 
+#include <cstdio>
 #include <new>
 
 namespace hpl {
@@ -14,15 +15,16 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 
 Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& opt)
     : model_(std::move(model)), opt_(opt) {
-  if (opt.n_ctx < 1 || opt.n_ubatch < 1 || opt.n_threads < 1)
+  if (opt.n_ctx < 1 || opt.n_ubatch < 1 || opt.n_threads < 0)
     throw RuntimeError(Status::kInvalidArgument,
-                       "session options: n_ctx, n_batch and n_threads must be >= 1 (got " +
+                       "session options: n_ctx, n_batch must be >= 1, n_threads >= 0 (got " +
                            std::to_string(opt.n_ctx) + ", " + std::to_string(opt.n_ubatch) + ", " +
                            std::to_string(opt.n_threads) + ")");
   ForwardOptions fo;
   fo.n_ctx = opt.n_ctx;
   fo.n_ubatch = opt.n_ubatch;
   fo.n_threads = opt.n_threads;
+  fo.cpus = opt.cpus;
   try {
     fwd_ = std::make_unique<Forward>(*model_->model, fo);
   } catch (const std::bad_alloc&) {
@@ -31,6 +33,9 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   } catch (const std::exception& e) {
     throw RuntimeError(Status::kInvalidArgument, e.what());
   }
+  // No warning channel in the C API: a refused or narrowed pin mask goes to stderr.
+  const std::string pin = fwd_->pool().pin_warning();
+  if (!pin.empty()) std::fprintf(stderr, "hpl: warning: pinning: %s\n", pin.c_str());
   const Vocab& v = model_->tokenizer->vocab();
   if (detect_chat_family(v) != ChatFamily::UNKNOWN) tmpl_ = ChatTemplate::for_vocab(v);
 }

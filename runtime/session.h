@@ -23,7 +23,8 @@ namespace hpl {
 struct SessionOptions {
   int64_t n_ctx = 512;    // KV cache positions
   int64_t n_ubatch = 64;  // prefill micro-batch; also the stop granularity during prefill
-  int n_threads = 1;
+  int n_threads = 1;      // 0: the CPU topology's default
+  std::vector<int> cpus;  // pin the compute threads to these CPUs (empty: no pinning)
 };
 
 // One turn of a conversation, as submitted, with the text generated for it.

@@ -1,6 +1,7 @@
-// ThreadPool: every thread index runs once per run(), results are visible to the caller when
-// run() returns (TSan checks the happens-before), parallel_for covers [0, n) exactly once,
-// and the pool wakes from sleep and shuts down cleanly.
+// ThreadPool: every chunk runs exactly once per for_chunks() / run(), on a thread whose ith no
+// other running chunk has; results are visible to the caller when it returns (TSan checks the
+// happens-before); parallel_for covers [0, n) exactly once; the pool wakes from sleep and shuts
+// down cleanly.
 #include "kernel/thread_pool.h"
 
 #include <gtest/gtest.h>
@@ -36,13 +37,63 @@ TEST(ThreadPool, EveryIndexOncePerRunManyRuns) {
   }
 }
 
-TEST(ThreadPool, CallerIsThreadZero) {
+TEST(ThreadPool, CallerIsThreadZeroAndWorkersAreNot) {
   ThreadPool pool(4);
-  std::thread::id caller = std::this_thread::get_id();
-  std::vector<std::thread::id> ids(4);
-  pool.run([&](int ith, int) { ids[ith] = std::this_thread::get_id(); });
-  EXPECT_EQ(ids[0], caller);
-  for (int i = 1; i < 4; ++i) EXPECT_NE(ids[i], caller);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> bad{0};
+  for (int r = 0; r < 200; ++r) {
+    pool.for_chunks(64, [&](int64_t, int ith) {
+      if ((ith == 0) != (std::this_thread::get_id() == caller) || ith < 0 || ith >= 4) bad++;
+    });
+  }
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(ThreadPool, ForChunksRunsEveryChunkOnce) {
+  // Includes counts above the 65535 claims of one job word (claims then hold several chunks).
+  const int64_t counts[] = {0, 1, 2, 3, 5, 64, 1000, 65535, 65536, 200001};
+  for (int nth : {1, 2, 3, 8}) {
+    ThreadPool pool(nth);
+    for (int64_t n : counts) {
+      std::vector<uint8_t> hits(static_cast<size_t>(n), 0);  // plain: ordered by the pool
+      pool.for_chunks(n, [&](int64_t c, int) { hits[static_cast<size_t>(c)]++; });
+      for (int64_t c = 0; c < n; ++c)
+        ASSERT_EQ(hits[c], 1) << "nth=" << nth << " n=" << n << " c=" << c;
+    }
+  }
+}
+
+TEST(ThreadPool, NoTwoRunningChunksShareAThreadIndex) {
+  // ith indexes per-thread scratch, so two chunks running at once must never have the same.
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> in_use(4);
+  std::atomic<int> overlaps{0};
+  for (int r = 0; r < 100; ++r) {
+    pool.for_chunks(256, [&](int64_t c, int ith) {
+      if (in_use[ith].fetch_add(1) != 0) overlaps++;
+      volatile int spin = 0;
+      for (int i = 0; i < static_cast<int>(c % 7) * 100; ++i) spin = spin + i;
+      in_use[ith].fetch_sub(1);
+    });
+  }
+  EXPECT_EQ(overlaps.load(), 0);
+}
+
+TEST(ThreadPool, SlowChunkDoesNotLoseOthers) {
+  // One chunk stalls (as if its thread were preempted); every other chunk still runs once and
+  // the job ends only after the slow one.
+  ThreadPool pool(3, /*spin_us=*/0);
+  std::vector<int> hits(300, 0);
+  std::atomic<bool> slow_done{false};
+  pool.for_chunks(300, [&](int64_t c, int) {
+    if (c == 5) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      slow_done = true;
+    }
+    hits[static_cast<size_t>(c)]++;
+  });
+  EXPECT_TRUE(slow_done.load());
+  for (int c = 0; c < 300; ++c) ASSERT_EQ(hits[c], 1) << c;
 }
 
 TEST(ThreadPool, DataWrittenByCallerBeforeRunIsSeenByWorkers) {
@@ -88,15 +139,20 @@ TEST(ThreadPool, LvalueAndConstFunctors) {
 }
 
 TEST(ThreadPool, WakesFromSleepWithoutLostWakeups) {
-  // spin_us = 0: workers go to sleep right after each job, so every run() exercises the
-  // sleeper/notify handshake; a lost wake-up would hang here.
+  // spin_us = 0: workers go to sleep right after each job and the caller sleeps while chunks
+  // are out, so every run exercises both futex handshakes; a lost wake-up would hang here.
+  // Chunks take a few microseconds so the workers do wake up and take some.
   for (int nth : {2, 3, 8}) {
     ThreadPool pool(nth, /*spin_us=*/0);
-    std::vector<int> hits(nth, 0);
-    for (int r = 0; r < 3000; ++r) {
-      pool.run([&](int ith, int) { hits[ith]++; });
+    std::vector<int> hits(64, 0);
+    for (int r = 0; r < 2000; ++r) {
+      pool.for_chunks(64, [&](int64_t c, int) {
+        volatile int spin = 0;
+        for (int i = 0; i < 300; ++i) spin = spin + i;
+        hits[static_cast<size_t>(c)]++;
+      });
     }
-    for (int i = 0; i < nth; ++i) EXPECT_EQ(hits[i], 3000);
+    for (int c = 0; c < 64; ++c) EXPECT_EQ(hits[c], 2000);
   }
 }
 

@@ -7,9 +7,11 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "kernel/cpu_topology.h"
 #include "runtime/runtime.h"
 
 struct hpl_model {
@@ -149,11 +151,12 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
 
 hpl_status hpl_model_params_init(hpl_model_params* p) {
   HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
-  p->n_threads = 4;
+  p->n_threads = 0;
   p->n_ctx = 2048;
   p->n_batch = 64;
   p->use_mmap = 1;
   p->max_consecutive_failures = 3;
+  p->cpus = nullptr;
   return ok();
 }
 
@@ -164,10 +167,10 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
   hpl_model_params p;
   hpl_model_params_init(&p);
   if (params) p = *params;
-  if (p.n_threads < 1 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
+  if (p.n_threads < 0 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
     return fail(HPL_ERR_INVALID_ARGUMENT,
-                "hpl_model_load: n_threads, n_ctx, n_batch and max_consecutive_failures must be "
-                ">= 1 (got " +
+                "hpl_model_load: n_threads must be >= 0, n_ctx, n_batch and "
+                "max_consecutive_failures >= 1 (got " +
                     std::to_string(p.n_threads) + ", " + std::to_string(p.n_ctx) + ", " +
                     std::to_string(p.n_batch) + ", " + std::to_string(p.max_consecutive_failures) +
                     ")");
@@ -177,6 +180,11 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
     o.session.n_ctx = p.n_ctx;
     o.session.n_ubatch = p.n_batch;
     o.session.n_threads = p.n_threads;
+    try {
+      if (p.cpus && *p.cpus) o.session.cpus = hpl::kernel::parse_cpu_list(p.cpus);
+    } catch (const std::invalid_argument& e) {
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: cpus: ") + e.what());
+    }
     o.max_consecutive_failures = p.max_consecutive_failures;
     o.registry = registry();
     auto m = std::make_unique<hpl_model>();

@@ -104,13 +104,19 @@ HPL_API hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out);
 /* ---- models ---- */
 
 typedef struct hpl_model_params {
-  int32_t n_threads;                /* compute threads per request (default 4) */
+  int32_t n_threads;                /* compute threads per request; 0 (default): one per physical
+                                       core at >= half the fastest core's speed, of the cores in
+                                       cpus if set (`hpl info --cpu` shows it) */
   int32_t n_ctx;                    /* context length of every session, in tokens (default 2048) */
   int32_t n_batch;                  /* prompt micro-batch, also the stop granularity during prompt
                                        evaluation (default 64) */
   int32_t use_mmap;                 /* 1 (default): weights are paged in lazily from the mapping;
                                        0: every page is read at load time, so no request pays for faults */
   int32_t max_consecutive_failures; /* circuit breaker threshold (default 3) */
+  const char* cpus;                 /* pin the compute threads (and the worker) to these CPUs,
+                                       e.g. "4-7" or "0,2-3"; NULL or "" (default): no pinning.
+                                       A mask the OS refuses or narrows is reported on stderr,
+                                       naming the CPUs. */
 } hpl_model_params;
 
 HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);

@@ -123,6 +123,7 @@ static hpl_model* load(const char* name, int n_ctx) {
   hpl_model_params mp;
   REQUIRE_OK(hpl_model_params_init(&mp));
   mp.n_threads = 1;
+  mp.cpus = "0"; /* pinned: generation must work the same */
   mp.n_ctx = n_ctx;
   mp.n_batch = 16;
   hpl_model* m = NULL;
@@ -150,6 +151,12 @@ static void test_errors_and_version(void) {
   mp.n_ctx = 0;
   CHECK(hpl_model_load(HPL_TEST_DATA_DIR "/models/stories260K.gguf", &mp, &m) ==
         HPL_ERR_INVALID_ARGUMENT);
+  hpl_model_params_init(&mp);
+  CHECK(mp.n_threads == 0 && mp.cpus == NULL); /* 0: the CPU topology's default */
+  mp.cpus = "3-1";
+  CHECK(hpl_model_load(HPL_TEST_DATA_DIR "/models/stories260K.gguf", &mp, &m) ==
+        HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(hpl_last_error(), "3-1") != NULL);
   CHECK(hpl_model_unload(NULL) == HPL_OK);
   CHECK(hpl_session_free(NULL) == HPL_OK);
 }

@@ -65,7 +65,7 @@ FINISH_NAMES = {0: "end_of_generation", 1: "max_tokens", 2: "stop_string", 3: "s
 class _ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
                 ("n_batch", ctypes.c_int32), ("use_mmap", ctypes.c_int32),
-                ("max_consecutive_failures", ctypes.c_int32)]
+                ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p)]
 
 
 class _SamplerParams(ctypes.Structure):
@@ -337,7 +337,7 @@ class Generation:
 class Model:
     """A loaded model with its worker thread. Use as a context manager or call close()."""
 
-    def __init__(self, path: str, n_threads: int = 4, n_ctx: int = 2048, n_batch: int = 64,
+    def __init__(self, path: str, n_threads: int = 0, n_ctx: int = 2048, n_batch: int = 64,
                  use_mmap: bool = True, max_consecutive_failures: int = 3):
         self._h = None
         mp = _ModelParams()
