@@ -181,7 +181,7 @@ constexpr const char* kSamplerUsage =
     "  --min-p P            drop tokens below P x the best probability, P in [0, 1] (default "
     "0.05)\n"
     "  --repeat-penalty R   penalize the last N tokens, R in (0, 10] (default 1.0 = off)\n"
-    "  --repeat-last-n N    window of the repeat penalty (default 64; 0 = off)\n"
+    "  --repeat-last-n N    window: the last N tokens, prompt included (default 64; 0 = off)\n"
     "  --seed S             random seed (default: random)\n";
 
 }  // namespace hpl::cli

@@ -63,173 +63,187 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int run_run(const std::vector<std::string>& args) {
+struct RunArgs {
   std::string model_path, prompt, prompt_file, ids_text, system, template_name;
   std::string dump_logits, dump_ids;
   bool have_prompt = false, have_ids = false, chat = false, verbose = false;
-  GenerateParams gp;
-  ForwardOptions fo;
   ThreadOptions th;
   bool have_seed = false, have_ctx = false;
+  GenerateParams gp;
+  SamplerParams sp;
+  ForwardOptions fo;
+};
+
+// false: --help was printed.
+bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (parse_sampler_option(args, i, gp.sampling, have_seed)) continue;
+    if (parse_sampler_option(args, i, r.sp, r.have_seed)) continue;
     if (a == "-h" || a == "--help") {
       usage();
-      return 0;
+      return false;
     } else if (a == "-m" || a == "--model") {
-      model_path = value();
+      r.model_path = value();
     } else if (a == "-p" || a == "--prompt") {
-      prompt = value();
-      have_prompt = true;
+      r.prompt = value();
+      r.have_prompt = true;
     } else if (a == "-f" || a == "--file") {
-      prompt_file = value();
+      r.prompt_file = value();
     } else if (a == "--ids") {
-      ids_text = value();
-      have_ids = true;
+      r.ids_text = value();
+      r.have_ids = true;
     } else if (a == "-n" || a == "--n-predict") {
-      gp.n_predict = parse_token_limit(a, value());
+      r.gp.max_tokens = parse_token_limit(a, value());
     } else if (a == "-c" || a == "--ctx-size") {
-      fo.n_ctx = to_int(a, value());
-      have_ctx = true;
-    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
+      r.fo.n_ctx = to_int(a, value());
+      r.have_ctx = true;
+    } else if (r.th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "--ubatch" || a == "-ub") {
-      fo.n_ubatch = to_int(a, value());
+      r.fo.n_ubatch = to_int(a, value());
     } else if (a == "--stop") {
-      gp.stop.push_back(value());
+      r.gp.stop_strings.push_back(value());
     } else if (a == "--chat") {
-      chat = true;
+      r.chat = true;
     } else if (a == "--system") {
-      system = value();
-      chat = true;
+      r.system = value();
+      r.chat = true;
     } else if (a == "--chat-template") {
-      template_name = value();
-      chat = true;
+      r.template_name = value();
+      r.chat = true;
     } else if (a == "--verbose" || a == "-v") {
-      verbose = true;
+      r.verbose = true;
     } else if (a == "--dump-logits") {  // hidden, for tests: f32 (n_prompt, n_vocab)
-      dump_logits = value();
+      r.dump_logits = value();
     } else if (a == "--dump-ids") {  // hidden, for tests: generated ids, space-separated
-      dump_ids = value();
+      r.dump_ids = value();
     } else {
       usage_error(usage, "unknown option '" + a + "'");
     }
   }
-  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
-  if (!prompt_file.empty()) {
-    prompt = read_text_file(prompt_file);
-    have_prompt = true;
+  if (r.model_path.empty()) usage_error(usage, "-m MODEL is required");
+  if (!r.prompt_file.empty()) {
+    r.prompt = read_text_file(r.prompt_file);
+    r.have_prompt = true;
   }
-  if (have_prompt == have_ids)
+  if (r.have_prompt == r.have_ids)
     usage_error(usage, "give exactly one of -p PROMPT, -f FILE or --ids");
-  if (have_ids && chat) throw std::runtime_error("--ids cannot be combined with --chat/--system");
-  require_utf8(prompt, prompt_file.empty() ? "prompt" : "prompt (" + prompt_file + ")");
-  require_utf8(system, "--system");
-  for (size_t i = 0; i < gp.stop.size(); ++i)
-    require_utf8(gp.stop[i], "--stop value " + std::to_string(i + 1));
-  th.apply(fo);
-  check_ctx_threads(fo.n_ctx, fo.n_threads);
-  if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
-  if (!have_seed) gp.sampling.seed = std::random_device{}();
+  if (r.have_ids && r.chat)
+    throw std::runtime_error("--ids cannot be combined with --chat/--system");
+  require_utf8(r.prompt, r.prompt_file.empty() ? "prompt" : "prompt (" + r.prompt_file + ")");
+  require_utf8(r.system, "--system");
+  for (size_t i = 0; i < r.gp.stop_strings.size(); ++i)
+    require_utf8(r.gp.stop_strings[i], "--stop value " + std::to_string(i + 1));
+  r.th.apply(r.fo);
+  check_ctx_threads(r.fo.n_ctx, r.fo.n_threads);
+  if (r.fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
+  if (!r.have_seed) r.sp.seed = std::random_device{}();
+  return true;
+}
 
-  auto t_load = std::chrono::steady_clock::now();
-  auto model = Model::load(model_path);
-  auto tok = load_tokenizer(*model->file);
-  if (!have_ctx && model->config.n_ctx_train > 0) {
-    fo.n_ctx = std::min(fo.n_ctx, model->config.n_ctx_train);
+// The prompt's ids: given, or the text (as a chat turn with --chat, which also stops at the
+// template's end of turn).
+std::vector<int32_t> prompt_ids(RunArgs& r, const Tokenizer& tok) {
+  if (r.have_ids) return parse_ids(r.ids_text);
+  if (!r.chat) return tok.encode(r.prompt, true, true);
+  ChatTemplate tmpl = ChatTemplate::for_vocab(tok.vocab(), r.template_name);
+  std::vector<ChatMessage> msgs;
+  if (!r.system.empty()) msgs.push_back({"system", r.system});
+  msgs.push_back({"user", r.prompt});
+  r.gp.stop_strings.push_back(tmpl.end_of_turn());
+  return tok.encode(tmpl.format(msgs, true), true, true);
+}
+
+void print_model_info(const RunArgs& r, const Model& model, size_t n_ids, double load_s) {
+  const ModelConfig& cfg = model.config;
+  std::fprintf(stderr,
+               "model: %s (%s, %lld layers, n_embd %lld, %lld heads / %lld kv, vocab %lld)\n"
+               "run: %d threads (%s), context %lld, ubatch %lld, seed %llu, %zu prompt tokens\n"
+               "load: %.0f ms\n",
+               r.model_path.c_str(), arch_name(cfg.arch), static_cast<long long>(cfg.n_layer),
+               static_cast<long long>(cfg.n_embd), static_cast<long long>(cfg.n_head),
+               static_cast<long long>(cfg.n_head_kv), static_cast<long long>(cfg.n_vocab),
+               r.fo.n_threads, isa_name(), static_cast<long long>(r.fo.n_ctx),
+               static_cast<long long>(r.fo.n_ubatch), static_cast<unsigned long long>(r.sp.seed),
+               n_ids, load_s * 1e3);
+  for (const auto& c : model.weights.converted) std::fprintf(stderr, "converted: %s\n", c.c_str());
+}
+
+// --dump-logits: f32 (n_prompt, n_vocab), then the context is cleared again.
+void dump_prompt_logits(Forward& fwd, const std::vector<int32_t>& ids, const std::string& path) {
+  check_prompt_fits(static_cast<int64_t>(ids.size()), 0, fwd.n_ctx());
+  std::vector<float> all(ids.size() * static_cast<size_t>(fwd.n_vocab()));
+  fwd.eval(ids.data(), static_cast<int64_t>(ids.size()), all.data(), /*all_logits=*/true);
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f || std::fwrite(all.data(), sizeof(float), all.size(), f) != all.size()) {
+    if (f) std::fclose(f);
+    throw std::runtime_error("cannot write " + path);
   }
-  Forward fwd(*model, fo);
+  std::fclose(f);
+  fwd.reset();
+}
+
+void print_run_stats(const GenerateResult& r, const Model& model, Forward& fwd) {
+  const GenerateStats& st = r.stats;
+  std::fprintf(stderr,
+               "prompt: %d tokens in %.1f ms (%.2f tok/s)\n"
+               "decode: %d tokens in %.1f ms (%.2f tok/s), sampling %.1f ms\n"
+               "generated %zu tokens, finish: %s\n",
+               st.prompt_tokens, st.prompt_ms, st.prompt_tokens_per_s(), st.decode_evals,
+               st.decode_ms, st.decode_tokens_per_s(), st.sample_ms, r.tokens.size(),
+               finish_reason_name(r.finish));
+  std::fputs(format_memory_report(memory_report(model, fwd)).c_str(), stderr);
+}
+
+int run_run(const std::vector<std::string>& args) {
+  RunArgs ra;
+  if (!parse_run_args(args, ra)) return 0;
+  auto t_load = std::chrono::steady_clock::now();
+  auto model = Model::load(ra.model_path);
+  auto tok = load_tokenizer(*model->file);
+  const ModelConfig& cfg = model->config;
+  if (!ra.have_ctx && cfg.n_ctx_train > 0) ra.fo.n_ctx = std::min(ra.fo.n_ctx, cfg.n_ctx_train);
+  Forward fwd(*model, ra.fo);
   warn_if_not_pinned(fwd.pool());
   const double load_s = since(t_load);
-  const ModelConfig& cfg = model->config;
-  if (tok->n_vocab() != cfg.n_vocab && verbose) {
+  if (tok->n_vocab() != cfg.n_vocab && ra.verbose) {
     std::fprintf(stderr, "warning: tokenizer has %d tokens, the model %lld\n", tok->n_vocab(),
                  static_cast<long long>(cfg.n_vocab));
   }
-
   for (const auto& w : model->weights.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  if (fo.n_ctx > cfg.n_ctx_train) {
+  if (ra.fo.n_ctx > cfg.n_ctx_train) {
     std::fprintf(stderr, "warning: context %lld exceeds the model's training context %lld\n",
-                 static_cast<long long>(fo.n_ctx), static_cast<long long>(cfg.n_ctx_train));
+                 static_cast<long long>(ra.fo.n_ctx), static_cast<long long>(cfg.n_ctx_train));
   }
 
-  std::vector<int32_t> ids;
-  if (have_ids) {
-    ids = parse_ids(ids_text);
-  } else if (chat) {
-    ChatTemplate tmpl = ChatTemplate::for_vocab(tok->vocab(), template_name);
-    std::vector<ChatMessage> msgs;
-    if (!system.empty()) msgs.push_back({"system", system});
-    msgs.push_back({"user", prompt});
-    ids = tok->encode(tmpl.format(msgs, true), true, true);
-    gp.stop.push_back(tmpl.end_of_turn());
-  } else {
-    ids = tok->encode(prompt, true, true);
+  const std::vector<int32_t> ids = prompt_ids(ra, *tok);
+  if (ra.verbose) {
+    print_cpu_setup(fwd.pool(), ra.fo.cpus);
+    print_model_info(ra, *model, ids.size(), load_s);
   }
-
-  if (verbose) {
-    print_cpu_setup(fwd.pool(), fo.cpus);
-    std::fprintf(stderr,
-                 "model: %s (%s, %lld layers, n_embd %lld, %lld heads / %lld kv, vocab %lld)\n"
-                 "run: %d threads (%s), context %lld, ubatch %lld, seed %llu, %zu prompt tokens\n"
-                 "load: %.0f ms\n",
-                 model_path.c_str(), arch_name(cfg.arch), static_cast<long long>(cfg.n_layer),
-                 static_cast<long long>(cfg.n_embd), static_cast<long long>(cfg.n_head),
-                 static_cast<long long>(cfg.n_head_kv), static_cast<long long>(cfg.n_vocab),
-                 fo.n_threads, isa_name(), static_cast<long long>(fo.n_ctx),
-                 static_cast<long long>(fo.n_ubatch),
-                 static_cast<unsigned long long>(gp.sampling.seed), ids.size(), load_s * 1e3);
-    for (const auto& c : model->weights.converted)
-      std::fprintf(stderr, "converted: %s\n", c.c_str());
-  }
-
-  if (!dump_logits.empty()) {
-    check_prompt_fits(static_cast<int64_t>(ids.size()), 0, fwd.n_ctx());
-    std::vector<float> all(ids.size() * static_cast<size_t>(cfg.n_vocab));
-    fwd.eval(ids.data(), static_cast<int64_t>(ids.size()), all.data(), /*all_logits=*/true);
-    FILE* f = std::fopen(dump_logits.c_str(), "wb");
-    if (!f || std::fwrite(all.data(), sizeof(float), all.size(), f) != all.size()) {
-      if (f) std::fclose(f);
-      throw std::runtime_error("cannot write " + dump_logits);
-    }
-    std::fclose(f);
-    fwd.reset();
-  }
+  if (!ra.dump_logits.empty()) dump_prompt_logits(fwd, ids, ra.dump_logits);
 
   GenerateResult r;
-  if (gp.n_predict != 0 || dump_logits.empty()) {
-    r = generate(fwd, *tok, ids, gp, [](std::string_view piece) {
+  if (ra.gp.max_tokens != 0 || ra.dump_logits.empty()) {
+    Sampler sampler(ra.sp, fwd.n_vocab());
+    r = generate(fwd, *tok, sampler, ids, ra.gp, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
-      return true;
     });
     std::fputc('\n', stdout);
     std::fflush(stdout);
   }
-  if (!dump_ids.empty()) {
-    std::ofstream out(dump_ids);
+  if (!ra.dump_ids.empty()) {
+    std::ofstream out(ra.dump_ids);
     for (size_t i = 0; i < r.tokens.size(); ++i) out << (i ? " " : "") << r.tokens[i];
     out << "\n";
-    if (!out) throw std::runtime_error("cannot write " + dump_ids);
+    if (!out) throw std::runtime_error("cannot write " + ra.dump_ids);
   }
-  if (r.reason == StopReason::kContextFull) {
+  if (r.finish == FinishReason::kContextEnd) {
     std::fprintf(stderr, "note: stopped because the context (%lld tokens) is full; use -c\n",
                  static_cast<long long>(fwd.n_ctx()));
   }
-  if (verbose) {
-    auto rate = [](double n, double s) { return s > 0 ? n / s : 0.0; };
-    std::fprintf(stderr,
-                 "prompt: %lld tokens in %.1f ms (%.2f tok/s)\n"
-                 "decode: %lld tokens in %.1f ms (%.2f tok/s), sampling %.1f ms\n"
-                 "generated %zu tokens, stop: %s\n",
-                 static_cast<long long>(r.n_prompt), r.prompt_s * 1e3,
-                 rate(static_cast<double>(r.n_prompt), r.prompt_s),
-                 static_cast<long long>(r.n_decode), r.decode_s * 1e3,
-                 rate(static_cast<double>(r.n_decode), r.decode_s), r.sample_s * 1e3,
-                 r.tokens.size(), stop_reason_name(r.reason));
-    std::fputs(format_memory_report(memory_report(*model, fwd)).c_str(), stderr);
-  }
+  if (ra.verbose) print_run_stats(r, *model, fwd);
   return 0;
 }
 

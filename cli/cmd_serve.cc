@@ -1,13 +1,11 @@
-// hpl serve -m MODEL [options]: an OpenAI-compatible HTTP server (cpp-httplib) over the
-// runtime's FIFO queue. Each HTTP request becomes one stateless runtime request; handler
+// hpl serve -m MODEL [options]: an OpenAI-compatible HTTP server (cli/server_http.h) over
+// the runtime's FIFO queue. Each HTTP request becomes one stateless runtime request; handler
 // threads wait for its events, so requests are answered in submission order.
 //
 // Client disconnects stop the runtime request: a streamed request notices a failed write (of
 // a token, or of an SSE comment sent every 500 ms while queued); a non-streamed one polls
-// its socket every 100 ms (cpp-httplib 0.11 gives a handler no view of its connection, so
-// the socket is found by its addresses: cli/server_conn.h).
-#include <httplib.h>
-
+// its connection every 100 ms (HttpExchange::client_gone: a reset, or a close that did not
+// come with the request; a half-close right after the request still gets its reply).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,9 +22,11 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "cli/cli_util.h"
 #include "cli/command.h"
-#include "cli/server_conn.h"
+#include "cli/server_http.h"
 #include "cli/server_metrics.h"
 #include "cli/server_openai.h"
 #include "engine/memory_report.h"
@@ -48,11 +48,15 @@ void usage() {
       "  --port N           port (default 8080; 0 = any free port, printed on start)\n"
       "  -c N               context size in tokens (default 2048)\n"
       "  -t N               inference threads (default: all cores)\n"
-      "  --ubatch N         prefill micro-batch in tokens (default 64)\n"
+      "  --ubatch N         prefill micro-batch in tokens (default 256)\n"
       "  --max-body BYTES   largest request body; bigger gets 413 (default 1048576)\n"
       "  --template NAME    chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
       "                     model's, else one chosen by its architecture\n"
-      "  --http-threads N   HTTP connection threads (default 16)\n"
+      "  --http-threads N   threads that answer completion requests (default 16)\n"
+      "  --read-timeout S   a request's head, then its body, must arrive within S seconds;\n"
+      "                     else 408 (default 10)\n"
+      "  --max-conns-per-addr N  open connections from one client address (default 32); a\n"
+      "                     new one closes that address's oldest idle or still-reading one\n"
       "endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
       "           GET /health, GET /metrics[?format=prometheus]\n");
 }
@@ -132,9 +136,8 @@ ApiError shutdown_error(const RequestStats& st) {
                   "", "shutting_down", "server_error");
 }
 
-void send_error(httplib::Response& res, const ApiError& e) {
-  res.status = e.http_status;
-  res.set_content(dump(error_body(e.what(), e.type, e.param, e.code)), "application/json");
+void send_error(HttpExchange& ex, const ApiError& e) {
+  ex.reply(e.http_status, "application/json", dump(error_body(e.what(), e.type, e.param, e.code)));
 }
 
 int http_status_of(Status s) {
@@ -192,54 +195,51 @@ void prepare(Server& S, ApiRequest& r) {
   if (!r.seed_given) p.sampling.seed = std::random_device{}() | 1ull;
 }
 
-// Queues the request; its events go to `pend`.
+// Queues the request; its events go to `pend`. Lock order: S.live_mu before pend->mu, never
+// the reverse (a finished request leaves S.live after its pend->mu is released).
 RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>& pend) {
   S.metrics.on_submitted();
   auto cb = [&S, pend](const Event& ev) {
-    std::lock_guard<std::mutex> lock(pend->mu);
-    const double now = std::chrono::duration<double>(Clock::now() - S.started).count();
-    switch (ev.type) {
-      case EventType::kQueued:
-        pend->submitted_s = now;
-        return;
-      case EventType::kProcessing:
-        pend->start_s = now;
-        return;
-      case EventType::kToken:
-        pend->pieces.emplace_back(ev.text);
-        break;
-      case EventType::kDone:
-        pend->stats = ev.stats;
-        pend->done = true;
-        pend->end_s = now;
-        S.metrics.on_done(ev.stats, pend->client_gone.load());
-        {
-          std::lock_guard<std::mutex> l2(S.live_mu);
-          S.live.erase(ev.id);
-        }
-        break;
-      case EventType::kError:
-        pend->stats = ev.stats;
-        pend->failed = pend->done = true;
-        pend->end_s = now;
-        pend->status = ev.status;
-        pend->error = std::string(ev.text);
-        S.metrics.on_failed();
-        {
-          std::lock_guard<std::mutex> l2(S.live_mu);
-          S.live.erase(ev.id);
-        }
-        break;
-      default:
-        return;
+    {
+      std::lock_guard<std::mutex> lock(pend->mu);
+      const double now = std::chrono::duration<double>(Clock::now() - S.started).count();
+      switch (ev.type) {
+        case EventType::kQueued:
+          pend->submitted_s = now;
+          return;
+        case EventType::kProcessing:
+          pend->start_s = now;
+          return;
+        case EventType::kToken:
+          pend->pieces.emplace_back(ev.text);
+          break;
+        case EventType::kDone:
+          pend->stats = ev.stats;
+          pend->done = true;
+          pend->end_s = now;
+          S.metrics.on_done(ev.stats, pend->client_gone.load());
+          break;
+        case EventType::kError:
+          pend->stats = ev.stats;
+          pend->failed = pend->done = true;
+          pend->end_s = now;
+          pend->status = ev.status;
+          pend->error = std::string(ev.text);
+          S.metrics.on_failed();
+          break;
+        default:
+          return;
+      }
     }
     pend->cv.notify_all();
+    if (ev.type == EventType::kDone || ev.type == EventType::kError) {
+      std::lock_guard<std::mutex> l2(S.live_mu);
+      S.live.erase(ev.id);
+    }
   };
+  RequestId id = 0;
   try {
-    std::lock_guard<std::mutex> l2(S.live_mu);  // before any event can erase the id
-    const RequestId id = S.rt->submit(r.params, cb);
-    S.live.insert(id);
-    return id;
+    id = S.rt->submit(r.params, cb);
   } catch (const RuntimeError& e) {
     S.metrics.on_failed();
     throw ApiError(
@@ -247,16 +247,22 @@ RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>&
         e.status() == Status::kFailedState ? "failed_state" : "",
         e.status() == Status::kInvalidArgument ? "invalid_request_error" : "server_error");
   }
+  // Stopped on shutdown while live. A request that already finished left (or will not
+  // enter) the set: its callback erases the id only after setting done.
+  std::lock_guard<std::mutex> l2(S.live_mu);
+  std::lock_guard<std::mutex> lock(pend->mu);
+  if (!pend->done) S.live.insert(id);
+  return id;
 }
 
-void handle_completion(Server& S, const httplib::Request& req, httplib::Response& res, bool chat) {
+void handle_completion(Server& S, HttpExchange& ex, bool chat) {
   ApiRequest r;
   try {
-    r = parse_request(req.body, chat);
+    r = parse_request(ex.request().body, chat);
     prepare(S, r);
   } catch (const ApiError& e) {
     S.metrics.on_rejected();
-    send_error(res, e);
+    send_error(ex, e);
     return;
   }
   auto pend = std::make_shared<Pending>();
@@ -264,95 +270,80 @@ void handle_completion(Server& S, const httplib::Request& req, httplib::Response
   try {
     rid = submit(S, r, pend);
   } catch (const ApiError& e) {
-    send_error(res, e);
+    send_error(ex, e);
     return;
   }
-  const int conn = find_connection_fd(req.remote_addr, req.remote_port, req.local_port);
   // The runtime's request id: increasing in queue order.
   const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(rid);
   const int64_t created = unix_now();
+  auto gone = [&S, pend, rid] {
+    if (!pend->client_gone.exchange(true)) S.rt->stop(rid);
+  };
 
   if (!r.stream) {
     std::unique_lock<std::mutex> lock(pend->mu);
     // Poll the connection while waiting: a client that hung up stops its request.
     while (!pend->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return pend->done; })) {
-      if (conn >= 0 && !pend->client_gone && peer_closed(conn)) {
-        pend->client_gone = true;
+      if (!pend->client_gone && ex.client_gone()) {
         lock.unlock();
-        S.rt->stop(rid);
+        gone();
         lock.lock();
       }
     }
     if (pend->client_gone) return;  // nobody to answer
     if (pend->failed) {
-      send_error(res, ApiError(http_status_of(pend->status), pend->error, "", "",
-                               pend->status == Status::kInvalidArgument ? "invalid_request_error"
-                                                                        : "server_error"));
+      send_error(ex, ApiError(http_status_of(pend->status), pend->error, "", "",
+                              pend->status == Status::kInvalidArgument ? "invalid_request_error"
+                                                                       : "server_error"));
       return;
     }
     if (pend->stats.finish == FinishReason::kStopped) {  // not by its client: shutdown
-      send_error(res, shutdown_error(pend->stats));
+      send_error(ex, shutdown_error(pend->stats));
       return;
     }
     std::string text;
     for (const std::string& s : pend->pieces) text += s;
     json body = completion_json(r, id, created, text, pend->stats);
     body["timings"] = timings_json(rid, *pend);
-    res.set_content(dump(body), "application/json");
+    ex.reply(200, "application/json", dump(body));
     return;
   }
 
-  res.set_header("Cache-Control", "no-cache");
-  Runtime* rt = S.rt;
-  auto gone = [rt, pend, rid] {
-    if (!pend->client_gone.exchange(true)) rt->stop(rid);
+  // Streamed: server-sent events, written from this thread as the worker hands them over.
+  auto write = [&](const std::string& s) {
+    if (ex.stream_write(s)) return true;
+    gone();
+    return false;
   };
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [r, id, rid, created, pend, gone, conn](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) {
-          if (sink.write(s.data(), s.size())) return true;
-          gone();
-          return false;
-        };
-        auto event = [&](const json& j) { return write("data: " + dump(j) + "\n\n"); };
-        if (r.chat && !event(chunk_json(r, id, created, "", /*role=*/true, nullptr))) return false;
-        std::unique_lock<std::mutex> lock(pend->mu);
-        for (;;) {
-          const bool ready = pend->cv.wait_for(lock, std::chrono::milliseconds(500),
-                                               [&] { return pend->done || !pend->pieces.empty(); });
-          std::deque<std::string> pieces;
-          pieces.swap(pend->pieces);
-          const bool done = pend->done;
-          lock.unlock();
-          // An SSE comment while waiting: clients ignore it; a dead connection fails it.
-          if (!ready && ((conn >= 0 && peer_closed(conn)) || !write(": waiting\n\n"))) {
-            gone();
-            return false;
-          }
-          for (const std::string& s : pieces)
-            if (!event(chunk_json(r, id, created, s, false, nullptr))) return false;
-          if (done) break;
-          lock.lock();
-        }
-        if (pend->failed || pend->stats.finish == FinishReason::kStopped) {
-          const ApiError e = pend->failed ? ApiError(http_status_of(pend->status), pend->error, "",
-                                                     "", "server_error")
-                                          : shutdown_error(pend->stats);
-          if (!event(error_body(e.what(), e.type, e.param, e.code))) return false;
-        } else {
-          json last = chunk_json(r, id, created, "", false, &pend->stats);
-          last["timings"] = timings_json(rid, *pend);
-          if (!event(last)) return false;
-        }
-        if (!write("data: [DONE]\n\n")) return false;
-        sink.done();
-        return true;
-      },
-      [pend, gone](bool) {
-        std::lock_guard<std::mutex> lock(pend->mu);
-        if (!pend->done) gone();  // the connection ended before the request did
-      });
+  auto event = [&](const json& j) { return write("data: " + dump(j) + "\n\n"); };
+  if (!ex.stream_begin(200, "text/event-stream", {{"Cache-Control", "no-cache"}})) return gone();
+  if (r.chat && !event(chunk_json(r, id, created, "", /*role=*/true, nullptr))) return;
+  std::unique_lock<std::mutex> lock(pend->mu);
+  for (;;) {
+    const bool ready = pend->cv.wait_for(lock, std::chrono::milliseconds(500),
+                                         [&] { return pend->done || !pend->pieces.empty(); });
+    std::deque<std::string> pieces;
+    pieces.swap(pend->pieces);
+    const bool done = pend->done;
+    lock.unlock();
+    // An SSE comment while waiting: clients ignore it; a dead connection fails it.
+    if (!ready && !write(": waiting\n\n")) return;
+    for (const std::string& s : pieces)
+      if (!event(chunk_json(r, id, created, s, false, nullptr))) return;
+    if (done) break;
+    lock.lock();
+  }
+  if (pend->failed || pend->stats.finish == FinishReason::kStopped) {
+    const ApiError e =
+        pend->failed ? ApiError(http_status_of(pend->status), pend->error, "", "", "server_error")
+                     : shutdown_error(pend->stats);
+    if (!event(error_body(e.what(), e.type, e.param, e.code))) return;
+  } else {
+    json last = chunk_json(r, id, created, "", false, &pend->stats);
+    last["timings"] = timings_json(rid, *pend);
+    if (!event(last)) return;
+  }
+  if (write("data: [DONE]\n\n")) ex.stream_end();
 }
 
 // Chat template: --template, else the GGUF's, else by architecture.
@@ -376,13 +367,14 @@ void choose_template(Server& S, const std::string& name) {
 }
 
 std::atomic<int> g_signal{0};
+// The first SIGINT/SIGTERM shuts down in order; a second one exits at once.
 extern "C" void on_signal(int sig) {
-  g_signal = sig;
+  if (g_signal.exchange(sig) != 0) _exit(128 + sig);
 }
 
 int run_serve(const std::vector<std::string>& args) {
   std::string model_path, host = "127.0.0.1", template_name;
-  int64_t port = 8080, max_body = 1 << 20, http_threads = 16;
+  int64_t port = 8080, max_body = 1 << 20, http_threads = 16, read_timeout = 10, per_addr = 32;
   RuntimeOptions ro;
   ro.session.n_ctx = 2048;
   ro.session.n_threads = default_threads();
@@ -410,6 +402,10 @@ int run_serve(const std::vector<std::string>& args) {
       template_name = value();
     } else if (a == "--http-threads") {
       http_threads = to_int(a, value());
+    } else if (a == "--read-timeout") {
+      read_timeout = to_int(a, value());
+    } else if (a == "--max-conns-per-addr") {
+      per_addr = to_int(a, value());
     } else {
       usage_error(usage, "unknown option '" + a + "'");
     }
@@ -421,6 +417,10 @@ int run_serve(const std::vector<std::string>& args) {
   if (max_body < 1) throw std::runtime_error("--max-body: must be >= 1");
   if (http_threads < 1 || http_threads > 1024)
     throw std::runtime_error("--http-threads: must be in [1, 1024]");
+  if (read_timeout < 1 || read_timeout > 3600)
+    throw std::runtime_error("--read-timeout: must be in [1, 3600] seconds");
+  if (per_addr < 1 || per_addr > 4096)
+    throw std::runtime_error("--max-conns-per-addr: must be in [1, 4096]");
 
   Server S;
   ro.model_path = model_path;
@@ -435,79 +435,68 @@ int run_serve(const std::vector<std::string>& args) {
   S.started = Clock::now();
   choose_template(S, template_name);
 
-  httplib::Server svr;
-  svr.new_task_queue = [n = static_cast<size_t>(http_threads)] {
-    return new httplib::ThreadPool(n);
+  HttpOptions ho;
+  ho.max_body = static_cast<uint64_t>(max_body);
+  ho.worker_threads = static_cast<int>(http_threads);
+  ho.read_timeout_s = static_cast<double>(read_timeout);
+  ho.max_conns_per_addr = static_cast<int>(per_addr);
+  ho.max_conns = std::max(512, static_cast<int>(per_addr));
+  HttpServer svr(ho, [](int status, const std::string& msg) {
+    const char* code = status == 413   ? "request_too_large"
+                       : status == 404 ? "not_found"
+                       : status == 405 ? "method_not_allowed"
+                       : status == 408 ? "request_timeout"
+                       : status == 415 ? "unsupported_media_type"
+                                       : "";
+    return std::make_pair(
+        std::string("application/json"),
+        dump(error_body(msg, status >= 500 ? "server_error" : "invalid_request_error", "", code)));
+  });
+
+  const auto json_reply = [](HttpExchange& ex, int status, const json& j) {
+    ex.reply(status, "application/json", dump(j));
   };
-  svr.set_payload_max_length(static_cast<size_t>(max_body));
-  svr.set_keep_alive_timeout(2);
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    const bool too_big = res.status == 413;
-    const std::string msg = too_big             ? "the request body is larger than --max-body"
-                            : res.status == 404 ? "no such endpoint: " + req.method + " " + req.path
-                                                : "HTTP error " + std::to_string(res.status);
-    res.set_content(
-        dump(error_body(msg, "invalid_request_error", "", too_big ? "request_too_large" : "")),
-        "application/json");
-  });
-  svr.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-        std::string msg = "internal error";
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          msg = std::string("internal error: ") + e.what();
-        } catch (...) {
-        }
-        res.status = 500;
-        res.set_content(dump(error_body(msg, "server_error", "", "")), "application/json");
-      });
+  svr.route("POST", "/v1/chat/completions",
+            [&S](HttpExchange& ex) { handle_completion(S, ex, true); });
+  svr.route("POST", "/v1/completions", [&S](HttpExchange& ex) { handle_completion(S, ex, false); });
+  // Cheap and non-blocking: answered on the I/O thread, even when every worker is busy.
+  svr.route(
+      "GET", "/v1/models",
+      [&S, json_reply](HttpExchange& ex) {
+        json m = {{"id", S.model_id},
+                  {"object", "model"},
+                  {"created", S.created},
+                  {"owned_by", "hpl"},
+                  {"context_length", S.n_ctx}};
+        json_reply(ex, 200, {{"object", "list"}, {"data", json::array({m})}});
+      },
+      /*fast=*/true);
+  svr.route(
+      "GET", "/health",
+      [&S, json_reply](HttpExchange& ex) {
+        if (S.rt->failed())
+          json_reply(ex, 503, {{"status", "failed"}, {"reason", S.rt->failed_reason()}});
+        else
+          json_reply(ex, 200, {{"status", "ok"}});
+      },
+      /*fast=*/true);
+  svr.route(
+      "GET", "/metrics",
+      [&S](HttpExchange& ex) {
+        const MetricsSnapshot snap = S.snapshot();
+        if (ex.request().query_param("format") == "prometheus")
+          ex.reply(200, "text/plain; version=0.0.4", S.metrics.prometheus(snap));
+        else
+          ex.reply(200, "application/json", dump(S.metrics.json(snap)));
+      },
+      /*fast=*/true);
 
-  svr.Post("/v1/chat/completions", [&S](const httplib::Request& q, httplib::Response& res) {
-    handle_completion(S, q, res, true);
-  });
-  svr.Post("/v1/completions", [&S](const httplib::Request& q, httplib::Response& res) {
-    handle_completion(S, q, res, false);
-  });
-  svr.Get("/v1/models", [&S](const httplib::Request&, httplib::Response& res) {
-    json m = {{"id", S.model_id},
-              {"object", "model"},
-              {"created", S.created},
-              {"owned_by", "hpl"},
-              {"context_length", S.n_ctx}};
-    res.set_content(dump({{"object", "list"}, {"data", json::array({m})}}), "application/json");
-  });
-  svr.Get("/health", [&S](const httplib::Request&, httplib::Response& res) {
-    if (S.rt->failed()) {
-      res.status = 503;
-      res.set_content(dump({{"status", "failed"}, {"reason", S.rt->failed_reason()}}),
-                      "application/json");
-    } else {
-      res.set_content(dump({{"status", "ok"}}), "application/json");
-    }
-  });
-  svr.Get("/metrics", [&S](const httplib::Request& q, httplib::Response& res) {
-    const MetricsSnapshot snap = S.snapshot();
-    if (q.get_param_value("format") == "prometheus")
-      res.set_content(S.metrics.prometheus(snap), "text/plain; version=0.0.4");
-    else
-      res.set_content(dump(S.metrics.json(snap)), "application/json");
-  });
-
-  int bound = static_cast<int>(port);
-  if (port == 0) {
-    bound = svr.bind_to_any_port(host);
-    if (bound < 0) throw std::runtime_error("cannot listen on " + host);
-  } else if (!svr.bind_to_port(host, bound)) {
-    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
-                             " (in use, or a bad address)");
-  }
+  const int bound = svr.listen(host, static_cast<int>(port));  // throws "port in use"
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  // Shutdown: stop the running requests (their handlers then finish) and the listener.
-  // Handlers still running keep listen() from returning, so requests that arrive meanwhile
-  // are stopped too.
+  // Shutdown: close the listener and the idle and still-reading connections, and stop the
+  // running requests (their handlers then answer 503 and finish). Requests submitted while
+  // run() winds down are stopped too.
   std::atomic<bool> listen_returned{false};
   std::thread watcher([&] {
     while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -528,12 +517,18 @@ int run_serve(const std::vector<std::string>& args) {
                model_path.c_str(), S.model_id.c_str(), static_cast<long long>(S.n_ctx),
                ro.session.n_threads, S.tmpl ? chat_family_name(S.tmpl->family()) : "none",
                S.load_ms, host.c_str(), bound);
-  const bool ok = svr.listen_after_bind();
+  bool ok = true;
+  try {
+    svr.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hpl serve: %s\n", e.what());
+    ok = false;
+  }
   listen_returned = true;
   if (!g_signal) g_signal = -1;
   watcher.join();
   std::fprintf(stderr, "hpl serve: stopped\n");
-  return ok || g_signal ? 0 : 1;
+  return ok ? 0 : 1;
 }
 
 }  // namespace

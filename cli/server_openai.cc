@@ -1,6 +1,8 @@
 #include "cli/server_openai.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "runtime/request_checks.h"
 
@@ -63,6 +65,120 @@ std::string content_text(const json& c, size_t i) {
   return out;
 }
 
+// Where a number overflows: the JSON path of the value being parsed when the parser stops
+// ("temperature", "messages[0].content"), "" when not inside a field.
+std::string overflowing_field(const std::string& text) {
+  // The path to the current value: one entry per open container (key, or array index).
+  struct Level {
+    bool array;
+    std::string key;
+    size_t index;
+  };
+  std::vector<Level> path;
+  std::string where;
+  auto show = [&] {
+    std::string s;
+    for (const Level& l : path) {
+      if (l.array) {
+        s.append("[").append(std::to_string(l.index)).append("]");
+      } else if (!l.key.empty()) {
+        if (!s.empty()) s.append(".");
+        s.append(l.key);
+      }
+    }
+    return s;
+  };
+  auto on_value = [&] {  // a value ended: an array moves to its next index
+    if (!path.empty() && path.back().array) ++path.back().index;
+  };
+  json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
+    switch (ev) {
+      case json::parse_event_t::object_start:
+        path.push_back({false, "", 0});
+        break;
+      case json::parse_event_t::array_start:
+        path.push_back({true, "", 0});
+        break;
+      case json::parse_event_t::key:
+        path.back().key = parsed.get<std::string>();
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        path.pop_back();
+        on_value();
+        break;
+      case json::parse_event_t::value:
+        on_value();
+        break;
+    }
+    where = show();
+    return true;
+  };
+  try {
+    const json ignored = json::parse(text, cb);
+  } catch (const json::exception&) {
+  }
+  return where;
+}
+
+// Fields this server reads; others are refused by name, so that nothing a client asks for is
+// silently dropped. Ignored: user, metadata, store, service_tier, stream_options
+// (usage is always in the last chunk), parallel_tool_calls (no tools).
+const std::vector<std::string>& accepted_fields(bool chat) {
+  static const std::vector<std::string> common = {"model",
+                                                  "stream",
+                                                  "max_tokens",
+                                                  "temperature",
+                                                  "top_p",
+                                                  "top_k",
+                                                  "min_p",
+                                                  "repeat_penalty",
+                                                  "presence_penalty",
+                                                  "frequency_penalty",
+                                                  "n",
+                                                  "logprobs",
+                                                  "seed",
+                                                  "stop",
+                                                  "user",
+                                                  "metadata",
+                                                  "store",
+                                                  "service_tier",
+                                                  "stream_options",
+                                                  "parallel_tool_calls"};
+  static const std::vector<std::string> chat_fields = [] {
+    auto v = common;
+    v.insert(v.end(), {"messages", "max_completion_tokens"});
+    return v;
+  }();
+  static const std::vector<std::string> text_fields = [] {
+    auto v = common;
+    v.push_back("prompt");
+    return v;
+  }();
+  return chat ? chat_fields : text_fields;
+}
+
+void check_fields(const json& body, bool chat) {
+  const auto& ok = accepted_fields(chat);
+  std::vector<std::string> refused;
+  for (const auto& [k, v] : body.items())
+    if (std::find(ok.begin(), ok.end(), k) == ok.end()) refused.push_back(k);
+  if (refused.empty()) return;
+  std::string names;
+  for (const std::string& k : refused) names += (names.empty() ? "'" : ", '") + k + "'";
+  bad(
+      refused[0],
+      names + (refused.size() == 1 ? " is" : " are") + " not supported by this server (" +
+          (chat ? "/v1/chat/completions" : "/v1/completions") + " accepts: " +
+          [&] {
+            std::string all;
+            for (const std::string& k : ok) all += (all.empty() ? "" : ", ") + k;
+            return all;
+          }() +
+          ")",
+      "unsupported_parameter");
+}
+
 }  // namespace
 
 json error_body(const std::string& message, const std::string& type, const std::string& param,
@@ -80,8 +196,15 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
   } catch (const json::parse_error& e) {
     throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "",
                    "invalid_json");
+  } catch (const json::out_of_range&) {  // a number too large for a double (1e999)
+    const std::string f = overflowing_field(body_text);
+    throw ApiError(400,
+                   (f.empty() ? std::string("a number") : "'" + f + "'") +
+                       " is out of range (too large for a double)",
+                   f, "invalid_value");
   }
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object", "", "");
+  check_fields(body, chat);
 
   ApiRequest r;
   r.chat = chat;
@@ -108,6 +231,12 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
       if (!c) bad(at + ".content", "'" + at + ".content' is required");
       p.messages.push_back({rs == "developer" ? "system" : rs, content_text(*c, i)});
     }
+    // One rule for every template: a conversation needs a user turn to answer.
+    if (std::none_of(p.messages.begin(), p.messages.end(),
+                     [](const ChatMessage& m) { return m.role == "user"; }))
+      bad("messages",
+          "'messages' has no user message: a system (or assistant) message alone gives the model "
+          "nothing to answer; send the text as a user message, or use /v1/completions");
   } else {
     const json* pr = field(body, "prompt");
     if (!pr) bad("prompt", "'prompt' is required", "missing_required_parameter");
@@ -125,7 +254,7 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
     if (!s->is_boolean()) bad("stream", "'stream' must be a boolean");
     r.stream = s->get<bool>();
   }
-  SamplingParams& sp = p.sampling;
+  SamplerParams& sp = p.sampling;
   // Types here; ranges (the C API's and the CLI's, same messages) in check_request() below.
   sp.temp = static_cast<float>(number(body, "temperature", 1.0));
   sp.top_p = static_cast<float>(number(body, "top_p", 1.0));
@@ -170,7 +299,7 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
   return r;
 }
 
-const char* finish_reason_name(FinishReason r) {
+const char* openai_finish_reason(FinishReason r) {
   switch (r) {
     case FinishReason::kMaxTokens:
     case FinishReason::kContextEnd:
@@ -188,7 +317,7 @@ json usage_json(const RequestStats& st) {
 
 json completion_json(const ApiRequest& r, const std::string& id, int64_t created,
                      const std::string& text, const RequestStats& st) {
-  json choice = {{"index", 0}, {"finish_reason", finish_reason_name(st.finish)}};
+  json choice = {{"index", 0}, {"finish_reason", openai_finish_reason(st.finish)}};
   if (r.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", text}};
   } else {
@@ -207,7 +336,7 @@ json completion_json(const ApiRequest& r, const std::string& id, int64_t created
 json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
                 const std::string& delta_text, bool role, const RequestStats* finish) {
   json choice = {{"index", 0}, {"logprobs", nullptr}};
-  choice["finish_reason"] = finish ? json(finish_reason_name(finish->finish)) : json(nullptr);
+  choice["finish_reason"] = finish ? json(openai_finish_reason(finish->finish)) : json(nullptr);
   if (r.chat) {
     json delta = json::object();
     if (role) delta["role"] = "assistant";

@@ -41,12 +41,13 @@ struct ApiRequest {
   bool seed_given = false;
 };
 
-// Parses the body (bad JSON -> 400) and validates every field (400 naming the field).
-// Unknown fields are ignored, as OpenAI-compatible servers commonly do.
+// Parses the body (bad JSON -> 400) and validates every field (400 naming the field). A
+// field this server does not read (tools, response_format, echo, ...) is refused by name, as
+// is a number too large for a double; a chat needs a user message.
 ApiRequest parse_request(const std::string& body, bool chat);
 
 // "stop" / "length" from the runtime's finish reason.
-const char* finish_reason_name(FinishReason r);
+const char* openai_finish_reason(FinishReason r);
 
 nlohmann::json usage_json(const RequestStats& st);
 

@@ -42,11 +42,13 @@ class Forward {
   int64_t n_past() const { return cache_.n_past(); }
   int64_t n_ctx() const { return cache_.n_ctx(); }
   int64_t n_vocab() const { return cfg_.n_vocab; }
+  int64_t n_ubatch() const { return n_ubatch_; }  // tokens per prefill micro-batch
   // Forgets positions >= n (n <= n_past()): the next eval continues from position n.
   void truncate(int64_t n);
   void reset() { cache_.clear(); }
   // Times every op of later evals into p (wall time by op kind); null (the default) = off.
   void set_profiler(Profiler* p) { prof_ = p; }
+  Profiler* profiler() const { return prof_; }
 
   const Model& model() const { return model_; }
   kernel::ThreadPool& pool() { return *pool_; }

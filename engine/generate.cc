@@ -1,5 +1,6 @@
 #include "engine/generate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -8,23 +9,27 @@
 namespace hpl {
 
 namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
+
 }  // namespace
 
-const char* stop_reason_name(StopReason r) {
+const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case StopReason::kEndOfGeneration:
-      return "end of generation";
-    case StopReason::kStopString:
-      return "stop string";
-    case StopReason::kTokenLimit:
-      return "token limit";
-    case StopReason::kContextFull:
-      return "context full";
-    case StopReason::kCallback:
+    case FinishReason::kEndOfGeneration:
+      return "end_of_generation";
+    case FinishReason::kMaxTokens:
+      return "max_tokens";
+    case FinishReason::kStopString:
+      return "stop_string";
+    case FinishReason::kStopped:
       return "stopped";
+    case FinishReason::kContextEnd:
+      return "context_end";
   }
   return "?";
 }
@@ -38,69 +43,111 @@ void check_prompt_fits(int64_t n_new, int64_t n_past, int64_t n_ctx) {
   }
 }
 
-GenerateResult generate(Forward& fwd, const Tokenizer& tok, const std::vector<int32_t>& prompt,
-                        const GenerateParams& p,
-                        const std::function<bool(std::string_view)>& on_text) {
-  using clock = std::chrono::steady_clock;
+void prime_sampler(Sampler& sampler, std::span<const int32_t> ctx) {
+  const size_t n = std::min(ctx.size(), static_cast<size_t>(sampler.params().repeat_last_n));
+  for (int32_t id : ctx.last(n)) sampler.accept(id);
+}
+
+namespace {
+
+// Checks new_tokens before any work: not empty, in the vocabulary, fitting the context.
+void check_new_tokens(const Forward& fwd, std::span<const int32_t> new_tokens) {
+  const int64_t n_new = static_cast<int64_t>(new_tokens.size());
+  if (n_new == 0) throw ModelError("empty prompt: nothing to continue from");
+  check_prompt_fits(n_new, fwd.n_past(), fwd.n_ctx());
+  for (int64_t i = 0; i < n_new; ++i)  // all of them before any work (eval checks per call)
+    if (new_tokens[i] < 0 || new_tokens[i] >= fwd.n_vocab())
+      throw ModelError("token id " + std::to_string(new_tokens[i]) + " at index " +
+                       std::to_string(i) + " is outside the vocabulary [0, " +
+                       std::to_string(fwd.n_vocab()) + ")");
+}
+
+// Evaluates the prompt in micro-batches of fwd's n_ubatch (the split eval() makes itself), a
+// stop check before each; logits (n_vocab,) of its last token. Returns the tokens evaluated:
+// fewer than all when stopped, and then fwd is rolled back to where it was.
+int64_t eval_prompt(Forward& fwd, std::span<const int32_t> prompt, float* logits,
+                    const StopFn& should_stop) {
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  const int64_t past0 = fwd.n_past();
+  const int64_t ub = fwd.n_ubatch();
+  for (int64_t i = 0; i < n; i += ub) {
+    if (should_stop && should_stop()) {
+      fwd.truncate(past0);
+      return i;
+    }
+    const int64_t nb = std::min(ub, n - i);
+    fwd.eval(prompt.data() + i, nb, i + nb == n ? logits : nullptr);
+  }
+  return n;
+}
+
+}  // namespace
+
+GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
+                        std::span<const int32_t> new_tokens, const GenerateParams& p,
+                        const TextFn& on_text, const StopFn& should_stop) {
+  check_new_tokens(fwd, new_tokens);
   GenerateResult r;
-  r.n_prompt = static_cast<int64_t>(prompt.size());
-  if (prompt.empty()) throw ModelError("empty prompt: nothing to continue from");
-  check_prompt_fits(r.n_prompt, fwd.n_past(), fwd.n_ctx());
-
-  Sampler sampler(p.sampling, fwd.n_vocab());
-  for (int32_t id : prompt) sampler.accept(id);
-  StreamDecoder decoder(tok);
-  StopMatcher stops(p.stop);
+  GenerateStats& st = r.stats;
+  const auto t0 = Clock::now();
   std::vector<float> logits(static_cast<size_t>(fwd.n_vocab()));
+  st.prompt_tokens = static_cast<int32_t>(eval_prompt(fwd, new_tokens, logits.data(), should_stop));
+  st.prompt_ms = ms_since(t0);
+  if (st.prompt_tokens < static_cast<int64_t>(new_tokens.size())) {
+    r.finish = FinishReason::kStopped;
+    st.total_ms = st.prompt_ms;
+    return r;
+  }
+  for (int32_t id : new_tokens) sampler.accept(id);
+  r.prompt_done = true;
 
-  auto t0 = clock::now();
-  fwd.eval(prompt.data(), r.n_prompt, logits.data());
-  r.prompt_s = seconds_since(t0);
-
+  // Decode: sample, stream, check the finish conditions, evaluate the token, repeat.
+  StreamDecoder decoder(tok);
+  StopMatcher matcher(p.stop_strings);
   auto emit = [&](const std::string& s) {
-    if (s.empty()) return true;
+    if (s.empty()) return;
     r.text += s;
-    return on_text(s);
+    on_text(s);
   };
-  while (true) {
-    if (p.n_predict >= 0 && static_cast<int64_t>(r.tokens.size()) >= p.n_predict) {
-      r.reason = StopReason::kTokenLimit;
-      break;
+  r.finish = FinishReason::kMaxTokens;
+  while (p.max_tokens < 0 || st.completion_tokens < p.max_tokens) {
+    const auto ts = Clock::now();
+    int32_t id;
+    {
+      ProfScope ps(fwd.profiler(), ProfOp::kSampling);
+      id = sampler.sample(logits.data());
     }
-    auto ts = clock::now();
-    const int32_t id = sampler.sample(logits.data());
-    r.sample_s += seconds_since(ts);
-    if (tok.is_eog(id)) {
-      r.reason = StopReason::kEndOfGeneration;
-      break;
-    }
+    st.sample_ms += ms_since(ts);
+    if (st.completion_tokens == 0) st.first_token_ms = ms_since(t0);
     sampler.accept(id);
     r.tokens.push_back(id);
-    if (!emit(stops.push(decoder.feed(id)))) {
-      r.reason = StopReason::kCallback;
-      return r;
-    }
-    if (stops.matched()) {
-      r.reason = StopReason::kStopString;
-      return r;
-    }
-    if (p.n_predict >= 0 && static_cast<int64_t>(r.tokens.size()) >= p.n_predict) {
-      r.reason = StopReason::kTokenLimit;
-      break;  // the last token needs no evaluation
-    }
-    if (fwd.n_past() >= fwd.n_ctx()) {
-      r.reason = StopReason::kContextFull;
+    ++st.completion_tokens;
+    if (!p.ignore_eog && tok.is_eog(id)) {
+      r.finish = FinishReason::kEndOfGeneration;
       break;
     }
-    auto td = clock::now();
+    emit(matcher.push(decoder.feed(id)));
+    if (matcher.matched()) {
+      r.finish = FinishReason::kStopString;
+      break;
+    }
+    if (should_stop && should_stop()) {
+      r.finish = FinishReason::kStopped;
+      break;
+    }
+    if (p.max_tokens >= 0 && st.completion_tokens >= p.max_tokens) break;  // needs no eval
+    if (fwd.n_past() >= fwd.n_ctx()) {
+      r.finish = FinishReason::kContextEnd;
+      break;
+    }
+    const auto td = Clock::now();
     fwd.eval(&id, 1, logits.data());
-    r.decode_s += seconds_since(td);
-    ++r.n_decode;
+    st.decode_ms += ms_since(td);
+    ++st.decode_evals;
   }
   // End: a dangling partial UTF-8 character and held-back text that was no stop string.
-  std::string tail = stops.push(decoder.flush());
-  if (!stops.matched()) tail += stops.flush();
-  emit(tail);
+  if (!matcher.matched()) emit(matcher.push(decoder.flush()) + matcher.flush());
+  st.total_ms = ms_since(t0);
   return r;
 }
 

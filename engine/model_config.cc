@@ -35,6 +35,8 @@ int64_t positive(const GgufFile& f, const char* key, int64_t v, int64_t max = in
 
 }  // namespace
 
+// long-function: one flat list of hyperparameters, each read and range-checked in the order
+// of the GGUF keys; splitting it would only scatter that list.
 ModelConfig read_model_config(const GgufFile& f) {
   ModelConfig c;
   const std::string& a = f.architecture();

@@ -116,11 +116,13 @@ GgufValue decode_scalar(GgufType t, const uint8_t* p) {
   return v;
 }
 
+}  // namespace
+
 // Bounds-checked cursor over the image. Every failure names the file, the byte offset, the
 // current item (`where`, e.g. "key 'general.name'" or "tensor 'output.weight'") and the field.
-class Reader {
+class GgufReader {
  public:
-  Reader(const uint8_t* p, size_t n, const std::string& file) : p_(p), n_(n), file_(file) {}
+  GgufReader(const uint8_t* p, size_t n, const std::string& file) : p_(p), n_(n), file_(file) {}
 
   size_t pos() const { return pos_; }
   size_t left() const { return n_ - pos_; }
@@ -261,8 +263,6 @@ class Reader {
   std::vector<uint64_t> index_;  // element indices of the array being read, for messages
 };
 
-}  // namespace
-
 const char* gguf_type_name(GgufType t) {
   switch (t) {
     case GgufType::UINT8:
@@ -374,8 +374,19 @@ GgufFile::~GgufFile() {
 
 // ---- parse ---------------------------------------------------------------------------------
 
+// The file's sections in order; each step fails with the file, offset and item.
 void GgufFile::parse() {
-  Reader r(base_, size_, path_);
+  GgufReader r(base_, size_, path_);
+  const Counts n = parse_header(r);
+  parse_metadata(r, n.kv);
+  read_general_keys(r);
+  parse_tensor_table(r, n.tensors);
+  place_tensor_data(r);
+  index_tensors(r);
+}
+
+// "GGUF", version, tensor count, metadata count; counts bounded by the bytes left.
+GgufFile::Counts GgufFile::parse_header(GgufReader& r) {
   r.need(4, "magic");
   if (std::memcmp(base_, "GGUF", 4) != 0) {
     r.fail(0, "magic: expected 'GGUF', found '" +
@@ -389,25 +400,30 @@ void GgufFile::parse() {
   }
   r.set_v1(version_ == 1);
 
+  Counts n;
   size_t off = r.pos();
-  uint64_t n_tensors = r.count("tensor count");
+  n.tensors = r.count("tensor count");
   // Lower bound of an entry's size: name length, n_dims, one dim, type, offset.
   const size_t min_tensor = r.count_bytes() + 4 + r.count_bytes() + 4 + 8;
-  if (n_tensors > r.left() / min_tensor) {
-    r.fail(off, "tensor count " + std::to_string(n_tensors) + " (at least " +
+  if (n.tensors > r.left() / min_tensor) {
+    r.fail(off, "tensor count " + std::to_string(n.tensors) + " (at least " +
                     std::to_string(min_tensor) + " bytes each) exceeds the " +
                     std::to_string(r.left()) + " bytes left in the file");
   }
   off = r.pos();
-  uint64_t n_kv = r.count("metadata count");
+  n.kv = r.count("metadata count");
   // Lower bound of a key/value: key length, type, a 1-byte value.
   const size_t min_kv = r.count_bytes() + 4 + 1;
-  if (n_kv > r.left() / min_kv) {
-    r.fail(off, "metadata count " + std::to_string(n_kv) + " (at least " + std::to_string(min_kv) +
+  if (n.kv > r.left() / min_kv) {
+    r.fail(off, "metadata count " + std::to_string(n.kv) + " (at least " + std::to_string(min_kv) +
                     " bytes each) exceeds the " + std::to_string(r.left()) +
                     " bytes left in the file");
   }
+  return n;
+}
 
+// n_kv x (key, type, value), then the by-key index (duplicate keys fail).
+void GgufFile::parse_metadata(GgufReader& r, uint64_t n_kv) {
   kvs_.reserve(std::min(n_kv, kMaxReserve));
   for (uint64_t i = 0; i < n_kv; ++i) {
     r.where = "metadata #" + std::to_string(i);
@@ -432,7 +448,10 @@ void GgufFile::parse() {
       r.fail(std::max(a.value.offset, b.value.offset), "duplicate key");
     }
   }
+}
 
+// general.architecture (a string) and general.alignment (a power of two) shape the rest.
+void GgufFile::read_general_keys(GgufReader& r) {
   if (const GgufValue* v = find("general.architecture")) {
     if (v->type != GgufType::STRING) {
       r.where = "key 'general.architecture'";
@@ -448,65 +467,75 @@ void GgufFile::parse() {
     }
     alignment_ = static_cast<size_t>(a);
   }
+}
 
+void GgufFile::parse_tensor_table(GgufReader& r, uint64_t n_tensors) {
   tensors_.reserve(std::min(n_tensors, kMaxReserve));
   for (uint64_t i = 0; i < n_tensors; ++i) {
-    GgufTensor t;
-    t.info_offset = r.pos();
     r.where = "tensor #" + std::to_string(i);
-    t.name = std::string(r.string("name"));
-    r.where = "tensor '" + printable(t.name) + "'";
-    if (t.name.empty()) r.fail(t.info_offset, "empty name");
-    off = r.pos();
-    uint32_t n_dims = r.get<uint32_t>("n_dims");
-    if (n_dims < 1 || n_dims > 4) {
-      r.fail(off, "n_dims = " + std::to_string(n_dims) + " (must be 1..4)");
-    }
-    t.n_dims = static_cast<int>(n_dims);
-    int64_t n_elements = 1;
-    for (uint32_t d = 0; d < n_dims; ++d) {
-      off = r.pos();
-      uint64_t dim = r.count("dims");
-      std::string field = "dims[" + std::to_string(d) + "] = " + std::to_string(dim);
-      if (dim == 0) r.fail(off, field);
-      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          __builtin_mul_overflow(n_elements, static_cast<int64_t>(dim), &n_elements)) {
-        r.fail(off, field + ": element count overflows int64");
-      }
-      t.ne[d] = static_cast<int64_t>(dim);
-    }
-    off = r.pos();
-    uint32_t type_id = r.get<uint32_t>("type");
-    TypeTraits tr = type_traits(type_id);
-    if (!tr.known || tr.block_bytes == 0 || tr.block_elems <= 0) {
-      r.fail(off, "type = " + std::to_string(type_id) + " is not a known ggml type");
-    }
-    t.type = static_cast<DType>(type_id);
-    if (t.ne[0] % tr.block_elems != 0) {
-      if (n_elements % tr.block_elems != 0) {
-        r.fail(off, std::string("type ") + tr.name + " has blocks of " +
-                        std::to_string(tr.block_elems) + " elements but the tensor has " +
-                        std::to_string(n_elements) + " (rows of " + std::to_string(t.ne[0]) + ")");
-      }
-      t.rows_unaligned = true;  // quantized flat across rows; see gguf.h
-    }
-    uint64_t n_bytes = 0;
-    if (__builtin_mul_overflow(static_cast<uint64_t>(n_elements / tr.block_elems),
-                               static_cast<uint64_t>(tr.block_bytes), &n_bytes)) {
-      r.fail(off, "byte size overflows");
-    }
-    t.n_bytes = n_bytes;
-    off = r.pos();
-    t.offset = r.get<uint64_t>("offset");
-    if (t.offset % alignment_ != 0) {
-      r.fail(off, "offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
-                      std::to_string(alignment_));
-    }
-    tensors_.push_back(std::move(t));
+    tensors_.push_back(parse_tensor_info(r));
   }
   r.where.clear();
+}
 
-  // The data section starts at the next multiple of the alignment after the tensor table.
+// One entry: name, n_dims, dims, type, offset; sizes checked for overflow and block fit.
+GgufTensor GgufFile::parse_tensor_info(GgufReader& r) const {
+  GgufTensor t;
+  t.info_offset = r.pos();
+  t.name = std::string(r.string("name"));
+  r.where = "tensor '" + printable(t.name) + "'";
+  if (t.name.empty()) r.fail(t.info_offset, "empty name");
+  size_t off = r.pos();
+  uint32_t n_dims = r.get<uint32_t>("n_dims");
+  if (n_dims < 1 || n_dims > 4) {
+    r.fail(off, "n_dims = " + std::to_string(n_dims) + " (must be 1..4)");
+  }
+  t.n_dims = static_cast<int>(n_dims);
+  int64_t n_elements = 1;
+  for (uint32_t d = 0; d < n_dims; ++d) {
+    off = r.pos();
+    uint64_t dim = r.count("dims");
+    std::string field = "dims[" + std::to_string(d) + "] = " + std::to_string(dim);
+    if (dim == 0) r.fail(off, field);
+    if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+        __builtin_mul_overflow(n_elements, static_cast<int64_t>(dim), &n_elements)) {
+      r.fail(off, field + ": element count overflows int64");
+    }
+    t.ne[d] = static_cast<int64_t>(dim);
+  }
+  off = r.pos();
+  uint32_t type_id = r.get<uint32_t>("type");
+  TypeTraits tr = type_traits(type_id);
+  if (!tr.known || tr.block_bytes == 0 || tr.block_elems <= 0) {
+    r.fail(off, "type = " + std::to_string(type_id) + " is not a known ggml type");
+  }
+  t.type = static_cast<DType>(type_id);
+  if (t.ne[0] % tr.block_elems != 0) {
+    if (n_elements % tr.block_elems != 0) {
+      r.fail(off, std::string("type ") + tr.name + " has blocks of " +
+                      std::to_string(tr.block_elems) + " elements but the tensor has " +
+                      std::to_string(n_elements) + " (rows of " + std::to_string(t.ne[0]) + ")");
+    }
+    t.rows_unaligned = true;  // quantized flat across rows; see gguf.h
+  }
+  uint64_t n_bytes = 0;
+  if (__builtin_mul_overflow(static_cast<uint64_t>(n_elements / tr.block_elems),
+                             static_cast<uint64_t>(tr.block_bytes), &n_bytes)) {
+    r.fail(off, "byte size overflows");
+  }
+  t.n_bytes = n_bytes;
+  off = r.pos();
+  t.offset = r.get<uint64_t>("offset");
+  if (t.offset % alignment_ != 0) {
+    r.fail(off, "offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
+                    std::to_string(alignment_));
+  }
+  return t;
+}
+
+// The data section starts at the next multiple of the alignment after the tensor table;
+// every tensor's bytes must lie inside the file.
+void GgufFile::place_tensor_data(GgufReader& r) {
   uint64_t table_end = r.pos();
   data_offset_ = static_cast<size_t>((table_end + alignment_ - 1) / alignment_ * alignment_);
 
@@ -521,7 +550,10 @@ void GgufFile::parse() {
     }
     t.data = base_ + data_offset_ + t.offset;
   }
+}
 
+// The by-name index (duplicate names fail), and no two tensors' data overlap.
+void GgufFile::index_tensors(GgufReader& r) {
   tensor_order_.resize(tensors_.size());
   for (size_t i = 0; i < tensor_order_.size(); ++i) tensor_order_[i] = i;
   std::vector<size_t> by_offset = tensor_order_;

@@ -93,6 +93,8 @@ struct GgufTensor {
   int64_t n_rows() const { return ne[1] * ne[2] * ne[3]; }
 };
 
+class GgufReader;  // gguf.cc: the bounds-checked cursor parse() uses
+
 class GgufFile {
  public:
   // Maps and validates the file; throws GgufError.
@@ -145,8 +147,20 @@ class GgufFile {
   const GgufTensor* tensor(std::string_view name) const;  // null when missing
 
  private:
+  struct Counts {
+    uint64_t tensors = 0, kv = 0;
+  };
   GgufFile() = default;
+  // parse() reads the sections in order with a GgufReader (gguf.cc): a bounds-checked cursor
+  // whose failures name the file, offset, item and field.
   void parse();
+  Counts parse_header(GgufReader& r);
+  void parse_metadata(GgufReader& r, uint64_t n_kv);
+  void read_general_keys(GgufReader& r);
+  void parse_tensor_table(GgufReader& r, uint64_t n_tensors);
+  GgufTensor parse_tensor_info(GgufReader& r) const;
+  void place_tensor_data(GgufReader& r);
+  void index_tensors(GgufReader& r);
 
   std::string path_;
   uint32_t version_ = 0;

@@ -7,7 +7,6 @@
 #include <new>
 
 #include "engine/sampler.h"
-#include "engine/stop_matcher.h"
 #include "runtime/request_checks.h"
 #include "runtime/session_file.h"
 
@@ -361,126 +360,39 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
   }
 }
 
+// One request through the session's turn, which runs the generation loop
+// (engine/generate.h); this only turns its callbacks and result into events and stats.
 void Runtime::generate(Job& job, Session& s, Event& done) {
   const RequestParams& p = job.params;
-  const Tokenizer& tok = *s.model().tokenizer;
-  Forward& fwd = s.forward();
   RequestStats& st = done.stats;
-  const auto t_start = Clock::now();
-  st.queue_ms = ms_between(job.submitted, t_start);
+  st.queue_ms = ms_between(job.submitted, Clock::now());
 
   // Everything that can fail on input is checked before any work.
-  const std::vector<int32_t> fresh = s.turn_tokens(p);
-  std::vector<int32_t>& toks = s.tokens();
-  const size_t turn_start = toks.size();
-  const int64_t n_ctx = s.n_ctx();
-  const int64_t need =
-      static_cast<int64_t>(turn_start + fresh.size()) + static_cast<int64_t>(p.max_tokens);
-  if (need > n_ctx)
-    throw RuntimeError(Status::kContextFull,
-                       "context full: need " + std::to_string(need) + " tokens (" +
-                           std::to_string(turn_start) + " in the conversation + " +
-                           std::to_string(fresh.size()) + " new + " + std::to_string(p.max_tokens) +
-                           " max_tokens), have " + std::to_string(n_ctx));
-  if (turn_start + fresh.size() == static_cast<size_t>(s.n_past()))
-    throw RuntimeError(Status::kInvalidArgument, "the prompt encodes to no tokens");
-  for (int32_t t : fresh)
-    if (t < 0 || t >= fwd.n_vocab())
-      throw RuntimeError(Status::kInvalidArgument,
-                         "token id " + std::to_string(t) + " out of the model's range");
-  const SamplerParams& sp = p.sampling;
-  Sampler sampler(sp, fwd.n_vocab());
-
+  const std::vector<int32_t> fresh = s.prepare_turn(p, p.max_tokens);
   Event ev;
   ev.id = job.id;
   ev.type = EventType::kProcessing;
   emit(job, ev);
 
-  // Prefill: the not-yet-evaluated tail of the conversation plus the new tokens, one
-  // micro-batch at a time so a stop takes effect between micro-batches.
-  toks.insert(toks.end(), fresh.begin(), fresh.end());
-  const int64_t past0 = s.n_past();
-  const int64_t n_eval = static_cast<int64_t>(toks.size()) - past0;
-  const int64_t ub = s.options().n_ubatch;
-  std::vector<float> logits(static_cast<size_t>(fwd.n_vocab()));
-  for (int64_t i = 0; i < n_eval; i += ub) {
-    if (job.stop.load(std::memory_order_relaxed)) {
-      s.rollback(turn_start);  // the prompt never became part of the conversation
-      st.prompt_tokens = static_cast<int32_t>(i);
-      st.finish = FinishReason::kStopped;
-      st.truncated = is_truncation(st.finish);
-      st.total_ms = ms_between(t_start, Clock::now());
-      return;
-    }
-    const int64_t n = std::min(ub, n_eval - i);
-    const bool last = i + n == n_eval;
-    fwd.eval(toks.data() + past0 + i, n, last ? logits.data() : nullptr);
-  }
-  const auto t_prefill = Clock::now();
-  st.prompt_tokens = static_cast<int32_t>(n_eval);
-  const double prefill_s = std::chrono::duration<double>(t_prefill - t_start).count();
-  st.prefill_tokens_per_s = prefill_s > 0 ? n_eval / prefill_s : 0;
-  st.prefill_ms = prefill_s * 1e3;
-
-  // Decode: sample, stream the text, evaluate the token, repeat. The penalty window starts
-  // with the end of the conversation.
-  const size_t window = std::min(toks.size(), static_cast<size_t>(std::max(0, sp.repeat_last_n)));
-  for (size_t i = toks.size() - window; i < toks.size(); ++i) sampler.accept(toks[i]);
-  StreamDecoder decoder(tok);
-  StopMatcher matcher(p.stop_strings);
-  std::string response;
   ev.type = EventType::kToken;
-  auto send = [&](const std::string& text) {
-    if (text.empty()) return;
-    response += text;
+  auto on_text = [&](std::string_view text) {
     ev.text = text;
     emit(job, ev);
   };
-  Clock::time_point t_first{};
-  FinishReason reason = FinishReason::kMaxTokens;
-  for (;;) {
-    const auto t_sample = Clock::now();
-    const int32_t id = sampler.sample(logits.data());
-    sampler.accept(id);
-    st.sampling_ms += ms_between(t_sample, Clock::now());
-    toks.push_back(id);
-    ++st.completion_tokens;
-    if (st.completion_tokens == 1) t_first = Clock::now();
-    if (tok.is_eog(id)) {
-      reason = FinishReason::kEndOfGeneration;
-      break;
-    }
-    send(matcher.push(decoder.feed(id)));
-    if (matcher.matched()) {
-      reason = FinishReason::kStopString;
-      break;
-    }
-    if (job.stop.load(std::memory_order_relaxed)) {
-      reason = FinishReason::kStopped;
-      break;
-    }
-    if (st.completion_tokens >= p.max_tokens) {
-      reason = FinishReason::kMaxTokens;
-      break;
-    }
-    if (fwd.n_past() + 1 > n_ctx) {
-      reason = FinishReason::kContextEnd;
-      break;
-    }
-    const auto t_eval = Clock::now();
-    fwd.eval(&toks.back(), 1, logits.data());
-    st.decode_ms += ms_between(t_eval, Clock::now());
-  }
-  if (!matcher.matched()) send(matcher.push(decoder.flush()) + matcher.flush());
-  const auto t_end = Clock::now();
-  st.finish = reason;
-  st.truncated = is_truncation(reason);
-  st.time_to_first_token_ms = ms_between(t_start, t_first);
-  const double decode_s = std::chrono::duration<double>(t_end - t_prefill).count();
-  st.decode_tokens_per_s = decode_s > 0 ? st.completion_tokens / decode_s : 0;
-  st.total_ms = ms_between(t_start, t_end);
-  s.exchanges().push_back(
-      {p.prompt, p.messages, std::move(response), reason == FinishReason::kEndOfGeneration});
+  auto should_stop = [&] { return job.stop.load(std::memory_order_relaxed); };
+  const GenerateResult r = s.run_turn(p, fresh, on_text, should_stop);
+  const GenerateStats& g = r.stats;
+  st.prompt_tokens = g.prompt_tokens;
+  st.completion_tokens = g.completion_tokens;
+  st.finish = r.finish;
+  st.truncated = is_truncation(r.finish);
+  st.time_to_first_token_ms = g.first_token_ms;
+  st.prefill_tokens_per_s = g.prompt_tokens_per_s();
+  st.decode_tokens_per_s = GenerateStats::rate(g.completion_tokens, g.total_ms - g.prompt_ms);
+  st.total_ms = g.total_ms;
+  st.prefill_ms = g.prompt_ms;
+  st.decode_ms = g.decode_ms;
+  st.sampling_ms = g.sample_ms;
 }
 
 void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {

@@ -1,4 +1,4 @@
-// Plain types shared by the runtime (engine/runtime.h) and the C API (bindings/c/hpl.h):
+// Plain types shared by the runtime (runtime/runtime.h) and the C API (bindings/c/hpl.h):
 // status codes, request parameters, events and per-request statistics.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/generate.h"
 #include "engine/sampler.h"
 #include "tokenizer/chat_template.h"
 
@@ -45,33 +46,23 @@ class RuntimeError : public std::runtime_error {
 using RequestId = uint64_t;  // > 0; increasing in submission order
 using SessionId = uint64_t;  // > 0
 
-// A request's sampler settings are the engine sampler's own (engine/sampler.h); seed 0 is a
-// fixed seed like any other, so runs are reproducible unless you vary it.
-using SamplingParams = SamplerParams;
-
 // ChatMessage {role, content} comes from tokenizer/chat_template.h.
 
-struct RequestParams {
+// The generation loop's max_tokens (here > 0) and stop_strings, plus what a runtime request
+// adds: its session, its input and its sampler settings.
+struct RequestParams : GenerateParams {
   SessionId session = 0;  // 0: a stateless request (the context is cleared before and after)
   // Either raw prompt text (appended to the session as is) or chat messages (formatted with
   // the model's chat template; a follow-up turn formats only the new messages).
   std::string prompt;
   std::vector<ChatMessage> messages;
-  SamplingParams sampling;
-  int32_t max_tokens = 128;  // > 0; generation also ends at end-of-generation or a stop string
-  std::vector<std::string> stop_strings;  // matched on the generated text; not emitted
+  SamplerParams sampling;  // engine/sampler.h; seed 0 is a fixed seed like any other
 };
 
 enum class EventType : int { kQueued = 0, kProcessing = 1, kToken = 2, kDone = 3, kError = 4 };
 
-// Why a request ended with kDone. Values are part of the C API.
-enum class FinishReason : int {
-  kEndOfGeneration = 0,  // the model produced an end-of-generation token
-  kMaxTokens = 1,        // max_tokens reached
-  kStopString = 2,       // one of stop_strings appeared
-  kStopped = 3,          // stop() was called
-  kContextEnd = 4,       // the context filled up while generating
-};
+// FinishReason (why a request ended with kDone; values are the C API's) is the generation
+// loop's own, from engine/generate.h.
 
 // RequestStats::truncated for each finish reason: the reply was cut short by something other
 // than the model or the request's own limits, i.e. kStopped (stop(), also while queued or

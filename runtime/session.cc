@@ -1,7 +1,9 @@
 #include "runtime/session.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <new>
+#include <span>
 
 namespace hpl {
 
@@ -17,16 +19,11 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
     : model_(std::move(model)), opt_(opt) {
   if (opt.n_ctx < 1 || opt.n_ubatch < 1 || opt.n_threads < 0)
     throw RuntimeError(Status::kInvalidArgument,
-                       "session options: n_ctx, n_batch must be >= 1, n_threads >= 0 (got " +
+                       "session options: n_ctx, n_ubatch must be >= 1, n_threads >= 0 (got " +
                            std::to_string(opt.n_ctx) + ", " + std::to_string(opt.n_ubatch) + ", " +
                            std::to_string(opt.n_threads) + ")");
-  ForwardOptions fo;
-  fo.n_ctx = opt.n_ctx;
-  fo.n_ubatch = opt.n_ubatch;
-  fo.n_threads = opt.n_threads;
-  fo.cpus = opt.cpus;
   try {
-    fwd_ = std::make_unique<Forward>(*model_->model, fo);
+    fwd_ = std::make_unique<Forward>(*model_->model, opt);
   } catch (const std::bad_alloc&) {
     throw RuntimeError(Status::kOutOfMemory, "out of memory allocating a context of " +
                                                  std::to_string(opt.n_ctx) + " tokens");
@@ -36,8 +33,20 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
   // No warning channel in the C API: a refused or narrowed pin mask goes to stderr.
   const std::string pin = fwd_->pool().pin_warning();
   if (!pin.empty()) std::fprintf(stderr, "hpl: warning: pinning: %s\n", pin.c_str());
+
+  // The chat format: the named one, the model's own, else one by architecture.
   const Vocab& v = model_->tokenizer->vocab();
-  if (detect_chat_family(v) != ChatFamily::UNKNOWN) tmpl_ = ChatTemplate::for_vocab(v);
+  const Arch arch = model_->model->config.arch;
+  try {
+    if (!opt.chat_template.empty() || detect_chat_family(v) != ChatFamily::UNKNOWN)
+      tmpl_ = ChatTemplate::for_vocab(v, opt.chat_template);
+    else if (arch == Arch::kGemma3)
+      tmpl_ = ChatTemplate::for_vocab(v, "gemma");
+    else if (arch == Arch::kQwen2)
+      tmpl_ = ChatTemplate::for_vocab(v, "chatml");
+  } catch (const std::invalid_argument& e) {
+    throw RuntimeError(Status::kInvalidArgument, e.what());
+  }
 }
 
 Session::~Session() = default;
@@ -70,29 +79,9 @@ std::string Session::format_chat(const std::vector<ChatMessage>& msgs, bool add_
   return out;
 }
 
-std::string Session::chat_turn_text(const std::vector<ChatMessage>& fresh) const {
-  std::vector<ChatMessage> hist = chat_history();
-  if (hist.empty()) return format_chat(fresh, true);
-  // After a generated reply the cache holds format(h, true) + reply (+ its end-of-turn token
-  // when closed): the template's incremental form continues exactly from there.
-  const Exchange& last = exchanges_.back();
-  if (tmpl_ && fresh.size() == 1 && !last.messages.empty()) {
-    try {
-      return tmpl_->append_user_turn(fresh[0], last.closed, true);
-    } catch (const std::invalid_argument& e) {
-      throw RuntimeError(Status::kInvalidArgument, e.what());
-    }
-  }
-  // Several new messages: the growth of the formatted conversation.
-  const std::string before = format_chat(hist, false);
-  hist.insert(hist.end(), fresh.begin(), fresh.end());
-  const std::string now = format_chat(hist, true);
-  return starts_with(now, before) ? now.substr(before.size()) : now;
-}
-
-std::vector<ChatMessage> Session::chat_history() const {
+std::vector<ChatMessage> Session::chat_history(const std::vector<Exchange>& ex) {
   std::vector<ChatMessage> h;
-  for (const Exchange& e : exchanges_) {
+  for (const Exchange& e : ex) {
     if (e.messages.empty()) continue;
     h.insert(h.end(), e.messages.begin(), e.messages.end());
     h.push_back({"assistant", e.response});
@@ -100,26 +89,126 @@ std::vector<ChatMessage> Session::chat_history() const {
   return h;
 }
 
-std::vector<int32_t> Session::turn_tokens(const RequestParams& p) const {
+std::vector<int32_t> Session::turn_tokens_after(const std::vector<Exchange>& ex, bool at_start,
+                                                const RequestParams& p) const {
   const Tokenizer& tok = *model_->tokenizer;
-  const bool at_start = tokens_.empty();
   if (p.messages.empty()) return tok.encode(p.prompt, at_start, true);
-  return tok.encode(chat_turn_text(p.messages), at_start, true);
+  std::vector<ChatMessage> hist = chat_history(ex);
+  std::string text;
+  if (hist.empty()) {
+    text = format_chat(p.messages, true);
+  } else if (tmpl_ && p.messages.size() == 1 && !ex.back().messages.empty()) {
+    // After a generated reply the cache holds format(h, true) + reply (+ its end of turn
+    // when closed): the template's incremental form continues exactly from there.
+    try {
+      text = tmpl_->append_user_turn(p.messages[0], ex.back().closed, true);
+    } catch (const std::invalid_argument& e) {
+      throw RuntimeError(Status::kInvalidArgument, e.what());
+    }
+  } else {
+    // Several new messages: the growth of the formatted conversation.
+    const std::string before = format_chat(hist, false);
+    hist.insert(hist.end(), p.messages.begin(), p.messages.end());
+    const std::string now = format_chat(hist, true);
+    text = starts_with(now, before) ? now.substr(before.size()) : now;
+  }
+  return tok.encode(text, at_start, true);
 }
 
-void Session::keep_last_exchanges(int k) {
-  std::vector<Exchange> kept;
-  if (k > 0 && !exchanges_.empty()) {
-    const size_t n = std::min(exchanges_.size(), static_cast<size_t>(k));
-    kept.assign(exchanges_.end() - static_cast<std::ptrdiff_t>(n), exchanges_.end());
-  }
-  clear();
-  // Replay the kept turns as text: a raw turn is its prompt then its response; a chat turn is
-  // the formatted conversation's growth over it (messages, response, end of turn).
+std::vector<int32_t> Session::turn_tokens(const RequestParams& p) const {
+  return turn_tokens_after(exchanges_, tokens_.empty(), p);
+}
+
+std::vector<int32_t> Session::prepare_turn(const RequestParams& p, int64_t reserve) const {
+  const std::vector<int32_t> fresh = turn_tokens(p);
+  const int64_t have = static_cast<int64_t>(tokens_.size());
+  const int64_t n_new = static_cast<int64_t>(fresh.size());
+  const int64_t need = have + n_new + reserve;
+  if (need > n_ctx())
+    throw RuntimeError(Status::kContextFull,
+                       "context full: need " + std::to_string(need) + " tokens (" +
+                           std::to_string(have) + " in the conversation + " +
+                           std::to_string(n_new) + " new + " + std::to_string(reserve) +
+                           " for the reply), have " + std::to_string(n_ctx()));
+  if (have + n_new == n_past())
+    throw RuntimeError(Status::kInvalidArgument, "the prompt encodes to no tokens");
+  for (int32_t t : fresh)
+    if (t < 0 || t >= fwd_->n_vocab())
+      throw RuntimeError(Status::kInvalidArgument,
+                         "token id " + std::to_string(t) + " out of the model's range");
+  return fresh;
+}
+
+GenerateResult Session::run_turn(const RequestParams& p, const std::vector<int32_t>& fresh,
+                                 const TextFn& on_text, const StopFn& should_stop) {
   const Tokenizer& tok = *model_->tokenizer;
+  const bool chat = !p.messages.empty() && tmpl_;
+  GenerateParams gp = p;
+  if (chat) gp.stop_strings.push_back(tmpl_->end_of_turn());
+  Sampler sampler(p.sampling, fwd_->n_vocab());
+
+  const size_t turn_start = tokens_.size();
+  tokens_.insert(tokens_.end(), fresh.begin(), fresh.end());
+  const std::span<const int32_t> all(tokens_);
+  const size_t past = static_cast<size_t>(n_past());
+  prime_sampler(sampler, all.first(past));
+  GenerateResult r;
+  try {
+    r = generate(*fwd_, tok, sampler, all.subspan(past), gp, on_text, should_stop);
+  } catch (...) {
+    rollback(turn_start);
+    throw;
+  }
+  if (!r.prompt_done) {  // stopped during the prompt: it never joined the conversation
+    rollback(turn_start);
+    return r;
+  }
+  tokens_.insert(tokens_.end(), r.tokens.begin(), r.tokens.end());
+  // Closed: an end-of-generation token, or the end-of-turn text generated as plain tokens.
+  bool closed = r.finish == FinishReason::kEndOfGeneration;
+  if (chat && r.finish == FinishReason::kStopString)
+    closed = tok.decode(r.tokens, true).find(tmpl_->end_of_turn()) != std::string::npos;
+  exchanges_.push_back({p.prompt, p.messages, r.text, closed});
+  return r;
+}
+
+const ChatMessage* Session::opening_system() const {
+  if (exchanges_.empty() || exchanges_[0].messages.empty()) return nullptr;
+  const ChatMessage& m = exchanges_[0].messages[0];
+  return m.role == "system" ? &m : nullptr;
+}
+
+std::vector<Exchange> Session::last_exchanges(int k) const {
+  std::vector<Exchange> kept;
+  if (k <= 0 || exchanges_.empty()) return kept;
+  const size_t n = std::min(exchanges_.size(), static_cast<size_t>(k));
+  kept.assign(exchanges_.end() - static_cast<std::ptrdiff_t>(n), exchanges_.end());
+  const ChatMessage* sys = opening_system();
+  std::vector<ChatMessage>& first = kept[0].messages;
+  if (sys && !first.empty() && first[0].role != "system") first.insert(first.begin(), *sys);
+  for (Exchange& e : kept) e.closed = false;  // the next turn writes the last end of turn
+  return kept;
+}
+
+// A conversation of chat turns only is the formatted history up to the last reply, encoded
+// once (as a fresh conversation would be); the last reply stays open, as after a live turn
+// that ended at max_tokens, so the next turn's incremental form continues it exactly. Otherwise
+// turn by turn: a raw turn is its prompt then its response; a chat turn is the formatted
+// conversation's growth over it (messages, response, end of turn).
+std::vector<int32_t> Session::replay_tokens(const std::vector<Exchange>& ex) const {
+  const Tokenizer& tok = *model_->tokenizer;
+  const bool all_chat =
+      std::all_of(ex.begin(), ex.end(), [](const Exchange& e) { return !e.messages.empty(); });
+  if (ex.empty()) return {};
+  if (all_chat) {  // what a live conversation holds after its last reply: format(h, true) + reply
+    std::vector<ChatMessage> h = chat_history(ex);
+    h.pop_back();
+    return tok.encode(format_chat(h, true) + ex.back().response, true, true);
+  }
+  std::vector<int32_t> out;
   std::vector<ChatMessage> hist;
-  for (Exchange& e : kept) {
-    const bool at_start = tokens_.empty();
+  for (const Exchange& e : ex) {
+    const bool at_start = out.empty();
     std::vector<int32_t> t;
     if (e.messages.empty()) {
       t = tok.encode(e.prompt, at_start, true);
@@ -132,9 +221,41 @@ void Session::keep_last_exchanges(int k) {
       const std::string now = format_chat(hist, false);
       t = tok.encode(starts_with(now, before) ? now.substr(before.size()) : now, at_start, true);
     }
-    tokens_.insert(tokens_.end(), t.begin(), t.end());
-    exchanges_.push_back(std::move(e));
+    out.insert(out.end(), t.begin(), t.end());
   }
+  return out;
+}
+
+void Session::keep_last_exchanges(int k) {
+  std::vector<Exchange> kept = last_exchanges(k);
+  std::vector<int32_t> toks = replay_tokens(kept);
+  clear();
+  tokens_ = std::move(toks);
+  exchanges_ = std::move(kept);
+}
+
+int Session::restart_to_fit(RequestParams& p, int max_keep, int64_t reserve) {
+  const ChatMessage* sys = opening_system();
+  int keep = static_cast<int>(std::min<size_t>(std::max(0, max_keep), exchanges_.size()));
+  std::vector<Exchange> kept;
+  std::vector<int32_t> toks;
+  RequestParams q = p;
+  int64_t n = 0;
+  for (;; --keep) {
+    kept = last_exchanges(keep);
+    toks = replay_tokens(kept);
+    q = p;
+    if (keep == 0 && sys && !q.messages.empty() && q.messages[0].role != "system")
+      q.messages.insert(q.messages.begin(), *sys);
+    n = static_cast<int64_t>(toks.size() + turn_tokens_after(kept, toks.empty(), q).size());
+    if (n + reserve <= n_ctx() || keep == 0) break;
+  }
+  if (n > n_ctx() - 1) return -1;
+  clear();
+  tokens_ = std::move(toks);
+  exchanges_ = std::move(kept);
+  p = std::move(q);
+  return keep;
 }
 
 }  // namespace hpl

@@ -14,17 +14,19 @@
 #include <vector>
 
 #include "engine/forward.h"
+#include "engine/generate.h"
 #include "engine/kv_cache.h"
 #include "runtime/model_registry.h"
 #include "runtime/runtime_types.h"
 
 namespace hpl {
 
-struct SessionOptions {
-  int64_t n_ctx = 512;    // KV cache positions
-  int64_t n_ubatch = 64;  // prefill micro-batch; also the stop granularity during prefill
-  int n_threads = 1;      // 0: the CPU topology's default
-  std::vector<int> cpus;  // pin the compute threads to these CPUs (empty: no pinning)
+// The forward pass's options (engine/forward.h: context, micro-batch, threads, with their
+// defaults) plus the chat format.
+struct SessionOptions : ForwardOptions {
+  // Chat format name (gemma, chatml, llama2, ...); "": the model's own (its template, its
+  // special tokens, else its architecture: gemma3 -> gemma, qwen2 -> chatml), or none.
+  std::string chat_template;
 };
 
 // One turn of a conversation, as submitted, with the text generated for it.
@@ -32,7 +34,8 @@ struct Exchange {
   std::string prompt;                 // raw-prompt turn
   std::vector<ChatMessage> messages;  // chat turn: the new messages
   std::string response;
-  bool closed = false;  // the reply ended with an end-of-generation token (now in the cache)
+  bool closed = false;  // the reply ended its turn (end-of-generation token or end-of-turn
+                        // text): it is in the conversation's tokens
 };
 
 class Session {
@@ -54,26 +57,58 @@ class Session {
   std::vector<Exchange>& exchanges() { return exchanges_; }
   const std::vector<Exchange>& exchanges() const { return exchanges_; }
 
+  // The model's chat format; null when unknown (chat turns are then "role: content" lines).
+  const ChatTemplate* chat_template() const { return tmpl_ ? &*tmpl_ : nullptr; }
+  // Tokens of the conversation not yet in the KV cache (evaluated at the next turn).
+  int64_t n_pending() const { return static_cast<int64_t>(tokens_.size()) - n_past(); }
+
   // The tokens a new turn adds: the raw prompt, or the new chat messages formatted
   // incrementally (only what follows the conversation so far, ending with the assistant
   // prompt). BOS is added at the start of a conversation when the vocab asks for it.
   std::vector<int32_t> turn_tokens(const RequestParams& p) const;
 
+  // A turn's tokens (turn_tokens), checked before any work. Throws RuntimeError:
+  // kContextFull "context full: need N tokens (C in the conversation + T new + R for the
+  // reply), have M" when C + T + reserve > n_ctx; kInvalidArgument when nothing is left to
+  // evaluate or a token id is out of the model's range.
+  std::vector<int32_t> prepare_turn(const RequestParams& p, int64_t reserve) const;
+  // Runs a prepared turn through the generation loop (engine/generate.h): the pending tokens
+  // and `fresh` are evaluated, then the reply generated with p's sampling, max_tokens (< 0:
+  // no limit) and stop strings (a chat turn also stops at the template's end-of-turn text).
+  // The reply's tokens join the conversation and the turn is recorded as an exchange. A stop
+  // during the prompt, or an exception, leaves the session as before the turn.
+  GenerateResult run_turn(const RequestParams& p, const std::vector<int32_t>& fresh,
+                          const TextFn& on_text, const StopFn& should_stop = {});
+  // Makes room for turn p when it does not fit: restarts the conversation with the most of
+  // its last max_keep exchanges that leave `reserve` tokens free (else none). The opening
+  // system message is carried (into p when no exchange is kept). Returns the number kept, or
+  // -1, changing nothing, when even alone the turn leaves no room for one reply token.
+  int restart_to_fit(RequestParams& p, int max_keep, int64_t reserve);
+
   // Starts a new conversation: no tokens, no exchanges, empty cache.
   void clear();
   // Rolls the conversation back to n_tokens tokens (cache too). For undoing a failed turn.
   void rollback(size_t n_tokens);
-  // Replaces the conversation with its last k exchanges, re-tokenized; they are evaluated at
-  // the next turn. k <= 0 is clear().
+  // Replaces the conversation with its last k exchanges (and the opening system message),
+  // re-tokenized; they are evaluated at the next turn. k <= 0 is clear().
   void keep_last_exchanges(int k);
 
   KvCache& kv_cache() { return fwd_->cache(); }  // for save/restore
 
  private:
   std::string format_chat(const std::vector<ChatMessage>& msgs, bool add_assistant) const;
-  std::vector<ChatMessage> chat_history() const;
-  // The new messages' text after the conversation so far (incremental formatting).
-  std::string chat_turn_text(const std::vector<ChatMessage>& fresh) const;
+  // The chat messages of exchanges ex, replies included.
+  static std::vector<ChatMessage> chat_history(const std::vector<Exchange>& ex);
+  // Turn p's tokens after a conversation made of ex (incremental formatting); at_start: the
+  // conversation has no tokens yet (BOS).
+  std::vector<int32_t> turn_tokens_after(const std::vector<Exchange>& ex, bool at_start,
+                                         const RequestParams& p) const;
+  // The tokens of a conversation made of ex, replayed from the start.
+  std::vector<int32_t> replay_tokens(const std::vector<Exchange>& ex) const;
+  // The last k exchanges, the opening system message carried into the first kept one, marked
+  // open (a replay ends with the last reply's text; the next turn writes its end of turn).
+  std::vector<Exchange> last_exchanges(int k) const;
+  const ChatMessage* opening_system() const;  // null: the conversation opened without one
 
   std::shared_ptr<const LoadedModel> model_;
   SessionOptions opt_;

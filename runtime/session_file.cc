@@ -123,6 +123,8 @@ void save_session_file(Session& s, const std::string& path) {
   }
 }
 
+// long-function: the file's fields read and checked in file order, all into locals, so the
+// session is replaced only once everything has been validated.
 void load_session_file(Session& s, const std::string& path) {
   KvCache& kv = s.kv_cache();
   std::string data;

@@ -5,11 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  cmake make g++ git python3 python3-pip
+  cmake make g++ git python3 python3-pip python3-venv
   libgtest-dev googletest libbenchmark-dev
   g++-aarch64-linux-gnu qemu-user-static
   clang libclang-rt-14-dev llvm-16
-  libcpp-httplib-dev nlohmann-json3-dev openjdk-17-jdk-headless
+  nlohmann-json3-dev openjdk-17-jdk-headless
 )
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

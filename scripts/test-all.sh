@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: native ctest, aarch64 ctest under qemu, ASan/UBSan ctest, TSan on the
-# threaded parts, pytest.
+# threaded parts, pytest, and the pip package (built from a clean clone, tested installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -20,3 +20,4 @@ run cmake --preset tsan >/dev/null
 run cmake --build --preset tsan
 run ctest --preset tsan -R 'thread_pool|runtime|c_api'
 HPL_BUILD_DIR="$PWD/build" run python3 -m pytest -q tests/python
+run bash scripts/test-python-package.sh

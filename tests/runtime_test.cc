@@ -644,6 +644,57 @@ TEST(ModelRegistryTest, BudgetRefusalsDoNotOpenTheBreaker) {
 namespace hpl {
 namespace {
 
+// A restart keeps the last exchanges and carries the opening system message; the replayed
+// conversation plus the next turn read as the whole conversation formatted at once (one
+// end-of-turn marker per turn); a turn that cannot fit even alone changes nothing.
+TEST(SessionRestartTest, CarriesTheSystemMessageAndClosesReplayedTurns) {
+  ModelRegistry reg;
+  SessionOptions so;
+  so.n_ctx = 256;
+  so.chat_template = "chatml";
+  Session s(reg.acquire(model_path(kModel)), so);
+  const Tokenizer& tok = *s.model().tokenizer;
+  RequestParams p;
+  p.sampling.temp = 0.0f;
+  p.max_tokens = 4;
+  p.messages = {{"system", "Be kind."}, {"user", "Hi"}};
+  s.run_turn(p, s.prepare_turn(p, p.max_tokens), [](std::string_view) {});
+  p.messages = {{"user", "Tell me a story."}};
+  s.run_turn(p, s.prepare_turn(p, p.max_tokens), [](std::string_view) {});
+  ASSERT_EQ(s.exchanges().size(), 2u);
+  EXPECT_FALSE(s.exchanges().back().closed);  // ended at max_tokens
+
+  s.keep_last_exchanges(1);
+  ASSERT_EQ(s.exchanges().size(), 1u);
+  EXPECT_EQ(s.n_past(), 0);
+  const Exchange& e = s.exchanges()[0];
+  ASSERT_EQ(e.messages.size(), 2u);
+  EXPECT_EQ(e.messages[0].role, "system");
+  EXPECT_FALSE(e.closed);
+  p.messages = {{"user", "More."}};
+  std::vector<ChatMessage> whole = e.messages;
+  whole.push_back({"assistant", e.response});
+  whole.push_back(p.messages[0]);
+  const ChatTemplate& tmpl = *s.chat_template();
+  EXPECT_EQ(tok.decode(s.tokens(), true) + tok.decode(s.turn_tokens(p), true),
+            tok.decode(tok.encode(tmpl.format(whole, true), true, true), true));
+
+  // Restart keeping none: the system message moves into the new turn.
+  RequestParams q = p;
+  EXPECT_EQ(s.restart_to_fit(q, 0, 8), 0);
+  EXPECT_TRUE(s.exchanges().empty() && s.tokens().empty());
+  ASSERT_EQ(q.messages.size(), 2u);
+  EXPECT_EQ(q.messages[0].content, "Be kind.");
+  // A turn longer than the context is refused and leaves the session alone.
+  s.run_turn(q, s.prepare_turn(q, q.max_tokens), [](std::string_view) {});
+  const std::vector<int32_t> before = s.tokens();
+  RequestParams huge = p;
+  huge.messages = {{"user", std::string(3000, 'a')}};
+  EXPECT_EQ(s.restart_to_fit(huge, 3, 8), -1);
+  EXPECT_EQ(s.tokens(), before);
+  EXPECT_EQ(s.exchanges().size(), 1u);
+}
+
 // Incremental chat formatting on a model with a chat template (Gemma 3 270M, the default
 // model; $HPL_CHAT_MODEL or the PyPI package's cache path). Formatting only: no generation.
 TEST(SessionChatTest, FollowUpTurnContinuesTheFormattedConversation) {

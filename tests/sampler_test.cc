@@ -247,21 +247,21 @@ TEST(ContextOverflow, GenerateFailsBeforeAnyWorkAndStopsWhenFull) {
   o.n_ctx = 8;
   Forward f(*m, o);
   GenerateParams gp;
-  gp.sampling.temp = 0.0f;
-  gp.n_predict = 100;
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  gp.max_tokens = 100;
   std::vector<int32_t> long_prompt(9, 403);
   long_prompt[0] = 1;
   int pieces = 0;
-  auto count = [&](std::string_view) {
-    ++pieces;
-    return true;
-  };
-  EXPECT_THROW(generate(f, *tok, long_prompt, gp, count), ModelError);
+  auto count = [&](std::string_view) { ++pieces; };
+  Sampler sampler(sp, f.n_vocab());
+  EXPECT_THROW(generate(f, *tok, sampler, long_prompt, gp, count), ModelError);
   EXPECT_EQ(f.n_past(), 0);
   EXPECT_EQ(pieces, 0);
   // A prompt that fits: generation stops when the context is full.
-  GenerateResult r = generate(f, *tok, {1, 403, 407, 261, 378}, gp, count);
-  EXPECT_EQ(r.reason, StopReason::kContextFull);
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  GenerateResult r = generate(f, *tok, sampler, prompt, gp, count);
+  EXPECT_EQ(r.finish, FinishReason::kContextEnd);
   EXPECT_EQ(f.n_past(), 8);
   EXPECT_EQ(r.tokens.size(), 4u);  // 3 evaluated after the prompt + the last one sampled
 }
@@ -273,28 +273,113 @@ TEST(Generate, GreedyStopsAtTokenLimitAndStopString) {
   o.n_ctx = 128;
   Forward f(*m, o);
   GenerateParams gp;
-  gp.sampling.temp = 0.0f;
-  gp.n_predict = 32;
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  gp.max_tokens = 32;
   std::string streamed;
-  auto sink = [&](std::string_view s) {
-    streamed += s;
-    return true;
-  };
-  GenerateResult r = generate(f, *tok, {1, 403, 407, 261, 378}, gp, sink);
-  EXPECT_EQ(r.reason, StopReason::kTokenLimit);
+  auto sink = [&](std::string_view s) { streamed += s; };
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  Sampler sampler(sp, f.n_vocab());
+  GenerateResult r = generate(f, *tok, sampler, prompt, gp, sink);
+  EXPECT_EQ(r.finish, FinishReason::kMaxTokens);
   EXPECT_EQ(r.tokens.size(), 32u);
   EXPECT_EQ(streamed, r.text);
   ASSERT_NE(streamed.find("Lily"), std::string::npos) << streamed;
   // Same prompt with a stop string: the text ends right before it.
   f.reset();
-  gp.stop = {"Lily"};
+  gp.stop_strings = {"Lily"};
   std::string streamed2;
-  r = generate(f, *tok, {1, 403, 407, 261, 378}, gp, [&](std::string_view s) {
-    streamed2 += s;
-    return true;
-  });
-  EXPECT_EQ(r.reason, StopReason::kStopString);
+  Sampler sampler2(sp, f.n_vocab());
+  r = generate(f, *tok, sampler2, prompt, gp, [&](std::string_view s) { streamed2 += s; });
+  EXPECT_EQ(r.finish, FinishReason::kStopString);
   EXPECT_EQ(streamed2, streamed.substr(0, streamed.find("Lily")));
+}
+
+// A stop before the second prompt micro-batch: nothing generated, the context as before.
+TEST(Generate, StopDuringThePromptRollsTheContextBack) {
+  auto m = Model::load(kModel);
+  auto tok = load_tokenizer(*m->file);
+  ForwardOptions o;
+  o.n_ctx = 64;
+  o.n_ubatch = 2;
+  Forward f(*m, o);
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  Sampler sampler(sp, f.n_vocab());
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  int checks = 0;
+  std::string text;
+  GenerateResult r = generate(
+      f, *tok, sampler, prompt, GenerateParams(), [&](std::string_view s) { text += s; },
+      [&] { return ++checks == 2; });
+  EXPECT_EQ(r.finish, FinishReason::kStopped);
+  EXPECT_FALSE(r.prompt_done);
+  EXPECT_EQ(r.stats.prompt_tokens, 2);  // one micro-batch ran before the stop
+  EXPECT_EQ(f.n_past(), 0);
+  EXPECT_TRUE(r.tokens.empty());
+  EXPECT_TRUE(text.empty());
+}
+
+// should_stop() is asked once before the (single) prompt micro-batch, then after each token.
+TEST(Generate, StopAfterATokenKeepsWhatWasGenerated) {
+  auto m = Model::load(kModel);
+  auto tok = load_tokenizer(*m->file);
+  ForwardOptions o;
+  o.n_ctx = 64;
+  Forward f(*m, o);
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  Sampler sampler(sp, f.n_vocab());
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
+  int checks = 0;
+  GenerateResult r = generate(
+      f, *tok, sampler, prompt, GenerateParams(), [](std::string_view) {},
+      [&] { return ++checks == 4; });
+  EXPECT_EQ(r.finish, FinishReason::kStopped);
+  EXPECT_TRUE(r.prompt_done);
+  EXPECT_EQ(r.tokens.size(), 3u);
+  EXPECT_EQ(r.stats.completion_tokens, 3);
+  EXPECT_EQ(f.n_past(), 5 + 2);  // the last sampled token is not evaluated
+}
+
+// Splitting the prompt into micro-batches changes nothing in what is generated.
+TEST(Generate, MicroBatchedPromptGivesTheSameTokens) {
+  auto m = Model::load(kModel);
+  auto tok = load_tokenizer(*m->file);
+  std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 500, 280, 270, 300};
+  std::vector<std::vector<int32_t>> outs;
+  for (int64_t ub : {1, 3, 256}) {
+    ForwardOptions o;
+    o.n_ctx = 64;
+    o.n_ubatch = ub;
+    Forward f(*m, o);
+    SamplerParams sp;
+    sp.temp = 0.0f;
+    Sampler sampler(sp, f.n_vocab());
+    GenerateParams gp;
+    gp.max_tokens = 16;
+    outs.push_back(generate(f, *tok, sampler, prompt, gp, [](std::string_view) {}).tokens);
+  }
+  ASSERT_EQ(outs[0].size(), 16u);
+  EXPECT_EQ(outs[0], outs[1]);
+  EXPECT_EQ(outs[0], outs[2]);
+}
+
+// The penalty window is the last repeat_last_n tokens of the context.
+TEST(Generate, PenaltyWindowIsTheLastNTokensOfTheContext) {
+  std::vector<float> logits = {0.1f, 0.2f, 0.3f, 0.4f, 1.9f, 2.0f, 0.5f, 0.6f};
+  SamplerParams sp;
+  sp.temp = 0.0f;
+  sp.repeat_penalty = 10.0f;
+  sp.repeat_last_n = 2;
+  Sampler outside(sp, 8);
+  const std::vector<int32_t> old5 = {5, 1, 2};  // 5 fell out of the window
+  prime_sampler(outside, old5);
+  EXPECT_EQ(outside.sample(logits.data()), 5);
+  Sampler inside(sp, 8);
+  const std::vector<int32_t> recent5 = {1, 2, 5};
+  prime_sampler(inside, recent5);
+  EXPECT_EQ(inside.sample(logits.data()), 4);
 }
 
 }  // namespace

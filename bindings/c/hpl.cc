@@ -3,12 +3,14 @@
 // boundary.
 #include "bindings/c/hpl.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernel/cpu_topology.h"
@@ -64,7 +66,7 @@ hpl_status guarded(F&& f) {
 
 void touch_pages(const std::string& path) {
   // Reads one byte per page of the mapping so the weights are resident before the first
-  // request (use_mmap = 0).
+  // request (prefault = 1).
   auto lease = registry()->acquire(path);
   const volatile uint8_t* p = lease->model->file->base();
   const size_t n = lease->model->file->file_size();
@@ -73,8 +75,8 @@ void touch_pages(const std::string& path) {
   (void)sum;
 }
 
-hpl::SamplingParams to_sampling(const hpl_sampler_params& s) {
-  hpl::SamplingParams p;
+hpl::SamplerParams to_sampling(const hpl_sampler_params& s) {
+  hpl::SamplerParams p;
   p.temp = s.temperature;
   p.top_k = s.top_k;
   p.top_p = s.top_p;
@@ -151,10 +153,11 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
 
 hpl_status hpl_model_params_init(hpl_model_params* p) {
   HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
-  p->n_threads = 0;
-  p->n_ctx = 2048;
-  p->n_batch = 64;
-  p->use_mmap = 1;
+  const hpl::SessionOptions d;  // the engine's defaults (ForwardOptions)
+  p->n_threads = 0;             // the CPU topology's default
+  p->n_ctx = static_cast<int32_t>(d.n_ctx);
+  p->n_ubatch = static_cast<int32_t>(d.n_ubatch);
+  p->prefault = 0;
   p->max_consecutive_failures = 3;
   p->cpus = nullptr;
   return ok();
@@ -167,18 +170,18 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
   hpl_model_params p;
   hpl_model_params_init(&p);
   if (params) p = *params;
-  if (p.n_threads < 0 || p.n_ctx < 1 || p.n_batch < 1 || p.max_consecutive_failures < 1)
+  if (p.n_threads < 0 || p.n_ctx < 1 || p.n_ubatch < 1 || p.max_consecutive_failures < 1)
     return fail(HPL_ERR_INVALID_ARGUMENT,
-                "hpl_model_load: n_threads must be >= 0, n_ctx, n_batch and "
+                "hpl_model_load: n_threads must be >= 0, n_ctx, n_ubatch and "
                 "max_consecutive_failures >= 1 (got " +
                     std::to_string(p.n_threads) + ", " + std::to_string(p.n_ctx) + ", " +
-                    std::to_string(p.n_batch) + ", " + std::to_string(p.max_consecutive_failures) +
+                    std::to_string(p.n_ubatch) + ", " + std::to_string(p.max_consecutive_failures) +
                     ")");
   return guarded([&] {
     hpl::RuntimeOptions o;
     o.model_path = path;
     o.session.n_ctx = p.n_ctx;
-    o.session.n_ubatch = p.n_batch;
+    o.session.n_ubatch = p.n_ubatch;
     o.session.n_threads = p.n_threads;
     try {
       if (p.cpus && *p.cpus) o.session.cpus = hpl::kernel::parse_cpu_list(p.cpus);
@@ -189,7 +192,7 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
     o.registry = registry();
     auto m = std::make_unique<hpl_model>();
     m->rt = std::make_unique<hpl::Runtime>(std::move(o));
-    if (!p.use_mmap) touch_pages(path);
+    if (p.prefault) touch_pages(path);
     *out = m.release();
     return ok();
   });
@@ -298,7 +301,7 @@ hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* out) {
 
 hpl_status hpl_request_params_init(hpl_request_params* p) {
   HPL_REQUIRE(p, "hpl_request_params_init: params is NULL");
-  const hpl::SamplingParams d;
+  const hpl::SamplerParams d;
   *p = hpl_request_params{};
   p->sampler.temperature = d.temp;
   p->sampler.top_k = d.top_k;
@@ -381,6 +384,45 @@ hpl_status hpl_wait_idle(hpl_model* model) {
   HPL_REQUIRE(model, "hpl_wait_idle: model is NULL");
   return guarded([&] {
     model->rt->wait_idle();
+    return ok();
+  });
+}
+
+hpl_status hpl_tokenize(hpl_model* model, const char* text, size_t text_len, int32_t add_special,
+                        int32_t parse_special, int32_t* tokens, size_t capacity, size_t* n_tokens) {
+  HPL_REQUIRE(model && n_tokens, "hpl_tokenize: NULL argument");
+  HPL_REQUIRE(text || text_len == 0, "hpl_tokenize: text is NULL");
+  HPL_REQUIRE(tokens || capacity == 0, "hpl_tokenize: tokens is NULL but capacity > 0");
+  *n_tokens = 0;
+  return guarded([&] {
+    auto lease = registry()->acquire(model->rt->model_path());
+    const std::vector<int32_t> ids = lease->tokenizer->encode(
+        std::string_view(text ? text : "", text_len), add_special != 0, parse_special != 0);
+    std::copy_n(ids.begin(), std::min(capacity, ids.size()), tokens);
+    *n_tokens = ids.size();
+    return ok();
+  });
+}
+
+hpl_status hpl_detokenize(hpl_model* model, const int32_t* tokens, size_t n_tokens,
+                          int32_t render_special, char* buf, size_t capacity, size_t* text_len) {
+  HPL_REQUIRE(model && text_len, "hpl_detokenize: NULL argument");
+  HPL_REQUIRE(tokens || n_tokens == 0, "hpl_detokenize: tokens is NULL");
+  HPL_REQUIRE(buf || capacity == 0, "hpl_detokenize: buf is NULL but capacity > 0");
+  *text_len = 0;
+  return guarded([&] {
+    auto lease = registry()->acquire(model->rt->model_path());
+    const hpl::Tokenizer& tok = *lease->tokenizer;
+    for (size_t i = 0; i < n_tokens; ++i)
+      if (tokens[i] < 0 || tokens[i] >= tok.n_vocab())
+        return fail(HPL_ERR_INVALID_ARGUMENT, "hpl_detokenize: token " + std::to_string(i) +
+                                                  " is " + std::to_string(tokens[i]) +
+                                                  ", outside the vocab [0, " +
+                                                  std::to_string(tok.n_vocab()) + ")");
+    const std::string text =
+        tok.decode(std::vector<int32_t>(tokens, tokens + n_tokens), render_special != 0);
+    std::copy_n(text.data(), std::min(capacity, text.size()), buf);
+    *text_len = text.size();
     return ok();
   });
 }

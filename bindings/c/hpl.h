@@ -40,10 +40,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(_WIN32)
+/* HPL_API: exported while building libhpl (its CMake target defines HPL_BUILDING_LIBRARY),
+ * imported by users; define HPL_STATIC when linking a static libhpl. */
+#if defined(_WIN32) && !defined(HPL_STATIC)
+#if defined(HPL_BUILDING_LIBRARY)
 #define HPL_API __declspec(dllexport)
 #else
+#define HPL_API __declspec(dllimport)
+#endif
+#elif defined(HPL_BUILDING_LIBRARY) && (defined(__GNUC__) || defined(__clang__))
 #define HPL_API __attribute__((visibility("default")))
+#else
+#define HPL_API
 #endif
 
 #ifdef __cplusplus
@@ -61,7 +69,8 @@ typedef enum hpl_status {
   HPL_ERR_MODEL = 3,            /* the model file is corrupt or unsupported */
   HPL_ERR_CONTEXT_FULL = 4,     /* the turn does not fit; the message gives the sizes */
   HPL_ERR_OUT_OF_MEMORY = 5,    /* allocation failed or the memory budget is exhausted */
-  HPL_ERR_FAILED_STATE = 6,     /* 3 failed requests in a row: call hpl_model_reset() */
+  HPL_ERR_FAILED_STATE = 6,     /* max_consecutive_failures (hpl_model_params, default 3)
+                                   failed requests in a row: call hpl_model_reset() */
   HPL_ERR_SESSION_MISMATCH = 7, /* a session file from another model */
   HPL_ERR_BUSY = 8,             /* in use: e.g. unloading a model that has sessions */
   HPL_ERR_WOULD_DEADLOCK = 9,   /* a blocking call from inside a callback */
@@ -103,15 +112,16 @@ HPL_API hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out);
 
 /* ---- models ---- */
 
+/* Names follow llama.cpp's (n_ctx, n_ubatch, n_threads); the defaults are the engine's. */
 typedef struct hpl_model_params {
-  int32_t n_threads;                /* compute threads per request; 0 (default): one per physical
-                                       core at >= half the fastest core's speed, of the cores in
-                                       cpus if set (`hpl info --cpu` shows it) */
-  int32_t n_ctx;                    /* context length of every session, in tokens (default 2048) */
-  int32_t n_batch;                  /* prompt micro-batch, also the stop granularity during prompt
-                                       evaluation (default 64) */
-  int32_t use_mmap;                 /* 1 (default): weights are paged in lazily from the mapping;
-                                       0: every page is read at load time, so no request pays for faults */
+  int32_t n_threads; /* compute threads per request; 0 (default): one per physical core at
+                        >= half the fastest core's speed, of the cores in cpus if set
+                        (`hpl info --cpu` shows it) */
+  int32_t n_ctx;     /* context length of every session, in tokens (default 2048) */
+  int32_t n_ubatch;  /* prompt micro-batch in tokens, also the stop granularity during prompt
+                        evaluation (default 256) */
+  int32_t prefault;  /* weights are always memory-mapped; 1: every page is read at load time,
+                        so no request pays for page faults; 0 (default): paged in lazily */
   int32_t max_consecutive_failures; /* circuit breaker threshold (default 3) */
   const char* cpus;                 /* pin the compute threads (and the worker) to these CPUs,
                                        e.g. "4-7" or "0,2-3"; NULL or "" (default): no pinning.
@@ -253,6 +263,24 @@ HPL_API hpl_status hpl_stop(hpl_model* model, hpl_request_id id);
 HPL_API hpl_status hpl_wait(hpl_model* model, hpl_request_id id, int64_t timeout_ms);
 /* Waits until nothing is queued or running. */
 HPL_API hpl_status hpl_wait_idle(hpl_model* model);
+
+/* ---- tokenizer ---- */
+
+/* Text -> token ids with the model's tokenizer, on the calling thread (loads the model if it
+ * was unloaded). add_special: BOS/EOS as the model's vocab asks; parse_special: special-token
+ * texts in text (e.g. "<start_of_turn>") become their ids. Writes min(capacity, n) ids to
+ * tokens (may be NULL when capacity is 0) and sets *n_tokens = n, the full count: call again
+ * with a larger buffer when n > capacity. */
+HPL_API hpl_status hpl_tokenize(hpl_model* model, const char* text, size_t text_len,
+                                int32_t add_special, int32_t parse_special, int32_t* tokens,
+                                size_t capacity, size_t* n_tokens);
+/* Token ids -> UTF-8 text (invalid sequences repaired to U+FFFD); render_special: control
+ * tokens give their text instead of "". Writes min(capacity, n) bytes to buf (no NUL added;
+ * buf may be NULL when capacity is 0) and sets *text_len = n; call again when n > capacity.
+ * An id outside the vocab is HPL_ERR_INVALID_ARGUMENT naming it. */
+HPL_API hpl_status hpl_detokenize(hpl_model* model, const int32_t* tokens, size_t n_tokens,
+                                  int32_t render_special, char* buf, size_t capacity,
+                                  size_t* text_len);
 
 #ifdef __cplusplus
 }

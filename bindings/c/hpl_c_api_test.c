@@ -125,7 +125,7 @@ static hpl_model* load(const char* name, int n_ctx) {
   mp.n_threads = 1;
   mp.cpus = "0"; /* pinned: generation must work the same */
   mp.n_ctx = n_ctx;
-  mp.n_batch = 16;
+  mp.n_ubatch = 16;
   hpl_model* m = NULL;
   REQUIRE_OK(hpl_model_load(path, &mp, &m));
   return m;
@@ -435,7 +435,7 @@ static void test_prefaulted_load(void) {
   REQUIRE_OK(hpl_model_params_init(&mp));
   mp.n_threads = 1;
   mp.n_ctx = 64;
-  mp.use_mmap = 0; /* every page read at load time */
+  mp.prefault = 1; /* every page read at load time */
   hpl_model* m = NULL;
   REQUIRE_OK(hpl_model_load(HPL_TEST_DATA_DIR "/models/stories260K.gguf", &mp, &m));
   collector c;
@@ -456,6 +456,31 @@ static void test_budget(void) {
   hpl_memory_info mem;
   REQUIRE_OK(hpl_memory_info_get(NULL, &mem));
   CHECK(mem.budget_bytes == 0);
+}
+
+static void test_tokenize(hpl_model* m) {
+  /* "Once upon a time" -> BOS + 4 ids; a short buffer gets a prefix and the full count. */
+  const char* text = "Once upon a time";
+  int32_t ids[16];
+  size_t n = 0;
+  REQUIRE_OK(hpl_tokenize(m, text, strlen(text), 1, 0, ids, 16, &n));
+  CHECK(n == 5 && ids[0] == 1);
+  int32_t two[2] = {0, 0};
+  size_t n2 = 0;
+  REQUIRE_OK(hpl_tokenize(m, text, strlen(text), 1, 0, two, 2, &n2));
+  CHECK(n2 == 5 && two[0] == ids[0] && two[1] == ids[1]);
+  REQUIRE_OK(hpl_tokenize(m, text, strlen(text), 0, 0, NULL, 0, &n2));
+  CHECK(n2 == 4);
+  char buf[64];
+  size_t len = 0;
+  REQUIRE_OK(hpl_detokenize(m, ids, n, 0, buf, sizeof buf, &len));
+  CHECK(len == strlen(text) && memcmp(buf, text, len) == 0);
+  REQUIRE_OK(hpl_detokenize(m, ids, n, 0, buf, 4, &len));
+  CHECK(len == strlen(text) && memcmp(buf, "Once", 4) == 0);
+  const int32_t bad[2] = {1, 1 << 30};
+  CHECK(hpl_detokenize(m, bad, 2, 0, buf, sizeof buf, &len) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(hpl_last_error(), "outside the vocab") != NULL);
+  CHECK(hpl_tokenize(m, NULL, 3, 1, 0, ids, 16, &n) == HPL_ERR_INVALID_ARGUMENT);
 }
 
 static uint64_t model_size(const char* name) {
@@ -562,6 +587,7 @@ int main(void) {
   test_validation(m);
   test_stop(m);
   test_sessions(m, other);
+  test_tokenize(m);
   REQUIRE_OK(hpl_model_unload(other));
   REQUIRE_OK(hpl_model_unload(m));
   test_context_full_and_breaker();

@@ -138,15 +138,15 @@ NATIVE(jstring, version)(JNIEnv* env, jclass) {
 }
 
 NATIVE(jlong, modelLoad)
-(JNIEnv* env, jclass, jstring path, jint n_threads, jint n_ctx, jint n_batch, jboolean use_mmap) {
+(JNIEnv* env, jclass, jstring path, jint n_threads, jint n_ctx, jint n_ubatch, jboolean prefault) {
   bool null_path = false;
   const std::string p = utf8(env, path, &null_path);
   hpl_model_params mp;
   hpl_model_params_init(&mp);
   mp.n_threads = n_threads;
   mp.n_ctx = n_ctx;
-  mp.n_batch = n_batch;
-  mp.use_mmap = use_mmap ? 1 : 0;
+  mp.n_ubatch = n_ubatch;
+  mp.prefault = prefault ? 1 : 0;
   hpl_model* m = nullptr;
   if (!check(env, hpl_model_load(null_path ? nullptr : p.c_str(), &mp, &m))) return 0;
   return static_cast<jlong>(reinterpret_cast<intptr_t>(m));

@@ -3,6 +3,7 @@ and (when the `hpl` binary with its `tokenize` subcommand is built) that hpl tok
 texts like the Hugging Face tokenizer does."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -49,7 +50,15 @@ def find_hpl() -> str | None:
     if not build:
         build = os.path.join(os.path.dirname(__file__), "..", "..", "build")
     path = os.path.join(build, "bin", "hpl")
-    return path if os.path.isfile(path) and os.access(path, os.X_OK) else shutil.which("hpl")
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    # The pip package (pyproject.toml) bundles hpl inside the `hpl` Python package.
+    spec = importlib.util.find_spec("hpl")
+    if spec and spec.origin:
+        path = os.path.join(os.path.dirname(spec.origin), "_bin", "hpl")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return shutil.which("hpl")
 
 
 def parse_ids(text: str) -> list[int]:

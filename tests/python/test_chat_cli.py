@@ -55,7 +55,7 @@ def test_turns_reuse_the_cache(hpl):
     replies = [l for l in r.stdout.splitlines() if l.strip() and not l.startswith(("/stats", "memory"))]
     assert len(replies) == 3, r.stdout
     k, p, reused, d, c, nctx, stop = turns[0]
-    assert reused == 0 and c == p + d and nctx == 512 and stop == "token limit"
+    assert reused == 0 and c == p + d and nctx == 512 and stop == "max_tokens"
     for prev, cur in zip(turns, turns[1:]):
         _, p, reused, d, c, _, stop = cur
         assert reused == prev[4]  # starts where the previous turn's context ended

@@ -1,4 +1,5 @@
-"""The Python binding (bindings/python/hpl, ctypes over libhpl.so) on stories260K."""
+"""The Python binding from the source tree (bindings/python/hpl over build/lib/libhpl.so) on
+stories260K. The installed pip package has its own suite: tests/python_package."""
 import os
 import sys
 import threading
@@ -22,7 +23,7 @@ STORY = str(MODELS / "stories260K.gguf")
 
 @pytest.fixture(scope="module")
 def model():
-    with hpl.Model(STORY, n_threads=1, n_ctx=256, n_batch=16) as m:
+    with hpl.Model(STORY, n_threads=1, n_ctx=256, n_ubatch=16) as m:
         yield m
 
 
@@ -31,7 +32,7 @@ def test_version():
 
 
 def test_generate_iterates_text_pieces_with_stats(model):
-    gen = model.generate("Once upon a time", max_tokens=20, temperature=0)
+    gen = model.generate("Once upon a time", stream=True, max_tokens=20, temperature=0)
     pieces = list(gen)
     assert len(pieces) > 1 and all(isinstance(p, str) and p for p in pieces)
     text = "".join(pieces)
@@ -48,7 +49,7 @@ def test_generate_iterates_text_pieces_with_stats(model):
 
 
 def test_stop_keeps_partial_output(model):
-    gen = model.generate("Once upon a time", max_tokens=200, temperature=0.9, seed=7)
+    gen = model.generate("Once upon a time", stream=True, max_tokens=200, temperature=0.9, seed=7)
     got = []
     for piece in gen:
         got.append(piece)
@@ -63,7 +64,7 @@ def test_stop_keeps_partial_output(model):
 
 
 def test_leaving_the_loop_early_stops_the_request(model):
-    gen = model.generate("Once upon a time", max_tokens=200, temperature=0.9, seed=3)
+    gen = model.generate("Once upon a time", stream=True, max_tokens=200, temperature=0.9, seed=3)
     for _ in gen:
         break
     gen.wait()
@@ -95,17 +96,16 @@ def test_requests_queue_fifo_from_threads(model):
 def test_session_keeps_context_and_round_trips_through_a_file(model, tmp_path):
     path = str(tmp_path / "chat.session")
     with model.session() as s:
-        s.generate("Once upon a time", max_tokens=12, temperature=0).result()
+        s.generate("Once upon a time", max_tokens=12, temperature=0)
         s.save(path)
-        g = s.generate(" One day,", max_tokens=16, temperature=0)
+        g = s.submit(" One day,", max_tokens=16, temperature=0)
         uninterrupted = g.result()
         assert g.stats.prompt_tokens < 10  # only the new tokens
-        assert s.info()["n_exchanges"] == 2
+        assert s.info().n_exchanges == 2
     with model.session() as r:
         r.restore(path)
-        assert r.info()["n_exchanges"] == 1
-        g = r.generate(" One day,", max_tokens=16, temperature=0)
-        assert g.result() == uninterrupted
+        assert r.info().n_exchanges == 1
+        assert r.generate(" One day,", max_tokens=16, temperature=0) == uninterrupted
     with hpl.Model(str(MODELS / "TinyStories-656K.f16.gguf"), n_threads=1, n_ctx=256) as other:
         with other.session() as o:
             with pytest.raises(hpl.HplError) as e:
@@ -119,7 +119,7 @@ def test_context_full_and_circuit_breaker():
         long_prompt = "Once upon a time there was a girl. " * 4
         for _ in range(3):
             with pytest.raises(hpl.HplError) as e:
-                m.generate(long_prompt, max_tokens=8).result()
+                m.generate(long_prompt, max_tokens=8)
             assert e.value.name == "CONTEXT_FULL"
             assert "have 32" in str(e.value)
         assert m.failed
@@ -128,26 +128,26 @@ def test_context_full_and_circuit_breaker():
         assert e.value.name == "FAILED_STATE"
         m.reset()
         assert not m.failed
-        assert m.generate("Once", max_tokens=4, temperature=0).result()
+        assert m.generate("Once", max_tokens=4, temperature=0)
 
 
 def test_chat_messages_and_stop_strings(model):
-    g = model.generate(messages=[("user", "Tell me a story.")], max_tokens=8)
+    g = model.submit(messages=[("user", "Tell me a story.")], max_tokens=8)
     g.result()
     assert g.stats.completion_tokens > 0
-    g = model.generate("Once upon a time", max_tokens=40, temperature=0, stop=["Lily"])
+    g = model.submit("Once upon a time", max_tokens=40, temperature=0, stop=["Lily"])
     assert g.result() == ", there was a little girl named "
     assert g.stats.finish == "stop_string"
 
 
 def test_memory_and_errors(model):
     mem = model.memory()
-    assert mem["model_bytes"] == os.path.getsize(STORY)
+    assert mem.model_bytes == os.path.getsize(STORY)
     with pytest.raises(hpl.HplError) as e:
         hpl.Model(str(MODELS / "missing.gguf"))
     assert e.value.name == "IO" and "missing.gguf" in str(e.value)
     with pytest.raises(ValueError):
-        model.generate()
+        model.submit()
 
 
 def test_bad_sampling_is_refused_with_the_shared_message(model):

@@ -1,13 +1,18 @@
 """`hpl serve` over HTTP on a free loopback port, with stories260K (no chat template in the
 GGUF: the server falls back to llama2 by architecture). Checks the OpenAI-compatible
 endpoints against `hpl run --temp 0`, FIFO order of concurrent clients, that a client
-disconnect stops its request, validation errors, oversize bodies, and a bounded load test.
-The server is always killed at the end (fixture finalizer).
+disconnect stops its request, validation errors, oversize bodies, and a bounded load test;
+then HTTP hardening over raw sockets: port in use, chunked and compressed bodies against
+--max-body, slow clients (read deadline, per-address limit, SIGTERM), pipelining,
+half-close, HTTP/1.0 streaming, 405. The server is always killed at the end (fixture
+finalizer). Every socket has a timeout: no test can hang.
 """
+import gzip
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -20,6 +25,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MODEL = os.path.join(REPO, "tests", "data", "models", "stories260K.gguf")
 CTX = 4096  # long enough that a long generation can be cut by a disconnect
 MAX_BODY = 65536
+READ_TIMEOUT = 3  # --read-timeout: a slow request head gets 408 after this
+PER_ADDR = 48     # --max-conns-per-addr
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +35,7 @@ def hpl():
     if not os.access(p, os.X_OK):
         pytest.skip(f"{p} not built (set HPL_BUILD_DIR)")
     if "unknown command" in subprocess.run([p, "serve", "--help"], capture_output=True, text=True).stderr:
-        pytest.skip("hpl was built without serve (no cpp-httplib for this target)")
+        pytest.skip("hpl was built without serve (no nlohmann-json for this target)")
     return p
 
 
@@ -38,26 +45,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_server(hpl, log, port, *extra):
+    """Starts `hpl serve` on 127.0.0.1:port and waits (60 s at most) until /health answers."""
+    with open(log, "w") as lf:
+        proc = subprocess.Popen([hpl, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", str(port),
+                                 "-c", str(CTX), "-t", "1", "--max-body", str(MAX_BODY), *extra],
+                                stdout=lf, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {open(log).read()}")
+        try:
+            if requests.get(base + "/health", timeout=1).status_code == 200:
+                return proc
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        if time.time() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"server not healthy in 60 s: {open(log).read()}")
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def server(hpl, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "server.log"
     port = free_port()
-    with open(log, "w") as lf:
-        proc = subprocess.Popen([hpl, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", str(port),
-                                 "-c", str(CTX), "-t", "1", "--max-body", str(MAX_BODY)],
-                                stdout=lf, stderr=subprocess.STDOUT)
+    proc = start_server(hpl, log, port, "--read-timeout", str(READ_TIMEOUT), "--max-conns-per-addr", str(PER_ADDR))
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            assert proc.poll() is None, f"server exited: {open(log).read()}"
-            try:
-                if requests.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.time() < deadline, f"server not healthy in 60 s: {open(log).read()}"
-            time.sleep(0.1)
         yield base
         assert proc.poll() is None, f"server died: {open(log).read()}"
     finally:
@@ -255,8 +272,9 @@ def test_disconnect_stops_request(server):
 
 
 def test_disconnect_stops_non_streamed_request(server):
-    """A non-streamed client that hangs up while its request generates: the server polls the
-    connection and stops the request."""
+    """A non-streamed client that hangs up (a reset) while its request generates: the server
+    polls the connection and stops the request. (A plain close right after the request is a
+    half-close and gets its reply: test_half_close_gets_reply.)"""
     before = metrics(server)
     max_tokens = CTX - 64
     port = int(server.rsplit(":", 1)[1])
@@ -265,6 +283,7 @@ def test_disconnect_stops_non_streamed_request(server):
         s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         time.sleep(0.3)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
     deadline = time.time() + 30
     while True:
         m = metrics(server)
@@ -403,3 +422,440 @@ def test_load_nothing_lost(server):
     tokens = sum(r[3] for r in results)
     print(f"\nload: {len(results)} requests in {elapsed:.2f} s = {len(results) / elapsed:.1f} req/s, "
           f"{tokens / elapsed:.0f} generated tok/s, 0 lost")
+
+
+# ---- HTTP hardening, over raw sockets (issue 11) ----
+
+def port_of(base):
+    return int(base.rsplit(":", 1)[1])
+
+
+def connect(base, timeout=30):
+    return socket.create_connection(("127.0.0.1", port_of(base)), timeout=timeout)
+
+
+def read_all(s):
+    """Reads until the server closes (the socket's timeout bounds each wait)."""
+    out = b""
+    while True:
+        try:
+            d = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        out += d
+    return out
+
+
+def parse_responses(data):
+    """Splits raw bytes into [(status, headers (lower-case names), body)], decoding chunked
+    bodies; a body with neither length nor chunking runs to the end (HTTP/1.0 style)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if status == 100:
+            data = rest
+            continue
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size_line, _, rest = rest.partition(b"\r\n")
+                n = int(size_line, 16)
+                if n == 0:
+                    rest = rest[2:]
+                    break
+                body += rest[:n]
+                rest = rest[n + 2:]
+        elif "content-length" in headers:
+            n = int(headers["content-length"])
+            body, rest = rest[:n], rest[n:]
+        else:
+            body, rest = rest, b""
+        out.append((status, headers, body))
+        data = rest
+    return out
+
+
+def completion_request(body, extra_headers=b"", version=b"HTTP/1.1"):
+    data = json.dumps(body).encode()
+    return (b"POST /v1/completions " + version + b"\r\nHost: x\r\nContent-Type: application/json\r\n" +
+            extra_headers + b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+
+
+def test_second_server_on_a_port_in_use_is_refused(server, hpl):
+    r = subprocess.run([hpl, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", str(port_of(server)),
+                        "-t", "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "port in use" in r.stderr, (r.returncode, r.stderr)
+    assert requests.get(server + "/health", timeout=10).status_code == 200
+
+
+def test_chunked_body_over_max_body_is_413(server):
+    """A chunked body is limited by its decoded size: 4x --max-body in 8 KiB chunks."""
+    body = json.dumps({"prompt": "a " * (2 * MAX_BODY)}).encode()
+    with connect(server) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for i in range(0, len(body), 8192):
+                part = body[i:i + 8192]
+                s.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+            s.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early and closed
+        resp = parse_responses(read_all(s))
+    assert resp and resp[0][0] == 413, resp[:1]
+    assert json.loads(resp[0][2])["error"]["code"] == "request_too_large"
+    assert requests.get(server + "/health", timeout=10).status_code == 200
+
+
+def test_chunked_body_under_max_body_is_served(server):
+    body = json.dumps({"prompt": PROMPT, "max_tokens": 3, "temperature": 0}).encode()
+    with connect(server) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                  b"Connection: close\r\n\r\n" + b"".join(b"%x\r\n" % len(body[i:i + 7]) + body[i:i + 7] + b"\r\n"
+                                                          for i in range(0, len(body), 7)) + b"0\r\n\r\n")
+        resp = parse_responses(read_all(s))
+    assert [r[0] for r in resp] == [200], resp
+    assert json.loads(resp[0][2])["usage"]["completion_tokens"] == 3
+
+
+def test_compressed_body_is_refused(server):
+    """Content-Encoding is refused (415) before any decompression: 64 KiB of gzip could
+    otherwise inflate far past --max-body."""
+    body = gzip.compress(json.dumps({"prompt": PROMPT + " " + "a " * (4 * MAX_BODY)}).encode())
+    assert len(body) < MAX_BODY
+    r = requests.post(server + "/v1/completions", data=body, timeout=30,
+                      headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 415, r.text
+    assert "Content-Encoding" in r.json()["error"]["message"]
+
+
+def test_slow_header_clients_do_not_stall_health(server):
+    """20 clients (more than --http-threads) sending their head a byte every 0.5 s: /health
+    still answers at once, and each slow client gets 408 at --read-timeout although it keeps
+    sending (the deadline is for the whole head, not per read)."""
+    slow = [connect(server, timeout=READ_TIMEOUT + 10) for _ in range(20)]
+    stop = threading.Event()
+
+    def drip():
+        head = b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+        for i in range(len(head)):
+            for s in slow:
+                try:
+                    s.sendall(head[i:i + 1])
+                except OSError:
+                    pass
+            if stop.wait(0.5):
+                return
+
+    t = threading.Thread(target=drip)
+    t0 = time.time()
+    t.start()
+    try:
+        for _ in range(3):
+            h0 = time.time()
+            assert requests.get(server + "/health", timeout=2).status_code == 200
+            assert time.time() - h0 < 1
+            time.sleep(0.5)
+        got = [read_all(s) for s in slow]
+        elapsed = time.time() - t0
+    finally:
+        stop.set()
+        t.join()
+        for s in slow:
+            s.close()
+    statuses = [parse_responses(g)[0][0] if g else None for g in got]
+    assert statuses == [408] * len(slow), statuses
+    assert READ_TIMEOUT - 0.5 < elapsed < READ_TIMEOUT + 5, elapsed
+
+
+def test_connection_limit_per_address_evicts_oldest_idle(server):
+    """More than --max-conns-per-addr connections from 127.0.0.1: the oldest idle ones are
+    closed to make room, and a new request is still answered."""
+    conns = []
+    try:
+        for _ in range(PER_ADDR + 10):
+            conns.append(connect(server, timeout=10))
+            time.sleep(0.005)
+        assert requests.get(server + "/health", timeout=5).status_code == 200
+        closed = 0
+        for s in conns:
+            s.settimeout(0.2)
+            try:
+                if s.recv(1) == b"":
+                    closed += 1
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        assert closed >= 11, closed  # 10 over the limit, plus room for the /health request
+    finally:
+        for s in conns:
+            s.close()
+
+
+def test_sigterm_closes_idle_and_slow_connections(hpl, tmp_path):
+    """SIGTERM while clients drip their heads a byte every 0.5 s and one sits idle: the
+    server exits within 3 s, with 0, and those connections are closed."""
+    port = free_port()
+    proc = start_server(hpl, tmp_path / "server.log", port, "--http-threads", "2", "--read-timeout", "60")
+    base = f"http://127.0.0.1:{port}"
+    conns = [connect(base, timeout=10) for _ in range(5)]
+    idle = connect(base, timeout=10)
+    stop = threading.Event()
+
+    def drip():
+        head = b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 100
+        for i in range(len(head)):
+            for s in conns:
+                try:
+                    s.sendall(head[i:i + 1])
+                except OSError:
+                    pass
+            if stop.wait(0.5):
+                return
+
+    t = threading.Thread(target=drip)
+    t.start()
+    try:
+        time.sleep(1.2)
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rc = "still running after 10 s"
+        took = time.time() - t0
+        assert rc == 0 and took < 3, (rc, took, open(tmp_path / "server.log").read())
+        for s in conns + [idle]:
+            assert read_all(s) == b""
+    finally:
+        stop.set()
+        t.join()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for s in conns + [idle]:
+            s.close()
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/v1/completions", '{"prompt": "x", "temperature": 1e999}', "temperature"),
+    ("/v1/completions", '{"prompt": "x", "top_p": -1e400}', "top_p"),
+    ("/v1/completions", '{"prompt": "x", "max_tokens": 1e999}', "max_tokens"),
+    ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "x"}], "seed": 2e308}', "seed"),
+    ("/v1/completions", '{"prompt": "x", "stop": ["a", 1e999]}', "stop[1]"),
+])
+def test_number_overflow_is_400_naming_the_field(server, path, body, param):
+    r = requests.post(server + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == param and param in e["message"], e
+
+
+UNSUPPORTED = {"response_format": {"type": "json_object"}, "tools": [], "tool_choice": "auto", "echo": True,
+               "best_of": 2, "suffix": "x", "logit_bias": {"1": 5}}
+
+
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
+def test_unsupported_fields_are_400_naming_them(server, path, name):
+    body = {"prompt": PROMPT} if path == "/v1/completions" else {"messages": MSG}
+    r = post(server, path, {**body, "max_tokens": 2, name: UNSUPPORTED[name]})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == name and f"'{name}'" in e["message"] and e["code"] == "unsupported_parameter", e
+
+
+def test_every_unsupported_field_is_named(server):
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "echo": True, "suffix": "x", "best_of": 1})
+    assert r.status_code == 400
+    m = r.json()["error"]["message"]
+    assert all(f"'{k}'" in m for k in ("echo", "suffix", "best_of")), m
+
+
+def test_chat_with_only_a_system_message_is_400(server):
+    r = post(server, "/v1/chat/completions", {"messages": [{"role": "system", "content": "Be brief."}]})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == "messages" and "no user message" in e["message"], e
+
+
+def test_half_close_gets_reply(server):
+    with connect(server) as s:
+        s.sendall(completion_request({"prompt": PROMPT, "max_tokens": 5, "temperature": 0}))
+        s.shutdown(socket.SHUT_WR)  # done sending; still reading
+        resp = parse_responses(read_all(s))
+    assert [r[0] for r in resp] == [200], resp
+    assert json.loads(resp[0][2])["usage"]["completion_tokens"] == 5
+
+
+def test_half_closed_client_that_resets_stops_its_request(server):
+    before = metrics(server)
+    max_tokens = CTX - 64
+    with connect(server) as s:
+        s.sendall(completion_request({"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0}))
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    deadline = time.time() + 30
+    while True:
+        m = metrics(server)
+        if m["requests"]["stopped"] > before["requests"]["stopped"] and m["requests"]["active"] == 0:
+            break
+        assert time.time() < deadline, m
+        time.sleep(0.05)
+    assert m["tokens"]["completion"] - before["tokens"]["completion"] < max_tokens
+
+
+def test_pipelined_requests_each_get_a_response(server):
+    with connect(server) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" +
+                  completion_request({"prompt": PROMPT, "max_tokens": 4, "temperature": 0}) +
+                  b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        resp = parse_responses(read_all(s))
+    assert [r[0] for r in resp] == [200, 200, 200], resp
+    assert json.loads(resp[0][2]) == {"status": "ok"}
+    assert json.loads(resp[1][2])["usage"]["completion_tokens"] == 4
+    assert json.loads(resp[2][2])["object"] == "list"
+
+
+def test_http10_stream_is_not_chunked(server):
+    with connect(server) as s:
+        s.sendall(completion_request({"prompt": PROMPT, "max_tokens": 4, "temperature": 0, "stream": True},
+                                     version=b"HTTP/1.0"))
+        data = read_all(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower(), head
+    assert b"text/event-stream" in head
+    events = [line[6:] for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]" and len(events) >= 2, body
+
+
+@pytest.mark.parametrize("method,path,allow", [
+    ("GET", "/v1/completions", "POST"),
+    ("GET", "/v1/chat/completions", "POST"),
+    ("POST", "/health", "GET"),
+    ("DELETE", "/v1/models", "GET"),
+    ("PUT", "/metrics", "GET"),
+])
+def test_wrong_method_is_405(server, method, path, allow):
+    r = requests.request(method, server + path, timeout=10)
+    assert r.status_code == 405, r.text
+    assert r.headers["Allow"] == allow
+    assert r.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_malformed_heads(server):
+    cases = [
+        (b"GET /health HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET /health HTTP/2.0\r\n\r\n", 505),
+        (b"GET /health HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431),
+        (b"GET /health HTTP/1.1\r\n folded\r\n\r\n", 400),
+        (b"POST /v1/completions HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
+    ]
+    for raw, status in cases:
+        with connect(server) as s:
+            s.sendall(raw)
+            resp = parse_responses(read_all(s))
+        assert resp and resp[0][0] == status, (raw[:60], resp)
+    assert requests.get(server + "/health", timeout=10).status_code == 200
+
+
+def test_expect_100_continue(server):
+    """A client that waits for 100 Continue (curl does for bodies over 1 KiB) gets it before
+    sending its body; an oversize one gets 413 instead."""
+    body = json.dumps({"prompt": PROMPT, "max_tokens": 2, "temperature": 0}).encode()
+    with connect(server) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        resp = parse_responses(read_all(s))
+    assert [r[0] for r in resp] == [200], resp
+    with connect(server) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: " + str(10 * MAX_BODY).encode() + b"\r\n\r\n")
+        resp = parse_responses(read_all(s))
+    assert [r[0] for r in resp] == [413], resp
+
+
+def test_connection_limit_when_every_connection_is_busy_is_503(hpl, tmp_path):
+    """--max-conns-per-addr 2 with both connections in handlers: a third gets 503 and is
+    closed; once they finish, new connections are served again."""
+    port = free_port()
+    proc = start_server(hpl, tmp_path / "server.log", port, "--max-conns-per-addr", "2")
+    base = f"http://127.0.0.1:{port}"
+    busy = []
+    try:
+        for _ in range(2):
+            s = connect(base, timeout=60)
+            s.sendall(completion_request({"prompt": PROMPT, "max_tokens": CTX - 64, "temperature": 0,
+                                          "stream": True}))
+            assert s.recv(12).startswith(b"HTTP/1.1 200")  # in a handler now
+            busy.append(s)
+        with connect(base) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            resp = parse_responses(read_all(s))
+        assert [r[0] for r in resp] == [503], resp
+        assert "too many connections" in json.loads(resp[0][2])["error"]["message"]
+        for s in busy:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        deadline = time.time() + 30
+        while True:
+            try:
+                if requests.get(base + "/health", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline
+            time.sleep(0.1)
+    finally:
+        for s in busy:
+            s.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_half_close_is_timed_by_its_arrival_not_by_when_a_handler_looks(hpl, tmp_path):
+    """--http-threads 1: a half-closed request waits > 1 s for the only handler thread (busy
+    with a long request); it still gets its reply: its FIN is timed when it arrived (by the
+    I/O thread), not when the handler first looked."""
+    port = free_port()
+    proc = start_server(hpl, tmp_path / "server.log", port, "--http-threads", "1", "-c", "8192")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with connect(base) as long_req, connect(base) as half:
+            long_req.sendall(completion_request({"prompt": PROMPT, "max_tokens": 8000, "temperature": 0}))
+            time.sleep(0.3)
+            # Long enough to still run when its handler first looks at the connection.
+            half.sendall(completion_request({"prompt": PROMPT, "max_tokens": 2000, "temperature": 0}))
+            half.shutdown(socket.SHUT_WR)
+            time.sleep(1.5)  # longer than the half-close grace
+            long_req.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            long_req.close()  # reset: its request stops and the handler thread is free
+            resp = parse_responses(read_all(half))
+        assert [r[0] for r in resp] == [200], resp
+        assert json.loads(resp[0][2])["usage"]["completion_tokens"] == 2000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

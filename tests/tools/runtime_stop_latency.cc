@@ -1,6 +1,6 @@
 // Measures the runtime's stop latency: the time from Runtime::stop() to the done event, for a
 // request that is decoding and for one whose prompt is being evaluated (micro-batch bound).
-//   runtime_stop_latency MODEL.gguf [threads=2] [trials=10] [n_batch=64]
+//   runtime_stop_latency MODEL.gguf [threads=2] [trials=10] [n_ubatch=64]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -45,7 +45,7 @@ int64_t now_ns() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL.gguf [threads] [trials] [n_batch]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL.gguf [threads] [trials] [n_ubatch]\n", argv[0]);
     return 2;
   }
   RuntimeOptions o;
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    std::printf("%s, %d threads, n_batch %lld\n", argv[1], o.session.n_threads,
+    std::printf("%s, %d threads, n_ubatch %lld\n", argv[1], o.session.n_threads,
                 static_cast<long long>(o.session.n_ubatch));
     print("stop latency while decoding (stop -> done)", decode_ms);
     print("  for reference, time per generated token", token_ms);

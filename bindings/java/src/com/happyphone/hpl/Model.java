@@ -7,11 +7,11 @@ package com.happyphone.hpl;
 public final class Model implements AutoCloseable {
   private long handle;
 
-  public Model(String path, int nThreads, int nCtx, int nBatch, boolean useMmap) {
-    handle = Native.modelLoad(path, nThreads, nCtx, nBatch, useMmap);
+  public Model(String path, int nThreads, int nCtx, int nUbatch, boolean prefault) {
+    handle = Native.modelLoad(path, nThreads, nCtx, nUbatch, prefault);
   }
 
-  public Model(String path) { this(path, 4, 2048, 64, true); }
+  public Model(String path) { this(path, 4, 2048, 256, false); }
 
   long handle() {
     if (handle == 0) throw new HplException(HplException.INVALID_ARGUMENT, "model is closed");

@@ -15,7 +15,7 @@ final class Native {
   private Native() {}
 
   static native String version();
-  static native long modelLoad(String path, int nThreads, int nCtx, int nBatch, boolean useMmap);
+  static native long modelLoad(String path, int nThreads, int nCtx, int nUbatch, boolean prefault);
   static native void modelUnload(long model);
   static native boolean failed(long model);
   static native void reset(long model);

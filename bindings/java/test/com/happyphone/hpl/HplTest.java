@@ -63,7 +63,7 @@ public final class HplTest {
     String dir = args[0];
     String story = dir + "/stories260K.gguf";
     check(Model.version().equals("0.1.0"), "version");
-    try (Model m = new Model(story, 1, 256, 16, true)) {
+    try (Model m = new Model(story, 1, 256, 16, false)) {
       // A greedy generation streams the llama.cpp reference continuation.
       Collect c = new Collect();
       long id = m.submit(Request.prompt("Once upon a time").maxTokens(20).temperature(0), c);
@@ -108,7 +108,7 @@ public final class HplTest {
         t2.await();
         check(t2.text().equals(uninterrupted), "same continuation after restore");
       }
-      try (Model other = new Model(dir + "/TinyStories-656K.f16.gguf", 1, 256, 16, true);
+      try (Model other = new Model(dir + "/TinyStories-656K.f16.gguf", 1, 256, 16, false);
            Session o = other.newSession()) {
         o.restore(file);
         check(false, "restore from another model was accepted");
