@@ -1,6 +1,7 @@
 // matmul throughput at the shapes of a 1.1B llama (TinyLlama: d 2048, ffn 5632, vocab 32000,
 // kv 256) and of Gemma 3 270M (d 640, ffn 2048: rows of 640 elements): gemv (1 token, decode)
-// and gemm (32/128/512 tokens, prefill), rows split across 1 or 2 threads. Counters:
+// and gemm (32/128/512 tokens, prefill), for the GGUF layouts and the packed ones
+// (kernel/repack.h); HPL_ISA picks the body, rows split across 1 or 2 threads. Counters:
 // bytes_per_second (weights read once per call), GOP/s (a multiply-add counts 2) and, for
 // gemv, pct_bw = weight bytes/s as % of the read bandwidth measured at start-up with the same
 // thread count. cpu_* counters divide by the threads' mean CPU time instead of wall time
@@ -19,6 +20,7 @@
 
 #include "bench/read_bandwidth.h"
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 #include "kernel/thread_pool.h"
 #include "kernel/types.h"
 
@@ -82,7 +84,12 @@ void run_matmul(benchmark::State& state, DType t, int64_t rows, int64_t n, int64
                 int threads) {
   const DType act = kernel::vec_dot_type(t);
   const size_t ws = row_bytes(t, n), xs = row_bytes(act, n);
-  auto w = make_weights(t, rows, n);
+  auto w = make_weights(kernel::unpacked_type(t), rows, n);
+  if (kernel::unpacked_type(t) != t) {  // a packed layout: the same weights, interleaved
+    std::vector<uint8_t> packed(w.size());
+    kernel::repack_rows(kernel::unpacked_type(t), w.data(), ws, rows, n, packed.data());
+    w.swap(packed);
+  }
   std::vector<float> x(ntok * n);
   std::mt19937 rng(1);
   std::normal_distribution<float> g(0.0f, 1.0f);
@@ -132,10 +139,14 @@ const Shape kShapes[] = {{2048, 2048},  {256, 2048}, {5632, 2048}, {2048, 5632},
                          {32000, 2048}, {2048, 640}, {65536, 640}};
 
 void register_all() {
-  const DType types[] = {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q5_0, DType::F16};
+  const DType types[] = {DType::Q4_K,    DType::Q6_K,    DType::Q8_0,    DType::Q5_0,
+                         DType::Q4_0,    DType::Q4_0_X8, DType::Q5_0_X8, DType::Q8_0_X8,
+                         DType::Q4_K_X8, DType::F16};
   for (DType t : types) {
     for (const Shape& s : kShapes) {
       if (s.n % type_traits(t).block_elems != 0) continue;  // 640 is not a K-quant row
+      const kernel::WeightKernels* k = kernel::ops().weight_kernels(t);
+      if (k == nullptr) continue;  // a packed layout this body has no kernel for
       for (int64_t ntok : {1, 32, 128, 512}) {
         // gemm of the secondary types only at the two square-ish shapes, to keep runs short
         if (ntok > 1 && t != DType::Q4_K && s.rows != 2048) continue;

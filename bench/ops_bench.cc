@@ -26,7 +26,7 @@ void BM_rmsnorm(benchmark::State& st) {
   auto x = rand_vec(n), w = rand_vec(n, 0.5f, 1.5f, 2);
   std::vector<float> y(n);
   for (auto _ : st) {
-    (kBest ? best::rmsnorm : ref::rmsnorm)(x.data(), w.data(), y.data(), n, 1e-6f, 0.0f);
+    (kBest ? ops() : ops(Isa::kRef)).rmsnorm(x.data(), w.data(), y.data(), n, 1e-6f, 0.0f);
     benchmark::DoNotOptimize(y.data());
   }
   st.SetBytesProcessed(st.iterations() * n * 3 * sizeof(float));
@@ -42,7 +42,7 @@ void BM_rope(benchmark::State& st) {
   auto x = rand_vec(nh * hd);
   int64_t pos = 1000;
   for (auto _ : st) {
-    (kBest ? best::rope : ref::rope)(x.data(), nh, hd, hd, pos, 10000.0f, 1.0f, layout);
+    (kBest ? ops() : ops(Isa::kRef)).rope(x.data(), nh, hd, hd, pos, 10000.0f, 1.0f, layout);
     benchmark::DoNotOptimize(x.data());
   }
   st.SetItemsProcessed(st.iterations() * nh * hd);
@@ -73,7 +73,7 @@ void BM_softmax(benchmark::State& st) {
   auto src = rand_vec(n, -10.0f, 10.0f);
   std::vector<float> x = src;
   for (auto _ : st) {
-    (kBest ? best::softmax : ref::softmax)(x.data(), n, 0.125f, 0, n);
+    (kBest ? ops() : ops(Isa::kRef)).softmax(x.data(), n, 0.125f, 0, n);
     benchmark::DoNotOptimize(x.data());
   }
   st.SetItemsProcessed(st.iterations() * n);
@@ -87,7 +87,7 @@ void BM_silu(benchmark::State& st) {
   auto g = rand_vec(n, -6.0f, 6.0f), u = rand_vec(n, -1.0f, 1.0f, 3);
   std::vector<float> y(n);
   for (auto _ : st) {
-    (kBest ? best::swiglu : ref::swiglu)(g.data(), u.data(), y.data(), n);
+    (kBest ? ops() : ops(Isa::kRef)).swiglu(g.data(), u.data(), y.data(), n);
     benchmark::DoNotOptimize(y.data());
   }
   st.SetItemsProcessed(st.iterations() * n);
@@ -117,7 +117,7 @@ void BM_attention_decode(benchmark::State& st) {
   std::vector<float> out(p.out_stride);
   std::vector<std::vector<float>> scratch(nth, std::vector<float>(ctx));
   ThreadPool pool(nth);
-  auto attn = kBest ? best::attention : ref::attention;
+  auto attn = (kBest ? ops() : ops(Isa::kRef)).attention;
   for (auto _ : st) {
     pool.run([&](int ith, int n) {
       int64_t h0 = p.n_heads * ith / n, h1 = p.n_heads * (ith + 1) / n;

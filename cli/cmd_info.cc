@@ -14,6 +14,7 @@
 #include "cli/json_writer.h"
 #include "gguf/gguf.h"
 #include "kernel/cpu_topology.h"
+#include "kernel/ops.h"
 
 namespace hpl::cli {
 namespace {
@@ -138,6 +139,7 @@ void print_json(const GgufFile& f, const Options& o,
   w.key("pre").str(f.str_or("tokenizer.ggml.pre", ""));
   w.key("vocab_size").num(vocab_size(f));
   w.end_object();
+  w.key("isa").str(isa_name());
   w.key("tensor_count").num(static_cast<uint64_t>(f.tensors().size()));
   w.key("tensor_bytes").num(total_bytes);
   w.key("types").begin_object();
@@ -203,9 +205,18 @@ void print_text(const GgufFile& f, const Options& o,
               f.str_or("tokenizer.ggml.pre", "(none)").c_str(), vocab_size(f));
   std::printf("tensors        %zu, %" PRIu64 " bytes\n", f.tensors().size(), total_bytes);
   for (const auto& [name, s] : by_type) {
-    std::printf("  %-8s %5" PRIu64 " tensors %12" PRIu64 " bytes\n", name.c_str(), s.count,
-                s.bytes);
+    std::string path;  // the matmul body this CPU runs for the type
+    for (const GgufTensor& t : f.tensors()) {
+      if (name == type_name(t.type)) {
+        path = kernel::matmul_path(t.type);
+        break;
+      }
+    }
+    std::printf("  %-8s %5" PRIu64 " tensors %12" PRIu64 " bytes%s%s\n", name.c_str(), s.count,
+                s.bytes, path.empty() ? "" : "  matmul: ", path.c_str());
   }
+  std::printf("kernels        %s (cpu: %s; HPL_ISA forces one)\n", isa_name(),
+              kernel::cpu_feature_names().c_str());
   if (o.tensors) {
     std::printf("\n%-4s %-36s %-6s %-22s %12s %12s\n", "#", "name", "type", "shape", "offset",
                 "bytes");

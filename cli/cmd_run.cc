@@ -19,7 +19,7 @@
 #include "engine/memory_report.h"
 #include "engine/model.h"
 #include "engine/vocab_loader.h"
-#include "kernel/isa.h"
+#include "kernel/ops.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -167,6 +167,18 @@ void print_model_info(const RunArgs& r, const Model& model, size_t n_ids, double
                static_cast<long long>(r.fo.n_ubatch), static_cast<unsigned long long>(r.sp.seed),
                n_ids, load_s * 1e3);
   for (const auto& c : model.weights.converted) std::fprintf(stderr, "converted: %s\n", c.c_str());
+  if (!model.weights.packed.empty()) {
+    std::fprintf(stderr, "packed at load: %zu matrices, %.1f MiB (e.g. %s)\n",
+                 model.weights.packed.size(), model.weights.packed_bytes / 1048576.0,
+                 model.weights.packed.front().c_str());
+  }
+  std::vector<DType> seen;  // the matmul body per weight type in the file
+  for (const GgufTensor& t : model.file->tensors()) {
+    if (std::find(seen.begin(), seen.end(), t.type) != seen.end()) continue;
+    seen.push_back(t.type);
+    const std::string path = kernel::matmul_path(t.type);
+    if (!path.empty()) std::fprintf(stderr, "kernel: %s -> %s\n", type_name(t.type), path.c_str());
+  }
 }
 
 // --dump-logits: f32 (n_prompt, n_vocab), then the context is cleared again.

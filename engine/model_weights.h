@@ -58,6 +58,11 @@ struct ModelWeights {
   std::vector<std::string> converted;           // names of the tensors copied, with the reason
   std::vector<std::unique_ptr<float[]>> owned;  // storage of the converted tensors
   std::vector<std::string> warnings;            // tensors present but not used (output may differ)
+  // Matrices moved into a packed layout at load (engine/repack_weights.h); their mapped pages
+  // were released.
+  size_t packed_bytes = 0;
+  std::vector<std::string> packed;  // "name (q4_0 -> q4_0x8)"
+  std::vector<std::unique_ptr<uint8_t[]>> packed_storage;
 };
 
 // Bytes of weights one decode token reads: every matmul weight (layers and output) and the

@@ -9,10 +9,14 @@ DType vec_dot_type(DType w) {
     case DType::Q4_0:
     case DType::Q5_0:
     case DType::Q8_0:
+    case DType::Q4_0_X8:
+    case DType::Q5_0_X8:
+    case DType::Q8_0_X8:
       return DType::Q8_0;
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:
+    case DType::Q4_K_X8:
       return DType::Q8_K;
     default:
       return DType::F32;
@@ -24,6 +28,10 @@ bool matmul_supported(DType w) {
     case DType::Q4_0:
     case DType::Q5_0:
     case DType::Q8_0:
+    case DType::Q4_0_X8:
+    case DType::Q5_0_X8:
+    case DType::Q8_0_X8:
+    case DType::Q4_K_X8:
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:

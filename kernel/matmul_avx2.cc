@@ -3,9 +3,13 @@
 // Gemm: a tile is one weight row x up to 4 tokens, so each unpacked weight block feeds 4
 // tokens; rows are walked in blocks of kRowBlock so a block's weights stay in L1 while every
 // token chunk passes over them.
+//
+// This file is compiled three times: as the avx2 body, and (HPL_AVX_VNNI = 1 / 2, see
+// kernel/CMakeLists.txt) as the avxvnni and avx512vnni bodies, whose u8 x s8 dots are one
+// vpdpbusd instead of maddubs + madd.
 #include "kernel/isa.h"
 
-#if HPL_HAVE_AVX2
+#if HPL_X86_64
 
 #include <immintrin.h>
 
@@ -15,16 +19,50 @@
 
 #include "kernel/matmul_common.h"
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 #include "kernel/simd_avx2.h"
 
-namespace hpl::kernel::avx2 {
+#ifndef HPL_AVX_VNNI
+#define HPL_AVX_VNNI 0
+#endif
+#if HPL_AVX_VNNI == 1
+#define HPL_AVX_BODY avxvnni
+HPL_TARGET_BEGIN("avx2,fma,f16c,avxvnni")
+#elif HPL_AVX_VNNI == 2
+#define HPL_AVX_BODY avx512vnni
+HPL_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#if !defined(__clang__)
+// GCC 12 flags the intrinsics' own _mm512_undefined_* pass-through operands
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#else
+#define HPL_AVX_BODY avx2
+#endif
+
+namespace hpl::kernel::HPL_AVX_BODY {
 namespace {
+
+#if HPL_AVX_VNNI
+namespace simd = avx2::simd;
+#endif
 
 constexpr int kMaxTok = 4;     // tokens per register tile
 constexpr int kRowBlock = 16;  // rows whose weights are reused by every token chunk
 
 using simd::hmax;
 using simd::hsum;
+
+// acc + (u8 u) . (s8 s) per group of 4 bytes, in int32 lanes. maddubs cannot saturate here:
+// every caller's pair sums stay below 2^15 (|s| <= 127, u <= 128).
+inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+#if HPL_AVX_VNNI == 1
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+#elif HPL_AVX_VNNI == 2
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
 
 inline float h2f(f16_t h) {
   return _cvtsh_ss(h);
@@ -124,7 +162,6 @@ struct TileQ8_0 {
   static void run(const uint8_t* wrow, const uint8_t* const* x, const uint8_t* const* aux,
                   int64_t nb, int64_t, float* out) {
     const auto* w = reinterpret_cast<const Block*>(wrow);
-    const __m256i ones = _mm256_set1_epi16(1);
     constexpr int U = NT <= 2 ? 2 : 1;  // accumulator sets, used by alternate blocks
     const float* xd[NT];
     __m256 acc[U][NT];
@@ -140,14 +177,13 @@ struct TileQ8_0 {
       if constexpr (kOffset > 0) {
         for (int k = 0; k < NT; ++k) {
           const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
-          s[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, load256(xb->qs)), ones);
+          s[k] = dot_u8s8(_mm256_setzero_si256(), wq, load256(xb->qs));
         }
       } else {
         const __m256i aw = _mm256_sign_epi8(wq, wq);  // |w| as u8; the sign moves onto x
         for (int k = 0; k < NT; ++k) {
           const auto* xb = reinterpret_cast<const BlockQ8_0*>(x[k]) + b;
-          s[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(load256(xb->qs), wq)),
-                                   ones);
+          s[k] = dot_u8s8(_mm256_setzero_si256(), aw, _mm256_sign_epi8(load256(xb->qs), wq));
         }
       }
     };
@@ -455,6 +491,469 @@ struct TileFloat {
   }
 };
 
+// --- packed tiles: 8 interleaved rows (kernel/repack.h) x up to kPackTok tokens --------------
+// A 64-byte run of a packed block holds 8 bytes of each of the 8 rows; vpdpbusd against the
+// token's matching 8 activation bytes broadcast to every 64-bit lane gives, per 32-bit lane
+// pair, that row's partial dot. Lane pairs are added once per row at the end. Weights enter
+// unsigned (nibbles; Q5_0 with the 5th bit; Q8_0 + 128), and offset * (sum of the block's
+// activations), made once per call, comes off in int32 before the block's scale.
+
+// shuffle index that spreads byte k of each 64-bit lane's low word over the lane's 8 bytes
+inline __m128i qh_index(int k) {
+  const long long b = 0x0101010101010101LL;
+  return _mm_set_epi64x(b * (8 + k), b * k);
+}
+
+#if HPL_AVX_VNNI == 2
+// zmm: one vector is a whole 64-byte run (rows 0..7).
+struct PackVec {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr int kPerRun = 1;  // vectors per 64-byte run
+  static I load(const uint8_t* p, int) { return _mm512_loadu_si512(p); }
+  static I bcast8(const int8_t* p) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return _mm512_set1_epi64(v);
+  }
+  static I set8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+  static I set_even32(int v) { return _mm512_set1_epi64(static_cast<uint32_t>(v)); }
+  static I band(I a, I b) { return _mm512_and_si512(a, b); }
+  static I bxor(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I srl4(I a) { return _mm512_srli_epi16(a, 4); }
+  static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
+  static I dot16(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
+  static I izero() { return _mm512_setzero_si512(); }
+  // pshufb with the same 16-byte index in every 128-bit lane
+  static I shuf(I a, __m128i idx) { return _mm512_shuffle_epi8(a, _mm512_broadcast_i32x4(idx)); }
+  static F fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+  static F fload(const float* p) { return _mm512_loadu_ps(p); }
+  // lanes 2r, 2r + 1 = v[r] for 8 floats (from a 32-byte array), as row_scales does
+  static F dup_rows(const float* v, int) {
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                 _mm512_castps256_ps512(_mm256_loadu_ps(v)));
+  }
+  static F fzero() { return _mm512_setzero_ps(); }
+  static F fset(float v) { return _mm512_set1_ps(v); }
+  static F cvt(I a) { return _mm512_cvtepi32_ps(a); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  // lanes 2r, 2r + 1 = row r's f16 scale as f32
+  static F row_scales(const f16_t* d, int) {
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                 _mm512_castps256_ps512(d8));
+  }
+  // the 32-bit qh words of the 8 rows, one per 64-bit lane
+  static I qh_lanes(const uint8_t* qh, int) {
+    return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh)));
+  }
+  // q | 0x10 where bit j of byte k of the lane's qh word is set, for byte j of each lane
+  static I add_bit4(I q, I qh, int k) {
+    const I bytes = _mm512_shuffle_epi8(qh, _mm512_broadcast_i32x4(qh_index(k)));
+    const __mmask64 m = _mm512_test_epi8_mask(bytes, _mm512_set1_epi64(0x8040201008040201LL));
+    return _mm512_mask_add_epi8(q, m, q, set8(0x10));
+  }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+};
+#else
+// ymm: a 64-byte run is two vectors (rows 0..3, rows 4..7).
+struct PackVec {
+  using I = __m256i;
+  using F = __m256;
+  static constexpr int kPerRun = 2;
+  static I load(const uint8_t* p, int v) { return load256(p + 32 * v); }
+  static I bcast8(const int8_t* p) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return _mm256_set1_epi64x(v);
+  }
+  static I set8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  static I set_even32(int v) { return _mm256_set1_epi64x(static_cast<uint32_t>(v)); }
+  static I band(I a, I b) { return _mm256_and_si256(a, b); }
+  static I bxor(I a, I b) { return _mm256_xor_si256(a, b); }
+  static I srl4(I a) { return _mm256_srli_epi16(a, 4); }
+  static I dot(I acc, I u, I s) { return dot_u8s8(acc, u, s); }
+  static I dot16(I acc, I a, I b) {
+#if HPL_AVX_VNNI == 1
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+  }
+  static I izero() {
+    return _mm256_setzero_si256();
+  }
+  static I shuf(I a, __m128i idx) {
+    return _mm256_shuffle_epi8(a, _mm256_broadcastsi128_si256(idx));
+  }
+  static F fnma(F a, F b, F c) {
+    return _mm256_fnmadd_ps(a, b, c);
+  }
+  static F fload(const float* p) {
+    return _mm256_loadu_ps(p);
+  }
+  static F dup_rows(const float* v, int half) {
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + 4 * half)),
+                                    _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+  }
+  static F fzero() {
+    return _mm256_setzero_ps();
+  }
+  static F fset(float v) {
+    return _mm256_set1_ps(v);
+  }
+  static F cvt(I a) {
+    return _mm256_cvtepi32_ps(a);
+  }
+  static F fma(F a, F b, F c) {
+    return _mm256_fmadd_ps(a, b, c);
+  }
+  static F mul(F a, F b) {
+    return _mm256_mul_ps(a, b);
+  }
+  static F row_scales(const f16_t* d, int v) {
+    const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d + 4 * v)));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4),
+                                    _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+  }
+  static I qh_lanes(const uint8_t* qh, int v) {
+    return _mm256_cvtepu32_epi64(load128(qh + 16 * v));
+  }
+  static I add_bit4(I q, I qh, int k) {
+    const I bytes = _mm256_shuffle_epi8(qh, _mm256_broadcastsi128_si256(qh_index(k)));
+    const I bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    const I set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_or_si256(q, _mm256_and_si256(set, set8(0x10)));
+  }
+  static void store(float* p, F v) {
+    _mm256_storeu_ps(p, v);
+  }
+};
+#endif
+
+// Unpacked runs of one packed block: kRuns runs of 64 bytes, run i dotted with activation
+// bytes [kActAt[i], kActAt[i] + 8) of the token's Q8_0 block.
+struct PackQ4_0 {
+  static constexpr int kRuns = 4, kOffset = 8;
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ4_0);
+  static constexpr int kActAt[4] = {0, 16, 8, 24};
+  template <class V>
+  static void get(const uint8_t* blk, typename V::I (*q)[V::kPerRun]) {
+    const auto m4 = V::set8(0x0F);
+    for (int c = 0; c < 2; ++c) {
+      for (int v = 0; v < V::kPerRun; ++v) {
+        const auto r = V::load(blk + 16 + 64 * c, v);
+        q[2 * c][v] = V::band(r, m4);
+        q[2 * c + 1][v] = V::band(V::srl4(r), m4);
+      }
+    }
+  }
+};
+struct PackQ5_0 {
+  static constexpr int kRuns = 4, kOffset = 16;
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ5_0);
+  static constexpr int kActAt[4] = {0, 16, 8, 24};
+  template <class V>
+  static void get(const uint8_t* blk, typename V::I (*q)[V::kPerRun]) {
+    PackQ4_0::get<V>(blk, q);
+    for (int v = 0; v < V::kPerRun; ++v) {
+      const auto qh = V::qh_lanes(blk + 16 + 128, v);
+      for (int c = 0; c < 2; ++c) {
+        q[2 * c][v] = V::add_bit4(q[2 * c][v], qh, c);              // elements 8c + j
+        q[2 * c + 1][v] = V::add_bit4(q[2 * c + 1][v], qh, 2 + c);  // 16 + 8c + j
+      }
+    }
+  }
+};
+struct PackQ8_0 {
+  static constexpr int kRuns = 4, kOffset = 128;
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ8_0);
+  static constexpr int kActAt[4] = {0, 8, 16, 24};
+  template <class V>
+  static void get(const uint8_t* blk, typename V::I (*q)[V::kPerRun]) {
+    const auto flip = V::set8(0x80);  // s8 + 128 as u8
+    for (int c = 0; c < 4; ++c)
+      for (int v = 0; v < V::kPerRun; ++v) q[c][v] = V::bxor(V::load(blk + 16 + 64 * c, v), flip);
+  }
+};
+
+#if HPL_AVX_VNNI == 2
+constexpr int kPackTok = 8;  // tokens per packed tile
+#else
+constexpr int kPackTok = 4;
+#endif
+
+// One group of 8 packed rows x NT tokens over nb blocks -> out[k][r] for row r, token k.
+// x[k]: token k's Q8_0 row; xd[k]: its per-block f32 scales; xo[k]: per block, kOffset times
+// the sum of the block's activation bytes.
+template <class P, int NT>
+void packed_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* const* xd,
+                 const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
+  using V = PackVec;
+  typename V::F acc[NT][V::kPerRun];
+  for (int k = 0; k < NT; ++k)
+    for (int v = 0; v < V::kPerRun; ++v) acc[k][v] = V::fzero();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + b * P::kBlockBytes;
+    typename V::I q[P::kRuns][V::kPerRun];
+    P::template get<V>(blk, q);
+    typename V::F dw[V::kPerRun];
+    for (int v = 0; v < V::kPerRun; ++v)
+      dw[v] = V::row_scales(reinterpret_cast<const f16_t*>(blk), v);
+    for (int k = 0; k < NT; ++k) {
+      const int8_t* a = x[k][b].qs;
+      typename V::I s[V::kPerRun];
+      // -offset * sum enters the even lane of each row's pair once
+      for (int v = 0; v < V::kPerRun; ++v) s[v] = V::set_even32(-xo[k][b]);
+      for (int i = 0; i < P::kRuns; ++i) {
+        const auto ai = V::bcast8(a + P::kActAt[i]);
+        for (int v = 0; v < V::kPerRun; ++v) s[v] = V::dot(s[v], q[i][v], ai);
+      }
+      const auto sx = V::fset(xd[k][b]);
+      for (int v = 0; v < V::kPerRun; ++v)
+        acc[k][v] = V::fma(V::cvt(s[v]), V::mul(dw[v], sx), acc[k][v]);
+    }
+  }
+  for (int k = 0; k < NT; ++k) {
+    float lanes[2 * kPackRows];
+    for (int v = 0; v < V::kPerRun; ++v)
+      V::store(lanes + v * (2 * kPackRows / V::kPerRun), acc[k][v]);
+    for (int r = 0; r < kPackRows; ++r) out[k][r] = lanes[2 * r] + lanes[2 * r + 1];
+  }
+}
+
+// W (rows, n) packed in groups of 8 rows, rows [r0, r1) @ X (ntok, n) Q8_0 -> Y. Groups that
+// straddle r0 or r1 are computed whole and only their rows in range are stored.
+template <class P>
+void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                   size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  const int64_t nb = n / kQK8_0;
+  thread_local std::vector<float> xd_buf;
+  thread_local std::vector<int32_t> xo_buf;
+  xd_buf.resize(static_cast<size_t>(ntok * nb));
+  xo_buf.resize(static_cast<size_t>(ntok * nb));
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int i = 0; i < kQK8_0; ++i) sum += xr[b].qs[i];
+      xd_buf[t * nb + b] = h2f(xr[b].d);
+      xo_buf[t * nb + b] = P::kOffset * sum;
+    }
+  }
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t group_bytes = kPackRows * w_stride;
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const uint8_t* grp = wb + g * group_bytes;
+    for (int64_t t0 = 0; t0 < ntok; t0 += kPackTok) {
+      const int nt = static_cast<int>(std::min<int64_t>(kPackTok, ntok - t0));
+      const BlockQ8_0* xp[kPackTok];
+      const float* dp[kPackTok];
+      const int32_t* op[kPackTok];
+      for (int k = 0; k < nt; ++k) {
+        xp[k] = reinterpret_cast<const BlockQ8_0*>(xb + (t0 + k) * x_stride);
+        dp[k] = xd_buf.data() + (t0 + k) * nb;
+        op[k] = xo_buf.data() + (t0 + k) * nb;
+      }
+      float out[kPackTok][kPackRows];
+      switch (nt) {
+#define HPL_PACKED_CASE(N)                       \
+  case N:                                        \
+    packed_tile<P, N>(grp, xp, dp, op, nb, out); \
+    break;
+        HPL_PACKED_CASE(1)
+        HPL_PACKED_CASE(2)
+        HPL_PACKED_CASE(3)
+        HPL_PACKED_CASE(4)
+#if HPL_AVX_VNNI == 2
+        HPL_PACKED_CASE(5)
+        HPL_PACKED_CASE(6)
+        HPL_PACKED_CASE(7)
+        HPL_PACKED_CASE(8)
+#endif
+#undef HPL_PACKED_CASE
+        default:
+          break;
+      }
+      const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
+      for (int k = 0; k < nt; ++k)
+        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
+    }
+  }
+}
+
+// Q4_K_X8 (kernel/repack.h) x Q8_K: per super-block and group, the 6-bit scales of the 8 rows
+// are decoded once into f32 d * sc (one vector per sub-block, lanes doubled as the runs' are)
+// and int16 mins laid out for vpdpwssd against the activation's sums per sub-block; the 16
+// runs of 64 quant bytes (low nibbles: sub-block 2c, high: 2c + 1) feed vpdpbusd.
+// The 12 scale bytes of each of the 8 rows as two 64-bit words per row (matmul_common.h's
+// layout): lo = [sc0..3 mn0..3], hi = [sc4..7 mn4..7], 6 bits each. Scalar, 6 ops a row.
+inline void q4k_scale_words(const uint8_t* scales, uint64_t lo[kPackRows], uint64_t hi[kPackRows]) {
+  for (int r = 0; r < kPackRows; ++r) {
+    uint64_t u01;
+    uint32_t u2;
+    std::memcpy(&u01, scales + 12 * r, 8);
+    std::memcpy(&u2, scales + 12 * r + 8, 4);
+    lo[r] = u01 & 0x3f3f3f3f3f3f3f3full;
+    const uint64_t nib = (u2 & 0x0f0f0f0fu) | static_cast<uint64_t>((u2 >> 4) & 0x0f0f0f0fu) << 32;
+    hi[r] = nib | ((u01 >> 2) & 0x3030303030303030ull);
+  }
+}
+
+// pshufb index: in each 128-bit lane (rows 2L, 2L + 1 in its 64-bit halves) the int32 lanes of
+// row 2L get byte j of its word, those of row 2L + 1 byte 8 + j, zero-extended.
+inline __m128i k4_scale_index(int j) {
+  const int z = 0x80;
+  return _mm_setr_epi8(j, z, z, z, j, z, z, z, 8 + j, z, z, z, 8 + j, z, z, z);
+}
+// int16 pairs for vpdpwssd: row 2L's lanes get (mn[j0], mn[j0 + 1]), (mn[j0 + 2], mn[j0 + 3])
+// from bytes 4..7 of its word.
+inline __m128i k4_min_index() {
+  const int z = 0x80;
+  return _mm_setr_epi8(4, z, 5, z, 6, z, 7, z, 12, z, 13, z, 14, z, 15, z);
+}
+
+// x[k]: token k's Q8_K row; xs[k]: per super-block the 8 int16 sums of its sub-blocks.
+template <int NT>
+void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_t* const* xs,
+                     int64_t nb, float (*out)[kPackRows]) {
+  using V = PackVec;
+  constexpr int R = V::kPerRun;
+  typename V::F acc[NT][R];
+  for (int k = 0; k < NT; ++k)
+    for (int v = 0; v < R; ++v) acc[k][v] = V::fzero();
+  const auto m4 = V::set8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + b * 8 * sizeof(BlockQ4_K);
+    // scales of the 8 rows: words lo / hi, then f32 d * sc per sub-block and int16 mins
+    alignas(64) uint64_t lo[kPackRows], hi[kPackRows];
+    q4k_scale_words(blk + 32, lo, hi);
+    alignas(32) float d8[kPackRows], dmin8[kPackRows];
+    _mm256_store_ps(d8, _mm256_cvtph_ps(load128(blk)));
+    _mm256_store_ps(dmin8, _mm256_cvtph_ps(load128(blk + 16)));
+    typename V::I wlo[R], whi[R];
+    typename V::F dr[R];
+    for (int v = 0; v < R; ++v) {
+      wlo[v] = V::load(reinterpret_cast<const uint8_t*>(lo), v);
+      whi[v] = V::load(reinterpret_cast<const uint8_t*>(hi), v);
+      dr[v] = V::dup_rows(d8, v);
+    }
+    typename V::F sb[NT][R];
+    for (int k = 0; k < NT; ++k)
+      for (int v = 0; v < R; ++v) sb[k][v] = V::fzero();
+    for (int c = 0; c < 4; ++c) {
+      typename V::I lo[4][R], hi[4][R];
+      for (int j = 0; j < 4; ++j) {
+        for (int v = 0; v < R; ++v) {
+          const auto q = V::load(blk + 128 + 64 * (4 * c + j), v);
+          lo[j][v] = V::band(q, m4);
+          hi[j][v] = V::band(V::srl4(q), m4);
+        }
+      }
+      // d * sc of sub-blocks 2c and 2c + 1 (scale bytes 0..3 of lo, then of hi)
+      typename V::F s_lo[R], s_hi[R];
+      for (int v = 0; v < R; ++v) {
+        const auto& wd = c < 2 ? wlo[v] : whi[v];
+        s_lo[v] = V::mul(V::cvt(V::shuf(wd, k4_scale_index(2 * c % 4))), dr[v]);
+        s_hi[v] = V::mul(V::cvt(V::shuf(wd, k4_scale_index(2 * c % 4 + 1))), dr[v]);
+      }
+      for (int k = 0; k < NT; ++k) {
+        const int8_t* a = x[k][b].qs + 64 * c;
+        typename V::I il[R], ih[R];
+        for (int v = 0; v < R; ++v) il[v] = ih[v] = V::izero();
+        for (int j = 0; j < 4; ++j) {
+          const auto al = V::bcast8(a + 8 * j), ah = V::bcast8(a + 32 + 8 * j);
+          for (int v = 0; v < R; ++v) {
+            il[v] = V::dot(il[v], lo[j][v], al);
+            ih[v] = V::dot(ih[v], hi[j][v], ah);
+          }
+        }
+        for (int v = 0; v < R; ++v) {
+          sb[k][v] = V::fma(V::cvt(il[v]), s_lo[v], sb[k][v]);
+          sb[k][v] = V::fma(V::cvt(ih[v]), s_hi[v], sb[k][v]);
+        }
+      }
+    }
+    // mins: lane 2r gets min[r][0..1] . sums[0..1] (+ [4..5] . [4..5]), lane 2r + 1 the rest
+    typename V::I m0[R], m1[R];
+    typename V::F dm[R];
+    for (int v = 0; v < R; ++v) {
+      m0[v] = V::shuf(wlo[v], k4_min_index());
+      m1[v] = V::shuf(whi[v], k4_min_index());
+      dm[v] = V::dup_rows(dmin8, v);
+    }
+    for (int k = 0; k < NT; ++k) {
+      const int16_t* s = xs[k] + 8 * b;
+      const auto s0 = V::bcast8(reinterpret_cast<const int8_t*>(s));
+      const auto s1 = V::bcast8(reinterpret_cast<const int8_t*>(s + 4));
+      const auto dx = V::fset(x[k][b].d);
+      for (int v = 0; v < R; ++v) {
+        const auto mi = V::dot16(V::dot16(V::izero(), m0[v], s0), m1[v], s1);
+        acc[k][v] = V::fma(V::fnma(V::cvt(mi), dm[v], sb[k][v]), dx, acc[k][v]);
+      }
+    }
+  }
+  for (int k = 0; k < NT; ++k) {
+    float lanes[2 * kPackRows];
+    for (int v = 0; v < R; ++v) V::store(lanes + v * (2 * kPackRows / R), acc[k][v]);
+    for (int r = 0; r < kPackRows; ++r) out[k][r] = lanes[2 * r] + lanes[2 * r + 1];
+  }
+}
+
+// Q4_K_X8 groups x Q8_K tokens, as packed_matmul.
+void q4k_packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                       size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  const int64_t nb = n / kQKK;
+  thread_local std::vector<int16_t> xs_buf;
+  xs_buf.resize(static_cast<size_t>(ntok * nb * 8));
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xr = reinterpret_cast<const BlockQ8_K*>(xb + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b)
+      for (int s = 0; s < 8; ++s)
+        xs_buf[(t * nb + b) * 8 + s] =
+            static_cast<int16_t>(xr[b].bsums[2 * s] + xr[b].bsums[2 * s + 1]);
+  }
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const uint8_t* grp = wb + g * kPackRows * w_stride;
+    for (int64_t t0 = 0; t0 < ntok; t0 += kPackTok) {
+      const int nt = static_cast<int>(std::min<int64_t>(kPackTok, ntok - t0));
+      const BlockQ8_K* xp[kPackTok];
+      const int16_t* sp[kPackTok];
+      for (int k = 0; k < nt; ++k) {
+        xp[k] = reinterpret_cast<const BlockQ8_K*>(xb + (t0 + k) * x_stride);
+        sp[k] = xs_buf.data() + (t0 + k) * nb * 8;
+      }
+      float out[kPackTok][kPackRows];
+      switch (nt) {
+#define HPL_PACKED_CASE(N)                    \
+  case N:                                     \
+    q4k_packed_tile<N>(grp, xp, sp, nb, out); \
+    break;
+        HPL_PACKED_CASE(1)
+        HPL_PACKED_CASE(2)
+        HPL_PACKED_CASE(3)
+        HPL_PACKED_CASE(4)
+#if HPL_AVX_VNNI == 2
+        HPL_PACKED_CASE(5)
+        HPL_PACKED_CASE(6)
+        HPL_PACKED_CASE(7)
+        HPL_PACKED_CASE(8)
+#endif
+#undef HPL_PACKED_CASE
+        default:
+          break;
+      }
+      const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
+      for (int k = 0; k < nt; ++k)
+        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
+    }
+  }
+}
+
 // --- driver --------------------------------------------------------------------------------
 
 // W rows [r0, r1) x ntok tokens, in row blocks x token chunks of kMaxTok.
@@ -475,55 +974,68 @@ void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* 
       });
 }
 
+// W rows [r0, r1) @ X (ntok, n) with Tile, for weight type T.
+template <DType T, class Tile>
+void tile_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                 size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  run_tiles<Tile>(static_cast<const uint8_t*>(w), w_stride, static_cast<const uint8_t*>(xq),
+                  x_stride, y, y_stride, n / type_traits(T).block_elems, n, r0, r1, ntok);
+}
+
+template <DType T, DType Act, class Tile>
+WeightKernels tile_kernels() {
+  return {T, Act, tile_matmul<T, Tile>, tile_matmul<T, Tile>, "1 row x 4 tokens"};
+}
+
+template <DType T, class P>
+WeightKernels packed_kernels() {
+  return {T, DType::Q8_0, packed_matmul<P>, packed_matmul<P>,
+          HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens"};
+}
+
+const WeightKernels kKernels[] = {
+    tile_kernels<DType::Q4_0, DType::Q8_0, TileQ8_0<BlockQ4_0, UnpackQ4_0>>(),
+    tile_kernels<DType::Q5_0, DType::Q8_0, TileQ8_0<BlockQ5_0, UnpackQ5_0>>(),
+    tile_kernels<DType::Q8_0, DType::Q8_0, TileQ8_0<BlockQ8_0, UnpackQ8_0>>(),
+    tile_kernels<DType::Q4_K, DType::Q8_K, TileK4<false>>(),
+    tile_kernels<DType::Q5_K, DType::Q8_K, TileK4<true>>(),
+    tile_kernels<DType::Q6_K, DType::Q8_K, TileQ6_K>(),
+    tile_kernels<DType::F16, DType::F32, TileFloat<f16_t>>(),
+    tile_kernels<DType::BF16, DType::F32, TileFloat<Bf16>>(),
+    tile_kernels<DType::F32, DType::F32, TileFloat<float>>(),
+    packed_kernels<DType::Q4_0_X8, PackQ4_0>(),
+    packed_kernels<DType::Q5_0_X8, PackQ5_0>(),
+#if HPL_AVX_VNNI
+    // (the avx2 body keeps Q4_K in the GGUF layout: without vpdpbusd the packed tile's
+    // ymm registers spill and it is slower, matmul_bench q4_K vs q4_Kx8)
+    {DType::Q4_K_X8, DType::Q8_K, q4k_packed_matmul, q4k_packed_matmul,
+     HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens"},
+    // Q8_0 + 128 exceeds maddubs' int16 pair sums; only vpdpbusd takes it
+    packed_kernels<DType::Q8_0_X8, PackQ8_0>(),
+#endif
+};
+
 }  // namespace
 
 void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
   detail::quantize_act_row_with(act, x, y, n, quantize_q8_0, quantize_q8_k);
 }
 
+const WeightKernels* weight_kernels(DType wt) {
+  return detail::find_kernels(kKernels, wt);
+}
+
 // W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.
 void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
             size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
-  detail::check_matmul_args(wt, n, r0, r1, ntok);
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const uint8_t*>(xq);
-  const int64_t nb = n / type_traits(wt).block_elems;
-  auto go = [&](auto tile) {
-    run_tiles<decltype(tile)>(wb, w_stride, xb, x_stride, y, y_stride, nb, n, r0, r1, ntok);
-  };
-  switch (wt) {
-    case DType::Q4_0:
-      go(TileQ8_0<BlockQ4_0, UnpackQ4_0>{});
-      break;
-    case DType::Q5_0:
-      go(TileQ8_0<BlockQ5_0, UnpackQ5_0>{});
-      break;
-    case DType::Q8_0:
-      go(TileQ8_0<BlockQ8_0, UnpackQ8_0>{});
-      break;
-    case DType::Q4_K:
-      go(TileK4<false>{});
-      break;
-    case DType::Q5_K:
-      go(TileK4<true>{});
-      break;
-    case DType::Q6_K:
-      go(TileQ6_K{});
-      break;
-    case DType::F16:
-      go(TileFloat<f16_t>{});
-      break;
-    case DType::BF16:
-      go(TileFloat<Bf16>{});
-      break;
-    case DType::F32:
-      go(TileFloat<float>{});
-      break;
-    default:
-      break;  // rejected by check_matmul_args
-  }
+  detail::matmul_with(weight_kernels(wt), wt, w, w_stride, xq, x_stride, y, y_stride, n, r0, r1,
+                      ntok);
 }
 
-}  // namespace hpl::kernel::avx2
+}  // namespace hpl::kernel::HPL_AVX_BODY
 
-#endif  // HPL_HAVE_AVX2
+#if HPL_AVX_VNNI
+HPL_TARGET_END()
+#endif
+
+#endif  // HPL_X86_64

@@ -1,4 +1,4 @@
-// Helpers shared by the matmul bodies (ref, avx2, neon): K-quant scale unpacking, argument
+// Helpers shared by the matmul bodies (ref, avx2.., neon..): K-quant scale unpacking, argument
 // checks, and the fp16 product of scales. Internal to kernel/.
 #pragma once
 
@@ -41,6 +41,26 @@ inline void check_matmul_args(DType wt, int64_t n, int64_t r0, int64_t r1, int64
     throw std::invalid_argument("matmul: bad row range [" + std::to_string(r0) + ", " +
                                 std::to_string(r1) + ") or ntok " + std::to_string(ntok));
   }
+}
+
+// The entry for wt in a body's per-type table, or nullptr.
+template <size_t N>
+inline const WeightKernels* find_kernels(const WeightKernels (&table)[N], DType wt) {
+  for (const WeightKernels& k : table)
+    if (k.type == wt) return &k;
+  return nullptr;
+}
+
+// Every body's matmul: check, then the type's gemv (one token) or gemm (more).
+inline void matmul_with(const WeightKernels* k, DType wt, const void* w, size_t w_stride,
+                        const void* xq, size_t x_stride, float* y, size_t y_stride, int64_t n,
+                        int64_t r0, int64_t r1, int64_t ntok) {
+  check_matmul_args(wt, n, r0, r1, ntok);
+  if (k == nullptr) {
+    throw std::invalid_argument(std::string("matmul: this body lacks weight type ") +
+                                type_name(wt));
+  }
+  (ntok == 1 ? k->gemv : k->gemm)(w, w_stride, xq, x_stride, y, y_stride, n, r0, r1, ntok);
 }
 
 inline void check_act_args(DType act, int64_t n) {

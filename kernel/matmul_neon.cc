@@ -1,10 +1,14 @@
-// NEON matmul (armv8.2-a + dotprod): integer block dots with sdot (vdotq_s32: 4 x (4 int8 x 4
-// int8) -> int32 per instruction), f32 accumulators per token. Tiles are one weight row x up
-// to 4 tokens, so each unpacked weight block feeds 4 tokens; with i8mm (HPL_HAVE_I8MM) the
-// Q4_K, Q4_0, Q5_0 and Q8_0 gemm uses smmla (vmmlaq_s32) on 2 rows x 4 tokens instead.
+// NEON matmul: integer block dots with sdot (vdotq_s32: 4 x (4 int8 x 4 int8) -> int32 per
+// instruction), f32 accumulators per token. Tiles are one weight row x up to 4 tokens, so each
+// unpacked weight block feeds 4 tokens; with i8mm the Q4_K, Q4_0, Q5_0 and Q8_0 gemm uses smmla
+// (vmmlaq_s32) on 2 rows x 4 tokens instead.
+//
+// This file is compiled three times (kernel/CMakeLists.txt): HPL_NEON_LEVEL 0 is the neon body
+// for ARMv8.0 (Cortex-A53: sdot emulated with smull + pairwise adds), 1 the dotprod body, 2 the
+// i8mm body.
 #include "kernel/isa.h"
 
-#if HPL_HAVE_NEON
+#if HPL_ARM64
 
 #include <arm_neon.h>
 
@@ -15,8 +19,8 @@
 #include "kernel/matmul_common.h"
 #include "kernel/ops.h"
 
-#if !HPL_HAVE_DOTPROD
-#error "matmul_neon.cc needs the dotprod extension (-march=armv8.2-a+dotprod)"
+#ifndef HPL_NEON_LEVEL
+#define HPL_NEON_LEVEL 0
 #endif
 
 // llvm-mca region markers around the Q4_K inner loop (bench/mca_q4k_neon.sh defines this).
@@ -28,8 +32,29 @@
 #define HPL_MCA_END()
 #endif
 
-namespace hpl::kernel::neon {
+#if HPL_NEON_LEVEL == 1
+#define HPL_NEON_BODY dotprod
+HPL_TARGET_BEGIN("arch=armv8.2-a+dotprod")
+#elif HPL_NEON_LEVEL == 2
+#define HPL_NEON_BODY i8mm
+HPL_TARGET_BEGIN("arch=armv8.2-a+dotprod+i8mm")
+#else
+#define HPL_NEON_BODY neon
+#endif
+
+namespace hpl::kernel::HPL_NEON_BODY {
 namespace {
+
+// acc + a . b per group of 4 int8 (sdot); ARMv8.0 gets the same sums from widening products.
+inline int32x4_t sdot(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if HPL_NEON_LEVEL >= 1
+  return vdotq_s32(acc, a, b);
+#else
+  const int32x4_t lo = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+  const int32x4_t hi = vpaddlq_s16(vmull_high_s8(a, b));
+  return vaddq_s32(acc, vpaddq_s32(lo, hi));
+#endif
+}
 
 constexpr int kMaxTok = 4;     // tokens per register tile
 constexpr int kRowBlock = 16;  // rows whose weights are reused by every token chunk
@@ -105,7 +130,7 @@ struct TileQ8_0 {
       const W32 q = Unpack::get(w[b]);
       for (int k = 0; k < NT; ++k) {
         const int8_t* a = reinterpret_cast<const BlockQ8_0*>(x[k])[b].qs;
-        s[k] = vdotq_s32(vdotq_s32(vdupq_n_s32(0), q.lo, vld1q_s8(a)), q.hi, vld1q_s8(a + 16));
+        s[k] = sdot(sdot(vdupq_n_s32(0), q.lo, vld1q_s8(a)), q.hi, vld1q_s8(a + 16));
       }
     };
     int64_t b = 0;
@@ -245,10 +270,10 @@ struct TileK4 {
           for (int k = 0; k < NT; ++k) {
             const int8_t* a = reinterpret_cast<const BlockQ8_K*>(x[k])[b].qs + 64 * c;
             const int32x4_t z = vdupq_n_s32(0);
-            p[k][2 * cc] = vdotq_s32(vdotq_s32(z, vreinterpretq_s8_u8(l0), vld1q_s8(a)),
-                                     vreinterpretq_s8_u8(l1), vld1q_s8(a + 16));
-            p[k][2 * cc + 1] = vdotq_s32(vdotq_s32(z, vreinterpretq_s8_u8(h0), vld1q_s8(a + 32)),
-                                         vreinterpretq_s8_u8(h1), vld1q_s8(a + 48));
+            p[k][2 * cc] = sdot(sdot(z, vreinterpretq_s8_u8(l0), vld1q_s8(a)),
+                                vreinterpretq_s8_u8(l1), vld1q_s8(a + 16));
+            p[k][2 * cc + 1] = sdot(sdot(z, vreinterpretq_s8_u8(h0), vld1q_s8(a + 32)),
+                                    vreinterpretq_s8_u8(h1), vld1q_s8(a + 48));
           }
         }
         for (int k = 0; k < NT; ++k) sum[k][half] = hsum4(p[k][0], p[k][1], p[k][2], p[k][3]);
@@ -270,7 +295,7 @@ struct TileK4 {
   }
 };
 
-#if HPL_HAVE_I8MM
+#if HPL_NEON_LEVEL >= 2
 // Q4_K gemm with smmla: vmmlaq_s32(acc, A, B) adds the 2x2 products of A (2 rows x 8 int8)
 // and B (2 tokens x 8 int8). Weights of rows (ra, rb) are interleaved 8 at a time on the fly;
 // activations of token pairs are interleaved once per call (pack_pairs). Accumulator lanes:
@@ -548,7 +573,7 @@ void q8_gemm_i8mm(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, floa
     }
   }
 }
-#endif  // HPL_HAVE_I8MM
+#endif  // HPL_NEON_LEVEL >= 2
 
 // Q6_K: unsigned 6-bit q (as int8 for sdot), 16 int8 scales, one per 16 elements; the -32
 // offset comes off with the activation's sums of 16: sum sc_g * (q . a - 32 * bsum_g).
@@ -580,8 +605,7 @@ struct TileQ6_K {
             for (int k = 0; k < NT; ++k) {
               const int8_t* a =
                   reinterpret_cast<const BlockQ8_K*>(x[k])[b].qs + 128 * h + 32 * j + 16 * part;
-              p[k][2 * j + part] =
-                  vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(q[j]), vld1q_s8(a));
+              p[k][2 * j + part] = sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(q[j]), vld1q_s8(a));
             }
           }
         }
@@ -685,74 +709,90 @@ void run_tiles(const uint8_t* w, size_t ws, const uint8_t* x, size_t xs, float* 
       [&](int64_t t) -> const float* { return kActScales ? xd_buf.data() + t * nb : nullptr; });
 }
 
+// W rows [r0, r1) @ X (ntok, n) with the sdot Tile, for weight type T (kActScales: Q8_0
+// activations, whose f16 scales the tile wants as f32).
+template <DType T, class Tile, bool kActScales>
+void tile_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                 size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  run_tiles<Tile, kActScales>(static_cast<const uint8_t*>(w), w_stride,
+                              static_cast<const uint8_t*>(xq), x_stride, y, y_stride,
+                              n / type_traits(T).block_elems, n, r0, r1, ntok);
+}
+
+#if HPL_NEON_LEVEL >= 2
+// The SMMLA gemm for the 32-element formats and Q4_K (ntok >= 2).
+template <DType T, class Block, class Unpack>
+void q8_gemm(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+             size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  q8_gemm_i8mm<Block, Unpack>(static_cast<const uint8_t*>(w), w_stride,
+                              static_cast<const uint8_t*>(xq), x_stride, y, y_stride, n / kQK8_0,
+                              r0, r1, ntok);
+}
+void q4k_gemm(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+              size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  q4k_gemm_i8mm(static_cast<const uint8_t*>(w), w_stride, static_cast<const uint8_t*>(xq), x_stride,
+                y, y_stride, n / kQKK, r0, r1, ntok);
+}
+#endif
+
+template <DType T, DType Act, class Tile, bool kActScales = false>
+WeightKernels tile_kernels() {
+  constexpr MatmulFn f = tile_matmul<T, Tile, kActScales>;
+  return {T, Act, f, f, "1 row x 4 tokens (sdot)"};
+}
+
+template <DType T, class Block, class Unpack>
+WeightKernels q8_kernels() {
+  WeightKernels k = tile_kernels<T, DType::Q8_0, TileQ8_0<Block, Unpack>, true>();
+#if HPL_NEON_LEVEL >= 2
+  k.gemm = q8_gemm<T, Block, Unpack>;
+  k.gemm_tile = "2 rows x 2 token pairs (smmla)";
+#endif
+  return k;
+}
+
+WeightKernels q4k_kernels() {
+  WeightKernels k = tile_kernels<DType::Q4_K, DType::Q8_K, TileK4<false>>();
+#if HPL_NEON_LEVEL >= 2
+  k.gemm = q4k_gemm;
+  k.gemm_tile = "2 rows x 2 token pairs (smmla)";
+#endif
+  return k;
+}
+
+const WeightKernels kKernels[] = {
+    q8_kernels<DType::Q4_0, BlockQ4_0, UnpackQ4_0>(),
+    q8_kernels<DType::Q5_0, BlockQ5_0, UnpackQ5_0>(),
+    q8_kernels<DType::Q8_0, BlockQ8_0, UnpackQ8_0>(),
+    q4k_kernels(),
+    tile_kernels<DType::Q5_K, DType::Q8_K, TileK4<true>>(),
+    tile_kernels<DType::Q6_K, DType::Q8_K, TileQ6_K>(),
+    tile_kernels<DType::F16, DType::F32, TileFloat<f16_t>>(),
+    tile_kernels<DType::BF16, DType::F32, TileFloat<Bf16>>(),
+    tile_kernels<DType::F32, DType::F32, TileFloat<float>>(),
+};
+
 }  // namespace
 
 void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
   detail::quantize_act_row_with(act, x, y, n, quantize_q8_0, quantize_q8_k);
 }
 
+const WeightKernels* weight_kernels(DType wt) {
+  return detail::find_kernels(kKernels, wt);
+}
+
 // W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.
 void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
             size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
-  detail::check_matmul_args(wt, n, r0, r1, ntok);
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const uint8_t*>(xq);
-  const int64_t nb = n / type_traits(wt).block_elems;
-  auto go = [&](auto tile, auto act_scales) {
-    run_tiles<decltype(tile), decltype(act_scales)::value>(wb, w_stride, xb, x_stride, y, y_stride,
-                                                           nb, n, r0, r1, ntok);
-  };
-  using No = std::false_type;
-  // The 32-element formats: SMMLA gemm when the CPU has i8mm and there are tokens to pair,
-  // else the dotprod tiles.
-  auto q8 = [&](auto block, auto unpack) {
-    using B = decltype(block);
-    using U = decltype(unpack);
-#if HPL_HAVE_I8MM
-    if (ntok >= 2)
-      return q8_gemm_i8mm<B, U>(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1, ntok);
-#endif
-    go(TileQ8_0<B, U>{}, std::true_type{});
-  };
-  switch (wt) {
-    case DType::Q4_0:
-      q8(BlockQ4_0{}, UnpackQ4_0{});
-      break;
-    case DType::Q5_0:
-      q8(BlockQ5_0{}, UnpackQ5_0{});
-      break;
-    case DType::Q8_0:
-      q8(BlockQ8_0{}, UnpackQ8_0{});
-      break;
-    case DType::Q4_K:
-#if HPL_HAVE_I8MM
-      if (ntok >= 2) {
-        q4k_gemm_i8mm(wb, w_stride, xb, x_stride, y, y_stride, nb, r0, r1, ntok);
-        break;
-      }
-#endif
-      go(TileK4<false>{}, No{});
-      break;
-    case DType::Q5_K:
-      go(TileK4<true>{}, No{});
-      break;
-    case DType::Q6_K:
-      go(TileQ6_K{}, No{});
-      break;
-    case DType::F16:
-      go(TileFloat<f16_t>{}, No{});
-      break;
-    case DType::BF16:
-      go(TileFloat<Bf16>{}, No{});
-      break;
-    case DType::F32:
-      go(TileFloat<float>{}, No{});
-      break;
-    default:
-      break;  // rejected by check_matmul_args
-  }
+  detail::matmul_with(weight_kernels(wt), wt, w, w_stride, xq, x_stride, y, y_stride, n, r0, r1,
+                      ntok);
 }
 
-}  // namespace hpl::kernel::neon
+}  // namespace hpl::kernel::HPL_NEON_BODY
 
-#endif  // HPL_HAVE_NEON
+#if HPL_NEON_LEVEL >= 1
+HPL_TARGET_END()
+#endif
+
+#endif  // HPL_ARM64

@@ -165,33 +165,49 @@ double dot_float(const T* w, const float* x, int64_t n, Cvt cvt) {
   return acc;
 }
 
-double dot_row(DType wt, const void* w, const void* x, int64_t n) {
-  switch (wt) {
-    case DType::Q4_0:
-      return dot_q4_0(static_cast<const BlockQ4_0*>(w), static_cast<const BlockQ8_0*>(x), n / 32);
-    case DType::Q5_0:
-      return dot_q5_0(static_cast<const BlockQ5_0*>(w), static_cast<const BlockQ8_0*>(x), n / 32);
-    case DType::Q8_0:
-      return dot_q8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(x), n / 32);
-    case DType::Q4_K:
-      return dot_q4_k(static_cast<const BlockQ4_K*>(w), static_cast<const BlockQ8_K*>(x), n / 256);
-    case DType::Q5_K:
-      return dot_q5_k(static_cast<const BlockQ5_K*>(w), static_cast<const BlockQ8_K*>(x), n / 256);
-    case DType::Q6_K:
-      return dot_q6_k(static_cast<const BlockQ6_K*>(w), static_cast<const BlockQ8_K*>(x), n / 256);
-    case DType::F16:
-      return dot_float(static_cast<const f16_t*>(w), static_cast<const float*>(x), n, fp16_to_fp32);
-    case DType::BF16:
-      return dot_float(static_cast<const bf16_t*>(w), static_cast<const float*>(x), n,
-                       bf16_to_fp32);
-    case DType::F32:
-      return dot_float(static_cast<const float*>(w), static_cast<const float*>(x), n,
-                       [](float v) { return v; });
-    default:
-      break;
-  }
-  return 0.0;  // unreachable: check_matmul_args rejected the type
+// Dot of one weight row (n,) with one activation row, for the block type of Block.
+template <class Block, class Act, double (*Dot)(const Block*, const Act*, int64_t)>
+double dot_blocks(const void* w, const void* x, int64_t n) {
+  return Dot(static_cast<const Block*>(w), static_cast<const Act*>(x),
+             n / static_cast<int64_t>(sizeof(Act::qs)));
 }
+template <class T, float (*Cvt)(T)>
+double dot_floats(const void* w, const void* x, int64_t n) {
+  return dot_float(static_cast<const T*>(w), static_cast<const float*>(x), n, Cvt);
+}
+float f32_id(float v) {
+  return v;
+}
+
+// W rows [r0, r1) x ntok tokens, one row dot at a time.
+template <double (*DotRow)(const void*, const void*, int64_t)>
+void matmul_rows(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                 size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t t = 0; t < ntok; ++t) {
+      y[t * y_stride + r] = static_cast<float>(DotRow(wb + r * w_stride, xb + t * x_stride, n));
+    }
+  }
+}
+
+template <DType T, DType Act, double (*DotRow)(const void*, const void*, int64_t)>
+constexpr WeightKernels row_kernels() {
+  return {T, Act, matmul_rows<DotRow>, matmul_rows<DotRow>, "1 row x 1 token"};
+}
+
+const WeightKernels kKernels[] = {
+    row_kernels<DType::Q4_0, DType::Q8_0, dot_blocks<BlockQ4_0, BlockQ8_0, dot_q4_0>>(),
+    row_kernels<DType::Q5_0, DType::Q8_0, dot_blocks<BlockQ5_0, BlockQ8_0, dot_q5_0>>(),
+    row_kernels<DType::Q8_0, DType::Q8_0, dot_blocks<BlockQ8_0, BlockQ8_0, dot_q8_0>>(),
+    row_kernels<DType::Q4_K, DType::Q8_K, dot_blocks<BlockQ4_K, BlockQ8_K, dot_q4_k>>(),
+    row_kernels<DType::Q5_K, DType::Q8_K, dot_blocks<BlockQ5_K, BlockQ8_K, dot_q5_k>>(),
+    row_kernels<DType::Q6_K, DType::Q8_K, dot_blocks<BlockQ6_K, BlockQ8_K, dot_q6_k>>(),
+    row_kernels<DType::F16, DType::F32, dot_floats<f16_t, fp16_to_fp32>>(),
+    row_kernels<DType::BF16, DType::F32, dot_floats<bf16_t, bf16_to_fp32>>(),
+    row_kernels<DType::F32, DType::F32, dot_floats<float, f32_id>>(),
+};
 
 }  // namespace
 
@@ -199,18 +215,14 @@ void quantize_act_row(DType act, const float* x, void* y, int64_t n) {
   detail::quantize_act_row_with(act, x, y, n, quantize_q8_0, quantize_q8_k);
 }
 
-// W (rows, n) @ X (ntok, n) -> Y (ntok, rows), rows [r0, r1) only.
+const WeightKernels* weight_kernels(DType wt) {
+  return detail::find_kernels(kKernels, wt);
+}
+
 void matmul(DType wt, const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
             size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
-  detail::check_matmul_args(wt, n, r0, r1, ntok);
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const uint8_t*>(xq);
-  for (int64_t r = r0; r < r1; ++r) {
-    for (int64_t t = 0; t < ntok; ++t) {
-      y[t * y_stride + r] =
-          static_cast<float>(dot_row(wt, wb + r * w_stride, xb + t * x_stride, n));
-    }
-  }
+  detail::matmul_with(weight_kernels(wt), wt, w, w_stride, xq, x_stride, y, y_stride, n, r0, r1,
+                      ntok);
 }
 
 }  // namespace hpl::kernel::ref

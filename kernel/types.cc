@@ -68,6 +68,15 @@ TypeTraits type_traits(uint32_t id) {
       return {"tq2_0", 256, 66, true};
     case DType::MXFP4:
       return {"mxfp4", 32, 17, true};
+    // per row as the source type (a group of 8 packed rows is as large as the 8 rows)
+    case DType::Q4_0_X8:
+      return {"q4_0x8", 32, 18, false};
+    case DType::Q5_0_X8:
+      return {"q5_0x8", 32, 22, false};
+    case DType::Q8_0_X8:
+      return {"q8_0x8", 32, 34, false};
+    case DType::Q4_K_X8:
+      return {"q4_Kx8", 256, 144, false};
   }
   return {"unknown", 1, 0, false};
 }

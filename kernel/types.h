@@ -42,6 +42,12 @@ enum class DType : uint32_t {
   TQ1_0 = 34,
   TQ2_0 = 35,
   MXFP4 = 39,
+  // hpl's own repacked layouts (kernel/repack.h): 8 rows interleaved 8 bytes at a time for the
+  // int8 tile instructions. Not GGUF types: a GGUF file using these ids is rejected.
+  Q4_0_X8 = 0x1002,
+  Q5_0_X8 = 0x1006,
+  Q8_0_X8 = 0x1008,
+  Q4_K_X8 = 0x100C,
 };
 
 struct TypeTraits {

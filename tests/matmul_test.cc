@@ -10,32 +10,32 @@
 #include <vector>
 
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 #include "kernel/thread_pool.h"
 #include "kernel/types.h"
 
 namespace hpl::kernel {
 namespace {
 
-// One ISA body: the two functions under test.
-struct Isa {
+// One body: the two functions under test.
+struct Body {
   const char* name;
   void (*quantize)(DType, const float*, void*, int64_t);
   void (*matmul)(DType, const void*, size_t, const void*, size_t, float*, size_t, int64_t, int64_t,
                  int64_t, int64_t);
 };
 
-std::vector<Isa> simd_isas() {
-  std::vector<Isa> v;
-#if HPL_HAVE_AVX2
-  v.push_back({"avx2", avx2::quantize_act_row, avx2::matmul});
-#endif
-#if HPL_HAVE_NEON
-  v.push_back({"neon", neon::quantize_act_row, neon::matmul});
-#endif
+// Every SIMD body this machine can run (x86-64: avx2, avxvnni, avx512vnni; ARM64: neon,
+// dotprod, i8mm), from the one binary.
+std::vector<Body> simd_isas() {
+  std::vector<Body> v;
+  for (Isa isa : runnable_isas()) {
+    if (isa != Isa::kRef) v.push_back({isa_name(isa), ops(isa).quantize_act_row, ops(isa).matmul});
+  }
   return v;
 }
 
-const Isa kRef = {"ref", ref::quantize_act_row, ref::matmul};
+const Body kRef = {"ref", ref::quantize_act_row, ref::matmul};
 
 const DType kWeightTypes[] = {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K,
                               DType::Q6_K, DType::F16,  DType::BF16, DType::F32};
@@ -201,7 +201,7 @@ std::vector<float> random_acts(std::mt19937& rng, int64_t ntok, int64_t n) {
 }
 
 // ntok activation rows quantized with isa, x_stride bytes apart (padded to catch stride bugs).
-std::vector<uint8_t> quantize_acts(const Isa& isa, DType act, const std::vector<float>& x,
+std::vector<uint8_t> quantize_acts(const Body& isa, DType act, const std::vector<float>& x,
                                    int64_t ntok, int64_t n, size_t x_stride) {
   std::vector<uint8_t> q(x_stride * ntok, 0xAB);
   for (int64_t t = 0; t < ntok; ++t)
@@ -224,7 +224,7 @@ TEST(Matmul, DotTypes) {
 TEST(Matmul, RejectsBadArguments) {
   std::vector<uint8_t> w(4096), x(4096);
   std::vector<float> y(16);
-  for (const Isa& isa : [] {
+  for (const Body& isa : [] {
          auto v = simd_isas();
          v.push_back(kRef);
          return v;
@@ -250,7 +250,7 @@ TEST(Matmul, RejectsBadArguments) {
 // The activation quantizers of every ISA give the reference's bytes exactly.
 TEST(QuantizeAct, SimdMatchesReferenceBytes) {
   std::mt19937 rng(7);
-  for (const Isa& isa : simd_isas()) {
+  for (const Body& isa : simd_isas()) {
     for (DType act : {DType::Q8_0, DType::Q8_K, DType::F32}) {
       for (int64_t n : {256, 512, 2048}) {
         auto x = random_acts(rng, 3, n);
@@ -344,7 +344,7 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
   }
 
   const float kSentinel = -12345.0f;
-  auto run = [&](const Isa& isa) {
+  auto run = [&](const Body& isa) {
     std::vector<float> y(y_stride * s.ntok, kSentinel);
     isa.matmul(t, w.data(), w_stride, xq.data(), x_stride, y.data(), y_stride, s.n, s.r0, s.r1,
                s.ntok);
@@ -364,22 +364,64 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
       ASSERT_NEAR(v, e, 1e-6 * m + 1e-30) << "ref vs fp64: tok " << k << " row " << r;
     }
   }
-  for (const Isa& isa : simd_isas()) {
-    auto ys = run(isa);
+  // a body's y against the reference's, and nothing written outside [r0, r1)
+  auto compare = [&](const std::string& name, const std::vector<float>& ys) {
     for (int64_t k = 0; k < s.ntok; ++k) {
       for (int64_t r = 0; r < static_cast<int64_t>(y_stride); ++r) {
         float v = ys[k * y_stride + r];
         if (r < s.r0 || r >= s.r1) {
-          ASSERT_EQ(v, kSentinel) << isa.name << " wrote outside its rows: tok " << k << " row "
-                                  << r;
+          ASSERT_EQ(v, kSentinel) << name << " wrote outside its rows: tok " << k << " row " << r;
           continue;
         }
         // Integer block dots are exact; f32 accumulation of block results costs ~1e-7 each.
         double m = mag[k * s.rows + r];
         ASSERT_NEAR(v, yr[k * y_stride + r], 1e-5 * m + 1e-30)
-            << isa.name << " vs ref: tok " << k << " row " << r;
+            << name << " vs ref: tok " << k << " row " << r;
       }
     }
+  };
+  for (const Body& isa : simd_isas()) {
+    compare(isa.name, run(isa));
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+
+  // The packed layout (kernel/repack.h), on every body that has a kernel for it.
+  const DType pt = packed_type(t);
+  if (pt == t || s.rows % kPackRows != 0) return;
+  std::vector<uint8_t> wp(w.size(), 0xCD), wu(w.size(), 0xEF);
+  repack_rows(t, w.data(), w_stride, s.rows, s.n, wp.data());
+  unpack_rows(pt, wp.data(), s.rows, s.n, wu.data(), w_stride);
+  ASSERT_EQ(wu, w) << "unpack_rows(repack_rows(w)) != w";
+  for (Isa isa : runnable_isas()) {
+    if (ops(isa).weight_kernels(pt) == nullptr) continue;
+    std::vector<float> ys(y_stride * s.ntok, kSentinel);
+    ops(isa).matmul(pt, wp.data(), w_stride, xq.data(), x_stride, ys.data(), y_stride, s.n, s.r0,
+                    s.r1, s.ntok);
+    compare(std::string(isa_name(isa)) + " " + type_name(pt), ys);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+// Packed layouts: rows in groups of 8, row ranges that cut groups, token counts around the
+// tile sizes (4 and 8).
+TEST(Matmul, PackedLayoutsMatchReference) {
+  int bodies = 0;
+  for (Isa isa : runnable_isas())
+    bodies += ops(isa).weight_kernels(DType::Q4_0_X8) != nullptr ? 1 : 0;
+  if (bodies == 0) GTEST_SKIP() << "no body with packed kernels on this machine";
+  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K}) {
+    std::mt19937 rng(77 + static_cast<int>(t));
+    const int64_t blk = type_traits(t).block_elems;
+    for (int64_t ntok : {1, 2, 3, 4, 5, 8, 9, 13, 17}) {
+      const int64_t rows = 8 * (1 + rng() % 5);
+      const int64_t n = blk * (1 + rng() % (blk == 256 ? 6 : 24));
+      const int64_t r0 = rng() % rows;
+      const int64_t r1 = r0 + 1 + rng() % (rows - r0);
+      check_shape(rng, t, {rows, n, r0, r1, ntok});
+      if (HasFatalFailure()) return;
+    }
+    check_shape(rng, t, {64, 2048, 0, 64, 1});
+    check_shape(rng, t, {16, blk == 256 ? 768 : 640, 3, 13, 19});
   }
 }
 
@@ -420,7 +462,7 @@ TEST(Matmul, ThreadedRowSplitMatchesSingleThread) {
     auto w = random_weights(rng, t, rows, n);
     for (int64_t ntok : {1, 5}) {
       auto x = random_acts(rng, ntok, n);
-      auto xq = quantize_acts({"best", best::quantize_act_row, best::matmul}, act, x, ntok, n, xs);
+      auto xq = quantize_acts({"best", ops().quantize_act_row, ops().matmul}, act, x, ntok, n, xs);
       std::vector<float> y1(rows * ntok), y2(rows * ntok, 0.0f);
       best::matmul(t, w.data(), ws, xq.data(), xs, y1.data(), rows, n, 0, rows, ntok);
       pool.parallel_for(rows, 4, [&](int64_t r0, int64_t r1) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -19,57 +20,67 @@
 namespace hpl::kernel {
 namespace {
 
-// One ISA's op bodies, so every test can walk all of them.
-struct OpSet {
+// One body's op table, so every test can walk all of them.
+struct OpSet : Ops {
   const char* name;
-  decltype(&ref::rmsnorm) rmsnorm;
-  decltype(&ref::rope) rope;
-  decltype(&ref::softmax) softmax;
-  decltype(&ref::silu) silu;
-  decltype(&ref::gelu_tanh) gelu_tanh;
-  decltype(&ref::swiglu) swiglu;
-  decltype(&ref::geglu) geglu;
-  decltype(&ref::add) add;
-  decltype(&ref::mul) mul;
-  decltype(&ref::scale) scale;
-  decltype(&ref::fp32_to_fp16_row) fp32_to_fp16_row;
-  decltype(&ref::fp16_to_fp32_row) fp16_to_fp32_row;
-  decltype(&ref::attention) attention;
 };
-#define HPL_OPSET(ns)                                                                             \
-  OpSet {                                                                                         \
-#ns, &ns::rmsnorm, &ns::rope, &ns::softmax, &ns::silu, &ns::gelu_tanh, &ns::swiglu,           \
-        &ns::geglu, &ns::add, &ns::mul, &ns::scale, &ns::fp32_to_fp16_row, &ns::fp16_to_fp32_row, \
-        &ns::attention                                                                            \
-  }
 
-// The SIMD bodies compiled into this build (empty on a scalar-only target).
+// The SIMD bodies this machine can run, each op table once: avxvnni / dotprod .. bring only a
+// matmul and share the rest with their parent (matmul_test covers those).
 std::vector<OpSet> simd_sets() {
   std::vector<OpSet> v;
-#if HPL_HAVE_AVX2
-  v.push_back(HPL_OPSET(avx2));
-#endif
-#if HPL_HAVE_NEON
-  v.push_back(HPL_OPSET(neon));
-#endif
+  for (Isa isa : runnable_isas()) {
+    if (isa == Isa::kRef || isa_parent(isa) != Isa::kRef) continue;
+    v.push_back({ops(isa), isa_name(isa)});
+  }
   return v;
 }
 // Every body, the reference included (for argument checks).
 std::vector<OpSet> all_sets() {
   std::vector<OpSet> v = simd_sets();
-  v.insert(v.begin(), HPL_OPSET(ref));
+  v.insert(v.begin(), OpSet{ops(Isa::kRef), "ref"});
   return v;
 }
 
-TEST(Ops, SimdBodiesCompiledIn) {
-  // Guards against a silently scalar-only build on the targets CI cares about.
-#if defined(__x86_64__) && defined(__AVX2__)
-  EXPECT_TRUE(HPL_HAVE_AVX2);
+TEST(Dispatch, EveryBodyOfTheArchitectureIsBuilt) {
+  // One binary holds every body for its architecture; the CPU decides which run.
+  for (Isa isa : {Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni})
+    EXPECT_EQ(isa_built(isa), HPL_X86_64 == 1) << isa_name(isa);
+  for (Isa isa : {Isa::kNeon, Isa::kDotprod, Isa::kI8mm})
+    EXPECT_EQ(isa_built(isa), HPL_ARM64 == 1) << isa_name(isa);
+  const std::vector<Isa> run = runnable_isas();
+  ASSERT_FALSE(run.empty());
+  EXPECT_EQ(run.front(), Isa::kRef);
+#if HPL_ARM64
+  EXPECT_TRUE(isa_runnable(Isa::kNeon));  // AdvSIMD is part of ARMv8-A
 #endif
-#if defined(__aarch64__)
-  EXPECT_TRUE(HPL_HAVE_NEON);
-#endif
-  EXPECT_EQ(simd_sets().size(), static_cast<size_t>(HPL_HAVE_AVX2 + HPL_HAVE_NEON));
+  for (Isa isa : run) EXPECT_EQ(ops(isa).isa, isa) << isa_name(isa);
+  std::printf("cpu features: %s; runnable bodies:", cpu_feature_names().c_str());
+  for (Isa isa : run) std::printf(" %s", isa_name(isa));
+  std::printf("; active: %s\n", isa_name(active_isa()));
+}
+
+TEST(Dispatch, HplIsaPicksARunnableBodyAndRefusesTheRest) {
+  EXPECT_EQ(isa_from_env(nullptr), runnable_isas().back());
+  EXPECT_EQ(isa_from_env(""), runnable_isas().back());
+  for (Isa isa : {Isa::kRef, Isa::kNeon, Isa::kDotprod, Isa::kI8mm, Isa::kAvx2, Isa::kAvxVnni,
+                  Isa::kAvx512Vnni}) {
+    Isa parsed;
+    ASSERT_TRUE(isa_from_name(isa_name(isa), &parsed));
+    EXPECT_EQ(parsed, isa);
+    if (isa_runnable(isa)) {
+      EXPECT_EQ(isa_from_env(isa_name(isa)), isa);
+    } else {
+      try {
+        isa_from_env(isa_name(isa));
+        ADD_FAILURE() << "HPL_ISA=" << isa_name(isa) << " accepted on a machine without it";
+      } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find(isa_name(isa)), std::string::npos) << e.what();
+      }
+    }
+    if (!isa_built(isa)) EXPECT_THROW((void)ops(isa), std::invalid_argument) << isa_name(isa);
+  }
+  EXPECT_THROW(isa_from_env("sse2"), std::runtime_error);
 }
 
 const int64_t kSizes[] = {1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 100, 640, 2048, 2051};
