@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/bench_compare.h"
 #include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/json_writer.h"
@@ -30,6 +31,7 @@ namespace {
 void usage() {
   std::fprintf(stderr,
                "usage: hpl bench -m MODEL [-m MODEL2 ...] [options]\n"
+               "       hpl bench --compare A.json B.json   (hpl or llama-bench JSON; B/A t/s)\n"
                "  -p N[,N...]     prompt sizes for prefill tests (default 512; 0 = none)\n"
                "  -n N[,N...]     token counts for decode tests (default 128; 0 = none)\n"
                "  -t N[,N...]     thread counts (default: the CPU topology's, see hpl info --cpu)\n"
@@ -197,6 +199,14 @@ void print_csv(const std::vector<Result>& rs, const std::string& when) {
 }
 
 int run_bench(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "--compare") {
+    if (args.size() != 3) usage_error(usage, "--compare takes two files: A.json B.json");
+    std::printf("%s", compare_bench(parse_bench_results(read_text_file(args[1]), args[1]),
+                                    parse_bench_results(read_text_file(args[2]), args[2]),
+                                    args[1], args[2])
+                          .c_str());
+    return 0;
+  }
   std::vector<std::string> models;
   std::vector<int64_t> pp = {512}, tg = {128}, threads;
   ThreadOptions pin;  // --cpus / --cpu-mask (-t takes a list here)

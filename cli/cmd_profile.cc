@@ -1,12 +1,15 @@
-// hpl profile -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [--json]: wall time per op kind
-// (matmul by tensor role, attention, norms, rope, activations, activation quantization, KV
-// store, adds, embedding, sampling, other) for one prefill of N_PROMPT tokens and for a decode
-// token (mean over N_GEN), with percentages, sorted. "other" is the wall time no hook covered
-// (thread-pool dispatch between ops, logits copies, loop overhead). See engine/profiler.h for
-// how parallel sections are attributed.
+// hpl profile -m MODEL [options]: where the time of a prefill and of decode goes, op kind by op
+// kind (matmul by tensor role, attention, norms, rope, activations, activation quantization,
+// KV store, adds, embedding, sampling, other), and how far each op is from this machine's
+// roofline. Warm: the first (cold) pass is reported separately and discarded, then --reps
+// repetitions give a median and a min..max spread. "other" is the wall time no hook covered
+// (thread-pool dispatch between ops, logits copies, loop overhead). Measurement loop:
+// tools/profile_run.h; bytes and ops: engine/op_cost.h; attribution: engine/profiler.h.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -15,13 +18,14 @@
 #include "cli/cli_util.h"
 #include "cli/command.h"
 #include "cli/json_writer.h"
-#include "engine/forward.h"
-#include "engine/generate.h"
+#include "cli/profile_plot.h"
+#include "cli/profile_trace.h"
 #include "engine/model.h"
-#include "engine/profiler.h"
-#include "engine/sampler.h"
 #include "engine/vocab_loader.h"
 #include "kernel/isa.h"
+#include "tools/compute_peak.h"
+#include "tools/memory_bandwidth.h"
+#include "tools/profile_run.h"
 
 namespace hpl::cli {
 namespace {
@@ -29,98 +33,232 @@ namespace {
 void usage() {
   std::fprintf(stderr,
                "usage: hpl profile -m MODEL.gguf [options]\n"
-               "  -p N        prompt tokens of the profiled prefill (default 128)\n"
-               "  -n N        decode tokens to average over (default 32)\n"
-               "  --ubatch N  prefill micro-batch in tokens (default 256)\n"
-               "  --json      one JSON object on stdout instead of tables\n");
+               "  -p N              prompt tokens of the profiled prefill (default 128)\n"
+               "  -n N              decode tokens per repetition (default 32)\n"
+               "  -r, --reps N      warm repetitions after the discarded cold pass (default 5)\n"
+               "  --ctx-depth LIST  decode at these context depths, e.g. 0,512,2048\n"
+               "                    (default: N_PROMPT, decode right after the prompt)\n"
+               "  --ubatch N        prefill micro-batch in tokens (default 256)\n"
+               "  --layers          per-layer breakdown (median ms per op group)\n"
+               "  --trace FILE      Chrome trace (Perfetto) of the last repetition of each phase\n"
+               "  --plot FILE.svg   roofline with a point per op kind, and time shares by op\n"
+               "  --no-roofline     skip measuring bandwidth and compute peaks\n"
+               "  --json            one JSON object on stdout instead of tables\n");
   std::fprintf(stderr, "%s", kThreadUsage);
 }
 
-using clock_type = std::chrono::steady_clock;
-
-double since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
+std::vector<int64_t> parse_depths(const std::string& opt, const std::string& v) {
+  std::vector<int64_t> out;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const int64_t d = to_int(opt, item);
+    if (d < 0) throw std::runtime_error(opt + ": depth must be >= 0, got " + item);
+    out.push_back(d);
+  }
+  if (out.empty()) throw std::runtime_error(opt + ": want a list like 0,512,2048");
+  return out;
 }
 
-struct Phase {
-  const char* name;
-  int64_t n_tokens;  // tokens evaluated
-  double per;        // divisor for "per token" figures (1 for prefill, N_GEN for decode)
-  double wall_s;     // total wall time
-  std::vector<std::pair<ProfOp, double>> ops;  // seconds, sorted descending, sum = wall_s
+std::string op_label(ProfOp op) {
+  return prof_op_is_matmul(op) ? std::string("mm ") + prof_op_name(op) : prof_op_name(op);
+}
+
+// One op kind of a phase, per phase unit (whole prefill, or one decode token).
+struct OpRow {
+  ProfOp op;
+  Spread s;         // seconds per unit
+  OpCost cost;      // per unit
+  double gbps = 0;  // achieved, at the median
+  double gops = 0;
+  double roof = -1;  // % of attainable; -1 when there is no model of the op
+  bool memory_bound = false;
 };
 
-Phase make_phase(const char* name, int64_t n_tokens, double per, double wall_s, Profiler& prof) {
-  // What no hook covered; never negative (timer granularity).
-  prof.add(ProfOp::kOther, std::max(0.0, wall_s - prof.total()));
-  Phase ph{name, n_tokens, per, prof.total(), {}};
+struct PhaseView {
+  const PhaseRun* run;
+  Spread wall;              // seconds per unit
+  double ops_sum = 0;       // sum of the op medians, per unit
+  double hooked = 0;        // median share of wall seen by hooks
+  std::vector<OpRow> rows;  // sorted by median, descending
+};
+
+PhaseView view(const PhaseRun& ph, const Roofline* roof) {
+  PhaseView v{&ph, {}, 0, 0, {}};
+  std::vector<double> wall, cov;
+  for (size_t r = 0; r < ph.wall_s.size(); ++r) {
+    wall.push_back(ph.wall_s[r] / ph.per);
+    cov.push_back(ph.wall_s[r] > 0 ? ph.hooked_s[r] / ph.wall_s[r] : 0.0);
+  }
+  v.wall = spread_of(wall);
+  v.hooked = spread_of(cov).median;
   for (int i = 0; i < kProfOpCount; ++i) {
-    const auto op = static_cast<ProfOp>(i);
-    if (prof.seconds(op) > 0) ph.ops.push_back({op, prof.seconds(op)});
+    std::vector<double> xs;
+    for (const auto& rep : ph.op_s) xs.push_back(rep[static_cast<size_t>(i)] / ph.per);
+    OpRow row{static_cast<ProfOp>(i), spread_of(xs), ph.cost[static_cast<size_t>(i)]};
+    if (row.s.max <= 0) continue;
+    row.cost.bytes /= ph.per;
+    row.cost.ops /= ph.per;
+    if (row.s.median > 0 && row.cost.bytes > 0) {
+      row.gbps = row.cost.bytes / row.s.median / 1e9;
+      row.gops = row.cost.ops / row.s.median / 1e9;
+      if (roof) {
+        const double att = roof->attainable_ops(row.cost);
+        const double peak = row.cost.int8 ? roof->int8_ops_per_s : roof->f32_ops_per_s;
+        row.memory_bound = att < peak;
+        row.roof = row.cost.ops > 0 ? 100.0 * row.gops * 1e9 / att
+                                    : 100.0 * row.gbps * 1e9 / roof->read_bytes_per_s;
+      }
+    }
+    v.ops_sum += row.s.median;
+    v.rows.push_back(row);
   }
-  std::sort(ph.ops.begin(), ph.ops.end(),
-            [](const auto& a, const auto& b) { return a.second > b.second; });
-  return ph;
+  std::sort(v.rows.begin(), v.rows.end(),
+            [](const OpRow& a, const OpRow& b) { return a.s.median > b.s.median; });
+  return v;
 }
 
-void print_phase(const Phase& ph, const char* unit) {
-  std::printf("\n%s: %lld tokens, %.3f ms %s (%.2f tok/s)\n", ph.name,
-              static_cast<long long>(ph.n_tokens), ph.wall_s / ph.per * 1e3, unit,
-              ph.wall_s > 0 ? static_cast<double>(ph.n_tokens) / ph.wall_s : 0.0);
-  std::printf("  %-14s %10s %7s\n", "op", "ms", "%");
-  for (const auto& [op, s] : ph.ops) {
-    const std::string label =
-        prof_op_is_matmul(op) ? std::string("mm ") + prof_op_name(op) : prof_op_name(op);
-    std::printf("  %-14s %10.3f %6.2f%%\n", label.c_str(), s / ph.per * 1e3, 100.0 * s / ph.wall_s);
+std::string phase_title(const PhaseRun& ph) {
+  return ph.name == "decode" ? "decode @" + std::to_string(ph.depth) : ph.name;
+}
+
+void print_phase(const PhaseView& v, int reps) {
+  const PhaseRun& ph = *v.run;
+  const bool dec = ph.name == "decode";
+  std::printf(
+      "\n%s: %lld tokens%s, %.3f ms %s (min %.3f, max %.3f over %d reps, %.2f tok/s)\n",
+      phase_title(ph).c_str(), static_cast<long long>(ph.n_tokens),
+      dec ? (" at depth " + std::to_string(ph.depth)).c_str() : "", v.wall.median * 1e3,
+      dec ? "per token" : "total", v.wall.min * 1e3, v.wall.max * 1e3, reps,
+      v.wall.median > 0 ? (dec ? 1.0 : static_cast<double>(ph.n_tokens)) / v.wall.median : 0.0);
+  std::printf("  hooks cover %.1f%% of wall; op medians sum to %.1f%% of the median wall\n",
+              100.0 * v.hooked, v.wall.median > 0 ? 100.0 * v.ops_sum / v.wall.median : 0.0);
+  std::printf("  %-15s %9s %9s %9s %6s %9s %8s %8s %8s %6s\n", "op", "ms", "min", "max", "%", "MB",
+              "GB/s", "GOP/s", "roof%", "bound");
+  for (const OpRow& r : v.rows) {
+    std::printf("  %-15s %9.3f %9.3f %9.3f %5.1f%%", op_label(r.op).c_str(), r.s.median * 1e3,
+                r.s.min * 1e3, r.s.max * 1e3, 100.0 * r.s.median / v.ops_sum);
+    if (r.cost.bytes > 0) {
+      std::printf(" %9.3f %8.2f %8.2f", r.cost.bytes / 1e6, r.gbps, r.gops);
+      if (r.roof >= 0)
+        std::printf(" %7.1f%% %6s", r.roof,
+                    r.memory_bound ? "mem" : (r.cost.int8 ? "int8" : "f32"));
+    }
+    std::printf("\n");
   }
 }
 
-void json_phase(JsonWriter& j, const Phase& ph) {
-  j.key(ph.name).begin_object();
+// Layer groups of the per-layer table.
+struct Group {
+  const char* name;
+  std::vector<ProfOp> ops;
+};
+const std::vector<Group>& layer_groups() {
+  static const std::vector<Group> g = {
+      {"attn_mm", {ProfOp::kAttnQ, ProfOp::kAttnK, ProfOp::kAttnV, ProfOp::kAttnOutput}},
+      {"attention", {ProfOp::kAttention}},
+      {"ffn_mm", {ProfOp::kFfnGate, ProfOp::kFfnUp, ProfOp::kFfnDown}},
+      {"rest",
+       {ProfOp::kNorm, ProfOp::kRope, ProfOp::kActivation, ProfOp::kQuantizeAct, ProfOp::kKvStore,
+        ProfOp::kAdd}}};
+  return g;
+}
+
+// Median over repetitions of the seconds of group g in layer il, per phase unit.
+double layer_group_median(const PhaseRun& ph, size_t il, const std::vector<ProfOp>& ops) {
+  std::vector<double> xs;
+  for (const auto& rep : ph.layer_s) {
+    double s = 0;
+    if (il < rep.size())
+      for (ProfOp op : ops) s += rep[il][static_cast<size_t>(op)];
+    xs.push_back(s / ph.per);
+  }
+  return spread_of(xs).median;
+}
+
+std::vector<ProfOp> all_ops() {
+  std::vector<ProfOp> v;
+  for (int i = 0; i < kProfOpCount; ++i) v.push_back(static_cast<ProfOp>(i));
+  return v;
+}
+
+std::string layer_kind(const Model& m, int64_t il) {
+  const LayerWeights& L = m.weights.layers[static_cast<size_t>(il)];
+  std::string k = m.config.layer_is_swa(il) ? "swa" : "global";
+  return k + " " + type_name(L.wq.type) + "/" + type_name(L.wv.type) + "/" + type_name(L.down.type);
+}
+
+void print_layers(const Model& m, const PhaseRun& ph) {
+  std::printf("\n%s by layer (median ms%s; types wq/wv/ffn_down):\n", phase_title(ph).c_str(),
+              ph.name == "decode" ? " per token" : "");
+  std::printf("  %5s %-24s %9s", "layer", "kind", "total");
+  for (const Group& g : layer_groups()) std::printf(" %9s", g.name);
+  std::printf("\n");
+  for (int64_t il = 0; il < m.config.n_layer; ++il) {
+    std::printf("  %5lld %-24s %9.3f", static_cast<long long>(il), layer_kind(m, il).c_str(),
+                layer_group_median(ph, static_cast<size_t>(il), all_ops()) * 1e3);
+    for (const Group& g : layer_groups())
+      std::printf(" %9.3f", layer_group_median(ph, static_cast<size_t>(il), g.ops) * 1e3);
+    std::printf("\n");
+  }
+}
+
+void json_phase(JsonWriter& j, const PhaseView& v, const Model& m, bool layers) {
+  const PhaseRun& ph = *v.run;
+  j.begin_object();
   j.key("n_tokens").num(ph.n_tokens);
-  j.key(ph.per > 1 ? "ms_per_token" : "ms").num(ph.wall_s / ph.per * 1e3, 9);
-  j.key("tokens_per_s").num(ph.wall_s > 0 ? static_cast<double>(ph.n_tokens) / ph.wall_s : 0.0, 9);
+  j.key("depth").num(ph.depth);
+  j.key(ph.name == "decode" ? "ms_per_token" : "ms").num(v.wall.median * 1e3, 9);
+  j.key("ms_min").num(v.wall.min * 1e3, 9);
+  j.key("ms_max").num(v.wall.max * 1e3, 9);
+  j.key("ops_sum_ms").num(v.ops_sum * 1e3, 9);
+  j.key("hooked_fraction").num(v.hooked, 9);
+  j.key("wall_ms_reps").begin_array();
+  for (double s : ph.wall_s) j.num(s / ph.per * 1e3, 9);
+  j.end_array();
+  const double unit_tokens = ph.name == "decode" ? 1.0 : static_cast<double>(ph.n_tokens);
+  j.key("tokens_per_s").num(v.wall.median > 0 ? unit_tokens / v.wall.median : 0.0, 9);
   j.key("ops").begin_array();
-  for (const auto& [op, s] : ph.ops) {
+  for (const OpRow& r : v.rows) {
     j.begin_object();
-    j.key("op").str(prof_op_name(op));
-    j.key("kind").str(prof_op_is_matmul(op) ? "matmul" : prof_op_name(op));
-    j.key("ms").num(s / ph.per * 1e3, 9);
-    j.key("pct").num(100.0 * s / ph.wall_s, 9);
+    j.key("op").str(prof_op_name(r.op));
+    j.key("kind").str(prof_op_is_matmul(r.op) ? "matmul" : prof_op_name(r.op));
+    j.key("ms").num(r.s.median * 1e3, 9);
+    j.key("ms_min").num(r.s.min * 1e3, 9);
+    j.key("ms_max").num(r.s.max * 1e3, 9);
+    j.key("pct").num(100.0 * r.s.median / v.ops_sum, 9);
+    j.key("bytes").num(r.cost.bytes, 17);
+    j.key("ops").num(r.cost.ops, 17);
+    j.key("compute").str(r.cost.int8 ? "int8" : "f32");
+    j.key("gbps").num(r.gbps, 9);
+    j.key("gops").num(r.gops, 9);
+    if (r.roof >= 0) {
+      j.key("roof_pct").num(r.roof, 9);
+      j.key("bound").str(r.memory_bound ? "memory" : "compute");
+    }
     j.end_object();
   }
   j.end_array();
+  if (layers) {
+    j.key("layers").begin_array();
+    for (int64_t il = 0; il < m.config.n_layer; ++il) {
+      j.begin_object();
+      j.key("layer").num(il);
+      j.key("kind").str(layer_kind(m, il));
+      j.key("ms").num(layer_group_median(ph, static_cast<size_t>(il), all_ops()) * 1e3, 9);
+      for (const Group& g : layer_groups())
+        j.key(g.name).num(layer_group_median(ph, static_cast<size_t>(il), g.ops) * 1e3, 9);
+      j.end_object();
+    }
+    j.end_array();
+  }
   j.end_object();
 }
 
-// The two phases as one JSON object on stdout, or as tables.
-void report(const std::string& model_path, const Model& model, int n_threads, int64_t n_prompt,
-            int64_t n_gen, const Phase& prefill, const Phase& decode, bool json) {
-  if (json) {
-    JsonWriter j;
-    j.begin_object();
-    j.key("model").str(model_path);
-    j.key("arch").str(arch_name(model.config.arch));
-    j.key("n_threads").num(n_threads);
-    j.key("isa").str(isa_name());
-    j.key("n_prompt").num(n_prompt);
-    j.key("n_gen").num(n_gen);
-    json_phase(j, prefill);
-    json_phase(j, decode);
-    j.end_object();
-    std::printf("%s\n", j.text().c_str());
-  } else {
-    std::printf("profile: %s (%s), %d threads (%s)\n", model_path.c_str(),
-                arch_name(model.config.arch), n_threads, isa_name());
-    print_phase(prefill, "total");
-    print_phase(decode, "per token");
-  }
-}
-
 int run_profile(const std::vector<std::string>& args) {
-  std::string model_path;
-  int64_t n_prompt = 128, n_gen = 32;
-  bool json = false;
+  std::string model_path, trace_path, plot_path;
+  ProfileOptions po;
+  bool json = false, layers = false, roofline = true;
   ForwardOptions fo;
   ThreadOptions th;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -132,12 +270,24 @@ int run_profile(const std::vector<std::string>& args) {
     } else if (a == "-m" || a == "--model") {
       model_path = value();
     } else if (a == "-p" || a == "--n-prompt") {
-      n_prompt = to_int(a, value());
+      po.n_prompt = to_int(a, value());
     } else if (a == "-n" || a == "--n-gen") {
-      n_gen = to_int(a, value());
+      po.n_gen = to_int(a, value());
     } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
+    } else if (a == "-r" || a == "--reps") {
+      po.reps = static_cast<int>(to_int(a, value()));
+    } else if (a == "--ctx-depth") {
+      po.ctx_depths = parse_depths(a, value());
     } else if (a == "--ubatch" || a == "-ub") {
       fo.n_ubatch = to_int(a, value());
+    } else if (a == "--layers") {
+      layers = true;
+    } else if (a == "--trace") {
+      trace_path = value();
+    } else if (a == "--plot") {
+      plot_path = value();
+    } else if (a == "--no-roofline") {
+      roofline = false;
     } else if (a == "--json") {
       json = true;
     } else {
@@ -145,61 +295,127 @@ int run_profile(const std::vector<std::string>& args) {
     }
   }
   if (model_path.empty()) usage_error(usage, "-m MODEL is required");
-  if (n_prompt < 1 || n_prompt > (int64_t{1} << 20)) throw std::runtime_error("-p: must be >= 1");
-  if (n_gen < 1 || n_gen > (int64_t{1} << 20)) throw std::runtime_error("-n: must be >= 1");
+  constexpr int64_t kMax = int64_t{1} << 20;
+  if (po.n_prompt < 1 || po.n_prompt > kMax) throw std::runtime_error("-p: must be >= 1");
+  if (po.n_gen < 1 || po.n_gen > kMax) throw std::runtime_error("-n: must be >= 1");
+  if (po.reps < 1 || po.reps > 1000) throw std::runtime_error("--reps: must be in [1, 1000]");
   if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
-  fo.n_ctx = n_prompt + n_gen;
+  if (po.ctx_depths.empty()) po.ctx_depths = {po.n_prompt};
+  int64_t max_depth = 0;
+  for (int64_t d : po.ctx_depths) {
+    if (d > kMax) throw std::runtime_error("--ctx-depth: " + std::to_string(d) + " is too large");
+    max_depth = std::max(max_depth, d);
+  }
+  po.trace = !trace_path.empty();
+  fo.n_ctx = std::max(po.n_prompt + po.n_gen, max_depth + po.n_gen);
   th.apply(fo);
   check_ctx_threads(fo.n_ctx, fo.n_threads);
 
+  // Cold start, reported as such: mapping the file and building the model.
+  const auto t0 = std::chrono::steady_clock::now();
   auto model = Model::load(model_path);
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto tok = load_tokenizer(*model->file);
-  Forward fwd(*model, fo);
-  warn_if_not_pinned(fwd.pool());
-  const int64_t n_vocab = fwd.n_vocab();
-  // A fixed pseudo-text: BOS, then ids spread over the vocabulary (timing does not depend on
-  // which tokens they are).
-  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
-  for (int64_t i = 0; i < n_prompt; ++i)
-    prompt[i] = static_cast<int32_t>((i * 7919 + 13) % n_vocab);
-  if (tok->bos() >= 0 && tok->bos() < n_vocab) prompt[0] = tok->bos();
-  SamplerParams sp;
-  sp.seed = 1;
-  Sampler sampler(sp, n_vocab);
-  auto discard = [](std::string_view) {};
 
-  // Warm-up (pages the weights in, spins the pool up), not profiled.
-  std::vector<float> logits(static_cast<size_t>(n_vocab));
-  fwd.eval(prompt.data(), std::min<int64_t>(n_prompt, 16), logits.data());
-  fwd.reset();
+  Roofline roof;
+  if (roofline) {  // before the run, on a pool of the same size
+    kernel::ThreadPool pool(std::max(1, fo.n_threads), kernel::ThreadPool::kDefaultSpinUs, fo.cpus);
+    warn_if_not_pinned(pool);
+    roof.read_bytes_per_s = measure_read_bandwidth(pool, size_t{256} << 20, 3);
+    const ComputePeak cp = measure_compute_peak(pool);
+    roof.int8_ops_per_s = cp.int8_ops_per_s;
+    roof.f32_ops_per_s = cp.f32_ops_per_s;
+  }
+  const ProfileRun run = profile_forward(*model, fo, po, tok->bos());
+  const Roofline* rp = roofline ? &roof : nullptr;
+  const PhaseView pre = view(run.prefill, rp);
+  std::vector<PhaseView> dec;
+  for (const PhaseRun& d : run.decode) dec.push_back(view(d, rp));
 
-  // Both phases through the generation loop: the prompt and the first sampled token, then
-  // N_GEN tokens continuing from it (end-of-generation ignored, so the count is exact).
-  GenerateParams gp;
-  gp.ignore_eog = true;
-  gp.max_tokens = 1;
-  Profiler pp;
-  fwd.set_profiler(&pp);
-  auto t0 = clock_type::now();
-  const GenerateResult first = generate(fwd, *tok, sampler, prompt, gp, discard);
-  const Phase prefill = make_phase("prefill", n_prompt, 1.0, since(t0), pp);
+  if (!trace_path.empty()) {
+    std::vector<const PhaseRun*> phases = {&run.prefill};
+    for (const PhaseRun& d : run.decode) phases.push_back(&d);
+    std::ofstream f(trace_path, std::ios::binary);
+    f << chrome_trace_json(phases, isa_name()) << "\n";
+    if (!f) throw std::runtime_error("--trace: cannot write '" + trace_path + "'");
+  }
 
-  Profiler dp;
-  fwd.set_profiler(&dp);
-  gp.max_tokens = static_cast<int32_t>(n_gen);
-  t0 = clock_type::now();
-  const GenerateResult rest = generate(fwd, *tok, sampler, first.tokens, gp, discard);
-  const Phase decode = make_phase("decode", rest.stats.prompt_tokens + rest.stats.decode_evals,
-                                  static_cast<double>(n_gen), since(t0), dp);
-  fwd.set_profiler(nullptr);
+  if (!plot_path.empty()) {
+    std::vector<PlotPhase> pp;
+    std::vector<const PhaseView*> shown = {&pre, &dec.front()};  // and the deepest decode
+    if (dec.size() > 1) shown.push_back(&dec.back());
+    for (const PhaseView* v : shown) {
+      PlotPhase p{phase_title(*v->run), {}};
+      if (v->run->name == "decode") p.name += " (per token)";
+      for (const OpRow& r : v->rows) p.ops.push_back({r.op, r.s.median, r.cost});
+      pp.push_back(std::move(p));
+    }
+    char title[256];
+    std::snprintf(title, sizeof title, "hpl profile: %s, %d threads (%s)",
+                  model_path.substr(model_path.find_last_of('/') + 1).c_str(), fo.n_threads,
+                  isa_name());
+    std::ofstream f(plot_path, std::ios::binary);
+    f << profile_plot_svg(pp, roof, title);
+    if (!f) throw std::runtime_error("--plot: cannot write '" + plot_path + "'");
+  }
 
-  report(model_path, *model, fo.n_threads, n_prompt, n_gen, prefill, decode, json);
+  if (json) {
+    JsonWriter j;
+    j.begin_object();
+    j.key("model").str(model_path);
+    j.key("arch").str(arch_name(model->config.arch));
+    j.key("n_threads").num(fo.n_threads);
+    j.key("isa").str(isa_name());
+    j.key("n_prompt").num(po.n_prompt);
+    j.key("n_gen").num(po.n_gen);
+    j.key("reps").num(po.reps);
+    j.key("cold").begin_object();
+    j.key("load_ms").num(load_s * 1e3, 9);
+    j.key("setup_ms").num(run.setup_s * 1e3, 9);
+    j.key("first_token_ms").num(run.first_token_s * 1e3, 9);
+    j.end_object();
+    if (roofline) {
+      j.key("machine").begin_object();
+      j.key("read_gbps").num(roof.read_bytes_per_s / 1e9, 9);
+      j.key("int8_gops").num(roof.int8_ops_per_s / 1e9, 9);
+      j.key("f32_gops").num(roof.f32_ops_per_s / 1e9, 9);
+      j.end_object();
+    }
+    j.key("prefill");
+    json_phase(j, pre, *model, layers);
+    j.key("decode");
+    json_phase(j, dec.front(), *model, layers);
+    j.key("decode_depths").begin_array();
+    for (const PhaseView& d : dec) json_phase(j, d, *model, layers);
+    j.end_array();
+    j.end_object();
+    std::printf("%s\n", j.text().c_str());
+  } else {
+    std::printf("profile: %s (%s), %d threads (%s), %d warm reps\n", model_path.c_str(),
+                arch_name(model->config.arch), fo.n_threads, isa_name(), po.reps);
+    std::printf("cold: load %.1f ms, setup %.1f ms, first token (prefill %lld + sample) %.1f ms\n",
+                load_s * 1e3, run.setup_s * 1e3, static_cast<long long>(po.n_prompt),
+                run.first_token_s * 1e3);
+    if (roofline)
+      std::printf("machine: read %.2f GB/s, int8 %.1f GOP/s, f32 %.1f GOP/s (%d threads)\n",
+                  roof.read_bytes_per_s / 1e9, roof.int8_ops_per_s / 1e9, roof.f32_ops_per_s / 1e9,
+                  fo.n_threads);
+    print_phase(pre, po.reps);
+    for (const PhaseView& d : dec) print_phase(d, po.reps);
+    if (layers) {
+      print_layers(*model, run.prefill);
+      for (const PhaseRun& d : run.decode) print_layers(*model, d);
+    }
+  }
   return 0;
 }
 
 }  // namespace
 
-HPL_COMMAND("profile", "time per op kind (matmul by role, attention, ...) for prefill and decode",
+HPL_COMMAND("profile",
+            "warm time per op kind (matmul by role, attention, ...) vs the roofline, for prefill "
+            "and decode",
             run_profile);
 
 }  // namespace hpl::cli

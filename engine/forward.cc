@@ -170,10 +170,12 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
       xq = xq8_k_.data();
       xs = s8_k;
     }
-    sec.part(jobs[j].op, [&] {
-      k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y, static_cast<size_t>(W.rows), n, r0,
-                r1, ntok);
-    });
+    sec.part(jobs[j].op,
+             [&] {
+               k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y,
+                         static_cast<size_t>(W.rows), n, r0, r1, ntok);
+             },
+             {type_name(W.type), W.rows, n, ntok, r0, r1});
   };
   if (serial) {
     for (int64_t c = 0; c < chunks.count(); ++c) chunk(c, 0);
@@ -333,7 +335,10 @@ void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_l
       if (cfg_.embd_scale != 1.0f) k::scale(x + t * E, cfg_.embd_scale, x + t * E, E);
     });
   }
-  for (int64_t il = 0; il < cfg_.n_layer; ++il) layer(il, ntok, pos0);
+  for (int64_t il = 0; il < cfg_.n_layer; ++il) {
+    ProfLayer pl(prof_, static_cast<int>(il));
+    layer(il, ntok, pos0);
+  }
   cache_.set_n_past(pos0 + ntok);
   if (!logits) return;
   // Only the rows whose logits are wanted go through the (large) output matmul.

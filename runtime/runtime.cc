@@ -390,6 +390,9 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
   st.prefill_tokens_per_s = g.prompt_tokens_per_s();
   st.decode_tokens_per_s = GenerateStats::rate(g.completion_tokens, g.total_ms - g.prompt_ms);
   st.total_ms = g.total_ms;
+  st.prefill_ms = g.prompt_ms;
+  st.decode_ms = g.decode_ms;
+  st.sampling_ms = g.sample_ms;
 }
 
 void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {

@@ -78,8 +78,11 @@ struct RequestStats {
   double time_to_first_token_ms = 0;  // from prompt evaluation start to the first token
   double prefill_tokens_per_s = 0;
   double decode_tokens_per_s = 0;
-  double queue_ms = 0;     // from submit to prompt evaluation start
-  double total_ms = 0;     // from prompt evaluation start to the end
+  double queue_ms = 0;  // from submit to prompt evaluation start
+  double total_ms = 0;  // from prompt evaluation start to the end
+  // Where total_ms went: prompt evaluation, single-token evaluations, sampling (the rest is
+  // streaming the text and the callbacks).
+  double prefill_ms = 0, decode_ms = 0, sampling_ms = 0;
   bool truncated = false;  // is_truncation(finish)
   FinishReason finish = FinishReason::kEndOfGeneration;
 };

@@ -99,6 +99,9 @@ hpl_stats to_stats(const hpl::RequestStats& s) {
   c.total_ms = s.total_ms;
   c.truncated = s.truncated ? 1 : 0;
   c.finish = static_cast<hpl_finish_reason>(s.finish);
+  c.prefill_ms = s.prefill_ms;
+  c.decode_ms = s.decode_ms;
+  c.sampling_ms = s.sampling_ms;
   return c;
 }
 

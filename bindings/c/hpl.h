@@ -247,6 +247,11 @@ typedef struct hpl_stats {
   int32_t truncated; /* 1: cut short by hpl_stop() or the context end (FINISH_STOPPED or
                         FINISH_CONTEXT_END); 0 for every other finish reason */
   hpl_finish_reason finish;
+  /* Where total_ms went (queue_ms is before it): prompt evaluation, single-token
+   * evaluations, sampling; the rest is streaming text and callbacks. */
+  double prefill_ms;
+  double decode_ms;
+  double sampling_ms;
 } hpl_stats;
 
 typedef struct hpl_event {

@@ -175,6 +175,10 @@ static void test_generation(hpl_model* m) {
   CHECK(c.stats.prompt_tokens == 5 && c.stats.completion_tokens > 0);
   CHECK(c.stats.finish == HPL_FINISH_MAX_TOKENS && c.stats.truncated == 0);
   CHECK(c.stats.decode_tokens_per_s > 0 && c.stats.prefill_tokens_per_s > 0);
+  /* the timing split: each part measured, together within total_ms */
+  CHECK(c.stats.prefill_ms > 0 && c.stats.decode_ms > 0 && c.stats.sampling_ms > 0);
+  CHECK(c.stats.prefill_ms + c.stats.decode_ms + c.stats.sampling_ms <= c.stats.total_ms * 1.000001);
+  CHECK(c.stats.queue_ms >= 0);
   CHECK(c.wait_in_callback == HPL_ERR_WOULD_DEADLOCK);
   CHECK(hpl_stop(m, id) == HPL_ERR_NOT_FOUND);
   CHECK(hpl_wait(m, id, 0) == HPL_OK);

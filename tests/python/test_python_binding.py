@@ -41,6 +41,9 @@ def test_generate_iterates_text_pieces_with_stats(model):
     assert gen.stats.prompt_tokens == 5
     assert 0 < gen.stats.completion_tokens <= 20
     assert gen.stats.decode_tokens_per_s > 0 and gen.stats.prefill_tokens_per_s > 0
+    st = gen.stats  # the timing split lies within total_ms
+    assert st.prefill_ms > 0 and st.sampling_ms > 0 and st.decode_ms >= 0
+    assert st.prefill_ms + st.decode_ms + st.sampling_ms <= st.total_ms * 1.000001
     assert gen.stats.finish in ("end_of_generation", "max_tokens")
     assert not gen.stats.truncated
 

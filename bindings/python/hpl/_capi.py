@@ -76,7 +76,8 @@ class Stats(ctypes.Structure):
                 ("prefill_tokens_per_s", ctypes.c_double),
                 ("decode_tokens_per_s", ctypes.c_double), ("queue_ms", ctypes.c_double),
                 ("total_ms", ctypes.c_double), ("truncated", ctypes.c_int32),
-                ("finish", ctypes.c_int)]
+                ("finish", ctypes.c_int), ("prefill_ms", ctypes.c_double),
+                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double)]
 
 
 class Event(ctypes.Structure):

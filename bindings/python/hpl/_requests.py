@@ -42,12 +42,17 @@ class Stats:
     truncated: bool  #: stopped before a natural end
     #: "end_of_generation", "max_tokens", "stop_string", "stopped" or "context_end"
     finish: str
+    #: where total_ms went (queue_ms is before it): prompt, single-token evaluations, sampling
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    sampling_ms: float = 0.0
 
     @staticmethod
     def _from(s: _capi.Stats) -> "Stats":
         return Stats(s.prompt_tokens, s.completion_tokens, s.time_to_first_token_ms,
                      s.prefill_tokens_per_s, s.decode_tokens_per_s, s.queue_ms, s.total_ms,
-                     bool(s.truncated), _capi.FINISH_NAMES.get(s.finish, str(s.finish)))
+                     bool(s.truncated), _capi.FINISH_NAMES.get(s.finish, str(s.finish)),
+                     s.prefill_ms, s.decode_ms, s.sampling_ms)
 
 
 # (event type, text, stats or None, status)
