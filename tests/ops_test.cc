@@ -78,7 +78,9 @@ TEST(Dispatch, HplIsaPicksARunnableBodyAndRefusesTheRest) {
         EXPECT_NE(std::string(e.what()).find(isa_name(isa)), std::string::npos) << e.what();
       }
     }
-    if (!isa_built(isa)) EXPECT_THROW((void)ops(isa), std::invalid_argument) << isa_name(isa);
+    if (!isa_built(isa)) {
+      EXPECT_THROW((void)ops(isa), std::invalid_argument) << isa_name(isa);
+    }
   }
   EXPECT_THROW(isa_from_env("sse2"), std::runtime_error);
 }
