@@ -6,6 +6,7 @@
 // a token, or of an SSE comment sent every 500 ms while queued); a non-streamed one polls
 // its connection every 100 ms (HttpExchange::client_gone: a reset, or a close that did not
 // come with the request; a half-close right after the request still gets its reply).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +32,7 @@
 #include "cli/server_openai.h"
 #include "engine/memory_report.h"
 #include "engine/model_config.h"
+#include "kernel/cpu_topology.h"
 #include "runtime/runtime.h"
 #include "tokenizer/chat_template.h"
 
@@ -47,7 +49,6 @@ void usage() {
       "  --host ADDR        address to listen on (default 127.0.0.1)\n"
       "  --port N           port (default 8080; 0 = any free port, printed on start)\n"
       "  -c N               context size in tokens (default 2048)\n"
-      "  -t N               inference threads (default: all cores)\n"
       "  --ubatch N         prefill micro-batch in tokens (default 256)\n"
       "  --max-body BYTES   largest request body; bigger gets 413 (default 1048576)\n"
       "  --template NAME    chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
@@ -59,6 +60,7 @@ void usage() {
       "                     new one closes that address's oldest idle or still-reading one\n"
       "endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
       "           GET /health, GET /metrics[?format=prometheus]\n");
+  std::fprintf(stderr, "%s", kThreadUsage);
 }
 
 std::string dump(const json& j) {
@@ -367,9 +369,10 @@ int run_serve(const std::vector<std::string>& args) {
   int64_t port = 8080, max_body = 1 << 20, http_threads = 16, read_timeout = 10, per_addr = 32;
   RuntimeOptions ro;
   ro.session.n_ctx = 2048;
-  ro.session.n_threads = default_threads();
+  ThreadOptions th;  // -t, --cpus, --cpu-mask: the same options as every command
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (th.parse(args, i)) continue;
     auto value = [&]() -> const std::string& { return option_value(args, i); };
     if (a == "-h" || a == "--help") {
       usage();
@@ -382,8 +385,6 @@ int run_serve(const std::vector<std::string>& args) {
       port = to_int(a, value());
     } else if (a == "-c" || a == "--ctx-size") {
       ro.session.n_ctx = to_int(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      ro.session.n_threads = static_cast<int>(to_int(a, value()));
     } else if (a == "--ubatch" || a == "-ub") {
       ro.session.n_ubatch = to_int(a, value());
     } else if (a == "--max-body") {
@@ -401,6 +402,18 @@ int run_serve(const std::vector<std::string>& args) {
     }
   }
   if (model_path.empty()) usage_error(usage, "-m MODEL is required");
+  th.apply(ro.session);
+  if (!th.cpus.empty()) {  // sessions pin when a request first needs one: say now what is refused
+    const std::vector<int> allowed = kernel::current_thread_affinity();
+    std::vector<int> refused;
+    for (int c : th.cpus)
+      if (std::find(allowed.begin(), allowed.end(), c) == allowed.end()) refused.push_back(c);
+    if (!refused.empty())
+      std::fprintf(
+          stderr,
+          "warning: pinning: CPUs %s are not available to this process (it may run on %s)\n",
+          kernel::format_cpu_list(refused).c_str(), kernel::format_cpu_list(allowed).c_str());
+  }
   if (port < 0 || port > 65535) throw std::runtime_error("--port: must be in [0, 65535]");
   check_ctx_threads(ro.session.n_ctx, ro.session.n_threads);
   if (ro.session.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");

@@ -73,3 +73,24 @@ def test_verbose_shows_the_topology_and_threads(hpl):
     r = gen(hpl, "-t", "1", "--cpus", "0", "--verbose")
     assert "default threads:" in r.stderr
     assert "using 1 threads, pinned to CPUs 0" in r.stderr
+
+
+def test_serve_takes_the_thread_options_and_names_refused_cpus(hpl):
+    # serve pins when a request first opens a session, so a refused CPU is named at start.
+    p = subprocess.Popen([str(hpl), "serve", "-m", str(MODEL), "--port", "0", "--template",
+                          "llama2", "--cpus", "1000", "-t", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith("listening on"):
+                break
+        text = "".join(lines)
+        assert "warning: pinning: CPUs 1000 are not available" in text, text
+        assert "1 threads" in text, text
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+    bad = run(hpl, "serve", "-m", str(MODEL), "--cpus", "x-y", check=False)
+    assert bad.returncode != 0 and "--cpus" in bad.stderr, bad.stderr
