@@ -50,7 +50,9 @@ std::map<std::string, const BenchEntry*> keyed(const std::vector<BenchEntry>& es
   std::map<std::string, const BenchEntry*> out;
   for (const BenchEntry& e : es) {
     const int m = model_index.emplace(e.model, static_cast<int>(model_index.size())).first->second;
-    std::string k = "m" + std::to_string(m) + " " + e.test + " t" + std::to_string(e.threads);
+    std::string k = "m";  // appended, not "m" + ...: GCC 12 -Wrestrict false positive (PR 105651)
+    k.append(std::to_string(m)).append(" ").append(e.test).append(" t");
+    k.append(std::to_string(e.threads));
     out.emplace(k, &e);  // first of duplicates
   }
   return out;

@@ -65,7 +65,8 @@ void SvgWriter::text(double x, double y, const std::string& s, double size,
            "\" text-anchor=\"" + escape(anchor) + "\" fill=\"" + escape(fill) + "\"";
   if (rotate != 0)
     body_ += " transform=\"rotate(" + num(rotate) + " " + num(x) + " " + num(y) + ")\"";
-  body_ += ">" + escape(s) + "</text>\n";
+  body_.append(">").append(escape(s)).append("</text>\n");  // GCC 12 -Wrestrict false positive on
+                                                            // ">" + std::string (PR 105651)
 }
 
 std::string SvgWriter::finish() const {

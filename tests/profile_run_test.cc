@@ -86,8 +86,9 @@ TEST_P(ProfileRunTest, OpsAddUpToWallAndTraceNests) {
         EXPECT_LT(s.shape.r0, s.shape.r1);
       }
       if (!s.is_layer && s.op != ProfOp::kOutput && s.op != ProfOp::kEmbedding &&
-          s.op != ProfOp::kSampling && s.op != ProfOp::kNorm)
+          s.op != ProfOp::kSampling && s.op != ProfOp::kNorm) {
         EXPECT_GE(s.layer, 0) << prof_op_name(s.op);
+      }
     }
     // Layer slices: 5 per micro-batch, on the driving thread.
     const int evals = ph->name == "prefill" ? 3 : 4;  // 20 tokens in micro-batches of 8
