@@ -109,7 +109,8 @@ class GgufBuilder {
 
   std::vector<uint8_t> build() {
     Bytes out(version_);
-    out.b.insert(out.b.end(), {'G', 'G', 'U', 'F'});
+    out.b.assign({'G', 'G', 'U', 'F'});  // (insert at end() of the empty vector: GCC 12
+                                         // -Wstringop-overflow false positive under TSan)
     out.put(version_);
     out.count(tensors_.size());
     out.count(n_kv_);
