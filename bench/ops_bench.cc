@@ -42,7 +42,8 @@ void BM_rope(benchmark::State& st) {
   auto x = rand_vec(nh * hd);
   int64_t pos = 1000;
   for (auto _ : st) {
-    (kBest ? ops() : ops(Isa::kRef)).rope(x.data(), nh, hd, hd, pos, 10000.0f, 1.0f, layout, nullptr);
+    (kBest ? ops() : ops(Isa::kRef))
+        .rope(x.data(), nh, hd, hd, pos, 10000.0f, 1.0f, layout, nullptr);
     benchmark::DoNotOptimize(x.data());
   }
   st.SetItemsProcessed(st.iterations() * nh * hd);

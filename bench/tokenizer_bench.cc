@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "gguf/gguf.h"
 #include "engine/vocab_loader.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {

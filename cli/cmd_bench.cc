@@ -21,9 +21,9 @@
 #include "cli/command.h"
 #include "cli/json_writer.h"
 #include "engine/forward.h"
-#include "tools/memory_bandwidth.h"
 #include "engine/model.h"
 #include "kernel/isa.h"
+#include "tools/memory_bandwidth.h"
 
 namespace hpl::cli {
 namespace {
@@ -201,10 +201,10 @@ void print_csv(const std::vector<Result>& rs, const std::string& when) {
 int run_bench(const std::vector<std::string>& args) {
   if (!args.empty() && args[0] == "--compare") {
     if (args.size() != 3) usage_error(usage, "--compare takes two files: A.json B.json");
-    std::printf("%s", compare_bench(parse_bench_results(read_text_file(args[1]), args[1]),
-                                    parse_bench_results(read_text_file(args[2]), args[2]),
-                                    args[1], args[2])
-                          .c_str());
+    std::printf(
+        "%s", compare_bench(parse_bench_results(read_text_file(args[1]), args[1]),
+                            parse_bench_results(read_text_file(args[2]), args[2]), args[1], args[2])
+                  .c_str());
     return 0;
   }
   std::vector<std::string> models;

@@ -12,10 +12,10 @@
 #include "cli/command.h"
 #include "engine/forward.h"
 #include "engine/model.h"
-#include "tools/perplexity.h"
 #include "engine/vocab_loader.h"
 #include "kernel/isa.h"
 #include "tokenizer/tokenizer.h"
+#include "tools/perplexity.h"
 
 namespace hpl::cli {
 namespace {

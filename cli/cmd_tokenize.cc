@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "gguf/gguf.h"
 #include "engine/vocab_loader.h"
+#include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hpl::cli {

@@ -5,8 +5,8 @@
 // only ever reads the last W positions, so it holds a window of positions
 // [first_pos(il), first_pos(il) + capacity): W - 1 kept positions, room for a micro-batch,
 // and slack so the kept positions are moved back to the front (one memmove of W - 1 rows) only
-// once per max(micro-batch, 16) appended positions. Positions stay contiguous, so attention reads them as
-// one array with positions relative to first_pos(il).
+// once per max(micro-batch, 16) appended positions. Positions stay contiguous, so attention reads
+// them as one array with positions relative to first_pos(il).
 #pragma once
 
 #include <cstddef>

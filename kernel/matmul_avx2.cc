@@ -903,8 +903,9 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
 }
 
 // Q4_K_X8 groups x Q8_K tokens, as packed_matmul (listed only by the VNNI bodies).
-[[maybe_unused]] void q4k_packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
-                       size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+[[maybe_unused]] void q4k_packed_matmul(const void* w, size_t w_stride, const void* xq,
+                                        size_t x_stride, float* y, size_t y_stride, int64_t n,
+                                        int64_t r0, int64_t r1, int64_t ntok) {
   const int64_t nb = n / kQKK;
   thread_local std::vector<int16_t> xs_buf;
   xs_buf.resize(static_cast<size_t>(ntok * nb * 8));

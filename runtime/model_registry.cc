@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <new>
 
-#include "runtime/runtime_types.h"
 #include "engine/vocab_loader.h"
+#include "runtime/runtime_types.h"
 
 namespace hpl {
 

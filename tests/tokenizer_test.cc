@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "gguf/gguf.h"
 #include "engine/vocab_loader.h"
+#include "gguf/gguf.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/unicode.h"
 

@@ -231,8 +231,8 @@ typedef enum hpl_finish_reason {
   HPL_FINISH_END_OF_GENERATION = 0, /* the model ended its reply; truncated = 0 */
   HPL_FINISH_MAX_TOKENS = 1,        /* max_tokens were generated; truncated = 0 */
   HPL_FINISH_STOP_STRING = 2,       /* a stop string appeared; truncated = 0 */
-  HPL_FINISH_STOPPED = 3, /* hpl_stop() (also while queued or during prompt evaluation, and
-                             hpl_model_unload()): the partial output is kept; truncated = 1 */
+  HPL_FINISH_STOPPED = 3,    /* hpl_stop() (also while queued or during prompt evaluation, and
+                                hpl_model_unload()): the partial output is kept; truncated = 1 */
   HPL_FINISH_CONTEXT_END = 4 /* the context filled up while generating; truncated = 1 */
 } hpl_finish_reason;
 

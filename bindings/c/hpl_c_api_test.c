@@ -177,7 +177,8 @@ static void test_generation(hpl_model* m) {
   CHECK(c.stats.decode_tokens_per_s > 0 && c.stats.prefill_tokens_per_s > 0);
   /* the timing split: each part measured, together within total_ms */
   CHECK(c.stats.prefill_ms > 0 && c.stats.decode_ms > 0 && c.stats.sampling_ms > 0);
-  CHECK(c.stats.prefill_ms + c.stats.decode_ms + c.stats.sampling_ms <= c.stats.total_ms * 1.000001);
+  CHECK(c.stats.prefill_ms + c.stats.decode_ms + c.stats.sampling_ms <=
+        c.stats.total_ms * 1.000001);
   CHECK(c.stats.queue_ms >= 0);
   CHECK(c.wait_in_callback == HPL_ERR_WOULD_DEADLOCK);
   CHECK(hpl_stop(m, id) == HPL_ERR_NOT_FOUND);
@@ -390,7 +391,7 @@ static void test_sessions(hpl_model* m, hpl_model* other) {
   CHECK(c.free_in_callback == HPL_ERR_WOULD_DEADLOCK);
   collector_destroy(&c);
   if (c.free_in_callback == HPL_OK) REQUIRE_OK(hpl_session_create(m, &s)); /* it was freed */
-  REQUIRE_OK(hpl_session_info_get(s, &info));                             /* still alive */
+  REQUIRE_OK(hpl_session_info_get(s, &info));                              /* still alive */
   REQUIRE_OK(hpl_session_reset(s));
   REQUIRE_OK(hpl_session_info_get(s, &info));
   CHECK(info.n_tokens == 0);
