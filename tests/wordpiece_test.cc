@@ -12,6 +12,7 @@
 #include "engine/vocab_loader.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace hpl {
 namespace {
@@ -187,6 +188,42 @@ TEST(WordPiece, VocabWithoutUnknownIsRejected) {
   v.tokens.push_back("[UNK]");
   v.unk_id = 3;
   EXPECT_EQ(Tokenizer::create(v)->encode("a b", false, false), (std::vector<int32_t>{2, 3}));
+}
+
+TEST(WordPiece, NormalizerTables) {
+  using V = std::vector<uint32_t>;
+  auto unaccented = [](uint32_t cp) {
+    V v;
+    unicode::append_unaccented(cp, v);
+    return v;
+  };
+  auto lower = [](uint32_t cp) {
+    V v;
+    unicode::append_lowercase(cp, v);
+    return v;
+  };
+  EXPECT_EQ(unaccented(0xE9), V{'e'});                         // é
+  EXPECT_EQ(unaccented(0x1E9B), V{0x17F});                     // ẛ -> ſ (dot above dropped)
+  EXPECT_EQ(unaccented(0x301), V{});                           // a combining mark alone
+  EXPECT_EQ(unaccented(0xD55C), (V{0x1112, 0x1161, 0x11AB}));  // 한 -> jamo
+  EXPECT_EQ(unaccented(0xAC00), (V{0x1100, 0x1161}));          // 가: no trailing jamo
+  EXPECT_EQ(unaccented(0xF900), V{0x8C48});                    // CJK compatibility ideograph
+  EXPECT_EQ(unaccented('a'), V{'a'});
+  EXPECT_EQ(lower('A'), V{'a'});
+  EXPECT_EQ(lower(0x130), (V{'i', 0x307}));  // İ
+  EXPECT_EQ(lower(0x3A3), V{0x3C3});         // Σ -> σ, never final ς
+  EXPECT_EQ(lower(0x1E9E), V{0xDF});         // ẞ -> ß
+  EXPECT_EQ(lower(0x4E00), V{0x4E00});
+  EXPECT_TRUE(unicode::is_control_or_format(0));
+  EXPECT_TRUE(unicode::is_control_or_format(0x7F));
+  EXPECT_TRUE(unicode::is_control_or_format(0x200B));  // Cf
+  EXPECT_TRUE(unicode::is_control_or_format(0xE000));  // Co
+  EXPECT_TRUE(unicode::is_control_or_format(0x10FFFD));
+  EXPECT_FALSE(unicode::is_control_or_format('\t'));
+  EXPECT_FALSE(unicode::is_control_or_format('\n'));
+  EXPECT_FALSE(unicode::is_control_or_format(0x378));  // unassigned: kept
+  EXPECT_FALSE(unicode::is_control_or_format('a'));
+  EXPECT_FALSE(unicode::is_control_or_format(0x10FFFF));  // Cn
 }
 
 }  // namespace
