@@ -28,21 +28,6 @@
 namespace hpl::cli {
 namespace {
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: hpl bench -m MODEL [-m MODEL2 ...] [options]\n"
-               "       hpl bench --compare A.json B.json   (hpl or llama-bench JSON; B/A t/s)\n"
-               "  -p N[,N...]     prompt sizes for prefill tests (default 512; 0 = none)\n"
-               "  -n N[,N...]     token counts for decode tests (default 128; 0 = none)\n"
-               "  -t N[,N...]     thread counts (default: the CPU topology's, see hpl info --cpu)\n"
-               "  --cpus LIST     pin the threads to these CPUs, e.g. 4-7 (--cpu-mask HEX too)\n"
-               "  -r N            repetitions per test (default 5)\n"
-               "  -o md|json|csv  output format (default md)\n"
-               "  -ub N           prefill micro-batch (default 256)\n"
-               "  --no-warmup     skip the warm-up run of each test\n"
-               "  --no-bandwidth  skip the read-bandwidth measurement\n");
-}
-
 std::vector<int64_t> int_list(const std::string& opt, const std::string& s) {
   std::vector<int64_t> v;
   std::stringstream ss(s);
@@ -199,51 +184,45 @@ void print_csv(const std::vector<Result>& rs, const std::string& when) {
 }
 
 int run_bench(const std::vector<std::string>& args) {
-  if (!args.empty() && args[0] == "--compare") {
-    if (args.size() != 3) usage_error(usage, "--compare takes two files: A.json B.json");
-    std::printf(
-        "%s", compare_bench(parse_bench_results(read_text_file(args[1]), args[1]),
-                            parse_bench_results(read_text_file(args[2]), args[2]), args[1], args[2])
-                  .c_str());
-    return 0;
-  }
-  std::vector<std::string> models;
+  std::vector<std::string> models, compare;
   std::vector<int64_t> pp = {512}, tg = {128}, threads;
   ThreadOptions pin;  // --cpus / --cpu-mask (-t takes a list here)
-  int reps = 5;
-  int64_t ubatch = 256;
+  int64_t reps = 5, ubatch = 256;
   std::string fmt = "md";
-  bool warmup = true, bandwidth = true;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      models.push_back(value());
-    } else if (a == "-p" || a == "--n-prompt") {
-      pp = int_list(a, value());
-    } else if (a == "-n" || a == "--n-gen") {
-      tg = int_list(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      threads = int_list(a, value());
-    } else if ((a == "--cpus" || a == "--cpu-mask") && pin.parse(args, i)) {
-    } else if (a == "-r" || a == "--repetitions") {
-      reps = static_cast<int>(int_list(a, value()).at(0));
-    } else if (a == "-o" || a == "--output") {
-      fmt = value();
-    } else if (a == "-ub" || a == "--ubatch") {
-      ubatch = int_list(a, value()).at(0);
-    } else if (a == "--no-warmup") {
-      warmup = false;
-    } else if (a == "--no-bandwidth") {
-      bandwidth = false;
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
+  bool warmup = true, bandwidth = true, comparing = false;
+  auto list = [](std::vector<int64_t>& out) {
+    return [&out](const std::string& opt, const std::string& v) { out = int_list(opt, v); };
+  };
+  Options o(
+      "usage: hpl bench -m MODEL [-m MODEL2 ...] [options]\n"
+      "       hpl bench --compare A.json B.json   (hpl or llama-bench JSON; B/A t/s)");
+  o.value({"-m", "--model"}, "MODEL", "a GGUF model (repeatable)",
+          [&models](auto&, const std::string& v) { models.push_back(v); })
+      .value({"-p", "--n-prompt"}, "N[,N...]",
+             "prompt sizes for prefill tests (default 512; 0 = none)", list(pp))
+      .value({"-n", "--n-gen"}, "N[,N...]", "token counts for decode tests (default 128; 0 = none)",
+             list(tg))
+      .value({"-t", "--threads"}, "N[,N...]",
+             "thread counts (default: the CPU topology's, see hpl info --cpu)", list(threads));
+  pin.add_to(o, /*threads_too=*/false);
+  o.number({"-r", "--repetitions"}, "N", "repetitions per test (default 5)", reps)
+      .text({"-o", "--output"}, "md|json|csv", "output format (default md)", fmt)
+      .number({"-ub", "--ubatch"}, "N", "prefill micro-batch (default 256)", ubatch)
+      .flag({"--no-warmup"}, "skip the warm-up run of each test", warmup, false)
+      .flag({"--no-bandwidth"}, "skip the read-bandwidth measurement", bandwidth, false)
+      .flag({"--compare"}, "compare two bench JSON files given as arguments", comparing)
+      .positional(compare);
+  if (!o.parse(args)) return 0;
+  if (comparing || !compare.empty()) {
+    if (!comparing) o.fail("unexpected argument '" + compare[0] + "'");
+    if (compare.size() != 2 || !models.empty()) o.fail("--compare takes two files: A.json B.json");
+    std::printf("%s", compare_bench(parse_bench_results(read_text_file(compare[0]), compare[0]),
+                                    parse_bench_results(read_text_file(compare[1]), compare[1]),
+                                    compare[0], compare[1])
+                          .c_str());
+    return 0;
   }
-  if (models.empty()) usage_error(usage, "-m MODEL is required");
+  if (models.empty()) o.fail("-m MODEL is required");
   if (fmt != "md" && fmt != "json" && fmt != "csv") {
     throw std::runtime_error("-o: want md, json or csv, got '" + fmt + "'");
   }

@@ -30,23 +30,6 @@
 namespace hpl::cli {
 namespace {
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: hpl profile -m MODEL.gguf [options]\n"
-               "  -p N              prompt tokens of the profiled prefill (default 128)\n"
-               "  -n N              decode tokens per repetition (default 32)\n"
-               "  -r, --reps N      warm repetitions after the discarded cold pass (default 5)\n"
-               "  --ctx-depth LIST  decode at these context depths, e.g. 0,512,2048\n"
-               "                    (default: N_PROMPT, decode right after the prompt)\n"
-               "  --ubatch N        prefill micro-batch in tokens (default 256)\n"
-               "  --layers          per-layer breakdown (median ms per op group)\n"
-               "  --trace FILE      Chrome trace (Perfetto) of the last repetition of each phase\n"
-               "  --plot FILE.svg   roofline with a point per op kind, and time shares by op\n"
-               "  --no-roofline     skip measuring bandwidth and compute peaks\n"
-               "  --json            one JSON object on stdout instead of tables\n");
-  std::fprintf(stderr, "%s", kThreadUsage);
-}
-
 std::vector<int64_t> parse_depths(const std::string& opt, const std::string& v) {
   std::vector<int64_t> out;
   std::stringstream ss(v);
@@ -261,40 +244,30 @@ int run_profile(const std::vector<std::string>& args) {
   bool json = false, layers = false, roofline = true;
   ForwardOptions fo;
   ThreadOptions th;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_path = value();
-    } else if (a == "-p" || a == "--n-prompt") {
-      po.n_prompt = to_int(a, value());
-    } else if (a == "-n" || a == "--n-gen") {
-      po.n_gen = to_int(a, value());
-    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
-    } else if (a == "-r" || a == "--reps") {
-      po.reps = static_cast<int>(to_int(a, value()));
-    } else if (a == "--ctx-depth") {
-      po.ctx_depths = parse_depths(a, value());
-    } else if (a == "--ubatch" || a == "-ub") {
-      fo.n_ubatch = to_int(a, value());
-    } else if (a == "--layers") {
-      layers = true;
-    } else if (a == "--trace") {
-      trace_path = value();
-    } else if (a == "--plot") {
-      plot_path = value();
-    } else if (a == "--no-roofline") {
-      roofline = false;
-    } else if (a == "--json") {
-      json = true;
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
-  }
-  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
+  Options o("usage: hpl profile -m MODEL.gguf [options]");
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model", model_path)
+      .number({"-p", "--n-prompt"}, "N", "prompt tokens of the profiled prefill (default 128)",
+              po.n_prompt)
+      .number({"-n", "--n-gen"}, "N", "decode tokens per repetition (default 32)", po.n_gen)
+      .number({"-r", "--reps"}, "N", "warm repetitions after the discarded cold pass (default 5)",
+              po.reps)
+      .value({"--ctx-depth"}, "LIST",
+             "decode at these context depths, e.g. 0,512,2048\n"
+             "(default: N_PROMPT, decode right after the prompt)",
+             [&po](const std::string& opt, const std::string& v) {
+               po.ctx_depths = parse_depths(opt, v);
+             })
+      .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)", fo.n_ubatch)
+      .flag({"--layers"}, "per-layer breakdown (median ms per op group)", layers)
+      .text({"--trace"}, "FILE", "Chrome trace (Perfetto) of the last repetition of each phase",
+            trace_path)
+      .text({"--plot"}, "FILE.svg", "roofline with a point per op kind, and time shares by op",
+            plot_path)
+      .flag({"--no-roofline"}, "skip measuring bandwidth and compute peaks", roofline, false)
+      .flag({"--json"}, "one JSON object on stdout instead of tables", json);
+  th.add_to(o);
+  if (!o.parse(args)) return 0;
+  if (model_path.empty()) o.fail("-m MODEL is required");
   constexpr int64_t kMax = int64_t{1} << 20;
   if (po.n_prompt < 1 || po.n_prompt > kMax) throw std::runtime_error("-p: must be >= 1");
   if (po.n_gen < 1 || po.n_gen > kMax) throw std::runtime_error("-n: must be >= 1");
