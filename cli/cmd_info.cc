@@ -157,6 +157,44 @@ uint64_t vocab_size(const GgufFile& f) {
   return tok && tok->type == GgufType::ARRAY ? tok->count : 0;
 }
 
+// "memory": what a context of the options' size needs (hpl run's defaults).
+void json_memory(JsonWriter& w, const GgufFile& f, const InfoOptions& o) {
+  InfoOptions oc = o;
+  const MemoryEstimate e = estimate(f, oc);
+  w.key("memory").begin_object();
+  w.key("n_ctx").num(static_cast<uint64_t>(oc.fo.n_ctx));
+  w.key("n_ubatch").num(static_cast<uint64_t>(oc.fo.n_ubatch));
+  w.key("n_threads").num(static_cast<uint64_t>(oc.fo.n_threads));
+  w.key("cache_type").str(oc.cache_type);
+  w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
+  w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
+  w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
+  w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
+  w.key("scratch_bytes").num(static_cast<uint64_t>(e.scratch_bytes));
+  w.key("total_bytes").num(static_cast<uint64_t>(e.total()));
+  w.end_object();
+}
+
+// "tensors": the tensor table.
+void json_tensors(JsonWriter& w, const GgufFile& f) {
+  w.key("tensors").begin_array();
+  for (const GgufTensor& t : f.tensors()) {
+    w.begin_object();
+    w.key("name").str(t.name);
+    w.key("type").str(type_name(t.type));
+    w.key("type_id").num(static_cast<uint64_t>(t.type));
+    w.key("shape").begin_array();
+    for (int d = 0; d < t.n_dims; ++d) w.num(t.ne[d]);
+    w.end_array();
+    w.key("offset").num(t.offset);
+    w.key("file_offset").num(static_cast<uint64_t>(f.data_offset() + t.offset));
+    w.key("bytes").num(static_cast<uint64_t>(t.n_bytes));
+    w.key("rows_unaligned").boolean(t.rows_unaligned);
+    w.end_object();
+  }
+  w.end_array();
+}
+
 void print_json(const GgufFile& f, const InfoOptions& o,
                 const std::map<std::string, TypeStats>& by_type, uint64_t total_bytes) {
   JsonWriter w;
@@ -180,22 +218,7 @@ void print_json(const GgufFile& f, const InfoOptions& o,
   w.key("vocab_size").num(vocab_size(f));
   w.end_object();
   w.key("isa").str(isa_name());
-  if (o.memory) {
-    InfoOptions oc = o;
-    const MemoryEstimate e = estimate(f, oc);
-    w.key("memory").begin_object();
-    w.key("n_ctx").num(static_cast<uint64_t>(oc.fo.n_ctx));
-    w.key("n_ubatch").num(static_cast<uint64_t>(oc.fo.n_ubatch));
-    w.key("n_threads").num(static_cast<uint64_t>(oc.fo.n_threads));
-    w.key("cache_type").str(oc.cache_type);
-    w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
-    w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
-    w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
-    w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
-    w.key("scratch_bytes").num(static_cast<uint64_t>(e.scratch_bytes));
-    w.key("total_bytes").num(static_cast<uint64_t>(e.total()));
-    w.end_object();
-  }
+  if (o.memory) json_memory(w, f, o);
   w.key("tensor_count").num(static_cast<uint64_t>(f.tensors().size()));
   w.key("tensor_bytes").num(total_bytes);
   w.key("types").begin_object();
@@ -203,24 +226,7 @@ void print_json(const GgufFile& f, const InfoOptions& o,
     w.key(name).begin_object().key("count").num(s.count).key("bytes").num(s.bytes).end_object();
   }
   w.end_object();
-  if (o.tensors) {
-    w.key("tensors").begin_array();
-    for (const GgufTensor& t : f.tensors()) {
-      w.begin_object();
-      w.key("name").str(t.name);
-      w.key("type").str(type_name(t.type));
-      w.key("type_id").num(static_cast<uint64_t>(t.type));
-      w.key("shape").begin_array();
-      for (int d = 0; d < t.n_dims; ++d) w.num(t.ne[d]);
-      w.end_array();
-      w.key("offset").num(t.offset);
-      w.key("file_offset").num(static_cast<uint64_t>(f.data_offset() + t.offset));
-      w.key("bytes").num(static_cast<uint64_t>(t.n_bytes));
-      w.key("rows_unaligned").boolean(t.rows_unaligned);
-      w.end_object();
-    }
-    w.end_array();
-  }
+  if (o.tensors) json_tensors(w, f);
   if (o.metadata) {
     uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;
     w.key("metadata").begin_object();
