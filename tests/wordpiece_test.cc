@@ -190,6 +190,20 @@ TEST(WordPiece, VocabWithoutUnknownIsRejected) {
   EXPECT_EQ(Tokenizer::create(v)->encode("a b", false, false), (std::vector<int32_t>{2, 3}));
 }
 
+TEST(WordPiece, VocabTxtFormIsRejectedWithAHint) {
+  Vocab v;
+  v.kind = VocabKind::WPM;
+  v.tokens = {"[UNK]", "hello", "##lo"};
+  v.token_types = {3, 1, 1};
+  v.unk_id = 0;
+  try {
+    Tokenizer::create(v);
+    FAIL() << "vocab.txt form accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("llama.cpp's form"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WordPiece, NormalizerTables) {
   using V = std::vector<uint32_t>;
   auto unaccented = [](uint32_t cp) {

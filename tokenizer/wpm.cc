@@ -5,6 +5,7 @@
 // longest-match-first pieces per word, [UNK] for a word that cannot be spelled or that has
 // more than 100 characters.
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #include "tokenizer/tokenizer_impl.h"
@@ -35,6 +36,7 @@ class WpmTokenizer final : public Tokenizer {
  public:
   explicit WpmTokenizer(Vocab v) : Tokenizer(std::move(v)) {
     // Text pieces only: special tokens are matched before (encode) or never.
+    size_t hf_form = 0;
     for (size_t i = 0; i < vocab_.tokens.size(); ++i) {
       const TokenType t = vocab_.token_types.empty()
                               ? TokenType::NORMAL
@@ -46,6 +48,15 @@ class WpmTokenizer final : public Tokenizer {
       if (piece.empty()) continue;
       (start ? starts_ : continuations_).emplace(piece, static_cast<int32_t>(i));
       max_piece_bytes_ = std::max(max_piece_bytes_, piece.size());
+      hf_form += piece.substr(0, 2) == "##";
+    }
+    // Pieces as in vocab.txt ("hello", "##lo") would all read as continuations: say so.
+    if (starts_.empty() && hf_form > 0) {
+      throw std::invalid_argument(
+          "vocab: bert pieces are not in llama.cpp's form (no piece starts with U+2581 but " +
+          std::to_string(hf_form) +
+          " start with \"##\"): write word-start pieces as U+2581 + piece and continuations "
+          "without \"##\", as llama.cpp's converter does");
     }
   }
 
