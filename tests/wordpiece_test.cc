@@ -238,6 +238,13 @@ TEST(WordPiece, NormalizerTables) {
   EXPECT_FALSE(unicode::is_control_or_format(0x378));  // unassigned: kept
   EXPECT_FALSE(unicode::is_control_or_format('a'));
   EXPECT_FALSE(unicode::is_control_or_format(0x10FFFF));  // Cn
+  EXPECT_TRUE(unicode::is_control_or_format(0xFFFD));
+  EXPECT_TRUE(unicode::is_bert_punctuation('$'));      // ASCII symbols count
+  EXPECT_TRUE(unicode::is_bert_punctuation(0xBF));     // ¿
+  EXPECT_TRUE(unicode::is_bert_punctuation(0x3002));   // 。
+  EXPECT_FALSE(unicode::is_bert_punctuation(0x20AC));  // € (a non-ASCII symbol)
+  EXPECT_FALSE(unicode::is_bert_punctuation(0x2E43));  // newer than tokenizers' table
+  EXPECT_FALSE(unicode::is_bert_punctuation('a'));
 }
 
 }  // namespace

@@ -26,12 +26,6 @@ bool is_cjk(uint32_t cp) {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-// BertPreTokenizer's punctuation: any P* character, and every ASCII symbol ($ + < = > ^ ` | ~).
-bool is_bert_punct(uint32_t cp) {
-  const uint8_t f = unicode::flags(cp);
-  return (f & unicode::kPunctuation) || (cp < 128 && (f & unicode::kSymbol));
-}
-
 class WpmTokenizer final : public Tokenizer {
  public:
   explicit WpmTokenizer(Vocab v) : Tokenizer(std::move(v)) {
@@ -76,7 +70,7 @@ class WpmTokenizer final : public Tokenizer {
     for (uint32_t cp : cps) {
       if (unicode::flags(cp) & unicode::kWhitespace) {
         flush();
-      } else if (is_bert_punct(cp)) {
+      } else if (unicode::is_bert_punctuation(cp)) {
         flush();
         unicode::append_utf8(cp, word);
         chars = 1;
@@ -106,7 +100,7 @@ class WpmTokenizer final : public Tokenizer {
     std::vector<uint32_t> out, tmp;
     out.reserve(in.size() + in.size() / 4);
     for (uint32_t cp : in) {
-      if (cp == 0 || cp == unicode::kReplacement || unicode::is_control_or_format(cp)) continue;
+      if (unicode::is_control_or_format(cp)) continue;
       if (unicode::flags(cp) & unicode::kWhitespace) {
         out.push_back(' ');
         continue;
