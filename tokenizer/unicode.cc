@@ -54,7 +54,7 @@ void append_mapped(uint32_t cp, const uint32_t* keys, int count, const uint16_t*
 }
 }  // namespace
 
-bool is_control_or_format(uint32_t cp) {
+bool is_bert_removed(uint32_t cp) {
   return in_ranges(cp, kRemovedFirst, kRemovedLast, kRemovedCount);
 }
 

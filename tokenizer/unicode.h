@@ -42,7 +42,7 @@ extern const uint16_t kUnaccentedOffsets[], kLowerOffsets[];
 
 // What BERT's clean_text drops: control (but \t \n \r), format and private-use code points,
 // 0 and U+FFFD (unassigned ones are kept, as Hugging Face tokenizers keeps them).
-bool is_control_or_format(uint32_t cp);
+bool is_bert_removed(uint32_t cp);
 // What BERT's pre-tokenizer makes a word of its own: punctuation and every ASCII symbol.
 bool is_bert_punctuation(uint32_t cp);
 // Appends NFD(cp) without its nonspacing marks (Mn): "é" -> "e", a Hangul syllable -> its

@@ -100,7 +100,7 @@ class WpmTokenizer final : public Tokenizer {
     std::vector<uint32_t> out, tmp;
     out.reserve(in.size() + in.size() / 4);
     for (uint32_t cp : in) {
-      if (unicode::is_control_or_format(cp)) continue;
+      if (unicode::is_bert_removed(cp)) continue;
       if (unicode::flags(cp) & unicode::kWhitespace) {
         out.push_back(' ');
         continue;
