@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/forward.h"
+#include "engine/kv_cache.h"
 #include "engine/sampler.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/thread_pool.h"
@@ -123,6 +124,16 @@ constexpr const char* kThreadUsage =
     "  -t N                 threads (default: the CPU topology's, see `hpl info --cpu`)\n"
     "  --cpus LIST          pin the threads to these CPUs, e.g. 4-7 or 0,2-3\n"
     "  --cpu-mask HEX       the same as a bit mask, e.g. 0xf0\n";
+
+// --cache-type T: the KV cache row type (engine/kv_cache.h), the same spelling everywhere.
+inline DType cache_type_value(const std::string& opt, const std::string& v) {
+  DType t;
+  if (!kv_type_from_name(v, &t))
+    throw std::runtime_error(opt + ": unknown KV cache type '" + v + "' (f16, f32, q8_0, q4_0)");
+  return t;
+}
+constexpr const char* kCacheTypeUsage =
+    "  --cache-type T       KV cache type: f16 (default), f32, q8_0 (half of f16), q4_0\n";
 
 // Pinning the OS refused or narrowed is never silent: a warning naming the CPUs.
 inline void warn_if_not_pinned(const kernel::ThreadPool& pool) {

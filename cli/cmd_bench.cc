@@ -39,6 +39,7 @@ void usage() {
                "  -r N            repetitions per test (default 5)\n"
                "  -o md|json|csv  output format (default md)\n"
                "  -ub N           prefill micro-batch (default 256)\n"
+               "  --cache-type T  KV cache type (-ctk T): f16 (default), f32, q8_0, q4_0\n"
                "  --no-warmup     skip the warm-up run of each test\n"
                "  --no-bandwidth  skip the read-bandwidth measurement\n");
 }
@@ -65,6 +66,7 @@ struct Result {
   size_t model_bytes = 0;
   uint64_t n_params = 0;
   int64_t n_prompt = 0, n_gen = 0, n_ubatch = 0;
+  DType cache_type = DType::F16;
   int threads = 0;
   std::vector<double> samples_ns, samples_ts;
   double avg_ns = 0, stddev_ns = 0, avg_ts = 0, stddev_ts = 0;
@@ -150,6 +152,8 @@ void print_json(const std::vector<Result>& rs, const std::string& when) {
     j.key("model_n_params").num(r.n_params);
     j.key("backends").str(std::string("CPU (") + isa_name() + ")");
     j.key("n_ubatch").num(r.n_ubatch);
+    j.key("type_k").str(kv_type_name(r.cache_type));  // llama-bench's keys
+    j.key("type_v").str(kv_type_name(r.cache_type));
     j.key("n_threads").num(r.threads);
     j.key("n_prompt").num(r.n_prompt);
     j.key("n_gen").num(r.n_gen);
@@ -212,6 +216,7 @@ int run_bench(const std::vector<std::string>& args) {
   ThreadOptions pin;  // --cpus / --cpu-mask (-t takes a list here)
   int reps = 5;
   int64_t ubatch = 256;
+  DType cache_type = DType::F16;
   std::string fmt = "md";
   bool warmup = true, bandwidth = true;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -235,6 +240,8 @@ int run_bench(const std::vector<std::string>& args) {
       fmt = value();
     } else if (a == "-ub" || a == "--ubatch") {
       ubatch = int_list(a, value()).at(0);
+    } else if (a == "--cache-type" || a == "-ctk") {
+      cache_type = cache_type_value(a, value());
     } else if (a == "--no-warmup") {
       warmup = false;
     } else if (a == "--no-bandwidth") {
@@ -289,6 +296,7 @@ int run_bench(const std::vector<std::string>& args) {
       ForwardOptions fo;
       fo.n_ctx = n_ctx;
       fo.n_ubatch = ubatch;
+      fo.cache_type = cache_type;
       fo.n_threads = static_cast<int>(nt);
       fo.cpus = pin.cpus;
       Forward fwd(*model, fo);
@@ -305,6 +313,7 @@ int run_bench(const std::vector<std::string>& args) {
         r.n_prompt = n_prompt;
         r.n_gen = n_gen;
         r.n_ubatch = ubatch;
+        r.cache_type = cache_type;
         r.threads = static_cast<int>(nt);
         r.bytes_per_token = bytes_per_token;
         auto once = [&]() {

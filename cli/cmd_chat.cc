@@ -74,7 +74,7 @@ void usage() {
       "commands: /reset (new conversation), /stats, /quit (or end of input)\n"
       "Ctrl-C stops the reply being generated; at the prompt, Ctrl-C or Ctrl-D quits\n",
       kSamplerUsage);
-  std::fprintf(stderr, "%s", kThreadUsage);
+  std::fprintf(stderr, "%s%s", kCacheTypeUsage, kThreadUsage);
 }
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -217,6 +217,8 @@ int run_chat(const std::vector<std::string>& args) {
       model_path = value();
     } else if (a == "-c" || a == "--ctx-size") {
       so.n_ctx = to_int(a, value());
+    } else if (a == "--cache-type") {
+      so.cache_type = cache_type_value(a, value());
     } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "-n" || a == "--n-predict") {
       rp.max_tokens = parse_token_limit(a, value());

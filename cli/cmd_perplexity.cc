@@ -26,6 +26,7 @@ void usage() {
                "  -c N          chunk size = context in tokens (default 512)\n"
                "  --chunks N    score at most N chunks (default: all complete chunks)\n"
                "  --ubatch N    prefill micro-batch in tokens (default 256)\n"
+               "  --cache-type T  KV cache type: f16 (default), f32, q8_0, q4_0\n"
                "Each chunk is evaluated from an empty context (first token -> BOS when the\n"
                "vocab adds one) and its second half is scored, as llama.cpp's perplexity does.\n");
   std::fprintf(stderr, "%s", kThreadUsage);
@@ -54,6 +55,8 @@ int run_perplexity(const std::vector<std::string>& args) {
       max_chunks = to_int(a, value());
     } else if (a == "--ubatch" || a == "-ub") {
       fo.n_ubatch = to_int(a, value());
+    } else if (a == "--cache-type") {
+      fo.cache_type = cache_type_value(a, value());
     } else {
       usage_error(usage, "unknown option '" + a + "'");
     }

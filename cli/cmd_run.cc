@@ -39,8 +39,9 @@ void usage() {
       "  --system TEXT        system message (implies --chat)\n"
       "  --chat-template NAME override the template family (gemma, chatml, llama2, llama3, ...)\n"
       "  --ubatch N           prefill micro-batch in tokens (default 256)\n"
+      "%s"
       "  --verbose            model info, load time, prompt and decode tok/s, memory\n",
-      kSamplerUsage);
+      kSamplerUsage, kCacheTypeUsage);
   std::fprintf(stderr, "%s", kThreadUsage);
 }
 
@@ -101,6 +102,8 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
     } else if (r.th.parse(args, i)) {  // -t, --cpus, --cpu-mask
     } else if (a == "--ubatch" || a == "-ub") {
       r.fo.n_ubatch = to_int(a, value());
+    } else if (a == "--cache-type") {
+      r.fo.cache_type = cache_type_value(a, value());
     } else if (a == "--stop") {
       r.gp.stop_strings.push_back(value());
     } else if (a == "--chat") {

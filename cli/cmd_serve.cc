@@ -50,6 +50,7 @@ void usage() {
       "  --port N           port (default 8080; 0 = any free port, printed on start)\n"
       "  -c N               context size in tokens (default 2048)\n"
       "  --ubatch N         prefill micro-batch in tokens (default 256)\n"
+      "  --cache-type T     KV cache type: f16 (default), f32, q8_0, q4_0\n"
       "  --max-body BYTES   largest request body; bigger gets 413 (default 1048576)\n"
       "  --template NAME    chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
       "                     GGUF's; without one, chat completions answer 400\n"
@@ -387,6 +388,8 @@ int run_serve(const std::vector<std::string>& args) {
       ro.session.n_ctx = to_int(a, value());
     } else if (a == "--ubatch" || a == "-ub") {
       ro.session.n_ubatch = to_int(a, value());
+    } else if (a == "--cache-type") {
+      ro.session.cache_type = cache_type_value(a, value());
     } else if (a == "--max-body") {
       max_body = to_int(a, value());
     } else if (a == "--template" || a == "--chat-template") {

@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/memory_estimate.h"
 #include "kernel/cpu_topology.h"
 #include "runtime/runtime.h"
+#include "runtime/session_memory.h"
 
 struct hpl_model {
   std::unique_ptr<hpl::Runtime> rt;
@@ -161,6 +161,7 @@ hpl_status hpl_model_params_init(hpl_model_params* p) {
   p->prefault = 0;
   p->max_consecutive_failures = 3;
   p->cpus = nullptr;
+  p->cache_type = nullptr;  // f16
   return ok();
 }
 
@@ -189,6 +190,7 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
     } catch (const std::invalid_argument& e) {
       return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: cpus: ") + e.what());
     }
+    o.session.cache_type = hpl::cache_type_from_name(p.cache_type ? p.cache_type : "");
     o.max_consecutive_failures = p.max_consecutive_failures;
     o.registry = registry();
     auto m = std::make_unique<hpl_model>();
@@ -200,7 +202,7 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
 }
 
 hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* params,
-                                   const char* cache_type, hpl_memory_estimate* out) {
+                                   hpl_memory_estimate* out) {
   HPL_REQUIRE(path, "hpl_memory_estimate_get: path is NULL");
   HPL_REQUIRE(out, "hpl_memory_estimate_get: out is NULL");
   *out = hpl_memory_estimate{};
@@ -209,11 +211,8 @@ hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* par
   if (params) p = *params;
   HPL_REQUIRE(p.n_threads >= 0 && p.n_ctx >= 1 && p.n_ubatch >= 1,
               "hpl_memory_estimate_get: n_threads must be >= 0, n_ctx and n_ubatch >= 1");
-  const std::string type = cache_type ? cache_type : "f16";
-  HPL_REQUIRE(type == "f16",
-              "hpl_memory_estimate_get: cache type '" + type + "' is not implemented (f16)");
   return guarded([&] {
-    hpl::ForwardOptions fo;  // what a session of hpl_model_load(path, params) allocates
+    hpl::SessionOptions fo;  // what a session of hpl_model_load(path, params) allocates
     fo.n_ctx = p.n_ctx;
     fo.n_ubatch = p.n_ubatch;
     fo.n_threads = p.n_threads;  // 0: the topology default, as a session's pool takes
@@ -223,14 +222,8 @@ hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* par
       return fail(HPL_ERR_INVALID_ARGUMENT,
                   std::string("hpl_memory_estimate_get: cpus: ") + ex.what());
     }
-    hpl::MemoryEstimate e;
-    try {
-      e = hpl::estimate_memory(*hpl::GgufFile::open(path), fo, type);
-    } catch (const std::bad_alloc&) {
-      throw;
-    } catch (const std::exception& ex) {
-      return fail(HPL_ERR_MODEL, ex.what());
-    }
+    fo.cache_type = hpl::cache_type_from_name(p.cache_type ? p.cache_type : "");
+    const hpl::MemoryEstimate e = hpl::estimate_session_memory(path, fo);
     out->weights_mapped_bytes = e.weights_mapped_bytes;
     out->weights_converted_bytes = e.weights_converted_bytes;
     out->kv_bytes = e.kv_bytes;
