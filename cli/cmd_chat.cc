@@ -196,6 +196,7 @@ int run_chat(const std::vector<std::string>& args) {
                rp.max_tokens = parse_token_limit(opt, v);
              });
   add_sampler_options(o, rp.sampling, have_seed);
+  add_cache_type_option(o, so.cache_type);
   o.text({"--system"}, "TEXT", "system message", system)
       .text({"--template", "--chat-template"}, "NAME",
             "chat format (gemma, chatml, llama2, llama3, command-r,\n"

@@ -48,7 +48,8 @@ lib = ctypes.CDLL(library_path)
 class ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
                 ("n_ubatch", ctypes.c_int32), ("prefault", ctypes.c_int32),
-                ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p)]
+                ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p),
+                ("cache_type", ctypes.c_char_p)]
 
 
 class SamplerParams(ctypes.Structure):
