@@ -111,8 +111,10 @@ class Chat {
         if (kept < 0) return too_long(p);
         std::fprintf(stderr,
                      "restarting the conversation with the last %d exchange%s carried forward "
-                     "(%zu tokens to prefill)\n",
-                     kept, kept == 1 ? "" : "s", s_.tokens().size() + s_.turn_tokens(p).size());
+                     "(%zu tokens to prefill, %lld kept in the cache)\n",
+                     kept, kept == 1 ? "" : "s",
+                     static_cast<size_t>(s_.n_pending()) + s_.turn_tokens(p).size(),
+                     static_cast<long long>(s_.n_past()));
         ++restarts_;
       }
       // A turn that leaves no room for even one reply token is refused (the conversation

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "engine/model_config.h"
@@ -28,6 +29,10 @@ struct KvLayout {
 };
 KvLayout kv_layout(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch);
 
+// Whether a cache of this layout whose layers hold positions from first[il] on still holds
+// everything position n attends to (so it can be rewound to n). Always true for n == 0.
+bool can_rewind(const KvLayout& layout, std::span<const int64_t> first, int64_t n);
+
 class KvCache {
  public:
   explicit KvCache(const KvLayout& layout);
@@ -41,6 +46,7 @@ class KvCache {
   int64_t n_past() const { return n_past_; }
   void set_n_past(int64_t n) { n_past_ = n; }
   int64_t first_pos(int64_t il) const { return first_[static_cast<size_t>(il)]; }
+  std::span<const int64_t> first_positions() const { return first_; }  // per layer
   // The first position layer il must hold for position n_past() to be evaluated next.
   int64_t needed_from(int64_t il) const;
   // Restoring (session files): row 0 of layer il holds position first.

@@ -96,6 +96,9 @@ Runtime::Runtime(RuntimeOptions opt)
                            std::to_string(opt_.session.n_ubatch) + ", " +
                            std::to_string(opt_.session.n_threads) + ")");
   registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+  prompt_cache_ = std::make_unique<PromptCache>(
+      opt_.prompt_cache_options, [this](size_t b) { return registry_->charge(opt_.model_path, b); },
+      [this](size_t b) { registry_->discharge(opt_.model_path, b); });
   releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
   try {
     worker_ = std::thread([this] {
@@ -304,6 +307,7 @@ void Runtime::worker_loop() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   scratch_.reset();
+  prompt_cache_->clear();
 }
 
 Event Runtime::run_generate(Job& job, std::string& error_text) {
@@ -340,10 +344,9 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
         scratch_ = scratch;
       }
       s = scratch.get();
-      s->clear();
     }
     turn_start = s->tokens().size();
-    generate(job, *s, done);
+    generate(job, *s, !job.session, done);
     return done;
   } catch (const RuntimeError& e) {
     if (s) s->rollback(turn_start);
@@ -362,13 +365,20 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
 
 // One request through the session's turn, which runs the generation loop
 // (engine/generate.h); this only turns its callbacks and result into events and stats.
-void Runtime::generate(Job& job, Session& s, Event& done) {
+void Runtime::generate(Job& job, Session& s, bool stateless, Event& done) {
   const RequestParams& p = job.params;
   RequestStats& st = done.stats;
   st.queue_ms = ms_between(job.submitted, Clock::now());
 
-  // Everything that can fail on input is checked before any work.
-  const std::vector<int32_t> fresh = s.prepare_turn(p, p.max_tokens);
+  // Everything that can fail on input is checked before any work. A stateless request starts
+  // a new conversation on the cached session, reusing what it can of an earlier prompt.
+  std::vector<int32_t> fresh;
+  if (stateless) {
+    PromptCache* cache = opt_.prompt_cache && p.cache_prompt ? prompt_cache_.get() : nullptr;
+    st.cached_tokens = static_cast<int32_t>(s.begin_stateless_turn(p, p.max_tokens, cache));
+  } else {
+    fresh = s.prepare_turn(p, p.max_tokens);
+  }
   Event ev;
   ev.id = job.id;
   ev.type = EventType::kProcessing;
@@ -470,7 +480,9 @@ SessionInfo Runtime::session_info(SessionId id) {
 void Runtime::release_idle_scratch() {
   std::shared_ptr<Session> doomed;  // destroyed outside the lock (joins its threads)
   std::lock_guard<std::mutex> lock(mu_);
-  if (!scratch_busy_) doomed = std::move(scratch_);
+  if (scratch_busy_) return;
+  doomed = std::move(scratch_);
+  prompt_cache_->clear();
 }
 
 bool Runtime::failed() const {
@@ -504,6 +516,8 @@ RuntimeMemory Runtime::memory() const {
     m.kv_bytes += scratch_->forward().kv_bytes();
     m.scratch_bytes += scratch_->forward().scratch_bytes();
   }
+  m.prompt_cache_bytes = prompt_cache_->bytes();
+  m.prompt_cache_states = prompt_cache_->states();
   for (const auto& path : registry_->loaded_paths())
     if (path == opt_.model_path) m.model_bytes = std::filesystem::file_size(path);
   return m;

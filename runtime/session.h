@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "runtime/runtime_types.h"
 
 namespace hpl {
+
+class PromptCache;
 
 // The forward pass's options (engine/forward.h: context, micro-batch, threads, with their
 // defaults) plus the chat format.
@@ -72,6 +75,13 @@ class Session {
   // reply), have M" when C + T + reserve > n_ctx; kInvalidArgument when nothing is left to
   // evaluate or a token id is out of the model's range.
   std::vector<int32_t> prepare_turn(const RequestParams& p, int64_t reserve) const;
+  // A stateless turn: p as the first turn of a new conversation, checked like prepare_turn.
+  // The KV of the prompt's longest usable prefix (all but its last token at most) is kept:
+  // from this session's own cache, or from `cache` when it holds a better state
+  // (runtime/prompt_cache.h); null: nothing is reused. The prompt is then the conversation's
+  // pending tokens: run_turn(p, {}) evaluates only what follows the prefix. Returns the
+  // prompt tokens reused.
+  int64_t begin_stateless_turn(const RequestParams& p, int64_t reserve, PromptCache* cache);
   // Runs a prepared turn through the generation loop (engine/generate.h): the pending tokens
   // and `fresh` are evaluated, then the reply generated with p's sampling, max_tokens (< 0:
   // no limit) and stop strings (a chat turn also stops at the template's end-of-turn text).
@@ -94,6 +104,10 @@ class Session {
   void keep_last_exchanges(int k);
 
   KvCache& kv_cache() { return fwd_->cache(); }  // for save/restore
+  // The tokens whose K and V are in the cache: tokens()[0, n_past()).
+  std::span<const int32_t> kv_tokens() const {
+    return std::span<const int32_t>(tokens_).first(static_cast<size_t>(n_past()));
+  }
 
  private:
   std::string format_chat(const std::vector<ChatMessage>& msgs, bool add_assistant) const;
@@ -109,6 +123,12 @@ class Session {
   // open (a replay ends with the last reply's text; the next turn writes its end of turn).
   std::vector<Exchange> last_exchanges(int k) const;
   const ChatMessage* opening_system() const;  // null: the conversation opened without one
+  // Throws what prepare_turn documents for n_new tokens after `have`.
+  void check_turn(int64_t have, const std::vector<int32_t>& fresh, int64_t reserve) const;
+  // Replaces the conversation with `toks` (none evaluated yet) and `ex`, keeping the KV of
+  // their longest prefix the cache holds and can rewind to, at most max_keep tokens (the one
+  // place a KV state is reused for other tokens). Returns the tokens kept.
+  int64_t start_conversation(std::vector<int32_t> toks, std::vector<Exchange> ex, int64_t max_keep);
 
   std::shared_ptr<const LoadedModel> model_;
   SessionOptions opt_;
