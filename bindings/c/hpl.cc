@@ -102,6 +102,7 @@ hpl_stats to_stats(const hpl::RequestStats& s) {
   c.prefill_ms = s.prefill_ms;
   c.decode_ms = s.decode_ms;
   c.sampling_ms = s.sampling_ms;
+  c.cached_tokens = s.cached_tokens;
   return c;
 }
 
@@ -353,6 +354,7 @@ hpl_status hpl_request_params_init(hpl_request_params* p) {
   p->sampler.repeat_last_n = d.repeat_last_n;
   p->sampler.seed = d.seed;
   p->max_tokens = 128;
+  p->cache_prompt = 1;
   return ok();
 }
 
@@ -385,6 +387,7 @@ hpl_status hpl_submit(hpl_model* model, hpl_session* session, const hpl_request_
     }
     p.sampling = to_sampling(params->sampler);
     p.max_tokens = params->max_tokens;
+    p.cache_prompt = params->cache_prompt != 0;
     auto cb = [callback, user_data](const hpl::Event& ev) {
       const std::string text(ev.text);  // NUL-terminated for C
       hpl_event c;

@@ -214,6 +214,13 @@ typedef struct hpl_request_params {
   int32_t max_tokens;              /* >= 1 (default 128) */
   const char* const* stop_strings; /* generation ends before any of these; not emitted */
   size_t n_stop_strings;
+  /* Stateless requests (session NULL): 1 (default) reuses the KV of the longest prefix of the
+   * prompt that an earlier stateless request of this model left (its own cached state, or up
+   * to 4 saved ones, 64 MiB at most, counted in the memory budget, least recently used
+   * dropped first): only the rest is evaluated, with the same output (stats.cached_tokens
+   * says how many were reused; at least the prompt's last token is always evaluated). 0
+   * evaluates the whole prompt. Ignored in a session, which always continues its own cache. */
+  int32_t cache_prompt;
 } hpl_request_params;
 
 HPL_API hpl_status hpl_request_params_init(hpl_request_params* params);
@@ -252,6 +259,8 @@ typedef struct hpl_stats {
   double prefill_ms;
   double decode_ms;
   double sampling_ms;
+  int32_t cached_tokens; /* stateless requests: prompt tokens whose KV was reused from the
+                            prompt cache (not in prompt_tokens); 0 in a session */
 } hpl_stats;
 
 typedef struct hpl_event {

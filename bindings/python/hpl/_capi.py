@@ -67,7 +67,7 @@ class RequestParams(ctypes.Structure):
                 ("n_messages", ctypes.c_size_t), ("sampler", SamplerParams),
                 ("max_tokens", ctypes.c_int32),
                 ("stop_strings", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_stop_strings", ctypes.c_size_t)]
+                ("n_stop_strings", ctypes.c_size_t), ("cache_prompt", ctypes.c_int32)]
 
 
 class Stats(ctypes.Structure):
@@ -77,7 +77,8 @@ class Stats(ctypes.Structure):
                 ("decode_tokens_per_s", ctypes.c_double), ("queue_ms", ctypes.c_double),
                 ("total_ms", ctypes.c_double), ("truncated", ctypes.c_int32),
                 ("finish", ctypes.c_int), ("prefill_ms", ctypes.c_double),
-                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double)]
+                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double),
+                ("cached_tokens", ctypes.c_int32)]
 
 
 class Event(ctypes.Structure):

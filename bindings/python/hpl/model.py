@@ -38,12 +38,13 @@ if TYPE_CHECKING:
         repeat_last_n: int  # default 64
         seed: int  # default 0
         stop: Union[str, Sequence[str]]  # generation ends before any of these; not emitted
+        cache_prompt: bool  # stateless: reuse the KV of a cached prompt prefix (default True)
 
 #: A chat message: {"role": ..., "content": ...} or a (role, content) pair.
 Message = Union[Mapping[str, Any], Tuple[str, str]]
 
 _OPTION_NAMES = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
-                 "repeat_last_n", "seed", "stop")
+                 "repeat_last_n", "seed", "stop", "cache_prompt")
 _SAMPLER_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
                   "seed")
 
@@ -95,6 +96,8 @@ class _Params:
             p.n_stop_strings = len(stops)
         if options.get("max_tokens") is not None:
             p.max_tokens = int(options["max_tokens"])
+        if options.get("cache_prompt") is not None:
+            p.cache_prompt = 1 if options["cache_prompt"] else 0
         for name in _SAMPLER_NAMES:
             if options.get(name) is not None:
                 setattr(p.sampler, name, options[name])
