@@ -111,6 +111,8 @@ struct Server {
     s.weights_bytes = m.model_bytes;
     s.kv_bytes = m.kv_bytes;
     s.scratch_bytes = m.scratch_bytes;
+    s.prompt_cache_bytes = m.prompt_cache_bytes;
+    s.prompt_cache_states = m.prompt_cache_states;
     s.rss_bytes = current_rss_bytes();
     s.peak_rss_bytes = peak_rss_bytes();
     s.n_ctx = n_ctx;
@@ -126,6 +128,10 @@ json timings_json(RequestId rid, const Pending& p) {
           {"start_s", p.start_s},
           {"end_s", p.end_s},
           {"queue_ms", p.stats.queue_ms},
+          {"cache_n", p.stats.cached_tokens},   // llama.cpp's names: prompt tokens reused
+          {"prompt_n", p.stats.prompt_tokens},  // and evaluated
+          {"prompt_ms", p.stats.prefill_ms},
+          {"time_to_first_token_ms", p.stats.time_to_first_token_ms},
           {"prefill_tokens_per_s", p.stats.prefill_tokens_per_s},
           {"decode_tokens_per_s", p.stats.decode_tokens_per_s}};
 }
