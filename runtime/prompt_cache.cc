@@ -48,6 +48,11 @@ void PromptCache::clear() {
   while (!states_.empty()) drop(states_.size() - 1);
 }
 
+void PromptCache::stash(Session& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  save(s);
+}
+
 void PromptCache::drop(size_t i) {
   const size_t b = states_[i].bytes();
   states_.erase(states_.begin() + static_cast<std::ptrdiff_t>(i));

@@ -60,6 +60,9 @@ class PromptCache {
   // prefix (Session::start_conversation). Returns the usable prefix length.
   int64_t select(Session& s, std::span<const int32_t> prompt);
   void clear();  // drops every saved state
+  // Saves s's state (when it holds tokens and is not covered by a saved one) before it is
+  // replaced by something else (a prefix file).
+  void stash(Session& s);
 
   size_t bytes() const;
   size_t states() const;

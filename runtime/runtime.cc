@@ -273,17 +273,19 @@ void Runtime::worker_loop() {
       if (breaker_.is_open() && job->kind == Job::Kind::kGenerate) {
         refuse = true;
         refuse_reason = breaker_.open_reason();
-      } else if (job->kind == Job::Kind::kGenerate && !job->session) {
+      } else if (!job->session) {
         job->uses_scratch = scratch_busy_ = true;
       }
     }
     if (job->kind == Job::Kind::kControl) {
       try {
-        job->control(*job->session);
+        std::shared_ptr<Session> s = job->session ? job->session : stateless_session(*job);
+        job->control(*s);
       } catch (...) {
         job->control_error = std::current_exception();
       }
       std::lock_guard<std::mutex> lock(mu_);
+      if (job->uses_scratch) scratch_busy_ = false;
       job->state = Job::State::kFinished;
     } else if (refuse) {
       Event ev;
@@ -327,22 +329,7 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
   size_t turn_start = 0;
   try {
     if (!s) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        scratch = scratch_;
-      }
-      if (!scratch) {
-        std::shared_ptr<const LoadedModel> lease;
-        try {
-          lease = registry_->acquire(opt_.model_path);
-        } catch (const RuntimeError& e) {
-          job.over_budget = e.status() == Status::kOutOfMemory;
-          throw;
-        }
-        scratch = std::make_shared<Session>(std::move(lease), opt_.session);
-        std::lock_guard<std::mutex> lock(mu_);
-        scratch_ = scratch;
-      }
+      scratch = stateless_session(job);
       s = scratch.get();
     }
     turn_start = s->tokens().size();
@@ -361,6 +348,24 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
     if (s) s->rollback(turn_start);
     return fail(Status::kInternal, e.what());
   }
+}
+
+std::shared_ptr<Session> Runtime::stateless_session(Job& job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (scratch_) return scratch_;
+  }
+  std::shared_ptr<const LoadedModel> lease;
+  try {
+    lease = registry_->acquire(opt_.model_path);
+  } catch (const RuntimeError& e) {
+    job.over_budget = e.status() == Status::kOutOfMemory;
+    throw;
+  }
+  auto scratch = std::make_shared<Session>(std::move(lease), opt_.session);
+  std::lock_guard<std::mutex> lock(mu_);
+  scratch_ = scratch;
+  return scratch;
 }
 
 // One request through the session's turn, which runs the generation loop
@@ -414,10 +419,12 @@ void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
-    auto it = sessions_.find(id);
-    if (it == sessions_.end())
-      throw RuntimeError(Status::kInvalidArgument, "unknown session " + std::to_string(id));
-    job->session = it->second.session;
+    if (id != 0) {  // 0: the stateless requests' session
+      auto it = sessions_.find(id);
+      if (it == sessions_.end())
+        throw RuntimeError(Status::kInvalidArgument, "unknown session " + std::to_string(id));
+      job->session = it->second.session;
+    }
     queue_.push_back(job);
     work_cv_.notify_one();
     done_cv_.wait(lock, [&] { return job->state == Job::State::kFinished; });
@@ -475,6 +482,32 @@ SessionInfo Runtime::session_info(SessionId id) {
     info.n_exchanges = static_cast<int64_t>(s.exchanges().size());
   });
   return info;
+}
+
+void Runtime::save_prefix(const RequestParams& p, const std::string& path) {
+  if (auto problem = check_request(p))
+    throw RuntimeError(Status::kInvalidArgument, problem->message);
+  run_control(0, [&](Session& s) {
+    PromptCache* cache = opt_.prompt_cache ? prompt_cache_.get() : nullptr;
+    s.begin_stateless_turn(p, 0, cache);
+    s.evaluate_pending();
+    const LoadedModel& m = s.model();
+    save_state_file(s.kv_cache(), {m.model->config, m.identity, m.path}, s.kv_tokens(), {},
+                    /*whole_window=*/true, path);
+  });
+}
+
+int64_t Runtime::load_prefix(const std::string& path, const RequestParams* expect) {
+  if (expect)
+    if (auto problem = check_request(*expect))
+      throw RuntimeError(Status::kInvalidArgument, problem->message);
+  int64_t n = 0;
+  run_control(0, [&](Session& s) {
+    if (opt_.prompt_cache) prompt_cache_->stash(s);  // the live state stays reusable
+    s.load_prefix_file(path, expect);
+    n = s.n_past();
+  });
+  return n;
 }
 
 void Runtime::release_idle_scratch() {

@@ -123,6 +123,17 @@ class Runtime {
   void restore_session(SessionId id, const std::string& path);
   SessionInfo session_info(SessionId id);
 
+  // A persistent prompt prefix (a long system prompt, a few-shot preamble): save_prefix()
+  // evaluates p's prompt as a stateless request would (chat messages formatted, nothing
+  // generated) and writes its tokens and KV to path (the session-file format, sliding-window
+  // layers whole). load_prefix() reads such a file into the stateless requests' session, so
+  // the next stateless requests whose prompts start with its tokens evaluate only the rest.
+  // Throws RuntimeError: kIo (cannot read / corrupt), kSessionMismatch (another model, more
+  // than the context, or, with expect, other tokens than expect's prompt). Returns the
+  // prefix's length. Both run on the worker in queue order and block the caller.
+  void save_prefix(const RequestParams& p, const std::string& path);
+  int64_t load_prefix(const std::string& path, const RequestParams* expect = nullptr);
+
   bool failed() const;
   std::string failed_reason() const;  // "" when not failed
   void reset_failed_state();
@@ -148,7 +159,11 @@ class Runtime {
   // Delivers the terminal event and retires the job (wakes wait()).
   void finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts_for_breaker);
   void emit(Job& job, const Event& ev);
+  // Runs fn on session id (0: the stateless requests' session) on the worker, in queue order.
   void run_control(SessionId id, std::function<void(Session&)> fn);
+  // The stateless requests' session, created (a lease on the model) when there is none.
+  // Worker only, while job uses it (scratch_busy_).
+  std::shared_ptr<Session> stateless_session(Job& job);
   void check_not_worker(const char* what) const;
   // The registry's releaser: drops scratch_ unless a stateless request is running on it.
   void release_idle_scratch();

@@ -6,6 +6,7 @@
 #include <span>
 
 #include "runtime/prompt_cache.h"
+#include "runtime/session_file.h"
 
 namespace hpl {
 
@@ -148,6 +149,36 @@ int64_t Session::begin_stateless_turn(const RequestParams& p, int64_t reserve, P
   const int64_t max_keep = cache ? static_cast<int64_t>(toks.size()) - 1 : 0;
   if (cache) cache->select(*this, toks);
   return start_conversation(std::move(toks), {}, max_keep);
+}
+
+void Session::evaluate_pending() {
+  const int64_t n = n_pending();
+  if (n > 0) fwd_->eval(tokens_.data() + n_past(), n, nullptr);
+}
+
+void Session::load_prefix_file(const std::string& path, const RequestParams* expect) {
+  const LoadedModel& m = *model_;
+  StateFileContent c = load_state_file(fwd_->cache(), {m.model->config, m.identity, m.path}, path);
+  tokens_ = std::move(c.tokens);
+  exchanges_.clear();
+  if (n_past() != static_cast<int64_t>(tokens_.size()))
+    tokens_.resize(static_cast<size_t>(n_past()));
+  if (!expect) return;
+  const std::vector<int32_t> want = turn_tokens_after({}, true, *expect);
+  const size_t n = tokens_.size();
+  const size_t same = static_cast<size_t>(
+      std::mismatch(tokens_.begin(), tokens_.end(), want.begin(),
+                    want.begin() + static_cast<std::ptrdiff_t>(std::min(n, want.size())))
+          .first -
+      tokens_.begin());
+  if (same < n || n == 0) {
+    clear();
+    throw RuntimeError(Status::kSessionMismatch,
+                       path + ": the prefix file holds " + std::to_string(n) +
+                           " tokens that are not the start of this prompt's " +
+                           std::to_string(want.size()) + " (they differ from token " +
+                           std::to_string(same) + " on): save it again");
+  }
 }
 
 int64_t Session::start_conversation(std::vector<int32_t> toks, std::vector<Exchange> ex,

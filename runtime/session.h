@@ -82,6 +82,14 @@ class Session {
   // pending tokens: run_turn(p, {}) evaluates only what follows the prefix. Returns the
   // prompt tokens reused.
   int64_t begin_stateless_turn(const RequestParams& p, int64_t reserve, PromptCache* cache);
+  // Evaluates the pending tokens (no logits): afterwards they are all in the KV cache.
+  void evaluate_pending();
+  // Replaces the conversation with a prefix file's tokens and KV (runtime/session_file.h; no
+  // exchanges: the next stateless turn or first chat turn reuses what it shares). With
+  // expect, the file's tokens must be the first turn tokens of expect's prompt minus at most
+  // its last (kSessionMismatch naming the first difference otherwise; the session is then
+  // empty).
+  void load_prefix_file(const std::string& path, const RequestParams* expect);
   // Runs a prepared turn through the generation loop (engine/generate.h): the pending tokens
   // and `fresh` are evaluated, then the reply generated with p's sampling, max_tokens (< 0:
   // no limit) and stop strings (a chat turn also stops at the template's end-of-turn text).

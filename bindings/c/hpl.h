@@ -290,6 +290,28 @@ HPL_API hpl_status hpl_wait(hpl_model* model, hpl_request_id id, int64_t timeout
 /* Waits until nothing is queued or running. */
 HPL_API hpl_status hpl_wait_idle(hpl_model* model);
 
+/* ---- persistent prompt prefix ---- */
+
+/* A fixed prompt prefix (a long system prompt, a few-shot preamble) saved once, so an app's
+ * first request after launch skips evaluating it. hpl_prefix_save() evaluates the prompt of
+ * prefix (raw text, or chat messages formatted as a stateless request's, assistant prompt
+ * included; nothing is generated; sampling fields are ignored) on the model's stateless
+ * context and writes its tokens and KV cache to path (the session-file format; written to
+ * path.tmp and renamed). hpl_prefix_load() reads such a file into the stateless context: the
+ * next stateless requests (session NULL, cache_prompt 1) whose prompt starts with the same
+ * tokens evaluate only what follows them (stats.cached_tokens), up to where they differ. It
+ * checks the file against the loaded model (HPL_ERR_SESSION_MISMATCH naming both
+ * fingerprints, or a prefix longer than n_ctx) and its contents (HPL_ERR_IO: truncated,
+ * corrupt, bad checksum). With expect non-NULL the file's tokens must be the start of
+ * expect's prompt tokens (HPL_ERR_SESSION_MISMATCH "... differ from token K on: save it
+ * again" otherwise, e.g. after the app changed its system prompt); NULL accepts any prefix.
+ * *n_tokens (may be NULL) gets the prefix length. Both run on the worker in queue order and
+ * block (HPL_ERR_WOULD_DEADLOCK inside a callback). */
+HPL_API hpl_status hpl_prefix_save(hpl_model* model, const hpl_request_params* prefix,
+                                   const char* path);
+HPL_API hpl_status hpl_prefix_load(hpl_model* model, const char* path,
+                                   const hpl_request_params* expect, int64_t* n_tokens);
+
 /* ---- tokenizer ---- */
 
 /* Text -> token ids with the model's tokenizer, on the calling thread (loads the model if it
