@@ -73,3 +73,17 @@ def test_a_request_sees_only_its_own_prefix(models):
     ask(cached, A)
     _, st = ask(cached, "zebra " + B)  # shares at most BOS with what is cached
     assert st.cached_tokens <= 1, arch
+
+
+def test_a_saved_prefix_is_reused_after_a_reload(models, tmp_path):
+    arch, cached, plain = models
+    f = str(tmp_path / f"{arch}.prefix")
+    cached.save_prefix(f, A)
+    with hpl.Model(cached.path, n_threads=1, n_ctx=256, n_ubatch=3) as fresh:
+        n = fresh.load_prefix(f, A)
+        assert n == len(fresh.tokenize(A))
+        got, st = ask(fresh, A + " today")
+        assert got == ask(plain, A + " today", cache_prompt=False)[0]
+        assert st.cached_tokens == n, arch
+        with pytest.raises(hpl.SessionMismatchError):
+            fresh.load_prefix(f, B)

@@ -131,6 +131,9 @@ session_reset = _fn("hpl_session_reset", _p)
 session_restart = _fn("hpl_session_restart", _p, ctypes.c_int32)
 session_save = _fn("hpl_session_save", _p, ctypes.c_char_p)
 session_restore = _fn("hpl_session_restore", _p, ctypes.c_char_p)
+prefix_save = _fn("hpl_prefix_save", _p, ctypes.POINTER(RequestParams), ctypes.c_char_p)
+prefix_load = _fn("hpl_prefix_load", _p, ctypes.c_char_p, ctypes.POINTER(RequestParams),
+                  ctypes.POINTER(ctypes.c_int64))
 session_info = _fn("hpl_session_info_get", _p, ctypes.POINTER(SessionInfo))
 request_params_init = _fn("hpl_request_params_init", ctypes.POINTER(RequestParams))
 submit = _fn("hpl_submit", _p, _p, ctypes.POINTER(RequestParams), Callback, _p,

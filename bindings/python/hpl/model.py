@@ -316,6 +316,27 @@ class Model(_Generator):
         return MemoryInfo(m.model_bytes, m.kv_bytes, m.scratch_bytes, m.loaded_bytes,
                           m.budget_bytes)
 
+    def save_prefix(self, path: Union[str, "os.PathLike[str]"], prompt: Optional[str] = None, *,
+                    messages: Optional[Sequence[Message]] = None) -> None:
+        """Evaluates a fixed prompt prefix (a prompt, or chat messages formatted as a request's)
+        and writes its KV cache to path (hpl_prefix_save)."""
+        params = _Params(prompt, messages, {})
+        with self._handle.use() as h:
+            _capi.check(_capi.prefix_save(h, ctypes.byref(params.c), os.fsencode(path)))
+
+    def load_prefix(self, path: Union[str, "os.PathLike[str]"], prompt: Optional[str] = None, *,
+                    messages: Optional[Sequence[Message]] = None) -> int:
+        """Loads a saved prefix for the next stateless requests; with a prompt or messages,
+        the file must hold their tokens (SessionMismatchError otherwise). Returns its length
+        in tokens (hpl_prefix_load)."""
+        params = None if prompt is None and messages is None else _Params(prompt, messages, {})
+        n = ctypes.c_int64()
+        with self._handle.use() as h:
+            _capi.check(_capi.prefix_load(h, os.fsencode(path),
+                                          ctypes.byref(params.c) if params else None,
+                                          ctypes.byref(n)))
+        return n.value
+
     def wait_idle(self) -> None:
         """Blocks until nothing is queued or running."""
         with self._handle.use() as h:
