@@ -104,7 +104,8 @@ typedef struct hpl_memory_info {
   uint64_t model_bytes;   /* this model's weights if loaded, else 0 */
   uint64_t kv_bytes;      /* KV caches of this model's live sessions */
   uint64_t scratch_bytes; /* forward-pass scratch of this model's live sessions */
-  uint64_t loaded_bytes;  /* all loaded models */
+  uint64_t loaded_bytes;  /* all loaded models, with the prompt-cache states charged to them
+                             (cache_prompt in hpl_request_params) */
   uint64_t budget_bytes;  /* the budget; 0 = unlimited */
 } hpl_memory_info;
 /* model may be NULL: then only loaded_bytes and budget_bytes are filled. */
