@@ -171,19 +171,20 @@ def main() -> None:
                       + " ".join(f"{v[-1]:.0f}" for v in ttft[(name, cache)]) + " ms", flush=True)
         print(f"load after: {open('/proc/loadavg').read().strip()}")
         print()
-        head = "| turn | prompt tokens |"
-        sep = "|---|---|"
+        # Each cell: median TTFT ms (min..max) [cached / prompt tokens the server reported].
+        head = "| turn |"
+        sep = "|---|"
         for name, _, cache in configs:
-            head += f" {name} cache {'on' if cache else 'off'}: TTFT ms (cached tokens) |"
+            head += f" {name} cache {'on' if cache else 'off'} |"
             sep += "---|"
         print(head)
         print(sep)
         for i in range(len(QUESTIONS)):
-            row = f"| {i + 1} | {tokens[(configs[0][0], True)][i][0]} |"
+            row = f"| {i + 1} |"
             for name, _, cache in configs:
                 v = ttft[(name, cache)][i]
                 p, c = tokens[(name, cache)][i]
-                row += f" {statistics.median(v):.0f} ({min(v):.0f}..{max(v):.0f}) [{c}] |"
+                row += f" {statistics.median(v):.0f} ({min(v):.0f}..{max(v):.0f}) [{c}/{p}] |"
             print(row)
     finally:
         for _, _, proc in servers:
