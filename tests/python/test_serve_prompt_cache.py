@@ -72,3 +72,18 @@ def test_conversation_turns_reuse_their_history_with_the_same_replies(server):
 def test_cache_prompt_must_be_a_boolean(server):
     r = post(server, "/v1/completions", {"prompt": "Once", "cache_prompt": "yes"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "cache_prompt"
+
+
+def test_no_cache_prompt_option_turns_it_off(hpl, tmp_path):  # noqa: F811
+    port = free_port()
+    proc = start_server(hpl, tmp_path / "log", port, "--template", "llama2", "--no-cache-prompt",
+                        "--cache-states", "0")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        msgs = [{"role": "user", "content": "Tell me about a cat."}]
+        for _ in range(2):
+            _, u, t = chat(base, msgs, True)
+            assert u["prompt_tokens_details"]["cached_tokens"] == 0 and t["cache_n"] == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
