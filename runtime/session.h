@@ -99,7 +99,8 @@ class Session {
                           const TextFn& on_text, const StopFn& should_stop = {});
   // Makes room for turn p when it does not fit: restarts the conversation with the most of
   // its last max_keep exchanges that leave `reserve` tokens free (else none). The opening
-  // system message is carried (into p when no exchange is kept). Returns the number kept, or
+  // system message is carried (into p when no exchange is kept); the KV of the shared prefix
+  // is kept as by keep_last_exchanges. Returns the number kept, or
   // -1, changing nothing, when even alone the turn leaves no room for one reply token.
   int restart_to_fit(RequestParams& p, int max_keep, int64_t reserve);
 
@@ -108,7 +109,8 @@ class Session {
   // Rolls the conversation back to n_tokens tokens (cache too). For undoing a failed turn.
   void rollback(size_t n_tokens);
   // Replaces the conversation with its last k exchanges (and the opening system message),
-  // re-tokenized; they are evaluated at the next turn. k <= 0 is clear().
+  // re-tokenized; the KV of the prefix they share with the old conversation (BOS, the system
+  // message) is kept, the rest is evaluated at the next turn. k <= 0 is clear().
   void keep_last_exchanges(int k);
 
   KvCache& kv_cache() { return fwd_->cache(); }  // for save/restore

@@ -170,8 +170,9 @@ HPL_API hpl_status hpl_session_free(hpl_session* session);
 /* The calls below run on the worker in queue order, after the requests submitted before
  * them, and block until done. */
 HPL_API hpl_status hpl_session_reset(hpl_session* session); /* start a new conversation */
-/* Start over carrying the last keep_last exchanges (re-evaluated at the next turn); use it
- * after HPL_ERR_CONTEXT_FULL. */
+/* Start over carrying the last keep_last exchanges (re-evaluated at the next turn, except the
+ * prefix they share with the old conversation, e.g. the system message, whose KV is kept);
+ * use it after HPL_ERR_CONTEXT_FULL. */
 HPL_API hpl_status hpl_session_restart(hpl_session* session, int32_t keep_last);
 /* Tokens and KV cache to a file, and back. Restoring a file saved from another model fails
  * with HPL_ERR_SESSION_MISMATCH and leaves the session unchanged. */
