@@ -208,9 +208,11 @@ void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool coun
   // breaker has counted the request, stop() refuses it, its session is free again, and the
   // scratch session of a stateless request is idle (the registry may release it to load
   // another model). Only wait() still waits, until the callback has returned.
+  bool released_scratch;
   {
     std::lock_guard<std::mutex> lock(mu_);
     job->state = Job::State::kFinished;
+    released_scratch = job->uses_scratch;
     if (job->uses_scratch) scratch_busy_ = false;
     if (job->session_id != 0) {
       auto it = sessions_.find(job->session_id);
@@ -223,6 +225,7 @@ void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool coun
         breaker_.record_success();
     }
   }
+  if (released_scratch) registry_->notify_idle();  // a request waiting for room may go on
   emit(*job, ev);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -330,10 +333,15 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
       if (!scratch) {
         std::shared_ptr<const LoadedModel> lease;
         try {
-          lease = registry_->acquire(opt_.model_path);
+          // Waits while other models' requests hold the room; stop() ends the wait.
+          lease = registry_->acquire_waiting(opt_.model_path, [&job] { return job.stop.load(); });
         } catch (const RuntimeError& e) {
           job.over_budget = e.status() == Status::kOutOfMemory;
           throw;
+        }
+        if (!lease) {  // stopped while waiting for the model
+          done.stats = stopped_done(job.id, job.submitted).stats;
+          return done;
         }
         scratch = std::make_shared<Session>(std::move(lease), opt_.session);
         std::lock_guard<std::mutex> lock(mu_);
@@ -416,7 +424,7 @@ void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {
 }
 
 SessionId Runtime::create_session() {
-  auto lease = registry_->acquire(opt_.model_path);
+  auto lease = registry_->acquire(opt_.model_path, Hold::kPinned);
   auto s = std::make_shared<Session>(std::move(lease), opt_.session);
   std::lock_guard<std::mutex> lock(mu_);
   if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");

@@ -34,9 +34,11 @@
 // Faults: an exception inside a request fails only that request (error event). After
 // max_consecutive_failures failed requests in a row, the runtime enters a failed state:
 // submit() throws Status::kFailedState naming the last error, and queued requests fail
-// with it, until reset_failed_state(). A stateless request whose model cannot be loaded
-// under the memory budget (other models are in use) fails with kOutOfMemory but is not
-// counted: it says nothing about this model.
+// with it, until reset_failed_state(). A stateless request whose model is not loaded and
+// does not fit the memory budget waits (still before its processing event) while other
+// models' requests hold the room, and loads once they end; stop() ends the wait. When the
+// room is held by live sessions (or the model is larger than the budget) it fails at once
+// with kOutOfMemory, which is not counted: it says nothing about this model.
 #pragma once
 
 #include <atomic>

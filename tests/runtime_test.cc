@@ -672,6 +672,85 @@ TEST(ModelRegistryTest, BudgetRefusalsDoNotOpenTheBreaker) {
   EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
 }
 
+// A stateless request whose model does not fit while another model's request runs waits for
+// that request to end (instead of failing), then loads in the room it leaves; stop() ends
+// such a wait with done (stopped).
+TEST(ModelRegistryTest, RequestForAnUnloadedModelWaitsForTheRoom) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel);
+  auto reg = std::make_shared<ModelRegistry>(
+      std::max(std::filesystem::file_size(a), std::filesystem::file_size(b)) + 65536);
+  RuntimeOptions oa = options(64), ob = options(64);
+  oa.registry = ob.registry = reg;
+  ob.model_path = b;
+  Runtime ra(oa), rb(ob);
+  // a's requests hold the worker at their first token until the gate opens.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int a_running = 0;
+  Recorder rec_a, rec_b;
+  auto gated = [&](const Event& ev) {
+    if (ev.type == EventType::kToken) {
+      std::unique_lock<std::mutex> lock(mu);
+      if (ev.text.size() && !open) {
+        ++a_running;
+        cv.notify_all();
+        cv.wait(lock, [&] { return open; });
+      }
+    }
+    rec_a.on_event(ev);
+  };
+  auto run_a_until_gate = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      open = false;
+      a_running = 0;
+    }
+    const RequestId id = ra.submit(greedy("Once upon a time", 4), gated);
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return a_running > 0; }));
+    return id;
+  };
+  auto open_gate = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  };
+
+  const RequestId ida = run_a_until_gate();
+  EXPECT_TRUE(reg->is_loaded(a));
+  EXPECT_FALSE(reg->is_loaded(b));  // evicted for a
+  const RequestId idb = rb.submit(greedy("Once upon a time", 2), rec_b.callback());
+  EXPECT_FALSE(rb.wait(idb, 300));  // waiting for a's room, not failed
+  EXPECT_EQ(rec_b.log(idb).terminals, 0);
+  open_gate();
+  ASSERT_TRUE(rb.wait(idb, 60000));
+  ra.wait(ida);
+  EXPECT_EQ(rec_a.log(ida).terminal.type, EventType::kDone) << rec_a.log(ida).error_text;
+  const test::RequestLog lb = rec_b.log(idb);
+  EXPECT_EQ(lb.terminal.type, EventType::kDone) << lb.error_text;
+  EXPECT_TRUE(lb.protocol_ok) << lb.protocol_error;
+  EXPECT_FALSE(lb.text.empty());
+  EXPECT_TRUE(rec_a.log(ida).terminal_at <= lb.terminal_at);
+  EXPECT_TRUE(reg->is_loaded(b));
+  EXPECT_FALSE(reg->is_loaded(a));
+
+  // Stopped while waiting: done (stopped), nothing generated, b's worker free again.
+  const RequestId ida2 = run_a_until_gate();
+  const RequestId idb2 = rb.submit(greedy("Once upon a time", 2), rec_b.callback());
+  EXPECT_FALSE(rb.wait(idb2, 200));
+  EXPECT_TRUE(rb.stop(idb2));
+  ASSERT_TRUE(rb.wait(idb2, 60000));
+  const test::RequestLog lb2 = rec_b.log(idb2);
+  EXPECT_EQ(lb2.terminal.type, EventType::kDone);
+  EXPECT_EQ(lb2.terminal.stats.finish, FinishReason::kStopped);
+  EXPECT_TRUE(lb2.text.empty());
+  open_gate();
+  ra.wait(ida2);
+  EXPECT_EQ(rec_a.log(ida2).terminal.type, EventType::kDone);
+  EXPECT_FALSE(rb.failed());
+}
+
 }  // namespace
 }  // namespace hpl
 
