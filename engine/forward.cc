@@ -323,7 +323,7 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   }
 }
 
-void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_logits) {
+void Forward::ubatch(const int32_t* ids, int64_t ntok, float* out, Out what) {
   const int64_t E = cfg_.n_embd;
   const int64_t pos0 = cache_.n_past();
   const Matrix& emb = w_.token_embd;
@@ -340,22 +340,32 @@ void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_l
     layer(il, ntok, pos0);
   }
   cache_.set_n_past(pos0 + ntok);
-  if (!logits) return;
-  // Only the rows whose logits are wanted go through the (large) output matmul.
-  const int64_t first = all_logits ? 0 : ntok - 1;
+  if (what == Out::kNone) return;
+  // Only the rows whose logits are wanted go through the (large) output matmul; hidden
+  // states are the normed rows themselves.
+  const int64_t first = what == Out::kLastLogits ? ntok - 1 : 0;
   const int64_t nout = ntok - first;
-  float* xn = xn_.data();
+  float* xn = what == Out::kHidden ? out : xn_.data();
   {
     ProfScope ps(prof_, ProfOp::kNorm);
     for_tokens(nout, [&](int64_t t) {
       k::rmsnorm(x + (first + t) * E, w_.output_norm.data, xn + t * E, E, cfg_.rms_eps, 0.0f);
     });
   }
-  const MatJob out[] = {{&w_.output, logits, ProfOp::kOutput}};
-  matmuls(xn, nout, E, out, 1);
+  if (what == Out::kHidden) return;
+  const MatJob o[] = {{&w_.output, out, ProfOp::kOutput}};
+  matmuls(xn, nout, E, o, 1);
 }
 
 void Forward::eval(const int32_t* ids, int64_t n, float* logits, bool all_logits) {
+  run(ids, n, logits, !logits ? Out::kNone : all_logits ? Out::kAllLogits : Out::kLastLogits);
+}
+
+void Forward::eval_hidden(const int32_t* ids, int64_t n, float* hidden) {
+  run(ids, n, hidden, hidden ? Out::kHidden : Out::kNone);
+}
+
+void Forward::run(const int32_t* ids, int64_t n, float* out, Out what) {
   if (n <= 0) return;
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= cfg_.n_vocab) {
@@ -368,13 +378,19 @@ void Forward::eval(const int32_t* ids, int64_t n, float* logits, bool all_logits
     throw ModelError("context full: need " + std::to_string(need) + " positions, have " +
                      std::to_string(cache_.n_ctx()) + " (context size)");
   }
+  // Rows each token writes to out: every token's for all-logits / hidden, else only the last
+  // micro-batch writes (its last token).
+  const int64_t width = what == Out::kHidden ? cfg_.n_embd : cfg_.n_vocab;
   for (int64_t i = 0; i < n; i += n_ubatch_) {
     const int64_t nb = std::min(n_ubatch_, n - i);
     const bool last = i + nb == n;
-    float* out = nullptr;
-    if (logits && all_logits) out = logits + i * cfg_.n_vocab;
-    if (logits && !all_logits && last) out = logits;
-    ubatch(ids + i, nb, out, all_logits);
+    if (what == Out::kAllLogits || what == Out::kHidden) {
+      ubatch(ids + i, nb, out + i * width, what);
+    } else if (what == Out::kLastLogits && last) {
+      ubatch(ids + i, nb, out, what);
+    } else {
+      ubatch(ids + i, nb, nullptr, Out::kNone);
+    }
   }
 }
 

@@ -52,6 +52,9 @@ class Forward {
   // null when no logits are wanted. Throws ModelError, before any work, when a token id is
   // out of range or the tokens do not fit in the context.
   void eval(const int32_t* ids, int64_t n, float* logits, bool all_logits = false);
+  // Like eval, but writes the final-normed hidden states (n, n_embd) instead of logits (the
+  // output matmul is skipped): what pooled decoder embeddings are made of.
+  void eval_hidden(const int32_t* ids, int64_t n, float* hidden);
 
   int64_t n_past() const { return cache_.n_past(); }
   int64_t n_ctx() const { return cache_.n_ctx(); }
@@ -81,7 +84,11 @@ class Forward {
   // y_j = W_j @ x for each job: x (ntok, n) f32 rows, quantized once per vec_dot_type.
   void matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs);
   void layer(int64_t il, int64_t ntok, int64_t pos0);
-  void ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_logits);
+  // What a micro-batch writes to out: nothing, the last token's logits, every token's logits,
+  // or every token's final-normed hidden state.
+  enum class Out { kNone, kLastLogits, kAllLogits, kHidden };
+  void run(const int32_t* ids, int64_t n, float* out, Out what);
+  void ubatch(const int32_t* ids, int64_t ntok, float* out, Out what);
   template <class F>
   void for_tokens(int64_t ntok, F&& f);  // f(t) for each token, in parallel when it pays
 
