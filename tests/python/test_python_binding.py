@@ -158,3 +158,28 @@ def test_bad_sampling_is_refused_with_the_shared_message(model):
         with pytest.raises(hpl.HplError) as e:
             list(model.generate("Once upon a time", **kw))
         assert e.value.name == "INVALID_ARGUMENT" and msg in str(e.value), (kw, str(e.value))
+
+
+def test_embed_gives_unit_vectors_per_text_and_checks_inputs(model):
+    assert model.kind == "generate" and model.n_embd > 0
+    rows = model.embed(["Once upon a time", "The cat sat.", "Once upon a time"])
+    assert len(rows) == 3 and all(len(r) == model.n_embd for r in rows)
+    assert all(abs(sum(x * x for x in r) - 1.0) < 1e-4 for r in rows)
+    assert rows[0] == rows[2] and rows[0] != rows[1]
+    one = model.embed("Once upon a time")
+    assert one == rows[0]
+    raw = model.embed("Once upon a time", pooling="mean", normalize=False)
+    assert abs(sum(x * x for x in raw) - 1.0) > 1e-3
+    with pytest.raises(hpl.InvalidArgumentError, match=r"inputs is empty"):
+        model.embed([])
+    with pytest.raises(hpl.InvalidArgumentError, match=r"inputs\[1\] is an empty string"):
+        model.embed(["a", ""])
+    with pytest.raises(hpl.InvalidArgumentError, match=r"more than the context of 256 tokens"):
+        model.embed(["word " * 400])
+    assert len(model.embed(["word " * 400], truncate=True)[0]) == model.n_embd
+    with pytest.raises(ValueError, match="pooling"):
+        model.embed("a", pooling="max")
+    with pytest.raises(hpl.InvalidArgumentError, match="cannot rerank"):
+        model.rerank("cat", ["The cat sat."])
+    # generation still works on the same queue afterwards
+    assert model.generate("Once upon a time", max_tokens=4, temperature=0)
