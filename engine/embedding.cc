@@ -2,9 +2,12 @@
 // normalizes.
 #include "engine/embedding.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "engine/bert.h"
 
 namespace hpl {
 
@@ -48,16 +51,32 @@ const char* model_kind_name(ModelKind k) {
 
 namespace {
 
+std::string model_name(const Model& m) {
+  return m.file ? m.file->path() : "model";
+}
+
 bool is_encoder(const Model& m) {
-  return false;
+  return m.config.encoder;
 }
 
 bool has_classifier(const Model& m) {
-  return false;
+  return m.weights.cls_out.data != nullptr;
 }
 
-std::string model_name(const Model& m) {
-  return m.file ? m.file->path() : "model";
+// A special token id from the GGUF (the first of keys present), else dflt; checked in range.
+int32_t special_id(const Model& m, std::initializer_list<const char*> keys, int32_t dflt) {
+  int64_t id = dflt;
+  for (const char* key : keys) {
+    if (m.file && m.file->has(key)) {
+      id = m.file->i64(key);
+      break;
+    }
+  }
+  if (id < 0 || id >= m.config.n_vocab) {
+    throw ModelError(model_name(m) + ": special token id " + std::to_string(id) + " (" +
+                     *keys.begin() + ") is outside the vocabulary");
+  }
+  return static_cast<int32_t>(id);
 }
 
 }  // namespace
@@ -153,14 +172,49 @@ static std::vector<std::vector<int32_t>> checked_inputs(const std::vector<std::v
 struct Embedder::Impl {
   const Model& model;
   Pooling default_pooling;
-  std::unique_ptr<Forward> fwd;  // decoders
-  std::vector<float> hidden;     // (n_ctx, n_embd)
+  std::unique_ptr<Forward> fwd;       // decoders
+  std::unique_ptr<BertEncoder> bert;  // encoders
+  std::vector<float> hidden;          // decoders: (n_ctx, n_embd)
   int64_t n_ctx = 0;
 
   Impl(const Model& m, const ForwardOptions& opt) : model(m), default_pooling(model_pooling(m)) {
+    if (is_encoder(m)) {
+      bert = std::make_unique<BertEncoder>(m, opt);
+      n_ctx = bert->n_ctx();
+      return;
+    }
     fwd = std::make_unique<Forward>(m, opt);
     n_ctx = fwd->n_ctx();
     hidden.assign(static_cast<size_t>(n_ctx * m.config.n_embd), 0.0f);
+  }
+
+  // Encoders: the sequences in batches of up to max_tokens() tokens; f(i, rows) gets each
+  // sequence's hidden rows (n_i, n_embd).
+  template <class F>
+  void run_encoder(const std::vector<std::vector<int32_t>>& ids,
+                   const std::vector<std::vector<int32_t>>* types, F&& f) {
+    const int64_t E = model.config.n_embd;
+    std::vector<BertEncoder::Seq> batch;
+    size_t first = 0;
+    int64_t ntok = 0;
+    auto flush = [&] {
+      if (batch.empty()) return;
+      const float* h = bert->encode(batch.data(), static_cast<int>(batch.size()));
+      for (size_t j = 0; j < batch.size(); ++j) {
+        f(first + j, h);
+        h += batch[j].n * E;
+      }
+      first += batch.size();
+      batch.clear();
+      ntok = 0;
+    };
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const auto n = static_cast<int64_t>(ids[i].size());
+      if (ntok + n > bert->max_tokens()) flush();
+      batch.push_back({ids[i].data(), types ? (*types)[i].data() : nullptr, n});
+      ntok += n;
+    }
+    flush();
   }
 
   // Decoders: one text at a time through the Forward's cache.
@@ -196,9 +250,15 @@ std::vector<std::vector<float>> Embedder::embed(const std::vector<std::vector<in
   const auto ids = checked_inputs(inputs, impl_->n_ctx, p.truncate, "embed");
   const int64_t E = n_embd();
   std::vector<std::vector<float>> out(ids.size(), std::vector<float>(static_cast<size_t>(E)));
-  for (size_t i = 0; i < ids.size(); ++i) {
-    impl_->run_decoder(ids[i], pool, out[i].data());
-    if (p.normalize) l2_normalize(out[i].data(), E);
+  if (impl_->bert) {
+    impl_->run_encoder(ids, nullptr, [&](size_t i, const float* rows) {
+      pool_rows(rows, static_cast<int64_t>(ids[i].size()), E, pool, out[i].data());
+    });
+  } else {
+    for (size_t i = 0; i < ids.size(); ++i) impl_->run_decoder(ids[i], pool, out[i].data());
+  }
+  if (p.normalize) {
+    for (auto& v : out) l2_normalize(v.data(), E);
   }
   return out;
 }
@@ -206,12 +266,65 @@ std::vector<std::vector<float>> Embedder::embed(const std::vector<std::vector<in
 std::vector<float> Embedder::rerank(const std::vector<int32_t>& query,
                                     const std::vector<std::vector<int32_t>>& documents,
                                     bool truncate) {
-  (void)query;
-  (void)documents;
-  (void)truncate;
-  throw ModelError(model_name(impl_->model) + " is a " + arch_name(impl_->model.config.arch) +
-                   " model with no classification head: it cannot rerank (use a reranker, "
-                   "e.g. a BertForSequenceClassification GGUF)");
+  const Model& m = impl_->model;
+  if (!impl_->bert || !has_classifier(m)) {
+    throw ModelError(model_name(m) + " is a " + arch_name(m.config.arch) + " model with no " +
+                     "classification head (" + model_kind_name(model_kind(m)) +
+                     "): it cannot rerank (use a reranker, e.g. a "
+                     "BertForSequenceClassification GGUF)");
+  }
+  if (documents.empty()) throw ModelError("rerank: no documents (the document list is empty)");
+  if (query.empty()) throw ModelError("rerank: the query is empty (no tokens)");
+  const int32_t cls =
+      special_id(m, {"tokenizer.ggml.cls_token_id", "tokenizer.ggml.bos_token_id"}, 101);
+  const int32_t sep =
+      special_id(m, {"tokenizer.ggml.seperator_token_id", "tokenizer.ggml.eos_token_id"}, 102);
+  const int64_t n_ctx = impl_->n_ctx;
+  const auto nq = static_cast<int64_t>(query.size());
+  // [CLS] q [SEP] d [SEP], types 0 for [CLS] q [SEP] and 1 for d [SEP].
+  std::vector<std::vector<int32_t>> ids(documents.size()), types(documents.size());
+  for (size_t i = 0; i < documents.size(); ++i) {
+    const auto& d = documents[i];
+    if (d.empty()) {
+      throw ModelError("rerank: document " + std::to_string(i) + " is empty (no tokens)");
+    }
+    auto nd = static_cast<int64_t>(d.size());
+    if (nq + nd + 3 > n_ctx) {
+      if (!truncate || nq + 4 > n_ctx) {
+        throw ModelError("rerank: query and document " + std::to_string(i) + " make " +
+                         std::to_string(nq + nd + 3) + " tokens, more than the context of " +
+                         std::to_string(n_ctx) +
+                         (truncate ? " even with the document cut to one token"
+                                   : " (ask for truncation to cut the document)"));
+      }
+      nd = n_ctx - nq - 3;
+    }
+    auto& s = ids[i];
+    s.reserve(static_cast<size_t>(nq + nd + 3));
+    s.push_back(cls);
+    s.insert(s.end(), query.begin(), query.end());
+    s.push_back(sep);
+    s.insert(s.end(), d.begin(), d.begin() + nd);
+    s.push_back(sep);
+    types[i].assign(s.size(), 1);
+    std::fill(types[i].begin(), types[i].begin() + nq + 2, 0);
+  }
+  const int64_t E = n_embd(), C = m.config.n_cls_out;
+  std::vector<float> cls_rows(documents.size() * static_cast<size_t>(E));
+  impl_->run_encoder(ids, &types, [&](size_t i, const float* rows) {
+    std::copy(rows, rows + E, cls_rows.begin() + static_cast<int64_t>(i) * E);
+  });
+  std::vector<float> logits(documents.size() * static_cast<size_t>(C));
+  std::vector<float> scores(documents.size());
+  // In chunks the encoder's scratch holds.
+  const auto chunk = static_cast<size_t>(impl_->bert->max_tokens());
+  for (size_t i0 = 0; i0 < documents.size(); i0 += chunk) {
+    const size_t n = std::min(chunk, documents.size() - i0);
+    impl_->bert->classify(cls_rows.data() + i0 * E, static_cast<int64_t>(n),
+                          logits.data() + i0 * C);
+  }
+  for (size_t i = 0; i < documents.size(); ++i) scores[i] = logits[i * static_cast<size_t>(C)];
+  return scores;
 }
 
 }  // namespace hpl

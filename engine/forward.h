@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/kv_cache.h"
+#include "engine/matmuls.h"
 #include "engine/model.h"
 #include "engine/profiler.h"
 #include "kernel/thread_pool.h"
@@ -76,11 +77,6 @@ class Forward {
   size_t scratch_bytes() const { return scratch_bytes_; }
 
  private:
-  struct MatJob {
-    const Matrix* w;
-    float* y;                    // (ntok, w->rows)
-    ProfOp op = ProfOp::kOther;  // the tensor's role, for the profiler
-  };
   // y_j = W_j @ x for each job: x (ntok, n) f32 rows, quantized once per vec_dot_type.
   void matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs);
   void layer(int64_t il, int64_t ntok, int64_t pos0);
@@ -100,17 +96,17 @@ class Forward {
   KvCache cache_;
 
   // Scratch, (n_ubatch, width) rows.
-  std::vector<float> x_;                // residual stream (n_embd)
-  std::vector<float> xn_;               // normed input / matmul input (max(n_embd, q_dim))
-  std::vector<float> q_;                // (q_dim)
-  std::vector<float> k_;                // (kv_dim)
-  std::vector<float> v_;                // (kv_dim)
-  std::vector<float> att_;              // attention output (q_dim)
-  std::vector<float> proj_;             // attn_output / ffn_down output (n_embd)
-  std::vector<float> gate_;             // (n_ff)
-  std::vector<float> up_;               // (n_ff)
-  std::vector<uint8_t> xq8_0_, xq8_k_;  // quantized activations, (n_ubatch, max width)
-  std::vector<float> attn_scratch_;     // per thread: n_ctx floats
+  std::vector<float> x_;              // residual stream (n_embd)
+  std::vector<float> xn_;             // normed input / matmul input (max(n_embd, q_dim))
+  std::vector<float> q_;              // (q_dim)
+  std::vector<float> k_;              // (kv_dim)
+  std::vector<float> v_;              // (kv_dim)
+  std::vector<float> att_;            // attention output (q_dim)
+  std::vector<float> proj_;           // attn_output / ffn_down output (n_embd)
+  std::vector<float> gate_;           // (n_ff)
+  std::vector<float> up_;             // (n_ff)
+  std::unique_ptr<MatmulRunner> mm_;  // quantized activations + matmul dispatch
+  std::vector<float> attn_scratch_;   // per thread: n_ctx floats
   size_t scratch_bytes_ = 0;
   const float* rope_factors_ = nullptr;  // rope_factors_for(n_ctx)
   Profiler* prof_ = nullptr;
