@@ -586,8 +586,9 @@ int run_serve(const std::vector<std::string>& args) {
     // A decoder (generation) model also gives pooled embeddings.
     const bool fits = k == want || (want == ModelKind::kEmbed && k == ModelKind::kGenerate);
     if (!fits)
-      throw std::runtime_error(std::string(opt) + " " + path + ": a " + model_kind_name(k) +
-                               " model cannot serve as the " + model_kind_name(want) + " model" +
+      throw std::runtime_error(std::string(opt) + " " + path + ": a model of kind '" +
+                               model_kind_name(k) + "' cannot serve as the " +
+                               model_kind_name(want) + " model" +
                                (k == ModelKind::kEmbed    ? " (use --embedding-model)"
                                 : k == ModelKind::kRerank ? " (use --rerank-model)"
                                                           : " (use -m)"));

@@ -192,7 +192,7 @@ def test_startup_refuses_a_model_of_the_wrong_kind(hpl, tmp_path):
     r = subprocess.run([hpl, "serve", "--port", "0", "--rerank-model", GEN], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode != 0
-    assert "a generate model cannot serve as the rerank model" in r.stderr
+    assert "a model of kind 'generate' cannot serve as the rerank model (use -m)" in r.stderr
 
 
 def test_embedding_model_alone_answers_completions_with_400(hpl, tmp_path):
