@@ -255,3 +255,147 @@ def test_swap_under_a_budget_for_one_model(hpl, tmp_path):
         assert 0 < weights() <= budget
     finally:
         s.stop()
+
+
+# ---- bert: the tiny transformers fixtures (tests/data/hf-tiny-bert) converted to GGUF ----
+
+BERT_FIXTURES = os.path.join(REPO, "tests", "data", "hf-tiny-bert")
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    """{"embed": path, "rerank": path, "expected": ..., "expected_rerank": ...}: F32 GGUFs."""
+    pytest.importorskip("gguf")
+    import json
+    import sys
+    sys.path.insert(0, os.path.join(REPO, "model"))
+    from hpl_convert.convert import convert
+    out = tmp_path_factory.mktemp("bert-gguf")
+    paths = {}
+    for key, name in (("embed", "bert"), ("rerank", "bert-rerank")):
+        paths[key] = str(out / f"{name}.gguf")
+        convert(os.path.join(BERT_FIXTURES, name), paths[key], outtype="f32", progress=False,
+                log=lambda *_: None)
+    paths["expected"] = json.load(open(os.path.join(BERT_FIXTURES, "bert", "expected.json")))
+    paths["expected_rerank"] = json.load(open(os.path.join(BERT_FIXTURES, "bert-rerank", "expected.json")))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def bert_server(hpl, bert, tmp_path_factory):
+    s = Server(hpl, tmp_path_factory.mktemp("serve_bert") / "server.log", "-m", GEN,
+               "--embedding-model", bert["embed"], "--rerank-model", bert["rerank"])
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_bert_embeddings_match_transformers(bert, bert_server):
+    exp = bert["expected"]
+    data = requests.get(bert_server.base + "/v1/models", timeout=10).json()["data"]
+    assert [m["kind"] for m in data] == ["generate", "embed", "rerank"]
+    assert data[1]["context_length"] == 64  # the encoder's position embeddings
+    r = bert_server.post("/v1/embeddings", {"input": exp["texts"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "bert" and len(body["data"]) == len(exp["texts"])
+    for d, want in zip(body["data"], exp["mean_normalized"]):  # the GGUF's pooling: mean
+        assert d["embedding"] == pytest.approx(want, abs=1e-4)
+    assert body["usage"]["prompt_tokens"] == sum(len(ids) for ids in exp["ids"])
+    # Token arrays ([CLS] ... [SEP] as the tokenizer made them) give the same vectors.
+    t = bert_server.post("/v1/embeddings", {"input": exp["ids"][:2]}).json()["data"]
+    for d, want in zip(t, exp["mean_normalized"]):
+        assert d["embedding"] == pytest.approx(want, abs=1e-4)
+    # Longer than the encoder's 64 positions: refused, or cut on request.
+    e = error(bert_server.post("/v1/embeddings", {"input": "the " * 80}), 400)
+    assert e["code"] == "context_length_exceeded" and "context of 64 tokens" in e["message"]
+    ok = bert_server.post("/v1/embeddings", {"input": "the " * 80, "truncate": True})
+    assert ok.status_code == 200 and ok.json()["usage"]["prompt_tokens"] == 64
+    # A reranker does not embed.
+    e = error(bert_server.post("/v1/embeddings", {"input": "hi", "model": "bert-rerank"}), 400)
+    assert "is a reranker" in e["message"]
+
+
+def test_bert_rerank_matches_transformers_sorted_with_top_n(bert, bert_server):
+    pairs, scores = bert["expected_rerank"]["pairs"], bert["expected_rerank"]["scores"]
+    query = pairs[0]["query"]
+    idx = [i for i, p in enumerate(pairs) if p["query"] == query]
+    assert len(idx) >= 2
+    docs = [pairs[i]["document"] for i in idx]
+    want = [scores[i] for i in idx]
+    r = bert_server.post("/v1/rerank", {"query": query, "documents": docs})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "bert-rerank" and body["object"] == "list"
+    res = body["results"]
+    assert sorted(x["index"] for x in res) == list(range(len(docs)))
+    assert [x["relevance_score"] for x in res] == sorted((x["relevance_score"] for x in res), reverse=True)
+    for x in res:
+        assert x["relevance_score"] == pytest.approx(want[x["index"]], abs=1e-4)
+        assert "document" not in x
+    best = max(range(len(docs)), key=lambda i: want[i])
+    top = bert_server.post("/v1/rerank", {"query": query, "documents": [{"text": d} for d in docs],
+                                          "top_n": 1, "return_documents": True}).json()["results"]
+    assert len(top) == 1 and top[0]["index"] == best and top[0]["document"] == {"text": docs[best]}
+    # An embedding model has no classification head.
+    e = error(bert_server.post("/v1/rerank", {"query": query, "documents": docs, "model": "bert"}), 400)
+    assert "embedding model with no classification head: it cannot rerank" in e["message"]
+    # A document that does not fit beside the query: refused, or cut on request.
+    e = error(bert_server.post("/v1/rerank", {"query": query, "documents": ["the " * 80]}), 400)
+    assert "documents[0]" in e["message"] and "context of 64 tokens" in e["message"]
+    ok = bert_server.post("/v1/rerank", {"query": query, "documents": ["the " * 80], "truncate": True})
+    assert ok.status_code == 200 and len(ok.json()["results"]) == 1
+
+
+def test_bert_startup_refuses_wrong_roles(hpl, bert):
+    r = subprocess.run([hpl, "serve", "--port", "0", "-m", bert["embed"]], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "kind 'embed' cannot serve as the generate model (use --embedding-model)" in r.stderr
+    r = subprocess.run([hpl, "serve", "--port", "0", "--embedding-model", bert["rerank"]],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "kind 'rerank' cannot serve as the embed model (use --rerank-model)" in r.stderr
+
+
+def test_three_models_swap_under_a_budget_for_one(hpl, bert, tmp_path):
+    """Generation, embedding and rerank clients at once, with room for one model: every request
+    waits for its model's turn and succeeds, with the same results as without a budget."""
+    budget = max(os.path.getsize(p) for p in (GEN, bert["embed"], bert["rerank"])) + 65536
+    s = Server(hpl, tmp_path / "swap3.log", "-m", GEN, "--embedding-model", bert["embed"],
+               "--rerank-model", bert["rerank"], "--memory-budget", str(budget))
+    exp, rr = bert["expected"], bert["expected_rerank"]
+    try:
+        results = []
+        lock = threading.Lock()
+
+        def client(k):
+            for i in range(6):
+                kind = (i + k) % 3
+                if kind == 0:
+                    r = s.post("/v1/completions", {"prompt": "Once upon a time", "max_tokens": 32,
+                                                   "temperature": 0})
+                elif kind == 1:
+                    r = s.post("/v1/embeddings", {"input": exp["texts"][:2]})
+                else:
+                    r = s.post("/v1/rerank", {"query": rr["pairs"][0]["query"],
+                                              "documents": [rr["pairs"][0]["document"]]})
+                with lock:
+                    results.append((kind, r))
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert len(results) == 18
+        for kind, r in results:
+            assert r.status_code == 200, r.text
+            if kind == 1:
+                for d, want in zip(r.json()["data"], exp["mean_normalized"]):
+                    assert d["embedding"] == pytest.approx(want, abs=1e-4)
+            elif kind == 2:
+                assert r.json()["results"][0]["relevance_score"] == pytest.approx(rr["scores"][0], abs=1e-4)
+        m = requests.get(s.base + "/metrics", timeout=10).json()["memory"]
+        assert 0 < m["weights_bytes"] <= budget
+    finally:
+        s.stop()
