@@ -148,6 +148,22 @@ def test_embeddings_string_list_tokens_and_base64(hpl, server):
     assert len(g["data"][0]["embedding"]) != dim
 
 
+def test_openai_client_reads_the_embeddings(server):
+    """The official client asks for base64 by default and decodes it itself."""
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=server.base + "/v1", api_key="none")
+    texts = ["Once upon a time", "The cat sat on the mat."]
+    got = client.embeddings.create(model="TinyStories-656K.f16", input=texts)
+    want = server.post("/v1/embeddings", {"input": texts}).json()["data"]
+    assert [d.index for d in got.data] == [0, 1]
+    for d, w in zip(got.data, want):
+        assert list(d.embedding) == pytest.approx(w["embedding"], abs=0)
+    assert got.usage.prompt_tokens == got.usage.total_tokens > 0
+    plain = client.embeddings.create(model="TinyStories-656K.f16", input=texts[0],
+                                     encoding_format="float")
+    assert list(plain.data[0].embedding) == pytest.approx(want[0]["embedding"], abs=0)
+
+
 def test_embeddings_errors_name_the_field(server):
     e = error(server.post("/v1/embeddings", {"input": []}), 400)
     assert e["param"] == "input" and "empty array" in e["message"]
