@@ -1,6 +1,7 @@
 // hpl embed -m MODEL (-p TEXT... | -f FILE | --ids IDS...) [--pooling P] [--normalize |
 // --no-normalize] [--truncate] [-o text|json]
 // Prints one pooled embedding per text: a line of floats each, or one JSON document.
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -34,7 +35,7 @@ int run_embed(const std::vector<std::string>& args) {
   std::vector<std::string> texts;
   std::vector<std::vector<int32_t>> id_inputs;
   std::string file, pooling, format = "text";
-  bool normalize = true;
+  bool normalize = true, timings = false;
   Options o(
       "usage: hpl embed -m MODEL.gguf (-p TEXT [-p TEXT ...] | -f FILE) [--pooling P] "
       "[--no-normalize] [-o json]");
@@ -57,6 +58,7 @@ int run_embed(const std::vector<std::string>& args) {
              })
       .flag({"--normalize"}, "L2-normalize each embedding (the default)", normalize, true)
       .flag({"--no-normalize"}, "leave the pooled vectors as they are", normalize, false)
+      .flag({"--timings"}, "print the embedding time (tokenized, model loaded) to stderr", timings)
       .value({"-o", "--output"}, "FORMAT", "text (one line of floats per text) or json",
              [&](const std::string& opt, const std::string& v) {
                if (v != "text" && v != "json") throw std::runtime_error(opt + ": text or json");
@@ -83,7 +85,17 @@ int run_embed(const std::vector<std::string>& args) {
   p.pooling = pooling.empty() ? Pooling::kUnspecified : parse_pooling(pooling);
   p.normalize = normalize;
   p.truncate = mo.truncate;
+  const auto t0 = std::chrono::steady_clock::now();
   const auto vecs = emb.embed(inputs, p);
+  if (timings) {
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    size_t n_tok = 0;
+    for (const auto& in : inputs)
+      n_tok += std::min<size_t>(in.size(), static_cast<size_t>(emb.n_ctx()));
+    std::fprintf(stderr, "embed: %zu texts, %zu tokens in %.2f ms (%.2f texts/s)\n", inputs.size(),
+                 n_tok, ms, 1000.0 * static_cast<double>(inputs.size()) / ms);
+  }
   const Pooling used = pooling.empty() ? model_pooling(*model) : p.pooling;
 
   if (format == "json") {
