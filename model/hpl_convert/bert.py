@@ -49,6 +49,9 @@ _LAYER = [
     ("output.dense", "ffn_down"),
     ("output.LayerNorm", "layer_output_norm"),
 ]
+# Kept F32 whatever the output type, as llama.cpp's converter does (its graph adds the
+# token-type row to F32 activations, which needs an F32 tensor).
+ALWAYS_F32 = {"position_embd.weight", "token_types.weight"}
 _HEAD = [("pooler.dense", "cls"), ("classifier", "cls.output")]
 # Checkpoint tensors with nothing the encoder needs (masked-LM / NSP heads, buffers).
 _IGNORED_PREFIXES = ("cls.predictions.", "cls.seq_relationship.")

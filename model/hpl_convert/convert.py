@@ -125,7 +125,9 @@ def convert(model_dir: str, out_path: str, outtype: str = "f16", name: str | Non
     vocab = bertmod.load_vocab(model_dir, n_vocab, hp) if encoder else load_vocab(model_dir, n_vocab, config)
     for warning in hp.warnings + vocab.warnings:
         log(f"hpl-convert: warning: {warning}")
-    planned = [PlannedTensor(p, choose_type(tuple(p.shape), outtype)) for p in plans]
+    always_f32 = bertmod.ALWAYS_F32 if encoder else ()
+    planned = [PlannedTensor(p, choose_type(tuple(p.shape), "f32" if p.gguf_name in always_f32 else outtype))
+               for p in plans]
 
     out_dir = os.path.dirname(os.path.abspath(out_path))
     if not os.path.isdir(out_dir):

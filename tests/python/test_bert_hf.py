@@ -78,7 +78,10 @@ def test_converted_metadata(gguf_dir):
     names = {t.name for t in r.tensors}
     assert {"cls.weight", "cls.bias", "cls.output.weight", "cls.output.bias", "token_types.weight",
             "position_embd.weight", "blk.1.layer_output_norm.bias"} <= names
-    r = gguf.GGUFReader(converted("bert", gguf_dir, "f32"))
+    r = gguf.GGUFReader(converted("bert", gguf_dir, "f16"))
+    types = {t.name: t.tensor_type.name for t in r.tensors}
+    assert types["token_types.weight"] == types["position_embd.weight"] == "F32"  # as llama.cpp writes them
+    assert types["blk.0.attn_q.weight"] == "F16"
     assert r.fields["bert.pooling_type"].contents() == 1  # mean, from 1_Pooling/config.json
     assert not any(t.name.startswith("cls") for t in r.tensors)
 
