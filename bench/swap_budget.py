@@ -4,7 +4,7 @@ holds only the generation model (so every request unloads the other model and lo
 Rounds interleave the two settings; prints medians per round and /proc/loadavg.
 
     PYTHONPATH=bindings/python HPL_LIB=build/lib/libhpl.so \
-        python3 bench/serve_swap_budget.py GEN.gguf EMBED.gguf
+        python3 bench/swap_budget.py GEN.gguf EMBED.gguf
 """
 import os
 import statistics
