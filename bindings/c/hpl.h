@@ -93,10 +93,11 @@ HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
 
 /* Memory budget for loaded models (bytes of mapped weights, all models together). Loading a
  * model that does not fit unloads idle models, least recently used first; a model with a
- * queued or running request or a live session is never unloaded. A model is idle as soon as
- * its last request's terminal event is being delivered (its handle may keep a context for the
- * next stateless request, but gives it up when the room is needed), whether or not a budget
- * was set when the request ran. Lowering the budget unloads idle models the same way. An
+ * running request or a live session is never unloaded (a queued one loads it when it runs). A
+ * model is idle as soon as its last request's terminal event is being delivered (its handle may
+ * keep a context for the next stateless request, but gives it up when the room is needed),
+ * whether or not a budget was set when the request ran. Lowering the budget unloads idle
+ * models the same way. An
  * unloaded model's handle stays valid: its next request or session loads it again. A request
  * whose model does not fit while other models' requests run waits for them to end (it stays
  * queued; hpl_stop() ends the wait); it fails with HPL_ERR_OUT_OF_MEMORY only when live
