@@ -97,9 +97,8 @@ HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
  * model is idle as soon as its last request's terminal event is being delivered (its handle may
  * keep a context for the next stateless request, but gives it up when the room is needed),
  * whether or not a budget was set when the request ran. Lowering the budget unloads idle
- * models the same way. An
- * unloaded model's handle stays valid: its next request or session loads it again. A request
- * whose model does not fit while other models' requests run waits for them to end (it stays
+ * models the same way. An unloaded model's handle stays valid: its next request or session
+ * loads it again. A request whose model does not fit while other models' requests run waits for them to end (it stays
  * queued; hpl_stop() ends the wait); it fails with HPL_ERR_OUT_OF_MEMORY only when live
  * sessions of other models hold the room, or the model is larger than the budget (a session
  * that does not fit fails at once). 0 = unlimited (the default). */
