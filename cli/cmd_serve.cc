@@ -2,18 +2,26 @@
 // the runtime's FIFO queue. Each HTTP request becomes one stateless runtime request; handler
 // threads wait for its events, so requests are answered in submission order.
 //
+// Beside the generation model it may serve an embedding model (--embedding-model: POST
+// /v1/embeddings) and a reranker (--rerank-model: POST /v1/rerank), each with its runtime, all
+// under one memory budget (--memory-budget): a request for a model unloaded to make room
+// waits until the room is free, then loads it (runtime/model_registry.h).
+//
 // Client disconnects stop the runtime request: a streamed request notices a failed write (of
 // a token, or of an SSE comment sent every 500 ms while queued); a non-streamed one polls
 // its connection every 100 ms (HttpExchange::client_gone: a reset, or a close that did not
 // come with the request; a half-close right after the request still gets its reply).
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -61,14 +69,24 @@ struct Pending {
   Status status = Status::kOk;
   std::string error;
   RequestStats stats;
+  std::vector<float> outputs;  // embed / rerank: the done event's
+  int32_t n_outputs = 0, dim = 0;
   std::atomic<bool> client_gone{false};
   // Seconds since the server started: submitted, prompt evaluation started, finished.
   double submitted_s = 0, start_s = 0, end_s = 0;
 };
 
+// One served model: its id (the file's stem, as /v1/models lists it) and runtime.
+struct Served {
+  std::string id;
+  std::unique_ptr<Runtime> rt;
+};
+
 struct Server {
-  Runtime* rt = nullptr;
-  std::shared_ptr<const LoadedModel> model;  // for the tokenizer (prompt length checks)
+  std::vector<Served> models;  // generation, embedding, rerank models, as given
+  Runtime* rt = nullptr;       // the generation model (-m); null when none is served
+  Runtime* embed_rt = nullptr;
+  Runtime* rerank_rt = nullptr;
   std::optional<ChatTemplate> tmpl;
   std::string tmpl_note;  // why there is no template
   std::string model_id;
@@ -79,19 +97,28 @@ struct Server {
   ServerMetrics metrics;
 
   std::mutex live_mu;
-  std::set<RequestId> live;  // submitted, not finished: stopped on shutdown
+  // Submitted, not finished: stopped on shutdown. Request ids are per runtime.
+  std::set<std::pair<Runtime*, RequestId>> live;
+
+  const std::string& id_of(const Runtime* r) const {
+    for (const Served& m : models)
+      if (m.rt.get() == r) return m.id;
+    return model_id;
+  }
 
   MetricsSnapshot snapshot() {
     MetricsSnapshot s;
-    s.queue_length = rt->queue_length();
     s.model_load_ms = load_ms;
     s.uptime_s = std::chrono::duration<double>(Clock::now() - started).count();
-    const RuntimeMemory m = rt->memory();
-    s.weights_bytes = m.model_bytes;
-    s.kv_bytes = m.kv_bytes;
-    s.scratch_bytes = m.scratch_bytes;
-    s.prompt_cache_bytes = m.prompt_cache_bytes;
-    s.prompt_cache_states = m.prompt_cache_states;
+    for (const Served& sv : models) {
+      s.queue_length += sv.rt->queue_length();
+      const RuntimeMemory m = sv.rt->memory();
+      s.weights_bytes += m.model_bytes;
+      s.kv_bytes += m.kv_bytes;
+      s.scratch_bytes += m.scratch_bytes;
+      s.prompt_cache_bytes += m.prompt_cache_bytes;
+      s.prompt_cache_states += m.prompt_cache_states;
+    }
     s.rss_bytes = current_rss_bytes();
     s.peak_rss_bytes = peak_rss_bytes();
     s.n_ctx = n_ctx;
@@ -161,7 +188,7 @@ void prepare(Server& S, ApiRequest& r) {
   }
   const std::string what = r.chat ? "messages" : "prompt";
   const int64_t n_prompt =
-      static_cast<int64_t>(S.model->tokenizer->encode(p.prompt, true, true).size());
+      static_cast<int64_t>(S.rt->tokenizer().encode(p.prompt, true, true).size());
   if (n_prompt >= S.n_ctx)
     throw ApiError(400,
                    "this model's maximum context length is " + std::to_string(S.n_ctx) +
@@ -182,11 +209,14 @@ void prepare(Server& S, ApiRequest& r) {
   if (!r.seed_given) p.sampling.seed = std::random_device{}() | 1ull;
 }
 
-// Queues the request; its events go to `pend`. Lock order: S.live_mu before pend->mu, never
-// the reverse (a finished request leaves S.live after its pend->mu is released).
-RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>& pend) {
+// Queues a request on rt with go(callback); its events go to `pend`. Lock order: S.live_mu
+// before pend->mu, never the reverse (a finished request leaves S.live after its pend->mu is
+// released).
+RequestId submit(Server& S, Runtime& rt, const std::shared_ptr<Pending>& pend,
+                 const std::function<RequestId(EventCallback)>& go) {
   S.metrics.on_submitted();
-  auto cb = [&S, pend](const Event& ev) {
+  Runtime* rtp = &rt;
+  auto cb = [&S, rtp, pend](const Event& ev) {
     {
       std::lock_guard<std::mutex> lock(pend->mu);
       const double now = std::chrono::duration<double>(Clock::now() - S.started).count();
@@ -202,6 +232,9 @@ RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>&
           break;
         case EventType::kDone:
           pend->stats = ev.stats;
+          pend->outputs.assign(ev.outputs.begin(), ev.outputs.end());
+          pend->n_outputs = ev.n_outputs;
+          pend->dim = ev.dim;
           pend->done = true;
           pend->end_s = now;
           S.metrics.on_done(ev.stats, pend->client_gone.load());
@@ -221,12 +254,12 @@ RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>&
     pend->cv.notify_all();
     if (ev.type == EventType::kDone || ev.type == EventType::kError) {
       std::lock_guard<std::mutex> l2(S.live_mu);
-      S.live.erase(ev.id);
+      S.live.erase({rtp, ev.id});
     }
   };
   RequestId id = 0;
   try {
-    id = S.rt->submit(r.params, cb);
+    id = go(cb);
   } catch (const RuntimeError& e) {
     S.metrics.on_failed();
     throw ApiError(
@@ -238,13 +271,51 @@ RequestId submit(Server& S, const ApiRequest& r, const std::shared_ptr<Pending>&
   // enter) the set: its callback erases the id only after setting done.
   std::lock_guard<std::mutex> l2(S.live_mu);
   std::lock_guard<std::mutex> lock(pend->mu);
-  if (!pend->done) S.live.insert(id);
+  if (!pend->done) S.live.insert({rtp, id});
   return id;
+}
+
+// Waits for a non-streamed request's end, polling the connection: a client that hung up
+// stops its request. False when the client is gone (nobody to answer).
+bool wait_done(HttpExchange& ex, Runtime& rt, RequestId rid, const std::shared_ptr<Pending>& pend) {
+  std::unique_lock<std::mutex> lock(pend->mu);
+  while (!pend->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return pend->done; })) {
+    if (!pend->client_gone && ex.client_gone()) {
+      lock.unlock();
+      if (!pend->client_gone.exchange(true)) rt.stop(rid);
+      lock.lock();
+    }
+  }
+  return !pend->client_gone;
+}
+
+// The error reply of a finished request that failed or was stopped (not by its client: by
+// shutdown); false when it succeeded.
+bool reply_failure(HttpExchange& ex, const Pending& p) {
+  if (p.failed) {
+    send_error(ex, ApiError(http_status_of(p.status), p.error, "", "",
+                            p.status == Status::kInvalidArgument ? "invalid_request_error"
+                                                                 : "server_error"));
+    return true;
+  }
+  if (p.stats.finish == FinishReason::kStopped) {
+    send_error(ex, shutdown_error(p.stats));
+    return true;
+  }
+  return false;
 }
 
 void handle_completion(Server& S, HttpExchange& ex, bool chat) {
   ApiRequest r;
   try {
+    if (!S.rt)
+      throw ApiError(400,
+                     "this server has no generation model (start hpl serve with -m MODEL); "
+                     "it serves " +
+                         std::string(S.embed_rt ? "/v1/embeddings" : "") +
+                         (S.embed_rt && S.rerank_rt ? " and " : "") +
+                         (S.rerank_rt ? "/v1/rerank" : ""),
+                     "model", "model_not_found");
     r = parse_request(ex.request().body, chat);
     prepare(S, r);
   } catch (const ApiError& e) {
@@ -255,7 +326,7 @@ void handle_completion(Server& S, HttpExchange& ex, bool chat) {
   auto pend = std::make_shared<Pending>();
   RequestId rid = 0;
   try {
-    rid = submit(S, r, pend);
+    rid = submit(S, *S.rt, pend, [&](EventCallback cb) { return S.rt->submit(r.params, cb); });
   } catch (const ApiError& e) {
     send_error(ex, e);
     return;
@@ -268,26 +339,8 @@ void handle_completion(Server& S, HttpExchange& ex, bool chat) {
   };
 
   if (!r.stream) {
-    std::unique_lock<std::mutex> lock(pend->mu);
-    // Poll the connection while waiting: a client that hung up stops its request.
-    while (!pend->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return pend->done; })) {
-      if (!pend->client_gone && ex.client_gone()) {
-        lock.unlock();
-        gone();
-        lock.lock();
-      }
-    }
-    if (pend->client_gone) return;  // nobody to answer
-    if (pend->failed) {
-      send_error(ex, ApiError(http_status_of(pend->status), pend->error, "", "",
-                              pend->status == Status::kInvalidArgument ? "invalid_request_error"
-                                                                       : "server_error"));
-      return;
-    }
-    if (pend->stats.finish == FinishReason::kStopped) {  // not by its client: shutdown
-      send_error(ex, shutdown_error(pend->stats));
-      return;
-    }
+    if (!wait_done(ex, *S.rt, rid, pend)) return;  // nobody to answer
+    if (reply_failure(ex, *pend)) return;
     std::string text;
     for (const std::string& s : pend->pieces) text += s;
     json body = completion_json(r, id, created, text, pend->stats);
@@ -333,10 +386,115 @@ void handle_completion(Server& S, HttpExchange& ex, bool chat) {
   if (write("data: [DONE]\n\n")) ex.stream_end();
 }
 
+// The served model a request names (model; "": fallback, whose absence says `missing`).
+// 404 model_not_found for a name not served.
+Runtime& pick(Server& S, const std::string& model, Runtime* fallback, const std::string& missing) {
+  if (model.empty()) {
+    if (!fallback) throw ApiError(400, missing, "model", "model_not_found");
+    return *fallback;
+  }
+  std::string ids;
+  for (Served& m : S.models) {
+    if (m.id == model) return *m.rt;
+    ids += (ids.empty() ? "" : ", ") + m.id;
+  }
+  throw ApiError(404, "model '" + model + "' is not served here (served: " + ids + ")", "model",
+                 "model_not_found");
+}
+
+// The runtime names an embedding request's texts inputs[i] (token_inputs[i]); the API's field
+// is input: the error says so, with its param and, for a text too long, OpenAI's code.
+ApiError as_input_error(const ApiError& e) {
+  std::string msg = e.what();
+  for (const char* prefix : {"inputs[", "token_inputs["}) {
+    if (msg.rfind(prefix, 0) != 0) continue;
+    msg = "input[" + msg.substr(std::strlen(prefix));
+    const std::string param = msg.substr(0, msg.find(']') + 1);
+    const bool too_long = msg.find("more than the context") != std::string::npos;
+    return ApiError(e.http_status, msg, param,
+                    too_long ? "context_length_exceeded" : "invalid_value", e.type);
+  }
+  return e;
+}
+
+// POST /v1/embeddings: the embedding model (else the generation model's pooled embeddings),
+// or the model the request names.
+void handle_embeddings(Server& S, HttpExchange& ex) {
+  EmbeddingsRequest r;
+  Runtime* rt = nullptr;
+  try {
+    r = parse_embeddings_request(ex.request().body);
+    rt = &pick(S, r.model, S.embed_rt ? S.embed_rt : S.rt,
+               "this server has no model to embed with (start hpl serve with --embedding-model M)");
+    if (r.dimensions != 0 && r.dimensions != rt->n_embd())
+      throw ApiError(400,
+                     "'dimensions' must be the model's embedding size, " +
+                         std::to_string(rt->n_embd()) + " (embeddings are not shortened here)",
+                     "dimensions", "invalid_value");
+  } catch (const ApiError& e) {
+    S.metrics.on_rejected();
+    send_error(ex, e);
+    return;
+  }
+  auto pend = std::make_shared<Pending>();
+  RequestId rid = 0;
+  try {  // wrong kinds and inputs too long: 400 from the runtime's checks
+    rid = submit(S, *rt, pend, [&](EventCallback cb) { return rt->submit_embed(r.request, cb); });
+  } catch (const ApiError& e) {
+    send_error(ex, as_input_error(e));
+    return;
+  }
+  if (!wait_done(ex, *rt, rid, pend) || reply_failure(ex, *pend)) return;
+  ex.reply(200, "application/json",
+           dump(embeddings_json(r, r.model.empty() ? S.id_of(rt) : r.model, pend->outputs.data(),
+                                pend->n_outputs, pend->dim, pend->stats)));
+}
+
+// POST /v1/rerank: the reranker, or the model the request names (400 if it cannot rerank).
+void handle_rerank(Server& S, HttpExchange& ex) {
+  RerankApiRequest r;
+  Runtime* rt = nullptr;
+  try {
+    r = parse_rerank_request(ex.request().body);
+    rt = &pick(S, r.model, S.rerank_rt,
+               "this server has no reranker (start hpl serve with --rerank-model M)");
+  } catch (const ApiError& e) {
+    S.metrics.on_rejected();
+    send_error(ex, e);
+    return;
+  }
+  auto pend = std::make_shared<Pending>();
+  RequestId rid = 0;
+  try {
+    rid = submit(S, *rt, pend, [&](EventCallback cb) { return rt->submit_rerank(r.request, cb); });
+  } catch (const ApiError& e) {
+    send_error(ex, e);
+    return;
+  }
+  if (!wait_done(ex, *rt, rid, pend) || reply_failure(ex, *pend)) return;
+  ex.reply(200, "application/json",
+           dump(rerank_json(r, r.model.empty() ? S.id_of(rt) : r.model, pend->outputs.data(),
+                            pend->n_outputs, pend->stats)));
+}
+
+// "300M" -> bytes (K, M, G: powers of 1024).
+size_t parse_bytes(const std::string& opt, const std::string& v) {
+  std::string digits = v;
+  size_t mult = 1;
+  if (!v.empty() && std::strchr("KkMmGg", v.back())) {
+    const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(v.back())));
+    mult = c == 'K' ? 1024 : c == 'M' ? 1024 * 1024 : size_t(1024) * 1024 * 1024;
+    digits.pop_back();
+  }
+  const int64_t n = to_int(opt, digits);
+  if (n < 1) throw std::runtime_error(opt + ": must be >= 1 byte");
+  return static_cast<size_t>(n) * mult;
+}
+
 // Chat template: the rule of hpl chat (chat_template_for); without one, /v1/chat/completions
 // answers 400 no_chat_template and /v1/completions still works.
 void choose_template(Server& S, const std::string& name) {
-  const Vocab& vocab = S.model->tokenizer->vocab();
+  const Vocab& vocab = S.rt->tokenizer().vocab();
   if (name.empty() && detect_chat_family(vocab) == ChatFamily::UNKNOWN)
     S.tmpl_note = "the GGUF names none";
   else
@@ -350,13 +508,26 @@ extern "C" void on_signal(int sig) {
 }
 
 int run_serve(const std::vector<std::string>& args) {
-  std::string model_path, host = "127.0.0.1", template_name;
+  std::string model_path, embed_path, rerank_path, host = "127.0.0.1", template_name;
+  size_t budget = ModelRegistry::kUnlimited;
   int64_t port = 8080, max_body = 1 << 20, http_threads = 16, read_timeout = 10, per_addr = 32;
   RuntimeOptions ro;
   ro.session.n_ctx = 2048;
   ThreadOptions th;
-  Options o("usage: hpl serve -m MODEL.gguf [options]");
-  o.text({"-m", "--model"}, "MODEL", "the GGUF model", model_path)
+  Options o(
+      "usage: hpl serve -m MODEL.gguf [options]\n"
+      "       hpl serve [-m MODEL.gguf] --embedding-model M.gguf [--rerank-model R.gguf] ...");
+  o.text({"-m", "--model"}, "MODEL", "the GGUF generation model", model_path)
+      .text({"--embedding-model"}, "M", "also serve M for /v1/embeddings (a bert or decoder model)",
+            embed_path)
+      .text({"--rerank-model"}, "M", "also serve M for /v1/rerank (a cross-encoder reranker)",
+            rerank_path)
+      .value(
+          {"--memory-budget"}, "BYTES",
+          "model weights loaded at once, all models together (suffix K, M\n"
+          "or G: 300M); the idle least recently used model is unloaded and\n"
+          "reloaded on demand; a request for it waits (default: unlimited)",
+          [&budget](const std::string& opt, const std::string& v) { budget = parse_bytes(opt, v); })
       .text({"--host"}, "ADDR", "address to listen on (default 127.0.0.1)", host)
       .number({"--port"}, "N", "port (default 8080; 0 = any free port, printed on start)", port)
       .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", ro.session.n_ctx)
@@ -395,10 +566,12 @@ int run_serve(const std::vector<std::string>& args) {
             "\"cache_prompt\": false)",
             ro.prompt_cache, false);
   th.add_to(o);  // -t, --cpus, --cpu-mask: the same options as every command
-  o.note("endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,")
-      .note("           GET /health, GET /metrics[?format=prometheus]");
+  o.note("endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,")
+      .note("           POST /v1/rerank, GET /v1/models, GET /health,")
+      .note("           GET /metrics[?format=prometheus]");
   if (!o.parse(args)) return 0;
-  if (model_path.empty()) o.fail("-m MODEL is required");
+  if (model_path.empty() && embed_path.empty() && rerank_path.empty())
+    o.fail("-m MODEL (or --embedding-model / --rerank-model) is required");
   th.apply(ro.session);
   if (!th.cpus.empty()) {  // sessions pin when a request first needs one: say now what is refused
     const std::vector<int> allowed = kernel::current_thread_affinity();
@@ -425,17 +598,36 @@ int run_serve(const std::vector<std::string>& args) {
     throw std::runtime_error("--max-conns-per-addr: must be in [1, 4096]");
 
   Server S;
-  ro.model_path = model_path;
+  ro.registry = std::make_shared<ModelRegistry>(budget);
   const auto t0 = Clock::now();
-  Runtime rt(ro);
-  S.rt = &rt;
-  S.model = rt.registry().acquire(model_path);
+  // Each model in its role; a model of the wrong kind for its option fails here.
+  auto serve = [&](const std::string& path, ModelKind want, const char* opt) -> Runtime* {
+    if (path.empty()) return nullptr;
+    RuntimeOptions o = ro;
+    o.model_path = path;
+    auto rt = std::make_unique<Runtime>(o);
+    const ModelKind k = rt->model_kind();
+    // A decoder (generation) model also gives pooled embeddings.
+    const bool fits = k == want || (want == ModelKind::kEmbed && k == ModelKind::kGenerate);
+    if (!fits)
+      throw std::runtime_error(std::string(opt) + " " + path + ": a model of kind '" +
+                               model_kind_name(k) + "' cannot serve as the " +
+                               model_kind_name(want) + " model" +
+                               (k == ModelKind::kEmbed    ? " (use --embedding-model)"
+                                : k == ModelKind::kRerank ? " (use --rerank-model)"
+                                                          : " (use -m)"));
+    S.models.push_back({std::filesystem::path(path).stem().string(), std::move(rt)});
+    return S.models.back().rt.get();
+  };
+  S.rt = serve(model_path, ModelKind::kGenerate, "-m");
+  S.embed_rt = serve(embed_path, ModelKind::kEmbed, "--embedding-model");
+  S.rerank_rt = serve(rerank_path, ModelKind::kRerank, "--rerank-model");
   S.load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   S.n_ctx = ro.session.n_ctx;
-  S.model_id = std::filesystem::path(model_path).stem().string();
+  S.model_id = S.rt ? S.id_of(S.rt) : S.models.front().id;
   S.created = unix_now();
   S.started = Clock::now();
-  choose_template(S, template_name);
+  if (S.rt) choose_template(S, template_name);
 
   HttpOptions ho;
   ho.max_body = static_cast<uint64_t>(max_body);
@@ -461,25 +653,34 @@ int run_serve(const std::vector<std::string>& args) {
   svr.route("POST", "/v1/chat/completions",
             [&S](HttpExchange& ex) { handle_completion(S, ex, true); });
   svr.route("POST", "/v1/completions", [&S](HttpExchange& ex) { handle_completion(S, ex, false); });
+  svr.route("POST", "/v1/embeddings", [&S](HttpExchange& ex) { handle_embeddings(S, ex); });
+  svr.route("POST", "/v1/rerank", [&S](HttpExchange& ex) { handle_rerank(S, ex); });
   // Cheap and non-blocking: answered on the I/O thread, even when every worker is busy.
   svr.route(
       "GET", "/v1/models",
       [&S, json_reply](HttpExchange& ex) {
-        json m = {{"id", S.model_id},
-                  {"object", "model"},
-                  {"created", S.created},
-                  {"owned_by", "hpl"},
-                  {"context_length", S.n_ctx}};
-        json_reply(ex, 200, {{"object", "list"}, {"data", json::array({m})}});
+        json data = json::array();
+        for (const Served& sv : S.models)  // kind (not OpenAI): generate, embed or rerank
+          data.push_back(
+              {{"id", sv.id},
+               {"object", "model"},
+               {"created", S.created},
+               {"owned_by", "hpl"},
+               {"kind", model_kind_name(sv.rt->model_kind())},
+               {"context_length",
+                sv.rt->model_kind() == ModelKind::kGenerate ? S.n_ctx : sv.rt->embed_n_ctx()}});
+        json_reply(ex, 200, {{"object", "list"}, {"data", data}});
       },
       /*fast=*/true);
   svr.route(
       "GET", "/health",
       [&S, json_reply](HttpExchange& ex) {
-        if (S.rt->failed())
-          json_reply(ex, 503, {{"status", "failed"}, {"reason", S.rt->failed_reason()}});
-        else
-          json_reply(ex, 200, {{"status", "ok"}});
+        for (const Served& sv : S.models)
+          if (sv.rt->failed())
+            return json_reply(
+                ex, 503,
+                {{"status", "failed"}, {"model", sv.id}, {"reason", sv.rt->failed_reason()}});
+        json_reply(ex, 200, {{"status", "ok"}});
       },
       /*fast=*/true);
   svr.route(
@@ -504,21 +705,25 @@ int run_serve(const std::vector<std::string>& args) {
     while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     svr.stop();
     while (!listen_returned) {
-      std::vector<RequestId> ids;
+      std::vector<std::pair<Runtime*, RequestId>> ids;
       {
         std::lock_guard<std::mutex> lock(S.live_mu);
         ids.assign(S.live.begin(), S.live.end());
       }
-      for (RequestId id : ids) rt.stop(id);
+      for (const auto& [r, id] : ids) r->stop(id);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
-  std::fprintf(stderr,
-               "hpl serve: %s (%s, context %lld, %d threads, chat template %s), load %.0f ms\n"
-               "listening on http://%s:%d\n",
-               model_path.c_str(), S.model_id.c_str(), static_cast<long long>(S.n_ctx),
-               ro.session.n_threads, S.tmpl ? chat_family_name(S.tmpl->family()) : "none",
-               S.load_ms, host.c_str(), bound);
+  for (const Served& sv : S.models)
+    std::fprintf(stderr, "hpl serve: %s (%s, %s, context %lld, %d threads%s%s)\n",
+                 sv.rt->model_path().c_str(), sv.id.c_str(), model_kind_name(sv.rt->model_kind()),
+                 static_cast<long long>(sv.rt.get() == S.rt ? S.n_ctx : sv.rt->embed_n_ctx()),
+                 ro.session.n_threads, sv.rt.get() == S.rt ? ", chat template " : "",
+                 sv.rt.get() == S.rt ? (S.tmpl ? chat_family_name(S.tmpl->family()) : "none") : "");
+  std::fprintf(stderr, "load %.0f ms, memory budget %s\nlistening on http://%s:%d\n", S.load_ms,
+               budget == ModelRegistry::kUnlimited ? "unlimited"
+                                                   : (std::to_string(budget) + " bytes").c_str(),
+               host.c_str(), bound);
   bool ok = true;
   try {
     svr.run();
@@ -535,7 +740,8 @@ int run_serve(const std::vector<std::string>& args) {
 
 }  // namespace
 
-HPL_COMMAND("serve", "OpenAI-compatible HTTP server (chat/completions, models, metrics)",
+HPL_COMMAND("serve",
+            "OpenAI-compatible HTTP server (chat/completions, embeddings, rerank, models, metrics)",
             run_serve);
 
 }  // namespace hpl::cli

@@ -159,8 +159,8 @@ const std::vector<std::string>& accepted_fields(bool chat) {
   return chat ? chat_fields : text_fields;
 }
 
-void check_fields(const json& body, bool chat) {
-  const auto& ok = accepted_fields(chat);
+// Refuses, by name, the fields of body that are not in ok (endpoint: for the message).
+void check_fields(const json& body, const std::vector<std::string>& ok, const char* endpoint) {
   std::vector<std::string> refused;
   for (const auto& [k, v] : body.items())
     if (std::find(ok.begin(), ok.end(), k) == ok.end()) refused.push_back(k);
@@ -170,7 +170,7 @@ void check_fields(const json& body, bool chat) {
   bad(
       refused[0],
       names + (refused.size() == 1 ? " is" : " are") + " not supported by this server (" +
-          (chat ? "/v1/chat/completions" : "/v1/completions") + " accepts: " +
+          endpoint + " accepts: " +
           [&] {
             std::string all;
             for (const std::string& k : ok) all += (all.empty() ? "" : ", ") + k;
@@ -180,17 +180,12 @@ void check_fields(const json& body, bool chat) {
       "unsupported_parameter");
 }
 
-}  // namespace
-
-json error_body(const std::string& message, const std::string& type, const std::string& param,
-                const std::string& code) {
-  json e = {{"message", message}, {"type", type}};
-  e["param"] = param.empty() ? json(nullptr) : json(param);
-  e["code"] = code.empty() ? json(nullptr) : json(code);
-  return {{"error", e}};
+void check_fields(const json& body, bool chat) {
+  check_fields(body, accepted_fields(chat), chat ? "/v1/chat/completions" : "/v1/completions");
 }
 
-ApiRequest parse_request(const std::string& body_text, bool chat) {
+// The body as a JSON object; 400 naming what is wrong.
+json parse_body(const std::string& body_text) {
   json body;
   try {
     body = json::parse(body_text);
@@ -205,15 +200,79 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
                    f, "invalid_value");
   }
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object", "", "");
+  return body;
+}
+
+std::string model_field(const json& body) {
+  const json* m = field(body, "model");
+  if (!m) return "";
+  if (!m->is_string()) bad("model", "'model' must be a string");
+  return m->get<std::string>();
+}
+
+bool boolean(const json& body, const char* name, bool def) {
+  const json* v = field(body, name);
+  if (!v) return def;
+  if (!v->is_boolean()) bad(name, std::string("'") + name + "' must be a boolean");
+  return v->get<bool>();
+}
+
+// A non-empty string at path (a text of input / documents).
+std::string text_at(const json& v, const std::string& path) {
+  if (!v.is_string()) bad(path, "'" + path + "' must be a string");
+  std::string s = v.get<std::string>();
+  if (s.empty()) bad(path, "'" + path + "' is an empty string");
+  if (auto e = check_utf8(s, path)) bad(path, e->message);
+  return s;
+}
+
+// Token ids (an array of integers in [0, 2^31)) at path; the vocab range is the runtime's.
+std::vector<int32_t> tokens_at(const json& v, const std::string& path) {
+  if (v.empty()) bad(path, "'" + path + "' is an empty token array");
+  std::vector<int32_t> ids;
+  for (size_t j = 0; j < v.size(); ++j) {
+    const json& t = v[j];
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+      bad(path, "'" + path + "[" + std::to_string(j) + "]' must be a token id (an integer >= 0)");
+    ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  return ids;
+}
+
+std::string base64(const void* data, size_t n) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = static_cast<const uint8_t*>(data);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t v = (uint32_t(p[i]) << 16) | (i + 1 < n ? uint32_t(p[i + 1]) << 8 : 0) |
+                       (i + 2 < n ? uint32_t(p[i + 2]) : 0);
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < n ? k[(v >> 6) & 63] : '=';
+    out += i + 2 < n ? k[v & 63] : '=';
+  }
+  return out;
+}
+
+}  // namespace
+
+json error_body(const std::string& message, const std::string& type, const std::string& param,
+                const std::string& code) {
+  json e = {{"message", message}, {"type", type}};
+  e["param"] = param.empty() ? json(nullptr) : json(param);
+  e["code"] = code.empty() ? json(nullptr) : json(code);
+  return {{"error", e}};
+}
+
+ApiRequest parse_request(const std::string& body_text, bool chat) {
+  const json body = parse_body(body_text);
   check_fields(body, chat);
 
   ApiRequest r;
   r.chat = chat;
   RequestParams& p = r.params;
-  if (const json* m = field(body, "model")) {
-    if (!m->is_string()) bad("model", "'model' must be a string");
-    r.model = m->get<std::string>();
-  }
+  r.model = model_field(body);
   if (chat) {
     const json* msgs = field(body, "messages");
     if (!msgs) bad("messages", "'messages' is required", "missing_required_parameter");
@@ -361,6 +420,110 @@ json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
             {"choices", json::array({choice})}};
   if (finish) c["usage"] = usage_json(*finish);
   return c;
+}
+
+EmbeddingsRequest parse_embeddings_request(const std::string& body_text) {
+  const json body = parse_body(body_text);
+  check_fields(body, {"input", "model", "encoding_format", "dimensions", "user", "truncate"},
+               "/v1/embeddings");
+  EmbeddingsRequest r;
+  r.model = model_field(body);
+  const json* in = field(body, "input");
+  if (!in) bad("input", "'input' is required", "missing_required_parameter");
+  EmbedRequest& e = r.request;
+  if (in->is_string()) {
+    e.inputs.push_back(text_at(*in, "input"));
+  } else if (!in->is_array()) {
+    bad("input", "'input' must be a string, an array of strings, or token arrays");
+  } else if (in->empty()) {
+    bad("input", "'input' is an empty array: give at least one text");
+  } else if ((*in)[0].is_number()) {  // one token array
+    e.token_inputs.push_back(tokens_at(*in, "input"));
+  } else {
+    for (size_t i = 0; i < in->size(); ++i) {
+      const json& v = (*in)[i];
+      const std::string at = "input[" + std::to_string(i) + "]";
+      if (v.is_array())
+        e.token_inputs.push_back(tokens_at(v, at));
+      else
+        e.inputs.push_back(text_at(v, at));
+    }
+    if (!e.inputs.empty() && !e.token_inputs.empty())
+      bad("input", "'input' mixes strings and token arrays: use one kind");
+  }
+  if (const json* f = field(body, "encoding_format")) {
+    const std::string v = f->is_string() ? f->get<std::string>() : "";
+    if (v != "float" && v != "base64")
+      bad("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+    r.base64 = v == "base64";
+  }
+  r.dimensions = integer(body, "dimensions", 0, 1, INT32_MAX);
+  e.params.truncate = boolean(body, "truncate", false);
+  return r;
+}
+
+json embeddings_json(const EmbeddingsRequest& r, const std::string& model, const float* outputs,
+                     int32_t n, int32_t dim, const RequestStats& st) {
+  json data = json::array();
+  for (int32_t i = 0; i < n; ++i) {
+    const float* v = outputs + static_cast<size_t>(i) * dim;
+    json item = {{"object", "embedding"}, {"index", i}};
+    // base64: the little-endian float32 bytes, as OpenAI's clients decode them.
+    item["embedding"] =
+        r.base64 ? json(base64(v, sizeof(float) * dim)) : json(std::vector<float>(v, v + dim));
+    data.push_back(std::move(item));
+  }
+  return {{"object", "list"},
+          {"data", std::move(data)},
+          {"model", model},
+          {"usage", {{"prompt_tokens", st.prompt_tokens}, {"total_tokens", st.prompt_tokens}}}};
+}
+
+RerankApiRequest parse_rerank_request(const std::string& body_text) {
+  const json body = parse_body(body_text);
+  check_fields(body, {"query", "documents", "model", "top_n", "return_documents", "truncate"},
+               "/v1/rerank");
+  RerankApiRequest r;
+  r.model = model_field(body);
+  const json* q = field(body, "query");
+  if (!q) bad("query", "'query' is required", "missing_required_parameter");
+  r.request.query = text_at(*q, "query");
+  const json* docs = field(body, "documents");
+  if (!docs) bad("documents", "'documents' is required", "missing_required_parameter");
+  if (!docs->is_array()) bad("documents", "'documents' must be an array of strings");
+  if (docs->empty()) bad("documents", "'documents' is an empty array: give at least one");
+  for (size_t i = 0; i < docs->size(); ++i) {
+    const json& d = (*docs)[i];
+    const std::string at = "documents[" + std::to_string(i) + "]";
+    // Cohere also sends {"text": ...} objects.
+    const json* t = d.is_object() ? field(d, "text") : &d;
+    if (!t) bad(at, "'" + at + "' must be a string or an object with a \"text\" string");
+    r.request.documents.push_back(text_at(*t, at));
+  }
+  r.top_n = integer(body, "top_n", static_cast<int64_t>(docs->size()), 1, INT32_MAX);
+  r.return_documents = boolean(body, "return_documents", false);
+  r.request.truncate = boolean(body, "truncate", false);
+  return r;
+}
+
+json rerank_json(const RerankApiRequest& r, const std::string& model, const float* scores,
+                 int32_t n, const RequestStats& st) {
+  std::vector<int32_t> order(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) order[i] = i;
+  // Most relevant first; equal scores keep document order.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return scores[a] > scores[b]; });
+  json results = json::array();
+  for (size_t k = 0; k < order.size() && k < static_cast<size_t>(r.top_n); ++k) {
+    const int32_t i = order[k];
+    json item = {{"index", i}, {"relevance_score", scores[i]}};
+    if (r.return_documents) item["document"] = {{"text", r.request.documents[i]}};
+    results.push_back(std::move(item));
+  }
+  return {{"object", "list"},
+          {"model", model},
+          {"results", std::move(results)},
+          {"usage", {{"prompt_tokens", st.prompt_tokens}, {"total_tokens", st.prompt_tokens}}}};
 }
 
 }  // namespace hpl::cli

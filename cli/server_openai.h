@@ -1,6 +1,7 @@
 // OpenAI-style request parsing and response bodies for `hpl serve` (no HTTP here): turns a
-// /v1/chat/completions or /v1/completions JSON body into runtime RequestParams, validating
-// every field with an error that names it, and builds the completion / chunk / error JSON.
+// /v1/chat/completions, /v1/completions, /v1/embeddings or /v1/rerank JSON body into runtime
+// requests, validating every field with an error that names it, and builds the completion /
+// chunk / embeddings / rerank / error JSON.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -58,5 +59,36 @@ nlohmann::json completion_json(const ApiRequest& r, const std::string& id, int64
 // first chunk; finish: the last chunk (finish_reason and usage set).
 nlohmann::json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
                           const std::string& delta_text, bool role, const RequestStats* finish);
+
+// POST /v1/embeddings (OpenAI): input a string, an array of strings, a token array or an
+// array of token arrays (used as given); encoding_format float or base64; dimensions, when
+// given, must equal the model's (checked by the caller); truncate (not OpenAI): cut inputs
+// longer than the context instead of refusing them.
+struct EmbeddingsRequest {
+  std::string model;  // "" -> the default embedding model
+  EmbedRequest request;
+  bool base64 = false;
+  int64_t dimensions = 0;  // 0: not given
+};
+EmbeddingsRequest parse_embeddings_request(const std::string& body);
+// {"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model", "usage"}
+// from n vectors of dim floats.
+nlohmann::json embeddings_json(const EmbeddingsRequest& r, const std::string& model,
+                               const float* outputs, int32_t n, int32_t dim,
+                               const RequestStats& st);
+
+// POST /v1/rerank (llama.cpp's server, Jina, Cohere): query, documents (strings, or Cohere's
+// {"text": ...}), top_n (default: all), return_documents; truncate (not theirs) as above.
+struct RerankApiRequest {
+  std::string model;
+  RerankRequest request;
+  int64_t top_n = 0;
+  bool return_documents = false;
+};
+RerankApiRequest parse_rerank_request(const std::string& body);
+// {"object": "list", "model", "results": [{"index", "relevance_score"[, "document"]}], "usage"}:
+// the top_n documents, most relevant first.
+nlohmann::json rerank_json(const RerankApiRequest& r, const std::string& model, const float* scores,
+                           int32_t n, const RequestStats& st);
 
 }  // namespace hpl::cli

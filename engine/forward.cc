@@ -16,28 +16,10 @@
 #include "kernel/kv_store.h"
 #include "kernel/ops.h"
 #include "kernel/quant.h"
-#include "kernel/row_chunks.h"
 
 namespace hpl {
 
 namespace k = kernel::best;
-
-namespace {
-
-constexpr int64_t kRowGrain = 8;  // matmul row ranges start at multiples of this
-// Multiply-adds below which a matmul or attention call runs on the calling thread alone: a
-// pool dispatch costs microseconds (far more when the machine is oversubscribed), as much as
-// this much work.
-constexpr int64_t kInlineWork = int64_t{1} << 17;
-
-size_t q8_0_row_bytes(int64_t n) {
-  return static_cast<size_t>((n + kQK8_0 - 1) / kQK8_0) * sizeof(BlockQ8_0);
-}
-size_t q8_k_row_bytes(int64_t n) {
-  return static_cast<size_t>((n + kQKK - 1) / kQKK) * sizeof(BlockQ8_K);
-}
-
-}  // namespace
 
 const float* rope_factors_for(const ModelWeights& w, const ModelConfig& c, int64_t n_ctx) {
   if (w.rope_freqs.data) return w.rope_freqs.data;
@@ -62,8 +44,8 @@ ScratchSizes scratch_sizes(const ModelConfig& c, const ForwardOptions& opt) {
   s.k = s.v = B * KV;
   s.proj = B * E;
   s.gate = s.up = B * F;
-  s.xq8_0 = B * q8_0_row_bytes(wide);
-  s.xq8_k = B * q8_k_row_bytes(wide);
+  s.xq8_0 = act_q8_0_bytes(opt.n_ubatch, wide);
+  s.xq8_k = act_q8_k_bytes(opt.n_ubatch, wide);
   s.attn = static_cast<size_t>(s.n_threads) * opt.n_ctx;  // one score row per thread
   return s;
 }
@@ -89,6 +71,10 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
           kernel::ThreadPool::kDefaultSpinUs, opt.cpus)),
       cache_(checked_kv_layout(model.config, opt)) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
+  if (cfg_.encoder) {
+    throw ModelError(model.file->path() + " is an encoder (" + arch_name(cfg_.arch) +
+                     "): it embeds or reranks, it cannot generate (use hpl embed / hpl rerank)");
+  }
   rope_factors_ = rope_factors_for(model.weights, cfg_, opt.n_ctx);
   const ScratchSizes s = scratch_sizes(cfg_, opt);
   if (pool_->size() != s.n_threads) throw std::logic_error("Forward: thread count mismatch");
@@ -101,8 +87,10 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
   proj_.assign(s.proj, 0.0f);
   gate_.assign(s.gate, 0.0f);
   up_.assign(s.up, 0.0f);
-  xq8_0_.assign(s.xq8_0, 0);
-  xq8_k_.assign(s.xq8_k, 0);
+  mm_ = std::make_unique<MatmulRunner>(*pool_, opt.n_ubatch,
+                                       std::max({cfg_.n_embd, cfg_.q_dim(), cfg_.n_ff}));
+  if (mm_->scratch_bytes() != s.xq8_0 + s.xq8_k)
+    throw std::logic_error("Forward: scratch size mismatch");
   attn_scratch_.assign(s.attn, 0.0f);
   scratch_bytes_ = s.bytes();
 }
@@ -125,77 +113,11 @@ void Forward::truncate(int64_t n) {
 
 template <class F>
 void Forward::for_tokens(int64_t ntok, F&& f) {
-  // Per-token work is O(n_embd): only worth a dispatch for enough of it.
-  if (ntok < 4 || pool_->size() == 1 || ntok * cfg_.n_embd < kInlineWork / 8) {
-    for (int64_t t = 0; t < ntok; ++t) f(t);
-    return;
-  }
-  pool_->parallel_for(ntok, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) f(t);
-  });
+  for_rows(*pool_, ntok, cfg_.n_embd, f);  // per-token work is O(n_embd)
 }
 
 void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs) {
-  // Quantize x once for each activation format the jobs need (F32 is used as is).
-  bool need8_0 = false, need8_k = false;
-  int64_t total_rows = 0;
-  for (int j = 0; j < n_jobs; ++j) {
-    DType vt = kernel::vec_dot_type(jobs[j].w->type);
-    need8_0 |= vt == DType::Q8_0;
-    need8_k |= vt == DType::Q8_K;
-    total_rows += jobs[j].w->rows;
-  }
-  const size_t s8_0 = row_bytes(DType::Q8_0, n - n % kQK8_0);
-  const size_t s8_k = row_bytes(DType::Q8_K, n - n % kQKK);
-  auto quantize = [&](int64_t t) {
-    if (need8_0) k::quantize_act_row(DType::Q8_0, x + t * n, xq8_0_.data() + t * s8_0, n);
-    if (need8_k) k::quantize_act_row(DType::Q8_K, x + t * n, xq8_k_.data() + t * s8_k, n);
-  };
-  if (need8_0 || need8_k) {
-    ProfScope ps(prof_, ProfOp::kQuantizeAct);
-    for_tokens(ntok, quantize);
-  }
-
-  // The jobs' rows in chunks, sized by weight bytes, that threads claim one at a time (see
-  // ThreadPool and RowChunks): a slow or preempted core costs at most one chunk.
-  ProfSection sec(prof_);
-  if (n_jobs > kernel::RowChunks::kMaxJobs) throw ModelError("matmuls: too many jobs");
-  int64_t rows[kernel::RowChunks::kMaxJobs];
-  size_t strides[kernel::RowChunks::kMaxJobs];
-  for (int j = 0; j < n_jobs; ++j) {
-    rows[j] = jobs[j].w->rows;
-    strides[j] = jobs[j].w->row_stride;
-  }
-  // Too small to pay for a dispatch: one chunk per job, on this thread.
-  const bool serial = pool_->size() == 1 || total_rows * n * ntok < kInlineWork;
-  const kernel::RowChunks chunks(
-      rows, strides, n_jobs, kRowGrain,
-      serial ? 1 : int64_t{pool_->size()} * kernel::ThreadPool::kChunksPerThread);
-  auto chunk = [&](int64_t c, int) {
-    const auto [j, r0, r1] = chunks[c];
-    const Matrix& W = *jobs[j].w;
-    const DType vt = kernel::vec_dot_type(W.type);
-    const void* xq = x;
-    size_t xs = static_cast<size_t>(n) * sizeof(float);
-    if (vt == DType::Q8_0) {
-      xq = xq8_0_.data();
-      xs = s8_0;
-    } else if (vt == DType::Q8_K) {
-      xq = xq8_k_.data();
-      xs = s8_k;
-    }
-    sec.part(jobs[j].op,
-             [&] {
-               k::matmul(W.type, W.data, W.row_stride, xq, xs, jobs[j].y,
-                         static_cast<size_t>(W.rows), n, r0, r1, ntok);
-             },
-             {type_name(W.type), W.rows, n, ntok, r0, r1});
-  };
-  if (serial) {
-    for (int64_t c = 0; c < chunks.count(); ++c) chunk(c, 0);
-  } else {
-    pool_->for_chunks(chunks.count(), chunk);
-  }
+  mm_->run(x, ntok, n, jobs, n_jobs, cfg_.n_embd, prof_);
 }
 
 void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
@@ -338,7 +260,7 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   }
 }
 
-void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_logits) {
+void Forward::ubatch(const int32_t* ids, int64_t ntok, float* out, Out what) {
   const int64_t E = cfg_.n_embd;
   const int64_t pos0 = cache_.n_past();
   const Matrix& emb = w_.token_embd;
@@ -355,22 +277,32 @@ void Forward::ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_l
     layer(il, ntok, pos0);
   }
   cache_.set_n_past(pos0 + ntok);
-  if (!logits) return;
-  // Only the rows whose logits are wanted go through the (large) output matmul.
-  const int64_t first = all_logits ? 0 : ntok - 1;
+  if (what == Out::kNone) return;
+  // Only the rows whose logits are wanted go through the (large) output matmul; hidden
+  // states are the normed rows themselves.
+  const int64_t first = what == Out::kLastLogits ? ntok - 1 : 0;
   const int64_t nout = ntok - first;
-  float* xn = xn_.data();
+  float* xn = what == Out::kHidden ? out : xn_.data();
   {
     ProfScope ps(prof_, ProfOp::kNorm);
     for_tokens(nout, [&](int64_t t) {
       k::rmsnorm(x + (first + t) * E, w_.output_norm.data, xn + t * E, E, cfg_.rms_eps, 0.0f);
     });
   }
-  const MatJob out[] = {{&w_.output, logits, ProfOp::kOutput}};
-  matmuls(xn, nout, E, out, 1);
+  if (what == Out::kHidden) return;
+  const MatJob o[] = {{&w_.output, out, ProfOp::kOutput}};
+  matmuls(xn, nout, E, o, 1);
 }
 
 void Forward::eval(const int32_t* ids, int64_t n, float* logits, bool all_logits) {
+  run(ids, n, logits, !logits ? Out::kNone : all_logits ? Out::kAllLogits : Out::kLastLogits);
+}
+
+void Forward::eval_hidden(const int32_t* ids, int64_t n, float* hidden) {
+  run(ids, n, hidden, hidden ? Out::kHidden : Out::kNone);
+}
+
+void Forward::run(const int32_t* ids, int64_t n, float* out, Out what) {
   if (n <= 0) return;
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= cfg_.n_vocab) {
@@ -383,13 +315,19 @@ void Forward::eval(const int32_t* ids, int64_t n, float* logits, bool all_logits
     throw ModelError("context full: need " + std::to_string(need) + " positions, have " +
                      std::to_string(cache_.n_ctx()) + " (context size)");
   }
+  // Rows each token writes to out: every token's for all-logits / hidden, else only the last
+  // micro-batch writes (its last token).
+  const int64_t width = what == Out::kHidden ? cfg_.n_embd : cfg_.n_vocab;
   for (int64_t i = 0; i < n; i += n_ubatch_) {
     const int64_t nb = std::min(n_ubatch_, n - i);
     const bool last = i + nb == n;
-    float* out = nullptr;
-    if (logits && all_logits) out = logits + i * cfg_.n_vocab;
-    if (logits && !all_logits && last) out = logits;
-    ubatch(ids + i, nb, out, all_logits);
+    if (what == Out::kAllLogits || what == Out::kHidden) {
+      ubatch(ids + i, nb, out + i * width, what);
+    } else if (what == Out::kLastLogits && last) {
+      ubatch(ids + i, nb, out, what);
+    } else {
+      ubatch(ids + i, nb, nullptr, Out::kNone);
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/kv_cache.h"
+#include "engine/matmuls.h"
 #include "engine/model.h"
 #include "engine/profiler.h"
 #include "kernel/thread_pool.h"
@@ -53,6 +54,9 @@ class Forward {
   // null when no logits are wanted. Throws ModelError, before any work, when a token id is
   // out of range or the tokens do not fit in the context.
   void eval(const int32_t* ids, int64_t n, float* logits, bool all_logits = false);
+  // Like eval, but writes the final-normed hidden states (n, n_embd) instead of logits (the
+  // output matmul is skipped): what pooled decoder embeddings are made of.
+  void eval_hidden(const int32_t* ids, int64_t n, float* hidden);
 
   int64_t n_past() const { return cache_.n_past(); }
   int64_t n_ctx() const { return cache_.n_ctx(); }
@@ -75,15 +79,14 @@ class Forward {
   size_t scratch_bytes() const { return scratch_bytes_; }
 
  private:
-  struct MatJob {
-    const Matrix* w;
-    float* y;                    // (ntok, w->rows)
-    ProfOp op = ProfOp::kOther;  // the tensor's role, for the profiler
-  };
   // y_j = W_j @ x for each job: x (ntok, n) f32 rows, quantized once per vec_dot_type.
   void matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs);
   void layer(int64_t il, int64_t ntok, int64_t pos0);
-  void ubatch(const int32_t* ids, int64_t ntok, float* logits, bool all_logits);
+  // What a micro-batch writes to out: nothing, the last token's logits, every token's logits,
+  // or every token's final-normed hidden state.
+  enum class Out { kNone, kLastLogits, kAllLogits, kHidden };
+  void run(const int32_t* ids, int64_t n, float* out, Out what);
+  void ubatch(const int32_t* ids, int64_t ntok, float* out, Out what);
   template <class F>
   void for_tokens(int64_t ntok, F&& f);  // f(t) for each token, in parallel when it pays
 
@@ -95,17 +98,17 @@ class Forward {
   KvCache cache_;
 
   // Scratch, (n_ubatch, width) rows.
-  std::vector<float> x_;                // residual stream (n_embd)
-  std::vector<float> xn_;               // normed input / matmul input (max(n_embd, q_dim))
-  std::vector<float> q_;                // (q_dim)
-  std::vector<float> k_;                // (kv_dim)
-  std::vector<float> v_;                // (kv_dim)
-  std::vector<float> att_;              // attention output (q_dim)
-  std::vector<float> proj_;             // attn_output / ffn_down output (n_embd)
-  std::vector<float> gate_;             // (n_ff)
-  std::vector<float> up_;               // (n_ff)
-  std::vector<uint8_t> xq8_0_, xq8_k_;  // quantized activations, (n_ubatch, max width)
-  std::vector<float> attn_scratch_;     // per thread: n_ctx floats
+  std::vector<float> x_;              // residual stream (n_embd)
+  std::vector<float> xn_;             // normed input / matmul input (max(n_embd, q_dim))
+  std::vector<float> q_;              // (q_dim)
+  std::vector<float> k_;              // (kv_dim)
+  std::vector<float> v_;              // (kv_dim)
+  std::vector<float> att_;            // attention output (q_dim)
+  std::vector<float> proj_;           // attn_output / ffn_down output (n_embd)
+  std::vector<float> gate_;           // (n_ff)
+  std::vector<float> up_;             // (n_ff)
+  std::unique_ptr<MatmulRunner> mm_;  // quantized activations + matmul dispatch
+  std::vector<float> attn_scratch_;   // per thread: n_ctx floats
   size_t scratch_bytes_ = 0;
   const float* rope_factors_ = nullptr;  // rope_factors_for(n_ctx)
   Profiler* prof_ = nullptr;

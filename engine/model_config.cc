@@ -19,6 +19,8 @@ const char* arch_name(Arch a) {
       return "gemma3";
     case Arch::kPhi3:
       return "phi3";
+    case Arch::kBert:
+      return "bert";
   }
   return "?";
 }
@@ -64,6 +66,49 @@ int64_t read_swa_pattern(const GgufFile& f, int64_t n_layer) {
               "only one the engine implements");
 }
 
+// bert: an encoder whose hyperparameters share only the basic keys with the decoders.
+ModelConfig read_bert_config(const GgufFile& f) {
+  ModelConfig c;
+  c.arch = Arch::kBert;
+  c.encoder = true;
+  try {
+    c.n_embd = positive(f, "{arch}.embedding_length", f.i64("{arch}.embedding_length"));
+    c.n_layer = positive(f, "{arch}.block_count", f.i64("{arch}.block_count"), 4096);
+    c.n_ff = positive(f, "{arch}.feed_forward_length", f.i64("{arch}.feed_forward_length"));
+    c.n_head =
+        positive(f, "{arch}.attention.head_count", f.i64("{arch}.attention.head_count"), 4096);
+    c.n_head_kv = positive(f, "{arch}.attention.head_count_kv",
+                           f.i64_or("{arch}.attention.head_count_kv", c.n_head), 4096);
+    c.n_ctx_train = positive(f, "{arch}.context_length", f.i64("{arch}.context_length"));
+    c.rms_eps = f.f32_or("{arch}.attention.layer_norm_epsilon", 1e-12f);
+    if (f.boolean_or("{arch}.attention.causal", false)) {
+      fail(f, "bert.attention.causal is true: a causal bert is not implemented");
+    }
+    c.n_token_types = f.i64_or("tokenizer.ggml.token_type_count", 0);
+  } catch (const GgufError& e) {
+    throw ModelError(e.what());
+  }
+  if (c.n_head_kv != c.n_head) fail(f, "bert with head_count_kv != head_count is not supported");
+  if (c.n_embd % c.n_head != 0) {
+    fail(f, "embedding_length " + std::to_string(c.n_embd) + " is not a multiple of head_count " +
+                std::to_string(c.n_head));
+  }
+  if (!(c.rms_eps > 0.0f)) fail(f, "bert.attention.layer_norm_epsilon must be > 0");
+  c.head_dim = c.n_embd / c.n_head;
+  c.rot_dim = c.head_dim;  // unused: positions are learned embeddings
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (const GgufTensor* t = f.tensor("cls.output.weight")) c.n_cls_out = t->n_rows();
+  const GgufTensor* emb = f.tensor("token_embd.weight");
+  if (!emb) fail(f, "tensor 'token_embd.weight' is missing");
+  if (emb->ne[0] != c.n_embd) {
+    fail(f, "token_embd.weight has rows of " + std::to_string(emb->ne[0]) +
+                ", expected embedding_length " + std::to_string(c.n_embd));
+  }
+  c.n_vocab = emb->n_rows();
+  if (c.n_vocab <= 0 || c.n_vocab > (int64_t{1} << 31) - 1) fail(f, "bad vocabulary size");
+  return c;
+}
+
 }  // namespace
 
 // long-function: one flat list of hyperparameters, each read and range-checked in the order
@@ -71,6 +116,7 @@ int64_t read_swa_pattern(const GgufFile& f, int64_t n_layer) {
 ModelConfig read_model_config(const GgufFile& f) {
   ModelConfig c;
   const std::string& a = f.architecture();
+  if (a == "bert") return read_bert_config(f);
   if (a == "llama") {
     c.arch = Arch::kLlama;
   } else if (a == "qwen2") {
@@ -82,7 +128,8 @@ ModelConfig read_model_config(const GgufFile& f) {
   } else if (a == "phi3") {
     c.arch = Arch::kPhi3;
   } else {
-    fail(f, "unsupported architecture '" + a + "' (supported: llama, qwen2, qwen3, gemma3, phi3)");
+    fail(f, "unsupported architecture '" + a +
+                "' (supported: llama, qwen2, qwen3, gemma3, phi3, bert)");
   }
   // Keys that change the computation in ways the forward pass does not implement: refused
   // rather than run wrong.
@@ -161,6 +208,7 @@ ModelConfig read_model_config(const GgufFile& f) {
 
   switch (c.arch) {
     case Arch::kLlama:
+    case Arch::kBert:  // read by read_bert_config
       break;
     case Arch::kQwen2:
       c.neox_rope = true;

@@ -15,7 +15,7 @@ class ModelError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Arch { kLlama, kQwen2, kQwen3, kGemma3, kPhi3 };
+enum class Arch { kLlama, kQwen2, kQwen3, kGemma3, kPhi3, kBert };
 const char* arch_name(Arch a);
 
 struct ModelConfig {
@@ -28,7 +28,7 @@ struct ModelConfig {
   int64_t head_dim = 0;  // key_length; value_length must be equal
   int64_t n_vocab = 0;
   int64_t n_ctx_train = 0;
-  float rms_eps = 1e-5f;
+  float rms_eps = 1e-5f;           // bert: the LayerNorm epsilon
   int64_t rot_dim = 0;             // rope.dimension_count (<= head_dim)
   float rope_base = 10000.0f;      // global layers
   float rope_base_swa = 10000.0f;  // sliding-window layers (gemma3)
@@ -44,6 +44,10 @@ struct ModelConfig {
   bool qk_norm = false;            // RMSNorm of q and k per head (qwen3, gemma3)
   bool qkv_bias = false;           // q, k, v biases (qwen2)
   bool post_norms = false;         // post-attention and post-FFN RMSNorm (gemma3)
+  // bert (an encoder: bidirectional attention, LayerNorm, GELU FFN, learned positions)
+  bool encoder = false;
+  int64_t n_token_types = 0;  // rows of token_types.weight (0: none)
+  int64_t n_cls_out = 0;      // outputs of the classification head (0: no head)
 
   bool layer_is_swa(int64_t il) const {
     return sliding_window > 0 && swa_pattern > 0 && (il + 1) % swa_pattern != 0;

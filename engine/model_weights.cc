@@ -122,6 +122,49 @@ class Loader {
   std::set<std::string> used_;
 };
 
+// bert (llama.cpp's tensor names): embeddings, post-LN layers with biases, optional head.
+void load_bert(Loader& ld, const ModelConfig& c, ModelWeights& w) {
+  const int64_t E = c.n_embd, F = c.n_ff;
+  w.pos_embd = ld.matrix("position_embd.weight", c.n_ctx_train, E);
+  if (c.n_token_types > 0) {
+    w.type_embd = ld.matrix("token_types.weight", c.n_token_types, E, /*required=*/false);
+  }
+  for (const Matrix* m : {&w.pos_embd, &w.type_embd}) {
+    if (m->data && !kernel::dequantize_supported(m->type)) {
+      ld.fail(m->name, std::string("rows of type ") + type_name(m->type) + " cannot be read");
+    }
+  }
+  w.embd_norm = ld.vector("token_embd_norm.weight", E);
+  w.embd_norm_b = ld.vector("token_embd_norm.bias", E);
+  w.cls = ld.matrix("cls.weight", E, E, /*required=*/false);
+  w.cls_b = ld.vector("cls.bias", E, /*required=*/false);
+  if (c.n_cls_out > 0) {
+    w.cls_out = ld.matrix("cls.output.weight", c.n_cls_out, E);
+    w.cls_out_b = ld.vector("cls.output.bias", c.n_cls_out, /*required=*/false);
+  }
+  w.layers.resize(static_cast<size_t>(c.n_layer));
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    LayerWeights& L = w.layers[static_cast<size_t>(il)];
+    const std::string p = "blk." + std::to_string(il) + ".";
+    L.wq = ld.matrix(p + "attn_q.weight", E, E);
+    L.wk = ld.matrix(p + "attn_k.weight", E, E);
+    L.wv = ld.matrix(p + "attn_v.weight", E, E);
+    L.bq = ld.vector(p + "attn_q.bias", E, false);
+    L.bk = ld.vector(p + "attn_k.bias", E, false);
+    L.bv = ld.vector(p + "attn_v.bias", E, false);
+    L.wo = ld.matrix(p + "attn_output.weight", E, E);
+    L.bo = ld.vector(p + "attn_output.bias", E, false);
+    L.post_attn_norm = ld.vector(p + "attn_output_norm.weight", E);
+    L.post_attn_norm_b = ld.vector(p + "attn_output_norm.bias", E);
+    L.up = ld.matrix(p + "ffn_up.weight", F, E);
+    L.b_up = ld.vector(p + "ffn_up.bias", F, false);
+    L.down = ld.matrix(p + "ffn_down.weight", E, F);
+    L.b_down = ld.vector(p + "ffn_down.bias", E, false);
+    L.post_ffn_norm = ld.vector(p + "layer_output_norm.weight", E);
+    L.post_ffn_norm_b = ld.vector(p + "layer_output_norm.bias", E);
+  }
+}
+
 }  // namespace
 
 size_t weight_bytes_per_token(const ModelWeights& w) {
@@ -144,6 +187,11 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool co
   if (!kernel::dequantize_supported(w.token_embd.type)) {
     ld.fail("token_embd.weight",
             std::string("rows of type ") + type_name(w.token_embd.type) + " cannot be read");
+  }
+  if (c.arch == Arch::kBert) {
+    load_bert(ld, c, w);
+    ld.refuse_unused(arch_name(c.arch));
+    return w;
   }
   w.output_norm = ld.vector("output_norm.weight", E);
   w.output = ld.matrix("output.weight", c.n_vocab, E, /*required=*/false);

@@ -44,6 +44,10 @@ struct LayerWeights {
   Matrix gate, up;        // (n_ff, n_embd); phi3: the two halves of one fused ffn_up
   Matrix down;            // (n_embd, n_ff)
   Vector post_ffn_norm;   // gemma3 (n_embd,)
+  // bert: post-LN after attention (attn_output_norm) and after the FFN (layer_output_norm)
+  // in post_attn_norm / post_ffn_norm with these biases; wo, up, down biases.
+  Vector post_attn_norm_b, post_ffn_norm_b;
+  Vector bo, b_up, b_down;
 };
 
 struct ModelWeights {
@@ -55,6 +59,13 @@ struct ModelWeights {
   // scaling), phi3's rope_factors_long / _short (LongRoPE; which one depends on the context).
   Vector rope_freqs, rope_long, rope_short;
   std::vector<LayerWeights> layers;
+  // bert: learned positions (n_ctx_train, n_embd), token types (n_token_types, n_embd) or
+  // empty, the LayerNorm of the summed embeddings, and the classification head: pooler dense
+  // `cls` (n_embd, n_embd) + tanh, then `cls.output` (n_cls_out, n_embd); empty when absent.
+  Matrix pos_embd, type_embd;
+  Vector embd_norm, embd_norm_b;
+  Matrix cls, cls_out;
+  Vector cls_b, cls_out_b;
 
   size_t mapped_bytes = 0;                      // tensor bytes used in place from the mapping
   size_t converted_bytes = 0;                   // F32 copies made at load (see converted)

@@ -18,6 +18,10 @@ inline void rmsnorm(int64_t n) {
   if (n < 1) fail("rmsnorm", "n = " + std::to_string(n) + ", need n >= 1");
 }
 
+inline void layernorm(int64_t n) {
+  if (n < 1) fail("layernorm", "n = " + std::to_string(n) + ", need n >= 1");
+}
+
 inline void rope(int64_t n_heads, int64_t head_dim, int64_t rot_dim) {
   if (n_heads < 0 || head_dim < 0)
     fail("rope", "negative shape n_heads=" + std::to_string(n_heads) +

@@ -1,6 +1,7 @@
 #include "runtime/model_registry.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <new>
 
@@ -29,7 +30,60 @@ std::shared_ptr<const LoadedModel> load_model(const std::string& path, size_t by
 
 }  // namespace
 
-std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& path) {
+void ModelRegistry::Waiters::wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ++generation;
+  }
+  cv.notify_all();
+}
+
+void ModelRegistry::notify_idle() {
+  waiters_->wake();
+}
+
+std::shared_ptr<const LoadedModel> ModelRegistry::lease(const Entry& e, Hold hold) {
+  const bool pinned = hold == Hold::kPinned;
+  if (pinned) e.pins->fetch_add(1);
+  // The deleter gives back the lease's reference (and pin), then wakes the waiters.
+  return std::shared_ptr<const LoadedModel>(
+      e.model.get(),
+      [owner = e.model, pins = e.pins, pinned, w = waiters_](const LoadedModel*) mutable {
+        if (pinned) pins->fetch_sub(1);
+        owner.reset();
+        w->wake();
+      });
+}
+
+std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& path, Hold hold) {
+  std::string why;
+  auto m = try_acquire(path, hold, &why);
+  if (!m) throw RuntimeError(Status::kOutOfMemory, why);
+  return m;
+}
+
+std::shared_ptr<const LoadedModel> ModelRegistry::acquire_waiting(
+    const std::string& path, const std::function<bool()>& cancelled) {
+  for (;;) {
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(waiters_->mu);
+      seen = waiters_->generation;
+    }
+    std::string why;
+    bool waitable = false;
+    auto m = try_acquire(path, Hold::kTransient, &why, &waitable);
+    if (m) return m;
+    if (!waitable) throw RuntimeError(Status::kOutOfMemory, why);
+    if (cancelled && cancelled()) return nullptr;
+    std::unique_lock<std::mutex> lock(waiters_->mu);
+    waiters_->cv.wait_for(lock, std::chrono::milliseconds(50),
+                          [&] { return waiters_->generation != seen; });
+  }
+}
+
+std::shared_ptr<const LoadedModel> ModelRegistry::try_acquire(const std::string& path, Hold hold,
+                                                              std::string* why, bool* waitable) {
   // Round k > 0 first asks the holders of the k-th least recently used model in use to give
   // back their idle leases, then evicts again.
   std::vector<std::string> holders;
@@ -39,7 +93,7 @@ std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& pat
     for (Entry& e : entries_) {
       if (e.model->path == path) {
         e.last_use = ++clock_;
-        return e.model;
+        return lease(e, hold);
       }
     }
     std::error_code ec;
@@ -48,22 +102,25 @@ std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& pat
     const size_t need = static_cast<size_t>(size);
     evict_for(need);
     if (fits(need)) {
-      entries_.push_back({load_model(path, need), ++clock_});
-      return entries_.back().model;
+      entries_.push_back({load_model(path, need), std::make_shared<std::atomic<int>>(0), ++clock_});
+      return lease(entries_.back(), hold);
     }
     if (k == 0) holders = busy_paths_lru();
     if (need <= budget_ && k < holders.size()) continue;
-    size_t used = 0;
+    size_t used = 0, pinned = 0;
     std::string busy;
     for (const Entry& e : entries_) {
       used += e.bytes();
+      if (e.pins->load() > 0) pinned += e.bytes();
       busy += (busy.empty() ? "" : ", ") + e.model->path;
     }
-    throw RuntimeError(Status::kOutOfMemory,
-                       path + ": over the memory budget: needs " + std::to_string(need) +
-                           " bytes, budget " + std::to_string(budget_) + ", " +
-                           std::to_string(used) + " bytes held by models in use" +
-                           (busy.empty() ? "" : " (" + busy + ")"));
+    // Room once the transient leases end: worth waiting for.
+    if (waitable) *waitable = need <= budget_ && pinned + need <= budget_;
+    *why = path + ": over the memory budget: needs " + std::to_string(need) + " bytes, budget " +
+           std::to_string(budget_) + ", " + std::to_string(used) + " bytes held by models in use" +
+           (busy.empty() ? "" : " (" + busy + ")") +
+           (pinned ? ", " + std::to_string(pinned) + " of them by live sessions" : "");
+    return nullptr;
   }
 }
 

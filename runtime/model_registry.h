@@ -12,8 +12,15 @@
 // in use, least recently used first, to give back what they hold while idle, then evicts
 // again. A runtime marks its cached session idle before it delivers a request's terminal
 // event, so a model whose request has finished can always be evicted.
+//
+// Leases are transient (a request's, released when it ends) or pinned (a session's, held until
+// the session is freed). acquire_waiting() is acquire() for a request that may wait: when the
+// model does not fit only because of transient leases, it waits for them to end (or for the
+// caller to cancel) instead of failing; pinned leases in the way still fail it at once.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -32,10 +39,14 @@ namespace hpl {
 struct LoadedModel {
   std::string path;
   std::unique_ptr<Model> model;
-  std::unique_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<const Tokenizer> tokenizer;  // shared: a holder may keep it without the weights
   ModelIdentity identity;
   size_t bytes = 0;  // counted against the budget
 };
+
+// How long a lease is held: kPinned (a session's) counts as in use until released, with no
+// end in sight, so nobody waits for it.
+enum class Hold { kTransient, kPinned };
 
 class ModelRegistry {
  public:
@@ -44,7 +55,15 @@ class ModelRegistry {
 
   // Returns the model at `path`, loading it (and evicting idle models) if needed. Throws
   // RuntimeError: kIo (missing file), kModel (bad file), kOutOfMemory (over budget).
-  std::shared_ptr<const LoadedModel> acquire(const std::string& path);
+  std::shared_ptr<const LoadedModel> acquire(const std::string& path, Hold hold = Hold::kTransient);
+  // acquire() that, while only transient leases keep the model out, waits for them to end
+  // (woken by every released lease and notify_idle()). Returns null once cancelled() is true
+  // (polled at least every 50 ms). Still throws kOutOfMemory when the model is larger than
+  // the budget or pinned leases leave no room, and kIo / kModel as acquire().
+  std::shared_ptr<const LoadedModel> acquire_waiting(const std::string& path,
+                                                     const std::function<bool()>& cancelled);
+  // A holder's cached lease became idle (releasable): wakes acquire_waiting() to try again.
+  void notify_idle();
 
   // Unloads the model if it is loaded and idle; false if it is in use or not loaded.
   bool unload(const std::string& path);
@@ -72,11 +91,25 @@ class ModelRegistry {
 
  private:
   struct Entry {
-    std::shared_ptr<const LoadedModel> model;
+    std::shared_ptr<const LoadedModel> model;  // one reference per live lease, plus this one
+    std::shared_ptr<std::atomic<int>> pins;    // live pinned leases
     uint64_t last_use = 0;
     size_t charged = 0;  // charge()d by its holders
     size_t bytes() const { return model->bytes + charged; }
   };
+  // Wakes acquire_waiting(); shared with the leases, which may outlive the registry.
+  struct Waiters {
+    std::mutex mu;
+    std::condition_variable cv;
+    uint64_t generation = 0;  // bumped by every wake-up
+    void wake();
+  };
+  // One attempt of acquire(): the lease, or null with why (the kOutOfMemory message) and
+  // waitable set (only transient leases keep the model out). Throws kIo / kModel.
+  std::shared_ptr<const LoadedModel> try_acquire(const std::string& path, Hold hold,
+                                                 std::string* why, bool* waitable = nullptr);
+  // A lease on e: the registry sees it in e.model's use count; its release wakes waiters.
+  std::shared_ptr<const LoadedModel> lease(const Entry& e, Hold hold);
   // Evicts idle models, LRU first, until used + need <= budget. Caller holds mu_.
   void evict_for(size_t need);
   static bool idle(const Entry& e) { return e.model.use_count() == 1; }
@@ -91,6 +124,7 @@ class ModelRegistry {
     std::function<void()> fn;
   };
 
+  std::shared_ptr<Waiters> waiters_ = std::make_shared<Waiters>();
   mutable std::mutex mu_;
   size_t budget_;
   uint64_t clock_ = 0;

@@ -81,4 +81,40 @@ std::optional<RequestProblem> check_request(const RequestParams& p) {
   return check_sampling(p.sampling);
 }
 
+namespace {
+
+// Each text non-empty and valid UTF-8; the list non-empty.
+std::optional<RequestProblem> check_texts(const std::vector<std::string>& texts,
+                                          const std::string& field) {
+  if (texts.empty()) return problem(field, "is empty: give at least one text");
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string at = field + "[" + std::to_string(i) + "]";
+    if (texts[i].empty()) return problem(at, "is an empty string");
+    if (auto e = check_utf8(texts[i], at)) return e;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<RequestProblem> check_embed_request(const EmbedRequest& r) {
+  if (!r.inputs.empty() && !r.token_inputs.empty())
+    return problem("inputs", "and token_inputs are both given: give one of them");
+  const Pooling pl = r.params.pooling;
+  if (pl == Pooling::kNone || pl == Pooling::kRank)
+    return problem("pooling", std::string("must be mean, cls or last (or the model's), got ") +
+                                  pooling_name(pl));
+  if (r.token_inputs.empty()) return check_texts(r.inputs, "inputs");
+  for (size_t i = 0; i < r.token_inputs.size(); ++i)
+    if (r.token_inputs[i].empty())
+      return problem("token_inputs[" + std::to_string(i) + "]", "is empty: no tokens");
+  return std::nullopt;
+}
+
+std::optional<RequestProblem> check_rerank_request(const RerankRequest& r) {
+  if (r.query.empty()) return problem("query", "is an empty string");
+  if (auto e = check_utf8(r.query, "query")) return e;
+  return check_texts(r.documents, "documents");
+}
+
 }  // namespace hpl

@@ -66,11 +66,17 @@ const char* status_name(Status s) {
 }
 
 struct Runtime::Job {
-  enum class Kind { kGenerate, kControl };
+  enum class Kind { kRequest, kControl };
   enum class State { kQueued, kRunning, kFinished };
-  Kind kind = Kind::kGenerate;
+  Kind kind = Kind::kRequest;
+  RequestKind request = RequestKind::kGenerate;
   RequestId id = 0;
-  RequestParams params;
+  RequestParams params;  // generate
+  // Embed: each input's ids (with the model's special tokens); rerank: each document's ids and
+  // the query's (without: the embedder adds them).
+  std::vector<std::vector<int32_t>> inputs;
+  std::vector<int32_t> query;
+  EmbedParams embed;  // rerank: only truncate
   SessionId session_id = 0;
   std::shared_ptr<Session> session;  // null: stateless
   EventCallback cb;
@@ -86,6 +92,21 @@ struct Runtime::Job {
   std::exception_ptr control_error;
 };
 
+// A stateless embed / rerank request's embedder, with the lease that keeps its model loaded
+// (declared first: destroyed last).
+struct Runtime::CachedEmbedder {
+  std::shared_ptr<const LoadedModel> lease;
+  std::unique_ptr<Embedder> embedder;
+  CachedEmbedder(std::shared_ptr<const LoadedModel> l, const ForwardOptions& opt)
+      : lease(std::move(l)) {
+    try {
+      embedder = std::make_unique<Embedder>(*lease->model, opt);
+    } catch (const ModelError& e) {
+      throw RuntimeError(Status::kModel, e.what());
+    }
+  }
+};
+
 Runtime::Runtime(RuntimeOptions opt)
     : opt_(std::move(opt)), breaker_(opt_.max_consecutive_failures) {
   registry_ = opt_.registry ? opt_.registry : std::make_shared<ModelRegistry>();
@@ -95,7 +116,23 @@ Runtime::Runtime(RuntimeOptions opt)
                            std::to_string(opt_.session.n_ctx) + ", " +
                            std::to_string(opt_.session.n_ubatch) + ", " +
                            std::to_string(opt_.session.n_threads) + ")");
-  registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+  {
+    auto lease = registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+    const Model& m = *lease->model;
+    model_desc_ = opt_.model_path + " (" + arch_name(m.config.arch) + ")";
+    try {
+      kind_ = hpl::model_kind(m);
+    } catch (const ModelError& e) {
+      throw RuntimeError(Status::kModel, e.what());
+    }
+    tokenizer_ = lease->tokenizer;
+    n_embd_ = m.config.n_embd;
+    embed_n_ctx_ = opt_.session.n_ctx;    // a decoder's embedder has the session's context
+    if (kind_ != ModelKind::kGenerate) {  // an encoder's may be shorter: ask it
+      embedder_ = std::make_shared<CachedEmbedder>(std::move(lease), opt_.session);
+      embed_n_ctx_ = embedder_->embedder->n_ctx();
+    }
+  }
   prompt_cache_ = std::make_unique<PromptCache>(
       opt_.prompt_cache_options, [this](size_t b) { return registry_->charge(opt_.model_path, b); },
       [this](size_t b) { registry_->discharge(opt_.model_path, b); });
@@ -130,7 +167,7 @@ Runtime::~Runtime() {
   work_cv_.notify_all();
   done_cv_.notify_all();
   for (auto& j : dropped)
-    if (j->kind == Job::Kind::kGenerate) emit(*j, stopped_done(j->id, j->submitted));
+    if (j->kind == Job::Kind::kRequest) emit(*j, stopped_done(j->id, j->submitted));
   if (worker_.joinable()) worker_.join();
 }
 
@@ -146,10 +183,105 @@ void Runtime::emit(Job& job, const Event& ev) {
 RequestId Runtime::submit(RequestParams p, EventCallback cb) {
   if (auto problem = check_request(p))
     throw RuntimeError(Status::kInvalidArgument, problem->message);
+  if (kind_ != ModelKind::kGenerate)
+    throw RuntimeError(
+        Status::kInvalidArgument,
+        model_desc_ + (kind_ == ModelKind::kEmbed
+                           ? " is an embedding model: it does not generate text (embed with it)"
+                           : " is a reranker: it does not generate text (rerank with it)"));
   auto job = std::make_shared<Job>();
   job->params = std::move(p);
   job->cb = std::move(cb);
   job->session_id = job->params.session;
+  return enqueue(std::move(job));
+}
+
+namespace {
+
+std::string too_long(const std::string& what, size_t n, int64_t limit) {
+  return what + " is " + std::to_string(n) + " tokens, more than the context of " +
+         std::to_string(limit) + " tokens (shorten it, or ask for truncation)";
+}
+
+}  // namespace
+
+RequestId Runtime::submit_embed(EmbedRequest r, EventCallback cb) {
+  if (auto problem = check_embed_request(r))
+    throw RuntimeError(Status::kInvalidArgument, problem->message);
+  if (kind_ == ModelKind::kRerank)
+    throw RuntimeError(Status::kInvalidArgument,
+                       model_desc_ +
+                           " is a reranker: it gives relevance scores (rerank with it), "
+                           "not embeddings");
+  auto job = std::make_shared<Job>();
+  job->request = RequestKind::kEmbed;
+  job->embed = r.params;
+  const bool tokens = !r.token_inputs.empty();
+  const char* field = tokens ? "token_inputs" : "inputs";
+  if (tokens) {
+    const int32_t n_vocab = tokenizer_->n_vocab();
+    for (size_t i = 0; i < r.token_inputs.size(); ++i)
+      for (size_t j = 0; j < r.token_inputs[i].size(); ++j)
+        if (r.token_inputs[i][j] < 0 || r.token_inputs[i][j] >= n_vocab)
+          throw RuntimeError(Status::kInvalidArgument,
+                             "token_inputs[" + std::to_string(i) + "][" + std::to_string(j) +
+                                 "] is " + std::to_string(r.token_inputs[i][j]) +
+                                 ", outside the vocab [0, " + std::to_string(n_vocab) + ")");
+    job->inputs = std::move(r.token_inputs);
+  } else {
+    for (const std::string& text : r.inputs) job->inputs.push_back(embed_tokens(*tokenizer_, text));
+  }
+  for (size_t i = 0; i < job->inputs.size(); ++i) {
+    const std::string what = std::string(field) + "[" + std::to_string(i) + "]";
+    if (job->inputs[i].empty())
+      throw RuntimeError(Status::kInvalidArgument, what + " gives no tokens");
+    if (static_cast<int64_t>(job->inputs[i].size()) > embed_n_ctx_ && !r.params.truncate)
+      throw RuntimeError(Status::kInvalidArgument,
+                         too_long(what, job->inputs[i].size(), embed_n_ctx_));
+  }
+  job->cb = std::move(cb);
+  return enqueue(std::move(job));
+}
+
+RequestId Runtime::submit_rerank(RerankRequest r, EventCallback cb) {
+  if (auto problem = check_rerank_request(r))
+    throw RuntimeError(Status::kInvalidArgument, problem->message);
+  if (kind_ != ModelKind::kRerank)
+    throw RuntimeError(Status::kInvalidArgument,
+                       model_desc_ + " is " +
+                           (kind_ == ModelKind::kGenerate ? "a generation" : "an embedding") +
+                           " model with no classification head: it cannot rerank (load a "
+                           "reranker, e.g. a BertForSequenceClassification GGUF)");
+  auto job = std::make_shared<Job>();
+  job->request = RequestKind::kRerank;
+  job->embed.truncate = r.truncate;
+  // The pair is [CLS] query [SEP] document [SEP]: 3 special tokens.
+  job->query = tokenizer_->encode(r.query, false, false);
+  const int64_t room = embed_n_ctx_ - 3 - static_cast<int64_t>(job->query.size());
+  if (room < 1)
+    throw RuntimeError(Status::kInvalidArgument,
+                       "query is " + std::to_string(job->query.size()) +
+                           " tokens: with 3 special tokens it leaves no room for a document "
+                           "in the context of " +
+                           std::to_string(embed_n_ctx_) + " tokens");
+  for (size_t i = 0; i < r.documents.size(); ++i) {
+    job->inputs.push_back(tokenizer_->encode(r.documents[i], false, false));
+    const std::string what = "documents[" + std::to_string(i) + "]";
+    const int64_t n = static_cast<int64_t>(job->inputs.back().size());
+    if (n == 0) throw RuntimeError(Status::kInvalidArgument, what + " gives no tokens");
+    if (n > room && !r.truncate)
+      throw RuntimeError(Status::kInvalidArgument,
+                         what + " is " + std::to_string(n) + " tokens; with the query's " +
+                             std::to_string(job->query.size()) +
+                             " and 3 special tokens that is more than the context of " +
+                             std::to_string(embed_n_ctx_) +
+                             " tokens (shorten it, or ask for truncation)");
+  }
+  job->cb = std::move(cb);
+  return enqueue(std::move(job));
+}
+
+RequestId Runtime::enqueue(std::shared_ptr<Job> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
@@ -211,9 +343,11 @@ void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool coun
   // breaker has counted the request, stop() refuses it, its session is free again, and the
   // scratch session of a stateless request is idle (the registry may release it to load
   // another model). Only wait() still waits, until the callback has returned.
+  bool released_scratch;
   {
     std::lock_guard<std::mutex> lock(mu_);
     job->state = Job::State::kFinished;
+    released_scratch = job->uses_scratch;
     if (job->uses_scratch) scratch_busy_ = false;
     if (job->session_id != 0) {
       auto it = sessions_.find(job->session_id);
@@ -226,6 +360,7 @@ void Runtime::finish(const std::shared_ptr<Job>& job, const Event& ev, bool coun
         breaker_.record_success();
     }
   }
+  if (released_scratch) registry_->notify_idle();  // a request waiting for room may go on
   emit(*job, ev);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -270,7 +405,7 @@ void Runtime::worker_loop() {
       queue_.pop_front();
       job->state = Job::State::kRunning;
       active_ = job;
-      if (breaker_.is_open() && job->kind == Job::Kind::kGenerate) {
+      if (breaker_.is_open() && job->kind == Job::Kind::kRequest) {
         refuse = true;
         refuse_reason = breaker_.open_reason();
       } else if (!job->session) {
@@ -280,6 +415,7 @@ void Runtime::worker_loop() {
     if (job->kind == Job::Kind::kControl) {
       try {
         std::shared_ptr<Session> s = job->session ? job->session : stateless_session(*job);
+        if (!s) throw RuntimeError(Status::kBusy, "stopped while waiting for the model");
         job->control(*s);
       } catch (...) {
         job->control_error = std::current_exception();
@@ -295,8 +431,9 @@ void Runtime::worker_loop() {
       ev.text = refuse_reason;
       finish(job, ev, false);
     } else {
-      std::string error_text;  // an error event's text points here
-      const Event ev = run_generate(*job, error_text);
+      std::string error_text;      // an error event's text points here
+      std::vector<float> outputs;  // and a done event's outputs here
+      const Event ev = run_request(*job, error_text, outputs);
       // A budget refusal says nothing about this model's health: not counted by the breaker.
       finish(job, ev, !job->over_budget);
     }
@@ -309,10 +446,21 @@ void Runtime::worker_loop() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   scratch_.reset();
+  embedder_.reset();
   prompt_cache_->clear();
 }
 
-Event Runtime::run_generate(Job& job, std::string& error_text) {
+std::shared_ptr<const LoadedModel> Runtime::lease_for(Job& job) {
+  try {
+    // Waits while other models' requests hold the room; stop() ends the wait.
+    return registry_->acquire_waiting(opt_.model_path, [&job] { return job.stop.load(); });
+  } catch (const RuntimeError& e) {
+    job.over_budget = e.status() == Status::kOutOfMemory;
+    throw;
+  }
+}
+
+Event Runtime::run_request(Job& job, std::string& error_text, std::vector<float>& outputs) {
   Event done;
   done.type = EventType::kDone;
   done.id = job.id;
@@ -324,28 +472,52 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
     e.text = error_text;
     return e;
   };
+  auto stopped = [&] {  // stopped while waiting for the model
+    done.stats = stopped_done(job.id, job.submitted).stats;
+    return done;
+  };
   Session* s = job.session.get();
-  std::shared_ptr<Session> scratch;  // stateless: the cached session (busy: never released)
   size_t turn_start = 0;
+  auto undo = [&] {  // a failed turn leaves the session as before it
+    if (s) s->rollback(turn_start);
+  };
   try {
+    if (job.request != RequestKind::kGenerate) {
+      std::shared_ptr<CachedEmbedder> cached;  // busy: never released meanwhile
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        cached = embedder_;
+      }
+      if (!cached) {
+        auto lease = lease_for(job);
+        if (!lease) return stopped();
+        cached = std::make_shared<CachedEmbedder>(std::move(lease), opt_.session);
+        std::lock_guard<std::mutex> lock(mu_);
+        embedder_ = cached;
+      }
+      embed(job, *cached->embedder, done, outputs);
+      return done;
+    }
+    std::shared_ptr<Session> scratch;  // stateless: the cached session (busy: never released)
     if (!s) {
       scratch = stateless_session(job);
+      if (!scratch) return stopped();
       s = scratch.get();
     }
     turn_start = s->tokens().size();
     generate(job, *s, !job.session, done);
     return done;
   } catch (const RuntimeError& e) {
-    if (s) s->rollback(turn_start);
+    undo();
     return fail(e.status(), e.what());
   } catch (const std::bad_alloc&) {
-    if (s) s->rollback(turn_start);
+    undo();
     return fail(Status::kOutOfMemory, "out of memory while running the request");
   } catch (const ModelError& e) {
-    if (s) s->rollback(turn_start);
+    undo();
     return fail(Status::kInvalidArgument, e.what());
   } catch (const std::exception& e) {
-    if (s) s->rollback(turn_start);
+    undo();
     return fail(Status::kInternal, e.what());
   }
 }
@@ -355,17 +527,64 @@ std::shared_ptr<Session> Runtime::stateless_session(Job& job) {
     std::lock_guard<std::mutex> lock(mu_);
     if (scratch_) return scratch_;
   }
-  std::shared_ptr<const LoadedModel> lease;
-  try {
-    lease = registry_->acquire(opt_.model_path);
-  } catch (const RuntimeError& e) {
-    job.over_budget = e.status() == Status::kOutOfMemory;
-    throw;
-  }
+  auto lease = lease_for(job);
+  if (!lease) return nullptr;  // stopped while waiting for the model
   auto scratch = std::make_shared<Session>(std::move(lease), opt_.session);
   std::lock_guard<std::mutex> lock(mu_);
   scratch_ = scratch;
   return scratch;
+}
+
+// An embed / rerank request: its inputs in groups of up to n_ubatch tokens (at least one input
+// each), evaluated together; stop() is honoured between groups.
+void Runtime::embed(Job& job, Embedder& e, Event& done, std::vector<float>& outputs) {
+  RequestStats& st = done.stats;
+  const auto t0 = Clock::now();
+  st.queue_ms = ms_between(job.submitted, t0);
+  Event ev;
+  ev.id = job.id;
+  ev.type = EventType::kProcessing;
+  emit(job, ev);
+
+  const bool rerank = job.request == RequestKind::kRerank;
+  const int64_t dim = rerank ? 1 : e.n_embd();
+  // Tokens an input costs: its own (cut to the context), plus the query and 3 specials.
+  auto cost = [&](size_t i) {
+    const int64_t n = static_cast<int64_t>(job.inputs[i].size()) +
+                      (rerank ? static_cast<int64_t>(job.query.size()) + 3 : 0);
+    return std::min(n, embed_n_ctx_);
+  };
+  outputs.clear();
+  outputs.reserve(job.inputs.size() * static_cast<size_t>(dim));
+  int64_t tokens = 0;
+  std::vector<std::vector<int32_t>> group;
+  for (size_t i = 0; i < job.inputs.size();) {
+    if (job.stop.load(std::memory_order_relaxed)) {
+      st.finish = FinishReason::kStopped;
+      st.truncated = is_truncation(st.finish);
+      break;
+    }
+    group.clear();
+    for (int64_t n = 0;
+         i < job.inputs.size() && (group.empty() || n + cost(i) <= opt_.session.n_ubatch); ++i) {
+      n += cost(i);
+      tokens += cost(i);
+      group.push_back(std::move(job.inputs[i]));
+    }
+    if (rerank) {
+      const std::vector<float> scores = e.rerank(job.query, group, job.embed.truncate);
+      outputs.insert(outputs.end(), scores.begin(), scores.end());
+    } else {
+      for (const std::vector<float>& v : e.embed(group, job.embed))
+        outputs.insert(outputs.end(), v.begin(), v.end());
+    }
+  }
+  st.prompt_tokens = static_cast<int32_t>(std::min<int64_t>(tokens, INT32_MAX));
+  st.total_ms = st.prefill_ms = ms_between(t0, Clock::now());
+  st.prefill_tokens_per_s = GenerateStats::rate(st.prompt_tokens, st.prefill_ms);
+  done.outputs = outputs;
+  done.n_outputs = static_cast<int32_t>(outputs.size() / static_cast<size_t>(dim));
+  done.dim = static_cast<int32_t>(dim);
 }
 
 // One request through the session's turn, which runs the generation loop
@@ -433,7 +652,7 @@ void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {
 }
 
 SessionId Runtime::create_session() {
-  auto lease = registry_->acquire(opt_.model_path);
+  auto lease = registry_->acquire(opt_.model_path, Hold::kPinned);
   auto s = std::make_shared<Session>(std::move(lease), opt_.session);
   std::lock_guard<std::mutex> lock(mu_);
   if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
@@ -512,9 +731,11 @@ int64_t Runtime::load_prefix(const std::string& path, const RequestParams* expec
 
 void Runtime::release_idle_scratch() {
   std::shared_ptr<Session> doomed;  // destroyed outside the lock (joins its threads)
+  std::shared_ptr<CachedEmbedder> doomed_embedder;
   std::lock_guard<std::mutex> lock(mu_);
   if (scratch_busy_) return;
   doomed = std::move(scratch_);
+  doomed_embedder = std::move(embedder_);
   prompt_cache_->clear();
 }
 

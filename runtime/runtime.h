@@ -1,9 +1,15 @@
 // The runtime: one long-lived worker thread owns a model and runs requests strictly in
 // submission order (FIFO); submit() only queues, so the caller never waits for inference.
+// Requests generate text (submit), or give embeddings (submit_embed) or rerank scores
+// (submit_rerank), as the model's kind allows (engine/embedding.h model_kind: a generation
+// model generates and embeds, an embedding model embeds, a reranker reranks).
 //
 // Events of a request, in order: queued, processing (prompt evaluation starts), token...
 // (UTF-8-complete pieces), then exactly one terminal event: done (end of generation, token
-// limit, stop string, or stopped; with stats) or error (status + message).
+// limit, stop string, or stopped; with stats; for embed / rerank with the vectors or scores)
+// or error (status + message). Embed and rerank requests have no token events; their inputs
+// are evaluated together in groups of up to SessionOptions::n_ubatch tokens, and stop() takes
+// effect between groups (done then carries the outputs of the inputs finished so far).
 //
 // Which thread calls the callback:
 // - queued: the thread calling submit(), before submit() returns;
@@ -40,9 +46,11 @@
 // Faults: an exception inside a request fails only that request (error event). After
 // max_consecutive_failures failed requests in a row, the runtime enters a failed state:
 // submit() throws Status::kFailedState naming the last error, and queued requests fail
-// with it, until reset_failed_state(). A stateless request whose model cannot be loaded
-// under the memory budget (other models are in use) fails with kOutOfMemory but is not
-// counted: it says nothing about this model.
+// with it, until reset_failed_state(). A stateless request whose model is not loaded and
+// does not fit the memory budget waits (still before its processing event) while other
+// models' requests hold the room, and loads once they end; stop() ends the wait. When the
+// room is held by live sessions (or the model is larger than the budget) it fails at once
+// with kOutOfMemory, which is not counted: it says nothing about this model.
 #pragma once
 
 #include <atomic>
@@ -103,8 +111,19 @@ class Runtime {
   Runtime& operator=(const Runtime&) = delete;
 
   // Queues a request; returns its id (increasing). Throws RuntimeError: kInvalidArgument
-  // (bad parameters, unknown session), kFailedState (circuit breaker open).
+  // (bad parameters, unknown session, a model that does not generate), kFailedState (circuit
+  // breaker open).
   RequestId submit(RequestParams p, EventCallback cb);
+  // Queues an embedding request (not for a reranker) / a rerank request (a reranker only).
+  // The inputs are checked and tokenized here, on the calling thread: an empty list or text,
+  // invalid UTF-8, a token id outside the vocab, an input longer than embed_n_ctx() without
+  // truncate, or the wrong model kind throw kInvalidArgument naming the input and the limit.
+  RequestId submit_embed(EmbedRequest r, EventCallback cb);
+  RequestId submit_rerank(RerankRequest r, EventCallback cb);
+  ModelKind model_kind() const { return kind_; }
+  int64_t n_embd() const { return n_embd_; }                  // embedding size
+  int64_t embed_n_ctx() const { return embed_n_ctx_; }        // longest embed / rerank input
+  const Tokenizer& tokenizer() const { return *tokenizer_; }  // kept while unloaded
   // Stops a queued or active request. False when the id is unknown or already finished.
   bool stop(RequestId id);
   // Waits until the request's terminal event has been delivered (at once for a finished or
@@ -152,24 +171,38 @@ class Runtime {
     int pending = 0;  // queued or active requests
   };
 
+  struct CachedEmbedder;
+  // Checks, queues and announces a request job; returns its id.
+  RequestId enqueue(std::shared_ptr<Job> job);
   void worker_loop();
-  // Runs a request to its terminal event; an error event's text is stored in error_text.
-  Event run_generate(Job& job, std::string& error_text);
+  // Runs a request to its terminal event; an error event's text is stored in error_text, an
+  // embed / rerank request's outputs in outputs.
+  Event run_request(Job& job, std::string& error_text, std::vector<float>& outputs);
+  // The model for a stateless request, waiting for room; null when stopped meanwhile.
+  std::shared_ptr<const LoadedModel> lease_for(Job& job);
   void generate(Job& job, Session& s, bool stateless, Event& done);
+  void embed(Job& job, Embedder& e, Event& done, std::vector<float>& outputs);
   // Delivers the terminal event and retires the job (wakes wait()).
   void finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts_for_breaker);
   void emit(Job& job, const Event& ev);
   // Runs fn on session id (0: the stateless requests' session) on the worker, in queue order.
   void run_control(SessionId id, std::function<void(Session&)> fn);
-  // The stateless requests' session, created (a lease on the model) when there is none.
-  // Worker only, while job uses it (scratch_busy_).
+  // The stateless requests' session, created (a lease on the model, waiting for room) when
+  // there is none; null when stopped while waiting. Worker only, while job uses it
+  // (scratch_busy_).
   std::shared_ptr<Session> stateless_session(Job& job);
   void check_not_worker(const char* what) const;
-  // The registry's releaser: drops scratch_ unless a stateless request is running on it.
+  // The registry's releaser: drops scratch_ and embedder_ unless a stateless request is
+  // running on them.
   void release_idle_scratch();
 
   RuntimeOptions opt_;
   std::shared_ptr<ModelRegistry> registry_;
+  // Of the model, read at construction:
+  ModelKind kind_ = ModelKind::kGenerate;
+  std::string model_desc_;  // "<file> (<arch>)", for errors
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  int64_t n_embd_ = 0, embed_n_ctx_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;  // worker: a job is ready / shutting down
@@ -183,9 +216,10 @@ class Runtime {
   SessionId next_session_ = 1;
   bool quit_ = false;
 
-  // Stateless requests' session. Set and cleared under mu_; while scratch_busy_ (a stateless
-  // request runs on it) only the worker uses it and nobody releases it.
+  // Stateless requests' session and embedder. Set and cleared under mu_; while scratch_busy_
+  // (a stateless request runs) only the worker uses them and nobody releases them.
   std::shared_ptr<Session> scratch_;
+  std::shared_ptr<CachedEmbedder> embedder_;
   bool scratch_busy_ = false;
   // States saved from scratch_ for later stateless requests: used only by the worker while
   // scratch_busy_, cleared with scratch_.

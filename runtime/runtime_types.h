@@ -1,14 +1,17 @@
 // Plain types shared by the runtime (runtime/runtime.h) and the C API (bindings/c/hpl.h):
-// status codes, request parameters, events and per-request statistics.
+// status codes, request parameters (generation, embeddings, rerank), events and per-request
+// statistics.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "engine/embedding.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
 #include "tokenizer/chat_template.h"
@@ -62,6 +65,27 @@ struct RequestParams : GenerateParams {
   bool cache_prompt = true;
 };
 
+// What a request asks for. Values are the C API's.
+enum class RequestKind : int { kGenerate = 0, kEmbed = 1, kRerank = 2 };
+
+// One vector per input, in input order. Exactly one of inputs (texts, tokenized with the
+// model's special tokens: engine/embedding.h embed_tokens) or token_inputs (ids used as given)
+// is non-empty. params: pooling (kUnspecified: the model's), L2 normalization, truncation (else
+// an input longer than the context is refused naming the limit).
+struct EmbedRequest {
+  std::vector<std::string> inputs;
+  std::vector<std::vector<int32_t>> token_inputs;
+  EmbedParams params;
+};
+
+// One relevance score per document, in document order, from a cross-encoder (a model of kind
+// ModelKind::kRerank). truncate: cut documents that do not fit beside the query.
+struct RerankRequest {
+  std::string query;
+  std::vector<std::string> documents;
+  bool truncate = false;
+};
+
 enum class EventType : int { kQueued = 0, kProcessing = 1, kToken = 2, kDone = 3, kError = 4 };
 
 // FinishReason (why a request ended with kDone; values are the C API's) is the generation
@@ -76,7 +100,8 @@ constexpr bool is_truncation(FinishReason r) {
 }
 
 struct RequestStats {
-  int32_t prompt_tokens = 0;          // tokens evaluated for this turn (new tokens only)
+  int32_t prompt_tokens = 0;          // tokens evaluated for this turn (new tokens only);
+                                      // embed / rerank: all tokens evaluated
   int32_t cached_tokens = 0;          // stateless: prompt tokens whose KV was reused, not evaluated
   int32_t completion_tokens = 0;      // tokens generated
   double time_to_first_token_ms = 0;  // from prompt evaluation start to the first token
@@ -97,6 +122,12 @@ struct Event {
   std::string_view text;        // kToken: a UTF-8-complete piece; kError: the message
   RequestStats stats;           // kDone (partial counts for kError)
   Status status = Status::kOk;  // kError: the code
+  // kDone of an embed request: n_outputs vectors of dim floats, row after row (fewer than the
+  // inputs only when stopped: the first n_outputs); of a rerank request: n_outputs scores
+  // (dim 1) in document order. Empty for generation.
+  std::span<const float> outputs;
+  int32_t n_outputs = 0;
+  int32_t dim = 0;
 };
 
 // Called for every event of one request. See Runtime for which thread calls it.

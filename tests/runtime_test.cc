@@ -712,6 +712,121 @@ TEST(ModelRegistryTest, BudgetRefusalsDoNotOpenTheBreaker) {
   EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
 }
 
+// acquire_waiting(): waits while transient leases hold the room (until they end, or until
+// cancelled), fails at once when a pinned lease holds it or the model exceeds the budget.
+TEST(ModelRegistryTest, AcquireWaitingWaitsForTransientLeasesOnly) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel);
+  const size_t sa = std::filesystem::file_size(a), sb = std::filesystem::file_size(b);
+  ModelRegistry reg(std::max(sa, sb) + 65536);  // one at a time
+  auto la = reg.acquire(a);                     // transient
+  std::atomic<int> polls{0};
+  EXPECT_EQ(reg.acquire_waiting(b, [&] { return ++polls >= 3; }), nullptr);  // cancelled
+  EXPECT_GE(polls.load(), 3);
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    la.reset();  // wakes the waiter
+  });
+  auto lb = reg.acquire_waiting(b, nullptr);
+  release.join();
+  ASSERT_NE(lb, nullptr);
+  EXPECT_FALSE(reg.is_loaded(a));
+  lb.reset();
+  auto pinned = reg.acquire(a, Hold::kPinned);  // a session's lease: no end in sight
+  try {
+    reg.acquire_waiting(b, nullptr);
+    ADD_FAILURE() << "waited for a pinned lease";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find("by live sessions"), std::string::npos) << e.what();
+  }
+  pinned.reset();
+  reg.set_budget(std::min(sa, sb) - 1);  // larger than the budget: never fits, no wait
+  EXPECT_THROW(reg.acquire_waiting(a, nullptr), RuntimeError);
+}
+
+// A stateless request whose model does not fit while another model's request runs waits for
+// that request to end (instead of failing), then loads in the room it leaves; stop() ends
+// such a wait with done (stopped).
+TEST(ModelRegistryTest, RequestForAnUnloadedModelWaitsForTheRoom) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel);
+  auto reg = std::make_shared<ModelRegistry>(
+      std::max(std::filesystem::file_size(a), std::filesystem::file_size(b)) + 65536);
+  RuntimeOptions oa = options(64), ob = options(64);
+  oa.registry = ob.registry = reg;
+  ob.model_path = b;
+  Runtime ra(oa), rb(ob);
+  // a's requests hold the worker at their first token until the gate opens.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int a_running = 0;
+  Recorder rec_a, rec_b;
+  auto gated = [&](const Event& ev) {
+    if (ev.type == EventType::kToken) {
+      std::unique_lock<std::mutex> lock(mu);
+      if (ev.text.size() && !open) {
+        ++a_running;
+        cv.notify_all();
+        cv.wait(lock, [&] { return open; });
+      }
+    }
+    rec_a.on_event(ev);
+  };
+  auto run_a_until_gate = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      open = false;
+      a_running = 0;
+    }
+    const RequestId id = ra.submit(greedy("Once upon a time", 4), gated);
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return a_running > 0; }));
+    return id;
+  };
+  Clock::time_point opened_at;
+  auto open_gate = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    opened_at = Clock::now();
+    cv.notify_all();
+  };
+
+  const RequestId ida = run_a_until_gate();
+  EXPECT_TRUE(reg->is_loaded(a));
+  EXPECT_FALSE(reg->is_loaded(b));  // evicted for a
+  const RequestId idb = rb.submit(greedy("Once upon a time", 2), rec_b.callback());
+  EXPECT_FALSE(rb.wait(idb, 300));  // waiting for a's room, not failed
+  EXPECT_EQ(rec_b.log(idb).terminals, 0);
+  open_gate();
+  ASSERT_TRUE(rb.wait(idb, 60000));
+  ra.wait(ida);
+  EXPECT_EQ(rec_a.log(ida).terminal.type, EventType::kDone) << rec_a.log(ida).error_text;
+  const test::RequestLog lb = rec_b.log(idb);
+  EXPECT_EQ(lb.terminal.type, EventType::kDone) << lb.error_text;
+  EXPECT_TRUE(lb.protocol_ok) << lb.protocol_error;
+  EXPECT_FALSE(lb.text.empty());
+  // b ran only once a's request let go of the room (a's model is idle from the moment its
+  // terminal event is about to be delivered, so b may even finish before a's callback).
+  EXPECT_TRUE(opened_at <= lb.terminal_at);
+  EXPECT_TRUE(reg->is_loaded(b));
+  EXPECT_FALSE(reg->is_loaded(a));
+
+  // Stopped while waiting: done (stopped), nothing generated, b's worker free again.
+  const RequestId ida2 = run_a_until_gate();
+  const RequestId idb2 = rb.submit(greedy("Once upon a time", 2), rec_b.callback());
+  EXPECT_FALSE(rb.wait(idb2, 200));
+  EXPECT_TRUE(rb.stop(idb2));
+  ASSERT_TRUE(rb.wait(idb2, 60000));
+  const test::RequestLog lb2 = rec_b.log(idb2);
+  EXPECT_EQ(lb2.terminal.type, EventType::kDone);
+  EXPECT_EQ(lb2.terminal.stats.finish, FinishReason::kStopped);
+  EXPECT_TRUE(lb2.text.empty());
+  open_gate();
+  ra.wait(ida2);
+  EXPECT_EQ(rec_a.log(ida2).terminal.type, EventType::kDone);
+  EXPECT_FALSE(rb.failed());
+}
+
 }  // namespace
 }  // namespace hpl
 

@@ -23,8 +23,9 @@ struct RequestLog {
   int terminals = 0;
   bool protocol_ok = true;  // events arrived in a legal order
   std::string protocol_error;
-  Event terminal;  // the done / error event (text cleared)
+  Event terminal;  // the done / error event (text and outputs cleared)
   std::string error_text;
+  std::vector<float> outputs;  // done of an embed / rerank request
   std::chrono::steady_clock::time_point terminal_at;
 };
 
@@ -58,6 +59,8 @@ class Recorder {
       ++r.terminals;
       r.terminal = ev;
       r.terminal.text = {};
+      r.terminal.outputs = {};
+      r.outputs.assign(ev.outputs.begin(), ev.outputs.end());
       if (ev.type == EventType::kError) r.error_text = std::string(ev.text);
       r.terminal_at = std::chrono::steady_clock::now();
       ++n_terminal_;

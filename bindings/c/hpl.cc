@@ -131,6 +131,37 @@ hpl_status to_request(const hpl_request_params& params, const char* fn, hpl::Req
   return HPL_OK;
 }
 
+// The runtime's events as C events for callback(event, user_data).
+hpl::EventCallback c_callback(hpl_event_callback callback, void* user_data) {
+  return [callback, user_data](const hpl::Event& ev) {
+    const std::string text(ev.text);  // NUL-terminated for C
+    hpl_event c;
+    c.type = static_cast<hpl_event_type>(ev.type);
+    c.id = ev.id;
+    c.text = text.c_str();
+    c.text_len = text.size();
+    c.status = static_cast<hpl_status>(ev.status);
+    c.stats = to_stats(ev.stats);
+    c.outputs = ev.outputs.empty() ? nullptr : ev.outputs.data();
+    c.n_outputs = ev.n_outputs;
+    c.dim = ev.dim;
+    callback(&c, user_data);
+  };
+}
+
+// C strings -> std::strings; a NULL one is refused naming it ("inputs[2] is NULL").
+bool copy_texts(const char* const* texts, size_t n, const char* field,
+                std::vector<std::string>* out) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!texts[i]) {
+      fail(HPL_ERR_INVALID_ARGUMENT, std::string(field) + "[" + std::to_string(i) + "] is NULL");
+      return false;
+    }
+    out->emplace_back(texts[i]);
+  }
+  return true;
+}
+
 }  // namespace
 
 extern "C" {
@@ -408,18 +439,66 @@ hpl_status hpl_submit(hpl_model* model, hpl_session* session, const hpl_request_
     hpl::RequestParams p;
     if (const hpl_status st = to_request(*params, "hpl_submit", p); st != HPL_OK) return st;
     p.session = session ? session->id : 0;
-    auto cb = [callback, user_data](const hpl::Event& ev) {
-      const std::string text(ev.text);  // NUL-terminated for C
-      hpl_event c;
-      c.type = static_cast<hpl_event_type>(ev.type);
-      c.id = ev.id;
-      c.text = text.c_str();
-      c.text_len = text.size();
-      c.status = static_cast<hpl_status>(ev.status);
-      c.stats = to_stats(ev.stats);
-      callback(&c, user_data);
-    };
-    *out_id = model->rt->submit(std::move(p), std::move(cb));
+    *out_id = model->rt->submit(std::move(p), c_callback(callback, user_data));
+    return ok();
+  });
+}
+
+hpl_status hpl_model_info_get(hpl_model* model, hpl_model_info* out) {
+  HPL_REQUIRE(model && out, "hpl_model_info_get: NULL argument");
+  out->kind = static_cast<hpl_model_kind>(model->rt->model_kind());
+  out->n_embd = static_cast<int32_t>(model->rt->n_embd());
+  out->n_ctx_embed = static_cast<int32_t>(model->rt->embed_n_ctx());
+  return ok();
+}
+
+hpl_status hpl_embed_params_init(hpl_embed_params* p) {
+  HPL_REQUIRE(p, "hpl_embed_params_init: params is NULL");
+  p->pooling = HPL_POOLING_MODEL;
+  p->normalize = 1;
+  p->truncate = 0;
+  return ok();
+}
+
+hpl_status hpl_submit_embed(hpl_model* model, const char* const* inputs, size_t n_inputs,
+                            const hpl_embed_params* params, hpl_event_callback callback,
+                            void* user_data, hpl_request_id* out_id) {
+  HPL_REQUIRE(model && callback && out_id, "hpl_submit_embed: NULL argument");
+  HPL_REQUIRE(n_inputs == 0 || inputs, "hpl_submit_embed: n_inputs > 0 but inputs is NULL");
+  *out_id = 0;
+  hpl_embed_params ep;
+  hpl_embed_params_init(&ep);
+  if (params) ep = *params;
+  HPL_REQUIRE(ep.pooling == HPL_POOLING_MODEL || ep.pooling == HPL_POOLING_MEAN ||
+                  ep.pooling == HPL_POOLING_CLS || ep.pooling == HPL_POOLING_LAST,
+              "hpl_submit_embed: pooling must be HPL_POOLING_MODEL, _MEAN, _CLS or _LAST, got " +
+                  std::to_string(static_cast<int>(ep.pooling)));
+  return guarded([&] {
+    hpl::EmbedRequest r;
+    if (!copy_texts(inputs, n_inputs, "inputs", &r.inputs)) return HPL_ERR_INVALID_ARGUMENT;
+    r.params.pooling = static_cast<hpl::Pooling>(ep.pooling);
+    r.params.normalize = ep.normalize != 0;
+    r.params.truncate = ep.truncate != 0;
+    *out_id = model->rt->submit_embed(std::move(r), c_callback(callback, user_data));
+    return ok();
+  });
+}
+
+hpl_status hpl_submit_rerank(hpl_model* model, const char* query, const char* const* documents,
+                             size_t n_documents, int32_t truncate, hpl_event_callback callback,
+                             void* user_data, hpl_request_id* out_id) {
+  HPL_REQUIRE(model && callback && out_id, "hpl_submit_rerank: NULL argument");
+  HPL_REQUIRE(query, "hpl_submit_rerank: query is NULL");
+  HPL_REQUIRE(n_documents == 0 || documents,
+              "hpl_submit_rerank: n_documents > 0 but documents is NULL");
+  *out_id = 0;
+  return guarded([&] {
+    hpl::RerankRequest r;
+    r.query = query;
+    r.truncate = truncate != 0;
+    if (!copy_texts(documents, n_documents, "documents", &r.documents))
+      return HPL_ERR_INVALID_ARGUMENT;
+    *out_id = model->rt->submit_rerank(std::move(r), c_callback(callback, user_data));
     return ok();
   });
 }

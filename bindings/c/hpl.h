@@ -3,6 +3,8 @@
  * A model handle owns one long-lived worker thread that runs requests strictly in submission
  * order (FIFO). hpl_submit() only queues a request and returns its id; the text arrives as
  * events through a callback. Sessions keep a conversation's KV cache between turns.
+ * Embedding (hpl_submit_embed) and rerank (hpl_submit_rerank) requests go through the same
+ * queue and events; their vectors or scores arrive with the DONE event.
  *
  * Conventions
  * - Every function returns an hpl_status; HPL_OK is 0. On failure hpl_last_error() gives a
@@ -91,13 +93,15 @@ HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
 
 /* Memory budget for loaded models (bytes of mapped weights, all models together). Loading a
  * model that does not fit unloads idle models, least recently used first; a model with a
- * queued or running request or a live session is never unloaded. A model is idle as soon as
- * its last request's terminal event is being delivered (its handle may keep a context for the
- * next stateless request, but gives it up when the room is needed), whether or not a budget
- * was set when the request ran. Lowering the budget unloads idle models the same way. An
- * unloaded model's handle stays valid: its next request or session loads it again (and fails
- * with HPL_ERR_OUT_OF_MEMORY if the models in use leave no room). 0 = unlimited (the
- * default). */
+ * running request or a live session is never unloaded (a queued one loads it when it runs). A
+ * model is idle as soon as its last request's terminal event is being delivered (its handle may
+ * keep a context for the next stateless request, but gives it up when the room is needed),
+ * whether or not a budget was set when the request ran. Lowering the budget unloads idle
+ * models the same way. An unloaded model's handle stays valid: its next request or session
+ * loads it again. A request whose model does not fit while other models' requests run waits for them to end (it stays
+ * queued; hpl_stop() ends the wait); it fails with HPL_ERR_OUT_OF_MEMORY only when live
+ * sessions of other models hold the room, or the model is larger than the budget (a session
+ * that does not fit fails at once). 0 = unlimited (the default). */
 HPL_API hpl_status hpl_set_memory_budget(uint64_t bytes);
 
 typedef struct hpl_memory_info {
@@ -277,6 +281,13 @@ typedef struct hpl_event {
   size_t text_len;
   hpl_status status; /* ERROR: the code; else HPL_OK */
   hpl_stats stats;   /* DONE (and partial counts for ERROR) */
+  /* DONE of an embedding request: n_outputs vectors of dim floats each, row after row
+   * (outputs[i * dim + j] is input i's); fewer than the inputs only when stopped (then the
+   * first n_outputs inputs'). DONE of a rerank request: n_outputs scores (dim 1) in document
+   * order. NULL and 0 for everything else. Valid only during the call: copy. */
+  const float* outputs;
+  int32_t n_outputs;
+  int32_t dim;
 } hpl_event;
 
 typedef void (*hpl_event_callback)(const hpl_event* event, void* user_data);
@@ -318,6 +329,59 @@ HPL_API hpl_status hpl_prefix_save(hpl_model* model, const hpl_request_params* p
                                    const char* path);
 HPL_API hpl_status hpl_prefix_load(hpl_model* model, const char* path,
                                    const hpl_request_params* expect, int64_t* n_tokens);
+
+/* ---- embeddings and rerank ---- */
+
+/* What a model does: a generation model generates text and gives embeddings (its pooled
+ * hidden states); an embedding model (a bert encoder, or a decoder whose GGUF sets a pooling
+ * type) only embeds; a reranker (a cross-encoder with a classification head) only reranks. */
+typedef enum hpl_model_kind {
+  HPL_MODEL_GENERATE = 0,
+  HPL_MODEL_EMBED = 1,
+  HPL_MODEL_RERANK = 2
+} hpl_model_kind;
+
+typedef struct hpl_model_info {
+  hpl_model_kind kind;
+  int32_t n_embd;      /* the size of an embedding */
+  int32_t n_ctx_embed; /* the longest input of an embedding / rerank request, in tokens */
+} hpl_model_info;
+HPL_API hpl_status hpl_model_info_get(hpl_model* model, hpl_model_info* out);
+
+/* How token vectors become one vector per text (GGUF pooling_type numbering). */
+typedef enum hpl_pooling {
+  HPL_POOLING_MODEL = -1, /* the GGUF's pooling_type, else mean (bert) or last (decoders) */
+  HPL_POOLING_MEAN = 1,
+  HPL_POOLING_CLS = 2, /* the first token's */
+  HPL_POOLING_LAST = 3
+} hpl_pooling;
+
+typedef struct hpl_embed_params {
+  hpl_pooling pooling; /* default HPL_POOLING_MODEL */
+  int32_t normalize;   /* 1 (default): each vector has L2 norm 1; 0: as pooled */
+  int32_t truncate;    /* 0 (default): an input longer than n_ctx_embed is refused; 1: cut */
+} hpl_embed_params;
+HPL_API hpl_status hpl_embed_params_init(hpl_embed_params* params);
+
+/* Queues an embedding request: one vector per input text (UTF-8, tokenized with the model's
+ * special tokens), evaluated together in groups of up to n_ubatch tokens. params may be NULL.
+ * Events: QUEUED, PROCESSING, then DONE with event->outputs, or ERROR; hpl_stop() ends it
+ * between groups (DONE, FINISH_STOPPED, the vectors finished so far). Refused here with
+ * HPL_ERR_INVALID_ARGUMENT and no event: n_inputs == 0 ("inputs is empty"), a NULL or empty
+ * text ("inputs[2] is an empty string"), invalid UTF-8, an input longer than n_ctx_embed
+ * without truncate (the message gives both lengths), a reranker. */
+HPL_API hpl_status hpl_submit_embed(hpl_model* model, const char* const* inputs, size_t n_inputs,
+                                    const hpl_embed_params* params, hpl_event_callback callback,
+                                    void* user_data, hpl_request_id* out_id);
+/* Queues a rerank request: one relevance score per document for the query (the
+ * classification head's output for "[CLS] query [SEP] document [SEP]"; higher is more
+ * relevant), in document order. truncate: cut documents that do not fit beside the query, else
+ * they are refused. Events and refusals as hpl_submit_embed(); a generation or embedding model
+ * is refused ("... with no classification head: it cannot rerank"). */
+HPL_API hpl_status hpl_submit_rerank(hpl_model* model, const char* query,
+                                     const char* const* documents, size_t n_documents,
+                                     int32_t truncate, hpl_event_callback callback, void* user_data,
+                                     hpl_request_id* out_id);
 
 /* ---- tokenizer ---- */
 

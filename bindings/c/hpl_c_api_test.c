@@ -1,7 +1,8 @@
 /* The C API from C99: generation and events, stop (from a callback, queued), blocking calls
  * refused inside callbacks, sessions with save/restore, context-full and the circuit
- * breaker, the memory budget (also switching models under it), request validation (sampling
- * ranges, UTF-8), error codes and messages. Runs native and under qemu. */
+ * breaker, the memory budget (also switching models under it, and a request waiting for
+ * another model's request to end), request validation (sampling ranges, UTF-8), embedding
+ * and rerank requests, error codes and messages. Runs native and under qemu. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,8 @@ typedef struct collector {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int blocked, release;
+  float outputs[1024]; /* DONE of an embed / rerank request */
+  int n_outputs, dim;
 } collector;
 
 static void collector_init(collector* c, hpl_model* m) {
@@ -102,6 +105,12 @@ static void on_event(const hpl_event* ev, void* user) {
       c->status = ev->status;
       c->stats = ev->stats;
       if (ev->type == HPL_EVENT_ERROR) snprintf(c->error, sizeof c->error, "%s", ev->text);
+      c->n_outputs = ev->n_outputs;
+      c->dim = ev->dim;
+      if (ev->outputs && (size_t)ev->n_outputs * (size_t)ev->dim <= 1024)
+        memcpy(c->outputs, ev->outputs, sizeof(float) * (size_t)ev->n_outputs * (size_t)ev->dim);
+      else if (ev->outputs || ev->n_outputs != 0)
+        c->order_ok = 0; /* outputs without room, or a count without outputs */
       break;
     default:
       break;
@@ -665,6 +674,126 @@ static void test_budget_round_robin(void) {
   REQUIRE_OK(hpl_set_memory_budget(0));
 }
 
+/* Embeddings from a generation model (pooled hidden states): events, one unit vector per
+ * input, the same text giving the same vector; refusals with messages; stop while queued. */
+static void test_embed(hpl_model* m) {
+  hpl_model_info info;
+  REQUIRE_OK(hpl_model_info_get(m, &info));
+  CHECK(info.kind == HPL_MODEL_GENERATE && info.n_embd > 0 && info.n_ctx_embed == 256);
+  const char* texts[3] = {"Once upon a time", "The cat sat on the mat.", "Once upon a time"};
+  collector c;
+  collector_init(&c, m);
+  hpl_request_id id = 0;
+  REQUIRE_OK(hpl_submit_embed(m, texts, 3, NULL, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(c.order_ok && c.terminal_type == HPL_EVENT_DONE && c.terminals == 1);
+  CHECK(c.counts[HPL_EVENT_QUEUED] == 1 && c.counts[HPL_EVENT_PROCESSING] == 1 &&
+        c.counts[HPL_EVENT_TOKEN] == 0);
+  CHECK(c.n_outputs == 3 && c.dim == info.n_embd);
+  for (int i = 0; i < c.n_outputs && c.dim == info.n_embd; ++i) {
+    double norm = 0;
+    for (int j = 0; j < c.dim; ++j)
+      norm += (double)c.outputs[i * c.dim + j] * c.outputs[i * c.dim + j];
+    CHECK(norm - 1.0 < 1e-4 && norm - 1.0 > -1e-4);
+  }
+  if (c.dim == info.n_embd) {
+    CHECK(memcmp(c.outputs, c.outputs + 2 * c.dim, sizeof(float) * (size_t)c.dim) == 0);
+    CHECK(memcmp(c.outputs, c.outputs + c.dim, sizeof(float) * (size_t)c.dim) != 0);
+  }
+  CHECK(c.stats.prompt_tokens > 0);
+  collector_destroy(&c);
+
+  /* Refused at submit, naming the problem; no event. */
+  hpl_embed_params ep;
+  REQUIRE_OK(hpl_embed_params_init(&ep));
+  CHECK(ep.pooling == HPL_POOLING_MODEL && ep.normalize == 1 && ep.truncate == 0);
+  collector_init(&c, m);
+  CHECK(hpl_submit_embed(m, texts, 0, &ep, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strcmp(hpl_last_error(), "inputs is empty: give at least one text") == 0);
+  const char* with_null[2] = {"a", NULL};
+  CHECK(hpl_submit_embed(m, with_null, 2, &ep, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strcmp(hpl_last_error(), "inputs[1] is NULL") == 0);
+  const char* with_empty[2] = {"a", ""};
+  CHECK(hpl_submit_embed(m, with_empty, 2, &ep, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strcmp(hpl_last_error(), "inputs[1] is an empty string") == 0);
+  ep.pooling = (hpl_pooling)0; /* none: no vector per text */
+  CHECK(hpl_submit_embed(m, texts, 1, &ep, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(hpl_last_error(), "pooling must be") != NULL);
+  CHECK(hpl_submit_rerank(m, "cat", texts, 2, 0, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(hpl_last_error(), "generation model with no classification head") != NULL);
+  CHECK(hpl_submit_rerank(m, "", texts, 2, 0, on_event, &c, &id) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(c.counts[HPL_EVENT_QUEUED] == 0);
+  collector_destroy(&c);
+
+  /* Stopped while queued behind a generation held at its first token: DONE (stopped). */
+  collector gen, emb;
+  collector_init(&gen, m);
+  collector_init(&emb, m);
+  gen.block_first_token = 1;
+  hpl_request_params p = greedy("Once upon a time", 4);
+  hpl_request_id gid = 0, eid = 0;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &gen, &gid));
+  pthread_mutex_lock(&gen.mu);
+  while (!gen.blocked) pthread_cond_wait(&gen.cv, &gen.mu);
+  pthread_mutex_unlock(&gen.mu);
+  REQUIRE_OK(hpl_submit_embed(m, texts, 3, NULL, on_event, &emb, &eid));
+  REQUIRE_OK(hpl_stop(m, eid));
+  pthread_mutex_lock(&gen.mu);
+  gen.release = 1;
+  pthread_cond_broadcast(&gen.cv);
+  pthread_mutex_unlock(&gen.mu);
+  REQUIRE_OK(hpl_wait_idle(m));
+  CHECK(gen.terminal_type == HPL_EVENT_DONE);
+  CHECK(emb.terminal_type == HPL_EVENT_DONE && emb.stats.finish == HPL_FINISH_STOPPED);
+  CHECK(emb.counts[HPL_EVENT_PROCESSING] == 0 && emb.n_outputs == 0 && emb.order_ok);
+  collector_destroy(&gen);
+  collector_destroy(&emb);
+}
+
+/* A budget with room for one of two models: a request for the unloaded one waits (queued)
+ * while the other model's request runs, then loads and succeeds. */
+static void test_budget_request_waits(void) {
+  REQUIRE_OK(hpl_set_memory_budget(0));
+  hpl_model* a = load(MODEL_A, 64);
+  hpl_model* b = load(MODEL_B, 64);
+  const uint64_t one =
+      model_size(MODEL_A) > model_size(MODEL_B) ? model_size(MODEL_A) : model_size(MODEL_B);
+  REQUIRE_OK(hpl_set_memory_budget(one + 65536));
+  collector gen, emb;
+  collector_init(&gen, a);
+  collector_init(&emb, b);
+  gen.block_first_token = 1;
+  hpl_request_params p = greedy("Once upon a time", 4);
+  hpl_request_id gid = 0, eid = 0;
+  REQUIRE_OK(hpl_submit(a, NULL, &p, on_event, &gen, &gid));
+  pthread_mutex_lock(&gen.mu);
+  while (!gen.blocked) pthread_cond_wait(&gen.cv, &gen.mu);
+  pthread_mutex_unlock(&gen.mu);
+  const char* texts[2] = {"Once upon a time", "Lily went to the park"};
+  REQUIRE_OK(hpl_submit_embed(b, texts, 2, NULL, on_event, &emb, &eid));
+  CHECK(hpl_wait(b, eid, 300) == HPL_ERR_TIMEOUT); /* waiting for a's room, not failed */
+  CHECK(emb.terminals == 0);
+  hpl_memory_info mem;
+  REQUIRE_OK(hpl_memory_info_get(b, &mem));
+  CHECK(mem.model_bytes == 0);
+  pthread_mutex_lock(&gen.mu);
+  gen.release = 1;
+  pthread_cond_broadcast(&gen.cv);
+  pthread_mutex_unlock(&gen.mu);
+  REQUIRE_OK(hpl_wait(b, eid, -1));
+  REQUIRE_OK(hpl_wait(a, gid, -1));
+  CHECK(gen.terminal_type == HPL_EVENT_DONE);
+  CHECK(emb.terminal_type == HPL_EVENT_DONE && emb.n_outputs == 2);
+  if (emb.terminal_type != HPL_EVENT_DONE) fprintf(stderr, "embed failed: %s\n", emb.error);
+  REQUIRE_OK(hpl_memory_info_get(b, &mem));
+  CHECK(mem.model_bytes > 0 && mem.loaded_bytes <= mem.budget_bytes);
+  collector_destroy(&gen);
+  collector_destroy(&emb);
+  REQUIRE_OK(hpl_model_unload(b));
+  REQUIRE_OK(hpl_model_unload(a));
+  REQUIRE_OK(hpl_set_memory_budget(0));
+}
+
 int main(void) {
   test_errors_and_version();
   hpl_model* m = load("stories260K.gguf", 256);
@@ -675,6 +804,7 @@ int main(void) {
   test_sessions(m, other);
   test_tokenize(m);
   test_prefix_file(other);
+  test_embed(m);
   REQUIRE_OK(hpl_model_unload(other));
   REQUIRE_OK(hpl_model_unload(m));
   test_context_full_and_breaker();
@@ -683,6 +813,7 @@ int main(void) {
   test_memory_estimate();
   test_budget_set_after_requests();
   test_budget_round_robin();
+  test_budget_request_waits();
   if (g_failures) {
     fprintf(stderr, "%d checks failed\n", g_failures);
     return 1;

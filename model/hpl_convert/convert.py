@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import arch as archmod
+from . import bert as bertmod
 from .errors import ConvertError
 from .vocab import Vocab, load_vocab, write_vocab
 from .weights import Checkpoint
@@ -115,14 +116,18 @@ def convert(model_dir: str, out_path: str, outtype: str = "f16", name: str | Non
     if outtype not in OUTTYPES:
         raise ConvertError(f"unknown outtype {outtype!r}; choose one of {', '.join(OUTTYPES)}")
     config = load_config(model_dir)
-    hp = archmod.hparams_of(config)
+    encoder = bertmod.is_bert(config)
+    mod = bertmod if encoder else archmod
+    hp = bertmod.hparams_of(config, model_dir) if encoder else archmod.hparams_of(config)
     ckpt = Checkpoint(model_dir)
-    plans = archmod.plan_tensors(hp, ckpt)
+    plans = mod.plan_tensors(hp, ckpt)
     n_vocab = plans[0].shape[0]  # token_embd rows
-    vocab = load_vocab(model_dir, n_vocab, config)
+    vocab = bertmod.load_vocab(model_dir, n_vocab, hp) if encoder else load_vocab(model_dir, n_vocab, config)
     for warning in hp.warnings + vocab.warnings:
         log(f"hpl-convert: warning: {warning}")
-    planned = [PlannedTensor(p, choose_type(tuple(p.shape), outtype)) for p in plans]
+    always_f32 = bertmod.ALWAYS_F32 if encoder else ()
+    planned = [PlannedTensor(p, choose_type(tuple(p.shape), "f32" if p.gguf_name in always_f32 else outtype))
+               for p in plans]
 
     out_dir = os.path.dirname(os.path.abspath(out_path))
     if not os.path.isdir(out_dir):
@@ -134,8 +139,11 @@ def convert(model_dir: str, out_path: str, outtype: str = "f16", name: str | Non
         w.add_file_type(file_type_of(outtype))
         w.add_quantization_version(gguf.GGML_QUANT_VERSION)
         w.add_vocab_size(n_vocab)
-        archmod.write_hparams(w, hp)
-        write_vocab(w, vocab)
+        mod.write_hparams(w, hp)
+        if encoder:
+            bertmod.write_vocab(w, vocab, hp)
+        else:
+            write_vocab(w, vocab)
         for t in planned:
             add_tensor_info(w, t.plan.gguf_name, tuple(t.plan.shape), t.qtype)
         w.write_header_to_file()
@@ -146,7 +154,7 @@ def convert(model_dir: str, out_path: str, outtype: str = "f16", name: str | Non
         for t in planned:
             p = t.plan
             data = p.values if p.values is not None else ckpt.load(p.hf_name)
-            data = archmod.apply_transform(p, data, hp)
+            data = mod.apply_transform(p, data, hp)
             blob = encode(data, t.qtype)
             del data
             w.write_tensor_data(blob)

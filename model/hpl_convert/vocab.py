@@ -54,6 +54,7 @@ class Vocab:
     chat_template: str | None = None
     source: str = ""
     warnings: list[str] = field(default_factory=list)
+    extra: dict[str, int | None] = field(default_factory=dict)  # bert: cls, sep, mask ids
 
 
 def _read_json(path: str) -> dict:

@@ -173,3 +173,73 @@ def test_cache_type_sets_the_kv_rows():
     with pytest.raises(hpl.HplError) as e:
         hpl.Model(STORY, cache_type="q9_0")
     assert e.value.name == "INVALID_ARGUMENT" and "q9_0" in str(e.value)
+
+
+def test_embed_gives_unit_vectors_per_text_and_checks_inputs(model):
+    assert model.kind == "generate" and model.n_embd > 0
+    rows = model.embed(["Once upon a time", "The cat sat.", "Once upon a time"])
+    assert len(rows) == 3 and all(len(r) == model.n_embd for r in rows)
+    assert all(abs(sum(x * x for x in r) - 1.0) < 1e-4 for r in rows)
+    assert rows[0] == rows[2] and rows[0] != rows[1]
+    one = model.embed("Once upon a time")
+    assert one == rows[0]
+    raw = model.embed("Once upon a time", pooling="mean", normalize=False)
+    assert abs(sum(x * x for x in raw) - 1.0) > 1e-3
+    with pytest.raises(hpl.InvalidArgumentError, match=r"inputs is empty"):
+        model.embed([])
+    with pytest.raises(hpl.InvalidArgumentError, match=r"inputs\[1\] is an empty string"):
+        model.embed(["a", ""])
+    with pytest.raises(hpl.InvalidArgumentError, match=r"more than the context of 256 tokens"):
+        model.embed(["word " * 400])
+    assert len(model.embed(["word " * 400], truncate=True)[0]) == model.n_embd
+    with pytest.raises(ValueError, match="pooling"):
+        model.embed("a", pooling="max")
+    with pytest.raises(hpl.InvalidArgumentError, match="cannot rerank"):
+        model.rerank("cat", ["The cat sat."])
+    # generation still works on the same queue afterwards
+    assert model.generate("Once upon a time", max_tokens=4, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def bert_models(tmp_path_factory):
+    """The tiny transformers BERT fixtures as F32 GGUFs, with what transformers computed."""
+    pytest.importorskip("gguf")
+    import json
+    sys.path.insert(0, str(REPO / "model"))
+    from hpl_convert.convert import convert
+    out = tmp_path_factory.mktemp("bert-gguf")
+    fixtures = REPO / "tests" / "data" / "hf-tiny-bert"
+    got = {}
+    for name in ("bert", "bert-rerank"):
+        path = out / f"{name}.gguf"
+        convert(str(fixtures / name), str(path), outtype="f32", progress=False, log=lambda *_: None)
+        got[name] = (str(path), json.loads((fixtures / name / "expected.json").read_text()))
+    return got
+
+
+def test_bert_embed_and_rerank_match_transformers(bert_models):
+    path, exp = bert_models["bert"]
+    with hpl.Model(path, n_threads=1, n_ctx=256) as m:
+        assert m.kind == "embed" and m.n_embd == len(exp["mean_normalized"][0])
+        rows = m.embed(exp["texts"])
+        for got, want in zip(rows, exp["mean_normalized"]):
+            assert got == pytest.approx(want, abs=1e-4)
+        cls = m.embed(exp["texts"][:2], pooling="cls")
+        for got, want in zip(cls, exp["cls_normalized"]):
+            assert got == pytest.approx(want, abs=1e-4)
+        with pytest.raises(hpl.InvalidArgumentError, match="is an embedding model: it does not generate"):
+            m.generate("hello", max_tokens=2)
+        with pytest.raises(hpl.InvalidArgumentError, match="more than the context of 64 tokens"):
+            m.embed(["the " * 80])
+    path, exp = bert_models["bert-rerank"]
+    with hpl.Model(path, n_threads=1) as r:
+        assert r.kind == "rerank"
+        pairs = exp["pairs"]
+        for p, want in zip(pairs, exp["scores"]):
+            assert r.rerank(p["query"], [p["document"]]) == pytest.approx([want], abs=1e-4)
+        q = pairs[0]["query"]
+        same = [i for i, p in enumerate(pairs) if p["query"] == q]
+        scores = r.rerank(q, [pairs[i]["document"] for i in same])
+        assert scores == pytest.approx([exp["scores"][i] for i in same], abs=1e-4)
+        with pytest.raises(hpl.InvalidArgumentError, match="is a reranker"):
+            r.embed("hello")

@@ -15,6 +15,8 @@ from .errors import error_for
 
 OK = 0
 EVENT_QUEUED, EVENT_PROCESSING, EVENT_TOKEN, EVENT_DONE, EVENT_ERROR = range(5)
+MODEL_KIND_NAMES = {0: "generate", 1: "embed", 2: "rerank"}
+POOLING_VALUES = {None: -1, "mean": 1, "cls": 2, "last": 3}
 FINISH_NAMES = {0: "end_of_generation", 1: "max_tokens", 2: "stop_string", 3: "stopped",
                 4: "context_end"}
 
@@ -85,7 +87,19 @@ class Stats(ctypes.Structure):
 class Event(ctypes.Structure):
     _fields_ = [("type", ctypes.c_int), ("id", ctypes.c_uint64),
                 ("text", ctypes.c_void_p), ("text_len", ctypes.c_size_t),
-                ("status", ctypes.c_int), ("stats", Stats)]
+                ("status", ctypes.c_int), ("stats", Stats),
+                ("outputs", ctypes.POINTER(ctypes.c_float)), ("n_outputs", ctypes.c_int32),
+                ("dim", ctypes.c_int32)]
+
+
+class ModelInfo(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_int), ("n_embd", ctypes.c_int32),
+                ("n_ctx_embed", ctypes.c_int32)]
+
+
+class EmbedParams(ctypes.Structure):
+    _fields_ = [("pooling", ctypes.c_int), ("normalize", ctypes.c_int32),
+                ("truncate", ctypes.c_int32)]
 
 
 class SessionInfo(ctypes.Structure):
@@ -139,6 +153,13 @@ session_info = _fn("hpl_session_info_get", _p, ctypes.POINTER(SessionInfo))
 request_params_init = _fn("hpl_request_params_init", ctypes.POINTER(RequestParams))
 submit = _fn("hpl_submit", _p, _p, ctypes.POINTER(RequestParams), Callback, _p,
              ctypes.POINTER(ctypes.c_uint64))
+_strv = ctypes.POINTER(ctypes.c_char_p)
+model_info = _fn("hpl_model_info_get", _p, ctypes.POINTER(ModelInfo))
+embed_params_init = _fn("hpl_embed_params_init", ctypes.POINTER(EmbedParams))
+submit_embed = _fn("hpl_submit_embed", _p, _strv, ctypes.c_size_t, ctypes.POINTER(EmbedParams),
+                   Callback, _p, ctypes.POINTER(ctypes.c_uint64))
+submit_rerank = _fn("hpl_submit_rerank", _p, ctypes.c_char_p, _strv, ctypes.c_size_t,
+                    ctypes.c_int32, Callback, _p, ctypes.POINTER(ctypes.c_uint64))
 stop = _fn("hpl_stop", _p, ctypes.c_uint64)
 wait = _fn("hpl_wait", _p, ctypes.c_uint64, ctypes.c_int64)
 wait_idle = _fn("hpl_wait_idle", _p)

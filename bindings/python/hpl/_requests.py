@@ -57,8 +57,8 @@ class Stats:
                      s.prefill_ms, s.decode_ms, s.sampling_ms, s.cached_tokens)
 
 
-# (event type, text, stats or None, status)
-_Item = Tuple[int, str, Optional[Stats], int]
+# (event type, text, stats or None, status, outputs: an embed / rerank request's rows or None)
+_Item = Tuple[int, str, Optional[Stats], int, Optional[List[List[float]]]]
 
 
 class _Sink:
@@ -92,11 +92,15 @@ def _dispatch(ev_ptr: Any, user: Optional[int]) -> None:
             if ev.text and ev.text_len else ""
         terminal = kind in (_capi.EVENT_DONE, _capi.EVENT_ERROR)
         stats = Stats._from(ev.stats) if terminal else None
+        outputs = None
+        if kind == _capi.EVENT_DONE and ev.outputs and ev.n_outputs > 0:
+            flat = ev.outputs[:ev.n_outputs * ev.dim]
+            outputs = [flat[i * ev.dim:(i + 1) * ev.dim] for i in range(ev.n_outputs)]
         if terminal:
             _sinks.pop(key, None)
             for s in sink.owners:
                 s.discard(ev.id)
-        sink.put((kind, text, stats, ev.status))
+        sink.put((kind, text, stats, ev.status, outputs))
     except BaseException:  # noqa: BLE001 - nothing may propagate into C
         pass
 
@@ -110,10 +114,14 @@ class _Request:
     id: int
 
     def __init__(self, model: "Model", session: Optional["Session"],
-                 params: _capi.RequestParams, put: Callable[[_Item], None]) -> None:
+                 params: Optional[_capi.RequestParams], put: Callable[[_Item], None],
+                 submit: Optional[Callable[[Any, Any, Any], int]] = None) -> None:
+        """submit(model handle, user data, id ref) -> status, for a request other than
+        hpl_submit(params) (then session is None)."""
         self._model = model
         self._pieces: List[str] = []
         self.stats: Optional[Stats] = None
+        self.outputs: Optional[List[List[float]]] = None
         self.id = 0
         self._done = False
         self._error: Optional[HplError] = None
@@ -124,7 +132,9 @@ class _Request:
         try:
             with model._handle.use() as mh:
                 sh = None
-                if session is not None:
+                if submit is not None:
+                    _capi.check(submit(mh, ctypes.c_void_p(key), ctypes.byref(rid)))
+                elif session is not None:
                     with session._handle.use() as s:
                         sh = s
                         _capi.check(_capi.submit(mh, sh, ctypes.byref(params), _DISPATCH,
@@ -149,12 +159,13 @@ class _Request:
 
     def _take(self, item: _Item) -> Optional[str]:
         """Applies one event; returns the piece of a token event."""
-        kind, text, stats, status = item
+        kind, text, stats, status, outputs = item
         if kind == _capi.EVENT_TOKEN:
             self._pieces.append(text)
             return text
         self._done = True
         self.stats = stats
+        self.outputs = outputs
         if kind == _capi.EVENT_ERROR:
             self._error = error_for(status, text)
             raise self._error
@@ -185,9 +196,10 @@ class Generation(_Request, Iterator[str]):
     """
 
     def __init__(self, model: "Model", session: Optional["Session"],
-                 params: _capi.RequestParams) -> None:
+                 params: Optional[_capi.RequestParams],
+                 submit: Optional[Callable[[Any, Any, Any], int]] = None) -> None:
         self._q: "queue.SimpleQueue[_Item]" = queue.SimpleQueue()
-        super().__init__(model, session, params, self._q.put)
+        super().__init__(model, session, params, self._q.put, submit)
 
     def __iter__(self) -> "Generation":
         return self

@@ -18,7 +18,7 @@ from typing import (TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Set, 
 
 from . import _capi
 from ._handle import Handle
-from ._requests import AsyncGeneration, Generation
+from ._requests import _DISPATCH, AsyncGeneration, Generation
 from .errors import HplError
 
 if TYPE_CHECKING:
@@ -262,6 +262,87 @@ class Model(_Generator):
     def session(self) -> "Session":
         """A new conversation whose KV cache is kept between turns."""
         return Session(self)
+
+    def _info(self) -> "_capi.ModelInfo":
+        i = _capi.ModelInfo()
+        with self._handle.use() as h:
+            _capi.check(_capi.model_info(h, ctypes.byref(i)))
+        return i
+
+    @property
+    def kind(self) -> str:
+        """"generate" (generates text, and embeds), "embed" (only embeds) or "rerank"."""
+        return _capi.MODEL_KIND_NAMES[self._info().kind]
+
+    @property
+    def n_embd(self) -> int:
+        """The size of an embedding."""
+        return int(self._info().n_embd)
+
+    @staticmethod
+    def _texts(texts: Sequence[str], what: str) -> Any:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError(f"{what} must be a sequence of str")
+        enc = []
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"{what}[{i}] must be a str, got {type(t).__name__}")
+            if "\0" in t:
+                raise ValueError(f"{what}[{i}] contains a NUL character")
+            enc.append(t.encode())
+        return (ctypes.c_char_p * max(1, len(enc)))(*enc), len(enc)
+
+    @overload
+    def embed(self, texts: str, *, pooling: Optional[str] = ..., normalize: bool = ...,
+              truncate: bool = ...) -> List[float]: ...
+
+    @overload
+    def embed(self, texts: Sequence[str], *, pooling: Optional[str] = ...,
+              normalize: bool = ..., truncate: bool = ...) -> List[List[float]]: ...
+
+    def embed(self, texts: Union[str, Sequence[str]], *, pooling: Optional[str] = None,
+              normalize: bool = True,
+              truncate: bool = False) -> Union[List[float], List[List[float]]]:
+        """Embedding vectors: one (n_embd floats) for a str, a list of them for a list of
+        texts, evaluated together in one request of the model's queue. pooling: "mean",
+        "cls", "last" or None (the model's); normalize: L2 norm 1; truncate: cut texts
+        longer than the model's context (else InvalidArgumentError naming the text)."""
+        if pooling not in _capi.POOLING_VALUES:
+            raise ValueError(f"pooling must be one of mean, cls, last or None, got {pooling!r}")
+        single = isinstance(texts, str)
+        arr, n = self._texts([texts] if single else texts, "texts")  # type: ignore[list-item]
+        ep = _capi.EmbedParams()
+        _capi.check(_capi.embed_params_init(ctypes.byref(ep)))
+        ep.pooling = _capi.POOLING_VALUES[pooling]
+        ep.normalize = int(normalize)
+        ep.truncate = int(truncate)
+
+        def submit(mh: Any, key: Any, rid: Any) -> int:
+            return int(_capi.submit_embed(mh, arr, n, ctypes.byref(ep), _DISPATCH, key, rid))
+
+        req = Generation(self, None, None, submit)
+        req.wait()
+        rows = req.outputs or []
+        return rows[0] if single else rows
+
+    def rerank(self, query: str, documents: Sequence[str], *,
+               truncate: bool = False) -> List[float]:
+        """Relevance scores of documents for query (higher: more relevant), in document
+        order, from a reranker (kind "rerank"). truncate: cut documents that do not fit
+        beside the query (else InvalidArgumentError naming the document)."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        if "\0" in query:
+            raise ValueError("query contains a NUL character")
+        arr, n = self._texts(documents, "documents")
+        q = query.encode()
+
+        def submit(mh: Any, key: Any, rid: Any) -> int:
+            return int(_capi.submit_rerank(mh, q, arr, n, int(truncate), _DISPATCH, key, rid))
+
+        req = Generation(self, None, None, submit)
+        req.wait()
+        return [row[0] for row in (req.outputs or [])]
 
     def tokenize(self, text: Union[str, bytes], *, add_special: bool = True,
                  parse_special: bool = False) -> List[int]:
