@@ -190,6 +190,20 @@ TEST(WordPiece, VocabWithoutUnknownIsRejected) {
   EXPECT_EQ(Tokenizer::create(v)->encode("a b", false, false), (std::vector<int32_t>{2, 3}));
 }
 
+TEST(WordPiece, VocabTxtFormIsRejectedWithAHint) {
+  Vocab v;
+  v.kind = VocabKind::WPM;
+  v.tokens = {"[UNK]", "hello", "##lo"};
+  v.token_types = {3, 1, 1};
+  v.unk_id = 0;
+  try {
+    Tokenizer::create(v);
+    FAIL() << "vocab.txt form accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("llama.cpp's form"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WordPiece, NormalizerTables) {
   using V = std::vector<uint32_t>;
   auto unaccented = [](uint32_t cp) {
@@ -214,16 +228,23 @@ TEST(WordPiece, NormalizerTables) {
   EXPECT_EQ(lower(0x3A3), V{0x3C3});         // Σ -> σ, never final ς
   EXPECT_EQ(lower(0x1E9E), V{0xDF});         // ẞ -> ß
   EXPECT_EQ(lower(0x4E00), V{0x4E00});
-  EXPECT_TRUE(unicode::is_control_or_format(0));
-  EXPECT_TRUE(unicode::is_control_or_format(0x7F));
-  EXPECT_TRUE(unicode::is_control_or_format(0x200B));  // Cf
-  EXPECT_TRUE(unicode::is_control_or_format(0xE000));  // Co
-  EXPECT_TRUE(unicode::is_control_or_format(0x10FFFD));
-  EXPECT_FALSE(unicode::is_control_or_format('\t'));
-  EXPECT_FALSE(unicode::is_control_or_format('\n'));
-  EXPECT_FALSE(unicode::is_control_or_format(0x378));  // unassigned: kept
-  EXPECT_FALSE(unicode::is_control_or_format('a'));
-  EXPECT_FALSE(unicode::is_control_or_format(0x10FFFF));  // Cn
+  EXPECT_TRUE(unicode::is_bert_removed(0));
+  EXPECT_TRUE(unicode::is_bert_removed(0x7F));
+  EXPECT_TRUE(unicode::is_bert_removed(0x200B));  // Cf
+  EXPECT_TRUE(unicode::is_bert_removed(0xE000));  // Co
+  EXPECT_TRUE(unicode::is_bert_removed(0x10FFFD));
+  EXPECT_FALSE(unicode::is_bert_removed('\t'));
+  EXPECT_FALSE(unicode::is_bert_removed('\n'));
+  EXPECT_FALSE(unicode::is_bert_removed(0x378));  // unassigned: kept
+  EXPECT_FALSE(unicode::is_bert_removed('a'));
+  EXPECT_FALSE(unicode::is_bert_removed(0x10FFFF));  // Cn
+  EXPECT_TRUE(unicode::is_bert_removed(0xFFFD));
+  EXPECT_TRUE(unicode::is_bert_punctuation('$'));      // ASCII symbols count
+  EXPECT_TRUE(unicode::is_bert_punctuation(0xBF));     // ¿
+  EXPECT_TRUE(unicode::is_bert_punctuation(0x3002));   // 。
+  EXPECT_FALSE(unicode::is_bert_punctuation(0x20AC));  // € (a non-ASCII symbol)
+  EXPECT_FALSE(unicode::is_bert_punctuation(0x2E43));  // newer than tokenizers' table
+  EXPECT_FALSE(unicode::is_bert_punctuation('a'));
 }
 
 }  // namespace

@@ -34,14 +34,13 @@ uint8_t flags(uint32_t cp) {
   return kRangeFlags[(it - kRangeStart) - 1];
 }
 
-bool is_control_or_format(uint32_t cp) {
-  // Last range whose first <= cp, then whether cp is inside it.
-  const uint32_t* end = kRemovedFirst + kRemovedCount;
-  const uint32_t* it = std::upper_bound(kRemovedFirst, end, cp);
-  return it != kRemovedFirst && cp <= kRemovedLast[(it - kRemovedFirst) - 1];
+namespace {
+// Whether cp is in one of the inclusive ranges [first[i], last[i]] (ascending).
+bool in_ranges(uint32_t cp, const uint32_t* first, const uint32_t* last, int count) {
+  const uint32_t* it = std::upper_bound(first, first + count, cp);  // past the last first <= cp
+  return it != first && cp <= last[(it - first) - 1];
 }
 
-namespace {
 // Appends the mapping of cp in a generated table, or cp itself when it has none.
 void append_mapped(uint32_t cp, const uint32_t* keys, int count, const uint16_t* offsets,
                    const uint32_t* data, std::vector<uint32_t>& out) {
@@ -54,6 +53,14 @@ void append_mapped(uint32_t cp, const uint32_t* keys, int count, const uint16_t*
   out.insert(out.end(), data + offsets[k], data + offsets[k + 1]);
 }
 }  // namespace
+
+bool is_bert_removed(uint32_t cp) {
+  return in_ranges(cp, kRemovedFirst, kRemovedLast, kRemovedCount);
+}
+
+bool is_bert_punctuation(uint32_t cp) {
+  return in_ranges(cp, kBertPunctFirst, kBertPunctLast, kBertPunctCount);
+}
 
 void append_unaccented(uint32_t cp, std::vector<uint32_t>& out) {
   // Hangul syllable -> L V (T) jamo (Unicode 3.12, "Hangul Syllable Decomposition").

@@ -5,6 +5,7 @@
 // longest-match-first pieces per word, [UNK] for a word that cannot be spelled or that has
 // more than 100 characters.
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #include "tokenizer/tokenizer_impl.h"
@@ -25,16 +26,11 @@ bool is_cjk(uint32_t cp) {
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-// BertPreTokenizer's punctuation: any P* character, and every ASCII symbol ($ + < = > ^ ` | ~).
-bool is_bert_punct(uint32_t cp) {
-  const uint8_t f = unicode::flags(cp);
-  return (f & unicode::kPunctuation) || (cp < 128 && (f & unicode::kSymbol));
-}
-
 class WpmTokenizer final : public Tokenizer {
  public:
   explicit WpmTokenizer(Vocab v) : Tokenizer(std::move(v)) {
     // Text pieces only: special tokens are matched before (encode) or never.
+    size_t hf_form = 0;
     for (size_t i = 0; i < vocab_.tokens.size(); ++i) {
       const TokenType t = vocab_.token_types.empty()
                               ? TokenType::NORMAL
@@ -46,6 +42,15 @@ class WpmTokenizer final : public Tokenizer {
       if (piece.empty()) continue;
       (start ? starts_ : continuations_).emplace(piece, static_cast<int32_t>(i));
       max_piece_bytes_ = std::max(max_piece_bytes_, piece.size());
+      hf_form += piece.substr(0, 2) == "##";
+    }
+    // Pieces as in vocab.txt ("hello", "##lo") would all read as continuations: say so.
+    if (starts_.empty() && hf_form > 0) {
+      throw std::invalid_argument(
+          "vocab: bert pieces are not in llama.cpp's form (no piece starts with U+2581 but " +
+          std::to_string(hf_form) +
+          " start with \"##\"): write word-start pieces as U+2581 + piece and continuations "
+          "without \"##\", as llama.cpp's converter does");
     }
   }
 
@@ -65,7 +70,7 @@ class WpmTokenizer final : public Tokenizer {
     for (uint32_t cp : cps) {
       if (unicode::flags(cp) & unicode::kWhitespace) {
         flush();
-      } else if (is_bert_punct(cp)) {
+      } else if (unicode::is_bert_punctuation(cp)) {
         flush();
         unicode::append_utf8(cp, word);
         chars = 1;
@@ -95,7 +100,7 @@ class WpmTokenizer final : public Tokenizer {
     std::vector<uint32_t> out, tmp;
     out.reserve(in.size() + in.size() / 4);
     for (uint32_t cp : in) {
-      if (cp == 0 || cp == unicode::kReplacement || unicode::is_control_or_format(cp)) continue;
+      if (unicode::is_bert_removed(cp)) continue;
       if (unicode::flags(cp) & unicode::kWhitespace) {
         out.push_back(' ');
         continue;
