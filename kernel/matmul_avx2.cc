@@ -739,45 +739,6 @@ void packed_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* con
   }
 }
 
-// Rows [r0, r1) of W, packed in groups of 8 rows (group g at w + 8 g w_stride), x ntok tokens
-// -> Y, in tiles of up to kPackTok tokens: tile.run<NT>(group, t0, out) fills out[k][r] for
-// row 8g + r and token t0 + k. Groups that straddle r0 or r1 are computed whole and only their
-// rows in range are stored.
-template <class Tile>
-void run_packed_groups(const Tile& tile, const void* w, size_t w_stride, float* y, size_t y_stride,
-                       int64_t r0, int64_t r1, int64_t ntok) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
-    const uint8_t* grp = wb + g * kPackRows * w_stride;
-    for (int64_t t0 = 0; t0 < ntok; t0 += kPackTok) {
-      const int nt = static_cast<int>(std::min<int64_t>(kPackTok, ntok - t0));
-      float out[kPackTok][kPackRows];
-      switch (nt) {
-#define HPL_PACKED_CASE(N)              \
-  case N:                               \
-    tile.template run<N>(grp, t0, out); \
-    break;
-        HPL_PACKED_CASE(1)
-        HPL_PACKED_CASE(2)
-        HPL_PACKED_CASE(3)
-        HPL_PACKED_CASE(4)
-#if HPL_AVX_VNNI == 2
-        HPL_PACKED_CASE(5)
-        HPL_PACKED_CASE(6)
-        HPL_PACKED_CASE(7)
-        HPL_PACKED_CASE(8)
-#endif
-#undef HPL_PACKED_CASE
-        default:
-          break;
-      }
-      const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
-      for (int k = 0; k < nt; ++k)
-        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
-    }
-  }
-}
-
 // Q8_0 tokens for packed_tile<P>: rows x_stride bytes apart, with per-block scales xd and
 // offset terms xo (nb per token).
 template <class P>
@@ -820,8 +781,9 @@ void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stri
       xo_buf[t * nb + b] = P::kOffset * sum;
     }
   }
-  run_packed_groups(PackedQ8_0Tile<P>{xb, x_stride, nb, xd_buf.data(), xo_buf.data()}, w, w_stride,
-                    y, y_stride, r0, r1, ntok);
+  detail::run_packed_groups<kPackTok>(
+      PackedQ8_0Tile<P>{xb, x_stride, nb, xd_buf.data(), xo_buf.data()}, w, w_stride, y, y_stride,
+      r0, r1, ntok);
 }
 
 // Q4_K_X8 / Q5_K_X8 (kernel/repack.h) x Q8_K: per super-block and group, the 6-bit scales of
@@ -1100,8 +1062,8 @@ template <int kBits>
               static_cast<int16_t>(xr[b].bsums[2 * s] + xr[b].bsums[2 * s + 1]);
     }
   }
-  run_packed_groups(PackedKTile<kBits>{xb, x_stride, nb, xs_buf.data()}, w, w_stride, y, y_stride,
-                    r0, r1, ntok);
+  detail::run_packed_groups<kPackTok>(PackedKTile<kBits>{xb, x_stride, nb, xs_buf.data()}, w,
+                                      w_stride, y, y_stride, r0, r1, ntok);
 }
 
 // --- driver --------------------------------------------------------------------------------
