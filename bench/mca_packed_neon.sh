@@ -37,14 +37,15 @@ hpl_body() {
 #include "kernel/matmul_neon.cc"
 namespace hpl::kernel::HPL_NEON_BODY {
 __attribute__((flatten)) void mca_wrapper(const uint8_t* g, const BlockQ8_0* const* x,
-    const int8_t* const* xp, const float* const* xd, int64_t nb, float (*out)[kPackRows]) {
+    const int8_t* const* xp, const float* const* xd, const int32_t* const* xo, int64_t nb,
+    float (*out)[kPackRows]) {
   (void)x; (void)xp;
   $call;
 }
 }
 CC
   aarch64-linux-gnu-g++ -std=c++20 -O3 -mcpu="$cpu" -DHPL_NEON_LEVEL="$level" -DHPL_MCA_MARKERS \
-    -I"$root" -S -fno-asynchronous-unwind-tables -o "$tmp/all.s" "$tmp/w.cc"
+    -I"$root" -S -fno-asynchronous-unwind-tables -w -o "$tmp/all.s" "$tmp/w.cc"
   awk '/^_Z.*mca_wrapper.*:$/ {on = 1} on {print} on && /^\t\.size/ {exit}' "$tmp/all.s" |
     awk '/LLVM-MCA-BEGIN/ {on = 1; next} /LLVM-MCA-END/ {on = 0} on' > "$out"
   [ -s "$out" ] || { echo "no LLVM-MCA region in $call" >&2; exit 1; }
@@ -68,7 +69,7 @@ row() {  # type cpu name file weights-x-tokens-per-iteration
 for cpu in cortex-a76 cortex-a55; do
   for t in q4_0 q8_0; do
     P=$([ $t = q4_0 ] && echo PackQ4_0 || echo PackQ8_0)
-    hpl_body 1 "packed_sdot_tile<$P, 4>(g, x, xd, nb, out)" "$cpu" "$tmp/h.s"
+    hpl_body 1 "packed_sdot_tile<$P, 4>(g, x, xd, xo, nb, out)" "$cpu" "$tmp/h.s"
     row $t $cpu "hpl packed_sdot_tile<$P,4> 8x4" $((8 * 4 * 32)) "$tmp/h.s"
     [ $t = q4_0 ] || continue  # llama.cpp's q8_0 gemm is intrinsics, not extractable asm
     llama_body "ggml_gemm_${t}_4x4_q8_0" "$tmp/l.s"
@@ -78,7 +79,7 @@ done
 for cpu in neoverse-n2; do
   for t in q4_0 q8_0; do
     P=$([ $t = q4_0 ] && echo PackQ4_0 || echo PackQ8_0)
-    hpl_body 2 "packed_mmla_tile<$P, 2>(g, xp, xd, nb, out)" "$cpu" "$tmp/h.s"
+    hpl_body 2 "packed_mmla_tile<$P, 2>(g, xp, xd, xo, nb, out)" "$cpu" "$tmp/h.s"
     row $t $cpu "hpl packed_mmla_tile<$P,2> 8x4" $((8 * 4 * 32)) "$tmp/h.s"
     [ $t = q4_0 ] || continue
     llama_body "ggml_gemm_${t}_4x8_q8_0" "$tmp/l.s"

@@ -742,7 +742,9 @@ void q4k_gemm(const void* w, size_t w_stride, const void* xq, size_t x_stride, f
 // A 16-byte vector v of a 64-byte packed run holds 8 bytes of rows 2v and 2v + 1. sdot
 // against the token's 8 matching activation bytes, duplicated, gives per row two int32 lanes
 // (added pairwise per block); smmla against two tokens' 8 bytes gives the 2 rows x 2 tokens
-// dots at once. Weights are made signed: Q4_0 nibble - 8, Q5_0 (nibble | 5th bit) - 16.
+// dots at once. Q4_0 / Q5_0 weights enter unsigned (nibble, nibble | 5th bit: fine for the
+// signed dot, being < 128) and kOffset * (sum of the block's activations), made once per call,
+// comes off as the int32 sums' starting value; Q8_0 is signed as it is.
 constexpr int kPackTok = 4;
 
 // The 4 runs of one packed block, q[i][v] (rows 2v, 2v + 1), run i dotted with activation
@@ -750,14 +752,14 @@ constexpr int kPackTok = 4;
 struct PackQ4_0 {
   static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ4_0);
   static constexpr int kActAt[4] = {0, 16, 8, 24};
+  static constexpr int kOffset = 8;
   static void get(const uint8_t* blk, int8x16_t (*q)[4]) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    const int8x16_t k8 = vdupq_n_s8(8);
     for (int c = 0; c < 2; ++c) {
       for (int v = 0; v < 4; ++v) {
         const uint8x16_t r = vld1q_u8(blk + 16 + 64 * c + 16 * v);
-        q[2 * c][v] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(r, m4)), k8);
-        q[2 * c + 1][v] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(r, 4)), k8);
+        q[2 * c][v] = vreinterpretq_s8_u8(vandq_u8(r, m4));
+        q[2 * c + 1][v] = vreinterpretq_s8_u8(vshrq_n_u8(r, 4));
       }
     }
   }
@@ -765,12 +767,12 @@ struct PackQ4_0 {
 struct PackQ5_0 {
   static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ5_0);
   static constexpr int kActAt[4] = {0, 16, 8, 24};
+  static constexpr int kOffset = 16;
   // Run i's elements start at kActAt[i], so their 5th bits are byte kActAt[i] / 8 of qh: a
   // table lookup spreads that byte of row 2v (2v + 1) over the vector's low (high) 8 bytes and
   // a bit test per byte position picks the element's bit.
   static void get(const uint8_t* blk, int8x16_t (*q)[4]) {
     const uint8x16_t m4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
-    const int8x16_t k16 = vdupq_n_s8(16);
     const uint8x16_t bits = vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ULL));
     for (int v = 0; v < 4; ++v) {
       const uint8x8_t qh2 = vld1_u8(blk + 16 + 128 + 8 * v);  // qh of rows 2v, 2v + 1
@@ -782,7 +784,7 @@ struct PackQ5_0 {
         const uint8x16_t idx =
             vcombine_u8(vdup_n_u8(static_cast<uint8_t>(k)), vdup_n_u8(static_cast<uint8_t>(4 + k)));
         const uint8x16_t hb = vandq_u8(vtstq_u8(vqtbl1q_u8(qh, idx), bits), b4);
-        q[i][v] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(nib, hb)), k16);
+        q[i][v] = vreinterpretq_s8_u8(vorrq_u8(nib, hb));
       }
     }
   }
@@ -790,6 +792,7 @@ struct PackQ5_0 {
 struct PackQ8_0 {
   static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ8_0);
   static constexpr int kActAt[4] = {0, 8, 16, 24};
+  static constexpr int kOffset = 0;
   static void get(const uint8_t* blk, int8x16_t (*q)[4]) {
     for (int i = 0; i < 4; ++i)
       for (int v = 0; v < 4; ++v)
@@ -804,11 +807,19 @@ inline void packed_row_scales(const uint8_t* blk, float32x4_t& d0, float32x4_t& 
   d1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
 }
 
+// -kOffset * (sum of a Q8_0 block's 32 activations)
+template <class P>
+inline int32_t act_offset(const BlockQ8_0& b) {
+  if constexpr (P::kOffset == 0) return 0;
+  const int16x8_t s = vaddq_s16(vpaddlq_s8(vld1q_s8(b.qs)), vpaddlq_s8(vld1q_s8(b.qs + 16)));
+  return -P::kOffset * vaddlvq_s16(s);
+}
+
 // sdot: one group of 8 packed rows x NT tokens -> out[k][r]; x[k]: token k's Q8_0 row, xd[k]
-// its per-block scales as f32.
+// its per-block scales as f32, xo[k] its per-block act_offset.
 template <class P, int NT>
 void packed_sdot_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* const* xd,
-                      int64_t nb, float (*out)[kPackRows]) {
+                      const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
   float32x4_t acc[NT][2];
   for (int k = 0; k < NT; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0.0f);
   for (int64_t b = 0; b < nb; ++b) {
@@ -819,7 +830,9 @@ void packed_sdot_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float
     float32x4_t d0, d1;
     packed_row_scales(blk, d0, d1);
     for (int k = 0; k < NT; ++k) {
-      int32x4_t s[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+      // the offset enters lane 0 of each row's lane pair
+      const int32x4_t o = vreinterpretq_s32_u64(vdupq_n_u64(static_cast<uint32_t>(xo[k][b])));
+      int32x4_t s[4] = {o, o, o, o};
       for (int i = 0; i < 4; ++i) {
         const int8x8_t a8 = vld1_s8(x[k][b].qs + P::kActAt[i]);
         const int8x16_t a = vcombine_s8(a8, a8);
@@ -843,15 +856,18 @@ struct PackedSdotTile {
   size_t x_stride;
   int64_t nb;
   const float* xd;
+  const int32_t* xo;
   template <int NT>
   void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
     const BlockQ8_0* xp[NT];
     const float* dp[NT];
+    const int32_t* op[NT];
     for (int k = 0; k < NT; ++k) {
       xp[k] = reinterpret_cast<const BlockQ8_0*>(xb + (t0 + k) * x_stride);
       dp[k] = xd + (t0 + k) * nb;
+      op[k] = xo + (t0 + k) * nb;
     }
-    packed_sdot_tile<P, NT>(grp, xp, dp, nb, out);
+    packed_sdot_tile<P, NT>(grp, xp, dp, op, nb, out);
   }
 };
 
@@ -861,23 +877,30 @@ void packed_sdot_matmul(const void* w, size_t w_stride, const void* xq, size_t x
                         size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
   const int64_t nb = n / kQK8_0;
   thread_local std::vector<float> xd_buf;
+  thread_local std::vector<int32_t> xo_buf;
   xd_buf.resize(static_cast<size_t>(ntok * nb));
+  xo_buf.resize(static_cast<size_t>(ntok * nb));
   const auto* xb = static_cast<const uint8_t*>(xq);
   for (int64_t t = 0; t < ntok; ++t) {
     const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
-    for (int64_t b = 0; b < nb; ++b) xd_buf[t * nb + b] = h2f(xr[b].d);
+    for (int64_t b = 0; b < nb; ++b) {
+      xd_buf[t * nb + b] = h2f(xr[b].d);
+      xo_buf[t * nb + b] = act_offset<P>(xr[b]);
+    }
   }
-  detail::run_packed_groups<kPackTok>(PackedSdotTile<P>{xb, x_stride, nb, xd_buf.data()}, w,
-                                      w_stride, y, y_stride, r0, r1, ntok);
+  detail::run_packed_groups<kPackTok>(
+      PackedSdotTile<P>{xb, x_stride, nb, xd_buf.data(), xo_buf.data()}, w, w_stride, y, y_stride,
+      r0, r1, ntok);
 }
 
 #if HPL_NEON_LEVEL >= 2
 // smmla: one group of 8 packed rows x NP token pairs -> out[2p + j][r]. xp[p]: pair p's
 // activations, per block 4 groups of [t0 q[8g..8g+7], t1 q[8g..8g+7]]; xd[p]: per block
-// [d_t0, d_t1]. Accumulator lanes: [row 2v t0, row 2v t1, row 2v + 1 t0, row 2v + 1 t1].
+// [d_t0, d_t1]; xo[p]: per block [o_t0, o_t1, o_t0, o_t1] (act_offset). Accumulator lanes:
+// [row 2v t0, row 2v t1, row 2v + 1 t0, row 2v + 1 t1].
 template <class P, int NP>
 void packed_mmla_tile(const uint8_t* grp, const int8_t* const* xp, const float* const* xd,
-                      int64_t nb, float (*out)[kPackRows]) {
+                      const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
   float32x4_t acc[NP][4];
   for (int p = 0; p < NP; ++p)
     for (int v = 0; v < 4; ++v) acc[p][v] = vdupq_n_f32(0.0f);
@@ -892,7 +915,8 @@ void packed_mmla_tile(const uint8_t* grp, const int8_t* const* xp, const float* 
                                vzip2q_f32(d1, d1)};  // [d_2v, d_2v, d_2v+1, d_2v+1]
     for (int p = 0; p < NP; ++p) {
       const int8_t* a = xp[p] + 64 * b;
-      int32x4_t s[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+      const int32x4_t o = P::kOffset == 0 ? vdupq_n_s32(0) : vld1q_s32(xo[p] + 4 * b);
+      int32x4_t s[4] = {o, o, o, o};
       for (int i = 0; i < 4; ++i) {
         const int8x16_t ai = vld1q_s8(a + 16 * (P::kActAt[i] / 8));
         for (int v = 0; v < 4; ++v) s[v] = vmmlaq_s32(s[v], q[i][v], ai);
@@ -918,19 +942,22 @@ void packed_mmla_tile(const uint8_t* grp, const int8_t* const* xp, const float* 
 
 template <class P>
 struct PackedMmlaTile {
-  const int8_t* pk;  // per token pair: nb * 64 bytes
-  const float* pd;   // per token pair: nb * 2 scales
+  const int8_t* pk;   // per token pair: nb * 64 bytes
+  const float* pd;    // per token pair: nb * 2 scales
+  const int32_t* po;  // per token pair: nb * 4 offsets
   int64_t nb;
   template <int NT>
   void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
     constexpr int NP = (NT + 1) / 2;  // an odd last token is paired with zeros
     const int8_t* xp[NP];
     const float* dp[NP];
+    const int32_t* op[NP];
     for (int p = 0; p < NP; ++p) {
       xp[p] = pk + (t0 / 2 + p) * nb * 64;
       dp[p] = pd + (t0 / 2 + p) * nb * 2;
+      op[p] = po + (t0 / 2 + p) * nb * 4;
     }
-    packed_mmla_tile<P, NP>(grp, xp, dp, nb, out);
+    packed_mmla_tile<P, NP>(grp, xp, dp, op, nb, out);
   }
 };
 
@@ -943,8 +970,10 @@ void packed_mmla_matmul(const void* w, size_t w_stride, const void* xq, size_t x
   const int64_t nb = n / kQK8_0, npairs = (ntok + 1) / 2;
   thread_local std::vector<int8_t> pk;
   thread_local std::vector<float> pd;
+  thread_local std::vector<int32_t> po;
   pk.assign(static_cast<size_t>(npairs * nb * 64), 0);
   pd.assign(static_cast<size_t>(npairs * nb * 2), 0.0f);
+  po.assign(static_cast<size_t>(npairs * nb * 4), 0);
   const auto* xb = static_cast<const uint8_t*>(xq);
   for (int64_t t = 0; t < ntok; ++t) {
     const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
@@ -953,10 +982,11 @@ void packed_mmla_matmul(const void* w, size_t w_stride, const void* xq, size_t x
       for (int g = 0; g < 4; ++g)
         std::memcpy(&pk[(p * nb + b) * 64 + 16 * g + 8 * j], xr[b].qs + 8 * g, 8);
       pd[(p * nb + b) * 2 + j] = h2f(xr[b].d);
+      po[(p * nb + b) * 4 + j] = po[(p * nb + b) * 4 + 2 + j] = act_offset<P>(xr[b]);
     }
   }
-  detail::run_packed_groups<kPackTok>(PackedMmlaTile<P>{pk.data(), pd.data(), nb}, w, w_stride, y,
-                                      y_stride, r0, r1, ntok);
+  detail::run_packed_groups<kPackTok>(PackedMmlaTile<P>{pk.data(), pd.data(), po.data(), nb}, w,
+                                      w_stride, y, y_stride, r0, r1, ntok);
 }
 #endif
 
