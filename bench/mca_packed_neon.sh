@@ -69,7 +69,7 @@ row() {  # type cpu name file weights-x-tokens-per-iteration
 for cpu in cortex-a76 cortex-a55; do
   for t in q4_0 q8_0; do
     P=$([ $t = q4_0 ] && echo PackQ4_0 || echo PackQ8_0)
-    hpl_body 1 "packed_sdot_tile<$P, 4>(g, x, xd, xo, nb, out)" "$cpu" "$tmp/h.s"
+    hpl_body 1 "packed_sdot_tile<$P, 4>(g, xp, xd, nb, out)" "$cpu" "$tmp/h.s"
     row $t $cpu "hpl packed_sdot_tile<$P,4> 8x4" $((8 * 4 * 32)) "$tmp/h.s"
     [ $t = q4_0 ] || continue  # llama.cpp's q8_0 gemm is intrinsics, not extractable asm
     llama_body "ggml_gemm_${t}_4x4_q8_0" "$tmp/l.s"

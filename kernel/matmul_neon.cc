@@ -815,11 +815,26 @@ inline int32_t act_offset(const BlockQ8_0& b) {
   return -P::kOffset * vaddlvq_s16(s);
 }
 
-// sdot: one group of 8 packed rows x NT tokens -> out[k][r]; x[k]: token k's Q8_0 row, xd[k]
-// its per-block scales as f32, xo[k] its per-block act_offset.
+// Per token and block, what the sdot tile loads (made once per call): the 8 activation bytes
+// of each run, duplicated to 16 (a plain load then, not a load and a lane insert), and the
+// int32 start [act_offset, 0, act_offset, 0] (one offset per row's lane pair).
+constexpr size_t kSdotActBytes = 4 * 16 + 16;
+
+template <class P>
+void prepare_sdot_act(const BlockQ8_0& x, int8_t* a) {
+  for (int i = 0; i < 4; ++i) {
+    std::memcpy(a + 16 * i, x.qs + P::kActAt[i], 8);
+    std::memcpy(a + 16 * i + 8, x.qs + P::kActAt[i], 8);
+  }
+  const int32_t o[4] = {act_offset<P>(x), 0, act_offset<P>(x), 0};
+  std::memcpy(a + 64, o, sizeof(o));
+}
+
+// sdot: one group of 8 packed rows x NT tokens -> out[k][r]; xa[k]: token k's prepared
+// activations (prepare_sdot_act, per block), xd[k] its per-block scales as f32.
 template <class P, int NT>
-void packed_sdot_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* const* xd,
-                      const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
+void packed_sdot_tile(const uint8_t* grp, const int8_t* const* xa, const float* const* xd,
+                      int64_t nb, float (*out)[kPackRows]) {
   float32x4_t acc[NT][2];
   for (int k = 0; k < NT; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0.0f);
   for (int64_t b = 0; b < nb; ++b) {
@@ -830,13 +845,12 @@ void packed_sdot_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float
     float32x4_t d0, d1;
     packed_row_scales(blk, d0, d1);
     for (int k = 0; k < NT; ++k) {
-      // the offset enters lane 0 of each row's lane pair
-      const int32x4_t o = vreinterpretq_s32_u64(vdupq_n_u64(static_cast<uint32_t>(xo[k][b])));
+      const int8_t* a = xa[k] + b * kSdotActBytes;
+      const int32x4_t o = vld1q_s32(reinterpret_cast<const int32_t*>(a + 64));
       int32x4_t s[4] = {o, o, o, o};
       for (int i = 0; i < 4; ++i) {
-        const int8x8_t a8 = vld1_s8(x[k][b].qs + P::kActAt[i]);
-        const int8x16_t a = vcombine_s8(a8, a8);
-        for (int v = 0; v < 4; ++v) s[v] = vdotq_s32(s[v], q[i][v], a);
+        const int8x16_t ai = vld1q_s8(a + 16 * i);
+        for (int v = 0; v < 4; ++v) s[v] = vdotq_s32(s[v], q[i][v], ai);
       }
       const float dx = xd[k][b];
       acc[k][0] = vfmaq_f32(acc[k][0], vcvtq_f32_s32(vpaddq_s32(s[0], s[1])), vmulq_n_f32(d0, dx));
@@ -852,22 +866,18 @@ void packed_sdot_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float
 
 template <class P>
 struct PackedSdotTile {
-  const uint8_t* xb;
-  size_t x_stride;
+  const int8_t* xa;  // per token: nb * kSdotActBytes
+  const float* xd;   // per token: nb scales
   int64_t nb;
-  const float* xd;
-  const int32_t* xo;
   template <int NT>
   void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
-    const BlockQ8_0* xp[NT];
+    const int8_t* ap[NT];
     const float* dp[NT];
-    const int32_t* op[NT];
     for (int k = 0; k < NT; ++k) {
-      xp[k] = reinterpret_cast<const BlockQ8_0*>(xb + (t0 + k) * x_stride);
+      ap[k] = xa + (t0 + k) * nb * kSdotActBytes;
       dp[k] = xd + (t0 + k) * nb;
-      op[k] = xo + (t0 + k) * nb;
     }
-    packed_sdot_tile<P, NT>(grp, xp, dp, op, nb, out);
+    packed_sdot_tile<P, NT>(grp, ap, dp, nb, out);
   }
 };
 
@@ -876,21 +886,20 @@ template <class P>
 void packed_sdot_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
                         size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
   const int64_t nb = n / kQK8_0;
+  thread_local std::vector<int8_t> xa_buf;
   thread_local std::vector<float> xd_buf;
-  thread_local std::vector<int32_t> xo_buf;
+  xa_buf.resize(static_cast<size_t>(ntok * nb) * kSdotActBytes);
   xd_buf.resize(static_cast<size_t>(ntok * nb));
-  xo_buf.resize(static_cast<size_t>(ntok * nb));
   const auto* xb = static_cast<const uint8_t*>(xq);
   for (int64_t t = 0; t < ntok; ++t) {
     const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
     for (int64_t b = 0; b < nb; ++b) {
       xd_buf[t * nb + b] = h2f(xr[b].d);
-      xo_buf[t * nb + b] = act_offset<P>(xr[b]);
+      prepare_sdot_act<P>(xr[b], xa_buf.data() + (t * nb + b) * kSdotActBytes);
     }
   }
-  detail::run_packed_groups<kPackTok>(
-      PackedSdotTile<P>{xb, x_stride, nb, xd_buf.data(), xo_buf.data()}, w, w_stride, y, y_stride,
-      r0, r1, ntok);
+  detail::run_packed_groups<kPackTok>(PackedSdotTile<P>{xa_buf.data(), xd_buf.data(), nb}, w,
+                                      w_stride, y, y_stride, r0, r1, ntok);
 }
 
 #if HPL_NEON_LEVEL >= 2
