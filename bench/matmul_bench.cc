@@ -139,9 +139,10 @@ const Shape kShapes[] = {{2048, 2048},  {256, 2048}, {5632, 2048}, {2048, 5632},
                          {32000, 2048}, {2048, 640}, {65536, 640}};
 
 void register_all() {
-  const DType types[] = {DType::Q4_K,    DType::Q6_K,    DType::Q8_0,    DType::Q5_0,
-                         DType::Q4_0,    DType::Q4_0_X8, DType::Q5_0_X8, DType::Q8_0_X8,
-                         DType::Q4_K_X8, DType::F16};
+  const DType types[] = {DType::Q4_K,    DType::Q5_K,    DType::Q6_K,    DType::Q8_0,
+                         DType::Q5_0,    DType::Q4_0,    DType::Q4_0_X8, DType::Q5_0_X8,
+                         DType::Q8_0_X8, DType::Q4_K_X8, DType::Q5_K_X8, DType::Q6_K_X8,
+                         DType::F16};
   for (DType t : types) {
     for (const Shape& s : kShapes) {
       if (s.n % type_traits(t).block_elems != 0) continue;  // 640 is not a K-quant row

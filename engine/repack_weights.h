@@ -7,9 +7,10 @@
 
 namespace hpl {
 
-// Repacks every layer matrix (and an untied output) that the active body has a packed kernel
-// for; records what it did in w.packed / w.packed_bytes. HPL_REPACK=0 in the environment
-// leaves the weights as they are (for comparisons).
+// Repacks every layer matrix and the output (when tied, a packed copy of token_embd, whose
+// mapped rows stay for embedding lookups) that the active body has a packed kernel for; records
+// what it did in w.packed / w.packed_bytes. HPL_REPACK=0 in the environment leaves the weights as
+// they are (for comparisons).
 void repack_weights(ModelWeights& w);
 
 }  // namespace hpl

@@ -17,6 +17,8 @@ DType vec_dot_type(DType w) {
     case DType::Q5_K:
     case DType::Q6_K:
     case DType::Q4_K_X8:
+    case DType::Q5_K_X8:
+    case DType::Q6_K_X8:
       return DType::Q8_K;
     default:
       return DType::F32;
@@ -32,6 +34,8 @@ bool matmul_supported(DType w) {
     case DType::Q5_0_X8:
     case DType::Q8_0_X8:
     case DType::Q4_K_X8:
+    case DType::Q5_K_X8:
+    case DType::Q6_K_X8:
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:

@@ -520,7 +520,12 @@ struct PackVec {
   static I set_even32(int v) { return _mm512_set1_epi64(static_cast<uint32_t>(v)); }
   static I band(I a, I b) { return _mm512_and_si512(a, b); }
   static I bxor(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I bor(I a, I b) { return _mm512_or_si512(a, b); }
   static I srl4(I a) { return _mm512_srli_epi16(a, 4); }
+  static I sll16(I a, int k) { return _mm512_slli_epi16(a, k); }
+  static I srl16(I a, int k) { return _mm512_srli_epi16(a, k); }
+  static I sra16(I a, int k) { return _mm512_srai_epi16(a, k); }
+  static I sra32(I a, int k) { return _mm512_srai_epi32(a, k); }
   static I dot(I acc, I u, I s) { return _mm512_dpbusd_epi32(acc, u, s); }
   static I dot16(I acc, I a, I b) { return _mm512_dpwssd_epi32(acc, a, b); }
   static I izero() { return _mm512_setzero_si512(); }
@@ -572,7 +577,12 @@ struct PackVec {
   static I set_even32(int v) { return _mm256_set1_epi64x(static_cast<uint32_t>(v)); }
   static I band(I a, I b) { return _mm256_and_si256(a, b); }
   static I bxor(I a, I b) { return _mm256_xor_si256(a, b); }
+  static I bor(I a, I b) { return _mm256_or_si256(a, b); }
   static I srl4(I a) { return _mm256_srli_epi16(a, 4); }
+  static I sll16(I a, int k) { return _mm256_slli_epi16(a, k); }
+  static I srl16(I a, int k) { return _mm256_srli_epi16(a, k); }
+  static I sra16(I a, int k) { return _mm256_srai_epi16(a, k); }
+  static I sra32(I a, int k) { return _mm256_srai_epi32(a, k); }
   static I dot(I acc, I u, I s) { return dot_u8s8(acc, u, s); }
   static I dot16(I acc, I a, I b) {
 #if HPL_AVX_VNNI == 1
@@ -631,6 +641,12 @@ struct PackVec {
   }
 };
 #endif
+
+// Bit b (0..7) of every byte of h, moved to bit 4 (the 16-bit shifts keep it in its byte).
+inline PackVec::I bit_to4_impl(PackVec::I h, int b) {
+  const auto bit = PackVec::set8(0x10);
+  return PackVec::band(b <= 4 ? PackVec::sll16(h, 4 - b) : PackVec::srl16(h, b - 4), bit);
+}
 
 // Unpacked runs of one packed block: kRuns runs of 64 bytes, run i dotted with activation
 // bytes [kActAt[i], kActAt[i] + 8) of the token's Q8_0 block.
@@ -723,8 +739,30 @@ void packed_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* con
   }
 }
 
-// W (rows, n) packed in groups of 8 rows, rows [r0, r1) @ X (ntok, n) Q8_0 -> Y. Groups that
-// straddle r0 or r1 are computed whole and only their rows in range are stored.
+// Q8_0 tokens for packed_tile<P>: rows x_stride bytes apart, with per-block scales xd and
+// offset terms xo (nb per token).
+template <class P>
+struct PackedQ8_0Tile {
+  const uint8_t* xb;
+  size_t x_stride;
+  int64_t nb;
+  const float* xd;
+  const int32_t* xo;
+  template <int NT>
+  void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
+    const BlockQ8_0* xp[NT];
+    const float* dp[NT];
+    const int32_t* op[NT];
+    for (int k = 0; k < NT; ++k) {
+      xp[k] = reinterpret_cast<const BlockQ8_0*>(xb + (t0 + k) * x_stride);
+      dp[k] = xd + (t0 + k) * nb;
+      op[k] = xo + (t0 + k) * nb;
+    }
+    packed_tile<P, NT>(grp, xp, dp, op, nb, out);
+  }
+};
+
+// W (rows, n) packed (Q4_0_X8, Q5_0_X8, Q8_0_X8), rows [r0, r1) @ X (ntok, n) Q8_0 -> Y.
 template <class P>
 void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
                    size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
@@ -743,51 +781,16 @@ void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stri
       xo_buf[t * nb + b] = P::kOffset * sum;
     }
   }
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const size_t group_bytes = kPackRows * w_stride;
-  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
-    const uint8_t* grp = wb + g * group_bytes;
-    for (int64_t t0 = 0; t0 < ntok; t0 += kPackTok) {
-      const int nt = static_cast<int>(std::min<int64_t>(kPackTok, ntok - t0));
-      const BlockQ8_0* xp[kPackTok];
-      const float* dp[kPackTok];
-      const int32_t* op[kPackTok];
-      for (int k = 0; k < nt; ++k) {
-        xp[k] = reinterpret_cast<const BlockQ8_0*>(xb + (t0 + k) * x_stride);
-        dp[k] = xd_buf.data() + (t0 + k) * nb;
-        op[k] = xo_buf.data() + (t0 + k) * nb;
-      }
-      float out[kPackTok][kPackRows];
-      switch (nt) {
-#define HPL_PACKED_CASE(N)                       \
-  case N:                                        \
-    packed_tile<P, N>(grp, xp, dp, op, nb, out); \
-    break;
-        HPL_PACKED_CASE(1)
-        HPL_PACKED_CASE(2)
-        HPL_PACKED_CASE(3)
-        HPL_PACKED_CASE(4)
-#if HPL_AVX_VNNI == 2
-        HPL_PACKED_CASE(5)
-        HPL_PACKED_CASE(6)
-        HPL_PACKED_CASE(7)
-        HPL_PACKED_CASE(8)
-#endif
-#undef HPL_PACKED_CASE
-        default:
-          break;
-      }
-      const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
-      for (int k = 0; k < nt; ++k)
-        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
-    }
-  }
+  detail::run_packed_groups<kPackTok>(
+      PackedQ8_0Tile<P>{xb, x_stride, nb, xd_buf.data(), xo_buf.data()}, w, w_stride, y, y_stride,
+      r0, r1, ntok);
 }
 
-// Q4_K_X8 (kernel/repack.h) x Q8_K: per super-block and group, the 6-bit scales of the 8 rows
-// are decoded once into f32 d * sc (one vector per sub-block, lanes doubled as the runs' are)
-// and int16 mins laid out for vpdpwssd against the activation's sums per sub-block; the 16
-// runs of 64 quant bytes (low nibbles: sub-block 2c, high: 2c + 1) feed vpdpbusd.
+// Q4_K_X8 / Q5_K_X8 (kernel/repack.h) x Q8_K: per super-block and group, the 6-bit scales of
+// the 8 rows are decoded once into f32 d * sc (one vector per sub-block, lanes doubled as the
+// runs' are) and int16 mins laid out for vpdpwssd against the activation's sums per
+// sub-block; the 16 runs of 64 quant bytes (low nibbles: sub-block 2c, high: 2c + 1) feed
+// vpdpbusd, Q5_K's with bit 2c / 2c + 1 of the qh run lined up with them as the 5th bit.
 // The 12 scale bytes of each of the 8 rows as two 64-bit words per row (matmul_common.h's
 // layout): lo = [sc0..3 mn0..3], hi = [sc4..7 mn4..7], 6 bits each. Scalar, 6 ops a row.
 inline void q4k_scale_words(const uint8_t* scales, uint64_t lo[kPackRows], uint64_t hi[kPackRows]) {
@@ -816,7 +819,7 @@ inline __m128i k4_min_index() {
 }
 
 // x[k]: token k's Q8_K row; xs[k]: per super-block the 8 int16 sums of its sub-blocks.
-template <int NT>
+template <bool kFive, int NT>
 void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_t* const* xs,
                      int64_t nb, float (*out)[kPackRows]) {
   using V = PackVec;
@@ -826,7 +829,7 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
     for (int v = 0; v < R; ++v) acc[k][v] = V::fzero();
   const auto m4 = V::set8(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = grp + b * 8 * sizeof(BlockQ4_K);
+    const uint8_t* blk = grp + b * 8 * (kFive ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K));
     // scales of the 8 rows: words lo / hi, then f32 d * sc per sub-block and int16 mins
     alignas(64) uint64_t lo[kPackRows], hi[kPackRows];
     q4k_scale_words(blk + 32, lo, hi);
@@ -850,6 +853,11 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
           const auto q = V::load(blk + 128 + 64 * (4 * c + j), v);
           lo[j][v] = V::band(q, m4);
           hi[j][v] = V::band(V::srl4(q), m4);
+          if constexpr (kFive) {  // qh runs follow the 16 qs runs
+            const auto h = V::load(blk + 128 + 64 * 16 + 64 * j, v);
+            lo[j][v] = V::bor(lo[j][v], bit_to4_impl(h, 2 * c));
+            hi[j][v] = V::bor(hi[j][v], bit_to4_impl(h, 2 * c + 1));
+          }
         }
       }
       // d * sc of sub-blocks 2c and 2c + 1 (scale bytes 0..3 of lo, then of hi)
@@ -903,56 +911,159 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
 }
 
 // Q4_K_X8 groups x Q8_K tokens, as packed_matmul (listed only by the VNNI bodies).
-[[maybe_unused]] void q4k_packed_matmul(const void* w, size_t w_stride, const void* xq,
-                                        size_t x_stride, float* y, size_t y_stride, int64_t n,
-                                        int64_t r0, int64_t r1, int64_t ntok) {
-  const int64_t nb = n / kQKK;
-  thread_local std::vector<int16_t> xs_buf;
-  xs_buf.resize(static_cast<size_t>(ntok * nb * 8));
-  const auto* xb = static_cast<const uint8_t*>(xq);
-  for (int64_t t = 0; t < ntok; ++t) {
-    const auto* xr = reinterpret_cast<const BlockQ8_K*>(xb + t * x_stride);
-    for (int64_t b = 0; b < nb; ++b)
-      for (int s = 0; s < 8; ++s)
-        xs_buf[(t * nb + b) * 8 + s] =
-            static_cast<int16_t>(xr[b].bsums[2 * s] + xr[b].bsums[2 * s + 1]);
-  }
-  const auto* wb = static_cast<const uint8_t*>(w);
-  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
-    const uint8_t* grp = wb + g * kPackRows * w_stride;
-    for (int64_t t0 = 0; t0 < ntok; t0 += kPackTok) {
-      const int nt = static_cast<int>(std::min<int64_t>(kPackTok, ntok - t0));
-      const BlockQ8_K* xp[kPackTok];
-      const int16_t* sp[kPackTok];
-      for (int k = 0; k < nt; ++k) {
-        xp[k] = reinterpret_cast<const BlockQ8_K*>(xb + (t0 + k) * x_stride);
-        sp[k] = xs_buf.data() + (t0 + k) * nb * 8;
+// Q6_K_X8 (kernel/repack.h) x Q8_K. Per 128-element half n and run m (m = 0..3), ql runs
+// 8n + m (A) and 8n + 4 + m (B) and qh run 4n + m hold, byte for byte, elements
+// e = 128n + 8m + i (A's low nibble, qh bits 0-1), e + 32 (B low, bits 2-3), e + 64 (A high,
+// bits 4-5) and e + 96 (B high, bits 6-7): unsigned 6-bit weights for vpdpbusd. Each run of
+// 8 lies in one 16-element scale group; two runs (m = 2p, 2p + 1) make a group, scaled in
+// f32 by d * sc. The -32 offset comes off once per super-block: 32 * sum_g sc_g * bsum_g,
+// int16 pairs through vpdpwssd against the Q8_K activation's own sums of 16.
+
+// pshufb index: the int32 lanes of row 2L get byte j of its scale word in their top byte
+// (sign-extended by an arithmetic shift of 24), those of row 2L + 1 byte 8 + j.
+inline __m128i k6_scale_index(int j) {
+  const int z = 0x80;
+  return _mm_setr_epi8(z, z, z, j, z, z, z, j, z, z, z, 8 + j, z, z, z, 8 + j);
+}
+// int16 pairs, each byte in the high half (sign-extended by a shift of 8): row 2L's lanes get
+// (sc[j0], sc[j0 + 1]), (sc[j0 + 2], sc[j0 + 3]); row 2L + 1's the same from byte 8 on.
+inline __m128i k6_pair_index(int j0) {
+  const int z = 0x80;
+  return _mm_setr_epi8(z, j0, z, j0 + 1, z, j0 + 2, z, j0 + 3, z, 8 + j0, z, 9 + j0, z, 10 + j0, z,
+                       11 + j0);
+}
+
+template <int NT>
+void q6k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, int64_t nb,
+                     float (*out)[kPackRows]) {
+  using V = PackVec;
+  constexpr int R = V::kPerRun;
+  constexpr size_t kScales = 16, kQl = kScales + 128, kQh = kQl + 1024;  // field offsets
+  typename V::F acc[NT][R];
+  for (int k = 0; k < NT; ++k)
+    for (int v = 0; v < R; ++v) acc[k][v] = V::fzero();
+  const auto m4 = V::set8(0x0F);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + b * 8 * sizeof(BlockQ6_K);
+    alignas(32) float d8[kPackRows];
+    _mm256_store_ps(d8, _mm256_cvtph_ps(load128(blk)));
+    typename V::F dr[R];
+    typename V::I sc[2][R];  // scale words: sc[h] has row r's scales 8h..8h+7 in 64-bit lane r
+    for (int v = 0; v < R; ++v) {
+      dr[v] = V::dup_rows(d8, v);
+      for (int h = 0; h < 2; ++h) sc[h][v] = V::load(blk + kScales + 64 * h, v);
+    }
+    typename V::F sb[NT][R];
+    for (int k = 0; k < NT; ++k)
+      for (int v = 0; v < R; ++v) sb[k][v] = V::fzero();
+    for (int n = 0; n < 2; ++n) {
+      for (int p = 0; p < 2; ++p) {
+        // quarter k (elements + 32k) of runs m = 2p, 2p + 1 is scale group 8n + 2k + p: byte
+        // 2k + p of word n. One quarter at a time keeps the ymm body's registers in bounds.
+        for (int k = 0; k < 4; ++k) {
+          typename V::I q[2][R];
+          for (int u = 0; u < 2; ++u) {
+            const int m = 2 * p + u;
+            for (int v = 0; v < R; ++v) {
+              const auto L = V::load(blk + kQl + 64 * (8 * n + 4 * (k & 1) + m), v);  // A or B
+              const auto H = V::load(blk + kQh + 64 * (4 * n + m), v);
+              const auto lo = V::band(k < 2 ? L : V::srl4(L), m4);
+              // qh bits 2k, 2k + 1 -> bits 4, 5
+              const auto hi =
+                  V::band(k < 2 ? V::sll16(H, 4 - 2 * k) : V::srl16(H, 2 * k - 4), V::set8(0x30));
+              q[u][v] = V::bor(lo, hi);
+            }
+          }
+          typename V::F sk[R];
+          for (int v = 0; v < R; ++v)
+            sk[v] =
+                V::mul(V::cvt(V::sra32(V::shuf(sc[n][v], k6_scale_index(2 * k + p)), 24)), dr[v]);
+          for (int t = 0; t < NT; ++t) {
+            const int8_t* a = x[t][b].qs + 128 * n + 16 * p + 32 * k;
+            typename V::I is[R];
+            for (int v = 0; v < R; ++v) is[v] = V::izero();
+            for (int u = 0; u < 2; ++u) {
+              const auto au = V::bcast8(a + 8 * u);
+              for (int v = 0; v < R; ++v) is[v] = V::dot(is[v], q[u][v], au);
+            }
+            for (int v = 0; v < R; ++v) sb[t][v] = V::fma(V::cvt(is[v]), sk[v], sb[t][v]);
+          }
+        }
       }
-      float out[kPackTok][kPackRows];
-      switch (nt) {
-#define HPL_PACKED_CASE(N)                    \
-  case N:                                     \
-    q4k_packed_tile<N>(grp, xp, sp, nb, out); \
-    break;
-        HPL_PACKED_CASE(1)
-        HPL_PACKED_CASE(2)
-        HPL_PACKED_CASE(3)
-        HPL_PACKED_CASE(4)
-#if HPL_AVX_VNNI == 2
-        HPL_PACKED_CASE(5)
-        HPL_PACKED_CASE(6)
-        HPL_PACKED_CASE(7)
-        HPL_PACKED_CASE(8)
-#endif
-#undef HPL_PACKED_CASE
-        default:
-          break;
+    }
+    // 32 * sum_g sc_g * bsum_g per row (lane pair), then (sb - d * that) * dx
+    typename V::I pr[4][R];  // sign-extended int16 scale pairs for groups 4i..4i+3
+    typename V::F d32[R];
+    for (int v = 0; v < R; ++v) {
+      for (int i = 0; i < 4; ++i)
+        pr[i][v] = V::sra16(V::shuf(sc[i / 2][v], k6_pair_index(4 * (i % 2))), 8);
+      d32[v] = V::mul(dr[v], V::fset(32.0f));
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int16_t* bs = x[t][b].bsums;
+      const auto dx = V::fset(x[t][b].d);
+      typename V::I mi[R];
+      for (int v = 0; v < R; ++v) mi[v] = V::izero();
+      for (int i = 0; i < 4; ++i) {
+        const auto bi = V::bcast8(reinterpret_cast<const int8_t*>(bs + 4 * i));
+        for (int v = 0; v < R; ++v) mi[v] = V::dot16(mi[v], pr[i][v], bi);
       }
-      const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
-      for (int k = 0; k < nt; ++k)
-        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
+      for (int v = 0; v < R; ++v)
+        acc[t][v] = V::fma(V::fnma(V::cvt(mi[v]), d32[v], sb[t][v]), dx, acc[t][v]);
     }
   }
+  for (int k = 0; k < NT; ++k) {
+    float lanes[2 * kPackRows];
+    for (int v = 0; v < R; ++v) V::store(lanes + v * (2 * kPackRows / R), acc[k][v]);
+    for (int r = 0; r < kPackRows; ++r) out[k][r] = lanes[2 * r] + lanes[2 * r + 1];
+  }
+}
+
+// Q8_K tokens for the K-quant packed tiles (kBits 4, 5 or 6): rows x_stride bytes apart; xs
+// (Q4_K / Q5_K): per super-block the 8 int16 sums of its 32-element sub-blocks.
+template <int kBits>
+struct PackedKTile {
+  const uint8_t* xb;
+  size_t x_stride;
+  int64_t nb;
+  const int16_t* xs;
+  template <int NT>
+  void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
+    const BlockQ8_K* xp[NT];
+    const int16_t* sp[NT];
+    for (int k = 0; k < NT; ++k) {
+      xp[k] = reinterpret_cast<const BlockQ8_K*>(xb + (t0 + k) * x_stride);
+      sp[k] = xs + (t0 + k) * nb * 8;
+    }
+    if constexpr (kBits == 6) {
+      q6k_packed_tile<NT>(grp, xp, nb, out);
+    } else {
+      q4k_packed_tile<kBits == 5, NT>(grp, xp, sp, nb, out);
+    }
+  }
+};
+
+// W (rows, n) packed (Q4_K_X8, Q5_K_X8, Q6_K_X8), rows [r0, r1) @ X (ntok, n) Q8_K -> Y
+// (listed only by the VNNI bodies).
+template <int kBits>
+[[maybe_unused]] void k_packed_matmul(const void* w, size_t w_stride, const void* xq,
+                                      size_t x_stride, float* y, size_t y_stride, int64_t n,
+                                      int64_t r0, int64_t r1, int64_t ntok) {
+  const int64_t nb = n / kQKK;
+  thread_local std::vector<int16_t> xs_buf;
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  if constexpr (kBits != 6) {  // Q6_K's scales are per 16: it takes Q8_K's own bsums
+    xs_buf.resize(static_cast<size_t>(ntok * nb * 8));
+    for (int64_t t = 0; t < ntok; ++t) {
+      const auto* xr = reinterpret_cast<const BlockQ8_K*>(xb + t * x_stride);
+      for (int64_t b = 0; b < nb; ++b)
+        for (int s = 0; s < 8; ++s)
+          xs_buf[(t * nb + b) * 8 + s] =
+              static_cast<int16_t>(xr[b].bsums[2 * s] + xr[b].bsums[2 * s + 1]);
+    }
+  }
+  detail::run_packed_groups<kPackTok>(PackedKTile<kBits>{xb, x_stride, nb, xs_buf.data()}, w,
+                                      w_stride, y, y_stride, r0, r1, ntok);
 }
 
 // --- driver --------------------------------------------------------------------------------
@@ -988,10 +1099,17 @@ WeightKernels tile_kernels() {
   return {T, Act, tile_matmul<T, Tile>, tile_matmul<T, Tile>, "1 row x 4 tokens"};
 }
 
+constexpr const char* kPackedTile =
+    HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens";
+
 template <DType T, class P>
 WeightKernels packed_kernels() {
-  return {T, DType::Q8_0, packed_matmul<P>, packed_matmul<P>,
-          HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens"};
+  return {T, DType::Q8_0, packed_matmul<P>, packed_matmul<P>, kPackedTile};
+}
+
+template <DType T, int kBits>
+[[maybe_unused]] WeightKernels packed_k_kernels() {
+  return {T, DType::Q8_K, k_packed_matmul<kBits>, k_packed_matmul<kBits>, kPackedTile};
 }
 
 const WeightKernels kKernels[] = {
@@ -1009,8 +1127,13 @@ const WeightKernels kKernels[] = {
 #if HPL_AVX_VNNI
     // (the avx2 body keeps Q4_K in the GGUF layout: without vpdpbusd the packed tile's
     // ymm registers spill and it is slower, matmul_bench q4_K vs q4_Kx8)
-    {DType::Q4_K_X8, DType::Q8_K, q4k_packed_matmul, q4k_packed_matmul,
-     HPL_AVX_VNNI == 2 ? "8 rows x 8 tokens (vpdpbusd zmm)" : "8 rows x 4 tokens"},
+    packed_k_kernels<DType::Q4_K_X8, 4>(),
+    packed_k_kernels<DType::Q5_K_X8, 5>(),
+#if HPL_AVX_VNNI == 2
+    // (avxvnni keeps Q6_K in the GGUF layout: its ymm tile was 0.95x in gemm and 0.6x in gemv,
+    // matmul_bench q6_K vs q6_Kx8 2048x2048, 1 thread; the zmm tile is ~1.4x in gemm)
+    packed_k_kernels<DType::Q6_K_X8, 6>(),
+#endif
     // Q8_0 + 128 exceeds maddubs' int16 pair sums; only vpdpbusd takes it
     packed_kernels<DType::Q8_0_X8, PackQ8_0>(),
 #endif

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 #include "kernel/types.h"
 
 namespace hpl::kernel::detail {
@@ -140,6 +141,40 @@ inline void run_tile_blocks(const uint8_t* w, size_t ws, const uint8_t* x, size_
         run_tile_n<Tile>(nt, w + r * ws, xp, ap, nb, n, out);
         for (int k = 0; k < nt; ++k) y[(t0 + k) * ys + r] = out[k];
       }
+    }
+  }
+}
+
+// tile.run<N>(args...) for the token count nt in [N, kTok], N a template argument.
+template <int kTok, int N = 1, typename Tile, typename... Args>
+inline void run_packed_n(const Tile& tile, int nt, Args... args) {
+  if constexpr (N <= kTok) {
+    if (nt == N) {
+      tile.template run<N>(args...);
+    } else {
+      run_packed_n<kTok, N + 1>(tile, nt, args...);
+    }
+  }
+}
+
+// Rows [r0, r1) of W, packed in groups of kPackRows rows (group g at w + g * kPackRows *
+// w_stride, kernel/repack.h), x ntok tokens -> Y, in tiles of up to kTok tokens:
+// tile.run<NT>(group, t0, out) fills out[k][r] for row g * kPackRows + r and token t0 + k.
+// Groups that straddle r0 or r1 are computed whole and only their rows in range are stored.
+template <int kTok, typename Tile>
+inline void run_packed_groups(const Tile& tile, const void* w, size_t w_stride, float* y,
+                              size_t y_stride, int64_t r0, int64_t r1, int64_t ntok) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const uint8_t* grp = wb + g * kPackRows * w_stride;
+    for (int64_t t0 = 0; t0 < ntok; t0 += kTok) {
+      const int nt = static_cast<int>(ntok - t0 < kTok ? ntok - t0 : kTok);
+      float out[kTok][kPackRows];
+      run_packed_n<kTok>(tile, nt, grp, t0, out);
+      const int64_t ra = r0 > g * kPackRows ? r0 : g * kPackRows;
+      const int64_t rb = r1 < (g + 1) * kPackRows ? r1 : (g + 1) * kPackRows;
+      for (int k = 0; k < nt; ++k)
+        for (int64_t r = ra; r < rb; ++r) y[(t0 + k) * y_stride + r] = out[k][r - g * kPackRows];
     }
   }
 }

@@ -18,14 +18,16 @@
 
 #include "kernel/matmul_common.h"
 #include "kernel/ops.h"
+#include "kernel/repack.h"
 
 #ifndef HPL_NEON_LEVEL
 #define HPL_NEON_LEVEL 0
 #endif
 
-// llvm-mca region markers around the Q4_K inner loop (bench/mca_q4k_neon.sh defines this).
+// llvm-mca region markers around the Q4_K and packed tiles' block loops (bench/mca_q4k_neon.sh and
+// bench/mca_packed_neon.sh define HPL_MCA_MARKERS).
 #ifdef HPL_MCA_MARKERS
-#define HPL_MCA_BEGIN() __asm__ volatile("// LLVM-MCA-BEGIN q4k_superblock")
+#define HPL_MCA_BEGIN() __asm__ volatile("// LLVM-MCA-BEGIN block")
 #define HPL_MCA_END() __asm__ volatile("// LLVM-MCA-END")
 #else
 #define HPL_MCA_BEGIN()
@@ -735,6 +737,279 @@ void q4k_gemm(const void* w, size_t w_stride, const void* xq, size_t x_stride, f
 }
 #endif
 
+#if HPL_NEON_LEVEL >= 1
+// --- packed tiles: 8 interleaved rows (kernel/repack.h) x up to kPackTok tokens --------------
+// A 16-byte vector v of a 64-byte packed run holds 8 bytes of rows 2v and 2v + 1. sdot
+// against the token's 8 matching activation bytes, duplicated, gives per row two int32 lanes
+// (added pairwise per block); smmla against two tokens' 8 bytes gives the 2 rows x 2 tokens
+// dots at once. Q4_0 / Q5_0 weights enter unsigned (nibble, nibble | 5th bit: fine for the
+// signed dot, being < 128) and kOffset * (sum of the block's activations), made once per call,
+// comes off as the int32 sums' starting value; Q8_0 is signed as it is.
+constexpr int kPackTok = 4;
+
+// The 4 runs of one packed block, q[i][v] (rows 2v, 2v + 1), run i dotted with activation
+// bytes [kActAt[i], kActAt[i] + 8) of the token's Q8_0 block.
+struct PackQ4_0 {
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ4_0);
+  static constexpr int kActAt[4] = {0, 16, 8, 24};
+  static constexpr int kOffset = 8;
+  static void get(const uint8_t* blk, int8x16_t (*q)[4]) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    for (int c = 0; c < 2; ++c) {
+      for (int v = 0; v < 4; ++v) {
+        const uint8x16_t r = vld1q_u8(blk + 16 + 64 * c + 16 * v);
+        q[2 * c][v] = vreinterpretq_s8_u8(vandq_u8(r, m4));
+        q[2 * c + 1][v] = vreinterpretq_s8_u8(vshrq_n_u8(r, 4));
+      }
+    }
+  }
+};
+struct PackQ5_0 {
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ5_0);
+  static constexpr int kActAt[4] = {0, 16, 8, 24};
+  static constexpr int kOffset = 16;
+  // Run i's elements start at kActAt[i], so their 5th bits are byte kActAt[i] / 8 of qh: a
+  // table lookup spreads that byte of row 2v (2v + 1) over the vector's low (high) 8 bytes and
+  // a bit test per byte position picks the element's bit.
+  static void get(const uint8_t* blk, int8x16_t (*q)[4]) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), b4 = vdupq_n_u8(0x10);
+    const uint8x16_t bits = vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ULL));
+    for (int v = 0; v < 4; ++v) {
+      const uint8x8_t qh2 = vld1_u8(blk + 16 + 128 + 8 * v);  // qh of rows 2v, 2v + 1
+      const uint8x16_t qh = vcombine_u8(qh2, qh2);
+      for (int i = 0; i < 4; ++i) {
+        const uint8x16_t r = vld1q_u8(blk + 16 + 64 * (i / 2) + 16 * v);
+        const uint8x16_t nib = i % 2 == 0 ? vandq_u8(r, m4) : vshrq_n_u8(r, 4);
+        const int k = kActAt[i] / 8;
+        const uint8x16_t idx =
+            vcombine_u8(vdup_n_u8(static_cast<uint8_t>(k)), vdup_n_u8(static_cast<uint8_t>(4 + k)));
+        const uint8x16_t hb = vandq_u8(vtstq_u8(vqtbl1q_u8(qh, idx), bits), b4);
+        q[i][v] = vreinterpretq_s8_u8(vorrq_u8(nib, hb));
+      }
+    }
+  }
+};
+struct PackQ8_0 {
+  static constexpr size_t kBlockBytes = 8 * sizeof(BlockQ8_0);
+  static constexpr int kActAt[4] = {0, 8, 16, 24};
+  static constexpr int kOffset = 0;
+  static void get(const uint8_t* blk, int8x16_t (*q)[4]) {
+    for (int i = 0; i < 4; ++i)
+      for (int v = 0; v < 4; ++v)
+        q[i][v] = vld1q_s8(reinterpret_cast<const int8_t*>(blk + 16 + 64 * i + 16 * v));
+  }
+};
+
+// the 8 rows' f16 scales at blk as f32: rows 0..3, rows 4..7
+inline void packed_row_scales(const uint8_t* blk, float32x4_t& d0, float32x4_t& d1) {
+  const uint16x8_t h = vld1q_u16(reinterpret_cast<const uint16_t*>(blk));
+  d0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+  d1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+}
+
+// -kOffset * (sum of a Q8_0 block's 32 activations)
+template <class P>
+inline int32_t act_offset(const BlockQ8_0& b) {
+  if constexpr (P::kOffset == 0) return 0;
+  const int16x8_t s = vaddq_s16(vpaddlq_s8(vld1q_s8(b.qs)), vpaddlq_s8(vld1q_s8(b.qs + 16)));
+  return -P::kOffset * vaddlvq_s16(s);
+}
+
+// Per token and block, what the sdot tile loads (made once per call): the 8 activation bytes
+// of each run, duplicated to 16 (a plain load then, not a load and a lane insert), and the
+// int32 start [act_offset, 0, act_offset, 0] (one offset per row's lane pair).
+constexpr size_t kSdotActBytes = 4 * 16 + 16;
+
+template <class P>
+void prepare_sdot_act(const BlockQ8_0& x, int8_t* a) {
+  for (int i = 0; i < 4; ++i) {
+    std::memcpy(a + 16 * i, x.qs + P::kActAt[i], 8);
+    std::memcpy(a + 16 * i + 8, x.qs + P::kActAt[i], 8);
+  }
+  const int32_t o[4] = {act_offset<P>(x), 0, act_offset<P>(x), 0};
+  std::memcpy(a + 64, o, sizeof(o));
+}
+
+// sdot: one group of 8 packed rows x NT tokens -> out[k][r]; xa[k]: token k's prepared
+// activations (prepare_sdot_act, per block), xd[k] its per-block scales as f32.
+template <class P, int NT>
+void packed_sdot_tile(const uint8_t* grp, const int8_t* const* xa, const float* const* xd,
+                      int64_t nb, float (*out)[kPackRows]) {
+  float32x4_t acc[NT][2];
+  for (int k = 0; k < NT; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    HPL_MCA_BEGIN();
+    const uint8_t* blk = grp + b * P::kBlockBytes;
+    int8x16_t q[4][4];
+    P::get(blk, q);
+    float32x4_t d0, d1;
+    packed_row_scales(blk, d0, d1);
+    for (int k = 0; k < NT; ++k) {
+      const int8_t* a = xa[k] + b * kSdotActBytes;
+      const int32x4_t o = vld1q_s32(reinterpret_cast<const int32_t*>(a + 64));
+      int32x4_t s[4] = {o, o, o, o};
+      for (int i = 0; i < 4; ++i) {
+        const int8x16_t ai = vld1q_s8(a + 16 * i);
+        for (int v = 0; v < 4; ++v) s[v] = vdotq_s32(s[v], q[i][v], ai);
+      }
+      const float dx = xd[k][b];
+      acc[k][0] = vfmaq_f32(acc[k][0], vcvtq_f32_s32(vpaddq_s32(s[0], s[1])), vmulq_n_f32(d0, dx));
+      acc[k][1] = vfmaq_f32(acc[k][1], vcvtq_f32_s32(vpaddq_s32(s[2], s[3])), vmulq_n_f32(d1, dx));
+    }
+    HPL_MCA_END();
+  }
+  for (int k = 0; k < NT; ++k) {
+    vst1q_f32(out[k], acc[k][0]);
+    vst1q_f32(out[k] + 4, acc[k][1]);
+  }
+}
+
+template <class P>
+struct PackedSdotTile {
+  const int8_t* xa;  // per token: nb * kSdotActBytes
+  const float* xd;   // per token: nb scales
+  int64_t nb;
+  template <int NT>
+  void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
+    const int8_t* ap[NT];
+    const float* dp[NT];
+    for (int k = 0; k < NT; ++k) {
+      ap[k] = xa + (t0 + k) * nb * kSdotActBytes;
+      dp[k] = xd + (t0 + k) * nb;
+    }
+    packed_sdot_tile<P, NT>(grp, ap, dp, nb, out);
+  }
+};
+
+// W (rows, n) packed (Q4_0_X8, Q5_0_X8, Q8_0_X8), rows [r0, r1) @ X (ntok, n) Q8_0 -> Y, sdot.
+template <class P>
+void packed_sdot_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                        size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  const int64_t nb = n / kQK8_0;
+  thread_local std::vector<int8_t> xa_buf;
+  thread_local std::vector<float> xd_buf;
+  xa_buf.resize(static_cast<size_t>(ntok * nb) * kSdotActBytes);
+  xd_buf.resize(static_cast<size_t>(ntok * nb));
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
+    for (int64_t b = 0; b < nb; ++b) {
+      xd_buf[t * nb + b] = h2f(xr[b].d);
+      prepare_sdot_act<P>(xr[b], xa_buf.data() + (t * nb + b) * kSdotActBytes);
+    }
+  }
+  detail::run_packed_groups<kPackTok>(PackedSdotTile<P>{xa_buf.data(), xd_buf.data(), nb}, w,
+                                      w_stride, y, y_stride, r0, r1, ntok);
+}
+
+#if HPL_NEON_LEVEL >= 2
+// smmla: one group of 8 packed rows x NP token pairs -> out[2p + j][r]. xp[p]: pair p's
+// activations, per block 4 groups of [t0 q[8g..8g+7], t1 q[8g..8g+7]]; xd[p]: per block
+// [d_t0, d_t1]; xo[p]: per block [o_t0, o_t1, o_t0, o_t1] (act_offset). Accumulator lanes:
+// [row 2v t0, row 2v t1, row 2v + 1 t0, row 2v + 1 t1].
+template <class P, int NP>
+void packed_mmla_tile(const uint8_t* grp, const int8_t* const* xp, const float* const* xd,
+                      const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
+  float32x4_t acc[NP][4];
+  for (int p = 0; p < NP; ++p)
+    for (int v = 0; v < 4; ++v) acc[p][v] = vdupq_n_f32(0.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    HPL_MCA_BEGIN();
+    const uint8_t* blk = grp + b * P::kBlockBytes;
+    int8x16_t q[4][4];
+    P::get(blk, q);
+    float32x4_t d0, d1;
+    packed_row_scales(blk, d0, d1);
+    const float32x4_t dw[4] = {vzip1q_f32(d0, d0), vzip2q_f32(d0, d0), vzip1q_f32(d1, d1),
+                               vzip2q_f32(d1, d1)};  // [d_2v, d_2v, d_2v+1, d_2v+1]
+    for (int p = 0; p < NP; ++p) {
+      const int8_t* a = xp[p] + 64 * b;
+      const int32x4_t o = P::kOffset == 0 ? vdupq_n_s32(0) : vld1q_s32(xo[p] + 4 * b);
+      int32x4_t s[4] = {o, o, o, o};
+      for (int i = 0; i < 4; ++i) {
+        const int8x16_t ai = vld1q_s8(a + 16 * (P::kActAt[i] / 8));
+        for (int v = 0; v < 4; ++v) s[v] = vmmlaq_s32(s[v], q[i][v], ai);
+      }
+      const float32x2_t dx2 = vld1_f32(xd[p] + 2 * b);
+      const float32x4_t dx = vcombine_f32(dx2, dx2);
+      for (int v = 0; v < 4; ++v)
+        acc[p][v] = vfmaq_f32(acc[p][v], vcvtq_f32_s32(s[v]), vmulq_f32(dw[v], dx));
+    }
+    HPL_MCA_END();
+  }
+  for (int p = 0; p < NP; ++p) {
+    for (int v = 0; v < 4; ++v) {
+      float l[4];
+      vst1q_f32(l, acc[p][v]);
+      out[2 * p][2 * v] = l[0];
+      out[2 * p + 1][2 * v] = l[1];
+      out[2 * p][2 * v + 1] = l[2];
+      out[2 * p + 1][2 * v + 1] = l[3];
+    }
+  }
+}
+
+template <class P>
+struct PackedMmlaTile {
+  const int8_t* pk;   // per token pair: nb * 64 bytes
+  const float* pd;    // per token pair: nb * 2 scales
+  const int32_t* po;  // per token pair: nb * 4 offsets
+  int64_t nb;
+  template <int NT>
+  void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
+    constexpr int NP = (NT + 1) / 2;  // an odd last token is paired with zeros
+    const int8_t* xp[NP];
+    const float* dp[NP];
+    const int32_t* op[NP];
+    for (int p = 0; p < NP; ++p) {
+      xp[p] = pk + (t0 / 2 + p) * nb * 64;
+      dp[p] = pd + (t0 / 2 + p) * nb * 2;
+      op[p] = po + (t0 / 2 + p) * nb * 4;
+    }
+    packed_mmla_tile<P, NP>(grp, xp, dp, op, nb, out);
+  }
+};
+
+// As packed_sdot_matmul with smmla (ntok >= 2): activations interleaved by token pairs once
+// per call.
+template <class P>
+void packed_mmla_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                        size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  static_assert(kPackTok % 2 == 0, "token tiles are whole pairs");
+  const int64_t nb = n / kQK8_0, npairs = (ntok + 1) / 2;
+  thread_local std::vector<int8_t> pk;
+  thread_local std::vector<float> pd;
+  thread_local std::vector<int32_t> po;
+  pk.assign(static_cast<size_t>(npairs * nb * 64), 0);
+  pd.assign(static_cast<size_t>(npairs * nb * 2), 0.0f);
+  po.assign(static_cast<size_t>(npairs * nb * 4), 0);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
+    const int64_t p = t / 2, j = t % 2;
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int g = 0; g < 4; ++g)
+        std::memcpy(&pk[(p * nb + b) * 64 + 16 * g + 8 * j], xr[b].qs + 8 * g, 8);
+      pd[(p * nb + b) * 2 + j] = h2f(xr[b].d);
+      po[(p * nb + b) * 4 + j] = po[(p * nb + b) * 4 + 2 + j] = act_offset<P>(xr[b]);
+    }
+  }
+  detail::run_packed_groups<kPackTok>(PackedMmlaTile<P>{pk.data(), pd.data(), po.data(), nb}, w,
+                                      w_stride, y, y_stride, r0, r1, ntok);
+}
+#endif
+
+template <DType T, class P>
+WeightKernels packed_kernels() {
+#if HPL_NEON_LEVEL >= 2
+  return {T, DType::Q8_0, packed_sdot_matmul<P>, packed_mmla_matmul<P>,
+          "8 rows x 2 token pairs (smmla)"};
+#else
+  return {T, DType::Q8_0, packed_sdot_matmul<P>, packed_sdot_matmul<P>, "8 rows x 4 tokens (sdot)"};
+#endif
+}
+#endif
+
 template <DType T, DType Act, class Tile, bool kActScales = false>
 WeightKernels tile_kernels() {
   constexpr MatmulFn f = tile_matmul<T, Tile, kActScales>;
@@ -770,6 +1045,12 @@ const WeightKernels kKernels[] = {
     tile_kernels<DType::F16, DType::F32, TileFloat<f16_t>>(),
     tile_kernels<DType::BF16, DType::F32, TileFloat<Bf16>>(),
     tile_kernels<DType::F32, DType::F32, TileFloat<float>>(),
+#if HPL_NEON_LEVEL >= 1
+    // (the ARMv8.0 body keeps the GGUF layouts: without sdot the packed tile has no edge)
+    packed_kernels<DType::Q4_0_X8, PackQ4_0>(),
+    packed_kernels<DType::Q5_0_X8, PackQ5_0>(),
+    packed_kernels<DType::Q8_0_X8, PackQ8_0>(),
+#endif
 };
 
 }  // namespace

@@ -1,9 +1,13 @@
 // Row interleaving for the packed layouts (kernel/repack.h): plain byte copies, once at load.
 #include "kernel/repack.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "kernel/ops.h"
 
 namespace hpl::kernel {
 namespace {
@@ -17,7 +21,7 @@ struct Field {
 struct Layout {
   size_t block_bytes;  // of the source block
   int block_elems;
-  Field fields[4];
+  Field fields[5];
   int n_fields;
 };
 
@@ -39,6 +43,23 @@ Layout layout_of(DType packed) {
                {2, 2, 1},
                {offsetof(BlockQ4_K, scales), 12, 1},
                {offsetof(BlockQ4_K, qs), 8, 16}},
+              4};
+    case DType::Q5_K_X8:  // as Q4_K_X8 | qh
+      return {sizeof(BlockQ5_K),
+              kQKK,
+              {{0, 2, 1},
+               {2, 2, 1},
+               {offsetof(BlockQ5_K, scales), 12, 1},
+               {offsetof(BlockQ5_K, qs), 8, 16},
+               {offsetof(BlockQ5_K, qh), 8, 4}},
+              5};
+    case DType::Q6_K_X8:  // d | scales | ql | qh
+      return {sizeof(BlockQ6_K),
+              kQKK,
+              {{offsetof(BlockQ6_K, d), 2, 1},
+               {offsetof(BlockQ6_K, scales), 8, 2},
+               {offsetof(BlockQ6_K, ql), 8, 16},
+               {offsetof(BlockQ6_K, qh), 8, 8}},
               4};
     default:
       throw std::invalid_argument(std::string("repack: no packed layout ") + type_name(packed));
@@ -84,6 +105,10 @@ DType packed_type(DType t) {
       return DType::Q8_0_X8;
     case DType::Q4_K:
       return DType::Q4_K_X8;
+    case DType::Q5_K:
+      return DType::Q5_K_X8;
+    case DType::Q6_K:
+      return DType::Q6_K_X8;
     default:
       return t;
   }
@@ -99,6 +124,10 @@ DType unpacked_type(DType t) {
       return DType::Q8_0;
     case DType::Q4_K_X8:
       return DType::Q4_K;
+    case DType::Q5_K_X8:
+      return DType::Q5_K;
+    case DType::Q6_K_X8:
+      return DType::Q6_K;
     default:
       return t;
   }
@@ -131,6 +160,23 @@ void unpack_rows(DType t, const void* src, int64_t rows, int64_t n, void* dst, s
         return static_cast<uint8_t*>(dst) + (g * kPackRows + r) * dst_stride + b * L.block_bytes;
       });
     }
+  }
+}
+
+void matmul_packed_ref(DType t, const void* w, size_t w_stride, const void* xq, size_t x_stride,
+                       float* y, size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  const DType plain = unpacked_type(t);
+  if (plain == t) {
+    throw std::invalid_argument(std::string("matmul_packed_ref: ") + type_name(t) +
+                                " is not a packed layout");
+  }
+  std::vector<uint8_t> group(kPackRows * w_stride);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const int64_t base = g * kPackRows;
+    unpack_rows(t, wb + base * w_stride, kPackRows, n, group.data(), w_stride);
+    const int64_t ra = std::max(r0, base) - base, rb = std::min(r1, base + kPackRows) - base;
+    ref::matmul(plain, group.data(), w_stride, xq, x_stride, y + base, y_stride, n, ra, rb, ntok);
   }
 }
 

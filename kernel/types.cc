@@ -77,6 +77,10 @@ TypeTraits type_traits(uint32_t id) {
       return {"q8_0x8", 32, 34, false};
     case DType::Q4_K_X8:
       return {"q4_Kx8", 256, 144, false};
+    case DType::Q5_K_X8:
+      return {"q5_Kx8", 256, 176, false};
+    case DType::Q6_K_X8:
+      return {"q6_Kx8", 256, 210, false};
   }
   return {"unknown", 1, 0, false};
 }

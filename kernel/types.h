@@ -48,6 +48,8 @@ enum class DType : uint32_t {
   Q5_0_X8 = 0x1006,
   Q8_0_X8 = 0x1008,
   Q4_K_X8 = 0x100C,
+  Q5_K_X8 = 0x100D,
+  Q6_K_X8 = 0x100E,
 };
 
 struct TypeTraits {

@@ -392,6 +392,12 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
   repack_rows(t, w.data(), w_stride, s.rows, s.n, wp.data());
   unpack_rows(pt, wp.data(), s.rows, s.n, wu.data(), w_stride);
   ASSERT_EQ(wu, w) << "unpack_rows(repack_rows(w)) != w";
+  {  // the scalar reference on the packed layout is the reference, bit for bit
+    std::vector<float> ys(y_stride * s.ntok, kSentinel);
+    matmul_packed_ref(pt, wp.data(), w_stride, xq.data(), x_stride, ys.data(), y_stride, s.n, s.r0,
+                      s.r1, s.ntok);
+    ASSERT_EQ(ys, yr) << "matmul_packed_ref " << type_name(pt) << " != ref";
+  }
   for (Isa isa : runnable_isas()) {
     if (ops(isa).weight_kernels(pt) == nullptr) continue;
     std::vector<float> ys(y_stride * s.ntok, kSentinel);
@@ -409,7 +415,7 @@ TEST(Matmul, PackedLayoutsMatchReference) {
   for (Isa isa : runnable_isas())
     bodies += ops(isa).weight_kernels(DType::Q4_0_X8) != nullptr ? 1 : 0;
   if (bodies == 0) GTEST_SKIP() << "no body with packed kernels on this machine";
-  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K}) {
+  for (DType t : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     std::mt19937 rng(77 + static_cast<int>(t));
     const int64_t blk = type_traits(t).block_elems;
     for (int64_t ntok : {1, 2, 3, 4, 5, 8, 9, 13, 17}) {
