@@ -75,7 +75,7 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       pool_(std::make_unique<kernel::ThreadPool>(
           opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus),
           kernel::ThreadPool::kDefaultSpinUs, opt.cpus)),
-      cache_(kv_layout(model.config, opt.n_ctx, opt.n_ubatch)) {
+      cache_(kv_layout(model.config, opt.n_ctx, opt.n_ubatch, opt.n_rewind)) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
   rope_factors_ = rope_factors_for(model.weights, cfg_, opt.n_ctx);
   const ScratchSizes s = scratch_sizes(cfg_, opt);

@@ -20,7 +20,7 @@ MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt,
   e.file_bytes = f.file_size();
   e.weights_mapped_bytes = w.mapped_bytes;
   e.weights_converted_bytes = w.converted_bytes;
-  const KvLayout kv = kv_layout(c, opt.n_ctx, opt.n_ubatch);
+  const KvLayout kv = kv_layout(c, opt.n_ctx, opt.n_ubatch, opt.n_rewind);
   e.kv_bytes = kv.bytes();
   e.kv_bytes_full = 2 * static_cast<size_t>(c.n_layer) * static_cast<size_t>(opt.n_ctx) *
                     static_cast<size_t>(kv.kv_dim) * sizeof(f16_t);
