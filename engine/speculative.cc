@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/generate.h"
+#include "engine/vocab_loader.h"
 
 namespace hpl {
 
@@ -57,8 +58,10 @@ void check_same_vocab(const Vocab& target, const Vocab& draft) {
   const struct {
     const char* name;
     int32_t t, d;
-  } ids[] = {{"bos", target.bos_id, draft.bos_id}, {"eos", target.eos_id, draft.eos_id},
-             {"eot", target.eot_id, draft.eot_id}, {"eom", target.eom_id, draft.eom_id}};
+  } ids[] = {{"bos", target.bos_id, draft.bos_id},
+             {"eos", target.eos_id, draft.eos_id},
+             {"eot", target.eot_id, draft.eot_id},
+             {"eom", target.eom_id, draft.eom_id}};
   for (const auto& s : ids) {
     if (s.t != s.d) {
       fail(std::string(s.name) + " id is " + std::to_string(s.d) + ", target has " +
@@ -125,6 +128,59 @@ void DraftModel::propose(std::span<const int32_t> ctx, int32_t max_n, const Samp
     if (i + 1 == n || fwd_.n_past() >= fwd_.n_ctx()) break;
     fwd_.eval(&d, 1, logits_.data());
     held_.push_back(d);
+  }
+}
+
+void SpecOptions::check() const {
+  if (!draft_path.empty() && lookup > 0)
+    throw ModelError("give a draft model or prompt lookup, not both");
+  if (lookup < 0)
+    throw ModelError("lookup n-gram size must be >= 0 (got " + std::to_string(lookup) + ")");
+  if (draft_max < 1 || draft_min < 0 || draft_min > draft_max) {
+    throw ModelError("draft sizes need 1 <= draft-max and 0 <= draft-min <= draft-max (got " +
+                     std::to_string(draft_max) + ", " + std::to_string(draft_min) + ")");
+  }
+}
+
+void SpecOptions::apply(ForwardOptions& fo) const {
+  if (enabled()) fo.n_rewind = std::max<int64_t>(fo.n_rewind, draft_max);
+}
+
+namespace {
+
+// A DraftModel that owns its model and tokenizer.
+class DraftModelFile : public DraftSource {
+ public:
+  DraftModelFile(std::unique_ptr<Model> m, std::unique_ptr<Tokenizer> t, const Model& target,
+                 const Tokenizer& target_tok, const ForwardOptions& opt)
+      : model_(std::move(m)), tok_(std::move(t)), draft_(target, target_tok, *model_, *tok_, opt) {}
+  void propose(std::span<const int32_t> ctx, int32_t max_n, const Sampler& target,
+               Draft& out) override {
+    draft_.propose(ctx, max_n, target, out);
+  }
+
+ private:
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tok_;
+  DraftModel draft_;
+};
+
+}  // namespace
+
+std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model& target,
+                                               const Tokenizer& target_tok,
+                                               const ForwardOptions& opt) {
+  o.check();
+  if (o.lookup > 0) return std::make_unique<PromptLookup>(o.lookup);
+  if (o.draft_path.empty()) return nullptr;
+  ForwardOptions fo = opt;
+  o.apply(fo);
+  auto m = Model::load(o.draft_path);
+  auto t = load_tokenizer(*m->file);
+  try {
+    return std::make_unique<DraftModelFile>(std::move(m), std::move(t), target, target_tok, fo);
+  } catch (const ModelError& e) {
+    throw ModelError(o.draft_path + ": " + e.what());
   }
 }
 

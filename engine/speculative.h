@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/forward.h"
@@ -79,6 +80,26 @@ class DraftModel : public DraftSource {
   std::vector<int32_t> held_;  // the tokens in fwd_'s cache
   std::vector<float> logits_;  // (n_vocab,)
 };
+
+// What --draft / --lookup (and the C API and server options) ask for.
+struct SpecOptions {
+  std::string draft_path;  // a draft model file ("": none)
+  int32_t lookup = 0;      // prompt lookup with n-grams up to this size (0: off)
+  int32_t draft_max = 16;  // drafts per evaluation at most
+  int32_t draft_min = 0;   // fewer than this: not verified
+  bool enabled() const { return !draft_path.empty() || lookup > 0; }
+  // Throws ModelError on contradictory or out-of-range values (both a draft and lookup,
+  // draft_max < 1, draft_min outside [0, draft_max], lookup < 0).
+  void check() const;
+  // A forward pass must keep draft_max positions of rewind slack to roll drafts back.
+  void apply(ForwardOptions& fo) const;
+};
+
+// The draft source o describes, owning a loaded draft model (checked against the target as
+// DraftModel does; its forward pass gets opt with the rewind slack); null when off.
+std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model& target,
+                                               const Tokenizer& target_tok,
+                                               const ForwardOptions& opt);
 
 // Chooses the token at a verified position from the target's logits row, given that draft
 // token d was drawn from q (empty: a point mass). The standard rule: p is the distribution
