@@ -106,7 +106,11 @@ json timings_json(RequestId rid, const Pending& p) {
           {"end_s", p.end_s},
           {"queue_ms", p.stats.queue_ms},
           {"prefill_tokens_per_s", p.stats.prefill_tokens_per_s},
-          {"decode_tokens_per_s", p.stats.decode_tokens_per_s}};
+          {"decode_tokens_per_s", p.stats.decode_tokens_per_s},
+          {"draft_tokens", p.stats.drafted},
+          {"draft_accepted", p.stats.accepted},
+          {"draft_acceptance_rate",
+           p.stats.drafted > 0 ? static_cast<double>(p.stats.accepted) / p.stats.drafted : 0.0}};
 }
 
 // A request stopped by the server (SIGINT/SIGTERM), not by its client.
@@ -373,6 +377,7 @@ int run_serve(const std::vector<std::string>& args) {
               "new one closes that address's oldest idle or still-reading one",
               per_addr);
   th.add_to(o);  // -t, --cpus, --cpu-mask: the same options as every command
+  add_spec_options(o, ro.session.spec);
   o.note("endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,")
       .note("           GET /health, GET /metrics[?format=prometheus]");
   if (!o.parse(args)) return 0;
@@ -392,6 +397,7 @@ int run_serve(const std::vector<std::string>& args) {
   if (port < 0 || port > 65535) throw std::runtime_error("--port: must be in [0, 65535]");
   check_ctx_threads(ro.session.n_ctx, ro.session.n_threads);
   if (ro.session.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
+  ro.session.spec.check();
   if (max_body < 1) throw std::runtime_error("--max-body: must be >= 1");
   if (http_threads < 1 || http_threads > 1024)
     throw std::runtime_error("--http-threads: must be in [1, 1024]");

@@ -82,6 +82,24 @@ const Model& checked_draft(const Model& target, const Tokenizer& target_tok, con
   return draft;
 }
 
+struct LoadedDraft {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tok;
+};
+
+// o.draft_path's model, checked against the target; errors name the file.
+LoadedDraft load_draft(const SpecOptions& o, const Model& target, const Tokenizer& target_tok) {
+  LoadedDraft d;
+  d.model = Model::load(o.draft_path);
+  d.tok = load_tokenizer(*d.model->file);
+  try {
+    checked_draft(target, target_tok, *d.model, *d.tok);
+  } catch (const ModelError& e) {
+    throw ModelError(o.draft_path + ": " + e.what());
+  }
+  return d;
+}
+
 }  // namespace
 
 DraftModel::DraftModel(const Model& target, const Tokenizer& target_tok, const Model& draft,
@@ -175,13 +193,14 @@ std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model
   if (o.draft_path.empty()) return nullptr;
   ForwardOptions fo = opt;
   o.apply(fo);
-  auto m = Model::load(o.draft_path);
-  auto t = load_tokenizer(*m->file);
-  try {
-    return std::make_unique<DraftModelFile>(std::move(m), std::move(t), target, target_tok, fo);
-  } catch (const ModelError& e) {
-    throw ModelError(o.draft_path + ": " + e.what());
-  }
+  LoadedDraft d = load_draft(o, target, target_tok);
+  return std::make_unique<DraftModelFile>(std::move(d.model), std::move(d.tok), target, target_tok,
+                                          fo);
+}
+
+void check_draft_model(const SpecOptions& o, const Model& target, const Tokenizer& target_tok) {
+  o.check();
+  if (!o.draft_path.empty()) load_draft(o, target, target_tok);
 }
 
 DraftVerifier::DraftVerifier(int64_t n_vocab) : q_dense_(static_cast<size_t>(n_vocab), 0.0f) {}

@@ -101,6 +101,10 @@ std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model
                                                const Tokenizer& target_tok,
                                                const ForwardOptions& opt);
 
+// Loads o's draft model (if any) and checks it against the target as DraftModel does, without
+// allocating a forward pass: for failing at load time. Throws ModelError / GgufError.
+void check_draft_model(const SpecOptions& o, const Model& target, const Tokenizer& target_tok);
+
 // Chooses the token at a verified position from the target's logits row, given that draft
 // token d was drawn from q (empty: a point mass). The standard rule: p is the distribution
 // of target's chain (Sampler::distribution); accept d with probability min(1, p(d) / q(d)),

@@ -95,7 +95,16 @@ Runtime::Runtime(RuntimeOptions opt)
                            std::to_string(opt_.session.n_ctx) + ", " +
                            std::to_string(opt_.session.n_ubatch) + ", " +
                            std::to_string(opt_.session.n_threads) + ")");
-  registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+  {
+    const auto lease = registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+    try {                                                    // and a bad draft model
+      check_draft_model(opt_.session.spec, *lease->model, *lease->tokenizer);
+    } catch (const std::bad_alloc&) {
+      throw RuntimeError(Status::kOutOfMemory, "out of memory while loading the draft model");
+    } catch (const std::exception& e) {  // a vocabulary mismatch, a bad or missing file
+      throw RuntimeError(Status::kModel, e.what());
+    }
+  }
   releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
   try {
     worker_ = std::thread([this] {
@@ -393,6 +402,8 @@ void Runtime::generate(Job& job, Session& s, Event& done) {
   st.prefill_ms = g.prompt_ms;
   st.decode_ms = g.decode_ms;
   st.sampling_ms = g.sample_ms;
+  st.drafted = g.drafted;
+  st.accepted = g.accepted;
 }
 
 void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {

@@ -127,6 +127,13 @@ typedef struct hpl_model_params {
                                        e.g. "4-7" or "0,2-3"; NULL or "" (default): no pinning.
                                        A mask the OS refuses or narrows is reported on stderr,
                                        naming the CPUs. */
+  /* Speculative decoding (greedy output unchanged; sampling keeps the model's distribution):
+   * a draft model with the same vocabulary (each session loads its own), or prompt lookup
+   * with n-grams up to `lookup` tokens; not both. Off by default. */
+  const char* draft_model; /* path of the draft GGUF; NULL or "" (default): none */
+  int32_t lookup;          /* prompt lookup n-gram size; 0 (default): off */
+  int32_t draft_max;       /* tokens drafted per step at most (default 16) */
+  int32_t draft_min;       /* fewer drafted than this: not verified (default 0) */
 } hpl_model_params;
 
 HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
@@ -252,6 +259,11 @@ typedef struct hpl_stats {
   double prefill_ms;
   double decode_ms;
   double sampling_ms;
+  /* Speculative decoding: draft tokens evaluated, and how many of them the model sampled too
+   * (acceptance rate = accepted / drafted); 0 when off. decode_tokens_per_s is the
+   * effective rate (completion tokens over the time after the prompt). */
+  int32_t drafted;
+  int32_t accepted;
 } hpl_stats;
 
 typedef struct hpl_event {

@@ -48,7 +48,9 @@ lib = ctypes.CDLL(library_path)
 class ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
                 ("n_ubatch", ctypes.c_int32), ("prefault", ctypes.c_int32),
-                ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p)]
+                ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p),
+                ("draft_model", ctypes.c_char_p), ("lookup", ctypes.c_int32),
+                ("draft_max", ctypes.c_int32), ("draft_min", ctypes.c_int32)]
 
 
 class SamplerParams(ctypes.Structure):
@@ -77,7 +79,8 @@ class Stats(ctypes.Structure):
                 ("decode_tokens_per_s", ctypes.c_double), ("queue_ms", ctypes.c_double),
                 ("total_ms", ctypes.c_double), ("truncated", ctypes.c_int32),
                 ("finish", ctypes.c_int), ("prefill_ms", ctypes.c_double),
-                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double)]
+                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double),
+                ("drafted", ctypes.c_int32), ("accepted", ctypes.c_int32)]
 
 
 class Event(ctypes.Structure):
