@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -303,6 +304,87 @@ TEST(Speculative, BadDraftLimitsAreRefused) {
   gp.spec.draft_min = 3;
   EXPECT_THROW(generate(f, *tok, s, prompt, gp, [](std::string_view) {}), ModelError);
   EXPECT_EQ(f.n_past(), 0);
+}
+
+}  // namespace
+}  // namespace hpl
+
+namespace hpl {
+namespace {
+
+// Wilson-Hilferty: the chi-square quantile with df degrees of freedom at upper tail ~1e-6.
+double chi2_bound(int df) {
+  const double z = 4.75, a = 2.0 / (9.0 * df);
+  return df * std::pow(1 - a + z * std::sqrt(a), 3);
+}
+
+// End to end: the 8th and 9th of 10 sampled tokens over N seeds, with and without a draft model
+// (another quantization, so drafts are rejected too), through the whole chain. Two-sample
+// chi-square homogeneity over the (token 2, token 3) pairs seen >= 10 times in total (the
+// rest pooled) must stay below the 1e-6 quantile; deterministic seeds, so no flakes.
+TEST(Speculative, SamplingKeepsTheNextTokenDistribution) {
+  auto m = Model::load(kModels + "stories260K.gguf");
+  auto dm = Model::load(kModels + "tinyllamas-stories-260k-q8_0.gguf");
+  auto tok = load_tokenizer(*m->file);
+  auto dtok = load_tokenizer(*dm->file);
+  ForwardOptions o;
+  o.n_ctx = 64;
+  o.n_rewind = 4;
+  Forward f(*m, o);
+  DraftModel draft(*m, *tok, *dm, *dtok, o);
+  const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};  // "Once upon a time"
+  SamplerParams sp;
+  sp.temp = 1.5f;
+  sp.top_k = 0;
+  sp.top_p = 0.9f;
+  sp.min_p = 0.0f;
+  sp.repeat_penalty = 1.2f;
+  const int n = 3000;
+  std::map<std::pair<int32_t, int32_t>, std::array<int, 2>> counts;
+  int drafted = 0, accepted = 0;
+  for (int mode = 0; mode < 2; ++mode) {
+    for (int i = 0; i < n; ++i) {
+      f.reset();
+      sp.seed = 77 + static_cast<uint64_t>(i) + (mode ? 1000000 : 0);
+      Sampler s(sp, f.n_vocab());
+      GenerateParams gp;
+      gp.max_tokens = 10;
+      gp.ignore_eog = true;
+      if (mode) {
+        gp.spec.source = &draft;
+        gp.spec.draft_max = 3;
+      }
+      GenerateResult r = generate(f, *tok, s, prompt, gp, [](std::string_view) {});
+      ASSERT_EQ(r.tokens.size(), 10u);
+      counts[{r.tokens[7], r.tokens[8]}][mode]++;
+      drafted += r.stats.drafted;
+      accepted += r.stats.accepted;
+    }
+  }
+  EXPECT_GT(drafted, n);         // the drafts were used...
+  EXPECT_LT(accepted, drafted);  // ...and some rejected
+  EXPECT_GT(accepted, drafted / 4);
+  std::vector<std::array<double, 2>> bins;
+  std::array<double, 2> rest = {0, 0};
+  for (const auto& [k, c] : counts) {
+    if (c[0] + c[1] >= 10) {
+      bins.push_back({double(c[0]), double(c[1])});
+    } else {
+      rest[0] += c[0];
+      rest[1] += c[1];
+    }
+  }
+  if (rest[0] + rest[1] > 0) bins.push_back(rest);
+  ASSERT_GE(bins.size(), 10u);
+  double x = 0;
+  for (const auto& b : bins) {  // equal sample sizes: E = (a + b) / 2 each
+    const double e = (b[0] + b[1]) / 2;
+    x += (b[0] - e) * (b[0] - e) / e + (b[1] - e) * (b[1] - e) / e;
+  }
+  const int df = static_cast<int>(bins.size()) - 1;
+  std::printf("chi2 %.1f, df %d, bound %.1f; %d/%d drafts accepted\n", x, df, chi2_bound(df),
+              accepted, drafted);
+  EXPECT_LT(x, chi2_bound(df));
 }
 
 }  // namespace
