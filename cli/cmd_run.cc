@@ -192,7 +192,12 @@ void print_run_stats(const GenerateResult& r, const Model& model, Forward& fwd, 
                st.prompt_tokens, st.prompt_ms, st.prompt_tokens_per_s(), st.decode_evals,
                st.decode_ms, st.decode_tokens_per_s(), st.sample_ms, r.tokens.size(),
                finish_reason_name(r.finish));
-  if (spec) print_spec_stats(st);
+  if (spec) {
+    print_spec_stats(st);
+  } else {
+    std::fprintf(stderr, "effective %.2f tok/s (tokens after the first over their time)\n",
+                 st.effective_tokens_per_s());
+  }
   std::fputs(format_memory_report(memory_report(model, fwd)).c_str(), stderr);
 }
 
