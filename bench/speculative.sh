@@ -8,7 +8,9 @@
 # 2. Gemma 3 270M Q4_K_M (scripts/default-model.sh) with prompt lookup (--lookup 3) on a chat
 #    prompt that asks it to repeat a passage, greedy.
 # 3. llama.cpp's llama-speculative (case 1) and llama-lookup (case 2) on the same files, if
-#    built (LLAMA_BIN, default /work/llamacpp-build/bin), and llama-bench tg for the plain rate.
+#    built (LLAMA_BIN, default /work/llamacpp-build/bin), and llama-bench tg for the plain rate
+#    (OMP_WAIT_POLICY=passive unless LLAMA_OMP_WAIT_POLICY says otherwise: on a loaded
+#    machine spinning OpenMP workers collapse its speed, see compare_llamacpp.sh).
 # Plain and speculative runs alternate (A, B, A, B, ...) REPS times; the medians (and min-max)
 # of the effective rate (tokens after the first over their time, drafting included) and the
 # acceptance are printed with the load average before and after. Same output is checked:
@@ -55,12 +57,22 @@ hpl_once() {
 # llama_once NAME BIN ARGS...: "speed: X t/s" and "accept = Y%" of llama-speculative / lookup
 llama_once() {
   local name=$1 bin=$2; shift 2
-  "$LLAMA_BIN/$bin" -t "$THREADS" -n "$N" --temp 0 "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || {
+  OMP_WAIT_POLICY="${LLAMA_OMP_WAIT_POLICY:-passive}" \
+    "$LLAMA_BIN/$bin" -t "$THREADS" -n "$N" --temp 0 "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || {
     echo "nan -" >>"$OUT/$name.txt"; return; }
   local rate acc
   rate=$(grep -oE 'speed: +[0-9.]+ t/s' "$OUT/$name.err" | tail -1 | awk '{print $2}')
   acc=$(grep -oE 'accept += +[0-9.]+%' "$OUT/$name.err" | grep -oE '[0-9.]+' | tail -1 || echo "-")
   echo "${rate:-nan} ${acc:--}" >>"$OUT/$name.txt"
+}
+
+# llama_tg NAME MODEL: llama-bench tg N (no sampling), the plain llama.cpp decode rate
+llama_tg() {
+  local rate
+  rate=$(OMP_WAIT_POLICY="${LLAMA_OMP_WAIT_POLICY:-passive}" "$LLAMA_BIN/llama-bench" -m "$2" \
+    -p 0 -n "$N" -t "$THREADS" -r 1 -o csv 2>/dev/null | python3 -c \
+    'import csv,sys; r=list(csv.DictReader(sys.stdin)); print(r[-1]["avg_ts"] if r else "nan")' || echo nan)
+  echo "$rate -" >>"$OUT/$1.txt"
 }
 
 report() {  # NAME LABEL
@@ -79,12 +91,14 @@ for ((i = 0; i < REPS; i++)); do
   hpl_once gemma_plain -m "$GEMMA" --chat -p "$GEMMA_PROMPT"
   hpl_once gemma_lookup -m "$GEMMA" --chat -p "$GEMMA_PROMPT" --lookup 3 --draft-max "${DRAFT_MAX:-8}"
   if ((HAVE_SPEC)); then
+    llama_tg ll_ts_plain "$TS_F16"
     llama_once ll_ts_draft llama-speculative -m "$TS_F16" -md "$TS_Q4" -p "$TS_PROMPT" \
-      --draft-max "${DRAFT_MAX:-4}" --draft-min 0 -c 512
+      --spec-draft-n-max "${DRAFT_MAX:-4}" --spec-draft-n-min 0 -c 512
   fi
   if ((HAVE_LOOKUP)); then
+    llama_tg ll_gemma_plain "$GEMMA"
     # llama-lookup takes a raw prompt: the same chat turn, formatted as Gemma's template does.
-    llama_once ll_gemma_lookup llama-lookup -m "$GEMMA" --draft-max "${DRAFT_MAX:-8}" -c 2048 \
+    llama_once ll_gemma_lookup llama-lookup -m "$GEMMA" --spec-draft-n-max "${DRAFT_MAX:-8}" -c 2048 \
       -p "<start_of_turn>user
 $GEMMA_PROMPT<end_of_turn>
 <start_of_turn>model
@@ -102,8 +116,10 @@ printf "| %-46s | %-22s | %-14s |\n" "run" "tok/s median (min-max)" "accepted %"
 printf "|%s|%s|%s|\n" "$(printf -- '-%.0s' {1..48})" "$(printf -- '-%.0s' {1..24})" "$(printf -- '-%.0s' {1..16})"
 report ts_plain "hpl TinyStories-656K F16"
 report ts_draft "hpl F16 + Q4_0 draft (--draft-max ${DRAFT_MAX:-4})"
+((HAVE_SPEC)) && report ll_ts_plain "llama-bench tg$N TinyStories-656K F16"
 ((HAVE_SPEC)) && report ll_ts_draft "llama-speculative F16 + Q4_0 draft"
 report gemma_plain "hpl Gemma 3 270M Q4_K_M, repeat passage"
 report gemma_lookup "hpl + prompt lookup (--lookup 3)"
+((HAVE_LOOKUP)) && report ll_gemma_plain "llama-bench tg$N Gemma 3 270M"
 ((HAVE_LOOKUP)) && report ll_gemma_lookup "llama-lookup (n-gram cache)"
 exit 0
