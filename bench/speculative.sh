@@ -18,7 +18,7 @@
 #
 # Environment: HPL_BUILD_DIR (default <repo>/build), THREADS (2), REPS (5), N (128 tokens),
 # DRAFT_MAX (hpl and llama.cpp, case 1: 4; case 2: 8).
-set -euo pipefail
+set -uo pipefail  # a failed or silent run is recorded as nan, the rest goes on
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${HPL_BUILD_DIR:-$REPO/build}"
 HPL="$BUILD/bin/hpl"
@@ -42,14 +42,14 @@ GEMMA_PROMPT="Repeat the following passage exactly, word for word, then stop.
 $PASSAGE"
 TS_PROMPT="Once upon a time"
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "-"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f (%.2f-%.2f)", m, a[1], a[NR]}'; }
+median() { grep -vE '^(nan|-)?$' | sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "-"; exit} m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f (%.2f-%.2f)", m, a[1], a[NR]}'; }
 
 # hpl_once NAME ARGS...: one run; appends "rate accept" to $OUT/NAME.txt, the text to NAME.out
 hpl_once() {
   local name=$1; shift
   "$HPL" run -t "$THREADS" -n "$N" --temp 0 -v "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
   local rate acc
-  rate=$(grep -oE 'effective [0-9.]+ tok/s' "$OUT/$name.err" | awk '{print $2}')
+  rate=$(grep -oE 'effective [0-9.]+ tok/s' "$OUT/$name.err" | awk '{print $2}' || true)
   acc=$(grep -oE 'accepted \([0-9.]+%\)' "$OUT/$name.err" | grep -oE '[0-9.]+' || echo "-")
   echo "$rate $acc" >>"$OUT/$name.txt"
 }
@@ -61,7 +61,7 @@ llama_once() {
     "$LLAMA_BIN/$bin" -t "$THREADS" -n "$N" --temp 0 "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || {
     echo "nan -" >>"$OUT/$name.txt"; return; }
   local rate acc
-  rate=$(grep -oE 'speed: +[0-9.]+ t/s' "$OUT/$name.err" | tail -1 | awk '{print $2}')
+  rate=$(grep -oE 'speed: +[0-9.]+ t/s' "$OUT/$name.err" | tail -1 | awk '{print $2}' || true)
   acc=$(grep -oE 'accept += +[0-9.]+%' "$OUT/$name.err" | grep -oE '[0-9.]+' | tail -1 || echo "-")
   echo "${rate:-nan} ${acc:--}" >>"$OUT/$name.txt"
 }
@@ -75,10 +75,10 @@ llama_tg() {
   echo "$rate -" >>"$OUT/$1.txt"
 }
 
-report() {  # NAME LABEL
+report() {  # NAME LABEL (n: runs that reported a rate; llama.cpp's logger may lose its last lines)
   local f="$OUT/$1.txt"
-  printf "| %-46s | %-22s | %-14s |\n" "$2" "$(cut -d' ' -f1 "$f" | median)" \
-    "$(cut -d' ' -f2 "$f" | grep -v -- - | median)"
+  printf "| %-46s | %-22s | %-14s |\n" "$2 (n=$(cut -d' ' -f1 "$f" | grep -cvE '^(nan)?$'))" "$(cut -d' ' -f1 "$f" | median)" \
+    "$(cut -d' ' -f2 "$f" | median)"
 }
 
 rm -f "$OUT"/*.txt
