@@ -198,6 +198,7 @@ int run_chat(const std::vector<std::string>& args) {
              });
   add_sampler_options(o, rp.sampling, have_seed);
   add_spec_options(o, so.spec);
+  add_cache_type_option(o, so.cache_type);
   o.text({"--system"}, "TEXT", "system message", system)
       .text({"--template", "--chat-template"}, "NAME",
             "chat format (gemma, chatml, llama2, llama3, command-r,\n"

@@ -101,9 +101,9 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
                r.chat = true;
              })
       .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
-              r.fo.n_ubatch)
-      .flag({"--verbose", "-v"}, "model info, load time, prompt and decode tok/s, memory",
-            r.verbose)
+              r.fo.n_ubatch);
+  add_cache_type_option(o, r.fo.cache_type);
+  o.flag({"--verbose", "-v"}, "model info, load time, prompt and decode tok/s, memory", r.verbose)
       .text({"--dump-logits"}, "FILE", Options::kHidden, r.dump_logits)  // f32 (n_prompt, n_vocab)
       .text({"--dump-ids"}, "FILE", Options::kHidden, r.dump_ids);       // generated ids
   r.th.add_to(o);

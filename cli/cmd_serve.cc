@@ -359,9 +359,10 @@ int run_serve(const std::vector<std::string>& args) {
       .number({"--port"}, "N", "port (default 8080; 0 = any free port, printed on start)", port)
       .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", ro.session.n_ctx)
       .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
-              ro.session.n_ubatch)
-      .number({"--max-body"}, "BYTES", "largest request body; bigger gets 413 (default 1048576)",
-              max_body)
+              ro.session.n_ubatch);
+  add_cache_type_option(o, ro.session.cache_type);
+  o.number({"--max-body"}, "BYTES", "largest request body; bigger gets 413 (default 1048576)",
+           max_body)
       .text({"--template", "--chat-template"}, "NAME",
             "chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
             "GGUF's; without one, chat completions answer 400",

@@ -77,7 +77,7 @@ void save_session_file(Session& s, const std::string& path) {
   Writer w;
   w.bytes(kMagic, sizeof kMagic);
   w.pod(kSessionFileVersion);
-  w.pod(uint32_t{0});
+  w.pod(static_cast<uint32_t>(kv.type()));
   const ModelIdentity& id = s.model().identity;
   w.pod(id.file_size);
   w.pod(id.hparams_hash);
@@ -99,7 +99,7 @@ void save_session_file(Session& s, const std::string& path) {
     w.str(e.response);
     w.pod(static_cast<uint8_t>(e.closed));
   }
-  const size_t row = static_cast<size_t>(kv.kv_dim()) * sizeof(f16_t);
+  const size_t row = kv.row_bytes();
   for (int64_t il = 0; il < cfg.n_layer; ++il) {
     const int64_t first = kv.needed_from(il);
     w.pod(first);
@@ -148,7 +148,12 @@ void load_session_file(Session& s, const std::string& path) {
     throw RuntimeError(Status::kSessionMismatch,
                        path + ": session file version " + std::to_string(version) +
                            ", this build reads version " + std::to_string(kSessionFileVersion));
-  r.pod<uint32_t>("reserved");
+  const auto kv_type = r.pod<uint32_t>("KV cache type");
+  if (kv_type != static_cast<uint32_t>(kv.type()))
+    throw RuntimeError(Status::kSessionMismatch, path + ": session KV cache type is " +
+                                                     kv_type_name(static_cast<DType>(kv_type)) +
+                                                     ", this session's is " +
+                                                     kv_type_name(kv.type()));
   if (data.size() < r.pos() + sizeof(uint64_t))
     throw RuntimeError(Status::kIo, path + ": truncated session file (no checksum)");
   Fnv1a h;
@@ -208,7 +213,7 @@ void load_session_file(Session& s, const std::string& path) {
     e.closed = r.pod<uint8_t>("closed flag") != 0;
     exchanges.push_back(std::move(e));
   }
-  const size_t row = static_cast<size_t>(kv_dim) * sizeof(f16_t);
+  const size_t row = kv.row_bytes();  // kv_dim == kv.kv_dim() and the type were checked
   // Per layer: the first position stored, which must cover what the next position attends to
   // and fit the layer's capacity in this session; then K and V of [first, n_past).
   std::vector<int64_t> firsts;

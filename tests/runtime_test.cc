@@ -361,6 +361,46 @@ TEST(RuntimeTest, SaveRestoreGivesTheSameContinuation) {
   std::remove(file.c_str());
 }
 
+TEST(RuntimeTest, SessionFileKeepsTheKvCacheType) {
+  // An f32 K/V cache saves f32 rows: it resumes into an f32 session with the same
+  // continuation, and an f16 session refuses it by name (the rows would not fit).
+  const std::string file = temp_path("kvtype");
+  RuntimeOptions f32 = options();
+  f32.session.cache_type = DType::F32;
+  Runtime rt(f32);
+  Recorder rec;
+  const SessionId a = rt.create_session();
+  RequestId id = rt.submit(greedy("Once upon a time", 12, a), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  rt.save_session(a, file);
+  id = rt.submit(greedy(" One day,", 16, a), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  const auto uninterrupted = rec.log(id);
+  ASSERT_EQ(uninterrupted.terminal.type, EventType::kDone);
+
+  Runtime rt2(f32);
+  Recorder rec2;
+  const SessionId b = rt2.create_session();
+  rt2.restore_session(b, file);
+  id = rt2.submit(greedy(" One day,", 16, b), rec2.callback());
+  ASSERT_TRUE(rt2.wait(id));
+  EXPECT_EQ(rec2.log(id).text, uninterrupted.text);
+
+  Runtime rt3(options());  // the default f16 cache
+  const SessionId c = rt3.create_session();
+  try {
+    rt3.restore_session(c, file);
+    ADD_FAILURE() << "an f32 session file was restored into an f16 cache";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kSessionMismatch);
+    EXPECT_NE(std::string(e.what()).find("KV cache type is f32, this session's is f16"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(rt3.session_info(c).n_tokens, 0);
+  std::remove(file.c_str());
+}
+
 TEST(RuntimeTest, CircuitBreakerOpensAfterThreeFailuresUntilReset) {
   Runtime rt(options(32, 16));
   Recorder rec;

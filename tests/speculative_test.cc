@@ -153,7 +153,7 @@ TEST(KvRewind, SlidingWindowSlackCoversRewindsOfUpToR) {
   c.sliding_window = 4;
   c.swa_pattern = 2;  // layer 0 sliding, layer 1 global
   for (int64_t r : {0, 3, 8}) {
-    KvCache kv(kv_layout(c, 256, 3, r));
+    KvCache kv(kv_layout(c, 256, 3, DType::F16, r));
     EXPECT_EQ(kv.max_rewind(), r);
     bool all_ok = true, gone = false;  // gone: a rewind past R failed somewhere
     const int64_t steps[] = {3, 1, 1, 3, 1, 2, 1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 2, 3, 1};
@@ -171,7 +171,7 @@ TEST(KvRewind, SlidingWindowSlackCoversRewindsOfUpToR) {
   }
   ModelConfig full = c;
   full.sliding_window = 0;
-  EXPECT_EQ(KvCache(kv_layout(full, 64, 3, 0)).max_rewind(), 64);
+  EXPECT_EQ(KvCache(kv_layout(full, 64, 3, DType::F16, 0)).max_rewind(), 64);
 }
 
 struct Turns {

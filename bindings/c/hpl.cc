@@ -13,9 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/memory_estimate.h"
-#include "kernel/cpu_topology.h"
 #include "runtime/runtime.h"
+#include "runtime/session_options.h"
 
 struct hpl_model {
   std::unique_ptr<hpl::Runtime> rt;
@@ -154,6 +153,14 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
   });
 }
 
+namespace {
+// The session options of checked params (cpus and cache_type parsed by the runtime).
+hpl::SessionOptions session_options(const hpl_model_params& p) {
+  return hpl::session_options_from_text(p.n_ctx, p.n_ubatch, p.n_threads, p.cpus ? p.cpus : "",
+                                        p.cache_type ? p.cache_type : "");
+}
+}  // namespace
+
 hpl_status hpl_model_params_init(hpl_model_params* p) {
   HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
   const hpl::SessionOptions d;  // the engine's defaults (ForwardOptions)
@@ -167,6 +174,7 @@ hpl_status hpl_model_params_init(hpl_model_params* p) {
   p->lookup = 0;
   p->draft_max = d.spec.draft_max;
   p->draft_min = d.spec.draft_min;
+  p->cache_type = nullptr;  // f16
   return ok();
 }
 
@@ -187,13 +195,10 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
   return guarded([&] {
     hpl::RuntimeOptions o;
     o.model_path = path;
-    o.session.n_ctx = p.n_ctx;
-    o.session.n_ubatch = p.n_ubatch;
-    o.session.n_threads = p.n_threads;
     try {
-      if (p.cpus && *p.cpus) o.session.cpus = hpl::kernel::parse_cpu_list(p.cpus);
-    } catch (const std::invalid_argument& e) {
-      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: cpus: ") + e.what());
+      o.session = session_options(p);
+    } catch (const hpl::RuntimeError& e) {
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: ") + e.what());
     }
     o.max_consecutive_failures = p.max_consecutive_failures;
     if (p.draft_model) o.session.spec.draft_path = p.draft_model;
@@ -215,7 +220,7 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
 }
 
 hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* params,
-                                   const char* cache_type, hpl_memory_estimate* out) {
+                                   hpl_memory_estimate* out) {
   HPL_REQUIRE(path, "hpl_memory_estimate_get: path is NULL");
   HPL_REQUIRE(out, "hpl_memory_estimate_get: out is NULL");
   *out = hpl_memory_estimate{};
@@ -224,28 +229,14 @@ hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* par
   if (params) p = *params;
   HPL_REQUIRE(p.n_threads >= 0 && p.n_ctx >= 1 && p.n_ubatch >= 1,
               "hpl_memory_estimate_get: n_threads must be >= 0, n_ctx and n_ubatch >= 1");
-  const std::string type = cache_type ? cache_type : "f16";
-  HPL_REQUIRE(type == "f16",
-              "hpl_memory_estimate_get: cache type '" + type + "' is not implemented (f16)");
   return guarded([&] {
-    hpl::ForwardOptions fo;  // what a session of hpl_model_load(path, params) allocates
-    fo.n_ctx = p.n_ctx;
-    fo.n_ubatch = p.n_ubatch;
-    fo.n_threads = p.n_threads;  // 0: the topology default, as a session's pool takes
+    hpl::SessionOptions so;  // what a session of hpl_model_load(path, params) allocates
     try {
-      if (p.cpus && *p.cpus) fo.cpus = hpl::kernel::parse_cpu_list(p.cpus);
-    } catch (const std::exception& ex) {
-      return fail(HPL_ERR_INVALID_ARGUMENT,
-                  std::string("hpl_memory_estimate_get: cpus: ") + ex.what());
+      so = session_options(p);
+    } catch (const hpl::RuntimeError& e) {
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_memory_estimate_get: ") + e.what());
     }
-    hpl::MemoryEstimate e;
-    try {
-      e = hpl::estimate_memory(*hpl::GgufFile::open(path), fo, type);
-    } catch (const std::bad_alloc&) {
-      throw;
-    } catch (const std::exception& ex) {
-      return fail(HPL_ERR_MODEL, ex.what());
-    }
+    const hpl::MemoryEstimate e = hpl::estimate_session_memory(path, so);
     out->weights_mapped_bytes = e.weights_mapped_bytes;
     out->weights_converted_bytes = e.weights_converted_bytes;
     out->kv_bytes = e.kv_bytes;

@@ -127,6 +127,10 @@ typedef struct hpl_model_params {
                                        e.g. "4-7" or "0,2-3"; NULL or "" (default): no pinning.
                                        A mask the OS refuses or narrows is reported on stderr,
                                        naming the CPUs. */
+  const char* cache_type;           /* KV cache rows of every session: NULL or "f16" (default),
+                                       "f32", "q8_0" (about half of f16), "q4_0" (about a
+                                       quarter); q8_0 / q4_0 need the model's head_dim to be
+                                       a multiple of 32 (else HPL_ERR_MODEL at load) */
   /* Speculative decoding (greedy output unchanged; sampling keeps the model's distribution):
    * a draft model with the same vocabulary (each session loads its own), or prompt lookup
    * with n-grams up to `lookup` tokens; not both. Off by default. */
@@ -142,8 +146,9 @@ HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
  * metadata and tensor table alone (nothing is loaded): weights used in place from the mapping,
  * f32 copies made at load, the session's KV cache (sliding-window layers keep only their
  * window) and forward-pass scratch. kv_bytes and scratch_bytes equal what
- * hpl_memory_info_get() reports for one live session of the loaded model.
- * cache_type: NULL or "f16" (the only KV format). HPL_ERR_MODEL for a bad or unsupported file. */
+ * hpl_memory_info_get() reports for one live session of the loaded model (the KV cache in
+ * params->cache_type). HPL_ERR_MODEL for a bad or unsupported file, HPL_ERR_INVALID_ARGUMENT
+ * for an unknown cache type. */
 typedef struct hpl_memory_estimate {
   uint64_t weights_mapped_bytes;
   uint64_t weights_converted_bytes;
@@ -152,7 +157,7 @@ typedef struct hpl_memory_estimate {
   uint64_t total_bytes;
 } hpl_memory_estimate;
 HPL_API hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* params,
-                                           const char* cache_type, hpl_memory_estimate* out);
+                                           hpl_memory_estimate* out);
 
 /* Loads (and validates) a GGUF model and starts its worker thread. params may be NULL. */
 HPL_API hpl_status hpl_model_load(const char* path, const hpl_model_params* params,

@@ -468,7 +468,7 @@ static void test_memory_estimate(void) {
   mp.n_ubatch = 16;
   mp.n_threads = 2;
   hpl_memory_estimate est;
-  REQUIRE_OK(hpl_memory_estimate_get(path, &mp, NULL, &est));
+  REQUIRE_OK(hpl_memory_estimate_get(path, &mp, &est));
   CHECK(est.weights_mapped_bytes > 0 && est.kv_bytes > 0 && est.scratch_bytes > 0);
   CHECK(est.total_bytes ==
         est.weights_mapped_bytes + est.weights_converted_bytes + est.kv_bytes + est.scratch_bytes);
@@ -482,8 +482,11 @@ static void test_memory_estimate(void) {
   CHECK(mem.scratch_bytes == est.scratch_bytes);
   REQUIRE_OK(hpl_session_free(s));
   REQUIRE_OK(hpl_model_unload(m));
-  CHECK(hpl_memory_estimate_get(path, &mp, "q8_0", &est) == HPL_ERR_INVALID_ARGUMENT);
-  CHECK(hpl_memory_estimate_get("/nonexistent.gguf", NULL, NULL, &est) == HPL_ERR_MODEL);
+  mp.cache_type = "q9_0";
+  CHECK(hpl_memory_estimate_get(path, &mp, &est) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(hpl_last_error(), "q9_0") != NULL);
+  CHECK(hpl_model_load(path, &mp, &m) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(hpl_memory_estimate_get("/nonexistent.gguf", NULL, &est) == HPL_ERR_MODEL);
   CHECK(strstr(hpl_last_error(), "/nonexistent.gguf") != NULL);
 }
 

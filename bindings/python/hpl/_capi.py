@@ -49,6 +49,7 @@ class ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
                 ("n_ubatch", ctypes.c_int32), ("prefault", ctypes.c_int32),
                 ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p),
+                ("cache_type", ctypes.c_char_p),
                 ("draft_model", ctypes.c_char_p), ("lookup", ctypes.c_int32),
                 ("draft_max", ctypes.c_int32), ("draft_min", ctypes.c_int32)]
 
