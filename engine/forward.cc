@@ -114,10 +114,12 @@ void Forward::truncate(int64_t n) {
     throw ModelError("truncate: position " + std::to_string(n) + " is outside [0, " +
                      std::to_string(cache_.n_past()) + "]");
   }
-  if (cache_.can_rewind_to(n)) {
+  if (n > 0 && cache_.can_rewind_to(n)) {
     cache_.set_n_past(n);
   } else {
-    cache_.clear();  // a sliding-window layer no longer holds what position n attends to
+    // Nothing kept (sliding-window rings back at row 0), or a sliding-window layer no longer
+    // holds what position n attends to.
+    cache_.clear();
   }
 }
 

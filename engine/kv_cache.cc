@@ -113,12 +113,16 @@ int64_t KvCache::max_rewind() const {
   return layout_.n_ctx;
 }
 
-bool KvCache::can_rewind_to(int64_t n) const {
+bool can_rewind(const KvLayout& layout, std::span<const int64_t> first, int64_t n) {
   if (n == 0) return true;
-  for (size_t il = 0; il < first_.size(); ++il) {
-    if (std::max<int64_t>(0, n - layout_.keep[il]) < first_[il]) return false;
+  for (size_t il = 0; il < first.size(); ++il) {
+    if (std::max<int64_t>(0, n - layout.keep[il]) < first[il]) return false;
   }
   return true;
+}
+
+bool KvCache::can_rewind_to(int64_t n) const {
+  return can_rewind(layout_, first_, n);
 }
 
 void KvCache::reserve(int64_t il, int64_t pos0, int64_t n) {

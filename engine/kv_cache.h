@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,10 @@ bool kv_type_from_name(const std::string& name, DType* type);
 // "f32", "f16", "q8_0", "q4_0".
 const char* kv_type_name(DType type);
 
+// Whether a cache of this layout whose layers hold positions from first[il] on still holds
+// everything position n attends to (so it can be rewound to n). Always true for n == 0.
+bool can_rewind(const KvLayout& layout, std::span<const int64_t> first, int64_t n);
+
 class KvCache {
  public:
   explicit KvCache(const KvLayout& layout);
@@ -61,6 +66,7 @@ class KvCache {
   int64_t n_past() const { return n_past_; }
   void set_n_past(int64_t n) { n_past_ = n; }
   int64_t first_pos(int64_t il) const { return first_[static_cast<size_t>(il)]; }
+  std::span<const int64_t> first_positions() const { return first_; }  // per layer
   // The first position layer il must hold for position n_past() to be evaluated next.
   int64_t needed_from(int64_t il) const;
   // Restoring (session files): row 0 of layer il holds position first.

@@ -14,13 +14,36 @@
 // The file is written to "<path>.tmp" and renamed, so a crash never leaves half a file.
 #pragma once
 
+#include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/session.h"
 
 namespace hpl {
 
 inline constexpr uint32_t kSessionFileVersion = 3;  // 2: before the KV cache type (was f16)
+
+// The model a state file belongs to.
+struct LoadedModelInfo {
+  const ModelConfig& config;
+  const ModelIdentity& identity;
+  const std::string& path;  // for messages
+};
+struct StateFileContent {
+  std::vector<int32_t> tokens;
+  std::vector<Exchange> exchanges;
+};
+
+// The file of a KV cache (its n_past() positions) with the tokens and exchanges it goes with.
+// whole_window: sliding-window layers store every position they still hold (so the state can
+// be rewound, as a prompt-cache prefix may be), not only those the next position needs.
+void save_state_file(KvCache& kv, const LoadedModelInfo& m, std::span<const int32_t> tokens,
+                     const std::vector<Exchange>& exchanges, bool whole_window,
+                     const std::string& path);
+// Validates the whole file (as load_session_file), then replaces kv's contents with its KV and
+// returns its tokens and exchanges; kv is unchanged when this throws.
+StateFileContent load_state_file(KvCache& kv, const LoadedModelInfo& m, const std::string& path);
 
 // Throws RuntimeError kIo when the file cannot be written.
 void save_session_file(Session& s, const std::string& path);

@@ -278,12 +278,12 @@ TEST(RuntimeTest, ContextFullFailsBeforeWorkAndRestartKeepsLastExchanges) {
   rt.restart_session(s, 1);
   const SessionInfo restarted = rt.session_info(s);
   EXPECT_EQ(restarted.n_exchanges, 1);
-  EXPECT_EQ(restarted.n_past, 0);
+  EXPECT_EQ(restarted.n_past, 1);  // the KV of the prefix it shares (BOS) is kept
   EXPECT_LT(restarted.n_tokens, before.n_tokens);
   id = rt.submit(greedy(" Then the sun came out and the birds sang.", 12, s), rec.callback());
   ASSERT_TRUE(rt.wait(id));
   EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
-  EXPECT_GT(rec.log(id).terminal.stats.prompt_tokens, restarted.n_tokens);
+  EXPECT_GT(rec.log(id).terminal.stats.prompt_tokens, restarted.n_tokens - restarted.n_past);
 }
 
 // A session with no tokens and no exchanges saves and restores (found by the session-file
@@ -738,9 +738,14 @@ TEST(SessionRestartTest, CarriesTheSystemMessageAndClosesReplayedTurns) {
   ASSERT_EQ(s.exchanges().size(), 2u);
   EXPECT_FALSE(s.exchanges().back().closed);  // ended at max_tokens
 
+  const std::vector<int32_t> old = s.tokens();
   s.keep_last_exchanges(1);
   ASSERT_EQ(s.exchanges().size(), 1u);
-  EXPECT_EQ(s.n_past(), 0);
+  // The replay opens like the old conversation (BOS, the system message): that prefix's KV is
+  // kept, the rest is evaluated at the next turn.
+  EXPECT_GT(s.n_past(), 3);
+  EXPECT_LT(s.n_past(), static_cast<int64_t>(s.tokens().size()));
+  EXPECT_TRUE(std::equal(s.kv_tokens().begin(), s.kv_tokens().end(), old.begin()));
   const Exchange& e = s.exchanges()[0];
   ASSERT_EQ(e.messages.size(), 2u);
   EXPECT_EQ(e.messages[0].role, "system");

@@ -101,9 +101,36 @@ hpl_stats to_stats(const hpl::RequestStats& s) {
   c.prefill_ms = s.prefill_ms;
   c.decode_ms = s.decode_ms;
   c.sampling_ms = s.sampling_ms;
+  c.cached_tokens = s.cached_tokens;
   c.drafted = s.drafted;
   c.accepted = s.accepted;
   return c;
+}
+
+// The request of params (checked for NULL fields; ranges are checked by the runtime).
+hpl_status to_request(const hpl_request_params& params, const char* fn, hpl::RequestParams& p) {
+  HPL_REQUIRE(params.n_messages == 0 || params.messages,
+              std::string(fn) + ": n_messages > 0 but messages is NULL");
+  HPL_REQUIRE(params.n_stop_strings == 0 || params.stop_strings,
+              std::string(fn) + ": n_stop_strings > 0 but stop_strings is NULL");
+  if (params.prompt) p.prompt = params.prompt;
+  for (size_t i = 0; i < params.n_messages; ++i) {
+    const hpl_chat_message& m = params.messages[i];
+    if (!m.role || !m.content)
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string(fn) + ": message " + std::to_string(i) +
+                                                " has a NULL role or content");
+    p.messages.push_back({m.role, m.content});
+  }
+  for (size_t i = 0; i < params.n_stop_strings; ++i) {
+    if (!params.stop_strings[i])
+      return fail(HPL_ERR_INVALID_ARGUMENT,
+                  std::string(fn) + ": stop string " + std::to_string(i) + " is NULL");
+    p.stop_strings.emplace_back(params.stop_strings[i]);
+  }
+  p.sampling = to_sampling(params.sampler);
+  p.max_tokens = params.max_tokens;
+  p.cache_prompt = params.cache_prompt != 0;
+  return HPL_OK;
 }
 
 }  // namespace
@@ -335,6 +362,29 @@ hpl_status hpl_session_restore(hpl_session* session, const char* path) {
   });
 }
 
+hpl_status hpl_prefix_save(hpl_model* model, const hpl_request_params* prefix, const char* path) {
+  HPL_REQUIRE(model && prefix && path, "hpl_prefix_save: NULL argument");
+  return guarded([&] {
+    hpl::RequestParams p;
+    if (const hpl_status st = to_request(*prefix, "hpl_prefix_save", p); st != HPL_OK) return st;
+    model->rt->save_prefix(p, path);
+    return ok();
+  });
+}
+
+hpl_status hpl_prefix_load(hpl_model* model, const char* path, const hpl_request_params* expect,
+                           int64_t* n_tokens) {
+  HPL_REQUIRE(model && path, "hpl_prefix_load: NULL argument");
+  return guarded([&] {
+    hpl::RequestParams p;
+    if (expect)
+      if (const hpl_status st = to_request(*expect, "hpl_prefix_load", p); st != HPL_OK) return st;
+    const int64_t n = model->rt->load_prefix(path, expect ? &p : nullptr);
+    if (n_tokens) *n_tokens = n;
+    return ok();
+  });
+}
+
 hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* out) {
   HPL_REQUIRE(session && out, "hpl_session_info_get: NULL argument");
   return guarded([&] {
@@ -359,6 +409,7 @@ hpl_status hpl_request_params_init(hpl_request_params* p) {
   p->sampler.repeat_last_n = d.repeat_last_n;
   p->sampler.seed = d.seed;
   p->max_tokens = 128;
+  p->cache_prompt = 1;
   return ok();
 }
 
@@ -367,30 +418,11 @@ hpl_status hpl_submit(hpl_model* model, hpl_session* session, const hpl_request_
   HPL_REQUIRE(model && params && callback && out_id, "hpl_submit: NULL argument");
   HPL_REQUIRE(!session || session->model == model,
               "hpl_submit: the session belongs to another model");
-  HPL_REQUIRE(params->n_messages == 0 || params->messages,
-              "hpl_submit: n_messages > 0 but messages is NULL");
-  HPL_REQUIRE(params->n_stop_strings == 0 || params->stop_strings,
-              "hpl_submit: n_stop_strings > 0 but stop_strings is NULL");
   *out_id = 0;
   return guarded([&] {
     hpl::RequestParams p;
+    if (const hpl_status st = to_request(*params, "hpl_submit", p); st != HPL_OK) return st;
     p.session = session ? session->id : 0;
-    if (params->prompt) p.prompt = params->prompt;
-    for (size_t i = 0; i < params->n_messages; ++i) {
-      const hpl_chat_message& m = params->messages[i];
-      if (!m.role || !m.content)
-        return fail(HPL_ERR_INVALID_ARGUMENT,
-                    "hpl_submit: message " + std::to_string(i) + " has a NULL role or content");
-      p.messages.push_back({m.role, m.content});
-    }
-    for (size_t i = 0; i < params->n_stop_strings; ++i) {
-      if (!params->stop_strings[i])
-        return fail(HPL_ERR_INVALID_ARGUMENT,
-                    "hpl_submit: stop string " + std::to_string(i) + " is NULL");
-      p.stop_strings.emplace_back(params->stop_strings[i]);
-    }
-    p.sampling = to_sampling(params->sampler);
-    p.max_tokens = params->max_tokens;
     auto cb = [callback, user_data](const hpl::Event& ev) {
       const std::string text(ev.text);  // NUL-terminated for C
       hpl_event c;

@@ -70,7 +70,7 @@ class RequestParams(ctypes.Structure):
                 ("n_messages", ctypes.c_size_t), ("sampler", SamplerParams),
                 ("max_tokens", ctypes.c_int32),
                 ("stop_strings", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_stop_strings", ctypes.c_size_t)]
+                ("n_stop_strings", ctypes.c_size_t), ("cache_prompt", ctypes.c_int32)]
 
 
 class Stats(ctypes.Structure):
@@ -81,6 +81,7 @@ class Stats(ctypes.Structure):
                 ("total_ms", ctypes.c_double), ("truncated", ctypes.c_int32),
                 ("finish", ctypes.c_int), ("prefill_ms", ctypes.c_double),
                 ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double),
+                ("cached_tokens", ctypes.c_int32),
                 ("drafted", ctypes.c_int32), ("accepted", ctypes.c_int32)]
 
 
@@ -134,6 +135,9 @@ session_reset = _fn("hpl_session_reset", _p)
 session_restart = _fn("hpl_session_restart", _p, ctypes.c_int32)
 session_save = _fn("hpl_session_save", _p, ctypes.c_char_p)
 session_restore = _fn("hpl_session_restore", _p, ctypes.c_char_p)
+prefix_save = _fn("hpl_prefix_save", _p, ctypes.POINTER(RequestParams), ctypes.c_char_p)
+prefix_load = _fn("hpl_prefix_load", _p, ctypes.c_char_p, ctypes.POINTER(RequestParams),
+                  ctypes.POINTER(ctypes.c_int64))
 session_info = _fn("hpl_session_info_get", _p, ctypes.POINTER(SessionInfo))
 request_params_init = _fn("hpl_request_params_init", ctypes.POINTER(RequestParams))
 submit = _fn("hpl_submit", _p, _p, ctypes.POINTER(RequestParams), Callback, _p,

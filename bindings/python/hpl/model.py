@@ -38,12 +38,13 @@ if TYPE_CHECKING:
         repeat_last_n: int  # default 64
         seed: int  # default 0
         stop: Union[str, Sequence[str]]  # generation ends before any of these; not emitted
+        cache_prompt: bool  # stateless: reuse the KV of a cached prompt prefix (default True)
 
 #: A chat message: {"role": ..., "content": ...} or a (role, content) pair.
 Message = Union[Mapping[str, Any], Tuple[str, str]]
 
 _OPTION_NAMES = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
-                 "repeat_last_n", "seed", "stop")
+                 "repeat_last_n", "seed", "stop", "cache_prompt")
 _SAMPLER_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
                   "seed")
 
@@ -95,6 +96,8 @@ class _Params:
             p.n_stop_strings = len(stops)
         if options.get("max_tokens") is not None:
             p.max_tokens = int(options["max_tokens"])
+        if options.get("cache_prompt") is not None:
+            p.cache_prompt = 1 if options["cache_prompt"] else 0
         for name in _SAMPLER_NAMES:
             if options.get(name) is not None:
                 setattr(p.sampler, name, options[name])
@@ -324,6 +327,27 @@ class Model(_Generator):
             _capi.check(_capi.memory_info(h, ctypes.byref(m)))
         return MemoryInfo(m.model_bytes, m.kv_bytes, m.scratch_bytes, m.loaded_bytes,
                           m.budget_bytes)
+
+    def save_prefix(self, path: Union[str, "os.PathLike[str]"], prompt: Optional[str] = None, *,
+                    messages: Optional[Sequence[Message]] = None) -> None:
+        """Evaluates a fixed prompt prefix (a prompt, or chat messages formatted as a request's)
+        and writes its KV cache to path (hpl_prefix_save)."""
+        params = _Params(prompt, messages, {})
+        with self._handle.use() as h:
+            _capi.check(_capi.prefix_save(h, ctypes.byref(params.c), os.fsencode(path)))
+
+    def load_prefix(self, path: Union[str, "os.PathLike[str]"], prompt: Optional[str] = None, *,
+                    messages: Optional[Sequence[Message]] = None) -> int:
+        """Loads a saved prefix for the next stateless requests; with a prompt or messages,
+        the file must hold their tokens (SessionMismatchError otherwise). Returns its length
+        in tokens (hpl_prefix_load)."""
+        params = None if prompt is None and messages is None else _Params(prompt, messages, {})
+        n = ctypes.c_int64()
+        with self._handle.use() as h:
+            _capi.check(_capi.prefix_load(h, os.fsencode(path),
+                                          ctypes.byref(params.c) if params else None,
+                                          ctypes.byref(n)))
+        return n.value
 
     def wait_idle(self) -> None:
         """Blocks until nothing is queued or running."""
