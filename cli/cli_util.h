@@ -19,8 +19,10 @@
 
 #include "cli/options.h"
 #include "engine/forward.h"
+#include "engine/generate.h"
 #include "engine/kv_cache.h"
 #include "engine/sampler.h"
+#include "engine/speculative.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/thread_pool.h"
 #include "runtime/request_checks.h"
@@ -176,6 +178,40 @@ inline void add_sampler_options(Options& o, SamplerParams& sp, bool& have_seed) 
             sp.seed = static_cast<uint64_t>(to_int(opt, v));
             have_seed = true;
           }));
+}
+
+// --draft MODEL, --draft-max N, --draft-min N, --lookup N (speculative decoding).
+inline void add_spec_options(Options& o, SpecOptions& so) {
+  o.text({"--draft"}, "MODEL",
+         "speculative decoding: draft with this smaller model (same vocabulary)", so.draft_path)
+      .value({"--lookup"}, "N",
+             "speculative decoding: draft by prompt lookup, n-grams up to N (e.g. 3)",
+             [&so](const std::string& opt, const std::string& v) {
+               so.lookup = to_int32(opt, v);
+               if (so.lookup < 1 || so.lookup > 64)
+                 throw std::runtime_error(opt + ": must be in [1, 64]");
+             })
+      .value({"--draft-max"}, "N", "tokens drafted per step at most (default 16)",
+             [&so](const std::string& opt, const std::string& v) {
+               so.draft_max = to_int32(opt, v);
+               if (so.draft_max < 1 || so.draft_max > 256)
+                 throw std::runtime_error(opt + ": must be in [1, 256]");
+             })
+      .value({"--draft-min"}, "N", "fewer drafted than N: not verified (default 0)",
+             [&so](const std::string& opt, const std::string& v) {
+               so.draft_min = to_int32(opt, v);
+               if (so.draft_min < 0 || so.draft_min > 256)
+                 throw std::runtime_error(opt + ": must be in [0, 256]");
+             });
+}
+
+// --verbose: speculative decoding's drafts, acceptance and the effective speed.
+inline void print_spec_stats(const GenerateStats& st) {
+  std::fprintf(stderr,
+               "speculative: %d drafted, %d accepted (%.1f%%), drafting %.1f ms, %d target evals; "
+               "effective %.2f tok/s\n",
+               st.drafted, st.accepted, 100.0 * st.acceptance_rate(), st.draft_ms, st.decode_evals,
+               st.effective_tokens_per_s());
 }
 
 }  // namespace hpl::cli

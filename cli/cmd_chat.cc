@@ -154,6 +154,7 @@ class Chat {
                    st.prompt_tokens_per_s(), st.decode_evals, st.decode_tokens_per_s(),
                    static_cast<long long>(s_.n_past()), static_cast<long long>(n_ctx),
                    finish_reason_name(r.finish));
+      if (s_.options().spec.enabled()) print_spec_stats(st);
     }
   }
 
@@ -216,6 +217,7 @@ int run_chat(const std::vector<std::string>& args) {
                rp.max_tokens = parse_token_limit(opt, v);
              });
   add_sampler_options(o, rp.sampling, have_seed);
+  add_spec_options(o, so.spec);
   add_cache_type_option(o, so.cache_type);
   o.text({"--system"}, "TEXT", "system message", system)
       .text({"--template", "--chat-template"}, "NAME",
@@ -236,6 +238,7 @@ int run_chat(const std::vector<std::string>& args) {
   if (model_path.empty()) o.fail("-m MODEL is required");
   th.apply(so);
   check_ctx_threads(so.n_ctx, so.n_threads);
+  so.spec.check();
   require_utf8(system, "--system");
   if (so.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
   if (!have_seed) rp.sampling.seed = std::random_device{}();

@@ -57,6 +57,7 @@ struct RunArgs {
   GenerateParams gp;
   SamplerParams sp;
   ForwardOptions fo;
+  SpecOptions spec;
 };
 
 // false: --help was printed.
@@ -86,6 +87,7 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
       .value({"-c", "--ctx-size"}, "N",
              "context size in tokens (default 2048, at most the model's)", set_ctx);
   add_sampler_options(o, r.sp, r.have_seed);
+  add_spec_options(o, r.spec);
   o.note("  (sampling ranges and UTF-8 text are checked like the C API's and the server's)")
       .value({"--stop"}, "TEXT", "stop when TEXT is generated (repeatable; not printed)",
              [&r](auto&, const std::string& v) { r.gp.stop_strings.push_back(v); })
@@ -129,6 +131,8 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
   r.th.apply(r.fo);
   check_ctx_threads(r.fo.n_ctx, r.fo.n_threads);
   if (r.fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
+  r.spec.check();
+  r.spec.apply(r.fo);
   if (!r.have_seed) r.sp.seed = std::random_device{}();
   return true;
 }
@@ -187,7 +191,7 @@ void dump_prompt_logits(Forward& fwd, const std::vector<int32_t>& ids, const std
   fwd.reset();
 }
 
-void print_run_stats(const GenerateResult& r, const Model& model, Forward& fwd) {
+void print_run_stats(const GenerateResult& r, const Model& model, Forward& fwd, bool spec) {
   const GenerateStats& st = r.stats;
   std::fprintf(stderr,
                "prompt: %d tokens in %.1f ms (%.2f tok/s)\n"
@@ -196,6 +200,12 @@ void print_run_stats(const GenerateResult& r, const Model& model, Forward& fwd) 
                st.prompt_tokens, st.prompt_ms, st.prompt_tokens_per_s(), st.decode_evals,
                st.decode_ms, st.decode_tokens_per_s(), st.sample_ms, r.tokens.size(),
                finish_reason_name(r.finish));
+  if (spec) {
+    print_spec_stats(st);
+  } else {
+    std::fprintf(stderr, "effective %.2f tok/s (tokens after the first over their time)\n",
+                 st.effective_tokens_per_s());
+  }
   std::fputs(format_memory_report(memory_report(model, fwd)).c_str(), stderr);
 }
 
@@ -220,6 +230,10 @@ int run_run(const std::vector<std::string>& args) {
                  static_cast<long long>(ra.fo.n_ctx), static_cast<long long>(cfg.n_ctx_train));
   }
 
+  const auto draft = make_draft_source(ra.spec, *model, *tok, ra.fo);
+  ra.gp.spec.source = draft.get();
+  ra.gp.spec.draft_max = ra.spec.draft_max;
+  ra.gp.spec.draft_min = ra.spec.draft_min;
   const std::vector<int32_t> ids = prompt_ids(ra, *tok);
   if (ra.verbose) {
     print_cpu_setup(fwd.pool(), ra.fo.cpus);
@@ -262,7 +276,7 @@ int run_run(const std::vector<std::string>& args) {
     std::fprintf(stderr, "note: stopped because the context (%lld tokens) is full; use -c\n",
                  static_cast<long long>(fwd.n_ctx()));
   }
-  if (ra.verbose) print_run_stats(r, *model, fwd);
+  if (ra.verbose) print_run_stats(r, *model, fwd, draft != nullptr);
   return 0;
 }
 

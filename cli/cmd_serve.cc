@@ -139,7 +139,11 @@ json timings_json(RequestId rid, const Pending& p) {
           {"prompt_ms", p.stats.prefill_ms},
           {"time_to_first_token_ms", p.stats.time_to_first_token_ms},
           {"prefill_tokens_per_s", p.stats.prefill_tokens_per_s},
-          {"decode_tokens_per_s", p.stats.decode_tokens_per_s}};
+          {"decode_tokens_per_s", p.stats.decode_tokens_per_s},
+          {"draft_tokens", p.stats.drafted},
+          {"draft_accepted", p.stats.accepted},
+          {"draft_acceptance_rate",
+           p.stats.drafted > 0 ? static_cast<double>(p.stats.accepted) / p.stats.drafted : 0.0}};
 }
 
 // A request stopped by the server (SIGINT/SIGTERM), not by its client.
@@ -566,6 +570,7 @@ int run_serve(const std::vector<std::string>& args) {
             "\"cache_prompt\": false)",
             ro.prompt_cache, false);
   th.add_to(o);  // -t, --cpus, --cpu-mask: the same options as every command
+  add_spec_options(o, ro.session.spec);
   o.note("endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,")
       .note("           POST /v1/rerank, GET /v1/models, GET /health,")
       .note("           GET /metrics[?format=prometheus]");
@@ -587,6 +592,7 @@ int run_serve(const std::vector<std::string>& args) {
   if (port < 0 || port > 65535) throw std::runtime_error("--port: must be in [0, 65535]");
   check_ctx_threads(ro.session.n_ctx, ro.session.n_threads);
   if (ro.session.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
+  ro.session.spec.check();
   if (ro.prompt_cache_options.max_states < 0)
     throw std::runtime_error("--cache-states: must be >= 0");
   if (max_body < 1) throw std::runtime_error("--max-body: must be >= 1");

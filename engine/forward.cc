@@ -54,7 +54,7 @@ namespace {
 // kv_layout's refusals (unsupported cache type, head_dim) are bad options: ModelError.
 KvLayout checked_kv_layout(const ModelConfig& c, const ForwardOptions& opt) {
   try {
-    return kv_layout(c, opt.n_ctx, opt.n_ubatch, opt.cache_type);
+    return kv_layout(c, opt.n_ctx, opt.n_ubatch, opt.cache_type, opt.n_rewind);
   } catch (const std::invalid_argument& e) {
     throw ModelError(e.what());
   }

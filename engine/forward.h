@@ -24,6 +24,7 @@ struct ForwardOptions {
   int64_t n_ubatch = 256;         // prefill micro-batch (tokens per gemm)
   int n_threads = 1;              // <= 0: kernel::default_thread_count(cpus)
   DType cache_type = DType::F16;  // KV cache rows: F16, F32, Q8_0 or Q4_0 (kv_layout)
+  int64_t n_rewind = 0;           // positions truncate() can always go back (speculative drafts)
   std::vector<int> cpus;          // pin the pool's threads to these CPUs (empty: no pinning)
 };
 
@@ -64,8 +65,10 @@ class Forward {
   int64_t n_ubatch() const { return n_ubatch_; }  // tokens per prefill micro-batch
   // Forgets positions >= n (n <= n_past()): the next eval continues from position n. When a
   // sliding-window layer no longer holds the positions n attends to, forgets everything
-  // instead (n_past() becomes 0 and the caller evaluates its tokens again).
+  // instead (n_past() becomes 0 and the caller evaluates its tokens again); never for
+  // n >= n_past() - max_rewind().
   void truncate(int64_t n);
+  int64_t max_rewind() const { return cache_.max_rewind(); }
   void reset() { cache_.clear(); }
   // Times every op of later evals into p (wall time by op kind); null (the default) = off.
   void set_profiler(Profiler* p) { prof_ = p; }

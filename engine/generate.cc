@@ -87,10 +87,19 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
                         std::span<const int32_t> new_tokens, const GenerateParams& p,
                         const TextFn& on_text, const StopFn& should_stop) {
   check_new_tokens(fwd, new_tokens);
+  const SpecParams& sp = p.spec;
+  if (sp.source && (sp.draft_max < 1 || sp.draft_min < 0 || sp.draft_min > sp.draft_max)) {
+    throw ModelError(
+        "speculative decoding needs 1 <= draft-max and 0 <= draft-min <= draft-max (got " +
+        std::to_string(sp.draft_max) + ", " + std::to_string(sp.draft_min) + ")");
+  }
+  // Drafts per evaluation: a rollback must stay within what sliding-window layers hold.
+  const int64_t k_max = sp.source ? std::min<int64_t>(sp.draft_max, fwd.max_rewind()) : 0;
   GenerateResult r;
   GenerateStats& st = r.stats;
   const auto t0 = Clock::now();
-  std::vector<float> logits(static_cast<size_t>(fwd.n_vocab()));
+  const size_t n_vocab = static_cast<size_t>(fwd.n_vocab());
+  std::vector<float> logits(n_vocab * static_cast<size_t>(k_max + 1));  // (k + 1, n_vocab)
   st.prompt_tokens = static_cast<int32_t>(eval_prompt(fwd, new_tokens, logits.data(), should_stop));
   st.prompt_ms = ms_since(t0);
   if (st.prompt_tokens < static_cast<int64_t>(new_tokens.size())) {
@@ -101,7 +110,19 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
   for (int32_t id : new_tokens) sampler.accept(id);
   r.prompt_done = true;
 
-  // Decode: sample, stream, check the finish conditions, evaluate the token, repeat.
+  // Decode: sample, stream, check the finish conditions, evaluate the token (and the drafts
+  // after it), repeat. Row `row` of logits is the next token's; rows after it follow
+  // draft.tokens[row..] (already in the cache).
+  std::vector<int32_t> ctx;  // the whole context, for drafting
+  if (sp.source) {
+    ctx.assign(sp.past.begin(), sp.past.end());
+    ctx.insert(ctx.end(), new_tokens.begin(), new_tokens.end());
+  }
+  Draft draft;
+  size_t row = 0;
+  int64_t committed = fwd.n_past();
+  DraftVerifier verifier(k_max > 0 ? fwd.n_vocab() : 0);
+  std::vector<int32_t> batch;
   StreamDecoder decoder(tok);
   StopMatcher matcher(p.stop_strings);
   auto emit = [&](const std::string& s) {
@@ -115,12 +136,19 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
     int32_t id;
     {
       ProfScope ps(fwd.profiler(), ProfOp::kSampling);
-      id = sampler.sample(logits.data());
+      const float* l = logits.data() + row * n_vocab;
+      id = row < draft.tokens.size() ? verifier.sample(sampler, l, draft.tokens[row], draft.q[row])
+                                     : sampler.sample(l);
     }
     st.sample_ms += ms_since(ts);
     if (st.completion_tokens == 0) st.first_token_ms = ms_since(t0);
     sampler.accept(id);
     r.tokens.push_back(id);
+    if (sp.source) ctx.push_back(id);
+    // The cache without the drafts from this row on (id is the last token, not evaluated).
+    committed = fwd.n_past() - static_cast<int64_t>(draft.tokens.size() - row);
+    const bool agreed = row < draft.tokens.size() && id == draft.tokens[row];
+    if (agreed) ++st.accepted;
     ++st.completion_tokens;
     if (!p.ignore_eog && tok.is_eog(id)) {
       r.finish = FinishReason::kEndOfGeneration;
@@ -136,15 +164,39 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
       break;
     }
     if (p.max_tokens >= 0 && st.completion_tokens >= p.max_tokens) break;  // needs no eval
+    if (agreed) {  // the next row follows id: it is evaluated already
+      ++row;
+      continue;
+    }
+    fwd.truncate(committed);  // rejected drafts
     if (fwd.n_past() >= fwd.n_ctx()) {
       r.finish = FinishReason::kContextEnd;
       break;
     }
+    // Draft what may follow: no further than the context, max_tokens and the rewind allow.
+    draft.clear();
+    row = 0;
+    int64_t k = std::min<int64_t>(k_max, fwd.n_ctx() - fwd.n_past() - 1);
+    if (p.max_tokens >= 0) k = std::min<int64_t>(k, p.max_tokens - st.completion_tokens - 1);
+    if (k >= std::max(1, sp.draft_min)) {
+      const auto tdr = Clock::now();
+      sp.source->propose(ctx, static_cast<int32_t>(k), sampler, draft);
+      st.draft_ms += ms_since(tdr);
+      if (static_cast<int64_t>(draft.tokens.size()) < std::max(1, sp.draft_min) ||
+          static_cast<int64_t>(draft.tokens.size()) > k) {
+        draft.clear();
+      }
+    }
+    batch.assign(1, id);
+    batch.insert(batch.end(), draft.tokens.begin(), draft.tokens.end());
     const auto td = Clock::now();
-    fwd.eval(&id, 1, logits.data());
+    fwd.eval(batch.data(), static_cast<int64_t>(batch.size()), logits.data(),
+             !draft.tokens.empty());
     st.decode_ms += ms_since(td);
     ++st.decode_evals;
+    st.drafted += static_cast<int32_t>(draft.tokens.size());
   }
+  fwd.truncate(committed);  // drafts after the last token
   // End: a dangling partial UTF-8 character and held-back text that was no stop string.
   if (!matcher.matched()) emit(matcher.push(decoder.flush()) + matcher.flush());
   st.total_ms = ms_since(t0);

@@ -13,6 +13,11 @@
 // - End of generation: an end-of-generation token is sampled, counted in completion_tokens
 //   and kept as the last of `tokens` (a session keeps it in its conversation, so the next
 //   turn continues after a closed turn); it is never streamed and never evaluated here.
+// - Speculative decoding (engine/speculative.h) is a mode of the same loop: each evaluation
+//   takes the last sampled token plus the source's drafts (all logits), the following samples
+//   come from those rows while they agree with the drafts, and the cache is truncated past the
+//   first disagreement. When the loop ends the cache holds the context without the last token,
+//   as without speculation.
 // - Streamed text is UTF-8-complete (StreamDecoder) and never contains (a prefix of) a stop
 //   string; the held-back tail is streamed at the end unless a stop string matched.
 #pragma once
@@ -26,6 +31,7 @@
 
 #include "engine/forward.h"
 #include "engine/sampler.h"
+#include "engine/speculative.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hpl {
@@ -46,23 +52,42 @@ const char* finish_reason_name(FinishReason r);
 
 // What one generation asks for (OpenAI's request names). Sampling settings live in the
 // Sampler the caller passes.
+// Speculative decoding: off unless source is set.
+struct SpecParams {
+  DraftSource* source = nullptr;  // not owned
+  int32_t draft_max = 16;         // drafts per evaluation at most (also <= fwd.max_rewind())
+  int32_t draft_min = 0;          // fewer drafted than this: evaluate the last token alone
+  // The tokens already in fwd's cache (fwd.n_past() of them), which drafting continues.
+  std::span<const int32_t> past;
+};
+
 struct GenerateParams {
   int32_t max_tokens = 128;               // < 0: until end of generation / context end; 0: none
   std::vector<std::string> stop_strings;  // matched on the generated text; not streamed
   bool ignore_eog = false;  // an end-of-generation token is like any other (benchmarks)
+  SpecParams spec;
 };
 
 struct GenerateStats {
   int32_t prompt_tokens = 0;      // new tokens evaluated (fewer when stopped during the prompt)
   int32_t completion_tokens = 0;  // tokens sampled (an end-of-generation token included)
-  int32_t decode_evals = 0;       // single-token evaluations after the prompt
+  int32_t decode_evals = 0;       // evaluations after the prompt (a token and its drafts)
+  int32_t drafted = 0;            // draft tokens evaluated (speculative decoding)
+  int32_t accepted = 0;           // of them, sampled by the target too
   double prompt_ms = 0;           // prompt evaluation wall time
   double decode_ms = 0;           // wall time of the decode_evals
+  double draft_ms = 0;            // wall time of drafting
   double sample_ms = 0;           // sampling wall time
   double first_token_ms = 0;      // from the start to the first sampled token
   double total_ms = 0;            // from the start to the end
   double prompt_tokens_per_s() const { return rate(prompt_tokens, prompt_ms); }
   double decode_tokens_per_s() const { return rate(decode_evals, decode_ms); }
+  double acceptance_rate() const { return drafted > 0 ? double(accepted) / drafted : 0.0; }
+  // Tokens after the first over the time after it (drafting, evaluating, sampling): the
+  // generation speed a user sees, comparable with and without speculation.
+  double effective_tokens_per_s() const {
+    return completion_tokens > 1 ? rate(completion_tokens - 1, total_ms - first_token_ms) : 0.0;
+  }
   static double rate(double n, double ms) { return ms > 0 ? n * 1e3 / ms : 0.0; }
 };
 

@@ -44,7 +44,9 @@ size_t KvLayout::bytes() const {
   return 2 * rows * row_bytes();
 }
 
-KvLayout kv_layout(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch, DType type) {
+KvLayout kv_layout(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch, DType type,
+                   int64_t n_rewind) {
+  if (n_rewind < 0) throw std::invalid_argument("KvCache: rewind slack must be >= 0");
   if (c.n_layer <= 0 || n_ctx <= 0 || c.kv_dim() <= 0 || n_ubatch <= 0) {
     throw std::invalid_argument("KvCache: n_layer, n_ctx, kv_dim and n_ubatch must be > 0 (got " +
                                 std::to_string(c.n_layer) + ", " + std::to_string(n_ctx) + ", " +
@@ -63,18 +65,22 @@ KvLayout kv_layout(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch, DType 
   KvLayout l;
   l.n_ctx = n_ctx;
   l.kv_dim = c.kv_dim();
+  l.n_rewind = n_rewind;
   l.type = type;
   for (int64_t il = 0; il < c.n_layer; ++il) {
-    int64_t cap = n_ctx, keep = n_ctx;
+    int64_t cap = n_ctx, keep = n_ctx, hold = n_ctx;
     if (c.layer_is_swa(il)) {
       // The last of a micro-batch of B tokens at p sees keys back to p - W + 1: W - 1 kept plus
       // B new; as much slack again (at least 16) bounds the moves to one per B (or 16) tokens.
+      // Holding R more keeps what a position up to R back attends to.
       keep = c.sliding_window - 1;
+      hold = keep + n_rewind;
       const int64_t b = std::min(n_ubatch, n_ctx);
-      cap = std::min(n_ctx, keep + b + std::max<int64_t>(b, 16));
+      cap = std::min(n_ctx, hold + b + std::max<int64_t>(b, 16));
     }
     l.capacity.push_back(cap);
     l.keep.push_back(std::min(keep, n_ctx));
+    l.hold.push_back(std::min(hold, n_ctx));
   }
   return l;
 }
@@ -101,6 +107,12 @@ int64_t KvCache::needed_from(int64_t il) const {
   return std::max<int64_t>(0, n_past_ - layout_.keep[static_cast<size_t>(il)]);
 }
 
+int64_t KvCache::max_rewind() const {
+  for (size_t il = 0; il < first_.size(); ++il)
+    if (layout_.capacity[il] < layout_.n_ctx) return layout_.n_rewind;
+  return layout_.n_ctx;
+}
+
 bool can_rewind(const KvLayout& layout, std::span<const int64_t> first, int64_t n) {
   if (n == 0) return true;
   for (size_t il = 0; il < first.size(); ++il) {
@@ -117,8 +129,8 @@ void KvCache::reserve(int64_t il, int64_t pos0, int64_t n) {
   const size_t l = static_cast<size_t>(il);
   const int64_t cap = layout_.capacity[l];
   if (pos0 + n <= first_[l] + cap) return;
-  // Move the kept positions [from, pos0) to rows 0.. (memmove: they may overlap).
-  const int64_t from = std::max(first_[l], pos0 - layout_.keep[l]);
+  // Move the held positions [from, pos0) to rows 0.. (memmove: they may overlap).
+  const int64_t from = std::max(first_[l], pos0 - layout_.hold[l]);
   if (pos0 - from + n > cap) {
     throw std::logic_error("KvCache: " + std::to_string(n) + " new positions do not fit layer " +
                            std::to_string(il) + " (capacity " + std::to_string(cap) + ")");

@@ -7,7 +7,9 @@
 // only ever reads the last W positions, so it holds a window of positions
 // [first_pos(il), first_pos(il) + capacity): W - 1 kept positions, room for a micro-batch,
 // and slack so the kept positions are moved back to the front (one memmove of W - 1 rows) only
-// once per max(micro-batch, 16) appended positions. Positions stay contiguous, so attention reads
+// once per max(micro-batch, 16) appended positions. A rewind slack R (speculative decoding's
+// drafts) makes it hold R more, so a rewind of up to R positions stays within what it holds.
+// Positions stay contiguous, so attention reads
 // them as one array with positions relative to first_pos(il).
 #pragma once
 
@@ -29,12 +31,16 @@ struct KvLayout {
   DType type = DType::F16;        // row format
   size_t row_bytes() const;       // bytes of one position's K (or V) row
   std::vector<int64_t> capacity;  // per layer: positions held (n_ctx for full attention)
-  std::vector<int64_t> keep;      // per layer: positions before a new one it must keep
+  std::vector<int64_t> keep;      // per layer: positions before a new one it attends to
+  std::vector<int64_t> hold;      // per layer: positions before a new one it holds (keep + R)
+  int64_t n_rewind = 0;           // R: a rewind of up to R positions always succeeds
   size_t bytes() const;           // K and V of every layer
 };
 // type: F16, F32, Q8_0 or Q4_0 (the quantized ones need head_dim a multiple of 32); another
 // type or shape throws std::invalid_argument naming it.
-KvLayout kv_layout(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch, DType type = DType::F16);
+// n_rewind: the slack R (see above).
+KvLayout kv_layout(const ModelConfig& c, int64_t n_ctx, int64_t n_ubatch, DType type = DType::F16,
+                   int64_t n_rewind = 0);
 
 // The cache types by name ("f32", "f16", "q8_0", "q4_0"), for options; false when unknown.
 bool kv_type_from_name(const std::string& name, DType* type);
@@ -68,11 +74,13 @@ class KvCache {
   void clear();
 
   // Whether every layer still holds what position n (the next one after a rewind to n)
-  // attends to.
+  // attends to. Always true for n >= n_past() - max_rewind().
   bool can_rewind_to(int64_t n) const;
+  // Positions any rewind may go back: n_ctx without sliding-window layers, else the slack R.
+  int64_t max_rewind() const;
 
   // Makes room in layer il for positions [pos0, pos0 + n) (pos0 = n_past()), keeping the
-  // layer's `keep` positions before pos0; moves them to the front when the end is reached.
+  // layer's `hold` positions before pos0; moves them to the front when the end is reached.
   void reserve(int64_t il, int64_t pos0, int64_t n);
 
   // K or V row (row_bytes()) of layer il at position pos (first_pos(il) <= pos < first_pos(il)

@@ -20,7 +20,7 @@ MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt) {
   e.weights_converted_bytes = w.converted_bytes;
   KvLayout kv;
   try {
-    kv = kv_layout(c, opt.n_ctx, opt.n_ubatch, opt.cache_type);
+    kv = kv_layout(c, opt.n_ctx, opt.n_ubatch, opt.cache_type, opt.n_rewind);
   } catch (const std::invalid_argument& ex) {
     throw ModelError(ex.what());
   }

@@ -112,7 +112,11 @@ void Sampler::accept(int32_t id) {
   while (recent_.size() > static_cast<size_t>(p_.repeat_last_n)) recent_.pop_front();
 }
 
-int32_t Sampler::sample(const float* logits) {
+double Sampler::uniform() {
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+}
+
+void Sampler::distribution(const float* logits, std::vector<Candidate>& out) {
   const float* l = logits;
   if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
     work_.assign(logits, logits + n_vocab_);
@@ -125,16 +129,21 @@ int32_t Sampler::sample(const float* logits) {
     for (int32_t i = 1; i < n_vocab_; ++i) {
       if (l[i] > l[best]) best = i;
     }
-    return best;
+    out.assign(1, {best, l[best], 1.0f});
+    return;
   }
-  cand_.resize(static_cast<size_t>(n_vocab_));
-  for (int32_t i = 0; i < n_vocab_; ++i) cand_[i] = {i, l[i], 0.0f};
-  sampling::top_k(cand_, p_.top_k);
-  sampling::top_p(cand_, p_.top_p);
-  sampling::min_p(cand_, p_.min_p);
-  sampling::softmax(cand_, p_.temp);
-  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-  return cand_[sampling::draw(cand_, u)].id;
+  out.resize(static_cast<size_t>(n_vocab_));
+  for (int32_t i = 0; i < n_vocab_; ++i) out[i] = {i, l[i], 0.0f};
+  sampling::top_k(out, p_.top_k);
+  sampling::top_p(out, p_.top_p);
+  sampling::min_p(out, p_.min_p);
+  sampling::softmax(out, p_.temp);
+}
+
+int32_t Sampler::sample(const float* logits) {
+  distribution(logits, cand_);
+  if (p_.temp <= 0.0f) return cand_[0].id;  // greedy draws nothing
+  return cand_[sampling::draw(cand_, uniform())].id;
 }
 
 }  // namespace hpl

@@ -51,6 +51,11 @@ class Sampler {
 
   // Chooses the next token from logits (n_vocab,); logits are not modified.
   int32_t sample(const float* logits);
+  // The distribution sample() draws from: the candidates the chain keeps, by descending logit,
+  // with their probabilities (greedy: the argmax alone, p = 1). For speculative decoding.
+  void distribution(const float* logits, std::vector<Candidate>& out);
+  // The next uniform number in [0, 1) of the generator sample() draws with.
+  double uniform();
   // Records a token (prompt or generated) in the penalty window.
   void accept(int32_t id);
   void reset();  // clears the window and reseeds

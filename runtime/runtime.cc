@@ -125,6 +125,13 @@ Runtime::Runtime(RuntimeOptions opt)
     } catch (const ModelError& e) {
       throw RuntimeError(Status::kModel, e.what());
     }
+    try {  // and a bad draft model
+      check_draft_model(opt_.session.spec, m, *lease->tokenizer);
+    } catch (const std::bad_alloc&) {
+      throw RuntimeError(Status::kOutOfMemory, "out of memory while loading the draft model");
+    } catch (const std::exception& e) {  // a vocabulary mismatch, a bad or missing file
+      throw RuntimeError(Status::kModel, e.what());
+    }
     tokenizer_ = lease->tokenizer;
     n_embd_ = m.config.n_embd;
     embed_n_ctx_ = opt_.session.n_ctx;    // a decoder's embedder has the session's context
@@ -627,6 +634,8 @@ void Runtime::generate(Job& job, Session& s, bool stateless, Event& done) {
   st.prefill_ms = g.prompt_ms;
   st.decode_ms = g.decode_ms;
   st.sampling_ms = g.sample_ms;
+  st.drafted = g.drafted;
+  st.accepted = g.accepted;
 }
 
 void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {

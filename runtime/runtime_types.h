@@ -112,7 +112,8 @@ struct RequestStats {
   // Where total_ms went: prompt evaluation, single-token evaluations, sampling (the rest is
   // streaming the text and the callbacks).
   double prefill_ms = 0, decode_ms = 0, sampling_ms = 0;
-  bool truncated = false;  // is_truncation(finish)
+  int32_t drafted = 0, accepted = 0;  // speculative decoding's drafts, and those accepted
+  bool truncated = false;             // is_truncation(finish)
   FinishReason finish = FinishReason::kEndOfGeneration;
 };
 

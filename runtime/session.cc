@@ -26,7 +26,10 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
                            std::to_string(opt.n_ctx) + ", " + std::to_string(opt.n_ubatch) + ", " +
                            std::to_string(opt.n_threads) + ")");
   try {
-    fwd_ = std::make_unique<Forward>(*model_->model, opt);
+    ForwardOptions fo = opt;
+    opt.spec.apply(fo);  // rewind slack for the drafts
+    fwd_ = std::make_unique<Forward>(*model_->model, fo);
+    draft_ = make_draft_source(opt.spec, *model_->model, *model_->tokenizer, fo);
   } catch (const std::bad_alloc&) {
     throw RuntimeError(Status::kOutOfMemory, "out of memory allocating a context of " +
                                                  std::to_string(opt.n_ctx) + " tokens");
@@ -198,6 +201,9 @@ GenerateResult Session::run_turn(const RequestParams& p, const std::vector<int32
   const bool chat = !p.messages.empty() && tmpl_;
   GenerateParams gp = p;
   if (chat) gp.stop_strings.push_back(tmpl_->end_of_turn());
+  gp.spec.source = draft_.get();
+  gp.spec.draft_max = opt_.spec.draft_max;
+  gp.spec.draft_min = opt_.spec.draft_min;
   Sampler sampler(p.sampling, fwd_->n_vocab());
 
   const size_t turn_start = tokens_.size();
@@ -205,6 +211,7 @@ GenerateResult Session::run_turn(const RequestParams& p, const std::vector<int32
   const std::span<const int32_t> all(tokens_);
   const size_t past = static_cast<size_t>(n_past());
   prime_sampler(sampler, all.first(past));
+  gp.spec.past = all.first(past);
   GenerateResult r;
   try {
     r = generate(*fwd_, tok, sampler, all.subspan(past), gp, on_text, should_stop);

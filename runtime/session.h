@@ -17,6 +17,7 @@
 #include "engine/forward.h"
 #include "engine/generate.h"
 #include "engine/kv_cache.h"
+#include "engine/speculative.h"
 #include "runtime/model_registry.h"
 #include "runtime/runtime_types.h"
 
@@ -30,6 +31,9 @@ struct SessionOptions : ForwardOptions {
   // Chat format name (gemma, chatml, llama2, ...); "": the model's own (its template, its
   // special tokens, else its architecture: gemma3 -> gemma, qwen2 -> chatml), or none.
   std::string chat_template;
+  // Speculative decoding (engine/speculative.h): a draft model (loaded by the session, outside
+  // any registry) or prompt lookup over the conversation; off by default.
+  SpecOptions spec;
 };
 
 // One turn of a conversation, as submitted, with the text generated for it.
@@ -145,7 +149,8 @@ class Session {
   std::unique_ptr<Forward> fwd_;
   std::vector<int32_t> tokens_;
   std::vector<Exchange> exchanges_;
-  std::optional<ChatTemplate> tmpl_;  // none: the model's chat format is unknown
+  std::optional<ChatTemplate> tmpl_;    // none: the model's chat format is unknown
+  std::unique_ptr<DraftSource> draft_;  // null: no speculative decoding
 };
 
 }  // namespace hpl

@@ -102,6 +102,8 @@ hpl_stats to_stats(const hpl::RequestStats& s) {
   c.decode_ms = s.decode_ms;
   c.sampling_ms = s.sampling_ms;
   c.cached_tokens = s.cached_tokens;
+  c.drafted = s.drafted;
+  c.accepted = s.accepted;
   return c;
 }
 
@@ -226,6 +228,10 @@ hpl_status hpl_model_params_init(hpl_model_params* p) {
   p->prefault = 0;
   p->max_consecutive_failures = 3;
   p->cpus = nullptr;
+  p->draft_model = nullptr;
+  p->lookup = 0;
+  p->draft_max = d.spec.draft_max;
+  p->draft_min = d.spec.draft_min;
   p->cache_type = nullptr;  // f16
   return ok();
 }
@@ -253,6 +259,15 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
       return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: ") + e.what());
     }
     o.max_consecutive_failures = p.max_consecutive_failures;
+    if (p.draft_model) o.session.spec.draft_path = p.draft_model;
+    o.session.spec.lookup = p.lookup;
+    o.session.spec.draft_max = p.draft_max;
+    o.session.spec.draft_min = p.draft_min;
+    try {
+      o.session.spec.check();
+    } catch (const std::exception& e) {
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: ") + e.what());
+    }
     o.registry = registry();
     auto m = std::make_unique<hpl_model>();
     m->rt = std::make_unique<hpl::Runtime>(std::move(o));

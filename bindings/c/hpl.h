@@ -136,6 +136,13 @@ typedef struct hpl_model_params {
                                        "f32", "q8_0" (about half of f16), "q4_0" (about a
                                        quarter); q8_0 / q4_0 need the model's head_dim to be
                                        a multiple of 32 (else HPL_ERR_MODEL at load) */
+  /* Speculative decoding (greedy output unchanged; sampling keeps the model's distribution):
+   * a draft model with the same vocabulary (each session loads its own), or prompt lookup
+   * with n-grams up to `lookup` tokens; not both. Off by default. */
+  const char* draft_model; /* path of the draft GGUF; NULL or "" (default): none */
+  int32_t lookup;          /* prompt lookup n-gram size; 0 (default): off */
+  int32_t draft_max;       /* tokens drafted per step at most (default 16) */
+  int32_t draft_min;       /* fewer drafted than this: not verified (default 0) */
 } hpl_model_params;
 
 HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
@@ -272,6 +279,11 @@ typedef struct hpl_stats {
   double sampling_ms;
   int32_t cached_tokens; /* stateless requests: prompt tokens whose KV was reused from the
                             prompt cache (not in prompt_tokens); 0 in a session */
+  /* Speculative decoding: draft tokens evaluated, and how many of them the model sampled too
+   * (acceptance rate = accepted / drafted); 0 when off. decode_tokens_per_s is the
+   * effective rate (completion tokens over the time after the prompt). */
+  int32_t drafted;
+  int32_t accepted;
 } hpl_stats;
 
 typedef struct hpl_event {

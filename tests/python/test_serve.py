@@ -890,3 +890,23 @@ def test_half_close_is_timed_by_its_arrival_not_by_when_a_handler_looks(hpl, tmp
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.parametrize("spec", [["--lookup", "2", "--draft-max", "4"], ["--draft", MODEL, "--draft-max", "3"]])
+def test_speculative_server_matches_plain_run(hpl, tmp_path, spec):
+    """A server with speculative decoding answers what plain greedy `hpl run` prints; its
+    timings report the drafts."""
+    want = run_greedy(hpl, PROMPT, 40)
+    port = free_port()
+    proc = start_server(hpl, tmp_path / "spec.log", port, *spec)
+    try:
+        r = post(f"http://127.0.0.1:{port}", "/v1/completions",
+                 {"prompt": PROMPT, "max_tokens": 40, "temperature": 0})
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["text"] == want
+        t = r.json()["timings"]
+        assert t["draft_tokens"] > 0 and 0 <= t["draft_accepted"] <= t["draft_tokens"]
+        assert 0 <= t["draft_acceptance_rate"] <= 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -51,7 +51,9 @@ class ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
                 ("n_ubatch", ctypes.c_int32), ("prefault", ctypes.c_int32),
                 ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p),
-                ("cache_type", ctypes.c_char_p)]
+                ("cache_type", ctypes.c_char_p),
+                ("draft_model", ctypes.c_char_p), ("lookup", ctypes.c_int32),
+                ("draft_max", ctypes.c_int32), ("draft_min", ctypes.c_int32)]
 
 
 class SamplerParams(ctypes.Structure):
@@ -81,7 +83,8 @@ class Stats(ctypes.Structure):
                 ("total_ms", ctypes.c_double), ("truncated", ctypes.c_int32),
                 ("finish", ctypes.c_int), ("prefill_ms", ctypes.c_double),
                 ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double),
-                ("cached_tokens", ctypes.c_int32)]
+                ("cached_tokens", ctypes.c_int32),
+                ("drafted", ctypes.c_int32), ("accepted", ctypes.c_int32)]
 
 
 class Event(ctypes.Structure):

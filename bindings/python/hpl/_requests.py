@@ -48,13 +48,17 @@ class Stats:
     sampling_ms: float = 0.0
     #: stateless requests: prompt tokens reused from the prompt cache (not in prompt_tokens)
     cached_tokens: int = 0
+    #: speculative decoding: draft tokens evaluated, and those the model sampled too
+    drafted: int = 0
+    accepted: int = 0
 
     @staticmethod
     def _from(s: _capi.Stats) -> "Stats":
         return Stats(s.prompt_tokens, s.completion_tokens, s.time_to_first_token_ms,
                      s.prefill_tokens_per_s, s.decode_tokens_per_s, s.queue_ms, s.total_ms,
                      bool(s.truncated), _capi.FINISH_NAMES.get(s.finish, str(s.finish)),
-                     s.prefill_ms, s.decode_ms, s.sampling_ms, s.cached_tokens)
+                     s.prefill_ms, s.decode_ms, s.sampling_ms, s.cached_tokens, s.drafted,
+                     s.accepted)
 
 
 # (event type, text, stats or None, status, outputs: an embed / rerank request's rows or None)

@@ -220,7 +220,9 @@ class Model(_Generator):
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, n_ctx: int = 2048,
                  n_threads: Optional[int] = None, n_ubatch: Optional[int] = None,
                  prefault: bool = False, max_consecutive_failures: int = 3,
-                 cpus: Optional[str] = None, cache_type: Optional[str] = None) -> None:
+                 cpus: Optional[str] = None, cache_type: Optional[str] = None,
+                 draft_model: Optional[Union[str, "os.PathLike[str]"]] = None, lookup: int = 0,
+                 draft_max: Optional[int] = None, draft_min: Optional[int] = None) -> None:
         """Loads and validates the model (raises ModelFileError naming what is wrong).
 
         n_ctx: context length of every session, in tokens. n_threads: compute threads
@@ -229,7 +231,9 @@ class Model(_Generator):
         weights are memory-mapped; prefault=True reads every page at load time.
         max_consecutive_failures: failed requests in a row before the model refuses work
         until reset(). cpus: pin the compute threads to these CPUs, e.g. "4-7" or "0,2-3".
-        cache_type: KV cache rows, "f16" (None: the default), "f32", "q8_0" or "q4_0"."""
+        cache_type: KV cache rows, "f16" (None: the default), "f32", "q8_0" or "q4_0".
+        Speculative decoding: draft_model (a smaller GGUF with the same vocabulary) or
+        lookup=N (prompt lookup with n-grams up to N), draft_max / draft_min tokens per step."""
         self._path = os.fspath(path)
         self._requests: Set[int] = set()
         self._sessions: "List[Session]" = []
@@ -245,6 +249,12 @@ class Model(_Generator):
         mp.max_consecutive_failures = max_consecutive_failures
         mp.cpus = cpus.encode() if cpus else None
         mp.cache_type = cache_type.encode() if cache_type else None
+        mp.draft_model = os.fsencode(draft_model) if draft_model else None
+        mp.lookup = lookup
+        if draft_max is not None:
+            mp.draft_max = draft_max
+        if draft_min is not None:
+            mp.draft_min = draft_min
         h = ctypes.c_void_p()
         _capi.check(_capi.model_load(os.fsencode(self._path), ctypes.byref(mp), ctypes.byref(h)))
         self._handle = Handle(h.value or 0, "model")
