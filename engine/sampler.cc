@@ -112,10 +112,20 @@ void Sampler::accept(int32_t id) {
   while (recent_.size() > static_cast<size_t>(p_.repeat_last_n)) recent_.pop_front();
 }
 
+void Sampler::accept_generated(int32_t id) {
+  accept(id);
+  if (constraint_) constraint_->accept(id);
+}
+
 int32_t Sampler::sample(const float* logits) {
   const float* l = logits;
-  if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
+  if (constraint_) {
     work_.assign(logits, logits + n_vocab_);
+    constraint_->mask(work_.data());
+    l = work_.data();
+  }
+  if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
+    if (l != work_.data()) work_.assign(logits, logits + n_vocab_);
     recent_vec_.assign(recent_.begin(), recent_.end());
     sampling::penalize(work_.data(), n_vocab_, recent_vec_, p_.repeat_penalty);
     l = work_.data();
@@ -129,6 +139,8 @@ int32_t Sampler::sample(const float* logits) {
   }
   cand_.resize(static_cast<size_t>(n_vocab_));
   for (int32_t i = 0; i < n_vocab_; ++i) cand_[i] = {i, l[i], 0.0f};
+  if (constraint_)  // masked tokens are no candidates (not even by rounding in draw())
+    std::erase_if(cand_, [](const Candidate& c) { return std::isinf(c.logit) && c.logit < 0; });
   sampling::top_k(cand_, p_.top_k);
   sampling::top_p(cand_, p_.top_p);
   sampling::min_p(cand_, p_.min_p);
