@@ -119,7 +119,7 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
     }
     st.sample_ms += ms_since(ts);
     if (st.completion_tokens == 0) st.first_token_ms = ms_since(t0);
-    sampler.accept(id);
+    sampler.accept_generated(id);
     r.tokens.push_back(id);
     ++st.completion_tokens;
     if (!p.ignore_eog && tok.is_eog(id)) {

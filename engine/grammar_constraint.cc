@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "engine/model_config.h"
 #include "grammar/json_schema.h"
 
 namespace hpl {
@@ -26,7 +27,7 @@ std::shared_ptr<const grammar::VocabTrie> build_vocab_trie(const Tokenizer& tok)
   return std::make_shared<const grammar::VocabTrie>(std::move(pieces));
 }
 
-std::shared_ptr<const grammar::VocabTrie> VocabTrieCache::get(const Tokenizer& tok) {
+std::shared_ptr<const grammar::VocabTrie> VocabTrieCache::get(const Tokenizer& tok) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (!trie_) trie_ = build_vocab_trie(tok);
   return trie_;
@@ -58,7 +59,7 @@ void GrammarConstraint::mask(float* logits) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   ++masks_;
   if (!any)
-    throw std::runtime_error(
+    throw ModelError(
         done ? "grammar: the output is complete but the vocabulary has no end-of-generation token"
              : "grammar: no token of the vocabulary can continue the output here");
 }

@@ -36,11 +36,11 @@ std::shared_ptr<const grammar::VocabTrie> build_vocab_trie(const Tokenizer& tok)
 // One trie per loaded model, built on first use (thread-safe).
 class VocabTrieCache {
  public:
-  std::shared_ptr<const grammar::VocabTrie> get(const Tokenizer& tok);
+  std::shared_ptr<const grammar::VocabTrie> get(const Tokenizer& tok) const;
 
  private:
-  std::mutex mu_;
-  std::shared_ptr<const grammar::VocabTrie> trie_;
+  mutable std::mutex mu_;
+  mutable std::shared_ptr<const grammar::VocabTrie> trie_;
 };
 
 class GrammarConstraint : public TokenConstraint {
@@ -50,7 +50,7 @@ class GrammarConstraint : public TokenConstraint {
   GrammarConstraint(const GrammarConstraint&) = delete;  // the masker points at the matcher
   GrammarConstraint& operator=(const GrammarConstraint&) = delete;
 
-  // Throws std::runtime_error when no token can continue the output (the grammar needs text
+  // Throws ModelError when no token can continue the output (the grammar needs text
   // the vocabulary cannot spell).
   void mask(float* logits) override;
   // Throws std::logic_error for a token the grammar does not allow.

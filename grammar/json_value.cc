@@ -54,13 +54,20 @@ std::string JsonValue::dump() const {
       return json_quote(text);
     case Kind::kArray: {
       std::string s = "[";
-      for (size_t i = 0; i < items.size(); ++i) s += (i ? "," : "") + items[i].dump();
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i) s += ',';
+        s += items[i].dump();
+      }
       return s + "]";
     }
     case Kind::kObject: {
       std::string s = "{";
-      for (size_t i = 0; i < members.size(); ++i)
-        s += (i ? "," : "") + json_quote(members[i].first) + ":" + members[i].second.dump();
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (i) s += ',';
+        s += json_quote(members[i].first);
+        s += ':';
+        s += members[i].second.dump();
+      }
       return s + "}";
     }
   }

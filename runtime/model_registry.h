@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/grammar_constraint.h"
 #include "engine/model.h"
 #include "runtime/model_identity.h"
 #include "tokenizer/tokenizer.h"
@@ -33,7 +34,8 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   ModelIdentity identity;
-  size_t bytes = 0;  // counted against the budget
+  VocabTrieCache vocab_trie;  // for grammar-constrained output, built on first use
+  size_t bytes = 0;           // counted against the budget
 };
 
 class ModelRegistry {

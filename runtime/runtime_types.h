@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/generate.h"
+#include "engine/grammar_constraint.h"
 #include "engine/sampler.h"
 #include "tokenizer/chat_template.h"
 
@@ -57,6 +58,7 @@ struct RequestParams : GenerateParams {
   std::string prompt;
   std::vector<ChatMessage> messages;
   SamplerParams sampling;  // engine/sampler.h; seed 0 is a fixed seed like any other
+  OutputFormat format;     // engine/grammar_constraint.h: grammar, JSON schema or JSON mode
 };
 
 enum class EventType : int { kQueued = 0, kProcessing = 1, kToken = 2, kDone = 3, kError = 4 };

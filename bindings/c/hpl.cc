@@ -385,6 +385,8 @@ hpl_status hpl_submit(hpl_model* model, hpl_session* session, const hpl_request_
     }
     p.sampling = to_sampling(params->sampler);
     p.max_tokens = params->max_tokens;
+    if (params->grammar) p.format.grammar = params->grammar;
+    if (params->json_schema) p.format.json_schema = params->json_schema;
     auto cb = [callback, user_data](const hpl::Event& ev) {
       const std::string text(ev.text);  // NUL-terminated for C
       hpl_event c;

@@ -214,6 +214,12 @@ typedef struct hpl_request_params {
   int32_t max_tokens;              /* >= 1 (default 128) */
   const char* const* stop_strings; /* generation ends before any of these; not emitted */
   size_t n_stop_strings;
+  /* Constrained output (at most one; NULL = none): every reply is a sentence of the GBNF
+   * grammar (llama.cpp's format, start rule "root") or a JSON value valid against the JSON
+   * Schema (the subset engine/grammar_constraint.h names). One that does not compile is
+   * refused by hpl_submit with HPL_ERR_INVALID_ARGUMENT and its line:column / JSON pointer. */
+  const char* grammar;
+  const char* json_schema;
 } hpl_request_params;
 
 HPL_API hpl_status hpl_request_params_init(hpl_request_params* params);
