@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/options.h"
 #include "engine/forward.h"
 #include "engine/sampler.h"
 #include "kernel/cpu_topology.h"
@@ -25,32 +26,6 @@
 #include "tokenizer/chat_template.h"
 
 namespace hpl::cli {
-
-// The value of the option at args[i] (advancing i to it); throws when it is missing.
-inline const std::string& option_value(const std::vector<std::string>& args, size_t& i) {
-  if (i + 1 >= args.size()) throw std::runtime_error(args[i] + " needs a value");
-  return args[++i];
-}
-
-// Prints the command's usage, then fails with msg (bad or missing options).
-[[noreturn]] inline void usage_error(void (*usage)(), const std::string& msg) {
-  usage();
-  throw std::runtime_error(msg);
-}
-
-inline int64_t to_int(const std::string& opt, const std::string& v) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw std::runtime_error(opt + ": not an integer: '" + v + "'");
-  return x;
-}
-
-inline float to_float(const std::string& opt, const std::string& v) {
-  char* end = nullptr;
-  const float x = std::strtof(v.c_str(), &end);
-  if (v.empty() || *end != '\0') throw std::runtime_error(opt + ": not a number: '" + v + "'");
-  return x;
-}
 
 // The whole file; throws naming the path when it is missing, a directory or unreadable.
 inline std::string read_text_file(const std::string& path) {
@@ -89,27 +64,25 @@ struct ThreadOptions {
   int n_threads = 0;      // 0: default_threads(cpus)
   std::vector<int> cpus;  // pin to these (empty: no pinning)
 
-  // Parses the option at args[i] (advancing i past its value). false: not one of these.
-  bool parse(const std::vector<std::string>& args, size_t& i) {
-    const std::string& a = args[i];
-    if (a == "-t" || a == "--threads") {
-      const std::string& v = option_value(args, i);
-      char* end = nullptr;
-      const long long x = std::strtoll(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0') throw std::runtime_error(a + ": not an integer: '" + v + "'");
-      if (x < 1 || x > 256) throw std::runtime_error("-t: must be in [1, 256]");
-      n_threads = static_cast<int>(x);
-    } else if (a == "--cpus" || a == "--cpu-mask") {
-      const std::string& v = option_value(args, i);
+  // Adds -t / --threads (unless threads_too is false: bench takes a list), --cpus, --cpu-mask.
+  void add_to(Options& o, bool threads_too = true) {
+    if (threads_too)
+      o.value({"-t", "--threads"}, "N",
+              "threads (default: the CPU topology's, see `hpl info --cpu`)",
+              [this](const std::string& opt, const std::string& v) {
+                const int64_t x = to_int(opt, v);
+                if (x < 1 || x > 256) throw std::runtime_error(opt + ": must be in [1, 256]");
+                n_threads = static_cast<int>(x);
+              });
+    auto pin = [this](const std::string& opt, const std::string& v) {
       try {
-        cpus = a == "--cpus" ? kernel::parse_cpu_list(v) : kernel::parse_cpu_mask(v);
+        cpus = opt == "--cpus" ? kernel::parse_cpu_list(v) : kernel::parse_cpu_mask(v);
       } catch (const std::invalid_argument& e) {
-        throw std::runtime_error(a + ": " + e.what());
+        throw std::runtime_error(opt + ": " + e.what());
       }
-    } else {
-      return false;
-    }
-    return true;
+    };
+    o.value({"--cpus"}, "LIST", "pin the threads to these CPUs, e.g. 4-7 or 0,2-3", pin);
+    o.value({"--cpu-mask"}, "HEX", "the same as a bit mask, e.g. 0xf0", pin);
   }
   int threads() const { return n_threads > 0 ? n_threads : default_threads(cpus); }
   // Sets fo's threads and pinning.
@@ -118,11 +91,6 @@ struct ThreadOptions {
     fo.cpus = cpus;
   }
 };
-
-constexpr const char* kThreadUsage =
-    "  -t N                 threads (default: the CPU topology's, see `hpl info --cpu`)\n"
-    "  --cpus LIST          pin the threads to these CPUs, e.g. 4-7 or 0,2-3\n"
-    "  --cpu-mask HEX       the same as a bit mask, e.g. 0xf0\n";
 
 // Pinning the OS refused or narrowed is never silent: a warning naming the CPUs.
 inline void warn_if_not_pinned(const kernel::ThreadPool& pool) {
@@ -166,44 +134,36 @@ inline int32_t parse_token_limit(const std::string& opt, const std::string& v) {
   return static_cast<int32_t>(n);
 }
 
-// Parses one sampler option at args[i] (advancing i past its value) and checks it with the
-// C API's ranges and messages ("--temp: temperature must be in [0, 2], got -1"). false: not
-// a sampler option.
-inline bool parse_sampler_option(const std::vector<std::string>& args, size_t& i, SamplerParams& sp,
-                                 bool& have_seed) {
-  const std::string& a = args[i];
-  auto value = [&]() -> const std::string& { return option_value(args, i); };
-  if (a == "--temp") {
-    sp.temp = to_float(a, value());
-  } else if (a == "--top-k") {
-    sp.top_k = to_int32(a, value());
-  } else if (a == "--top-p") {
-    sp.top_p = to_float(a, value());
-  } else if (a == "--min-p") {
-    sp.min_p = to_float(a, value());
-  } else if (a == "--repeat-penalty") {
-    sp.repeat_penalty = to_float(a, value());
-  } else if (a == "--repeat-last-n") {
-    sp.repeat_last_n = to_int32(a, value());
-  } else if (a == "--seed" || a == "-s") {
-    sp.seed = static_cast<uint64_t>(to_int(a, value()));
-    have_seed = true;
-  } else {
-    return false;
-  }
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed, each
+// checked as it is parsed with the C API's ranges and messages ("--temp: temperature must be
+// in [0, 2], got -1").
+inline void add_sampler_options(Options& o, SamplerParams& sp, bool& have_seed) {
   // Earlier options were checked when they were parsed: a problem is this option's.
-  if (auto p = check_sampling(sp)) throw std::runtime_error(a + ": " + p->message);
-  return true;
+  auto checked = [&sp](auto set) {
+    return [&sp, set](const std::string& opt, const std::string& v) {
+      set(opt, v);
+      if (auto p = check_sampling(sp)) throw std::runtime_error(opt + ": " + p->message);
+    };
+  };
+  o.value({"--temp"}, "T", "temperature in [0, 2] (default 0.8; 0 = greedy, deterministic)",
+          checked([&sp](auto& opt, auto& v) { sp.temp = to_float(opt, v); }));
+  o.value({"--top-k"}, "K", "keep the K most likely tokens (default 40; 0 = off)",
+          checked([&sp](auto& opt, auto& v) { sp.top_k = to_int32(opt, v); }));
+  o.value({"--top-p"}, "P", "nucleus sampling, in (0, 1] (default 0.95; 1 = off)",
+          checked([&sp](auto& opt, auto& v) { sp.top_p = to_float(opt, v); }));
+  o.value({"--min-p"}, "P",
+          "drop tokens below P x the best probability, P in [0, 1] (default 0.05)",
+          checked([&sp](auto& opt, auto& v) { sp.min_p = to_float(opt, v); }));
+  o.value({"--repeat-penalty"}, "R", "penalize the last N tokens, R in (0, 10] (default 1.0 = off)",
+          checked([&sp](auto& opt, auto& v) { sp.repeat_penalty = to_float(opt, v); }));
+  o.value({"--repeat-last-n"}, "N",
+          "window: the last N tokens, prompt included (default 64; 0 = off)",
+          checked([&sp](auto& opt, auto& v) { sp.repeat_last_n = to_int32(opt, v); }));
+  o.value({"-s", "--seed"}, "S", "random seed (default: random)",
+          checked([&sp, &have_seed](auto& opt, auto& v) {
+            sp.seed = static_cast<uint64_t>(to_int(opt, v));
+            have_seed = true;
+          }));
 }
-
-constexpr const char* kSamplerUsage =
-    "  --temp T             temperature in [0, 2] (default 0.8; 0 = greedy, deterministic)\n"
-    "  --top-k K            keep the K most likely tokens (default 40; 0 = off)\n"
-    "  --top-p P            nucleus sampling, in (0, 1] (default 0.95; 1 = off)\n"
-    "  --min-p P            drop tokens below P x the best probability, P in [0, 1] (default "
-    "0.05)\n"
-    "  --repeat-penalty R   penalize the last N tokens, R in (0, 10] (default 1.0 = off)\n"
-    "  --repeat-last-n N    window: the last N tokens, prompt included (default 64; 0 = off)\n"
-    "  --seed S             random seed (default: random)\n";
 
 }  // namespace hpl::cli

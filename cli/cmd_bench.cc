@@ -28,21 +28,6 @@
 namespace hpl::cli {
 namespace {
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: hpl bench -m MODEL [-m MODEL2 ...] [options]\n"
-               "       hpl bench --compare A.json B.json   (hpl or llama-bench JSON; B/A t/s)\n"
-               "  -p N[,N...]     prompt sizes for prefill tests (default 512; 0 = none)\n"
-               "  -n N[,N...]     token counts for decode tests (default 128; 0 = none)\n"
-               "  -t N[,N...]     thread counts (default: the CPU topology's, see hpl info --cpu)\n"
-               "  --cpus LIST     pin the threads to these CPUs, e.g. 4-7 (--cpu-mask HEX too)\n"
-               "  -r N            repetitions per test (default 5)\n"
-               "  -o md|json|csv  output format (default md)\n"
-               "  -ub N           prefill micro-batch (default 256)\n"
-               "  --no-warmup     skip the warm-up run of each test\n"
-               "  --no-bandwidth  skip the read-bandwidth measurement\n");
-}
-
 std::vector<int64_t> int_list(const std::string& opt, const std::string& s) {
   std::vector<int64_t> v;
   std::stringstream ss(s);
@@ -198,157 +183,178 @@ void print_csv(const std::vector<Result>& rs, const std::string& when) {
   std::fflush(stdout);
 }
 
-int run_bench(const std::vector<std::string>& args) {
-  if (!args.empty() && args[0] == "--compare") {
-    if (args.size() != 3) usage_error(usage, "--compare takes two files: A.json B.json");
-    std::printf(
-        "%s", compare_bench(parse_bench_results(read_text_file(args[1]), args[1]),
-                            parse_bench_results(read_text_file(args[2]), args[2]), args[1], args[2])
-                  .c_str());
-    return 0;
-  }
-  std::vector<std::string> models;
+struct BenchArgs {
+  std::vector<std::string> models, compare;
   std::vector<int64_t> pp = {512}, tg = {128}, threads;
   ThreadOptions pin;  // --cpus / --cpu-mask (-t takes a list here)
-  int reps = 5;
-  int64_t ubatch = 256;
+  int64_t reps = 5, ubatch = 256;
   std::string fmt = "md";
-  bool warmup = true, bandwidth = true;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      models.push_back(value());
-    } else if (a == "-p" || a == "--n-prompt") {
-      pp = int_list(a, value());
-    } else if (a == "-n" || a == "--n-gen") {
-      tg = int_list(a, value());
-    } else if (a == "-t" || a == "--threads") {
-      threads = int_list(a, value());
-    } else if ((a == "--cpus" || a == "--cpu-mask") && pin.parse(args, i)) {
-    } else if (a == "-r" || a == "--repetitions") {
-      reps = static_cast<int>(int_list(a, value()).at(0));
-    } else if (a == "-o" || a == "--output") {
-      fmt = value();
-    } else if (a == "-ub" || a == "--ubatch") {
-      ubatch = int_list(a, value()).at(0);
-    } else if (a == "--no-warmup") {
-      warmup = false;
-    } else if (a == "--no-bandwidth") {
-      bandwidth = false;
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
-  }
-  if (models.empty()) usage_error(usage, "-m MODEL is required");
-  if (fmt != "md" && fmt != "json" && fmt != "csv") {
-    throw std::runtime_error("-o: want md, json or csv, got '" + fmt + "'");
-  }
-  if (reps < 1) throw std::runtime_error("-r: must be >= 1");
-  if (ubatch < 1) throw std::runtime_error("-ub: must be >= 1");
-  if (threads.empty()) threads = {default_threads(pin.cpus)};
-  for (int64_t t : threads) {
-    if (t < 1 || t > 256) throw std::runtime_error("-t: thread counts must be in [1, 256]");
-  }
-  pp.erase(std::remove(pp.begin(), pp.end(), 0), pp.end());
-  tg.erase(std::remove(tg.begin(), tg.end(), 0), tg.end());
-  if (pp.empty() && tg.empty()) throw std::runtime_error("nothing to run: -p and -n are all 0");
+  bool warmup = true, bandwidth = true, comparing = false;
+};
 
+// false: --help was printed. With --compare, b.compare holds the two files.
+bool parse_bench_args(const std::vector<std::string>& args, BenchArgs& b) {
+  auto list = [](std::vector<int64_t>& out) {
+    return [&out](const std::string& opt, const std::string& v) { out = int_list(opt, v); };
+  };
+  Options o(
+      "usage: hpl bench -m MODEL [-m MODEL2 ...] [options]\n"
+      "       hpl bench --compare A.json B.json   (hpl or llama-bench JSON; B/A t/s)");
+  o.value({"-m", "--model"}, "MODEL", "a GGUF model (repeatable)",
+          [&b](auto&, const std::string& v) { b.models.push_back(v); })
+      .value({"-p", "--n-prompt"}, "N[,N...]",
+             "prompt sizes for prefill tests (default 512; 0 = none)", list(b.pp))
+      .value({"-n", "--n-gen"}, "N[,N...]", "token counts for decode tests (default 128; 0 = none)",
+             list(b.tg))
+      .value({"-t", "--threads"}, "N[,N...]",
+             "thread counts (default: the CPU topology's, see hpl info --cpu)", list(b.threads));
+  b.pin.add_to(o, /*threads_too=*/false);
+  o.number({"-r", "--repetitions"}, "N", "repetitions per test (default 5)", b.reps)
+      .text({"-o", "--output"}, "md|json|csv", "output format (default md)", b.fmt)
+      .number({"-ub", "--ubatch"}, "N", "prefill micro-batch (default 256)", b.ubatch)
+      .flag({"--no-warmup"}, "skip the warm-up run of each test", b.warmup, false)
+      .flag({"--no-bandwidth"}, "skip the read-bandwidth measurement", b.bandwidth, false)
+      .flag({"--compare"}, "compare two bench JSON files given as arguments", b.comparing)
+      .positional(b.compare);
+  if (!o.parse(args)) return false;
+  if (b.comparing || !b.compare.empty()) {
+    if (!b.comparing) o.fail("unexpected argument '" + b.compare[0] + "'");
+    if (b.compare.size() != 2 || !b.models.empty())
+      o.fail("--compare takes two files: A.json B.json");
+    return true;
+  }
+  if (b.models.empty()) o.fail("-m MODEL is required");
+  if (b.fmt != "md" && b.fmt != "json" && b.fmt != "csv")
+    throw std::runtime_error("-o: want md, json or csv, got '" + b.fmt + "'");
+  if (b.reps < 1 || b.reps > 100000) throw std::runtime_error("-r: must be in [1, 100000]");
+  if (b.ubatch < 1) throw std::runtime_error("-ub: must be >= 1");
+  if (b.threads.empty()) b.threads = {default_threads(b.pin.cpus)};
+  for (int64_t t : b.threads)
+    if (t < 1 || t > 256) throw std::runtime_error("-t: thread counts must be in [1, 256]");
+  b.pp.erase(std::remove(b.pp.begin(), b.pp.end(), 0), b.pp.end());
+  b.tg.erase(std::remove(b.tg.begin(), b.tg.end(), 0), b.tg.end());
+  if (b.pp.empty() && b.tg.empty()) throw std::runtime_error("nothing to run: -p and -n are all 0");
+  return true;
+}
+
+// One model's sizes, which every result row and throughput figure of it uses.
+struct ModelFacts {
+  uint64_t n_params = 0;
+  uint64_t layer_elems = 0;  // weights of the layers' matmuls
+  uint64_t out_elems = 0;    // weights of the output matmul
+  size_t bytes_per_token = 0;
+};
+
+ModelFacts model_facts(const Model& model) {
+  ModelFacts f;
+  for (const auto& t : model.file->tensors()) f.n_params += static_cast<uint64_t>(t.n_elements());
+  for (const LayerWeights& L : model.weights.layers)
+    f.layer_elems += matmul_elems(L.wq) + matmul_elems(L.wk) + matmul_elems(L.wv) +
+                     matmul_elems(L.wo) + matmul_elems(L.gate) + matmul_elems(L.up) +
+                     matmul_elems(L.down);
+  f.out_elems = matmul_elems(model.weights.output);
+  f.bytes_per_token = weight_bytes_per_token(model.weights);
+  return f;
+}
+
+// Times one test into r: a prefill of n_prompt tokens, or n_gen single-token decodes, from an
+// empty cache each repetition. read_bw: GB/s measured on fwd's pool (decode's % of it).
+void time_test(Forward& fwd, const BenchArgs& b, const ModelFacts& mf,
+               const std::vector<int32_t>& ids, double read_bw, Result& r) {
+  std::vector<float> logits(static_cast<size_t>(fwd.n_vocab()));
+  auto once = [&]() {
+    fwd.reset();
+    auto t0 = std::chrono::steady_clock::now();
+    if (r.n_prompt > 0) {
+      fwd.eval(ids.data(), r.n_prompt, logits.data());
+    } else {
+      for (int64_t i = 0; i < r.n_gen; ++i)
+        fwd.eval(&ids[static_cast<size_t>(i)], 1, logits.data());
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  if (b.warmup) once();
+  const double n = static_cast<double>(r.n_prompt > 0 ? r.n_prompt : r.n_gen);
+  for (int64_t i = 0; i < b.reps; ++i) {
+    const double s = once();
+    r.samples_ns.push_back(s * 1e9);
+    r.samples_ts.push_back(n / s);
+  }
+  mean_stddev(r.samples_ns, &r.avg_ns, &r.stddev_ns);
+  mean_stddev(r.samples_ts, &r.avg_ts, &r.stddev_ts);
+  if (r.n_gen > 0) {
+    r.gbps = static_cast<double>(mf.bytes_per_token) * r.avg_ts / 1e9;
+    r.read_bw = read_bw;
+    r.pct_bw = read_bw > 0 ? 100.0 * r.gbps / read_bw : 0.0;
+  } else {
+    const double ops =
+        2.0 * (static_cast<double>(mf.layer_elems) * n + static_cast<double>(mf.out_elems));
+    r.gops = ops / (r.avg_ns * 1e-9) / 1e9;
+  }
+}
+
+// Every test of one model at every thread count, appended to results.
+void bench_model(const std::string& path, const BenchArgs& b, std::vector<Result>& results) {
+  auto model = Model::load(path);
+  const ModelFacts mf = model_facts(*model);
+  int64_t n_ctx = 1;
+  for (int64_t p : b.pp) n_ctx = std::max(n_ctx, p);
+  for (int64_t n : b.tg) n_ctx = std::max(n_ctx, n);
+  std::mt19937 rng(42);
+  std::vector<int32_t> ids(static_cast<size_t>(n_ctx));
+  for (auto& id : ids)
+    id = static_cast<int32_t>(rng() % static_cast<uint32_t>(model->config.n_vocab));
+
+  for (int64_t nt : b.threads) {
+    ForwardOptions fo;
+    fo.n_ctx = n_ctx;
+    fo.n_ubatch = b.ubatch;
+    fo.n_threads = static_cast<int>(nt);
+    fo.cpus = b.pin.cpus;
+    Forward fwd(*model, fo);
+    warn_if_not_pinned(fwd.pool());
+    double read_bw = 0;
+    if (b.bandwidth && !b.tg.empty()) read_bw = measure_read_bandwidth(fwd.pool()) / 1e9;
+    auto run_test = [&](int64_t n_prompt, int64_t n_gen) {
+      Result r;
+      r.model = path;
+      r.arch = arch_name(model->config.arch);
+      r.model_bytes = model->file->file_size();
+      r.n_params = mf.n_params;
+      r.n_prompt = n_prompt;
+      r.n_gen = n_gen;
+      r.n_ubatch = b.ubatch;
+      r.threads = static_cast<int>(nt);
+      r.bytes_per_token = mf.bytes_per_token;
+      time_test(fwd, b, mf, ids, read_bw, r);
+      if (b.fmt != "md")
+        std::fprintf(stderr, "%s %s t=%lld: %.2f ± %.2f t/s\n", basename(path).c_str(),
+                     r.test().c_str(), static_cast<long long>(nt), r.avg_ts, r.stddev_ts);
+      results.push_back(std::move(r));
+    };
+    for (int64_t p : b.pp) run_test(p, 0);
+    for (int64_t n : b.tg) run_test(0, n);
+  }
+}
+
+int run_bench(const std::vector<std::string>& args) {
+  BenchArgs b;
+  if (!parse_bench_args(args, b)) return 0;
+  if (b.comparing) {
+    std::printf("%s", compare_bench(parse_bench_results(read_text_file(b.compare[0]), b.compare[0]),
+                                    parse_bench_results(read_text_file(b.compare[1]), b.compare[1]),
+                                    b.compare[0], b.compare[1])
+                          .c_str());
+    return 0;
+  }
   char when[32];
   std::time_t now = std::time(nullptr);
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-
   std::vector<Result> results;
-  for (const std::string& path : models) {
-    auto model = Model::load(path);
-    const ModelConfig& cfg = model->config;
-    const ModelWeights& w = model->weights;
-    uint64_t n_params = 0;
-    for (const auto& t : model->file->tensors()) n_params += static_cast<uint64_t>(t.n_elements());
-    uint64_t layer_elems = 0;
-    for (const LayerWeights& L : w.layers) {
-      layer_elems += matmul_elems(L.wq) + matmul_elems(L.wk) + matmul_elems(L.wv) +
-                     matmul_elems(L.wo) + matmul_elems(L.gate) + matmul_elems(L.up) +
-                     matmul_elems(L.down);
-    }
-    const uint64_t out_elems = matmul_elems(w.output);
-    const size_t bytes_per_token = weight_bytes_per_token(w);
-    int64_t n_ctx = 1;
-    for (int64_t p : pp) n_ctx = std::max(n_ctx, p);
-    for (int64_t n : tg) n_ctx = std::max(n_ctx, n);
-
-    std::mt19937 rng(42);
-    std::vector<int32_t> ids(static_cast<size_t>(n_ctx));
-    for (auto& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(cfg.n_vocab));
-    std::vector<float> logits(static_cast<size_t>(cfg.n_vocab));
-
-    for (int64_t nt : threads) {
-      ForwardOptions fo;
-      fo.n_ctx = n_ctx;
-      fo.n_ubatch = ubatch;
-      fo.n_threads = static_cast<int>(nt);
-      fo.cpus = pin.cpus;
-      Forward fwd(*model, fo);
-      warn_if_not_pinned(fwd.pool());
-      double read_bw = 0;
-      if (bandwidth && !tg.empty()) read_bw = measure_read_bandwidth(fwd.pool()) / 1e9;
-
-      auto run_test = [&](int64_t n_prompt, int64_t n_gen) {
-        Result r;
-        r.model = path;
-        r.arch = arch_name(cfg.arch);
-        r.model_bytes = model->file->file_size();
-        r.n_params = n_params;
-        r.n_prompt = n_prompt;
-        r.n_gen = n_gen;
-        r.n_ubatch = ubatch;
-        r.threads = static_cast<int>(nt);
-        r.bytes_per_token = bytes_per_token;
-        auto once = [&]() {
-          fwd.reset();
-          auto t0 = std::chrono::steady_clock::now();
-          if (n_prompt > 0) {
-            fwd.eval(ids.data(), n_prompt, logits.data());
-          } else {
-            for (int64_t i = 0; i < n_gen; ++i)
-              fwd.eval(&ids[static_cast<size_t>(i)], 1, logits.data());
-          }
-          return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        };
-        if (warmup) once();
-        const double n = static_cast<double>(n_prompt > 0 ? n_prompt : n_gen);
-        for (int i = 0; i < reps; ++i) {
-          double s = once();
-          r.samples_ns.push_back(s * 1e9);
-          r.samples_ts.push_back(n / s);
-        }
-        mean_stddev(r.samples_ns, &r.avg_ns, &r.stddev_ns);
-        mean_stddev(r.samples_ts, &r.avg_ts, &r.stddev_ts);
-        if (n_gen > 0) {
-          r.gbps = static_cast<double>(bytes_per_token) * r.avg_ts / 1e9;
-          r.read_bw = read_bw;
-          r.pct_bw = read_bw > 0 ? 100.0 * r.gbps / read_bw : 0.0;
-        } else {
-          const double ops =
-              2.0 * (static_cast<double>(layer_elems) * n + static_cast<double>(out_elems));
-          r.gops = ops / (r.avg_ns * 1e-9) / 1e9;
-        }
-        if (fmt != "md") {
-          std::fprintf(stderr, "%s %s t=%lld: %.2f ± %.2f t/s\n", basename(path).c_str(),
-                       r.test().c_str(), static_cast<long long>(nt), r.avg_ts, r.stddev_ts);
-        }
-        results.push_back(std::move(r));
-      };
-      for (int64_t p : pp) run_test(p, 0);
-      for (int64_t n : tg) run_test(0, n);
-    }
-  }
-  if (fmt == "md") {
+  for (const std::string& path : b.models) bench_model(path, b, results);
+  if (b.fmt == "md") {
     print_md(results);
-  } else if (fmt == "json") {
+  } else if (b.fmt == "json") {
     print_json(results, when);
   } else {
     print_csv(results, when);

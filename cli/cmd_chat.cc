@@ -59,24 +59,6 @@ void install_sigint_handler() {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-void usage() {
-  std::fprintf(
-      stderr,
-      "usage: hpl chat -m MODEL.gguf [options]   (then type; one line is one turn)\n"
-      "  -c N                 context size in tokens (default 2048)\n"
-      "  -n N                 reply token limit (default -1: until end of turn)\n"
-      "%s"
-      "  --system TEXT        system message\n"
-      "  --template NAME      chat format (gemma, chatml, llama2, llama3, command-r,\n"
-      "                       zephyr); default: the GGUF's tokenizer.chat_template or its\n"
-      "                       turn-marker tokens; a model with neither needs --template\n"
-      "  --verbose            per turn: tokens prefilled, cache reused, tok/s (stderr)\n"
-      "commands: /reset (new conversation), /stats, /quit (or end of input)\n"
-      "Ctrl-C stops the reply being generated; at the prompt, Ctrl-C or Ctrl-D quits\n",
-      kSamplerUsage);
-  std::fprintf(stderr, "%s", kThreadUsage);
-}
-
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -206,31 +188,27 @@ int run_chat(const std::vector<std::string>& args) {
   rp.max_tokens = -1;
   SessionOptions so;
   ThreadOptions th;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (parse_sampler_option(args, i, rp.sampling, have_seed)) continue;
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_path = value();
-    } else if (a == "-c" || a == "--ctx-size") {
-      so.n_ctx = to_int(a, value());
-    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
-    } else if (a == "-n" || a == "--n-predict") {
-      rp.max_tokens = parse_token_limit(a, value());
-    } else if (a == "--system") {
-      system = value();
-    } else if (a == "--template" || a == "--chat-template") {
-      so.chat_template = value();
-    } else if (a == "--verbose" || a == "-v") {
-      verbose = true;
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
-  }
-  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
+  Options o("usage: hpl chat -m MODEL.gguf [options]   (then type; one line is one turn)");
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model", model_path)
+      .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", so.n_ctx)
+      .value({"-n", "--n-predict"}, "N", "reply token limit (default -1: until end of turn)",
+             [&rp](const std::string& opt, const std::string& v) {
+               rp.max_tokens = parse_token_limit(opt, v);
+             });
+  add_sampler_options(o, rp.sampling, have_seed);
+  o.text({"--system"}, "TEXT", "system message", system)
+      .text({"--template", "--chat-template"}, "NAME",
+            "chat format (gemma, chatml, llama2, llama3, command-r,\n"
+            "zephyr); default: the GGUF's tokenizer.chat_template or its\n"
+            "turn-marker tokens; a model with neither needs --template",
+            so.chat_template)
+      .flag({"--verbose", "-v"}, "per turn: tokens prefilled, cache reused, tok/s (stderr)",
+            verbose);
+  th.add_to(o);
+  o.note("commands: /reset (new conversation), /stats, /quit (or end of input)")
+      .note("Ctrl-C stops the reply being generated; at the prompt, Ctrl-C or Ctrl-D quits");
+  if (!o.parse(args)) return 0;
+  if (model_path.empty()) o.fail("-m MODEL is required");
   th.apply(so);
   check_ctx_threads(so.n_ctx, so.n_threads);
   require_utf8(system, "--system");

@@ -52,7 +52,7 @@ const char* const kHparams[] = {
 
 constexpr uint64_t kShortArray = 8;  // array items shown unless --full-arrays
 
-struct Options {
+struct InfoOptions {
   std::string path;
   std::string cpu_root;  // --cpu-root DIR (hidden, for tests): read this sysfs tree instead
   bool tensors = false, metadata = false, full_arrays = false, json = false, cpu = false;
@@ -62,7 +62,7 @@ struct Options {
 };
 
 // The options hpl run would use: -c defaults to 2048, at most the training context.
-MemoryEstimate estimate(const GgufFile& f, Options& o) {
+MemoryEstimate estimate(const GgufFile& f, InfoOptions& o) {
   check_ctx_threads(o.fo.n_ctx, o.fo.n_threads);
   if (!o.have_ctx) {
     const int64_t train = f.i64_or("{arch}.context_length", 0);
@@ -71,7 +71,7 @@ MemoryEstimate estimate(const GgufFile& f, Options& o) {
   return estimate_memory(f, o.fo, o.cache_type);
 }
 
-void print_memory_text(const MemoryEstimate& e, const Options& o) {
+void print_memory_text(const MemoryEstimate& e, const InfoOptions& o) {
   auto mib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
   std::printf("memory for a context of %lld tokens (micro-batch %lld, %d threads, KV cache %s)\n",
               static_cast<long long>(o.fo.n_ctx), static_cast<long long>(o.fo.n_ubatch),
@@ -157,7 +157,45 @@ uint64_t vocab_size(const GgufFile& f) {
   return tok && tok->type == GgufType::ARRAY ? tok->count : 0;
 }
 
-void print_json(const GgufFile& f, const Options& o,
+// "memory": what a context of the options' size needs (hpl run's defaults).
+void json_memory(JsonWriter& w, const GgufFile& f, const InfoOptions& o) {
+  InfoOptions oc = o;
+  const MemoryEstimate e = estimate(f, oc);
+  w.key("memory").begin_object();
+  w.key("n_ctx").num(static_cast<uint64_t>(oc.fo.n_ctx));
+  w.key("n_ubatch").num(static_cast<uint64_t>(oc.fo.n_ubatch));
+  w.key("n_threads").num(static_cast<uint64_t>(oc.fo.n_threads));
+  w.key("cache_type").str(oc.cache_type);
+  w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
+  w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
+  w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
+  w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
+  w.key("scratch_bytes").num(static_cast<uint64_t>(e.scratch_bytes));
+  w.key("total_bytes").num(static_cast<uint64_t>(e.total()));
+  w.end_object();
+}
+
+// "tensors": the tensor table.
+void json_tensors(JsonWriter& w, const GgufFile& f) {
+  w.key("tensors").begin_array();
+  for (const GgufTensor& t : f.tensors()) {
+    w.begin_object();
+    w.key("name").str(t.name);
+    w.key("type").str(type_name(t.type));
+    w.key("type_id").num(static_cast<uint64_t>(t.type));
+    w.key("shape").begin_array();
+    for (int d = 0; d < t.n_dims; ++d) w.num(t.ne[d]);
+    w.end_array();
+    w.key("offset").num(t.offset);
+    w.key("file_offset").num(static_cast<uint64_t>(f.data_offset() + t.offset));
+    w.key("bytes").num(static_cast<uint64_t>(t.n_bytes));
+    w.key("rows_unaligned").boolean(t.rows_unaligned);
+    w.end_object();
+  }
+  w.end_array();
+}
+
+void print_json(const GgufFile& f, const InfoOptions& o,
                 const std::map<std::string, TypeStats>& by_type, uint64_t total_bytes) {
   JsonWriter w;
   w.begin_object();
@@ -180,22 +218,7 @@ void print_json(const GgufFile& f, const Options& o,
   w.key("vocab_size").num(vocab_size(f));
   w.end_object();
   w.key("isa").str(isa_name());
-  if (o.memory) {
-    Options oc = o;
-    const MemoryEstimate e = estimate(f, oc);
-    w.key("memory").begin_object();
-    w.key("n_ctx").num(static_cast<uint64_t>(oc.fo.n_ctx));
-    w.key("n_ubatch").num(static_cast<uint64_t>(oc.fo.n_ubatch));
-    w.key("n_threads").num(static_cast<uint64_t>(oc.fo.n_threads));
-    w.key("cache_type").str(oc.cache_type);
-    w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
-    w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
-    w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
-    w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
-    w.key("scratch_bytes").num(static_cast<uint64_t>(e.scratch_bytes));
-    w.key("total_bytes").num(static_cast<uint64_t>(e.total()));
-    w.end_object();
-  }
+  if (o.memory) json_memory(w, f, o);
   w.key("tensor_count").num(static_cast<uint64_t>(f.tensors().size()));
   w.key("tensor_bytes").num(total_bytes);
   w.key("types").begin_object();
@@ -203,24 +226,7 @@ void print_json(const GgufFile& f, const Options& o,
     w.key(name).begin_object().key("count").num(s.count).key("bytes").num(s.bytes).end_object();
   }
   w.end_object();
-  if (o.tensors) {
-    w.key("tensors").begin_array();
-    for (const GgufTensor& t : f.tensors()) {
-      w.begin_object();
-      w.key("name").str(t.name);
-      w.key("type").str(type_name(t.type));
-      w.key("type_id").num(static_cast<uint64_t>(t.type));
-      w.key("shape").begin_array();
-      for (int d = 0; d < t.n_dims; ++d) w.num(t.ne[d]);
-      w.end_array();
-      w.key("offset").num(t.offset);
-      w.key("file_offset").num(static_cast<uint64_t>(f.data_offset() + t.offset));
-      w.key("bytes").num(static_cast<uint64_t>(t.n_bytes));
-      w.key("rows_unaligned").boolean(t.rows_unaligned);
-      w.end_object();
-    }
-    w.end_array();
-  }
+  if (o.tensors) json_tensors(w, f);
   if (o.metadata) {
     uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;
     w.key("metadata").begin_object();
@@ -240,7 +246,7 @@ void print_json(const GgufFile& f, const Options& o,
   std::printf("%s\n", w.text().c_str());
 }
 
-void print_text(const GgufFile& f, const Options& o,
+void print_text(const GgufFile& f, const InfoOptions& o,
                 const std::map<std::string, TypeStats>& by_type, uint64_t total_bytes) {
   std::printf("file           %s (%zu bytes)\n", f.path().c_str(), f.file_size());
   std::printf("gguf version   %u (alignment %zu, data at offset %zu)\n", f.version(), f.alignment(),
@@ -284,7 +290,7 @@ void print_text(const GgufFile& f, const Options& o,
     }
   }
   if (o.memory) {
-    Options oc = o;
+    InfoOptions oc = o;
     const MemoryEstimate e = estimate(f, oc);
     print_memory_text(e, oc);
   }
@@ -298,62 +304,43 @@ void print_text(const GgufFile& f, const Options& o,
   }
 }
 
-int usage(FILE* out) {
-  std::fprintf(out,
-               "usage: hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]\n"
-               "                [--memory [-c N] [--cache-type f16] [--ubatch B] [-t T]]\n"
-               "       hpl info --cpu\n"
-               "  --cpu          CPU cores by speed tier and the default thread count\n"
-               "  --tensors      list the tensor table (name, type, shape, offset, bytes)\n"
-               "  --memory       bytes of weights, KV cache and scratch a context of -c N tokens\n"
-               "                 needs (defaults as hpl run), without loading the model\n"
-               "  --metadata     list every metadata key (arrays cut to %d items)\n"
-               "  --full-arrays  with --metadata: print arrays in full\n"
-               "  --json         print everything as one JSON object\n",
-               static_cast<int>(kShortArray));
-  return out == stdout ? 0 : 2;
-}
-
 int cmd_info(const std::vector<std::string>& args) {
-  Options o;
+  InfoOptions o;
   o.fo.n_threads = default_threads();
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") return usage(stdout);
-    if (a == "--cpu") {
-      o.cpu = true;
-    } else if (a == "--cpu-root" && i + 1 < args.size()) {
-      o.cpu_root = args[++i];
-      o.cpu = true;
-    } else if (a == "--memory") {
-      o.memory = true;
-    } else if (a == "-c" || a == "--ctx-size") {
-      o.fo.n_ctx = to_int(a, option_value(args, i));
-      o.have_ctx = true;
-    } else if (a == "--ubatch" || a == "-ub") {
-      o.fo.n_ubatch = to_int(a, option_value(args, i));
-    } else if (a == "-t" || a == "--threads") {
-      o.fo.n_threads = static_cast<int>(to_int(a, option_value(args, i)));
-    } else if (a == "--cache-type") {
-      o.cache_type = option_value(args, i);
-    } else if (a == "--tensors") {
-      o.tensors = true;
-    } else if (a == "--metadata") {
-      o.metadata = true;
-    } else if (a == "--full-arrays") {
-      o.full_arrays = true;
-    } else if (a == "--json") {
-      o.json = true;
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "hpl info: unknown option '%s'\n", a.c_str());
-      return usage(stderr);
-    } else if (o.path.empty()) {
-      o.path = a;
-    } else {
-      std::fprintf(stderr, "hpl info: more than one model given\n");
-      return usage(stderr);
-    }
-  }
+  std::vector<std::string> paths;
+  static const std::string metadata_help =
+      "list every metadata key (arrays cut to " + std::to_string(kShortArray) + " items)";
+  Options p(
+      "usage: hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]\n"
+      "                [--memory [-c N] [--cache-type f16] [--ubatch B] [-t T]]\n"
+      "       hpl info --cpu");
+  p.flag({"--cpu"}, "CPU cores by speed tier and the default thread count", o.cpu)
+      .value({"--cpu-root"}, "DIR", Options::kHidden,  // tests: read this sysfs tree instead
+             [&o](auto&, const std::string& v) {
+               o.cpu_root = v;
+               o.cpu = true;
+             })
+      .flag({"--tensors"}, "list the tensor table (name, type, shape, offset, bytes)", o.tensors)
+      .flag({"--memory"},
+            "bytes of weights, KV cache and scratch a context of -c N tokens\n"
+            "needs (defaults as hpl run), without loading the model",
+            o.memory)
+      .value({"-c", "--ctx-size"}, "N", "with --memory: context size (default 2048)",
+             [&o](const std::string& opt, const std::string& v) {
+               o.fo.n_ctx = to_int(opt, v);
+               o.have_ctx = true;
+             })
+      .number({"--ubatch", "-ub"}, "N", "with --memory: prefill micro-batch (default 256)",
+              o.fo.n_ubatch)
+      .number({"-t", "--threads"}, "N", "with --memory: threads", o.fo.n_threads)
+      .text({"--cache-type"}, "T", "with --memory: KV cache type (default f16)", o.cache_type)
+      .flag({"--metadata"}, metadata_help.c_str(), o.metadata)
+      .flag({"--full-arrays"}, "with --metadata: print arrays in full", o.full_arrays)
+      .flag({"--json"}, "print everything as one JSON object", o.json)
+      .positional(paths);
+  if (!p.parse(args)) return 0;
+  if (paths.size() > 1) p.fail("more than one model given");
+  if (!paths.empty()) o.path = paths[0];
   if (o.cpu) {
     const std::string t =
         o.cpu_root.empty() ? kernel::describe_cpu_topology(kernel::host_cpu_topology())
@@ -362,7 +349,7 @@ int cmd_info(const std::vector<std::string>& args) {
     if (o.path.empty()) return 0;
     std::printf("\n");
   }
-  if (o.path.empty()) return usage(stderr);
+  if (o.path.empty()) p.fail("a MODEL.gguf (or --cpu) is required");
 
   auto f = GgufFile::open(o.path);
   std::map<std::string, TypeStats> by_type;

@@ -20,46 +20,24 @@
 namespace hpl::cli {
 namespace {
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: hpl perplexity -m MODEL.gguf -f TEXT [options]\n"
-               "  -c N          chunk size = context in tokens (default 512)\n"
-               "  --chunks N    score at most N chunks (default: all complete chunks)\n"
-               "  --ubatch N    prefill micro-batch in tokens (default 256)\n"
-               "Each chunk is evaluated from an empty context (first token -> BOS when the\n"
-               "vocab adds one) and its second half is scored, as llama.cpp's perplexity does.\n");
-  std::fprintf(stderr, "%s", kThreadUsage);
-}
-
 int run_perplexity(const std::vector<std::string>& args) {
   std::string model_path, text_path;
   ForwardOptions fo;
   fo.n_ctx = 512;
   ThreadOptions th;
   int64_t max_chunks = 0;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_path = value();
-    } else if (a == "-f" || a == "--file") {
-      text_path = value();
-    } else if (a == "-c" || a == "--ctx-size") {
-      fo.n_ctx = to_int(a, value());
-    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
-    } else if (a == "--chunks") {
-      max_chunks = to_int(a, value());
-    } else if (a == "--ubatch" || a == "-ub") {
-      fo.n_ubatch = to_int(a, value());
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
-  }
-  if (model_path.empty() || text_path.empty())
-    usage_error(usage, "-m MODEL and -f TEXT are required");
+  Options o("usage: hpl perplexity -m MODEL.gguf -f TEXT [options]");
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model", model_path)
+      .text({"-f", "--file"}, "TEXT", "the text to score", text_path)
+      .number({"-c", "--ctx-size"}, "N", "chunk size = context in tokens (default 512)", fo.n_ctx)
+      .number({"--chunks"}, "N", "score at most N chunks (default: all complete chunks)",
+              max_chunks)
+      .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)", fo.n_ubatch);
+  th.add_to(o);
+  o.note("Each chunk is evaluated from an empty context (first token -> BOS when the")
+      .note("vocab adds one) and its second half is scored, as llama.cpp's perplexity does.");
+  if (!o.parse(args)) return 0;
+  if (model_path.empty() || text_path.empty()) o.fail("-m MODEL and -f TEXT are required");
   th.apply(fo);
   check_ctx_threads(fo.n_ctx, fo.n_threads);
   if (fo.n_ctx < 4) throw std::runtime_error("-c: a chunk needs at least 4 tokens");

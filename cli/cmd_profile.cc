@@ -30,23 +30,6 @@
 namespace hpl::cli {
 namespace {
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: hpl profile -m MODEL.gguf [options]\n"
-               "  -p N              prompt tokens of the profiled prefill (default 128)\n"
-               "  -n N              decode tokens per repetition (default 32)\n"
-               "  -r, --reps N      warm repetitions after the discarded cold pass (default 5)\n"
-               "  --ctx-depth LIST  decode at these context depths, e.g. 0,512,2048\n"
-               "                    (default: N_PROMPT, decode right after the prompt)\n"
-               "  --ubatch N        prefill micro-batch in tokens (default 256)\n"
-               "  --layers          per-layer breakdown (median ms per op group)\n"
-               "  --trace FILE      Chrome trace (Perfetto) of the last repetition of each phase\n"
-               "  --plot FILE.svg   roofline with a point per op kind, and time shares by op\n"
-               "  --no-roofline     skip measuring bandwidth and compute peaks\n"
-               "  --json            one JSON object on stdout instead of tables\n");
-  std::fprintf(stderr, "%s", kThreadUsage);
-}
-
 std::vector<int64_t> parse_depths(const std::string& opt, const std::string& v) {
   std::vector<int64_t> out;
   std::stringstream ss(v);
@@ -255,158 +238,179 @@ void json_phase(JsonWriter& j, const PhaseView& v, const Model& m, bool layers) 
   j.end_object();
 }
 
-int run_profile(const std::vector<std::string>& args) {
+struct ProfileArgs {
   std::string model_path, trace_path, plot_path;
   ProfileOptions po;
   bool json = false, layers = false, roofline = true;
   ForwardOptions fo;
+};
+
+// false: --help was printed.
+bool parse_profile_args(const std::vector<std::string>& args, ProfileArgs& a) {
+  ProfileOptions& po = a.po;
   ThreadOptions th;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_path = value();
-    } else if (a == "-p" || a == "--n-prompt") {
-      po.n_prompt = to_int(a, value());
-    } else if (a == "-n" || a == "--n-gen") {
-      po.n_gen = to_int(a, value());
-    } else if (th.parse(args, i)) {  // -t, --cpus, --cpu-mask
-    } else if (a == "-r" || a == "--reps") {
-      po.reps = static_cast<int>(to_int(a, value()));
-    } else if (a == "--ctx-depth") {
-      po.ctx_depths = parse_depths(a, value());
-    } else if (a == "--ubatch" || a == "-ub") {
-      fo.n_ubatch = to_int(a, value());
-    } else if (a == "--layers") {
-      layers = true;
-    } else if (a == "--trace") {
-      trace_path = value();
-    } else if (a == "--plot") {
-      plot_path = value();
-    } else if (a == "--no-roofline") {
-      roofline = false;
-    } else if (a == "--json") {
-      json = true;
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
-  }
-  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
+  Options o("usage: hpl profile -m MODEL.gguf [options]");
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model", a.model_path)
+      .number({"-p", "--n-prompt"}, "N", "prompt tokens of the profiled prefill (default 128)",
+              po.n_prompt)
+      .number({"-n", "--n-gen"}, "N", "decode tokens per repetition (default 32)", po.n_gen)
+      .number({"-r", "--reps"}, "N", "warm repetitions after the discarded cold pass (default 5)",
+              po.reps)
+      .value({"--ctx-depth"}, "LIST",
+             "decode at these context depths, e.g. 0,512,2048\n"
+             "(default: N_PROMPT, decode right after the prompt)",
+             [&po](const std::string& opt, const std::string& v) {
+               po.ctx_depths = parse_depths(opt, v);
+             })
+      .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
+              a.fo.n_ubatch)
+      .flag({"--layers"}, "per-layer breakdown (median ms per op group)", a.layers)
+      .text({"--trace"}, "FILE", "Chrome trace (Perfetto) of the last repetition of each phase",
+            a.trace_path)
+      .text({"--plot"}, "FILE.svg", "roofline with a point per op kind, and time shares by op",
+            a.plot_path)
+      .flag({"--no-roofline"}, "skip measuring bandwidth and compute peaks", a.roofline, false)
+      .flag({"--json"}, "one JSON object on stdout instead of tables", a.json);
+  th.add_to(o);
+  if (!o.parse(args)) return false;
+  if (a.model_path.empty()) o.fail("-m MODEL is required");
   constexpr int64_t kMax = int64_t{1} << 20;
   if (po.n_prompt < 1 || po.n_prompt > kMax) throw std::runtime_error("-p: must be >= 1");
   if (po.n_gen < 1 || po.n_gen > kMax) throw std::runtime_error("-n: must be >= 1");
   if (po.reps < 1 || po.reps > 1000) throw std::runtime_error("--reps: must be in [1, 1000]");
-  if (fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
+  if (a.fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
   if (po.ctx_depths.empty()) po.ctx_depths = {po.n_prompt};
   int64_t max_depth = 0;
   for (int64_t d : po.ctx_depths) {
     if (d > kMax) throw std::runtime_error("--ctx-depth: " + std::to_string(d) + " is too large");
     max_depth = std::max(max_depth, d);
   }
-  po.trace = !trace_path.empty();
-  fo.n_ctx = std::max(po.n_prompt + po.n_gen, max_depth + po.n_gen);
-  th.apply(fo);
-  check_ctx_threads(fo.n_ctx, fo.n_threads);
+  po.trace = !a.trace_path.empty();
+  a.fo.n_ctx = std::max(po.n_prompt + po.n_gen, max_depth + po.n_gen);
+  th.apply(a.fo);
+  check_ctx_threads(a.fo.n_ctx, a.fo.n_threads);
+  return true;
+}
 
+// The machine's peaks, measured before the run on a pool of the same size and pinning.
+Roofline measure_roofline(const ForwardOptions& fo) {
+  kernel::ThreadPool pool(std::max(1, fo.n_threads), kernel::ThreadPool::kDefaultSpinUs, fo.cpus);
+  warn_if_not_pinned(pool);
+  Roofline roof;
+  roof.read_bytes_per_s = measure_read_bandwidth(pool, size_t{256} << 20, 3);
+  const ComputePeak cp = measure_compute_peak(pool);
+  roof.int8_ops_per_s = cp.int8_ops_per_s;
+  roof.f32_ops_per_s = cp.f32_ops_per_s;
+  return roof;
+}
+
+void write_trace(const ProfileRun& run, const std::string& path) {
+  std::vector<const PhaseRun*> phases = {&run.prefill};
+  for (const PhaseRun& d : run.decode) phases.push_back(&d);
+  std::ofstream f(path, std::ios::binary);
+  f << chrome_trace_json(phases, isa_name()) << "\n";
+  if (!f) throw std::runtime_error("--trace: cannot write '" + path + "'");
+}
+
+// The prefill, the first decode and the deepest decode, as an SVG roofline.
+void write_plot(const ProfileArgs& a, const PhaseView& pre, const std::vector<PhaseView>& dec,
+                const Roofline& roof) {
+  std::vector<PlotPhase> pp;
+  std::vector<const PhaseView*> shown = {&pre, &dec.front()};
+  if (dec.size() > 1) shown.push_back(&dec.back());
+  for (const PhaseView* v : shown) {
+    PlotPhase p{phase_title(*v->run), {}};
+    if (v->run->name == "decode") p.name += " (per token)";
+    for (const OpRow& r : v->rows) p.ops.push_back({r.op, r.s.median, r.cost});
+    pp.push_back(std::move(p));
+  }
+  char title[256];
+  std::snprintf(title, sizeof title, "hpl profile: %s, %d threads (%s)",
+                a.model_path.substr(a.model_path.find_last_of('/') + 1).c_str(), a.fo.n_threads,
+                isa_name());
+  std::ofstream f(a.plot_path, std::ios::binary);
+  f << profile_plot_svg(pp, roof, title);
+  if (!f) throw std::runtime_error("--plot: cannot write '" + a.plot_path + "'");
+}
+
+void print_profile_json(const ProfileArgs& a, const Model& model, double load_s,
+                        const ProfileRun& run, const Roofline& roof, const PhaseView& pre,
+                        const std::vector<PhaseView>& dec) {
+  JsonWriter j;
+  j.begin_object();
+  j.key("model").str(a.model_path);
+  j.key("arch").str(arch_name(model.config.arch));
+  j.key("n_threads").num(a.fo.n_threads);
+  j.key("isa").str(isa_name());
+  j.key("n_prompt").num(a.po.n_prompt);
+  j.key("n_gen").num(a.po.n_gen);
+  j.key("reps").num(a.po.reps);
+  j.key("cold").begin_object();
+  j.key("load_ms").num(load_s * 1e3, 9);
+  j.key("setup_ms").num(run.setup_s * 1e3, 9);
+  j.key("first_token_ms").num(run.first_token_s * 1e3, 9);
+  j.end_object();
+  if (a.roofline) {
+    j.key("machine").begin_object();
+    j.key("read_gbps").num(roof.read_bytes_per_s / 1e9, 9);
+    j.key("int8_gops").num(roof.int8_ops_per_s / 1e9, 9);
+    j.key("f32_gops").num(roof.f32_ops_per_s / 1e9, 9);
+    j.end_object();
+  }
+  j.key("prefill");
+  json_phase(j, pre, model, a.layers);
+  j.key("decode");
+  json_phase(j, dec.front(), model, a.layers);
+  j.key("decode_depths").begin_array();
+  for (const PhaseView& d : dec) json_phase(j, d, model, a.layers);
+  j.end_array();
+  j.end_object();
+  std::printf("%s\n", j.text().c_str());
+}
+
+void print_profile_text(const ProfileArgs& a, const Model& model, double load_s,
+                        const ProfileRun& run, const Roofline& roof, const PhaseView& pre,
+                        const std::vector<PhaseView>& dec) {
+  std::printf("profile: %s (%s), %d threads (%s), %d warm reps\n", a.model_path.c_str(),
+              arch_name(model.config.arch), a.fo.n_threads, isa_name(), a.po.reps);
+  std::printf("cold: load %.1f ms, setup %.1f ms, first token (prefill %lld + sample) %.1f ms\n",
+              load_s * 1e3, run.setup_s * 1e3, static_cast<long long>(a.po.n_prompt),
+              run.first_token_s * 1e3);
+  if (a.roofline)
+    std::printf("machine: read %.2f GB/s, int8 %.1f GOP/s, f32 %.1f GOP/s (%d threads)\n",
+                roof.read_bytes_per_s / 1e9, roof.int8_ops_per_s / 1e9, roof.f32_ops_per_s / 1e9,
+                a.fo.n_threads);
+  print_phase(pre, a.po.reps);
+  for (const PhaseView& d : dec) print_phase(d, a.po.reps);
+  if (a.layers) {
+    print_layers(model, run.prefill);
+    for (const PhaseRun& d : run.decode) print_layers(model, d);
+  }
+}
+
+int run_profile(const std::vector<std::string>& args) {
+  ProfileArgs a;
+  if (!parse_profile_args(args, a)) return 0;
   // Cold start, reported as such: mapping the file and building the model.
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = Model::load(model_path);
+  auto model = Model::load(a.model_path);
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto tok = load_tokenizer(*model->file);
 
-  Roofline roof;
-  if (roofline) {  // before the run, on a pool of the same size
-    kernel::ThreadPool pool(std::max(1, fo.n_threads), kernel::ThreadPool::kDefaultSpinUs, fo.cpus);
-    warn_if_not_pinned(pool);
-    roof.read_bytes_per_s = measure_read_bandwidth(pool, size_t{256} << 20, 3);
-    const ComputePeak cp = measure_compute_peak(pool);
-    roof.int8_ops_per_s = cp.int8_ops_per_s;
-    roof.f32_ops_per_s = cp.f32_ops_per_s;
-  }
-  const ProfileRun run = profile_forward(*model, fo, po, tok->bos());
-  const Roofline* rp = roofline ? &roof : nullptr;
+  const Roofline roof = a.roofline ? measure_roofline(a.fo) : Roofline{};
+  const ProfileRun run = profile_forward(*model, a.fo, a.po, tok->bos());
+  const Roofline* rp = a.roofline ? &roof : nullptr;
   const PhaseView pre = view(run.prefill, rp);
   std::vector<PhaseView> dec;
   for (const PhaseRun& d : run.decode) dec.push_back(view(d, rp));
 
-  if (!trace_path.empty()) {
-    std::vector<const PhaseRun*> phases = {&run.prefill};
-    for (const PhaseRun& d : run.decode) phases.push_back(&d);
-    std::ofstream f(trace_path, std::ios::binary);
-    f << chrome_trace_json(phases, isa_name()) << "\n";
-    if (!f) throw std::runtime_error("--trace: cannot write '" + trace_path + "'");
-  }
-
-  if (!plot_path.empty()) {
-    std::vector<PlotPhase> pp;
-    std::vector<const PhaseView*> shown = {&pre, &dec.front()};  // and the deepest decode
-    if (dec.size() > 1) shown.push_back(&dec.back());
-    for (const PhaseView* v : shown) {
-      PlotPhase p{phase_title(*v->run), {}};
-      if (v->run->name == "decode") p.name += " (per token)";
-      for (const OpRow& r : v->rows) p.ops.push_back({r.op, r.s.median, r.cost});
-      pp.push_back(std::move(p));
-    }
-    char title[256];
-    std::snprintf(title, sizeof title, "hpl profile: %s, %d threads (%s)",
-                  model_path.substr(model_path.find_last_of('/') + 1).c_str(), fo.n_threads,
-                  isa_name());
-    std::ofstream f(plot_path, std::ios::binary);
-    f << profile_plot_svg(pp, roof, title);
-    if (!f) throw std::runtime_error("--plot: cannot write '" + plot_path + "'");
-  }
-
-  if (json) {
-    JsonWriter j;
-    j.begin_object();
-    j.key("model").str(model_path);
-    j.key("arch").str(arch_name(model->config.arch));
-    j.key("n_threads").num(fo.n_threads);
-    j.key("isa").str(isa_name());
-    j.key("n_prompt").num(po.n_prompt);
-    j.key("n_gen").num(po.n_gen);
-    j.key("reps").num(po.reps);
-    j.key("cold").begin_object();
-    j.key("load_ms").num(load_s * 1e3, 9);
-    j.key("setup_ms").num(run.setup_s * 1e3, 9);
-    j.key("first_token_ms").num(run.first_token_s * 1e3, 9);
-    j.end_object();
-    if (roofline) {
-      j.key("machine").begin_object();
-      j.key("read_gbps").num(roof.read_bytes_per_s / 1e9, 9);
-      j.key("int8_gops").num(roof.int8_ops_per_s / 1e9, 9);
-      j.key("f32_gops").num(roof.f32_ops_per_s / 1e9, 9);
-      j.end_object();
-    }
-    j.key("prefill");
-    json_phase(j, pre, *model, layers);
-    j.key("decode");
-    json_phase(j, dec.front(), *model, layers);
-    j.key("decode_depths").begin_array();
-    for (const PhaseView& d : dec) json_phase(j, d, *model, layers);
-    j.end_array();
-    j.end_object();
-    std::printf("%s\n", j.text().c_str());
+  if (!a.trace_path.empty()) write_trace(run, a.trace_path);
+  if (!a.plot_path.empty()) write_plot(a, pre, dec, roof);
+  if (a.json) {
+    print_profile_json(a, *model, load_s, run, roof, pre, dec);
   } else {
-    std::printf("profile: %s (%s), %d threads (%s), %d warm reps\n", model_path.c_str(),
-                arch_name(model->config.arch), fo.n_threads, isa_name(), po.reps);
-    std::printf("cold: load %.1f ms, setup %.1f ms, first token (prefill %lld + sample) %.1f ms\n",
-                load_s * 1e3, run.setup_s * 1e3, static_cast<long long>(po.n_prompt),
-                run.first_token_s * 1e3);
-    if (roofline)
-      std::printf("machine: read %.2f GB/s, int8 %.1f GOP/s, f32 %.1f GOP/s (%d threads)\n",
-                  roof.read_bytes_per_s / 1e9, roof.int8_ops_per_s / 1e9, roof.f32_ops_per_s / 1e9,
-                  fo.n_threads);
-    print_phase(pre, po.reps);
-    for (const PhaseView& d : dec) print_phase(d, po.reps);
-    if (layers) {
-      print_layers(*model, run.prefill);
-      for (const PhaseRun& d : run.decode) print_layers(*model, d);
-    }
+    print_profile_text(a, *model, load_s, run, roof, pre, dec);
   }
   return 0;
 }

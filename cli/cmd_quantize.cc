@@ -13,22 +13,11 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "tools/quantize_model.h"
 
 namespace hpl::cli {
 namespace {
-
-void usage() {
-  std::fprintf(stderr,
-               "usage: hpl quantize IN.gguf OUT.gguf TYPE [-t THREADS]\n"
-               "  TYPE: q8_0, q4_0 (one type for every matrix), q6_k, q4_k_m, q5_k_m\n"
-               "        (_m: q6_K for the output and for attn_v/ffn_down of the first and last\n"
-               "        ceil(n/8) layers and every third layer between; q4_K/q5_K elsewhere)\n"
-               "  Norms, biases and matrices under 4096 weights stay f32; rows that are not a\n"
-               "  multiple of 256 fall back to q5_0 (q4_K, q5_K) or q8_0 (q6_K), and rows not\n"
-               "  a multiple of 32 to f16.\n"
-               "  -t N   threads (default: all cores)\n");
-}
 
 double mib(uint64_t b) {
   return static_cast<double>(b) / (1024.0 * 1024.0);
@@ -37,37 +26,28 @@ double mib(uint64_t b) {
 int run_quantize(const std::vector<std::string>& args) {
   std::vector<std::string> pos;
   int n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-t" || a == "--threads") {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      const std::string& v = args[++i];
-      char* end = nullptr;
-      long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n < 1 || n > 256)
-        throw std::runtime_error("-t: must be an integer in [1, 256], got '" + v + "'");
-      n_threads = static_cast<int>(n);
-    } else if (a.size() > 1 && a[0] == '-') {
-      usage();
-      throw std::runtime_error("unknown option '" + a + "'");
-    } else {
-      pos.push_back(a);
-    }
-  }
-  if (pos.size() != 3) {
-    usage();
-    throw std::runtime_error("expected IN.gguf OUT.gguf TYPE, got " + std::to_string(pos.size()) +
-                             " arguments");
-  }
+  Options o(
+      "usage: hpl quantize IN.gguf OUT.gguf TYPE [-t THREADS]\n"
+      "  TYPE: q8_0, q4_0 (one type for every matrix), q6_k, q4_k_m, q5_k_m\n"
+      "        (_m: q6_K for the output and for attn_v/ffn_down of the first and last\n"
+      "        ceil(n/8) layers and every third layer between; q4_K/q5_K elsewhere)\n"
+      "  Norms, biases and matrices under 4096 weights stay f32; rows that are not a\n"
+      "  multiple of 256 fall back to q5_0 (q4_K, q5_K) or q8_0 (q6_K), and rows not\n"
+      "  a multiple of 32 to f16.");
+  o.value({"-t", "--threads"}, "N", "threads (default: all cores)",
+          [&n_threads](const std::string& opt, const std::string& v) {
+            const int64_t n = to_int(opt, v);
+            if (n < 1 || n > 256)
+              throw std::runtime_error(opt + ": must be an integer in [1, 256], got '" + v + "'");
+            n_threads = static_cast<int>(n);
+          })
+      .positional(pos);
+  if (!o.parse(args)) return 0;
+  if (pos.size() != 3)
+    o.fail("expected IN.gguf OUT.gguf TYPE, got " + std::to_string(pos.size()) + " arguments");
   QuantMix mix;
-  if (!parse_quant_mix(pos[2], &mix)) {
-    usage();
-    throw std::runtime_error("unknown TYPE '" + pos[2] +
-                             "' (choose q8_0, q4_0, q4_k_m, q5_k_m or q6_k)");
-  }
+  if (!parse_quant_mix(pos[2], &mix))
+    o.fail("unknown TYPE '" + pos[2] + "' (choose q8_0, q4_0, q4_k_m, q5_k_m or q6_k)");
 
   std::fprintf(stderr, "quantize: %s -> %s as %s with %d threads\n", pos[0].c_str(), pos[1].c_str(),
                quant_mix_name(mix), n_threads);

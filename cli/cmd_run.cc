@@ -26,24 +26,6 @@
 namespace hpl::cli {
 namespace {
 
-void usage() {
-  std::fprintf(
-      stderr,
-      "usage: hpl run -m MODEL.gguf (-p PROMPT | -f FILE | --ids \"1 2 3\") [options]\n"
-      "  -n N                 tokens to generate (default 128; -1: until end of generation)\n"
-      "  -c N                 context size in tokens (default 2048, at most the model's)\n"
-      "%s"
-      "  (sampling ranges and UTF-8 text are checked like the C API's and the server's)\n"
-      "  --stop TEXT          stop when TEXT is generated (repeatable; not printed)\n"
-      "  --chat               format the prompt as a user turn with the model's chat template\n"
-      "  --system TEXT        system message (implies --chat)\n"
-      "  --chat-template NAME override the template family (gemma, chatml, llama2, llama3, ...)\n"
-      "  --ubatch N           prefill micro-batch in tokens (default 256)\n"
-      "  --verbose            model info, load time, prompt and decode tok/s, memory\n",
-      kSamplerUsage);
-  std::fprintf(stderr, "%s", kThreadUsage);
-}
-
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
   std::istringstream in(s);
@@ -76,58 +58,60 @@ struct RunArgs {
 
 // false: --help was printed.
 bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (parse_sampler_option(args, i, r.sp, r.have_seed)) continue;
-    if (a == "-h" || a == "--help") {
-      usage();
-      return false;
-    } else if (a == "-m" || a == "--model") {
-      r.model_path = value();
-    } else if (a == "-p" || a == "--prompt") {
-      r.prompt = value();
-      r.have_prompt = true;
-    } else if (a == "-f" || a == "--file") {
-      r.prompt_file = value();
-    } else if (a == "--ids") {
-      r.ids_text = value();
-      r.have_ids = true;
-    } else if (a == "-n" || a == "--n-predict") {
-      r.gp.max_tokens = parse_token_limit(a, value());
-    } else if (a == "-c" || a == "--ctx-size") {
-      r.fo.n_ctx = to_int(a, value());
-      r.have_ctx = true;
-    } else if (r.th.parse(args, i)) {  // -t, --cpus, --cpu-mask
-    } else if (a == "--ubatch" || a == "-ub") {
-      r.fo.n_ubatch = to_int(a, value());
-    } else if (a == "--stop") {
-      r.gp.stop_strings.push_back(value());
-    } else if (a == "--chat") {
-      r.chat = true;
-    } else if (a == "--system") {
-      r.system = value();
-      r.chat = true;
-    } else if (a == "--chat-template") {
-      r.template_name = value();
-      r.chat = true;
-    } else if (a == "--verbose" || a == "-v") {
-      r.verbose = true;
-    } else if (a == "--dump-logits") {  // hidden, for tests: f32 (n_prompt, n_vocab)
-      r.dump_logits = value();
-    } else if (a == "--dump-ids") {  // hidden, for tests: generated ids, space-separated
-      r.dump_ids = value();
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
-  }
-  if (r.model_path.empty()) usage_error(usage, "-m MODEL is required");
+  Options o("usage: hpl run -m MODEL.gguf (-p PROMPT | -f FILE | --ids \"1 2 3\") [options]");
+  auto set_ctx = [&r](const std::string& opt, const std::string& v) {
+    r.fo.n_ctx = to_int(opt, v);
+    r.have_ctx = true;
+  };
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model", r.model_path)
+      .value({"-p", "--prompt"}, "PROMPT", "the prompt text",
+             [&r](auto&, const std::string& v) {
+               r.prompt = v;
+               r.have_prompt = true;
+             })
+      .text({"-f", "--file"}, "FILE", "read the prompt from FILE", r.prompt_file)
+      .value({"--ids"}, "\"1 2 3\"", "the prompt as token ids",
+             [&r](auto&, const std::string& v) {
+               r.ids_text = v;
+               r.have_ids = true;
+             })
+      .value({"-n", "--n-predict"}, "N",
+             "tokens to generate (default 128; -1: until end of generation)",
+             [&r](const std::string& opt, const std::string& v) {
+               r.gp.max_tokens = parse_token_limit(opt, v);
+             })
+      .value({"-c", "--ctx-size"}, "N",
+             "context size in tokens (default 2048, at most the model's)", set_ctx);
+  add_sampler_options(o, r.sp, r.have_seed);
+  o.note("  (sampling ranges and UTF-8 text are checked like the C API's and the server's)")
+      .value({"--stop"}, "TEXT", "stop when TEXT is generated (repeatable; not printed)",
+             [&r](auto&, const std::string& v) { r.gp.stop_strings.push_back(v); })
+      .flag({"--chat"}, "format the prompt as a user turn with the model's chat template", r.chat)
+      .value({"--system"}, "TEXT", "system message (implies --chat)",
+             [&r](auto&, const std::string& v) {
+               r.system = v;
+               r.chat = true;
+             })
+      .value({"--chat-template"}, "NAME",
+             "override the template family (gemma, chatml, llama2, llama3, ...)",
+             [&r](auto&, const std::string& v) {
+               r.template_name = v;
+               r.chat = true;
+             })
+      .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
+              r.fo.n_ubatch)
+      .flag({"--verbose", "-v"}, "model info, load time, prompt and decode tok/s, memory",
+            r.verbose)
+      .text({"--dump-logits"}, "FILE", Options::kHidden, r.dump_logits)  // f32 (n_prompt, n_vocab)
+      .text({"--dump-ids"}, "FILE", Options::kHidden, r.dump_ids);       // generated ids
+  r.th.add_to(o);
+  if (!o.parse(args)) return false;
+  if (r.model_path.empty()) o.fail("-m MODEL is required");
   if (!r.prompt_file.empty()) {
     r.prompt = read_text_file(r.prompt_file);
     r.have_prompt = true;
   }
-  if (r.have_prompt == r.have_ids)
-    usage_error(usage, "give exactly one of -p PROMPT, -f FILE or --ids");
+  if (r.have_prompt == r.have_ids) o.fail("give exactly one of -p PROMPT, -f FILE or --ids");
   if (r.have_ids && r.chat)
     throw std::runtime_error("--ids cannot be combined with --chat/--system");
   require_utf8(r.prompt, r.prompt_file.empty() ? "prompt" : "prompt (" + r.prompt_file + ")");

@@ -42,27 +42,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-void usage() {
-  std::fprintf(
-      stderr,
-      "usage: hpl serve -m MODEL.gguf [options]\n"
-      "  --host ADDR        address to listen on (default 127.0.0.1)\n"
-      "  --port N           port (default 8080; 0 = any free port, printed on start)\n"
-      "  -c N               context size in tokens (default 2048)\n"
-      "  --ubatch N         prefill micro-batch in tokens (default 256)\n"
-      "  --max-body BYTES   largest request body; bigger gets 413 (default 1048576)\n"
-      "  --template NAME    chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
-      "                     GGUF's; without one, chat completions answer 400\n"
-      "  --http-threads N   threads that answer completion requests (default 16)\n"
-      "  --read-timeout S   a request's head, then its body, must arrive within S seconds;\n"
-      "                     else 408 (default 10)\n"
-      "  --max-conns-per-addr N  open connections from one client address (default 32); a\n"
-      "                     new one closes that address's oldest idle or still-reading one\n"
-      "endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
-      "           GET /health, GET /metrics[?format=prometheus]\n");
-  std::fprintf(stderr, "%s", kThreadUsage);
-}
-
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -369,39 +348,35 @@ int run_serve(const std::vector<std::string>& args) {
   int64_t port = 8080, max_body = 1 << 20, http_threads = 16, read_timeout = 10, per_addr = 32;
   RuntimeOptions ro;
   ro.session.n_ctx = 2048;
-  ThreadOptions th;  // -t, --cpus, --cpu-mask: the same options as every command
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (th.parse(args, i)) continue;
-    auto value = [&]() -> const std::string& { return option_value(args, i); };
-    if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else if (a == "-m" || a == "--model") {
-      model_path = value();
-    } else if (a == "--host") {
-      host = value();
-    } else if (a == "--port") {
-      port = to_int(a, value());
-    } else if (a == "-c" || a == "--ctx-size") {
-      ro.session.n_ctx = to_int(a, value());
-    } else if (a == "--ubatch" || a == "-ub") {
-      ro.session.n_ubatch = to_int(a, value());
-    } else if (a == "--max-body") {
-      max_body = to_int(a, value());
-    } else if (a == "--template" || a == "--chat-template") {
-      template_name = value();
-    } else if (a == "--http-threads") {
-      http_threads = to_int(a, value());
-    } else if (a == "--read-timeout") {
-      read_timeout = to_int(a, value());
-    } else if (a == "--max-conns-per-addr") {
-      per_addr = to_int(a, value());
-    } else {
-      usage_error(usage, "unknown option '" + a + "'");
-    }
-  }
-  if (model_path.empty()) usage_error(usage, "-m MODEL is required");
+  ThreadOptions th;
+  Options o("usage: hpl serve -m MODEL.gguf [options]");
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model", model_path)
+      .text({"--host"}, "ADDR", "address to listen on (default 127.0.0.1)", host)
+      .number({"--port"}, "N", "port (default 8080; 0 = any free port, printed on start)", port)
+      .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", ro.session.n_ctx)
+      .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
+              ro.session.n_ubatch)
+      .number({"--max-body"}, "BYTES", "largest request body; bigger gets 413 (default 1048576)",
+              max_body)
+      .text({"--template", "--chat-template"}, "NAME",
+            "chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
+            "GGUF's; without one, chat completions answer 400",
+            template_name)
+      .number({"--http-threads"}, "N", "threads that answer completion requests (default 16)",
+              http_threads)
+      .number({"--read-timeout"}, "S",
+              "a request's head, then its body, must arrive within S seconds;\n"
+              "else 408 (default 10)",
+              read_timeout)
+      .number({"--max-conns-per-addr"}, "N",
+              "open connections from one client address (default 32); a\n"
+              "new one closes that address's oldest idle or still-reading one",
+              per_addr);
+  th.add_to(o);  // -t, --cpus, --cpu-mask: the same options as every command
+  o.note("endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,")
+      .note("           GET /health, GET /metrics[?format=prometheus]");
+  if (!o.parse(args)) return 0;
+  if (model_path.empty()) o.fail("-m MODEL is required");
   th.apply(ro.session);
   if (!th.cpus.empty()) {  // sessions pin when a request first needs one: say now what is refused
     const std::vector<int> allowed = kernel::current_thread_affinity();

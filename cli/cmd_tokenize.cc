@@ -9,23 +9,13 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "engine/vocab_loader.h"
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hpl::cli {
 namespace {
-
-void usage() {
-  std::fprintf(stderr,
-               "usage: hpl tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--pieces] [--no-bos] "
-               "[--parse-special]\n"
-               "  -p TEXT           text to tokenize\n"
-               "  -f FILE           read the text from FILE instead\n"
-               "  --pieces          one 'id<TAB>piece' per line\n"
-               "  --no-bos          do not add BOS/EOS even if the model asks for them\n"
-               "  --parse-special   turn special-token texts like <start_of_turn> into ids\n");
-}
 
 // Piece text for display: C escapes for control bytes so one token stays on one line, and
 // \xNN for bytes that are not a whole UTF-8 character (byte-fallback pieces, partial BPE bytes).
@@ -72,38 +62,23 @@ std::string printable(const std::string& s) {
 int run_tokenize(const std::vector<std::string>& args) {
   std::string model, text, file;
   bool have_text = false, pieces = false, no_bos = false, parse_special = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string& dst) {
-      if (i + 1 >= args.size()) throw std::runtime_error(a + " needs a value");
-      dst = args[++i];
-    };
-    if (a == "-m" || a == "--model") {
-      value(model);
-    } else if (a == "-p" || a == "--prompt") {
-      value(text);
-      have_text = true;
-    } else if (a == "-f" || a == "--file") {
-      value(file);
-    } else if (a == "--pieces") {
-      pieces = true;
-    } else if (a == "--no-bos") {
-      no_bos = true;
-    } else if (a == "--parse-special") {
-      parse_special = true;
-    } else if (a == "-h" || a == "--help") {
-      usage();
-      return 0;
-    } else {
-      std::fprintf(stderr, "hpl tokenize: unknown option '%s'\n", a.c_str());
-      usage();
-      return 2;
-    }
-  }
-  if (model.empty() || (have_text == !file.empty())) {
-    usage();
-    return 2;
-  }
+  Options o(
+      "usage: hpl tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--pieces] [--no-bos] "
+      "[--parse-special]");
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model whose tokenizer to use", model)
+      .value({"-p", "--prompt"}, "TEXT", "text to tokenize",
+             [&](auto&, const std::string& v) {
+               text = v;
+               have_text = true;
+             })
+      .text({"-f", "--file"}, "FILE", "read the text from FILE instead", file)
+      .flag({"--pieces"}, "one 'id<TAB>piece' per line", pieces)
+      .flag({"--no-bos"}, "do not add BOS/EOS even if the model asks for them", no_bos)
+      .flag({"--parse-special"}, "turn special-token texts like <start_of_turn> into ids",
+            parse_special);
+  if (!o.parse(args)) return 0;
+  if (model.empty()) o.fail("-m MODEL is required");
+  if (have_text == !file.empty()) o.fail("give exactly one of -p TEXT or -f FILE");
   if (!file.empty()) {
     std::ifstream in(file, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read " + file);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/options.h"
 
 namespace hpl::cli {
 std::vector<Command>& commands() {
@@ -34,6 +35,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 2, argv + argc);
     try {
       return c.fn(args);
+    } catch (const hpl::cli::UsageError& e) {
+      std::fprintf(stderr, "hpl %s: error: %s\n", c.name, e.what());
+      return 2;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "hpl %s: error: %s\n", c.name, e.what());
       return 1;

@@ -31,20 +31,24 @@ std::string si(double v) {
   return buf;
 }
 
-}  // namespace
+// The roofline panel's box and log10 axes: x = ops/byte, y = achieved GOP/s.
+struct LogAxes {
+  double px0 = 70, py0 = 50, pw = 520, ph = 360;
+  double lx0 = 0, lx1 = 1, ly0 = 0, ly1 = 1;  // decades shown
+  double X(double ai) const { return px0 + (std::log10(ai) - lx0) / (lx1 - lx0) * pw; }
+  double Y(double g) const { return py0 + ph - (std::log10(g) - ly0) / (ly1 - ly0) * ph; }
+};
 
-std::string profile_plot_svg(const std::vector<PlotPhase>& phases, const Roofline& roof,
-                             const std::string& title) {
-  const double W = 980, H = 480;
-  SvgWriter svg(W, H);
-  svg.text(W / 2, 22, title, 14, "middle");
+bool plottable(const PlotOp& o) {
+  return o.cost.bytes > 0 && o.cost.ops > 0 && o.seconds > 0;
+}
 
-  // --- roofline panel: x = ops/byte, y = GOP/s, both log10 ---
-  const double px0 = 70, py0 = 50, pw = 520, ph = 360;
+// Axes wide enough for every point, both peaks and the ridge between bandwidth and peak.
+LogAxes roofline_axes(const std::vector<PlotPhase>& phases, const Roofline& roof) {
   double xmin = 1e30, xmax = 0, ymin = 1e30, ymax = 0;
   for (const PlotPhase& p : phases)
     for (const PlotOp& o : p.ops) {
-      if (o.cost.bytes <= 0 || o.cost.ops <= 0 || o.seconds <= 0) continue;
+      if (!plottable(o)) continue;
       xmin = std::min(xmin, o.cost.ops / o.cost.bytes);
       xmax = std::max(xmax, o.cost.ops / o.cost.bytes);
       ymin = std::min(ymin, o.cost.ops / o.seconds / 1e9);
@@ -55,46 +59,61 @@ std::string profile_plot_svg(const std::vector<PlotPhase>& phases, const Rooflin
   if (xmax <= 0) xmin = 0.1, xmax = 10, ymin = 0.1, ymax = 10;
   if (bw > 0 && peak > 0) xmax = std::max(xmax, peak / bw * 4);  // show the ridge
   ymax = std::max(ymax, peak);
-  const double lx0 = std::floor(std::log10(xmin)), lx1 = std::ceil(std::log10(xmax));
-  const double ly0 = std::floor(std::log10(ymin)), ly1 = std::ceil(std::log10(ymax * 1.5));
-  auto X = [&](double ai) { return px0 + (std::log10(ai) - lx0) / (lx1 - lx0) * pw; };
-  auto Y = [&](double g) { return py0 + ph - (std::log10(g) - ly0) / (ly1 - ly0) * ph; };
-  svg.rect(px0, py0, pw, ph, "none", "#888");
-  for (double d = lx0; d <= lx1; ++d) {
-    svg.line(X(std::pow(10, d)), py0, X(std::pow(10, d)), py0 + ph, "#eee");
-    svg.text(X(std::pow(10, d)), py0 + ph + 16, si(std::pow(10, d)), 10, "middle");
+  LogAxes ax;
+  ax.lx0 = std::floor(std::log10(xmin));
+  ax.lx1 = std::ceil(std::log10(xmax));
+  ax.ly0 = std::floor(std::log10(ymin));
+  ax.ly1 = std::ceil(std::log10(ymax * 1.5));
+  return ax;
+}
+
+void draw_grid(SvgWriter& svg, const LogAxes& ax) {
+  svg.rect(ax.px0, ax.py0, ax.pw, ax.ph, "none", "#888");
+  for (double d = ax.lx0; d <= ax.lx1; ++d) {
+    const double x = ax.X(std::pow(10, d));
+    svg.line(x, ax.py0, x, ax.py0 + ax.ph, "#eee");
+    svg.text(x, ax.py0 + ax.ph + 16, si(std::pow(10, d)), 10, "middle");
   }
-  for (double d = ly0; d <= ly1; ++d) {
-    svg.line(px0, Y(std::pow(10, d)), px0 + pw, Y(std::pow(10, d)), "#eee");
-    svg.text(px0 - 6, Y(std::pow(10, d)) + 4, si(std::pow(10, d)), 10, "end");
+  for (double d = ax.ly0; d <= ax.ly1; ++d) {
+    const double y = ax.Y(std::pow(10, d));
+    svg.line(ax.px0, y, ax.px0 + ax.pw, y, "#eee");
+    svg.text(ax.px0 - 6, y + 4, si(std::pow(10, d)), 10, "end");
   }
-  svg.text(px0 + pw / 2, py0 + ph + 34, "arithmetic intensity (ops / byte, modelled)", 11,
-           "middle");
-  svg.text(px0 - 48, py0 + ph / 2, "achieved GOP/s", 11, "middle", -90);
-  // Roofs: bandwidth slope up to each peak, then flat.
+  svg.text(ax.px0 + ax.pw / 2, ax.py0 + ax.ph + 34, "arithmetic intensity (ops / byte, modelled)",
+           11, "middle");
+  svg.text(ax.px0 - 48, ax.py0 + ax.ph / 2, "achieved GOP/s", 11, "middle", -90);
+}
+
+// Roofs: the bandwidth slope up to each peak, then flat.
+void draw_roofs(SvgWriter& svg, const LogAxes& ax, const Roofline& roof) {
+  const double bw = roof.read_bytes_per_s / 1e9;
   auto roof_line = [&](double peak_g, const char* name, const char* dash) {
     if (bw <= 0 || peak_g <= 0) return;
     const double ridge = peak_g / bw;
-    const double a0 = std::pow(10, lx0), a1 = std::pow(10, lx1);
-    const double s0 = std::max(a0, std::pow(10, ly0) / bw);
+    const double a0 = std::pow(10, ax.lx0), a1 = std::pow(10, ax.lx1);
+    const double s0 = std::max(a0, std::pow(10, ax.ly0) / bw);
     if (ridge > s0)
-      svg.line(X(s0), Y(bw * s0), X(std::min(ridge, a1)), Y(bw * std::min(ridge, a1)), "#444", 1.5,
-               dash);
+      svg.line(ax.X(s0), ax.Y(bw * s0), ax.X(std::min(ridge, a1)), ax.Y(bw * std::min(ridge, a1)),
+               "#444", 1.5, dash);
     if (ridge < a1)
-      svg.line(X(std::max(ridge, a0)), Y(peak_g), X(a1), Y(peak_g), "#444", 1.5, dash);
-    svg.text(X(a1) - 4, Y(peak_g) - 5, std::string(name) + " " + si(peak_g) + " GOP/s", 10, "end");
+      svg.line(ax.X(std::max(ridge, a0)), ax.Y(peak_g), ax.X(a1), ax.Y(peak_g), "#444", 1.5, dash);
+    svg.text(ax.X(a1) - 4, ax.Y(peak_g) - 5, std::string(name) + " " + si(peak_g) + " GOP/s", 10,
+             "end");
   };
   roof_line(roof.int8_ops_per_s / 1e9, "int8 peak", "");
   roof_line(roof.f32_ops_per_s / 1e9, "f32 peak", "6,3");
   if (bw > 0) {
-    const double a = std::max(std::pow(10, lx0 + 0.3), std::pow(10, ly0 + 0.3) / bw);
-    svg.text(X(a), Y(bw * a) - 6, "read " + si(bw) + " GB/s", 10, "start", 0, "#444");
+    const double a = std::max(std::pow(10, ax.lx0 + 0.3), std::pow(10, ax.ly0 + 0.3) / bw);
+    svg.text(ax.X(a), ax.Y(bw * a) - 6, "read " + si(bw) + " GB/s", 10, "start", 0, "#444");
   }
-  // Points: filled for the first phase, hollow for the others.
+}
+
+// A point per op kind: filled for the first phase, hollow for the others.
+void draw_points(SvgWriter& svg, const LogAxes& ax, const std::vector<PlotPhase>& phases) {
   for (size_t pi = 0; pi < phases.size(); ++pi) {
     for (const PlotOp& o : phases[pi].ops) {
-      if (o.cost.bytes <= 0 || o.cost.ops <= 0 || o.seconds <= 0) continue;
-      const double x = X(o.cost.ops / o.cost.bytes), y = Y(o.cost.ops / o.seconds / 1e9);
+      if (!plottable(o)) continue;
+      const double x = ax.X(o.cost.ops / o.cost.bytes), y = ax.Y(o.cost.ops / o.seconds / 1e9);
       if (pi == 0) {
         svg.circle(x, y, 4.5, colour(o.op), "#222");
       } else {
@@ -107,27 +126,30 @@ std::string profile_plot_svg(const std::vector<PlotPhase>& phases, const Rooflin
   }
   std::string key = "filled: " + (phases.empty() ? std::string("-") : phases[0].name);
   if (phases.size() > 1) key += "; hollow: " + phases[1].name;
-  svg.text(px0 + 6, py0 + 14, key, 10);
+  svg.text(ax.px0 + 6, ax.py0 + 14, key, 10);
+}
 
-  // --- stacked bars: share of each phase's time by op kind ---
-  const double bx0 = 650, bw_ = 60, gap = 40, by0 = py0, bh = ph;
-  for (size_t pi = 0; pi < phases.size() && pi < 3; ++pi) {
+// Stacked bars of each phase's time by op kind (at most 3 phases), then a legend of the op
+// kinds present. by0, bh: the bars' top and height.
+void draw_time_shares(SvgWriter& svg, const std::vector<PlotPhase>& phases, double by0, double bh) {
+  const double bx0 = 650, bar_w = 60, gap = 40;
+  const size_t n_bars = std::min<size_t>(phases.size(), 3);
+  for (size_t pi = 0; pi < n_bars; ++pi) {
     double total = 0;
     for (const PlotOp& o : phases[pi].ops) total += o.seconds;
-    const double x = bx0 + pi * (bw_ + gap);
+    const double x = bx0 + pi * (bar_w + gap);
     double y = by0 + bh;
     for (const PlotOp& o : phases[pi].ops) {
       if (total <= 0) break;
       const double h = bh * o.seconds / total;
       y -= h;
-      svg.rect(x, y, bw_, h, colour(o.op), "white");
+      svg.rect(x, y, bar_w, h, colour(o.op), "white");
     }
-    svg.text(x + bw_ / 2, by0 + bh + 16, phases[pi].name, 10, "middle");
+    svg.text(x + bar_w / 2, by0 + bh + 16, phases[pi].name, 10, "middle");
   }
   svg.text(bx0 - 8, by0 + bh / 2, "share of time", 11, "middle", -90);
-  // Legend: every op kind present.
   double ly = by0;
-  const double lx = bx0 + std::min<size_t>(phases.size(), 3) * (bw_ + gap);
+  const double lx = bx0 + n_bars * (bar_w + gap);
   for (int i = 0; i < kProfOpCount; ++i) {
     const auto op = static_cast<ProfOp>(i);
     bool present = false;
@@ -138,6 +160,20 @@ std::string profile_plot_svg(const std::vector<PlotPhase>& phases, const Rooflin
     svg.text(lx + 14, ly + 9, prof_op_name(op), 10);
     ly += 15;
   }
+}
+
+}  // namespace
+
+std::string profile_plot_svg(const std::vector<PlotPhase>& phases, const Roofline& roof,
+                             const std::string& title) {
+  const double W = 980, H = 480;
+  SvgWriter svg(W, H);
+  svg.text(W / 2, 22, title, 14, "middle");
+  const LogAxes ax = roofline_axes(phases, roof);
+  draw_grid(svg, ax);
+  draw_roofs(svg, ax, roof);
+  draw_points(svg, ax, phases);
+  draw_time_shares(svg, phases, ax.py0, ax.ph);
   return svg.finish();
 }
 

@@ -279,6 +279,87 @@ void HttpServer::stop() {
   wake();
 }
 
+// Closes the listener and every connection not in a handler; the rest close as they finish.
+void HttpServer::begin_stop() {
+  ::close(listen_fd_);
+  listen_fd_ = -1;
+  std::vector<ConnPtr> idle;
+  for (auto& [fd, c] : conns_)
+    if (c->state != HttpConn::State::kBusy) idle.push_back(c);
+  for (const ConnPtr& c : idle) close_conn(c);
+}
+
+// A request still arriving past its deadline gets 408; an idle connection is closed.
+HttpServer::TimePoint HttpServer::expire_deadlines(TimePoint now) {
+  std::vector<ConnPtr> expired;
+  TimePoint next = now + std::chrono::seconds(1);
+  for (auto& [fd, c] : conns_) {
+    if (c->state == HttpConn::State::kBusy) continue;
+    if (c->deadline <= now)
+      expired.push_back(c);
+    else
+      next = std::min(next, c->deadline);
+  }
+  for (const ConnPtr& c : expired) {
+    if (c->state == HttpConn::State::kHead || c->state == HttpConn::State::kBody)
+      fail(c, 408,
+           "the request did not arrive within " +
+               std::to_string(static_cast<int>(opt_.read_timeout_s)) + " s (--read-timeout)");
+    else
+      close_conn(c);
+  }
+  return next;
+}
+
+void HttpServer::poll_set(std::vector<pollfd>& fds, std::vector<ConnPtr>& polled) const {
+  fds.clear();
+  polled.clear();
+  fds.push_back({wake_fd_, POLLIN, 0});
+  if (listen_fd_ >= 0) fds.push_back({listen_fd_, POLLIN, 0});
+  for (auto& [fd, c] : conns_) {
+    short ev = 0;
+    switch (c->state) {
+      case HttpConn::State::kIdle:
+      case HttpConn::State::kHead:
+      case HttpConn::State::kBody:
+        ev = c->eof ? 0 : POLLIN;
+        if (!c->out.empty()) ev |= POLLOUT;  // 100 Continue
+        break;
+      case HttpConn::State::kWriting:
+        ev = POLLOUT;
+        break;
+      case HttpConn::State::kLinger:
+        ev = POLLIN;
+        break;
+      case HttpConn::State::kBusy:  // only to time the peer's FIN (client_gone)
+        if (c->fin_at.load() != 0) continue;
+        ev = POLLRDHUP;
+        break;
+    }
+    fds.push_back({fd, ev, 0});
+    polled.push_back(c);
+  }
+}
+
+void HttpServer::on_events(const std::vector<pollfd>& fds, const std::vector<ConnPtr>& polled) {
+  if (fds[0].revents) {
+    uint64_t v;
+    [[maybe_unused]] ssize_t r = ::read(wake_fd_, &v, sizeof v);
+  }
+  const size_t first_conn = fds.size() - polled.size();
+  if (first_conn == 2 && listen_fd_ >= 0 && fds[1].revents) accept_all();
+  for (size_t i = first_conn; i < fds.size(); ++i) {
+    const ConnPtr& c = polled[i - first_conn];
+    if (c->fd < 0 || !fds[i].revents) continue;  // closed meanwhile
+    if (c->state == HttpConn::State::kBusy) {
+      c->fin_at = Clock::now().time_since_epoch().count();
+      continue;
+    }
+    if (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) on_writable(c);
+    if (c->fd >= 0 && (fds[i].revents & (POLLIN | POLLERR | POLLHUP))) on_readable(c);
+  }
+}
+
 void HttpServer::run() {
   if (listen_fd_ < 0) throw std::logic_error("HttpServer::run before listen");
   for (int i = 0; i < opt_.worker_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -289,12 +370,7 @@ void HttpServer::run() {
     const auto now = Clock::now();
     if (stopping_ && !stop_at) {
       stop_at = now;
-      ::close(listen_fd_);
-      listen_fd_ = -1;
-      std::vector<ConnPtr> idle;
-      for (auto& [fd, c] : conns_)
-        if (c->state != HttpConn::State::kBusy) idle.push_back(c);
-      for (const ConnPtr& c : idle) close_conn(c);
+      begin_stop();
     }
     if (stop_at && now - *stop_at > kStopGrace)  // handlers stuck writing: cut them off
       for (auto& [fd, c] : conns_) ::shutdown(fd, SHUT_RDWR);
@@ -308,74 +384,14 @@ void HttpServer::run() {
     }
     for (auto& [c, keep] : done) after_response(c, keep);
 
-    // Deadlines.
-    std::vector<ConnPtr> expired;
-    Clock::time_point next = now + std::chrono::seconds(1);
-    for (auto& [fd, c] : conns_) {
-      if (c->state == HttpConn::State::kBusy) continue;
-      if (c->deadline <= now)
-        expired.push_back(c);
-      else
-        next = std::min(next, c->deadline);
-    }
-    for (const ConnPtr& c : expired) {
-      if (c->state == HttpConn::State::kHead || c->state == HttpConn::State::kBody)
-        fail(c, 408,
-             "the request did not arrive within " +
-                 std::to_string(static_cast<int>(opt_.read_timeout_s)) + " s (--read-timeout)");
-      else
-        close_conn(c);
-    }
-
-    fds.clear();
-    polled.clear();
-    fds.push_back({wake_fd_, POLLIN, 0});
-    if (listen_fd_ >= 0) fds.push_back({listen_fd_, POLLIN, 0});
-    const size_t first_conn = fds.size();
-    for (auto& [fd, c] : conns_) {
-      short ev = 0;
-      switch (c->state) {
-        case HttpConn::State::kIdle:
-        case HttpConn::State::kHead:
-        case HttpConn::State::kBody:
-          ev = c->eof ? 0 : POLLIN;
-          if (!c->out.empty()) ev |= POLLOUT;  // 100 Continue
-          break;
-        case HttpConn::State::kWriting:
-          ev = POLLOUT;
-          break;
-        case HttpConn::State::kLinger:
-          ev = POLLIN;
-          break;
-        case HttpConn::State::kBusy:  // only to time the peer's FIN (client_gone)
-          if (c->fin_at.load() != 0) continue;
-          ev = POLLRDHUP;
-          break;
-      }
-      fds.push_back({fd, ev, 0});
-      polled.push_back(c);
-    }
+    const TimePoint next = expire_deadlines(now);
+    poll_set(fds, polled);
     const int ms = static_cast<int>(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1));
     const int n = ::poll(fds.data(), fds.size(), stop_at ? std::min(ms, 100) : ms);
     if (n < 0 && errno != EINTR)
       throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
-    if (n <= 0) continue;
-    if (fds[0].revents) {
-      uint64_t v;
-      [[maybe_unused]] ssize_t r = ::read(wake_fd_, &v, sizeof v);
-    }
-    if (listen_fd_ >= 0 && fds[1].revents) accept_all();
-    for (size_t i = first_conn; i < fds.size(); ++i) {
-      const ConnPtr& c = polled[i - first_conn];
-      if (c->fd < 0 || !fds[i].revents) continue;  // closed meanwhile
-      if (c->state == HttpConn::State::kBusy) {
-        c->fin_at = Clock::now().time_since_epoch().count();
-        continue;
-      }
-      if (fds[i].revents & (POLLOUT | POLLERR | POLLHUP)) on_writable(c);
-      if (c->fd >= 0 && (fds[i].revents & (POLLIN | POLLERR | POLLHUP))) on_readable(c);
-    }
+    if (n > 0) on_events(fds, polled);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -8,6 +8,8 @@
 // 413; compressed bodies 415. stop() closes idle and reading connections at once.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -104,6 +106,12 @@ class HttpServer {
   };
   using ConnPtr = std::shared_ptr<HttpConn>;
 
+  using TimePoint = std::chrono::steady_clock::time_point;
+  void begin_stop();
+  TimePoint expire_deadlines(TimePoint now);  // -> the next deadline (at most now + 1 s)
+  // What to poll: the wake-up fd, the listener (when open), then a slot per conn in polled.
+  void poll_set(std::vector<pollfd>& fds, std::vector<ConnPtr>& polled) const;
+  void on_events(const std::vector<pollfd>& fds, const std::vector<ConnPtr>& polled);
   void accept_all();
   void admit(int fd, const std::string& addr);
   bool evict_one(const std::string* addr);

@@ -103,54 +103,32 @@ std::string HttpRequest::query_param(std::string_view name) const {
   return "";
 }
 
-ParseStatus parse_request_head(std::string_view data, uint64_t max_body, HttpRequest* req,
-                               BodyFraming* framing, size_t* head_len) {
-  size_t start = 0;  // robustness (RFC 9112 2.2): empty lines before the request line
-  while (start < data.size() && (data[start] == '\r' || data[start] == '\n')) ++start;
-  if (start > kMaxHeadBytes) return ParseStatus::error(400, "too many empty lines");
-  *req = HttpRequest{};
-  *framing = BodyFraming{};
-  bool first = true;
-  size_t pos = start;
-  for (;;) {
-    const size_t nl = data.find('\n', pos);
-    if (nl == std::string_view::npos) {
-      if (data.size() - start > kMaxHeadBytes)
-        return ParseStatus::error(431, "the request head is larger than 16 KiB");
-      return ParseStatus::incomplete();
-    }
-    if (nl + 1 - start > kMaxHeadBytes)
-      return ParseStatus::error(431, "the request head is larger than 16 KiB");
-    std::string_view line = data.substr(pos, nl - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    pos = nl + 1;
-    if (first) {
-      const ParseStatus st = parse_request_line(line, req);
-      if (st.kind != ParseStatus::kOk) return st;
-      first = false;
-      continue;
-    }
-    if (line.empty()) break;
-    if (line.front() == ' ' || line.front() == '\t')
-      return ParseStatus::error(400, "folded header lines are not accepted");
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos || !is_token(line.substr(0, colon)))
-      return ParseStatus::error(400, "malformed header line");
-    const std::string_view value = trim(line.substr(colon + 1));
-    if (std::any_of(value.begin(), value.end(), [](char c) {
-          return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
-        }))
-      return ParseStatus::error(400, "control character in a header value");
-    if (req->headers.size() == kMaxHeaderFields)
-      return ParseStatus::error(431,
-                                "more than " + std::to_string(kMaxHeaderFields) + " header fields");
-    req->headers.emplace_back(lower(line.substr(0, colon)), std::string(value));
-  }
-  *head_len = pos;
+namespace {
 
-  // Body framing (RFC 9112 6): chunked, or Content-Length, or none.
+// One header line "Name: value" appended to req->headers (name lower-cased).
+ParseStatus parse_header_line(std::string_view line, HttpRequest* req) {
+  if (line.front() == ' ' || line.front() == '\t')
+    return ParseStatus::error(400, "folded header lines are not accepted");
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos || !is_token(line.substr(0, colon)))
+    return ParseStatus::error(400, "malformed header line");
+  const std::string_view value = trim(line.substr(colon + 1));
+  if (std::any_of(value.begin(), value.end(), [](char c) {
+        return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
+      }))
+    return ParseStatus::error(400, "control character in a header value");
+  if (req->headers.size() == kMaxHeaderFields)
+    return ParseStatus::error(431,
+                              "more than " + std::to_string(kMaxHeaderFields) + " header fields");
+  req->headers.emplace_back(lower(line.substr(0, colon)), std::string(value));
+  return ParseStatus::ok();
+}
+
+// Body framing from the headers (RFC 9112 6): chunked, or Content-Length, or none; and
+// keep-alive and 100-continue.
+ParseStatus parse_framing(const HttpRequest& req, uint64_t max_body, BodyFraming* framing) {
   bool has_length = false, has_te = false;
-  for (const auto& [name, value] : req->headers) {
+  for (const auto& [name, value] : req.headers) {
     if (name == "transfer-encoding") {
       has_te = true;
       const std::vector<std::string> t = tokens(value);
@@ -178,22 +156,56 @@ ParseStatus parse_request_head(std::string_view data, uint64_t max_body, HttpReq
         if (t == "close") framing->keep_alive = false;
       }
     } else if (name == "expect") {
-      if (lower(value) == "100-continue") framing->expect_continue = !req->http10;
+      if (lower(value) == "100-continue") framing->expect_continue = !req.http10;
     }
   }
   if (has_te && has_length)
     return ParseStatus::error(400, "both Content-Length and Transfer-Encoding are given");
-  if (has_te && req->http10)
+  if (has_te && req.http10)
     return ParseStatus::error(400, "Transfer-Encoding in an HTTP/1.0 request");
-  if (req->http10) {
+  if (req.http10) {
     bool ka = false;
-    if (const std::string* c = req->header("connection"))
+    if (const std::string* c = req.header("connection"))
       for (const std::string& t : tokens(*c)) ka = ka || t == "keep-alive";
     framing->keep_alive = framing->keep_alive && ka;
   }
   if (has_length && framing->content_length > max_body)
     return ParseStatus::error(413, too_large(max_body));
   return ParseStatus::ok();
+}
+
+}  // namespace
+
+ParseStatus parse_request_head(std::string_view data, uint64_t max_body, HttpRequest* req,
+                               BodyFraming* framing, size_t* head_len) {
+  size_t start = 0;  // robustness (RFC 9112 2.2): empty lines before the request line
+  while (start < data.size() && (data[start] == '\r' || data[start] == '\n')) ++start;
+  if (start > kMaxHeadBytes) return ParseStatus::error(400, "too many empty lines");
+  *req = HttpRequest{};
+  *framing = BodyFraming{};
+  bool first = true;
+  size_t pos = start;
+  for (;;) {
+    const size_t nl = data.find('\n', pos);
+    if (nl == std::string_view::npos) {
+      if (data.size() - start > kMaxHeadBytes)
+        return ParseStatus::error(431, "the request head is larger than 16 KiB");
+      return ParseStatus::incomplete();
+    }
+    if (nl + 1 - start > kMaxHeadBytes)
+      return ParseStatus::error(431, "the request head is larger than 16 KiB");
+    std::string_view line = data.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    pos = nl + 1;
+    const bool request_line = first;
+    first = false;
+    if (!request_line && line.empty()) break;
+    const ParseStatus st =
+        request_line ? parse_request_line(line, req) : parse_header_line(line, req);
+    if (st.kind != ParseStatus::kOk) return st;
+  }
+  *head_len = pos;
+  return parse_framing(*req, max_body, framing);
 }
 
 ParseStatus ChunkedDecoder::feed(std::string_view data, std::string* out, size_t* used) {

@@ -192,114 +192,125 @@ TensorPlan plan_tensor(QuantMix mix, const GgufTensor& t, bool has_output, int64
   return {want, why};
 }
 
-QuantizeResult quantize_model(const std::string& in_path, const std::string& out_path, QuantMix mix,
-                              const QuantizeOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
-  auto log = [&](const std::string& s) {
-    if (opt.log) opt.log(s);
-  };
-  check_output_path(in_path, out_path);
-  std::unique_ptr<GgufFile> in = GgufFile::open(in_path);
-  if (in->tensors().empty()) throw GgufError(in_path + ": has no tensors");
+namespace {
 
-  const bool has_output = in->tensor("output.weight") != nullptr;
+// Writes tensor t converted to type `to` into w, chunk by chunk (rows in parallel over pool):
+// each row dequantized to f32 and quantized again. Throws naming the tensor and row when a
+// value is NaN or Inf.
+void convert_tensor(const GgufTensor& t, DType to, const std::string& in_path,
+                    kernel::ThreadPool& pool, GgufWriter& w) {
+  const int64_t ne0 = t.ne[0], nrows = t.n_rows();
+  const size_t out_row = row_bytes(to, ne0);
+  const size_t in_row = t.rows_unaligned ? 0 : row_bytes(t.type, ne0);
+  std::vector<float> flat;  // whole tensor in f32, only for rows_unaligned inputs
+  if (t.rows_unaligned) {   // blocks run across rows: dequantize the tensor as one row
+    flat.assign(static_cast<size_t>(t.n_elements()), 0.0f);
+    kernel::dequantize_row(t.type, t.data, flat.data(), t.n_elements());
+  }
+  const int64_t chunk_rows = std::max<int64_t>(1, kChunkElems / ne0);
+  std::vector<uint8_t> out_buf(out_row * static_cast<size_t>(std::min(chunk_rows, nrows)));
+  for (int64_t r0 = 0; r0 < nrows; r0 += chunk_rows) {
+    const int64_t nr = std::min(chunk_rows, nrows - r0);
+    std::atomic<int64_t> bad_row{-1};
+    std::string err;
+    std::atomic<bool> failed{false};
+    pool.parallel_for(nr, 1, [&](int64_t b, int64_t e) {
+      std::vector<float> row(static_cast<size_t>(ne0));
+      try {
+        for (int64_t r = r0 + b; r < r0 + e; ++r) {
+          const float* x = row.data();
+          if (t.rows_unaligned) {
+            x = flat.data() + r * ne0;
+          } else {
+            kernel::dequantize_row(t.type, t.data + static_cast<size_t>(r) * in_row, row.data(),
+                                   ne0);
+          }
+          for (int64_t j = 0; j < ne0; ++j) {
+            if (!std::isfinite(x[j])) {
+              bad_row.store(r);
+              return;
+            }
+          }
+          kernel::quantize_row(to, x, out_buf.data() + static_cast<size_t>(r - r0) * out_row, ne0,
+                               nullptr);
+        }
+      } catch (const std::exception& ex) {
+        if (!failed.exchange(true)) err = ex.what();
+      }
+    });
+    if (bad_row.load() >= 0)
+      throw std::runtime_error(in_path + ": tensor '" + t.name + "' row " +
+                               std::to_string(bad_row.load()) + " has a NaN or Inf value");
+    if (failed.load()) throw std::runtime_error(in_path + ": tensor '" + t.name + "': " + err);
+    w.write_data(out_buf.data(), out_row * static_cast<size_t>(nr));
+  }
+}
+
+// The output's header: the input's metadata with the new file type, and a tensor each with
+// its planned type. Returns the plans, in the input's tensor order.
+std::vector<TensorPlan> plan_output(const GgufFile& in, QuantMix mix, GgufWriter& w) {
+  const bool has_output = in.tensor("output.weight") != nullptr;
   int64_t n_layers = 0;
-  for (const GgufTensor& t : in->tensors()) n_layers = std::max(n_layers, layer_of(t.name) + 1);
-  if (!in->architecture().empty())
-    n_layers = static_cast<int64_t>(in->u64_or("{arch}.block_count", n_layers));
-
-  GgufWriter w(out_path, in->alignment());
-  for (const GgufKV& kv : in->metadata()) {
+  for (const GgufTensor& t : in.tensors()) n_layers = std::max(n_layers, layer_of(t.name) + 1);
+  if (!in.architecture().empty())
+    n_layers = static_cast<int64_t>(in.u64_or("{arch}.block_count", n_layers));
+  for (const GgufKV& kv : in.metadata()) {
     if (kv.key == "general.alignment") continue;  // the writer sets it from its alignment
     w.set(kv.key, kv.value);
   }
   w.set_u32("general.file_type", quant_mix_file_type(mix));
   w.set_u32("general.quantization_version", 2);
-
-  const auto& tensors = in->tensors();
   std::vector<TensorPlan> plans;
-  plans.reserve(tensors.size());
-  QuantizeResult res;
-  res.in_file_bytes = in->file_size();
-  int64_t total_elems = 0;
-  for (const GgufTensor& t : tensors) {
+  plans.reserve(in.tensors().size());
+  for (const GgufTensor& t : in.tensors()) {
     plans.push_back(plan_tensor(mix, t, has_output, n_layers));
     w.add_tensor(t.name, plans.back().type, t.n_dims, t.ne);
-    total_elems += t.n_elements();
   }
   w.write_header();
+  return plans;
+}
 
+}  // namespace
+
+QuantizeResult quantize_model(const std::string& in_path, const std::string& out_path, QuantMix mix,
+                              const QuantizeOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_output_path(in_path, out_path);
+  std::unique_ptr<GgufFile> in = GgufFile::open(in_path);
+  if (in->tensors().empty()) throw GgufError(in_path + ": has no tensors");
+  GgufWriter w(out_path, in->alignment());
+  const std::vector<TensorPlan> plans = plan_output(*in, mix, w);
+
+  const auto& tensors = in->tensors();
+  QuantizeResult res;
+  res.in_file_bytes = in->file_size();
+  int64_t total_elems = 0, done_elems = 0;
+  for (const GgufTensor& t : tensors) total_elems += t.n_elements();
   kernel::ThreadPool pool(std::max(1, opt.n_threads));
-  int64_t done_elems = 0;
-  std::vector<uint8_t> out_buf;
-  std::vector<float> flat;  // whole tensor in f32, only for rows_unaligned inputs
   const int width = static_cast<int>(std::to_string(tensors.size()).size());
   for (size_t ti = 0; ti < tensors.size(); ++ti) {
     const GgufTensor& t = tensors[ti];
     const DType to = plans[ti].type;
-    const int64_t ne0 = t.ne[0], nrows = t.n_rows();
-    const size_t out_row = row_bytes(to, ne0);
+    const size_t out_bytes = row_bytes(to, t.ne[0]) * static_cast<size_t>(t.n_rows());
     res.in_tensor_bytes += t.n_bytes;
-    res.out_tensor_bytes += out_row * static_cast<size_t>(nrows);
-
+    res.out_tensor_bytes += out_bytes;
     if (to == t.type && !t.rows_unaligned) {
       w.write_data(t.data, t.n_bytes);  // same type: copy the bytes, no loss
       ++res.n_kept;
     } else {
       if (to != DType::F32 && to != DType::F16) ++res.n_quantized;
       if (plans[ti].note.rfind("fallback", 0) == 0) ++res.n_fallback;
-      const size_t in_row = t.rows_unaligned ? 0 : row_bytes(t.type, ne0);
-      if (t.rows_unaligned) {  // blocks run across rows: dequantize the tensor as one row
-        flat.assign(static_cast<size_t>(t.n_elements()), 0.0f);
-        kernel::dequantize_row(t.type, t.data, flat.data(), t.n_elements());
-      }
-      const int64_t chunk_rows = std::max<int64_t>(1, kChunkElems / ne0);
-      out_buf.resize(out_row * static_cast<size_t>(std::min(chunk_rows, nrows)));
-      for (int64_t r0 = 0; r0 < nrows; r0 += chunk_rows) {
-        const int64_t nr = std::min(chunk_rows, nrows - r0);
-        std::atomic<int64_t> bad_row{-1};
-        std::string err;
-        std::atomic<bool> failed{false};
-        pool.parallel_for(nr, 1, [&](int64_t b, int64_t e) {
-          std::vector<float> row(static_cast<size_t>(ne0));
-          try {
-            for (int64_t r = r0 + b; r < r0 + e; ++r) {
-              const float* x;
-              if (t.rows_unaligned) {
-                x = flat.data() + r * ne0;
-              } else {
-                kernel::dequantize_row(t.type, t.data + static_cast<size_t>(r) * in_row, row.data(),
-                                       ne0);
-                x = row.data();
-              }
-              for (int64_t j = 0; j < ne0; ++j) {
-                if (!std::isfinite(x[j])) {
-                  bad_row.store(r);
-                  return;
-                }
-              }
-              kernel::quantize_row(to, x, out_buf.data() + static_cast<size_t>(r - r0) * out_row,
-                                   ne0, nullptr);
-            }
-          } catch (const std::exception& ex) {
-            if (!failed.exchange(true)) err = ex.what();
-          }
-        });
-        if (bad_row.load() >= 0)
-          throw std::runtime_error(in_path + ": tensor '" + t.name + "' row " +
-                                   std::to_string(bad_row.load()) + " has a NaN or Inf value");
-        if (failed.load()) throw std::runtime_error(in_path + ": tensor '" + t.name + "': " + err);
-        w.write_data(out_buf.data(), out_row * static_cast<size_t>(nr));
-      }
+      convert_tensor(t, to, in_path, pool, w);
     }
     done_elems += t.n_elements();
+    if (!opt.log) continue;
     char line[512];
     std::snprintf(line, sizeof line, "[%*zu/%zu] %3.0f%% %-28s %-16s %6s -> %-6s %10s -> %-10s %s",
                   width, ti + 1, tensors.size(), 100.0 * done_elems / total_elems, t.name.c_str(),
                   shape(t).c_str(), type_name(t.type), type_name(to),
                   human(static_cast<double>(t.n_bytes)).c_str(),
-                  human(static_cast<double>(out_row * nrows)).c_str(), plans[ti].note.c_str());
-    log(line);
+                  human(static_cast<double>(out_bytes)).c_str(), plans[ti].note.c_str());
+    opt.log(line);
   }
   w.finish();
   res.out_file_bytes = w.bytes_written();
