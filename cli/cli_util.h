@@ -19,6 +19,7 @@
 
 #include "cli/options.h"
 #include "engine/forward.h"
+#include "engine/grammar_constraint.h"
 #include "engine/sampler.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/thread_pool.h"
@@ -137,6 +138,26 @@ inline int32_t parse_token_limit(const std::string& opt, const std::string& v) {
 // --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed, each
 // checked as it is parsed with the C API's ranges and messages ("--temp: temperature must be
 // in [0, 2], got -1").
+// --grammar-file FILE, --json-schema FILE, --json: constrained output (at most one).
+inline void add_format_options(Options& o, OutputFormat& f) {
+  o.value({"--grammar-file"}, "FILE",
+          "output must match the GBNF grammar in FILE (root rule 'root')",
+          [&f](auto&, const std::string& v) { f.grammar = read_text_file(v); });
+  o.value({"--json-schema"}, "FILE", "output must be JSON valid against the JSON Schema in FILE",
+          [&f](auto&, const std::string& v) { f.json_schema = read_text_file(v); });
+  o.flag({"--json"}, "output must be a JSON object", f.json);
+}
+
+// Compiles the format once before any model work: a bad grammar or schema fails fast with
+// its line:column or JSON pointer.
+inline void require_format(const OutputFormat& f) {
+  const int n = !f.grammar.empty() + !f.json_schema.empty() + f.json;
+  if (n > 1) throw std::runtime_error("give only one of --grammar-file, --json-schema and --json");
+  if (auto p = check_format(f))
+    throw std::runtime_error((p->field == "grammar" ? "--grammar-file" : "--json-schema") +
+                             p->message.substr(p->field.size()));
+}
+
 inline void add_sampler_options(Options& o, SamplerParams& sp, bool& have_seed) {
   // Earlier options were checked when they were parsed: a problem is this option's.
   auto checked = [&sp](auto set) {

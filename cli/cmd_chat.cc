@@ -196,6 +196,7 @@ int run_chat(const std::vector<std::string>& args) {
                rp.max_tokens = parse_token_limit(opt, v);
              });
   add_sampler_options(o, rp.sampling, have_seed);
+  add_format_options(o, rp.format);
   o.text({"--system"}, "TEXT", "system message", system)
       .text({"--template", "--chat-template"}, "NAME",
             "chat format (gemma, chatml, llama2, llama3, command-r,\n"
@@ -212,6 +213,7 @@ int run_chat(const std::vector<std::string>& args) {
   th.apply(so);
   check_ctx_threads(so.n_ctx, so.n_threads);
   require_utf8(system, "--system");
+  require_format(rp.format);
   if (so.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
   if (!have_seed) rp.sampling.seed = std::random_device{}();
 
