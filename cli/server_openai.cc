@@ -139,6 +139,7 @@ const std::vector<std::string>& accepted_fields(bool chat) {
                                                   "logprobs",
                                                   "seed",
                                                   "stop",
+                                                  "response_format",
                                                   "user",
                                                   "metadata",
                                                   "store",
@@ -156,6 +157,32 @@ const std::vector<std::string>& accepted_fields(bool chat) {
     return v;
   }();
   return chat ? chat_fields : text_fields;
+}
+
+// response_format: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema",
+// "json_schema": {"name": ..., "schema": {...}, "strict": ...}}.
+OutputFormat response_format(const json& rf) {
+  const std::string p = "response_format";
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    bad(p, "'response_format' must be an object with a string 'type'");
+  const std::string type = rf["type"].get<std::string>();
+  OutputFormat f;
+  if (type == "text") return f;
+  if (type == "json_object") {
+    f.json = true;
+    return f;
+  }
+  if (type != "json_schema")
+    bad(p + ".type",
+        "'response_format.type' must be text, json_object or json_schema, got '" + type + "'");
+  const json* js = field(rf, "json_schema");
+  if (!js || !js->is_object())
+    bad(p + ".json_schema", "'response_format.json_schema' must be an object");
+  const json* schema = field(*js, "schema");
+  if (!schema || !(schema->is_object() || schema->is_boolean()))
+    bad(p + ".json_schema.schema", "'response_format.json_schema.schema' must be a JSON Schema");
+  f.json_schema = schema->dump();
+  return f;
 }
 
 void check_fields(const json& body, bool chat) {
@@ -292,8 +319,12 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
       add(*st);
     }
   }
+  if (const json* rf = field(body, "response_format")) p.format = response_format(*rf);
   if (auto e = check_request(p)) {  // one validation for the server, the C API and the CLI
     const std::string& f = e->field;
+    if (f == "json_schema")  // the compile error: its JSON pointer is inside the schema
+      bad("response_format.json_schema.schema",
+          "'response_format.json_schema.schema'" + e->message.substr(f.size()));
     bad(f == "max_tokens" ? max_name : f.rfind("stop_strings", 0) == 0 ? "stop" : f, e->message);
   }
   return r;

@@ -55,7 +55,7 @@ void Matcher::expand(uint32_t pos, uint32_t parent, std::vector<uint32_t>& out) 
 void Matcher::advance(const MatchState& in, uint32_t cp, MatchState& out) {
   out.stacks.clear();
   out.cp = 0;
-  out.need = 0;
+  out.u8 = utf8::kBoundary;
   seen_.clear();
   for (uint32_t s : in.stacks) {
     if (s == 0) continue;
@@ -67,48 +67,31 @@ void Matcher::advance(const MatchState& in, uint32_t cp, MatchState& out) {
 }
 
 bool Matcher::step(const MatchState& in, uint8_t b, MatchState& out) {
-  uint32_t cp;
-  uint8_t need;
-  if (in.need == 0) {
-    if (b < 0x80) {
-      advance(in, b, out);
-      return !out.stacks.empty();
-    }
-    if (b >= 0xC2 && b <= 0xDF) {
-      cp = b & 0x1Fu, need = 1;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      cp = b & 0x0Fu, need = 2;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      cp = b & 0x07u, need = 3;
-    } else {
-      return false;  // a continuation byte or an invalid lead
-    }
-  } else {
-    if ((b & 0xC0) != 0x80) return false;
-    cp = (in.cp << 6) | (b & 0x3Fu);
-    need = static_cast<uint8_t>(in.need - 1);
-    if (need == 0) {
-      advance(in, cp, out);
-      return !out.stacks.empty();
-    }
+  const utf8::State u = utf8::next(static_cast<utf8::State>(in.u8), b);
+  if (u == utf8::kReject) return false;
+  const uint32_t cp = in.u8 == utf8::kBoundary ? utf8::lead_bits(b) : (in.cp << 6) | (b & 0x3Fu);
+  if (u == utf8::kBoundary) {
+    advance(in, cp, out);
+    return !out.stacks.empty();
   }
   // Incomplete character: keep the stacks if one can match a code point it may become.
-  const uint32_t lo = cp << (6 * need), hi = lo | ((1u << (6 * need)) - 1);
+  uint32_t lo, hi;
+  utf8::reachable(u, cp, lo, hi);
   bool any = false;
   for (uint32_t s : in.stacks)
-    if (s != 0 && g_->matches_any(g_->elems[nodes_[s].pos], lo, std::min(hi, 0x10FFFFu))) {
+    if (s != 0 && g_->matches_any(g_->elems[nodes_[s].pos], lo, hi)) {
       any = true;
       break;
     }
   if (!any) return false;
   out.stacks = in.stacks;
   out.cp = cp;
-  out.need = need;
+  out.u8 = u;
   return true;
 }
 
 bool Matcher::is_complete(const MatchState& s) const {
-  return s.need == 0 && !s.stacks.empty() && s.stacks[0] == 0;
+  return s.u8 == utf8::kBoundary && !s.stacks.empty() && s.stacks[0] == 0;
 }
 
 bool Matcher::can_continue(const MatchState& s) const {

@@ -16,13 +16,14 @@
 #include <vector>
 
 #include "grammar/gbnf.h"
+#include "grammar/utf8.h"
 
 namespace hpl::grammar {
 
 struct MatchState {
   std::vector<uint32_t> stacks;  // sorted ids of the possible stacks; 0: the empty stack
   uint32_t cp = 0;               // the code point's bits so far
-  uint8_t need = 0;              // continuation bytes still to come (0: at a boundary)
+  uint8_t u8 = 0;                // utf8::State: 0 at a character boundary
 
   bool operator==(const MatchState&) const = default;
 };

@@ -4,20 +4,6 @@
 
 namespace hpl::grammar {
 
-namespace {
-
-// Pending continuation bytes after byte b with u pending; -1 when b is invalid there.
-int utf8_next(int u, uint8_t b) {
-  if (u > 0) return (b & 0xC0) == 0x80 ? u - 1 : -1;
-  if (b < 0x80) return 0;
-  if (b >= 0xC2 && b <= 0xDF) return 1;
-  if (b >= 0xE0 && b <= 0xEF) return 2;
-  if (b >= 0xF0 && b <= 0xF4) return 3;
-  return -1;
-}
-
-}  // namespace
-
 VocabTrie::VocabTrie(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {
   for (size_t id = 0; id < pieces_.size(); ++id)
     if (!pieces_[id].empty()) order_.push_back(static_cast<int32_t>(id));
@@ -51,7 +37,7 @@ uint32_t VocabTrie::build(uint32_t lo, uint32_t hi, size_t depth, uint32_t self)
   nodes_[self].child_end = first + static_cast<uint32_t>(starts.size());
   nodes_.resize(nodes_.size() + starts.size());
   Bulk below;
-  uint8_t ok = 0xF;
+  uint8_t ok = 0xFF;
   for (size_t c = 0; c < starts.size(); ++c) {
     const uint32_t child = first + static_cast<uint32_t>(c);
     const uint32_t end = c + 1 < starts.size() ? starts[c + 1] : hi;
@@ -66,9 +52,10 @@ uint32_t VocabTrie::build(uint32_t lo, uint32_t hi, size_t depth, uint32_t self)
     } else {
       below.high = true;
     }
-    for (int u = 0; u < 4; ++u) {
-      const int n = utf8_next(u, b);
-      if (n < 0 || !((nodes_[child].utf8_ok >> n) & 1)) ok &= static_cast<uint8_t>(~(1u << u));
+    for (int u = 0; u < utf8::kNumStates; ++u) {
+      const utf8::State n = utf8::next(static_cast<utf8::State>(u), b);
+      if (n == utf8::kReject || !((nodes_[child].utf8_ok >> n) & 1))
+        ok &= static_cast<uint8_t>(~(1u << u));
     }
   }
   nodes_[self].utf8_ok = ok;
@@ -120,7 +107,7 @@ void TokenMasker::walk(uint32_t node, size_t depth, std::vector<uint8_t>& allowe
 }
 
 bool TokenMasker::bulk_ok(const VocabTrie::Node& n, const MatchState& s) {
-  if (s.need != 0) return false;
+  if (s.u8 != utf8::kBoundary) return false;
   const VocabTrie::Bulk& b = trie_->bulk_[n.bulk];
   const Loop& l = loop_of(s);
   if ((b.ascii[0] & ~l.ascii[0]) || (b.ascii[1] & ~l.ascii[1])) return false;

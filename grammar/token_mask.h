@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "grammar/matcher.h"
+#include "grammar/utf8.h"
 
 namespace hpl::grammar {
 
@@ -38,8 +39,8 @@ class VocabTrie {
                                                        // [begin, end) in the subtree
     uint32_t bulk = kNoBulk;  // index into bulk_ (subtrees of kBulkMin tokens or more)
     uint8_t byte = 0;         // the edge into this node
-    uint8_t utf8_ok = 0;      // bit u: all paths below are valid UTF-8 when u continuation bytes
-                              // are pending on entry (a path may end inside a character)
+    uint8_t utf8_ok = 0;      // bit u: all paths below are valid UTF-8 from utf8::State u
+                              // (a path may end inside a character)
   };
   struct Bulk {
     uint64_t ascii[2] = {0, 0};  // the ASCII bytes on edges below the node

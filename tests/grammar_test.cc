@@ -88,6 +88,19 @@ TEST(Gbnf, PartialUtf8IsHeldUntilComplete) {
   EXPECT_FALSE(n.accept("\x80"));  // a lone continuation byte
 }
 
+TEST(Gbnf, OverlongAndSurrogateBytesAreRefused) {
+  auto g = compile("root ::= [^x]*");
+  for (const char* bad :
+       {"\xC0\xBB", "\xF0\x80\x81\xBB", "\xE0\x81", "\xED\xA0", "\xF4\x90", "\xF5", "\x80"})
+    EXPECT_FALSE(prefix_ok(g, bad)) << bad;
+  EXPECT_TRUE(full_match(g, "\xED\x9F\xBF\xF4\x8F\xBF\xBF\xE0\xA0\x80"));
+  // A lead byte whose characters are all outside the class is refused at once.
+  auto digits = compile("root ::= [0-9\\u0800]");
+  EXPECT_FALSE(prefix_ok(digits, "\xC2"));  // U+0080..U+07FF
+  EXPECT_TRUE(prefix_ok(digits, "\xE0"));   // U+0800..U+0FFF
+  EXPECT_FALSE(prefix_ok(digits, "\xE0\xA1"));
+}
+
 TEST(Gbnf, ErrorsNameLineAndColumn) {
   EXPECT_EQ(error_of("root ::= \"a\"\nx ::= \"b"), "line 2, column 7: unterminated string literal");
   EXPECT_EQ(error_of("root ::= foo"), "line 1, column 10: undefined rule 'foo'");
@@ -118,9 +131,10 @@ TEST(Gbnf, NullableRepetitionsDoNotExplode) {
 // Random vocabulary: ASCII pieces, whole and split multi-byte characters, invalid bytes.
 std::vector<std::string> random_vocab(std::mt19937& rng, int n) {
   const std::vector<std::string> atoms = {
-      "a",    "b",        "{",    "}",    "\"", "\\", ",", ":", " ", "\n",       "1",
-      "0",    "-",        ".",    "e",    "t",  "r",  "u", "n", "l", "\xC3\xA9", "\xC3",
-      "\xA9", "\xE2\x82", "\xAC", "\xFF", "[",  "]",  "x", "f", "s"};
+      "a",        "b",    "{",    "}",        "\"",   "\\",   ",",    ":",    " ",    "\n",
+      "1",        "0",    "-",    ".",        "e",    "t",    "r",    "u",    "n",    "l",
+      "\xC3\xA9", "\xC3", "\xA9", "\xE2\x82", "\xAC", "\xFF", "\xF0", "\x80", "\x90", "\xED",
+      "\xE0",     "\xA0", "[",    "]",        "x",    "f",    "s"};
   std::vector<std::string> v;
   v.push_back("");  // a control token
   for (int i = 1; i < n; ++i) {
