@@ -64,9 +64,9 @@ std::string JsonValue::dump() const {
       std::string s = "{";
       for (size_t i = 0; i < members.size(); ++i) {
         if (i) s += ',';
-        s += json_quote(members[i].first);
+        s += json_quote(members[i].key);
         s += ':';
-        s += members[i].second.dump();
+        s += members[i].value.dump();
       }
       return s + "}";
     }
@@ -130,7 +130,7 @@ class Reader {
         std::string k = string();
         space();
         if (!eat(":")) fail("expected ':'");
-        v.members.emplace_back(std::move(k), value(depth + 1));
+        v.members.push_back({std::move(k), value(depth + 1)});
         space();
         if (eat("}")) return v;
         if (!eat(",")) fail("expected ',' or '}'");

@@ -5,10 +5,11 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace hpl::grammar {
+
+struct JsonMember;
 
 struct JsonValue {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
@@ -16,12 +17,17 @@ struct JsonValue {
   bool b = false;
   std::string text;              // kString: the decoded string; kNumber: the number as written
   std::vector<JsonValue> items;  // kArray
-  std::vector<std::pair<std::string, JsonValue>> members;  // kObject, in source order
+  std::vector<JsonMember> members;  // kObject, in source order
 
   const JsonValue* get(std::string_view key) const;  // nullptr when absent or not an object
   bool is(Kind k) const { return kind == k; }
   // Compact serialization (strings re-escaped, numbers as written).
   std::string dump() const;
+};
+
+struct JsonMember {
+  std::string key;
+  JsonValue value;
 };
 
 // One JSON value filling all of text. Throws std::runtime_error "JSON line L, column C: ...".

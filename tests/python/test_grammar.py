@@ -142,7 +142,7 @@ def generate(gen, tmp_path, model, schema, n, max_tokens, seed0):
 @pytest.mark.parametrize("name,schema", [("person", PERSON), ("points", POINTS)])
 def test_every_generation_validates(gen, tmp_path, model, name, schema):
     seed0 = int.from_bytes(os.urandom(4), "little")  # new seeds every run (printed on failure)
-    for finish, text in generate(gen, tmp_path, model, schema, 40, 400, seed0):
+    for finish, text in generate(gen, tmp_path, model, schema, 30, 400, seed0):
         assert finish == "end_of_generation", (seed0, finish, text)
         validate(json.loads(text), schema)
 
