@@ -1,5 +1,7 @@
 #include "grammar/json_value.h"
 
+#include "grammar/utf8.h"
+
 namespace hpl::grammar {
 
 const JsonValue* JsonValue::get(std::string_view key) const {
@@ -83,6 +85,13 @@ class Reader {
   explicit Reader(std::string_view s) : s_(s) {}
 
   JsonValue read_all() {
+    utf8::State u = utf8::kBoundary;  // JSON text is UTF-8: refuse anything else up front
+    for (; p_ < s_.size(); ++p_) {
+      u = utf8::next(u, static_cast<uint8_t>(s_[p_]));
+      if (u == utf8::kReject) fail("invalid UTF-8");
+    }
+    if (u != utf8::kBoundary) fail("invalid UTF-8 (a character cut short at the end)");
+    p_ = 0;
     JsonValue v = value(0);
     space();
     if (p_ < s_.size()) fail("unexpected text after the value");

@@ -18,6 +18,7 @@ VocabTrie::VocabTrie(const std::vector<std::string>& pieces) {
   nodes_.emplace_back();
   build(0, static_cast<uint32_t>(order_.size()), 0, 0);
   edge_set_ids_.clear();
+  nodes_.shrink_to_fit();
 }
 
 size_t VocabTrie::memory_bytes() const {

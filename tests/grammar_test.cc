@@ -262,6 +262,8 @@ TEST(JsonSchema, ErrorsNameThePointer) {
             "schema at #/$ref: $ref '#/$defs/nope' is not a local \"#\", \"#/$defs/...\" or "
             "\"#/definitions/...\" schema of this document");
   EXPECT_THROW(json_schema_to_gbnf("{\"type\": }"), std::runtime_error);
+  // Not UTF-8 (found by the fuzzer: the name went into the GBNF as raw bytes).
+  EXPECT_THROW(json_schema_to_gbnf("{\"properties\":{\"a\xFF\":{}}}"), std::runtime_error);
 }
 
 }  // namespace
