@@ -687,7 +687,7 @@ def test_number_overflow_is_400_naming_the_field(server, path, body, param):
     assert e["param"] == param and param in e["message"], e
 
 
-UNSUPPORTED = {"response_format": {"type": "json_object"}, "tools": [], "tool_choice": "auto", "echo": True,
+UNSUPPORTED = {"tools": [], "tool_choice": "auto", "echo": True,
                "best_of": 2, "suffix": "x", "logit_bias": {"1": 5}}
 
 
@@ -886,3 +886,46 @@ def test_half_close_is_timed_by_its_arrival_not_by_when_a_handler_looks(hpl, tmp
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"},
+                                           "tag": {"enum": ["a", "b"]}},
+          "required": ["ok", "n", "tag"], "additionalProperties": False}
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
+def test_response_format_json_schema(server, path):
+    body = {"prompt": PROMPT} if path == "/v1/completions" else {"messages": MSG}
+    for seed in range(3):
+        r = post(server, path, {**body, "max_tokens": 200, "seed": seed, "temperature": 1.0,
+                                "response_format": {"type": "json_schema",
+                                                    "json_schema": {"name": "t", "schema": SCHEMA}}})
+        assert r.status_code == 200, r.text
+        c = r.json()["choices"][0]
+        v = json.loads(c["text"] if path == "/v1/completions" else c["message"]["content"])
+        assert set(v) == {"ok", "n", "tag"} and isinstance(v["ok"], bool) and v["tag"] in "ab", v
+        assert isinstance(v["n"], int) and c["finish_reason"] == "stop", c
+
+
+def test_response_format_json_object_streamed(server):
+    chunks = stream(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 300, "seed": 1,
+                                                "response_format": {"type": "json_object"}})
+    text = "".join(ch["choices"][0]["text"] for ch in chunks)
+    if chunks[-1]["choices"][0]["finish_reason"] == "stop":
+        assert isinstance(json.loads(text), dict), text
+    assert text.startswith("{"), text
+
+
+@pytest.mark.parametrize("rf,param,msg", [
+    ({"type": "json_schema", "json_schema": {"schema": {"type": "array", "minItems": 2, "maxItems": 1}}},
+     "response_format.json_schema.schema", "schema at #: minItems 2 is above maxItems 1"),
+    ({"type": "json_schema", "json_schema": {"schema": {"properties": {"x": {"pattern": "a"}}}}},
+     "response_format.json_schema.schema", "schema at #/properties/x/pattern: keyword 'pattern' is not supported"),
+    ({"type": "json_schema"}, "response_format.json_schema", "must be an object"),
+    ({"type": "xml"}, "response_format.type", "must be text, json_object or json_schema"),
+])
+def test_response_format_errors(server, rf, param, msg):
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "response_format": rf})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == param and msg in e["message"], e
