@@ -148,7 +148,7 @@ const std::vector<std::string>& accepted_fields(bool chat) {
                                                   "parallel_tool_calls"};
   static const std::vector<std::string> chat_fields = [] {
     auto v = common;
-    v.insert(v.end(), {"messages", "max_completion_tokens"});
+    v.insert(v.end(), {"messages", "max_completion_tokens", "tools", "tool_choice"});
     return v;
   }();
   static const std::vector<std::string> text_fields = [] {
@@ -320,6 +320,7 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
     }
   }
   if (const json* rf = field(body, "response_format")) p.format = response_format(*rf);
+  if (chat) r.tools = parse_tools(body);
   if (auto e = check_request(p)) {  // one validation for the server, the C API and the CLI
     const std::string& f = e->field;
     if (f == "json_schema")  // the compile error: its JSON pointer is inside the schema
@@ -349,7 +350,14 @@ json usage_json(const RequestStats& st) {
 json completion_json(const ApiRequest& r, const std::string& id, int64_t created,
                      const std::string& text, const RequestStats& st) {
   json choice = {{"index", 0}, {"finish_reason", openai_finish_reason(st.finish)}};
-  if (r.chat) {
+  std::string content;
+  std::optional<json> calls;
+  if (r.chat && r.tools.active()) calls = parse_tool_calls(text, r.family, content);
+  if (calls) {
+    choice["message"] = {{"role", "assistant"}, {"tool_calls", *calls}};
+    choice["message"]["content"] = content.empty() ? json(nullptr) : json(content);
+    choice["finish_reason"] = "tool_calls";
+  } else if (r.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", text}};
   } else {
     choice["text"] = text;

@@ -14,7 +14,8 @@ mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/crashes"
 
 "$CXX" -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=all -I. tests/fuzz/server_request_fuzz.cc cli/server_openai.cc \
-  cli/server_http_parse.cc runtime/request_checks.cc tokenizer/unicode*.cc \
+  cli/server_http_parse.cc cli/server_tools.cc runtime/request_checks.cc \
+  engine/grammar_constraint.cc grammar/*.cc tokenizer/*.cc \
   -o "$OUT/server_request_fuzz"
 
 python3 - "$OUT" <<'PY'

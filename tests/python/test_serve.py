@@ -687,7 +687,7 @@ def test_number_overflow_is_400_naming_the_field(server, path, body, param):
     assert e["param"] == param and param in e["message"], e
 
 
-UNSUPPORTED = {"tools": [], "tool_choice": "auto", "echo": True,
+UNSUPPORTED = {"echo": True,
                "best_of": 2, "suffix": "x", "logit_bias": {"1": 5}}
 
 
@@ -929,3 +929,63 @@ def test_response_format_errors(server, rf, param, msg):
     assert r.status_code == 400, r.text
     e = r.json()["error"]
     assert e["param"] == param and msg in e["message"], e
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "the weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 10},
+                                                    "unit": {"enum": ["c", "f"]}},
+                   "required": ["city"], "additionalProperties": False}}}
+NOOP = {"type": "function", "function": {"name": "noop"}}
+
+
+@pytest.fixture(scope="module")
+def chatml_server(hpl, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve-chatml") / "server.log"
+    port = free_port()
+    proc = start_server(hpl, log, port, "--template", "chatml")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_tool_calls_chatml(chatml_server, choice):
+    tools = [WEATHER] if choice == "required" else [WEATHER, NOOP]
+    for seed in range(3):
+        r = post(chatml_server, "/v1/chat/completions",
+                 {"messages": [{"role": "user", "content": "Weather in Paris?"}], "max_tokens": 300,
+                  "seed": seed, "temperature": 1.0, "tools": tools, "tool_choice": choice})
+        assert r.status_code == 200, r.text
+        c = r.json()["choices"][0]
+        assert c["finish_reason"] == "tool_calls", c
+        calls = c["message"]["tool_calls"]
+        assert calls and all(t["type"] == "function" and t["function"]["name"] == "get_weather" for t in calls), c
+        for t in calls:
+            args = json.loads(t["function"]["arguments"])
+            assert set(args) <= {"city", "unit"} and len(args["city"]) <= 10, args
+            assert args.get("unit", "c") in ("c", "f"), args
+
+
+@pytest.mark.parametrize("body,param,msg", [
+    ({"tools": [WEATHER]}, "tools", "not supported with the llama2 chat template"),
+    ({"tools": [{"type": "function"}]}, "tools[0]", "must be {"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "x"}}}, "tool_choice",
+     "names 'x', which is not in 'tools'"),
+    ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice", "must be auto, required, none"),
+])
+def test_tool_errors(server, body, param, msg):
+    r = post(server, "/v1/chat/completions", {"messages": MSG, "max_tokens": 2, **body})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == param and msg in e["message"], e
+
+
+def test_tools_are_refused_on_completions_and_with_stream(server, chatml_server):
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "tools": [WEATHER]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text
+    r = post(chatml_server, "/v1/chat/completions", {"messages": MSG, "max_tokens": 2, "tools": [WEATHER],
+                                                     "stream": True})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "stream", r.text
