@@ -939,11 +939,11 @@ WEATHER = {"type": "function", "function": {
 NOOP = {"type": "function", "function": {"name": "noop"}}
 
 
-@pytest.fixture(scope="module")
-def chatml_server(hpl, tmp_path_factory):
-    log = tmp_path_factory.mktemp("serve-chatml") / "server.log"
+@pytest.fixture(scope="module", params=["chatml", "llama3"])
+def tool_server(hpl, tmp_path_factory, request):
+    log = tmp_path_factory.mktemp("serve-" + request.param) / "server.log"
     port = free_port()
-    proc = start_server(hpl, log, port, "--template", "chatml")
+    proc = start_server(hpl, log, port, "--template", request.param)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -952,10 +952,10 @@ def chatml_server(hpl, tmp_path_factory):
 
 
 @pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
-def test_tool_calls_chatml(chatml_server, choice):
+def test_tool_calls(tool_server, choice):
     tools = [WEATHER] if choice == "required" else [WEATHER, NOOP]
     for seed in range(3):
-        r = post(chatml_server, "/v1/chat/completions",
+        r = post(tool_server, "/v1/chat/completions",
                  {"messages": [{"role": "user", "content": "Weather in Paris?"}], "max_tokens": 300,
                   "seed": seed, "temperature": 1.0, "tools": tools, "tool_choice": choice})
         assert r.status_code == 200, r.text
@@ -983,9 +983,9 @@ def test_tool_errors(server, body, param, msg):
     assert e["param"] == param and msg in e["message"], e
 
 
-def test_tools_are_refused_on_completions_and_with_stream(server, chatml_server):
+def test_tools_are_refused_on_completions_and_with_stream(server, tool_server):
     r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "tools": [WEATHER]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text
-    r = post(chatml_server, "/v1/chat/completions", {"messages": MSG, "max_tokens": 2, "tools": [WEATHER],
+    r = post(tool_server, "/v1/chat/completions", {"messages": MSG, "max_tokens": 2, "tools": [WEATHER],
                                                      "stream": True})
     assert r.status_code == 400 and r.json()["error"]["param"] == "stream", r.text
