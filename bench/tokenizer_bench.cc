@@ -2,9 +2,12 @@
 // sample sentences: "mixed" draws from English, European, Cyrillic, Greek, CJK, Korean, Arabic,
 // Devanagari, Thai, emoji and code; "english" from the English ones only.
 //   build/bin/tokenizer_bench [--benchmark_filter=Encode]
+//   build/bin/tokenizer_bench --write-text DIR   # writes DIR/mixed.txt, DIR/english.txt
+// (the same texts, for timing other tokenizers on them: bench/wordpiece_vs_hf.py).
 // Gemma 3 runs when its GGUF is found (HPL_GEMMA_GGUF or the default-model cache).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -127,7 +130,8 @@ void BM_Decode(benchmark::State& state, std::string name) {
 }
 
 int register_all() {
-  for (const char* name : {"llama-spm", "gemma-3", "gpt-2", "deepseek-llm", "starcoder"}) {
+  for (const char* name :
+       {"llama-spm", "gemma-3", "gpt-2", "deepseek-llm", "starcoder", "bert-bge"}) {
     for (bool mixed : {true, false}) {
       std::string title = "Encode/";
       title.append(name).append(mixed ? "/mixed" : "/english");
@@ -145,4 +149,22 @@ const int kRegistered = register_all();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--write-text") {
+    for (bool mixed : {true, false}) {
+      const std::string path = std::string(argv[2]) + (mixed ? "/mixed.txt" : "/english.txt");
+      std::ofstream f(path, std::ios::binary);
+      f << text(mixed);
+      if (!f) {
+        std::fprintf(stderr, "tokenizer_bench: cannot write %s\n", path.c_str());
+        return 1;
+      }
+    }
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

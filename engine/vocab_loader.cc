@@ -29,14 +29,16 @@ int32_t find_text(const Vocab& v, std::initializer_list<const char*> texts) {
 Vocab load_vocab(const GgufFile& f) {
   Vocab v;
   const std::string model = f.str("tokenizer.ggml.model");
-  const bool spm = model == "llama";
+  const bool spm = model == "llama", wpm = model == "bert";
   if (spm) {
     v.kind = VocabKind::SPM;
   } else if (model == "gpt2") {
     v.kind = VocabKind::BPE;
+  } else if (wpm) {
+    v.kind = VocabKind::WPM;
   } else {
     throw GgufError(f.path() + ": tokenizer.ggml.model '" + model +
-                    "' is not supported (only 'llama' SPM and 'gpt2' BPE)");
+                    "' is not supported (only 'llama' SPM, 'gpt2' BPE and 'bert' WordPiece)");
   }
   v.pre = f.str_or("tokenizer.ggml.pre", "default");
   v.tokens = f.str_array("tokenizer.ggml.tokens");
@@ -74,12 +76,26 @@ Vocab load_vocab(const GgufFile& f) {
         v, {"<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|END_OF_TURN_TOKEN|>"});
   }
   if (v.eom_id < 0) v.eom_id = find_text(v, {"<|eom_id|>"});
+  if (wpm) {
+    // BERT: [CLS] is bos, [SEP] ends a text (eos) and separates pairs.
+    if (v.bos_id < 0) v.bos_id = token_id(f, "tokenizer.ggml.cls_token_id", -1, n);
+    if (v.bos_id < 0) v.bos_id = find_text(v, {"[CLS]"});
+    if (v.sep_id < 0) v.sep_id = find_text(v, {"[SEP]"});
+    if (v.eos_id < 0) v.eos_id = v.sep_id;
+    if (v.unk_id < 0) v.unk_id = find_text(v, {"[UNK]"});
+    if (v.pad_id < 0) v.pad_id = find_text(v, {"[PAD]"});
+    // BertNormalizer: strip_accents follows lowercase unless given (llama.cpp's defaults).
+    v.lowercase = f.boolean_or("tokenizer.ggml.normalizer.lowercase", true);
+    v.strip_accents = f.boolean_or("tokenizer.ggml.normalizer.strip_accents", v.lowercase);
+  }
 
-  v.add_bos = f.boolean_or("tokenizer.ggml.add_bos_token", spm);
-  v.add_eos = f.boolean_or("tokenizer.ggml.add_eos_token", false);
+  v.add_bos = f.boolean_or("tokenizer.ggml.add_bos_token", spm || wpm);
+  v.add_eos = f.boolean_or("tokenizer.ggml.add_eos_token", wpm);
+  v.add_sep = f.boolean_or("tokenizer.ggml.add_sep_token", false);
   v.add_space_prefix = spm && f.boolean_or("tokenizer.ggml.add_space_prefix", true);
   if (v.bos_id < 0) v.add_bos = false;
   if (v.eos_id < 0) v.add_eos = false;
+  if (v.sep_id < 0) v.add_sep = false;
   v.chat_template = f.str_or("tokenizer.chat_template", "");
   return v;
 }

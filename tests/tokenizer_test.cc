@@ -89,8 +89,13 @@ TEST_P(VocabConformance, AllCasesMatchLlamaCpp) {
     const std::vector<int32_t> got = tok.encode(cases[i], false, false);
     EXPECT_EQ(show(got), show(want)) << "case " << i << ": '" << cases[i] << "'";
     passed += got == want;
-    // And decoding gives the text back (these vocabs have byte tokens or byte-level BPE).
-    EXPECT_EQ(tok.decode(got), cases[i]) << "case " << i;
+    if (tok.kind() != VocabKind::WPM) {
+      // Decoding gives the text back (these vocabs have byte tokens or byte-level BPE).
+      EXPECT_EQ(tok.decode(got), cases[i]) << "case " << i;
+    } else if (std::find(got.begin(), got.end(), tok.unk()) == got.end()) {
+      // WordPiece loses case, accents and spacing: decoding then encoding is stable.
+      EXPECT_EQ(show(tok.encode(tok.decode(got), false, false)), show(got)) << "case " << i;
+    }
   }
   std::printf("[ %s ] %d / %zu cases match llama.cpp\n", GetParam(), passed, cases.size());
 }
@@ -98,7 +103,8 @@ TEST_P(VocabConformance, AllCasesMatchLlamaCpp) {
 INSTANTIATE_TEST_SUITE_P(Vocabs, VocabConformance,
                          ::testing::Values("ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf",
                                            "ggml-vocab-starcoder.gguf",
-                                           "ggml-vocab-deepseek-llm.gguf"),
+                                           "ggml-vocab-deepseek-llm.gguf",
+                                           "ggml-vocab-bert-bge.gguf"),
                          [](const auto& info) {
                            std::string s = info.param;
                            for (char& c : s) c = isalnum(static_cast<unsigned char>(c)) ? c : '_';

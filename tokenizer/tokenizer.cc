@@ -1,5 +1,6 @@
 // Shared tokenizer machinery: vocab validation, special-token partitioning, detokenizing,
-// end-of-generation ids and the streaming decoder. The kinds are in spm.cc and bpe.cc.
+// end-of-generation ids, pairs and the streaming decoder. The kinds are in spm.cc, bpe.cc and
+// wpm.cc.
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
@@ -96,6 +97,8 @@ void validate(const Vocab& v) {
   }
   if (v.add_bos && v.bos_id < 0) fail("add_bos is set but there is no bos id");
   if (v.add_eos && v.eos_id < 0) fail("add_eos is set but there is no eos id");
+  if (v.add_sep && v.sep_id < 0) fail("add_sep is set but there is no sep id");
+  if (v.kind == VocabKind::WPM && v.unk_id < 0) fail("a WordPiece vocab needs an unknown token");
 }
 
 }  // namespace
@@ -120,9 +123,18 @@ int parse_byte_token(std::string_view t) {
 
 std::unique_ptr<Tokenizer> Tokenizer::create(Vocab vocab) {
   validate(vocab);
-  std::unique_ptr<Tokenizer> t = vocab.kind == VocabKind::SPM
-                                     ? make_spm_tokenizer(std::move(vocab))
-                                     : make_bpe_tokenizer(std::move(vocab));
+  std::unique_ptr<Tokenizer> t;
+  switch (vocab.kind) {
+    case VocabKind::SPM:
+      t = make_spm_tokenizer(std::move(vocab));
+      break;
+    case VocabKind::BPE:
+      t = make_bpe_tokenizer(std::move(vocab));
+      break;
+    case VocabKind::WPM:
+      t = make_wpm_tokenizer(std::move(vocab));
+      break;
+  }
   t->init_common();
   return t;
 }
@@ -223,6 +235,24 @@ std::vector<int32_t> Tokenizer::encode(std::string_view raw, bool add_special,
   return out;
 }
 
+TokenPair Tokenizer::encode_pair(std::string_view a, std::string_view b, bool parse_special) const {
+  return join_pair(encode(a, false, parse_special), encode(b, false, parse_special));
+}
+
+TokenPair Tokenizer::join_pair(const std::vector<int32_t>& a, const std::vector<int32_t>& b) const {
+  TokenPair p;
+  p.ids.reserve(a.size() + b.size() + 4);
+  if (vocab_.add_bos) p.ids.push_back(vocab_.bos_id);
+  p.ids.insert(p.ids.end(), a.begin(), a.end());
+  if (vocab_.add_eos) p.ids.push_back(vocab_.eos_id);
+  if (vocab_.add_sep) p.ids.push_back(vocab_.sep_id);
+  p.type_ids.assign(p.ids.size(), 0);
+  p.ids.insert(p.ids.end(), b.begin(), b.end());
+  if (vocab_.add_eos) p.ids.push_back(vocab_.eos_id);
+  p.type_ids.resize(p.ids.size(), 1);
+  return p;
+}
+
 std::string Tokenizer::token_to_piece(int32_t id, bool render_special) const {
   if (id < 0 || id >= n_vocab()) return "";
   switch (token_type(id)) {
@@ -238,11 +268,16 @@ std::string Tokenizer::token_to_piece(int32_t id, bool render_special) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool render_special) const {
-  StreamDecoder d(*this, render_special, vocab_.kind == VocabKind::SPM && vocab_.add_space_prefix);
+  StreamDecoder d(*this, render_special, strips_first_space());
   std::string out;
   for (int32_t id : ids) out += d.feed(id);
   out += d.flush();
   return out;
+}
+
+bool Tokenizer::strips_first_space() const {
+  return vocab_.kind == VocabKind::WPM ||
+         (vocab_.kind == VocabKind::SPM && vocab_.add_space_prefix);
 }
 
 StreamDecoder::StreamDecoder(const Tokenizer& tok, bool render_special, bool strip_space_prefix)

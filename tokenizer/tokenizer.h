@@ -1,6 +1,7 @@
 // Tokenizers built from GGUF tokenizer metadata: SentencePiece-style (tokenizer.ggml.model =
-// "llama") and byte-level BPE ("gpt2"). This folder includes nothing of ours: the engine fills
-// a plain Vocab from the GGUF file (engine/vocab_loader.h) and hands it to Tokenizer::create.
+// "llama"), byte-level BPE ("gpt2") and BERT's WordPiece ("bert"). This folder includes nothing of
+// ours: the engine fills a plain Vocab from the GGUF file (engine/vocab_loader.h) and hands it to
+// Tokenizer::create.
 //
 // Behaviour follows llama.cpp's llm_tokenizer_spm / llm_tokenizer_bpe so that its conformance
 // cases (tests/data/tokenizer) give the same ids, with these deliberate differences:
@@ -12,6 +13,11 @@
 // - a BPE character with a byte the vocab has no token for becomes U+FFFD;
 // - SPM merges only form NORMAL / USER_DEFINED pieces (never CONTROL, BYTE or UNUSED ones, as
 //   in SentencePiece), so "<s>" typed as text stays text unless parse_special is set.
+//
+// WordPiece follows Hugging Face `tokenizers` (BertNormalizer + BertPreTokenizer + WordPiece,
+// the reference its conformance tests compare with) on vocabs as llama.cpp's converter writes
+// them (see VocabKind::WPM); unlike llama.cpp it maps a word of more than 100 characters to
+// [UNK] and drops format characters (Cf) as Hugging Face does.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +28,11 @@
 
 namespace hpl {
 
-// tokenizer.ggml.model: "llama" -> SPM, "gpt2" -> BPE.
-enum class VocabKind { SPM, BPE };
+// tokenizer.ggml.model: "llama" -> SPM, "gpt2" -> BPE, "bert" -> WPM.
+// WPM pieces are in llama.cpp's "phantom space" form: a piece that starts a word is stored as
+// "\u2581" + piece ("▁hello"), a continuation without BERT's "##" ("##lo" -> "lo"); CONTROL
+// tokens ([CLS], [SEP], [UNK], [PAD], [MASK]) verbatim.
+enum class VocabKind { SPM, BPE, WPM };
 
 // tokenizer.ggml.token_type values (llama_token_type). Values are part of the file format.
 enum class TokenType : int32_t {
@@ -47,8 +56,16 @@ struct Vocab {
   int32_t bos_id = -1, eos_id = -1, eot_id = -1, eom_id = -1;
   int32_t pad_id = -1, unk_id = -1, sep_id = -1;
   bool add_bos = false, add_eos = false;
+  bool add_sep = false;  // pairs: sep_id between the two texts (after a's eos if add_eos)
+  bool lowercase = false, strip_accents = false;  // WPM: BertNormalizer options
   bool add_space_prefix = false;  // SPM: prepend ' ' to text (Llama 1/2: yes, Gemma: no)
   std::string chat_template;      // tokenizer.chat_template (Jinja text), may be empty
+};
+
+// Two texts as one model input (cross-encoder rerankers): ids and the segment of each id.
+struct TokenPair {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> type_ids;  // 0 for bos, a and the tokens after it; 1 for b and its eos
 };
 
 class Tokenizer {
@@ -62,7 +79,14 @@ class Tokenizer {
   // Text -> ids. add_special: BOS/EOS as the vocab's add_bos/add_eos say.
   // parse_special: CONTROL/UNKNOWN token texts in `text` ("<start_of_turn>") become their
   // ids (longest match first); USER_DEFINED tokens are always matched, as llama.cpp does.
+  // WPM: add_special gives [CLS] text [SEP] (bos = [CLS], eos = [SEP] for bert vocabs).
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
+
+  // Pair input: [bos] a [eos] [sep] b [eos], each special where the vocab's add_bos / add_eos /
+  // add_sep say. BERT: [CLS] a [SEP] b [SEP], type ids 0 up to and including the first [SEP].
+  TokenPair encode_pair(std::string_view a, std::string_view b, bool parse_special = false) const;
+  // The same from ids of plain text (encode(text, false, ...)), e.g. after truncating them.
+  TokenPair join_pair(const std::vector<int32_t>& a, const std::vector<int32_t>& b) const;
 
   // Raw bytes of one token: SPM '▁' -> ' ', <0xXX> -> that byte; BPE byte-to-unicode reversed;
   // USER_DEFINED verbatim. CONTROL/UNKNOWN/UNUSED give "" unless render_special (then their
@@ -71,7 +95,12 @@ class Tokenizer {
 
   // Inverse of encode for plain text: concatenated pieces, with the space that
   // add_space_prefix put before the first text removed, repaired to valid UTF-8.
+  // WPM: word-start pieces are preceded by a space (none before the first one nor before "."
+  // "," "!" "?", as Hugging Face's WordPiece decoder with cleanup), continuations are joined.
   std::string decode(const std::vector<int32_t>& ids, bool render_special = false) const;
+  // Whether decode drops a leading space of the first piece (SPM with add_space_prefix, WPM):
+  // pass it to StreamDecoder's strip_space_prefix when decoding whole encoded texts.
+  bool strips_first_space() const;
 
   // End of generation: eos, eot, eom and any CONTROL token named like an end of turn
   // (<end_of_turn>, <|im_end|>, <|eot_id|>, <|end|>, <|endoftext|>, </s>, ...).
@@ -84,6 +113,8 @@ class Tokenizer {
   int32_t eos() const { return vocab_.eos_id; }
   int32_t eot() const { return vocab_.eot_id; }
   int32_t unk() const { return vocab_.unk_id; }
+  int32_t sep() const { return vocab_.sep_id; }
+  int32_t pad() const { return vocab_.pad_id; }
   bool add_bos() const { return vocab_.add_bos; }
   bool add_eos() const { return vocab_.add_eos; }
   VocabKind kind() const { return vocab_.kind; }

@@ -1,4 +1,4 @@
-// Internal: the two tokenizer kinds behind Tokenizer::create, and shared lookup helpers.
+// Internal: the tokenizer kinds behind Tokenizer::create, and shared lookup helpers.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,7 @@ inline int32_t lookup(const PieceMap& m, std::string_view s) {
 
 std::unique_ptr<Tokenizer> make_spm_tokenizer(Vocab vocab);
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(Vocab vocab);
+std::unique_ptr<Tokenizer> make_wpm_tokenizer(Vocab vocab);
 
 // "<0x41>" -> 0x41; -1 if the text is not of that form.
 int parse_byte_token(std::string_view text);

@@ -34,6 +34,56 @@ uint8_t flags(uint32_t cp) {
   return kRangeFlags[(it - kRangeStart) - 1];
 }
 
+namespace {
+// Whether cp is in one of the inclusive ranges [first[i], last[i]] (ascending).
+bool in_ranges(uint32_t cp, const uint32_t* first, const uint32_t* last, int count) {
+  const uint32_t* it = std::upper_bound(first, first + count, cp);  // past the last first <= cp
+  return it != first && cp <= last[(it - first) - 1];
+}
+
+// Appends the mapping of cp in a generated table, or cp itself when it has none.
+void append_mapped(uint32_t cp, const uint32_t* keys, int count, const uint16_t* offsets,
+                   const uint32_t* data, std::vector<uint32_t>& out) {
+  const uint32_t* it = std::lower_bound(keys, keys + count, cp);
+  if (it == keys + count || *it != cp) {
+    out.push_back(cp);
+    return;
+  }
+  const size_t k = it - keys;
+  out.insert(out.end(), data + offsets[k], data + offsets[k + 1]);
+}
+}  // namespace
+
+bool is_bert_removed(uint32_t cp) {
+  return in_ranges(cp, kRemovedFirst, kRemovedLast, kRemovedCount);
+}
+
+bool is_bert_punctuation(uint32_t cp) {
+  return in_ranges(cp, kBertPunctFirst, kBertPunctLast, kBertPunctCount);
+}
+
+void append_unaccented(uint32_t cp, std::vector<uint32_t>& out) {
+  // Hangul syllable -> L V (T) jamo (Unicode 3.12, "Hangul Syllable Decomposition").
+  constexpr uint32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
+  constexpr uint32_t kTCount = 28, kNCount = 21 * 28, kSCount = 19 * 21 * 28;
+  if (cp >= kSBase && cp < kSBase + kSCount) {
+    const uint32_t s = cp - kSBase;
+    out.push_back(kLBase + s / kNCount);
+    out.push_back(kVBase + (s % kNCount) / kTCount);
+    if (s % kTCount != 0) out.push_back(kTBase + s % kTCount);
+    return;
+  }
+  append_mapped(cp, kUnaccentedKeys, kUnaccentedCount, kUnaccentedOffsets, kUnaccentedData, out);
+}
+
+void append_lowercase(uint32_t cp, std::vector<uint32_t>& out) {
+  if (cp < 128) {
+    out.push_back(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
+    return;
+  }
+  append_mapped(cp, kLowerKeys, kLowerCount, kLowerOffsets, kLowerData, out);
+}
+
 size_t decode_utf8(std::string_view s, size_t i, uint32_t* cp, bool* valid) {
   const auto* p = reinterpret_cast<const uint8_t*>(s.data());
   const size_t n = s.size();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the tokenizer libFuzzer target with clang++ (not part of the CMake build) and fuzzes
-# encode/decode on the tests/data/tokenizer vocabs for SECONDS (default 60). Seeds: the
+# encode/decode on the tests/data/tokenizer vocabs and tests/data/wordpiece's for SECONDS (default 60). Seeds: the
 # conformance inputs. Findings go to $OUT/crashes.
 #   usage: tests/fuzz/run-tokenizer-fuzz.sh [SECONDS]
 #   env: OUT (default build-tokenizer-fuzz), JOBS
@@ -20,9 +20,9 @@ python3 - "$OUT/seeds" <<'PY'
 import glob, os, sys
 out = sys.argv[1]
 n = 0
-for f in sorted(glob.glob("tests/data/tokenizer/*.inp")):
-    for case in open(f, encoding="utf-8").read().split("\n__ggml_vocab_test__\n"):
-        for sel in (0, 1, 2, 3, 0x81, 0xC2):
+for f in sorted(glob.glob("tests/data/tokenizer/*.inp") + glob.glob("tests/data/wordpiece/*.inp")):
+    for case in open(f, encoding="utf-8", newline="").read().split("\n__ggml_vocab_test__\n"):
+        for sel in (0, 1, 2, 3, 4, 5, 0x81, 0xC2, 0x84, 0xC5):
             open(os.path.join(out, "s%05d" % n), "wb").write(bytes([sel]) + case.encode())
             n += 1
 PY
