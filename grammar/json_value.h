@@ -15,8 +15,8 @@ struct JsonValue {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
   bool b = false;
-  std::string text;              // kString: the decoded string; kNumber: the number as written
-  std::vector<JsonValue> items;  // kArray
+  std::string text;                 // kString: the decoded string; kNumber: the number as written
+  std::vector<JsonValue> items;     // kArray
   std::vector<JsonMember> members;  // kObject, in source order
 
   const JsonValue* get(std::string_view key) const;  // nullptr when absent or not an object

@@ -20,10 +20,11 @@ using namespace hpl::grammar;
 
 const std::vector<std::string>& vocab() {
   static const std::vector<std::string> v = [] {
-    std::vector<std::string> out = {"", "{", "}", "\"", "\\", "a", "ab", "abc", " ", "\n", "0",
-                                    "12", "-", ".", "e", "true", "null", "[", "]", ",", ":",
-                                    "\xC3", "\xA9", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F", "x",
-                                    "\"a\"", "{\"", "\":", "\xFF", "\xED\xA0"};
+    std::vector<std::string> out = {
+        "",      "{",   "}",   "\"",   "\\",      "a",        "ab",           "abc",      " ",
+        "\n",    "0",   "12",  "-",    ".",       "e",        "true",         "null",     "[",
+        "]",     ",",   ":",   "\xC3", "\xA9",    "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F", "x",
+        "\"a\"", "{\"", "\":", "\xFF", "\xED\xA0"};
     for (int b = 0; b < 128; b += 7) out.push_back(std::string(1, static_cast<char>(b)));
     return out;
   }();
