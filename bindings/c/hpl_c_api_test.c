@@ -292,7 +292,8 @@ static void test_constrained(hpl_model* m) {
     REQUIRE_OK(hpl_wait(m, id, -1));
     CHECK(c.terminal_type == HPL_EVENT_DONE && c.stats.finish == HPL_FINISH_END_OF_GENERATION);
     const size_t n = strlen(c.text);
-    CHECK((strncmp(c.text, "yes ", 4) == 0 && n == 6) || (strncmp(c.text, "no ", 3) == 0 && n == 5));
+    CHECK((strncmp(c.text, "yes ", 4) == 0 && n == 6) ||
+          (strncmp(c.text, "no ", 3) == 0 && n == 5));
     CHECK(n >= 2 && c.text[n - 1] >= '0' && c.text[n - 1] <= '9');
     collector_destroy(&c);
   }
@@ -311,7 +312,8 @@ static void test_constrained(hpl_model* m) {
   expect_invalid(m, &p, "grammar: line 1, column 16: unterminated character class");
   p = greedy("Once upon a time", 4);
   p.json_schema = "{\"type\": \"object\", \"required\": [\"x\"], \"additionalProperties\": false}";
-  expect_invalid(m, &p, "json_schema: schema at #/required/0: required property 'x' is not in properties");
+  expect_invalid(m, &p,
+                 "json_schema: schema at #/required/0: required property 'x' is not in properties");
 }
 
 static void test_stop(hpl_model* m) {
