@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "kernel/kv_store.h"
 #include "kernel/ops.h"
 #include "kernel/thread_pool.h"
 
@@ -96,8 +97,8 @@ void BM_silu(benchmark::State& st) {
 BENCHMARK(BM_silu<false>)->Name("swiglu/ref")->Arg(5632);
 BENCHMARK(BM_silu<true>)->Name("swiglu/best")->Arg(5632);
 
-// Decode attention (one token at position ctx - 1) over a filled F16 cache, all heads.
-// args: n_heads, n_kv_heads, head_dim, ctx, threads
+// Decode attention (one token at position ctx - 1) over a filled cache, all heads.
+// args: n_heads, n_kv_heads, head_dim, ctx, threads, K/V type (GGUF id; default f16)
 template <bool kBest>
 void BM_attention_decode(benchmark::State& st) {
   AttnParams p;
@@ -106,15 +107,17 @@ void BM_attention_decode(benchmark::State& st) {
   p.head_dim = st.range(2);
   const int64_t ctx = st.range(3);
   const int nth = static_cast<int>(st.range(4));
+  p.kv_type = static_cast<DType>(st.range(5));
   p.q_stride = p.out_stride = p.n_heads * p.head_dim;
   p.kv_stride = p.n_kv_heads * p.head_dim;
   p.scale = 1.0f / std::sqrt(static_cast<float>(p.head_dim));
   auto q = rand_vec(p.q_stride);
   auto kf = rand_vec(ctx * p.kv_stride, -1.0f, 1.0f, 4),
        vf = rand_vec(ctx * p.kv_stride, -1.0f, 1.0f, 5);
-  std::vector<f16_t> k(kf.size()), v(vf.size());
-  ref::fp32_to_fp16_row(kf.data(), k.data(), k.size());
-  ref::fp32_to_fp16_row(vf.data(), v.data(), v.size());
+  const size_t kv_bytes = ctx * row_bytes(p.kv_type, p.kv_stride);
+  std::vector<uint8_t> k(kv_bytes), v(kv_bytes);
+  kv_store_row(p.kv_type, kf.data(), k.data(), ctx * p.kv_stride);  // rows are whole blocks
+  kv_store_row(p.kv_type, vf.data(), v.data(), ctx * p.kv_stride);
   std::vector<float> out(p.out_stride);
   std::vector<std::vector<float>> scratch(nth, std::vector<float>(ctx));
   ThreadPool pool(nth);
@@ -127,23 +130,26 @@ void BM_attention_decode(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
   // K and V of every kv head are read (once per query head sharing it; counted once here)
-  st.SetBytesProcessed(st.iterations() * 2 * ctx * p.kv_stride * sizeof(f16_t));
+  st.SetBytesProcessed(st.iterations() * 2 * kv_bytes);
 }
 void attention_args(benchmark::internal::Benchmark* b) {
+  const int64_t f16 = static_cast<int64_t>(DType::F16);
   for (int64_t ctx : {512, 2048}) {
-    b->Args({32, 4, 64, ctx, 1});  // 1.1B (TinyLlama) shape
-    b->Args({4, 1, 256, ctx, 1});  // Gemma 3 270M shape
+    b->Args({32, 4, 64, ctx, 1, f16});  // 1.1B (TinyLlama) shape
+    b->Args({4, 1, 256, ctx, 1, f16});  // Gemma 3 270M shape
   }
-  b->Args({32, 4, 64, 2048, 2});
-  b->Args({4, 1, 256, 2048, 2});
-  b->ArgNames({"heads", "kv", "hd", "ctx", "thr"});
+  b->Args({32, 4, 64, 2048, 2, f16});
+  b->Args({4, 1, 256, 2048, 2, f16});
+  for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0})  // the other K/V types, Gemma shape
+    b->Args({4, 1, 256, 2048, 1, static_cast<int64_t>(t)});
+  b->ArgNames({"heads", "kv", "hd", "ctx", "thr", "type"});
   b->UseRealTime();
 }
 BENCHMARK(BM_attention_decode<false>)
     ->Name("attention_decode/ref")
-    ->Args({32, 4, 64, 512, 1})
-    ->Args({4, 1, 256, 512, 1})
-    ->ArgNames({"heads", "kv", "hd", "ctx", "thr"});
+    ->Args({32, 4, 64, 512, 1, static_cast<int64_t>(DType::F16)})
+    ->Args({4, 1, 256, 512, 1, static_cast<int64_t>(DType::F16)})
+    ->ArgNames({"heads", "kv", "hd", "ctx", "thr", "type"});
 BENCHMARK(BM_attention_decode<true>)->Name("attention_decode/best")->Apply(attention_args);
 
 // Prefill attention: a causal block of n_tok tokens at positions [ctx - n_tok, ctx), all heads.

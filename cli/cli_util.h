@@ -20,6 +20,7 @@
 #include "cli/options.h"
 #include "engine/forward.h"
 #include "engine/grammar_constraint.h"
+#include "engine/kv_cache.h"
 #include "engine/sampler.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/thread_pool.h"
@@ -135,9 +136,6 @@ inline int32_t parse_token_limit(const std::string& opt, const std::string& v) {
   return static_cast<int32_t>(n);
 }
 
-// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed, each
-// checked as it is parsed with the C API's ranges and messages ("--temp: temperature must be
-// in [0, 2], got -1").
 // --grammar-file FILE, --json-schema FILE, --json: constrained output (at most one).
 inline void add_format_options(Options& o, OutputFormat& f) {
   o.value({"--grammar-file"}, "FILE",
@@ -158,6 +156,20 @@ inline void require_format(const OutputFormat& f) {
                              p->message.substr(p->field.size()));
 }
 
+// --cache-type T: the KV cache row type (engine/kv_cache.h), the same option everywhere.
+inline void add_cache_type_option(Options& o, DType& out, const char* help = nullptr) {
+  o.value({"--cache-type"}, "T",
+          help ? help : "KV cache type: f16 (default), f32, q8_0 (about half of f16), q4_0",
+          [&out](const std::string& opt, const std::string& v) {
+            if (!kv_type_from_name(v, &out))
+              throw std::runtime_error(opt + ": unknown KV cache type '" + v +
+                                       "' (f16, f32, q8_0, q4_0)");
+          });
+}
+
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed, each
+// checked as it is parsed with the C API's ranges and messages ("--temp: temperature must be
+// in [0, 2], got -1").
 inline void add_sampler_options(Options& o, SamplerParams& sp, bool& have_seed) {
   // Earlier options were checked when they were parsed: a problem is this option's.
   auto checked = [&sp](auto set) {

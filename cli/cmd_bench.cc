@@ -50,6 +50,7 @@ struct Result {
   size_t model_bytes = 0;
   uint64_t n_params = 0;
   int64_t n_prompt = 0, n_gen = 0, n_ubatch = 0;
+  DType cache_type = DType::F16;
   int threads = 0;
   std::vector<double> samples_ns, samples_ts;
   double avg_ns = 0, stddev_ns = 0, avg_ts = 0, stddev_ts = 0;
@@ -135,6 +136,8 @@ void print_json(const std::vector<Result>& rs, const std::string& when) {
     j.key("model_n_params").num(r.n_params);
     j.key("backends").str(std::string("CPU (") + isa_name() + ")");
     j.key("n_ubatch").num(r.n_ubatch);
+    j.key("type_k").str(kv_type_name(r.cache_type));  // llama-bench's keys
+    j.key("type_v").str(kv_type_name(r.cache_type));
     j.key("n_threads").num(r.threads);
     j.key("n_prompt").num(r.n_prompt);
     j.key("n_gen").num(r.n_gen);
@@ -188,6 +191,7 @@ struct BenchArgs {
   std::vector<int64_t> pp = {512}, tg = {128}, threads;
   ThreadOptions pin;  // --cpus / --cpu-mask (-t takes a list here)
   int64_t reps = 5, ubatch = 256;
+  DType cache_type = DType::F16;
   std::string fmt = "md";
   bool warmup = true, bandwidth = true, comparing = false;
 };
@@ -211,8 +215,9 @@ bool parse_bench_args(const std::vector<std::string>& args, BenchArgs& b) {
   b.pin.add_to(o, /*threads_too=*/false);
   o.number({"-r", "--repetitions"}, "N", "repetitions per test (default 5)", b.reps)
       .text({"-o", "--output"}, "md|json|csv", "output format (default md)", b.fmt)
-      .number({"-ub", "--ubatch"}, "N", "prefill micro-batch (default 256)", b.ubatch)
-      .flag({"--no-warmup"}, "skip the warm-up run of each test", b.warmup, false)
+      .number({"-ub", "--ubatch"}, "N", "prefill micro-batch (default 256)", b.ubatch);
+  add_cache_type_option(o, b.cache_type);
+  o.flag({"--no-warmup"}, "skip the warm-up run of each test", b.warmup, false)
       .flag({"--no-bandwidth"}, "skip the read-bandwidth measurement", b.bandwidth, false)
       .flag({"--compare"}, "compare two bench JSON files given as arguments", b.comparing)
       .positional(b.compare);
@@ -309,6 +314,7 @@ void bench_model(const std::string& path, const BenchArgs& b, std::vector<Result
     ForwardOptions fo;
     fo.n_ctx = n_ctx;
     fo.n_ubatch = b.ubatch;
+    fo.cache_type = b.cache_type;
     fo.n_threads = static_cast<int>(nt);
     fo.cpus = b.pin.cpus;
     Forward fwd(*model, fo);
@@ -324,6 +330,7 @@ void bench_model(const std::string& path, const BenchArgs& b, std::vector<Result
       r.n_prompt = n_prompt;
       r.n_gen = n_gen;
       r.n_ubatch = b.ubatch;
+      r.cache_type = b.cache_type;
       r.threads = static_cast<int>(nt);
       r.bytes_per_token = mf.bytes_per_token;
       time_test(fwd, b, mf, ids, read_bw, r);

@@ -24,6 +24,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/command.h"
+#include "cli/prompt_cache_file.h"
 #include "engine/generate.h"
 #include "engine/memory_report.h"
 #include "engine/model.h"
@@ -68,8 +69,12 @@ double since(std::chrono::steady_clock::time_point t0) {
 // decides when to restart and prints.
 class Chat {
  public:
-  Chat(Session& s, std::string system, RequestParams rp, bool verbose)
-      : s_(s), system_(std::move(system)), rp_(std::move(rp)), verbose_(verbose) {}
+  Chat(Session& s, std::string system, RequestParams rp, bool verbose, std::string cache_file)
+      : s_(s),
+        system_(std::move(system)),
+        rp_(std::move(rp)),
+        verbose_(verbose),
+        cache_file_(std::move(cache_file)) {}
 
   void reset() { s_.clear(); }
 
@@ -93,8 +98,10 @@ class Chat {
         if (kept < 0) return too_long(p);
         std::fprintf(stderr,
                      "restarting the conversation with the last %d exchange%s carried forward "
-                     "(%zu tokens to prefill)\n",
-                     kept, kept == 1 ? "" : "s", s_.tokens().size() + s_.turn_tokens(p).size());
+                     "(%zu tokens to prefill, %lld kept in the cache)\n",
+                     kept, kept == 1 ? "" : "s",
+                     static_cast<size_t>(s_.n_pending()) + s_.turn_tokens(p).size(),
+                     static_cast<long long>(s_.n_past()));
         ++restarts_;
       }
       // A turn that leaves no room for even one reply token is refused (the conversation
@@ -107,6 +114,18 @@ class Chat {
       }
     }
 
+    // The first turn of a conversation with --prompt-cache: its prefix from the file, else
+    // evaluated now and saved there (run_turn then evaluates the rest).
+    if (!cache_file_.empty() && s_.tokens().empty()) {
+      const LoadedModel& m = s_.model();
+      const LoadedModelInfo info{m.model->config, m.identity, m.path};
+      const int64_t loaded = load_prompt_cache(s_.forward(), info, fresh, cache_file_);
+      const int64_t saved = save_prompt_cache(s_.forward(), info, fresh, cache_file_);
+      if (verbose_)
+        std::fprintf(stderr, "prompt cache %s: %lld tokens reused, %lld saved\n",
+                     cache_file_.c_str(), static_cast<long long>(loaded),
+                     static_cast<long long>(saved));
+    }
     const int64_t reused = s_.n_past();
     const GenerateResult r = s_.run_turn(
         p, fresh,
@@ -166,6 +185,7 @@ class Chat {
   std::string system_;
   RequestParams rp_;  // sampling, max_tokens (< 0: until end of turn)
   bool verbose_;
+  std::string cache_file_;  // --prompt-cache
   int64_t turns_ = 0, restarts_ = 0;
   GenerateStats last_;
 };
@@ -182,7 +202,7 @@ std::unique_ptr<Session> open_session(const std::string& path, const SessionOpti
 }
 
 int run_chat(const std::vector<std::string>& args) {
-  std::string model_path, system;
+  std::string model_path, system, cache_file;
   bool verbose = false, have_seed = false;
   RequestParams rp;
   rp.max_tokens = -1;
@@ -197,12 +217,17 @@ int run_chat(const std::vector<std::string>& args) {
              });
   add_sampler_options(o, rp.sampling, have_seed);
   add_format_options(o, rp.format);
+  add_cache_type_option(o, so.cache_type);
   o.text({"--system"}, "TEXT", "system message", system)
       .text({"--template", "--chat-template"}, "NAME",
             "chat format (gemma, chatml, llama2, llama3, command-r,\n"
             "zephyr); default: the GGUF's tokenizer.chat_template or its\n"
             "turn-marker tokens; a model with neither needs --template",
             so.chat_template)
+      .text({"--prompt-cache"}, "FILE",
+            "the first turn reuses the prefix KV (system message) saved in FILE by an\n"
+            "earlier chat with the same model, and saves its own there",
+            cache_file)
       .flag({"--verbose", "-v"}, "per turn: tokens prefilled, cache reused, tok/s (stderr)",
             verbose);
   th.add_to(o);
@@ -236,7 +261,7 @@ int run_chat(const std::vector<std::string>& args) {
   }
   if (tty) std::fprintf(stderr, "type a message; /reset, /stats, /quit\n");
 
-  Chat chat(session, system, rp, verbose);
+  Chat chat(session, system, rp, verbose, cache_file);
   std::string line;
   while (true) {
     if (tty) {

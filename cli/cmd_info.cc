@@ -58,7 +58,6 @@ struct InfoOptions {
   bool tensors = false, metadata = false, full_arrays = false, json = false, cpu = false;
   bool memory = false, have_ctx = false;
   ForwardOptions fo;
-  std::string cache_type = "f16";
 };
 
 // The options hpl run would use: -c defaults to 2048, at most the training context.
@@ -68,22 +67,22 @@ MemoryEstimate estimate(const GgufFile& f, InfoOptions& o) {
     const int64_t train = f.i64_or("{arch}.context_length", 0);
     if (train > 0) o.fo.n_ctx = std::min(o.fo.n_ctx, train);
   }
-  return estimate_memory(f, o.fo, o.cache_type);
+  return estimate_memory(f, o.fo);
 }
 
 void print_memory_text(const MemoryEstimate& e, const InfoOptions& o) {
   auto mib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
   std::printf("memory for a context of %lld tokens (micro-batch %lld, %d threads, KV cache %s)\n",
               static_cast<long long>(o.fo.n_ctx), static_cast<long long>(o.fo.n_ubatch),
-              o.fo.n_threads, o.cache_type.c_str());
+              o.fo.n_threads, kv_type_name(o.fo.cache_type));
   std::printf("  weights mapped    %10.1f MiB  (%zu bytes, used in place from the file)\n",
               mib(e.weights_mapped_bytes), e.weights_mapped_bytes);
   std::printf("  weights converted %10.1f MiB  (%zu bytes, f32 copies made at load)\n",
               mib(e.weights_converted_bytes), e.weights_converted_bytes);
   std::printf(
       "  KV cache          %10.1f MiB  (%zu bytes; %.1f MiB if every layer held the whole "
-      "context)\n",
-      mib(e.kv_bytes), e.kv_bytes, mib(e.kv_bytes_full));
+      "context; %.1f MiB in f16)\n",
+      mib(e.kv_bytes), e.kv_bytes, mib(e.kv_bytes_full), mib(e.kv_bytes_f16));
   std::printf("  scratch           %10.1f MiB  (%zu bytes)\n", mib(e.scratch_bytes),
               e.scratch_bytes);
   std::printf("  total             %10.1f MiB  (%zu bytes)\n", mib(e.total()), e.total());
@@ -165,11 +164,12 @@ void json_memory(JsonWriter& w, const GgufFile& f, const InfoOptions& o) {
   w.key("n_ctx").num(static_cast<uint64_t>(oc.fo.n_ctx));
   w.key("n_ubatch").num(static_cast<uint64_t>(oc.fo.n_ubatch));
   w.key("n_threads").num(static_cast<uint64_t>(oc.fo.n_threads));
-  w.key("cache_type").str(oc.cache_type);
+  w.key("cache_type").str(kv_type_name(oc.fo.cache_type));
   w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
   w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
   w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
   w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
+  w.key("kv_bytes_f16").num(static_cast<uint64_t>(e.kv_bytes_f16));
   w.key("scratch_bytes").num(static_cast<uint64_t>(e.scratch_bytes));
   w.key("total_bytes").num(static_cast<uint64_t>(e.total()));
   w.end_object();
@@ -312,7 +312,7 @@ int cmd_info(const std::vector<std::string>& args) {
       "list every metadata key (arrays cut to " + std::to_string(kShortArray) + " items)";
   Options p(
       "usage: hpl info MODEL.gguf [--tensors] [--metadata] [--full-arrays] [--json]\n"
-      "                [--memory [-c N] [--cache-type f16] [--ubatch B] [-t T]]\n"
+      "                [--memory [-c N] [--cache-type T] [--ubatch B] [-t T]]\n"
       "       hpl info --cpu");
   p.flag({"--cpu"}, "CPU cores by speed tier and the default thread count", o.cpu)
       .value({"--cpu-root"}, "DIR", Options::kHidden,  // tests: read this sysfs tree instead
@@ -332,9 +332,10 @@ int cmd_info(const std::vector<std::string>& args) {
              })
       .number({"--ubatch", "-ub"}, "N", "with --memory: prefill micro-batch (default 256)",
               o.fo.n_ubatch)
-      .number({"-t", "--threads"}, "N", "with --memory: threads", o.fo.n_threads)
-      .text({"--cache-type"}, "T", "with --memory: KV cache type (default f16)", o.cache_type)
-      .flag({"--metadata"}, metadata_help.c_str(), o.metadata)
+      .number({"-t", "--threads"}, "N", "with --memory: threads", o.fo.n_threads);
+  add_cache_type_option(p, o.fo.cache_type,
+                        "with --memory: KV cache type f16 (default), f32, q8_0, q4_0");
+  p.flag({"--metadata"}, metadata_help.c_str(), o.metadata)
       .flag({"--full-arrays"}, "with --metadata: print arrays in full", o.full_arrays)
       .flag({"--json"}, "print everything as one JSON object", o.json)
       .positional(paths);

@@ -33,6 +33,7 @@ int run_perplexity(const std::vector<std::string>& args) {
       .number({"--chunks"}, "N", "score at most N chunks (default: all complete chunks)",
               max_chunks)
       .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)", fo.n_ubatch);
+  add_cache_type_option(o, fo.cache_type);
   th.add_to(o);
   o.note("Each chunk is evaluated from an empty context (first token -> BOS when the")
       .note("vocab adds one) and its second half is scored, as llama.cpp's perplexity does.");

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/command.h"
+#include "cli/prompt_cache_file.h"
 #include "engine/forward.h"
 #include "engine/generate.h"
 #include "engine/grammar_constraint.h"
@@ -22,6 +24,7 @@
 #include "engine/model.h"
 #include "engine/vocab_loader.h"
 #include "kernel/ops.h"
+#include "runtime/model_identity.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -49,7 +52,7 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 struct RunArgs {
   std::string model_path, prompt, prompt_file, ids_text, system, template_name;
-  std::string dump_logits, dump_ids;
+  std::string dump_logits, dump_ids, prompt_cache;
   bool have_prompt = false, have_ids = false, chat = false, verbose = false;
   ThreadOptions th;
   bool have_seed = false, have_ctx = false;
@@ -103,7 +106,12 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
                r.chat = true;
              })
       .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
-              r.fo.n_ubatch)
+              r.fo.n_ubatch);
+  add_cache_type_option(o, r.fo.cache_type);
+  o.text({"--prompt-cache"}, "FILE",
+         "reuse the prompt's prefix KV saved in FILE by an earlier run (same model), and save "
+         "this prompt's there",
+         r.prompt_cache)
       .flag({"--verbose", "-v"}, "model info, load time, prompt and decode tok/s, memory",
             r.verbose)
       .text({"--dump-logits"}, "FILE", Options::kHidden, r.dump_logits)  // f32 (n_prompt, n_vocab)
@@ -235,7 +243,22 @@ int run_run(const std::vector<std::string>& args) {
       if (ra.verbose) std::fprintf(stderr, "grammar: ready in %.1f ms\n", since(t0) * 1e3);
       sampler.set_constraint(constraint.get());
     }
-    r = generate(fwd, *tok, sampler, ids, ra.gp, [](std::string_view piece) {
+    std::span<const int32_t> todo(ids);
+    if (!ra.prompt_cache.empty()) {  // the prefix from FILE, or evaluated now and saved there
+      check_prompt_fits(static_cast<int64_t>(ids.size()), 0, fwd.n_ctx());
+      const ModelIdentity identity = model_identity(*model);
+      const LoadedModelInfo info{cfg, identity, ra.model_path};
+      const int64_t loaded = load_prompt_cache(fwd, info, ids, ra.prompt_cache);
+      const int64_t saved = save_prompt_cache(fwd, info, ids, ra.prompt_cache);
+      if (ra.verbose)
+        std::fprintf(stderr, "prompt cache %s: %lld tokens reused, %lld saved\n",
+                     ra.prompt_cache.c_str(), static_cast<long long>(loaded),
+                     static_cast<long long>(saved));
+      const auto past = static_cast<size_t>(fwd.n_past());
+      prime_sampler(sampler, todo.first(past));
+      todo = todo.subspan(past);
+    }
+    r = generate(fwd, *tok, sampler, todo, ra.gp, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     });

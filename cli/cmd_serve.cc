@@ -91,6 +91,8 @@ struct Server {
     s.weights_bytes = m.model_bytes;
     s.kv_bytes = m.kv_bytes;
     s.scratch_bytes = m.scratch_bytes;
+    s.prompt_cache_bytes = m.prompt_cache_bytes;
+    s.prompt_cache_states = m.prompt_cache_states;
     s.rss_bytes = current_rss_bytes();
     s.peak_rss_bytes = peak_rss_bytes();
     s.n_ctx = n_ctx;
@@ -106,6 +108,10 @@ json timings_json(RequestId rid, const Pending& p) {
           {"start_s", p.start_s},
           {"end_s", p.end_s},
           {"queue_ms", p.stats.queue_ms},
+          {"cache_n", p.stats.cached_tokens},   // llama.cpp's names: prompt tokens reused
+          {"prompt_n", p.stats.prompt_tokens},  // and evaluated
+          {"prompt_ms", p.stats.prefill_ms},
+          {"time_to_first_token_ms", p.stats.time_to_first_token_ms},
           {"prefill_tokens_per_s", p.stats.prefill_tokens_per_s},
           {"decode_tokens_per_s", p.stats.decode_tokens_per_s}};
 }
@@ -360,9 +366,10 @@ int run_serve(const std::vector<std::string>& args) {
       .number({"--port"}, "N", "port (default 8080; 0 = any free port, printed on start)", port)
       .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", ro.session.n_ctx)
       .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
-              ro.session.n_ubatch)
-      .number({"--max-body"}, "BYTES", "largest request body; bigger gets 413 (default 1048576)",
-              max_body)
+              ro.session.n_ubatch);
+  add_cache_type_option(o, ro.session.cache_type);
+  o.number({"--max-body"}, "BYTES", "largest request body; bigger gets 413 (default 1048576)",
+           max_body)
       .text({"--template", "--chat-template"}, "NAME",
             "chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
             "GGUF's; without one, chat completions answer 400",
@@ -376,7 +383,22 @@ int run_serve(const std::vector<std::string>& args) {
       .number({"--max-conns-per-addr"}, "N",
               "open connections from one client address (default 32); a\n"
               "new one closes that address's oldest idle or still-reading one",
-              per_addr);
+              per_addr)
+      .number({"--cache-states"}, "N",
+              "prompt cache: saved KV states besides the last request's\n"
+              "(default 4; 0: only the last request's is reused)",
+              ro.prompt_cache_options.max_states)
+      .value({"--cache-mib"}, "MIB", "prompt cache: MiB of saved states (default 64)",
+             [&ro](const std::string& opt, const std::string& v) {
+               const int64_t mib = to_int(opt, v);
+               if (mib < 0 || mib > (int64_t{1} << 30))
+                 throw std::runtime_error(opt + ": must be in [0, 2^30]");
+               ro.prompt_cache_options.max_bytes = static_cast<size_t>(mib) << 20;
+             })
+      .flag({"--no-cache-prompt"},
+            "never reuse a cached prompt prefix (every request as with\n"
+            "\"cache_prompt\": false)",
+            ro.prompt_cache, false);
   th.add_to(o);  // -t, --cpus, --cpu-mask: the same options as every command
   o.note("endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,")
       .note("           GET /health, GET /metrics[?format=prometheus]");
@@ -397,6 +419,8 @@ int run_serve(const std::vector<std::string>& args) {
   if (port < 0 || port > 65535) throw std::runtime_error("--port: must be in [0, 65535]");
   check_ctx_threads(ro.session.n_ctx, ro.session.n_threads);
   if (ro.session.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
+  if (ro.prompt_cache_options.max_states < 0)
+    throw std::runtime_error("--cache-states: must be >= 0");
   if (max_body < 1) throw std::runtime_error("--max-body: must be >= 1");
   if (http_threads < 1 || http_threads > 1024)
     throw std::runtime_error("--http-threads: must be in [1, 1024]");

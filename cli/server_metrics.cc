@@ -15,6 +15,8 @@ void ServerMetrics::on_done(const RequestStats& st, bool client_gone) {
   ++(client_gone || st.finish == FinishReason::kStopped ? stopped_ : served_);
   prompt_tokens_ += st.prompt_tokens;
   completion_tokens_ += st.completion_tokens;
+  ++(st.cached_tokens > 0 ? cache_hits_ : cache_misses_);
+  cached_tokens_ += st.cached_tokens;
   // Recover the phase times from the rates the runtime reports.
   if (st.prefill_tokens_per_s > 0) {
     prefill_s_ += st.prompt_tokens / st.prefill_tokens_per_s;
@@ -64,6 +66,12 @@ nlohmann::json ServerMetrics::json(const MetricsSnapshot& s) const {
         {"decode_tokens_per_s", rate(static_cast<double>(completion_tokens_), decode_s_)},
         {"last_prefill_tokens_per_s", last_prefill_tps_},
         {"last_decode_tokens_per_s", last_decode_tps_}}},
+      {"prompt_cache",
+       {{"hits", cache_hits_},
+        {"misses", cache_misses_},
+        {"tokens_saved", cached_tokens_},
+        {"states", s.prompt_cache_states},
+        {"bytes", s.prompt_cache_bytes}}},
       {"memory",
        {{"weights_bytes", s.weights_bytes},
         {"kv_bytes", s.kv_bytes},
@@ -90,6 +98,10 @@ std::string ServerMetrics::prometheus(const MetricsSnapshot& s) const {
   for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s", "last_prefill_tokens_per_s",
                         "last_decode_tokens_per_s"})
     gauge(k, "throughput in tokens per second", j["tokens"][k]);
+  for (const char* k : {"hits", "misses", "tokens_saved", "states", "bytes"})
+    gauge((std::string("prompt_cache_") + k).c_str(),
+          "prompt cache: requests that reused a prefix or not, prompt tokens reused, saved states",
+          j["prompt_cache"][k]);
   for (const char* k :
        {"weights_bytes", "kv_bytes", "scratch_bytes", "rss_bytes", "peak_rss_bytes"})
     gauge((std::string("memory_") + k).c_str(), "memory in bytes", j["memory"][k]);

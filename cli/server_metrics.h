@@ -18,6 +18,7 @@ struct MetricsSnapshot {
   double model_load_ms = 0;
   double uptime_s = 0;
   size_t weights_bytes = 0, kv_bytes = 0, scratch_bytes = 0, rss_bytes = 0, peak_rss_bytes = 0;
+  size_t prompt_cache_bytes = 0, prompt_cache_states = 0;  // saved states (not the live one)
   int64_t n_ctx = 0;
   std::string model;
 };
@@ -40,6 +41,8 @@ class ServerMetrics {
   int64_t prompt_tokens_ = 0, completion_tokens_ = 0;
   double prefill_s_ = 0, decode_s_ = 0;  // summed time, for aggregate tokens/s
   double last_prefill_tps_ = 0, last_decode_tps_ = 0;
+  // Prompt cache: requests that reused a prefix (hit) or none (miss), prompt tokens reused.
+  int64_t cache_hits_ = 0, cache_misses_ = 0, cached_tokens_ = 0;
 };
 
 // Current resident set size (VmRSS), 0 when /proc is unavailable.

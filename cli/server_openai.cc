@@ -145,7 +145,8 @@ const std::vector<std::string>& accepted_fields(bool chat) {
                                                   "store",
                                                   "service_tier",
                                                   "stream_options",
-                                                  "parallel_tool_calls"};
+                                                  "parallel_tool_calls",
+                                                  "cache_prompt"};
   static const std::vector<std::string> chat_fields = [] {
     auto v = common;
     v.insert(v.end(), {"messages", "max_completion_tokens", "tools", "tool_choice"});
@@ -281,6 +282,10 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
     if (!s->is_boolean()) bad("stream", "'stream' must be a boolean");
     r.stream = s->get<bool>();
   }
+  if (const json* c = field(body, "cache_prompt")) {  // llama.cpp's name; default true
+    if (!c->is_boolean()) bad("cache_prompt", "'cache_prompt' must be a boolean");
+    p.cache_prompt = c->get<bool>();
+  }
   SamplerParams& sp = p.sampling;
   // Types here; ranges (the C API's and the CLI's, same messages) in check_request() below.
   sp.temp = static_cast<float>(number(body, "temperature", 1.0));
@@ -341,10 +346,14 @@ const char* openai_finish_reason(FinishReason r) {
   }
 }
 
+// prompt_tokens counts the whole prompt: those evaluated and those whose KV came from the
+// prompt cache (prompt_tokens_details.cached_tokens, as OpenAI reports it).
 json usage_json(const RequestStats& st) {
-  return {{"prompt_tokens", st.prompt_tokens},
+  const int64_t prompt = int64_t{st.prompt_tokens} + st.cached_tokens;
+  return {{"prompt_tokens", prompt},
           {"completion_tokens", st.completion_tokens},
-          {"total_tokens", st.prompt_tokens + st.completion_tokens}};
+          {"total_tokens", prompt + st.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", st.cached_tokens}}}};
 }
 
 json completion_json(const ApiRequest& r, const std::string& id, int64_t created,

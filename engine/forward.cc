@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernel/cpu_topology.h"
+#include "kernel/kv_store.h"
 #include "kernel/ops.h"
 #include "kernel/quant.h"
 #include "kernel/row_chunks.h"
@@ -67,6 +68,17 @@ ScratchSizes scratch_sizes(const ModelConfig& c, const ForwardOptions& opt) {
   return s;
 }
 
+namespace {
+// kv_layout's refusals (unsupported cache type, head_dim) are bad options: ModelError.
+KvLayout checked_kv_layout(const ModelConfig& c, const ForwardOptions& opt) {
+  try {
+    return kv_layout(c, opt.n_ctx, opt.n_ubatch, opt.cache_type);
+  } catch (const std::invalid_argument& e) {
+    throw ModelError(e.what());
+  }
+}
+}  // namespace
+
 Forward::Forward(const Model& model, const ForwardOptions& opt)
     : model_(model),
       cfg_(model.config),
@@ -75,7 +87,7 @@ Forward::Forward(const Model& model, const ForwardOptions& opt)
       pool_(std::make_unique<kernel::ThreadPool>(
           opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus),
           kernel::ThreadPool::kDefaultSpinUs, opt.cpus)),
-      cache_(kv_layout(model.config, opt.n_ctx, opt.n_ubatch)) {
+      cache_(checked_kv_layout(model.config, opt)) {
   if (opt.n_ubatch < 1) throw ModelError("micro-batch size must be >= 1");
   rope_factors_ = rope_factors_for(model.weights, cfg_, opt.n_ctx);
   const ScratchSizes s = scratch_sizes(cfg_, opt);
@@ -102,10 +114,12 @@ void Forward::truncate(int64_t n) {
     throw ModelError("truncate: position " + std::to_string(n) + " is outside [0, " +
                      std::to_string(cache_.n_past()) + "]");
   }
-  if (cache_.can_rewind_to(n)) {
+  if (n > 0 && cache_.can_rewind_to(n)) {
     cache_.set_n_past(n);
   } else {
-    cache_.clear();  // a sliding-window layer no longer holds what position n attends to
+    // Nothing kept (sliding-window rings back at row 0), or a sliding-window layer no longer
+    // holds what position n attends to.
+    cache_.clear();
   }
 }
 
@@ -240,8 +254,8 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
         }
       });
       sec.part(ProfOp::kKvStore, [&] {  // cache_.reserve(il, pos0, ntok) was called above
-        k::fp32_to_fp16_row(kt, cache_.k(il, pos0 + t), KV);
-        k::fp32_to_fp16_row(vt, cache_.v(il, pos0 + t), KV);
+        kernel::kv_store_row(cache_.type(), kt, cache_.k(il, pos0 + t), KV);
+        kernel::kv_store_row(cache_.type(), vt, cache_.v(il, pos0 + t), KV);
       });
     });
   }
@@ -251,13 +265,14 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
   ap.head_dim = D;
   ap.q_stride = Q;
   ap.kv_stride = KV;
+  ap.kv_type = cache_.type();
   ap.out_stride = Q;
   ap.scale = cfg_.attn_scale;
   ap.window = cfg_.layer_is_swa(il) ? cfg_.sliding_window : 0;
   // Positions relative to the first one the layer holds (0 except on sliding-window layers).
   const int64_t first = cache_.first_pos(il);
-  const f16_t* kc = cache_.k(il, first);
-  const f16_t* vc = cache_.v(il, first);
+  const uint8_t* kc = cache_.k(il, first);
+  const uint8_t* vc = cache_.v(il, first);
   float* att = att_.data();
   float* ascratch = attn_scratch_.data();
   const int64_t n_ctx = cache_.n_ctx();

@@ -19,10 +19,11 @@
 namespace hpl {
 
 struct ForwardOptions {
-  int64_t n_ctx = 2048;    // KV cache positions
-  int64_t n_ubatch = 256;  // prefill micro-batch (tokens per gemm)
-  int n_threads = 1;       // <= 0: kernel::default_thread_count(cpus)
-  std::vector<int> cpus;   // pin the pool's threads to these CPUs (empty: no pinning)
+  int64_t n_ctx = 2048;           // KV cache positions
+  int64_t n_ubatch = 256;         // prefill micro-batch (tokens per gemm)
+  int n_threads = 1;              // <= 0: kernel::default_thread_count(cpus)
+  DType cache_type = DType::F16;  // KV cache rows: F16, F32, Q8_0 or Q4_0 (kv_layout)
+  std::vector<int> cpus;          // pin the pool's threads to these CPUs (empty: no pinning)
 };
 
 // Elements of each scratch buffer (floats; the quantized-activation buffers in bytes) for a
@@ -69,6 +70,7 @@ class Forward {
   const Model& model() const { return model_; }
   kernel::ThreadPool& pool() { return *pool_; }
   KvCache& cache() { return cache_; }
+  const KvCache& cache() const { return cache_; }
   size_t kv_bytes() const { return cache_.bytes(); }
   size_t scratch_bytes() const { return scratch_bytes_; }
 

@@ -4,13 +4,11 @@
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
 
+#include <stdexcept>
+
 namespace hpl {
 
-MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt,
-                               const std::string& cache_type) {
-  if (cache_type != "f16") {
-    throw ModelError("cache type '" + cache_type + "' is not implemented (f16)");
-  }
+MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt) {
   if (opt.n_ctx < 1 || opt.n_ubatch < 1) {
     throw ModelError("context and micro-batch must be >= 1");
   }
@@ -20,10 +18,16 @@ MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt,
   e.file_bytes = f.file_size();
   e.weights_mapped_bytes = w.mapped_bytes;
   e.weights_converted_bytes = w.converted_bytes;
-  const KvLayout kv = kv_layout(c, opt.n_ctx, opt.n_ubatch);
+  KvLayout kv;
+  try {
+    kv = kv_layout(c, opt.n_ctx, opt.n_ubatch, opt.cache_type);
+  } catch (const std::invalid_argument& ex) {
+    throw ModelError(ex.what());
+  }
   e.kv_bytes = kv.bytes();
-  e.kv_bytes_full = 2 * static_cast<size_t>(c.n_layer) * static_cast<size_t>(opt.n_ctx) *
-                    static_cast<size_t>(kv.kv_dim) * sizeof(f16_t);
+  e.kv_bytes_full =
+      2 * static_cast<size_t>(c.n_layer) * static_cast<size_t>(opt.n_ctx) * kv.row_bytes();
+  e.kv_bytes_f16 = kv.bytes() / kv.row_bytes() * row_bytes(DType::F16, kv.kv_dim);
   e.scratch_bytes = scratch_sizes(c, opt).bytes();
   return e;
 }

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
 
 #include "engine/forward.h"
 #include "gguf/gguf.h"
@@ -18,16 +17,15 @@ struct MemoryEstimate {
   size_t weights_converted_bytes = 0;  // F32 copies made at load
   size_t kv_bytes = 0;
   size_t kv_bytes_full = 0;  // what the KV cache would be if every layer held the whole context
+  size_t kv_bytes_f16 = 0;   // what the KV cache would be in f16 (same layers and context)
   size_t scratch_bytes = 0;
   size_t total() const {
     return weights_mapped_bytes + weights_converted_bytes + kv_bytes + scratch_bytes;
   }
 };
 
-// Reads only the metadata and tensor table (validating them as a load would). cache_type:
-// "f16" (the only KV format implemented). Throws ModelError / GgufError on a bad file or
-// option.
-MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt,
-                               const std::string& cache_type = "f16");
+// Reads only the metadata and tensor table (validating them as a load would); the KV cache is
+// opt.cache_type. Throws ModelError / GgufError on a bad file or option.
+MemoryEstimate estimate_memory(const GgufFile& f, const ForwardOptions& opt);
 
 }  // namespace hpl

@@ -45,6 +45,14 @@ inline void attention(const AttnParams& p, int64_t n_tok, int64_t pos0, int64_t 
   if (p.kv_stride < p.n_kv_heads * p.head_dim)
     fail("attention", "kv_stride = " + s(p.kv_stride) +
                           " smaller than n_kv_heads * head_dim = " + s(p.n_kv_heads * p.head_dim));
+  if (!attn_kv_supported(p.kv_type))
+    fail("attention", std::string("K/V type ") + type_name(p.kv_type) +
+                          " is not supported (f32, f16, q8_0, q4_0)");
+  const int64_t blk = type_traits(p.kv_type).block_elems;
+  if (p.head_dim % blk != 0 || p.kv_stride % blk != 0)
+    fail("attention", "head_dim = " + s(p.head_dim) + " and kv_stride = " + s(p.kv_stride) +
+                          " must be multiples of the " + type_name(p.kv_type) + " block (" +
+                          s(blk) + ")");
   if (p.window < 0) fail("attention", "window = " + s(p.window));
   if (n_tok < 0 || pos0 < 0) fail("attention", "n_tok = " + s(n_tok) + ", pos0 = " + s(pos0));
   if (!(0 <= h0 && h0 <= h1 && h1 <= p.n_heads))

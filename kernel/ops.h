@@ -20,16 +20,20 @@ struct AttnParams {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;  // n_heads % n_kv_heads == 0; query head h reads kv head h / group
   int64_t head_dim = 0;
-  int64_t q_stride = 0;    // floats between consecutive tokens in q
-  int64_t kv_stride = 0;   // f16 elements between consecutive positions in k and v
-  int64_t out_stride = 0;  // floats between consecutive tokens in out
-  float scale = 1.0f;      // usually 1/sqrt(head_dim)
-  int64_t window = 0;      // sliding window: position p sees keys (p - window, p]; 0 = none
+  int64_t q_stride = 0;        // floats between consecutive tokens in q
+  int64_t kv_stride = 0;       // elements between consecutive positions in k and v
+  DType kv_type = DType::F16;  // K/V row format: F32, F16, Q8_0 or Q4_0 (attn_kv_supported)
+  int64_t out_stride = 0;      // floats between consecutive tokens in out
+  float scale = 1.0f;          // usually 1/sqrt(head_dim)
+  int64_t window = 0;          // sliding window: position p sees keys (p - window, p]; 0 = none
 };
 
 // Activation format that weights of type w are dotted with: Q8_K for K-quants, Q8_0 for the
 // 32-element formats, F32 for F32/F16/BF16.
 DType vec_dot_type(DType w);
+
+// Whether attention reads K/V rows of type t (F32, F16, Q8_0, Q4_0).
+bool attn_kv_supported(DType t);
 
 // Whether matmul supports weights of type w.
 bool matmul_supported(DType w);
@@ -77,11 +81,12 @@ namespace i8mm {
 #endif
 
 // Every op, once: the table of one body is an Ops, and `best` forwards to the active one.
-#define HPL_OPS(X)                                                                             \
-  X(quantize_act_row)                                                                          \
-  X(matmul)                                                                                    \
-  X(weight_kernels)                                                                            \
-  X(rmsnorm) X(rope) X(softmax) X(silu) X(gelu_tanh) X(swiglu) X(geglu) X(add) X(mul) X(scale) \
+#define HPL_OPS(X)                                                                  \
+  X(quantize_act_row)                                                               \
+  X(matmul)                                                                         \
+  X(weight_kernels)                                                                 \
+  X(rmsnorm)                                                                        \
+  X(rope) X(softmax) X(silu) X(gelu_tanh) X(swiglu) X(geglu) X(add) X(mul) X(scale) \
       X(fp32_to_fp16_row) X(fp16_to_fp32_row) X(attention)
 
 // The ops of one body; a body that only brings a matmul (avxvnni, dotprod, ...) takes the

@@ -56,7 +56,7 @@ std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& pat
     size_t used = 0;
     std::string busy;
     for (const Entry& e : entries_) {
-      used += e.model->bytes;
+      used += e.bytes();
       busy += (busy.empty() ? "" : ", ") + e.model->path;
     }
     throw RuntimeError(Status::kOutOfMemory,
@@ -67,10 +67,31 @@ std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& pat
   }
 }
 
+size_t ModelRegistry::used() const {
+  size_t u = 0;
+  for (const Entry& e : entries_) u += e.bytes();
+  return u;
+}
+
 bool ModelRegistry::fits(size_t need) const {
-  size_t used = 0;
-  for (const Entry& e : entries_) used += e.model->bytes;
-  return need <= budget_ && used + need <= budget_;
+  return need <= budget_ && used() + need <= budget_;
+}
+
+bool ModelRegistry::charge(const std::string& path, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Entry& e : entries_) {
+    if (e.model->path != path) continue;
+    if (!fits(bytes)) return false;
+    e.charged += bytes;
+    return true;
+  }
+  return false;
+}
+
+void ModelRegistry::discharge(const std::string& path, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Entry& e : entries_)
+    if (e.model->path == path) e.charged -= std::min(bytes, e.charged);
 }
 
 void ModelRegistry::evict_for(size_t need) {
@@ -149,9 +170,7 @@ size_t ModelRegistry::budget() const {
 
 size_t ModelRegistry::used_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t u = 0;
-  for (const Entry& e : entries_) u += e.model->bytes;
-  return u;
+  return used();
 }
 
 bool ModelRegistry::is_loaded(const std::string& path) const {

@@ -2,8 +2,9 @@
 // stays loaded while any lease lives, and is "in use". Loading a model that does not fit the
 // budget first unloads idle models (no lease outside the registry), least recently used
 // first; a model in use is never unloaded. If it still does not fit, acquire() fails with
-// Status::kOutOfMemory naming the sizes. A model's size is its file size (the mapped weights);
-// KV caches and scratch belong to sessions and are not counted.
+// Status::kOutOfMemory naming the sizes. A model's size is its file size (the mapped weights)
+// plus what its holders charge() for states they keep only for reuse (the runtime's prompt
+// cache); KV caches and scratch of sessions are not counted.
 //
 // Some leases are only cached, not in use: a runtime keeps its stateless-request session (and
 // so its lease) between requests. Such holders register a releaser. When a load (or a lower
@@ -58,6 +59,12 @@ class ModelRegistry {
   bool is_loaded(const std::string& path) const;
   std::vector<std::string> loaded_paths() const;  // most recently used first
 
+  // Counts `bytes` more against the budget as the model's (loaded, at path): kept for reuse,
+  // so never by unloading anything. False, counting nothing, when they do not fit. The
+  // holder gives them back with discharge() (also from its releaser).
+  bool charge(const std::string& path, size_t bytes);
+  void discharge(const std::string& path, size_t bytes);
+
   // Registers fn, which drops the idle leases its owner caches on the model at path (and
   // leaves leases in use alone). fn runs on the thread that loads or sets the budget, without
   // the registry's lock; it must not wait for work in progress. Returns a handle.
@@ -69,11 +76,14 @@ class ModelRegistry {
   struct Entry {
     std::shared_ptr<const LoadedModel> model;
     uint64_t last_use = 0;
+    size_t charged = 0;  // charge()d by its holders
+    size_t bytes() const { return model->bytes + charged; }
   };
   // Evicts idle models, LRU first, until used + need <= budget. Caller holds mu_.
   void evict_for(size_t need);
   static bool idle(const Entry& e) { return e.model.use_count() == 1; }
   bool fits(size_t need) const;                     // caller holds mu_
+  size_t used() const;                              // caller holds mu_
   std::vector<std::string> busy_paths_lru() const;  // caller holds mu_
   // Calls the releasers of the models at paths, in order. Caller holds no registry lock.
   void release_idle(const std::vector<std::string>& paths);

@@ -96,6 +96,9 @@ Runtime::Runtime(RuntimeOptions opt)
                            std::to_string(opt_.session.n_ubatch) + ", " +
                            std::to_string(opt_.session.n_threads) + ")");
   registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+  prompt_cache_ = std::make_unique<PromptCache>(
+      opt_.prompt_cache_options, [this](size_t b) { return registry_->charge(opt_.model_path, b); },
+      [this](size_t b) { registry_->discharge(opt_.model_path, b); });
   releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
   try {
     worker_ = std::thread([this] {
@@ -270,17 +273,19 @@ void Runtime::worker_loop() {
       if (breaker_.is_open() && job->kind == Job::Kind::kGenerate) {
         refuse = true;
         refuse_reason = breaker_.open_reason();
-      } else if (job->kind == Job::Kind::kGenerate && !job->session) {
+      } else if (!job->session) {
         job->uses_scratch = scratch_busy_ = true;
       }
     }
     if (job->kind == Job::Kind::kControl) {
       try {
-        job->control(*job->session);
+        std::shared_ptr<Session> s = job->session ? job->session : stateless_session(*job);
+        job->control(*s);
       } catch (...) {
         job->control_error = std::current_exception();
       }
       std::lock_guard<std::mutex> lock(mu_);
+      if (job->uses_scratch) scratch_busy_ = false;
       job->state = Job::State::kFinished;
     } else if (refuse) {
       Event ev;
@@ -304,6 +309,7 @@ void Runtime::worker_loop() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   scratch_.reset();
+  prompt_cache_->clear();
 }
 
 Event Runtime::run_generate(Job& job, std::string& error_text) {
@@ -323,27 +329,11 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
   size_t turn_start = 0;
   try {
     if (!s) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        scratch = scratch_;
-      }
-      if (!scratch) {
-        std::shared_ptr<const LoadedModel> lease;
-        try {
-          lease = registry_->acquire(opt_.model_path);
-        } catch (const RuntimeError& e) {
-          job.over_budget = e.status() == Status::kOutOfMemory;
-          throw;
-        }
-        scratch = std::make_shared<Session>(std::move(lease), opt_.session);
-        std::lock_guard<std::mutex> lock(mu_);
-        scratch_ = scratch;
-      }
+      scratch = stateless_session(job);
       s = scratch.get();
-      s->clear();
     }
     turn_start = s->tokens().size();
-    generate(job, *s, done);
+    generate(job, *s, !job.session, done);
     return done;
   } catch (const RuntimeError& e) {
     if (s) s->rollback(turn_start);
@@ -360,15 +350,40 @@ Event Runtime::run_generate(Job& job, std::string& error_text) {
   }
 }
 
+std::shared_ptr<Session> Runtime::stateless_session(Job& job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (scratch_) return scratch_;
+  }
+  std::shared_ptr<const LoadedModel> lease;
+  try {
+    lease = registry_->acquire(opt_.model_path);
+  } catch (const RuntimeError& e) {
+    job.over_budget = e.status() == Status::kOutOfMemory;
+    throw;
+  }
+  auto scratch = std::make_shared<Session>(std::move(lease), opt_.session);
+  std::lock_guard<std::mutex> lock(mu_);
+  scratch_ = scratch;
+  return scratch;
+}
+
 // One request through the session's turn, which runs the generation loop
 // (engine/generate.h); this only turns its callbacks and result into events and stats.
-void Runtime::generate(Job& job, Session& s, Event& done) {
+void Runtime::generate(Job& job, Session& s, bool stateless, Event& done) {
   const RequestParams& p = job.params;
   RequestStats& st = done.stats;
   st.queue_ms = ms_between(job.submitted, Clock::now());
 
-  // Everything that can fail on input is checked before any work.
-  const std::vector<int32_t> fresh = s.prepare_turn(p, p.max_tokens);
+  // Everything that can fail on input is checked before any work. A stateless request starts
+  // a new conversation on the cached session, reusing what it can of an earlier prompt.
+  std::vector<int32_t> fresh;
+  if (stateless) {
+    PromptCache* cache = opt_.prompt_cache && p.cache_prompt ? prompt_cache_.get() : nullptr;
+    st.cached_tokens = static_cast<int32_t>(s.begin_stateless_turn(p, p.max_tokens, cache));
+  } else {
+    fresh = s.prepare_turn(p, p.max_tokens);
+  }
   Event ev;
   ev.id = job.id;
   ev.type = EventType::kProcessing;
@@ -404,10 +419,12 @@ void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
-    auto it = sessions_.find(id);
-    if (it == sessions_.end())
-      throw RuntimeError(Status::kInvalidArgument, "unknown session " + std::to_string(id));
-    job->session = it->second.session;
+    if (id != 0) {  // 0: the stateless requests' session
+      auto it = sessions_.find(id);
+      if (it == sessions_.end())
+        throw RuntimeError(Status::kInvalidArgument, "unknown session " + std::to_string(id));
+      job->session = it->second.session;
+    }
     queue_.push_back(job);
     work_cv_.notify_one();
     done_cv_.wait(lock, [&] { return job->state == Job::State::kFinished; });
@@ -467,10 +484,38 @@ SessionInfo Runtime::session_info(SessionId id) {
   return info;
 }
 
+void Runtime::save_prefix(const RequestParams& p, const std::string& path) {
+  if (auto problem = check_request(p))
+    throw RuntimeError(Status::kInvalidArgument, problem->message);
+  run_control(0, [&](Session& s) {
+    PromptCache* cache = opt_.prompt_cache ? prompt_cache_.get() : nullptr;
+    s.begin_stateless_turn(p, 0, cache);
+    s.evaluate_pending();
+    const LoadedModel& m = s.model();
+    save_state_file(s.kv_cache(), {m.model->config, m.identity, m.path}, s.kv_tokens(), {},
+                    /*whole_window=*/true, path);
+  });
+}
+
+int64_t Runtime::load_prefix(const std::string& path, const RequestParams* expect) {
+  if (expect)
+    if (auto problem = check_request(*expect))
+      throw RuntimeError(Status::kInvalidArgument, problem->message);
+  int64_t n = 0;
+  run_control(0, [&](Session& s) {
+    if (opt_.prompt_cache) prompt_cache_->stash(s);  // the live state stays reusable
+    s.load_prefix_file(path, expect);
+    n = s.n_past();
+  });
+  return n;
+}
+
 void Runtime::release_idle_scratch() {
   std::shared_ptr<Session> doomed;  // destroyed outside the lock (joins its threads)
   std::lock_guard<std::mutex> lock(mu_);
-  if (!scratch_busy_) doomed = std::move(scratch_);
+  if (scratch_busy_) return;
+  doomed = std::move(scratch_);
+  prompt_cache_->clear();
 }
 
 bool Runtime::failed() const {
@@ -504,6 +549,8 @@ RuntimeMemory Runtime::memory() const {
     m.kv_bytes += scratch_->forward().kv_bytes();
     m.scratch_bytes += scratch_->forward().scratch_bytes();
   }
+  m.prompt_cache_bytes = prompt_cache_->bytes();
+  m.prompt_cache_states = prompt_cache_->states();
   for (const auto& path : registry_->loaded_paths())
     if (path == opt_.model_path) m.model_bytes = std::filesystem::file_size(path);
   return m;

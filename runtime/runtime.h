@@ -26,10 +26,16 @@
 // until done. A turn that does not fit (conversation + new tokens + max_tokens > n_ctx)
 // fails before any work with Status::kContextFull.
 //
+// Prompt cache: a stateless request reuses the KV of the longest prefix of its prompt that
+// the cached session, or one of the states saved from it, holds, and evaluates only the rest
+// (runtime/prompt_cache.h; RequestParams::cache_prompt, RequestStats::cached_tokens). The
+// saved states are charged to the model in the registry's budget.
+//
 // Memory: stateless requests run on a cached session (its KV cache is reused between them),
 // which holds a lease on the model. It is idle from the moment the request's terminal event
 // is about to be delivered; the registry may then release it to make room for another model
-// (ModelRegistry::add_releaser), and the next stateless request allocates it again.
+// (ModelRegistry::add_releaser), with the prompt cache's saved states, and the next
+// stateless request allocates it again.
 //
 // Faults: an exception inside a request fails only that request (error event). After
 // max_consecutive_failures failed requests in a row, the runtime enters a failed state:
@@ -52,6 +58,7 @@
 
 #include "runtime/circuit_breaker.h"
 #include "runtime/model_registry.h"
+#include "runtime/prompt_cache.h"
 #include "runtime/runtime_types.h"
 #include "runtime/session.h"
 
@@ -64,6 +71,10 @@ struct RuntimeOptions {
   // Where the model is loaded; shared registries enforce one memory budget across runtimes.
   // Null: a private registry without a budget.
   std::shared_ptr<ModelRegistry> registry;
+  // Saved KV states of stateless requests besides the live one (runtime/prompt_cache.h).
+  // prompt_cache = false: stateless requests never reuse a prefix.
+  bool prompt_cache = true;
+  PromptCacheOptions prompt_cache_options;
 };
 
 struct SessionInfo {
@@ -74,9 +85,11 @@ struct SessionInfo {
 };
 
 struct RuntimeMemory {
-  size_t model_bytes = 0;    // this runtime's model (mapped weights), 0 when not loaded
-  size_t kv_bytes = 0;       // KV caches of live sessions
-  size_t scratch_bytes = 0;  // forward-pass scratch of live sessions
+  size_t model_bytes = 0;         // this runtime's model (mapped weights), 0 when not loaded
+  size_t kv_bytes = 0;            // KV caches of live sessions
+  size_t scratch_bytes = 0;       // forward-pass scratch of live sessions
+  size_t prompt_cache_bytes = 0;  // saved prompt-cache states (also in the registry's budget)
+  size_t prompt_cache_states = 0;
 };
 
 class Runtime {
@@ -110,6 +123,17 @@ class Runtime {
   void restore_session(SessionId id, const std::string& path);
   SessionInfo session_info(SessionId id);
 
+  // A persistent prompt prefix (a long system prompt, a few-shot preamble): save_prefix()
+  // evaluates p's prompt as a stateless request would (chat messages formatted, nothing
+  // generated) and writes its tokens and KV to path (the session-file format, sliding-window
+  // layers whole). load_prefix() reads such a file into the stateless requests' session, so
+  // the next stateless requests whose prompts start with its tokens evaluate only the rest.
+  // Throws RuntimeError: kIo (cannot read / corrupt), kSessionMismatch (another model, more
+  // than the context, or, with expect, other tokens than expect's prompt). Returns the
+  // prefix's length. Both run on the worker in queue order and block the caller.
+  void save_prefix(const RequestParams& p, const std::string& path);
+  int64_t load_prefix(const std::string& path, const RequestParams* expect = nullptr);
+
   bool failed() const;
   std::string failed_reason() const;  // "" when not failed
   void reset_failed_state();
@@ -131,11 +155,15 @@ class Runtime {
   void worker_loop();
   // Runs a request to its terminal event; an error event's text is stored in error_text.
   Event run_generate(Job& job, std::string& error_text);
-  void generate(Job& job, Session& s, Event& done);
+  void generate(Job& job, Session& s, bool stateless, Event& done);
   // Delivers the terminal event and retires the job (wakes wait()).
   void finish(const std::shared_ptr<Job>& job, const Event& ev, bool counts_for_breaker);
   void emit(Job& job, const Event& ev);
+  // Runs fn on session id (0: the stateless requests' session) on the worker, in queue order.
   void run_control(SessionId id, std::function<void(Session&)> fn);
+  // The stateless requests' session, created (a lease on the model) when there is none.
+  // Worker only, while job uses it (scratch_busy_).
+  std::shared_ptr<Session> stateless_session(Job& job);
   void check_not_worker(const char* what) const;
   // The registry's releaser: drops scratch_ unless a stateless request is running on it.
   void release_idle_scratch();
@@ -159,6 +187,9 @@ class Runtime {
   // request runs on it) only the worker uses it and nobody releases it.
   std::shared_ptr<Session> scratch_;
   bool scratch_busy_ = false;
+  // States saved from scratch_ for later stateless requests: used only by the worker while
+  // scratch_busy_, cleared with scratch_.
+  std::unique_ptr<PromptCache> prompt_cache_;
   uint64_t releaser_ = 0;  // our registration with the registry
   std::thread worker_;
   std::atomic<std::thread::id> worker_id_{};

@@ -59,6 +59,9 @@ struct RequestParams : GenerateParams {
   std::vector<ChatMessage> messages;
   SamplerParams sampling;  // engine/sampler.h; seed 0 is a fixed seed like any other
   OutputFormat format;     // engine/grammar_constraint.h: grammar, JSON schema or JSON mode
+  // Stateless requests: reuse the KV of the longest prefix of the prompt that an earlier
+  // request left (runtime/prompt_cache.h); false evaluates the whole prompt.
+  bool cache_prompt = true;
 };
 
 enum class EventType : int { kQueued = 0, kProcessing = 1, kToken = 2, kDone = 3, kError = 4 };
@@ -76,6 +79,7 @@ constexpr bool is_truncation(FinishReason r) {
 
 struct RequestStats {
   int32_t prompt_tokens = 0;          // tokens evaluated for this turn (new tokens only)
+  int32_t cached_tokens = 0;          // stateless: prompt tokens whose KV was reused, not evaluated
   int32_t completion_tokens = 0;      // tokens generated
   double time_to_first_token_ms = 0;  // from prompt evaluation start to the first token
   double prefill_tokens_per_s = 0;

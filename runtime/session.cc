@@ -5,6 +5,9 @@
 #include <new>
 #include <span>
 
+#include "runtime/prompt_cache.h"
+#include "runtime/session_file.h"
+
 namespace hpl {
 
 namespace {
@@ -115,9 +118,7 @@ std::vector<int32_t> Session::turn_tokens(const RequestParams& p) const {
   return turn_tokens_after(exchanges_, tokens_.empty(), p);
 }
 
-std::vector<int32_t> Session::prepare_turn(const RequestParams& p, int64_t reserve) const {
-  const std::vector<int32_t> fresh = turn_tokens(p);
-  const int64_t have = static_cast<int64_t>(tokens_.size());
+void Session::check_turn(int64_t have, const std::vector<int32_t>& fresh, int64_t reserve) const {
   const int64_t n_new = static_cast<int64_t>(fresh.size());
   const int64_t need = have + n_new + reserve;
   if (need > n_ctx())
@@ -126,13 +127,69 @@ std::vector<int32_t> Session::prepare_turn(const RequestParams& p, int64_t reser
                            std::to_string(have) + " in the conversation + " +
                            std::to_string(n_new) + " new + " + std::to_string(reserve) +
                            " for the reply), have " + std::to_string(n_ctx()));
-  if (have + n_new == n_past())
-    throw RuntimeError(Status::kInvalidArgument, "the prompt encodes to no tokens");
   for (int32_t t : fresh)
     if (t < 0 || t >= fwd_->n_vocab())
       throw RuntimeError(Status::kInvalidArgument,
                          "token id " + std::to_string(t) + " out of the model's range");
+}
+
+std::vector<int32_t> Session::prepare_turn(const RequestParams& p, int64_t reserve) const {
+  const std::vector<int32_t> fresh = turn_tokens(p);
+  const int64_t have = static_cast<int64_t>(tokens_.size());
+  check_turn(have, fresh, reserve);
+  if (have + static_cast<int64_t>(fresh.size()) == n_past())
+    throw RuntimeError(Status::kInvalidArgument, "the prompt encodes to no tokens");
   return fresh;
+}
+
+int64_t Session::begin_stateless_turn(const RequestParams& p, int64_t reserve, PromptCache* cache) {
+  std::vector<int32_t> toks = turn_tokens_after({}, true, p);
+  check_turn(0, toks, reserve);
+  if (toks.empty()) throw RuntimeError(Status::kInvalidArgument, "the prompt encodes to no tokens");
+  const int64_t max_keep = cache ? static_cast<int64_t>(toks.size()) - 1 : 0;
+  if (cache) cache->select(*this, toks);
+  return start_conversation(std::move(toks), {}, max_keep);
+}
+
+void Session::evaluate_pending() {
+  const int64_t n = n_pending();
+  if (n > 0) fwd_->eval(tokens_.data() + n_past(), n, nullptr);
+}
+
+void Session::load_prefix_file(const std::string& path, const RequestParams* expect) {
+  const LoadedModel& m = *model_;
+  StateFileContent c = load_state_file(fwd_->cache(), {m.model->config, m.identity, m.path}, path);
+  tokens_ = std::move(c.tokens);
+  exchanges_.clear();
+  if (n_past() != static_cast<int64_t>(tokens_.size()))
+    tokens_.resize(static_cast<size_t>(n_past()));
+  if (!expect) return;
+  const std::vector<int32_t> want = turn_tokens_after({}, true, *expect);
+  const size_t n = tokens_.size();
+  const size_t same = static_cast<size_t>(
+      std::mismatch(tokens_.begin(), tokens_.end(), want.begin(),
+                    want.begin() + static_cast<std::ptrdiff_t>(std::min(n, want.size())))
+          .first -
+      tokens_.begin());
+  if (same < n || n == 0) {
+    clear();
+    throw RuntimeError(Status::kSessionMismatch,
+                       path + ": the prefix file holds " + std::to_string(n) +
+                           " tokens that are not the start of this prompt's " +
+                           std::to_string(want.size()) + " (they differ from token " +
+                           std::to_string(same) + " on): save it again");
+  }
+}
+
+int64_t Session::start_conversation(std::vector<int32_t> toks, std::vector<Exchange> ex,
+                                    int64_t max_keep) {
+  const KvCache& kv = fwd_->cache();
+  const int64_t keep =
+      reusable_prefix(kv.layout(), kv.first_positions(), kv_tokens(), toks, max_keep);
+  fwd_->truncate(keep);  // keep == 0 forgets everything
+  tokens_ = std::move(toks);
+  exchanges_ = std::move(ex);
+  return keep;
 }
 
 GenerateResult Session::run_turn(const RequestParams& p, const std::vector<int32_t>& fresh,
@@ -235,9 +292,8 @@ std::vector<int32_t> Session::replay_tokens(const std::vector<Exchange>& ex) con
 void Session::keep_last_exchanges(int k) {
   std::vector<Exchange> kept = last_exchanges(k);
   std::vector<int32_t> toks = replay_tokens(kept);
-  clear();
-  tokens_ = std::move(toks);
-  exchanges_ = std::move(kept);
+  const auto n = static_cast<int64_t>(toks.size());
+  start_conversation(std::move(toks), std::move(kept), n);
 }
 
 int Session::restart_to_fit(RequestParams& p, int max_keep, int64_t reserve) {
@@ -257,9 +313,8 @@ int Session::restart_to_fit(RequestParams& p, int max_keep, int64_t reserve) {
     if (n + reserve <= n_ctx() || keep == 0) break;
   }
   if (n > n_ctx() - 1) return -1;
-  clear();
-  tokens_ = std::move(toks);
-  exchanges_ = std::move(kept);
+  const auto n_toks = static_cast<int64_t>(toks.size());
+  start_conversation(std::move(toks), std::move(kept), n_toks);
   p = std::move(q);
   return keep;
 }

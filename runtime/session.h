@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 #include "runtime/runtime_types.h"
 
 namespace hpl {
+
+class PromptCache;
 
 // The forward pass's options (engine/forward.h: context, micro-batch, threads, with their
 // defaults) plus the chat format.
@@ -72,6 +75,21 @@ class Session {
   // reply), have M" when C + T + reserve > n_ctx; kInvalidArgument when nothing is left to
   // evaluate or a token id is out of the model's range.
   std::vector<int32_t> prepare_turn(const RequestParams& p, int64_t reserve) const;
+  // A stateless turn: p as the first turn of a new conversation, checked like prepare_turn.
+  // The KV of the prompt's longest usable prefix (all but its last token at most) is kept:
+  // from this session's own cache, or from `cache` when it holds a better state
+  // (runtime/prompt_cache.h); null: nothing is reused. The prompt is then the conversation's
+  // pending tokens: run_turn(p, {}) evaluates only what follows the prefix. Returns the
+  // prompt tokens reused.
+  int64_t begin_stateless_turn(const RequestParams& p, int64_t reserve, PromptCache* cache);
+  // Evaluates the pending tokens (no logits): afterwards they are all in the KV cache.
+  void evaluate_pending();
+  // Replaces the conversation with a prefix file's tokens and KV (runtime/session_file.h; no
+  // exchanges: the next stateless turn or first chat turn reuses what it shares). With
+  // expect, the file's tokens must be the first turn tokens of expect's prompt minus at most
+  // its last (kSessionMismatch naming the first difference otherwise; the session is then
+  // empty).
+  void load_prefix_file(const std::string& path, const RequestParams* expect);
   // Runs a prepared turn through the generation loop (engine/generate.h): the pending tokens
   // and `fresh` are evaluated, then the reply generated with p's sampling, max_tokens (< 0:
   // no limit) and stop strings (a chat turn also stops at the template's end-of-turn text).
@@ -81,7 +99,8 @@ class Session {
                           const TextFn& on_text, const StopFn& should_stop = {});
   // Makes room for turn p when it does not fit: restarts the conversation with the most of
   // its last max_keep exchanges that leave `reserve` tokens free (else none). The opening
-  // system message is carried (into p when no exchange is kept). Returns the number kept, or
+  // system message is carried (into p when no exchange is kept); the KV of the shared prefix
+  // is kept as by keep_last_exchanges. Returns the number kept, or
   // -1, changing nothing, when even alone the turn leaves no room for one reply token.
   int restart_to_fit(RequestParams& p, int max_keep, int64_t reserve);
 
@@ -90,10 +109,15 @@ class Session {
   // Rolls the conversation back to n_tokens tokens (cache too). For undoing a failed turn.
   void rollback(size_t n_tokens);
   // Replaces the conversation with its last k exchanges (and the opening system message),
-  // re-tokenized; they are evaluated at the next turn. k <= 0 is clear().
+  // re-tokenized; the KV of the prefix they share with the old conversation (BOS, the system
+  // message) is kept, the rest is evaluated at the next turn. k <= 0 is clear().
   void keep_last_exchanges(int k);
 
   KvCache& kv_cache() { return fwd_->cache(); }  // for save/restore
+  // The tokens whose K and V are in the cache: tokens()[0, n_past()).
+  std::span<const int32_t> kv_tokens() const {
+    return std::span<const int32_t>(tokens_).first(static_cast<size_t>(n_past()));
+  }
 
  private:
   std::string format_chat(const std::vector<ChatMessage>& msgs, bool add_assistant) const;
@@ -109,6 +133,12 @@ class Session {
   // open (a replay ends with the last reply's text; the next turn writes its end of turn).
   std::vector<Exchange> last_exchanges(int k) const;
   const ChatMessage* opening_system() const;  // null: the conversation opened without one
+  // Throws what prepare_turn documents for n_new tokens after `have`.
+  void check_turn(int64_t have, const std::vector<int32_t>& fresh, int64_t reserve) const;
+  // Replaces the conversation with `toks` (none evaluated yet) and `ex`, keeping the KV of
+  // their longest prefix the cache holds and can rewind to, at most max_keep tokens (the one
+  // place a KV state is reused for other tokens). Returns the tokens kept.
+  int64_t start_conversation(std::vector<int32_t> toks, std::vector<Exchange> ex, int64_t max_keep);
 
   std::shared_ptr<const LoadedModel> model_;
   SessionOptions opt_;

@@ -70,15 +70,16 @@ class Reader {
 
 }  // namespace
 
-void save_session_file(Session& s, const std::string& path) {
-  KvCache& kv = s.kv_cache();
-  const ModelConfig& cfg = s.model().model->config;
-  const int64_t n_past = s.n_past();
+void save_state_file(KvCache& kv, const LoadedModelInfo& m, std::span<const int32_t> tokens,
+                     const std::vector<Exchange>& exchanges, bool whole_window,
+                     const std::string& path) {
+  const ModelConfig& cfg = m.config;
+  const int64_t n_past = kv.n_past();
   Writer w;
   w.bytes(kMagic, sizeof kMagic);
   w.pod(kSessionFileVersion);
-  w.pod(uint32_t{0});
-  const ModelIdentity& id = s.model().identity;
+  w.pod(static_cast<uint32_t>(kv.type()));
+  const ModelIdentity& id = m.identity;
   w.pod(id.file_size);
   w.pod(id.hparams_hash);
   w.pod(id.tensors_hash);
@@ -86,10 +87,10 @@ void save_session_file(Session& s, const std::string& path) {
   w.pod(kv.kv_dim());
   w.pod(kv.n_ctx());
   w.pod(n_past);
-  w.pod(static_cast<int64_t>(s.tokens().size()));
-  w.bytes(s.tokens().data(), s.tokens().size() * sizeof(int32_t));
-  w.pod(static_cast<uint32_t>(s.exchanges().size()));
-  for (const Exchange& e : s.exchanges()) {
+  w.pod(static_cast<int64_t>(tokens.size()));
+  w.bytes(tokens.data(), tokens.size() * sizeof(int32_t));
+  w.pod(static_cast<uint32_t>(exchanges.size()));
+  for (const Exchange& e : exchanges) {
     w.str(e.prompt);
     w.pod(static_cast<uint32_t>(e.messages.size()));
     for (const ChatMessage& m : e.messages) {
@@ -99,9 +100,9 @@ void save_session_file(Session& s, const std::string& path) {
     w.str(e.response);
     w.pod(static_cast<uint8_t>(e.closed));
   }
-  const size_t row = static_cast<size_t>(kv.kv_dim()) * sizeof(f16_t);
+  const size_t row = kv.row_bytes();
   for (int64_t il = 0; il < cfg.n_layer; ++il) {
-    const int64_t first = kv.needed_from(il);
+    const int64_t first = whole_window ? kv.first_pos(il) : kv.needed_from(il);
     w.pod(first);
     for (int64_t p = first; p < n_past; ++p) w.bytes(kv.k(il, p), row);
     for (int64_t p = first; p < n_past; ++p) w.bytes(kv.v(il, p), row);
@@ -129,8 +130,7 @@ void save_session_file(Session& s, const std::string& path) {
 
 // long-function: the file's fields read and checked in file order, all into locals, so the
 // session is replaced only once everything has been validated.
-void load_session_file(Session& s, const std::string& path) {
-  KvCache& kv = s.kv_cache();
+StateFileContent load_state_file(KvCache& kv, const LoadedModelInfo& m, const std::string& path) {
   std::string data;
   {
     std::ifstream f(path, std::ios::binary);
@@ -148,7 +148,12 @@ void load_session_file(Session& s, const std::string& path) {
     throw RuntimeError(Status::kSessionMismatch,
                        path + ": session file version " + std::to_string(version) +
                            ", this build reads version " + std::to_string(kSessionFileVersion));
-  r.pod<uint32_t>("reserved");
+  const auto kv_type = r.pod<uint32_t>("KV cache type");
+  if (kv_type != static_cast<uint32_t>(kv.type()))
+    throw RuntimeError(Status::kSessionMismatch, path + ": session KV cache type is " +
+                                                     kv_type_name(static_cast<DType>(kv_type)) +
+                                                     ", this session's is " +
+                                                     kv_type_name(kv.type()));
   if (data.size() < r.pos() + sizeof(uint64_t))
     throw RuntimeError(Status::kIo, path + ": truncated session file (no checksum)");
   Fnv1a h;
@@ -160,11 +165,10 @@ void load_session_file(Session& s, const std::string& path) {
   id.file_size = r.pod<uint64_t>("model file size");
   id.hparams_hash = r.pod<uint64_t>("hparams hash");
   id.tensors_hash = r.pod<uint64_t>("tensors hash");
-  if (!(id == s.model().identity))
-    throw RuntimeError(Status::kSessionMismatch, path + ": session was saved from another model (" +
-                                                     to_string(id) + "); the loaded model " +
-                                                     s.model().path + " is (" +
-                                                     to_string(s.model().identity) + ")");
+  if (!(id == m.identity))
+    throw RuntimeError(Status::kSessionMismatch,
+                       path + ": session was saved from another model (" + to_string(id) +
+                           "); the loaded model " + m.path + " is (" + to_string(m.identity) + ")");
   if (h.value() != stored)
     throw RuntimeError(Status::kIo, path + ": session file checksum mismatch (corrupt file)");
   const auto n_layer = r.pod<int64_t>("n_layer");
@@ -172,7 +176,7 @@ void load_session_file(Session& s, const std::string& path) {
   r.pod<int64_t>("n_ctx");
   const auto n_past = r.pod<int64_t>("n_past");
   const auto n_tokens = r.pod<int64_t>("n_tokens");
-  const ModelConfig& cfg = s.model().model->config;
+  const ModelConfig& cfg = m.config;
   if (n_layer != cfg.n_layer || kv_dim != kv.kv_dim())
     throw RuntimeError(Status::kSessionMismatch, path + ": KV layout (" + std::to_string(n_layer) +
                                                      " layers x " + std::to_string(kv_dim) +
@@ -180,11 +184,11 @@ void load_session_file(Session& s, const std::string& path) {
   if (n_tokens < 0 || n_past < 0 || n_past > n_tokens)
     throw RuntimeError(Status::kIo, path + ": bad token counts (n_past " + std::to_string(n_past) +
                                         ", n_tokens " + std::to_string(n_tokens) + ")");
-  if (n_tokens > s.n_ctx())
+  if (n_tokens > kv.n_ctx())
     throw RuntimeError(Status::kSessionMismatch,
                        path + ": session holds " + std::to_string(n_tokens) +
                            " tokens, more than this session's context of " +
-                           std::to_string(s.n_ctx()));
+                           std::to_string(kv.n_ctx()));
   if (static_cast<uint64_t>(n_tokens) * sizeof(int32_t) > data.size())
     throw RuntimeError(Status::kIo, path + ": truncated session file (tokens)");
   std::vector<int32_t> tokens(static_cast<size_t>(n_tokens));
@@ -208,7 +212,7 @@ void load_session_file(Session& s, const std::string& path) {
     e.closed = r.pod<uint8_t>("closed flag") != 0;
     exchanges.push_back(std::move(e));
   }
-  const size_t row = static_cast<size_t>(kv_dim) * sizeof(f16_t);
+  const size_t row = kv.row_bytes();  // kv_dim == kv.kv_dim() and the type were checked
   // Per layer: the first position stored, which must cover what the next position attends to
   // and fit the layer's capacity in this session; then K and V of [first, n_past).
   std::vector<int64_t> firsts;
@@ -237,7 +241,7 @@ void load_session_file(Session& s, const std::string& path) {
                                         std::to_string(data.size() - r.pos() - sizeof(uint64_t)) +
                                         " bytes, expected " + std::to_string(kv_bytes));
   // Everything is validated: apply.
-  s.clear();
+  kv.clear();
   for (int64_t il = 0; il < n_layer; ++il) {
     const int64_t first = firsts[static_cast<size_t>(il)];
     r.pod<int64_t>("layer first position");
@@ -246,8 +250,23 @@ void load_session_file(Session& s, const std::string& path) {
     for (int64_t p = first; p < n_past; ++p) r.bytes(kv.v(il, p), row, "V");
   }
   kv.set_n_past(n_past);
-  s.tokens() = std::move(tokens);
-  s.exchanges() = std::move(exchanges);
+  return {std::move(tokens), std::move(exchanges)};
+}
+
+namespace {
+LoadedModelInfo info_of(const Session& s) {
+  return {s.model().model->config, s.model().identity, s.model().path};
+}
+}  // namespace
+
+void save_session_file(Session& s, const std::string& path) {
+  save_state_file(s.kv_cache(), info_of(s), s.tokens(), s.exchanges(), false, path);
+}
+
+void load_session_file(Session& s, const std::string& path) {
+  StateFileContent c = load_state_file(s.kv_cache(), info_of(s), path);
+  s.tokens() = std::move(c.tokens);
+  s.exchanges() = std::move(c.exchanges);
 }
 
 }  // namespace hpl

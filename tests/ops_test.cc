@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "kernel/kv_store.h"
 #include "kernel/ops.h"
+#include "kernel/quant.h"
 #include "kernel/thread_pool.h"
 
 namespace hpl::kernel {
@@ -471,20 +473,30 @@ struct AttnCase {
 const AttnCase kAttnCases[] = {{4, 4, 64}, {8, 2, 64},  {4, 1, 256}, {3, 1, 12},  {2, 1, 80},
                                {6, 3, 7},  {2, 2, 128}, {4, 2, 40},  {16, 2, 64}, {12, 1, 32}};
 
+// The K/V row types attention reads; the quantized ones need head_dim % 32 == 0.
+constexpr DType kKvTypes[] = {DType::F16, DType::F32, DType::Q8_0, DType::Q4_0};
+bool kv_type_fits(DType t, AttnCase c) {
+  return c.head_dim % type_traits(t).block_elems == 0;
+}
+
 struct AttnData {
   AttnParams p;
   int64_t n_ctx;  // positions in the cache
   std::vector<float> q;
-  std::vector<f16_t> k, v;
+  std::vector<uint8_t> k, v;  // (n_ctx, kv_stride) in p.kv_type
+  std::vector<float> kd, vd;  // the same, dequantized by kernel::dequantize_row
 };
 
-AttnData make_attn(std::mt19937& rng, AttnCase c, int64_t n_tok, int64_t pos0, int64_t window) {
+AttnData make_attn(std::mt19937& rng, AttnCase c, int64_t n_tok, int64_t pos0, int64_t window,
+                   DType kv_type = DType::F16) {
   AttnData a;
   a.p.n_heads = c.n_heads;
   a.p.n_kv_heads = c.n_kv_heads;
   a.p.head_dim = c.head_dim;
   a.p.q_stride = c.n_heads * c.head_dim + 3;  // padded rows: strides are honoured
-  a.p.kv_stride = c.n_kv_heads * c.head_dim + 5;
+  const int64_t blk = type_traits(kv_type).block_elems;
+  a.p.kv_stride = c.n_kv_heads * c.head_dim + (blk > 1 ? blk : 5);
+  a.p.kv_type = kv_type;
   a.p.out_stride = c.n_heads * c.head_dim + 2;
   a.p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   a.p.window = window;
@@ -492,15 +504,24 @@ AttnData make_attn(std::mt19937& rng, AttnCase c, int64_t n_tok, int64_t pos0, i
   a.q = random_vec(rng, n_tok * a.p.q_stride, -2.0f, 2.0f);
   auto kf = random_vec(rng, a.n_ctx * a.p.kv_stride, -2.0f, 2.0f);
   auto vf = random_vec(rng, a.n_ctx * a.p.kv_stride, -1.0f, 1.0f);
-  a.k.resize(kf.size());
-  a.v.resize(vf.size());
-  ref::fp32_to_fp16_row(kf.data(), a.k.data(), kf.size());
-  ref::fp32_to_fp16_row(vf.data(), a.v.data(), vf.size());
+  const size_t row = row_bytes(kv_type, a.p.kv_stride);
+  a.k.resize(a.n_ctx * row);
+  a.v.resize(a.n_ctx * row);
+  a.kd.resize(kf.size());
+  a.vd.resize(vf.size());
+  for (int64_t j = 0; j < a.n_ctx; ++j) {
+    const int64_t e = j * a.p.kv_stride;
+    kv_store_row(kv_type, kf.data() + e, a.k.data() + j * row, a.p.kv_stride);
+    kv_store_row(kv_type, vf.data() + e, a.v.data() + j * row, a.p.kv_stride);
+    dequantize_row(kv_type, a.k.data() + j * row, a.kd.data() + e, a.p.kv_stride);
+    dequantize_row(kv_type, a.v.data() + j * row, a.vd.data() + e, a.p.kv_stride);
+  }
   return a;
 }
 
-std::string attn_what(const char* isa, AttnCase c, int64_t n_tok, int64_t pos0, int64_t window) {
-  return std::string(isa) + " heads=" + std::to_string(c.n_heads) + "/" +
+std::string attn_what(const char* isa, AttnCase c, int64_t n_tok, int64_t pos0, int64_t window,
+                      DType t = DType::F16) {
+  return std::string(isa) + " " + type_name(t) + " heads=" + std::to_string(c.n_heads) + "/" +
          std::to_string(c.n_kv_heads) + " hd=" + std::to_string(c.head_dim) +
          " n_tok=" + std::to_string(n_tok) + " pos0=" + std::to_string(pos0) +
          " window=" + std::to_string(window);
@@ -510,20 +531,24 @@ TEST(Ops, AttentionMatchesRef) {
   std::mt19937 rng(10);
   const float kPad = 12345.0f;  // out padding must stay untouched
   for (const OpSet& s : simd_sets()) {
-    for (AttnCase c : kAttnCases) {
-      for (int64_t n_tok : {1, 5, 17}) {
-        for (int64_t pos0 : {0, 1, 37, 300}) {
-          for (int64_t window : {0, 1, 4, 64}) {
-            AttnData a = make_attn(rng, c, n_tok, pos0, window);
-            std::vector<float> want(n_tok * a.p.out_stride, kPad), got = want;
-            std::vector<float> scratch(a.n_ctx);
-            ref::attention(a.p, a.q.data(), a.k.data(), a.v.data(), want.data(), n_tok, pos0, 0,
-                           c.n_heads, scratch.data());
-            s.attention(a.p, a.q.data(), a.k.data(), a.v.data(), got.data(), n_tok, pos0, 0,
-                        c.n_heads, scratch.data());
-            // tolerance: 1e-5 abs on |v| <= 1 (float dots and sums, polynomial exp vs double)
-            expect_close(got.data(), want.data(), got.size(), 1e-5, 0.0,
-                         attn_what(s.name, c, n_tok, pos0, window));
+    for (DType t : kKvTypes) {
+      for (AttnCase c : kAttnCases) {
+        if (!kv_type_fits(t, c)) continue;
+        for (int64_t n_tok : {1, 5, 17}) {
+          for (int64_t pos0 : {0, 1, 37, 300}) {
+            for (int64_t window : {0, 1, 4, 64}) {
+              AttnData a = make_attn(rng, c, n_tok, pos0, window, t);
+              std::vector<float> want(n_tok * a.p.out_stride, kPad), got = want;
+              std::vector<float> scratch(a.n_ctx);
+              ref::attention(a.p, a.q.data(), a.k.data(), a.v.data(), want.data(), n_tok, pos0, 0,
+                             c.n_heads, scratch.data());
+              s.attention(a.p, a.q.data(), a.k.data(), a.v.data(), got.data(), n_tok, pos0, 0,
+                          c.n_heads, scratch.data());
+              // tolerance: 1e-5 abs on |v| <= 1 (float dots and sums, polynomial exp vs
+              // double; the bodies read the same K/V values, whatever their type)
+              expect_close(got.data(), want.data(), got.size(), 1e-5, 0.0,
+                           attn_what(s.name, c, n_tok, pos0, window, t));
+            }
           }
         }
       }
@@ -548,7 +573,7 @@ std::vector<double> naive_attention(const AttnData& a, int64_t n_tok, int64_t po
         double dot = 0.0;
         for (int64_t d = 0; d < p.head_dim; ++d)
           dot += static_cast<double>(a.q[t * p.q_stride + h * p.head_dim + d]) *
-                 fp16_to_fp32(a.k[j * p.kv_stride + g * p.head_dim + d]);
+                 a.kd[j * p.kv_stride + g * p.head_dim + d];
         w[j] = dot * p.scale;
         mx = std::max(mx, w[j]);
       }
@@ -560,7 +585,7 @@ std::vector<double> naive_attention(const AttnData& a, int64_t n_tok, int64_t po
       for (int64_t d = 0; d < p.head_dim; ++d) {
         double acc = 0.0;
         for (int64_t j = 0; j < a.n_ctx; ++j)
-          acc += w[j] * fp16_to_fp32(a.v[j * p.kv_stride + g * p.head_dim + d]);
+          acc += w[j] * a.vd[j * p.kv_stride + g * p.head_dim + d];
         out[t * p.out_stride + h * p.head_dim + d] = acc / den;
       }
     }
@@ -569,23 +594,56 @@ std::vector<double> naive_attention(const AttnData& a, int64_t n_tok, int64_t po
 }
 
 TEST(Ops, AttentionRefMatchesNaiveDouble) {
+  // The naive form reads K/V through kernel::dequantize_row, so this also checks how the
+  // bodies decode each K/V type.
   std::mt19937 rng(11);
-  for (AttnCase c : kAttnCases) {
-    for (int64_t n_tok : {1, 6}) {
-      for (int64_t pos0 : {0, 3, 50}) {
-        for (int64_t window : {0, 1, 5}) {
-          AttnData a = make_attn(rng, c, n_tok, pos0, window);
-          std::vector<float> got(n_tok * a.p.out_stride, 0.0f), scratch(a.n_ctx);
-          ref::attention(a.p, a.q.data(), a.k.data(), a.v.data(), got.data(), n_tok, pos0, 0,
-                         c.n_heads, scratch.data());
-          std::vector<double> want = naive_attention(a, n_tok, pos0);
-          // tolerance: 1e-6 abs (ref keeps scores and weights as float, the rest in double)
-          expect_close(got.data(), want.data(), got.size(), 1e-6, 0.0,
-                       attn_what("ref", c, n_tok, pos0, window));
+  for (DType t : kKvTypes) {
+    for (AttnCase c : kAttnCases) {
+      if (!kv_type_fits(t, c)) continue;
+      for (int64_t n_tok : {1, 6}) {
+        for (int64_t pos0 : {0, 3, 50}) {
+          for (int64_t window : {0, 1, 5}) {
+            AttnData a = make_attn(rng, c, n_tok, pos0, window, t);
+            std::vector<float> got(n_tok * a.p.out_stride, 0.0f), scratch(a.n_ctx);
+            ref::attention(a.p, a.q.data(), a.k.data(), a.v.data(), got.data(), n_tok, pos0, 0,
+                           c.n_heads, scratch.data());
+            std::vector<double> want = naive_attention(a, n_tok, pos0);
+            // tolerance: 1e-6 abs (ref keeps scores and weights as float, the rest in double)
+            expect_close(got.data(), want.data(), got.size(), 1e-6, 0.0,
+                         attn_what("ref", c, n_tok, pos0, window, t));
+          }
         }
       }
     }
   }
+}
+
+TEST(Ops, KvStoreRowRoundTrips) {
+  // Each K/V type keeps a row to its precision: f32 exactly, f16 to 2^-11 relative, q8_0 to
+  // half a step of max|x| / 127 per block, q4_0 to a step of max|x| / 8 (the value of
+  // opposite sign to the largest one clamps at 7 steps), plus the f16 rounding of the scale.
+  std::mt19937 rng(15);
+  const int64_t n = 256;
+  auto x = random_vec(rng, n, -3.0f, 3.0f);
+  for (DType t : kKvTypes) {
+    std::vector<uint8_t> y(row_bytes(t, n));
+    std::vector<float> back(n);
+    kv_store_row(t, x.data(), y.data(), n);
+    dequantize_row(t, y.data(), back.data(), n);
+    for (int64_t b = 0; b < n; b += 32) {
+      float amax = 0.0f;
+      for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const double tol = t == DType::F32    ? 0.0
+                         : t == DType::F16  ? amax / 2048.0
+                         : t == DType::Q8_0 ? 0.5 * amax / 127.0 + amax / 1024.0
+                                            : amax / 8.0 + amax / 1024.0;
+      for (int64_t i = b; i < b + 32; ++i)
+        ASSERT_LE(std::fabs(back[i] - x[i]), tol) << type_name(t) << " i=" << i;
+    }
+  }
+  std::vector<uint8_t> y(1024);
+  EXPECT_THROW(kv_store_row(DType::Q8_0, x.data(), y.data(), 40), std::invalid_argument);
+  EXPECT_THROW(kv_store_row(DType::Q4_K, x.data(), y.data(), 256), std::invalid_argument);
 }
 
 TEST(Ops, AttentionWindowOfOneCopiesOwnValue) {
@@ -601,7 +659,7 @@ TEST(Ops, AttentionWindowOfOneCopiesOwnValue) {
       for (int64_t h = 0; h < 4; ++h)
         for (int64_t d = 0; d < 16; ++d)
           ASSERT_EQ(out[t * a.p.out_stride + h * 16 + d],
-                    fp16_to_fp32(a.v[(10 + t) * a.p.kv_stride + (h / 2) * 16 + d]))
+                    a.vd[(10 + t) * a.p.kv_stride + (h / 2) * 16 + d])
               << s.name;
   }
 }
@@ -682,6 +740,19 @@ TEST(Ops, BadArgumentsThrow) {
     EXPECT_THROW(s.attention(p, x.data(), kv.data(), kv.data(), x.data(), 1, 0, 0, 6, w.data()),
                  std::invalid_argument)
         << s.name;
+    p.n_kv_heads = 6;
+    p.kv_stride = 48;
+    p.kv_type = DType::Q8_0;  // head_dim 8 is not a multiple of the 32-element block
+    EXPECT_THROW(s.attention(p, x.data(), kv.data(), kv.data(), x.data(), 1, 0, 0, 6, w.data()),
+                 std::invalid_argument)
+        << s.name;
+    p.kv_type = DType::Q4_K;  // not a K/V type
+    EXPECT_THROW(s.attention(p, x.data(), kv.data(), kv.data(), x.data(), 1, 0, 0, 6, w.data()),
+                 std::invalid_argument)
+        << s.name;
+    p.kv_type = DType::F16;
+    p.n_kv_heads = 4;
+    p.kv_stride = 32;
     p.n_kv_heads = 3;
     p.kv_stride = 24;
     EXPECT_THROW(s.attention(p, x.data(), kv.data(), kv.data(), x.data(), 1, 0, 4, 7, w.data()),

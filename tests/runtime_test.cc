@@ -278,12 +278,12 @@ TEST(RuntimeTest, ContextFullFailsBeforeWorkAndRestartKeepsLastExchanges) {
   rt.restart_session(s, 1);
   const SessionInfo restarted = rt.session_info(s);
   EXPECT_EQ(restarted.n_exchanges, 1);
-  EXPECT_EQ(restarted.n_past, 0);
+  EXPECT_EQ(restarted.n_past, 1);  // the KV of the prefix it shares (BOS) is kept
   EXPECT_LT(restarted.n_tokens, before.n_tokens);
   id = rt.submit(greedy(" Then the sun came out and the birds sang.", 12, s), rec.callback());
   ASSERT_TRUE(rt.wait(id));
   EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
-  EXPECT_GT(rec.log(id).terminal.stats.prompt_tokens, restarted.n_tokens);
+  EXPECT_GT(rec.log(id).terminal.stats.prompt_tokens, restarted.n_tokens - restarted.n_past);
 }
 
 // A session with no tokens and no exchanges saves and restores (found by the session-file
@@ -358,6 +358,46 @@ TEST(RuntimeTest, SaveRestoreGivesTheSameContinuation) {
   }
   EXPECT_THROW(rt2.restore_session(b, file), RuntimeError);
   EXPECT_THROW(rt2.restore_session(b, file + ".missing"), RuntimeError);
+  std::remove(file.c_str());
+}
+
+TEST(RuntimeTest, SessionFileKeepsTheKvCacheType) {
+  // An f32 K/V cache saves f32 rows: it resumes into an f32 session with the same
+  // continuation, and an f16 session refuses it by name (the rows would not fit).
+  const std::string file = temp_path("kvtype");
+  RuntimeOptions f32 = options();
+  f32.session.cache_type = DType::F32;
+  Runtime rt(f32);
+  Recorder rec;
+  const SessionId a = rt.create_session();
+  RequestId id = rt.submit(greedy("Once upon a time", 12, a), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  rt.save_session(a, file);
+  id = rt.submit(greedy(" One day,", 16, a), rec.callback());
+  ASSERT_TRUE(rt.wait(id));
+  const auto uninterrupted = rec.log(id);
+  ASSERT_EQ(uninterrupted.terminal.type, EventType::kDone);
+
+  Runtime rt2(f32);
+  Recorder rec2;
+  const SessionId b = rt2.create_session();
+  rt2.restore_session(b, file);
+  id = rt2.submit(greedy(" One day,", 16, b), rec2.callback());
+  ASSERT_TRUE(rt2.wait(id));
+  EXPECT_EQ(rec2.log(id).text, uninterrupted.text);
+
+  Runtime rt3(options());  // the default f16 cache
+  const SessionId c = rt3.create_session();
+  try {
+    rt3.restore_session(c, file);
+    ADD_FAILURE() << "an f32 session file was restored into an f16 cache";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kSessionMismatch);
+    EXPECT_NE(std::string(e.what()).find("KV cache type is f32, this session's is f16"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(rt3.session_info(c).n_tokens, 0);
   std::remove(file.c_str());
 }
 
@@ -698,9 +738,14 @@ TEST(SessionRestartTest, CarriesTheSystemMessageAndClosesReplayedTurns) {
   ASSERT_EQ(s.exchanges().size(), 2u);
   EXPECT_FALSE(s.exchanges().back().closed);  // ended at max_tokens
 
+  const std::vector<int32_t> old = s.tokens();
   s.keep_last_exchanges(1);
   ASSERT_EQ(s.exchanges().size(), 1u);
-  EXPECT_EQ(s.n_past(), 0);
+  // The replay opens like the old conversation (BOS, the system message): that prefix's KV is
+  // kept, the rest is evaluated at the next turn.
+  EXPECT_GT(s.n_past(), 3);
+  EXPECT_LT(s.n_past(), static_cast<int64_t>(s.tokens().size()));
+  EXPECT_TRUE(std::equal(s.kv_tokens().begin(), s.kv_tokens().end(), old.begin()));
   const Exchange& e = s.exchanges()[0];
   ASSERT_EQ(e.messages.size(), 2u);
   EXPECT_EQ(e.messages[0].role, "system");

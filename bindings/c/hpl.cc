@@ -13,9 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/memory_estimate.h"
-#include "kernel/cpu_topology.h"
 #include "runtime/runtime.h"
+#include "runtime/session_options.h"
 
 struct hpl_model {
   std::unique_ptr<hpl::Runtime> rt;
@@ -102,7 +101,36 @@ hpl_stats to_stats(const hpl::RequestStats& s) {
   c.prefill_ms = s.prefill_ms;
   c.decode_ms = s.decode_ms;
   c.sampling_ms = s.sampling_ms;
+  c.cached_tokens = s.cached_tokens;
   return c;
+}
+
+// The request of params (checked for NULL fields; ranges are checked by the runtime).
+hpl_status to_request(const hpl_request_params& params, const char* fn, hpl::RequestParams& p) {
+  HPL_REQUIRE(params.n_messages == 0 || params.messages,
+              std::string(fn) + ": n_messages > 0 but messages is NULL");
+  HPL_REQUIRE(params.n_stop_strings == 0 || params.stop_strings,
+              std::string(fn) + ": n_stop_strings > 0 but stop_strings is NULL");
+  if (params.prompt) p.prompt = params.prompt;
+  for (size_t i = 0; i < params.n_messages; ++i) {
+    const hpl_chat_message& m = params.messages[i];
+    if (!m.role || !m.content)
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string(fn) + ": message " + std::to_string(i) +
+                                                " has a NULL role or content");
+    p.messages.push_back({m.role, m.content});
+  }
+  for (size_t i = 0; i < params.n_stop_strings; ++i) {
+    if (!params.stop_strings[i])
+      return fail(HPL_ERR_INVALID_ARGUMENT,
+                  std::string(fn) + ": stop string " + std::to_string(i) + " is NULL");
+    p.stop_strings.emplace_back(params.stop_strings[i]);
+  }
+  p.sampling = to_sampling(params.sampler);
+  p.max_tokens = params.max_tokens;
+  p.cache_prompt = params.cache_prompt != 0;
+  if (params.grammar) p.format.grammar = params.grammar;
+  if (params.json_schema) p.format.json_schema = params.json_schema;
+  return HPL_OK;
 }
 
 }  // namespace
@@ -152,6 +180,14 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
   });
 }
 
+namespace {
+// The session options of checked params (cpus and cache_type parsed by the runtime).
+hpl::SessionOptions session_options(const hpl_model_params& p) {
+  return hpl::session_options_from_text(p.n_ctx, p.n_ubatch, p.n_threads, p.cpus ? p.cpus : "",
+                                        p.cache_type ? p.cache_type : "");
+}
+}  // namespace
+
 hpl_status hpl_model_params_init(hpl_model_params* p) {
   HPL_REQUIRE(p, "hpl_model_params_init: params is NULL");
   const hpl::SessionOptions d;  // the engine's defaults (ForwardOptions)
@@ -161,6 +197,7 @@ hpl_status hpl_model_params_init(hpl_model_params* p) {
   p->prefault = 0;
   p->max_consecutive_failures = 3;
   p->cpus = nullptr;
+  p->cache_type = nullptr;  // f16
   return ok();
 }
 
@@ -181,13 +218,10 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
   return guarded([&] {
     hpl::RuntimeOptions o;
     o.model_path = path;
-    o.session.n_ctx = p.n_ctx;
-    o.session.n_ubatch = p.n_ubatch;
-    o.session.n_threads = p.n_threads;
     try {
-      if (p.cpus && *p.cpus) o.session.cpus = hpl::kernel::parse_cpu_list(p.cpus);
-    } catch (const std::invalid_argument& e) {
-      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: cpus: ") + e.what());
+      o.session = session_options(p);
+    } catch (const hpl::RuntimeError& e) {
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: ") + e.what());
     }
     o.max_consecutive_failures = p.max_consecutive_failures;
     o.registry = registry();
@@ -200,7 +234,7 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
 }
 
 hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* params,
-                                   const char* cache_type, hpl_memory_estimate* out) {
+                                   hpl_memory_estimate* out) {
   HPL_REQUIRE(path, "hpl_memory_estimate_get: path is NULL");
   HPL_REQUIRE(out, "hpl_memory_estimate_get: out is NULL");
   *out = hpl_memory_estimate{};
@@ -209,28 +243,14 @@ hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* par
   if (params) p = *params;
   HPL_REQUIRE(p.n_threads >= 0 && p.n_ctx >= 1 && p.n_ubatch >= 1,
               "hpl_memory_estimate_get: n_threads must be >= 0, n_ctx and n_ubatch >= 1");
-  const std::string type = cache_type ? cache_type : "f16";
-  HPL_REQUIRE(type == "f16",
-              "hpl_memory_estimate_get: cache type '" + type + "' is not implemented (f16)");
   return guarded([&] {
-    hpl::ForwardOptions fo;  // what a session of hpl_model_load(path, params) allocates
-    fo.n_ctx = p.n_ctx;
-    fo.n_ubatch = p.n_ubatch;
-    fo.n_threads = p.n_threads;  // 0: the topology default, as a session's pool takes
+    hpl::SessionOptions so;  // what a session of hpl_model_load(path, params) allocates
     try {
-      if (p.cpus && *p.cpus) fo.cpus = hpl::kernel::parse_cpu_list(p.cpus);
-    } catch (const std::exception& ex) {
-      return fail(HPL_ERR_INVALID_ARGUMENT,
-                  std::string("hpl_memory_estimate_get: cpus: ") + ex.what());
+      so = session_options(p);
+    } catch (const hpl::RuntimeError& e) {
+      return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_memory_estimate_get: ") + e.what());
     }
-    hpl::MemoryEstimate e;
-    try {
-      e = hpl::estimate_memory(*hpl::GgufFile::open(path), fo, type);
-    } catch (const std::bad_alloc&) {
-      throw;
-    } catch (const std::exception& ex) {
-      return fail(HPL_ERR_MODEL, ex.what());
-    }
+    const hpl::MemoryEstimate e = hpl::estimate_session_memory(path, so);
     out->weights_mapped_bytes = e.weights_mapped_bytes;
     out->weights_converted_bytes = e.weights_converted_bytes;
     out->kv_bytes = e.kv_bytes;
@@ -329,6 +349,29 @@ hpl_status hpl_session_restore(hpl_session* session, const char* path) {
   });
 }
 
+hpl_status hpl_prefix_save(hpl_model* model, const hpl_request_params* prefix, const char* path) {
+  HPL_REQUIRE(model && prefix && path, "hpl_prefix_save: NULL argument");
+  return guarded([&] {
+    hpl::RequestParams p;
+    if (const hpl_status st = to_request(*prefix, "hpl_prefix_save", p); st != HPL_OK) return st;
+    model->rt->save_prefix(p, path);
+    return ok();
+  });
+}
+
+hpl_status hpl_prefix_load(hpl_model* model, const char* path, const hpl_request_params* expect,
+                           int64_t* n_tokens) {
+  HPL_REQUIRE(model && path, "hpl_prefix_load: NULL argument");
+  return guarded([&] {
+    hpl::RequestParams p;
+    if (expect)
+      if (const hpl_status st = to_request(*expect, "hpl_prefix_load", p); st != HPL_OK) return st;
+    const int64_t n = model->rt->load_prefix(path, expect ? &p : nullptr);
+    if (n_tokens) *n_tokens = n;
+    return ok();
+  });
+}
+
 hpl_status hpl_session_info_get(hpl_session* session, hpl_session_info* out) {
   HPL_REQUIRE(session && out, "hpl_session_info_get: NULL argument");
   return guarded([&] {
@@ -353,6 +396,7 @@ hpl_status hpl_request_params_init(hpl_request_params* p) {
   p->sampler.repeat_last_n = d.repeat_last_n;
   p->sampler.seed = d.seed;
   p->max_tokens = 128;
+  p->cache_prompt = 1;
   return ok();
 }
 
@@ -361,32 +405,11 @@ hpl_status hpl_submit(hpl_model* model, hpl_session* session, const hpl_request_
   HPL_REQUIRE(model && params && callback && out_id, "hpl_submit: NULL argument");
   HPL_REQUIRE(!session || session->model == model,
               "hpl_submit: the session belongs to another model");
-  HPL_REQUIRE(params->n_messages == 0 || params->messages,
-              "hpl_submit: n_messages > 0 but messages is NULL");
-  HPL_REQUIRE(params->n_stop_strings == 0 || params->stop_strings,
-              "hpl_submit: n_stop_strings > 0 but stop_strings is NULL");
   *out_id = 0;
   return guarded([&] {
     hpl::RequestParams p;
+    if (const hpl_status st = to_request(*params, "hpl_submit", p); st != HPL_OK) return st;
     p.session = session ? session->id : 0;
-    if (params->prompt) p.prompt = params->prompt;
-    for (size_t i = 0; i < params->n_messages; ++i) {
-      const hpl_chat_message& m = params->messages[i];
-      if (!m.role || !m.content)
-        return fail(HPL_ERR_INVALID_ARGUMENT,
-                    "hpl_submit: message " + std::to_string(i) + " has a NULL role or content");
-      p.messages.push_back({m.role, m.content});
-    }
-    for (size_t i = 0; i < params->n_stop_strings; ++i) {
-      if (!params->stop_strings[i])
-        return fail(HPL_ERR_INVALID_ARGUMENT,
-                    "hpl_submit: stop string " + std::to_string(i) + " is NULL");
-      p.stop_strings.emplace_back(params->stop_strings[i]);
-    }
-    p.sampling = to_sampling(params->sampler);
-    p.max_tokens = params->max_tokens;
-    if (params->grammar) p.format.grammar = params->grammar;
-    if (params->json_schema) p.format.json_schema = params->json_schema;
     auto cb = [callback, user_data](const hpl::Event& ev) {
       const std::string text(ev.text);  // NUL-terminated for C
       hpl_event c;

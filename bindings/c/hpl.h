@@ -104,7 +104,8 @@ typedef struct hpl_memory_info {
   uint64_t model_bytes;   /* this model's weights if loaded, else 0 */
   uint64_t kv_bytes;      /* KV caches of this model's live sessions */
   uint64_t scratch_bytes; /* forward-pass scratch of this model's live sessions */
-  uint64_t loaded_bytes;  /* all loaded models */
+  uint64_t loaded_bytes;  /* all loaded models, with the prompt-cache states charged to them
+                             (cache_prompt in hpl_request_params) */
   uint64_t budget_bytes;  /* the budget; 0 = unlimited */
 } hpl_memory_info;
 /* model may be NULL: then only loaded_bytes and budget_bytes are filled. */
@@ -127,6 +128,10 @@ typedef struct hpl_model_params {
                                        e.g. "4-7" or "0,2-3"; NULL or "" (default): no pinning.
                                        A mask the OS refuses or narrows is reported on stderr,
                                        naming the CPUs. */
+  const char* cache_type;           /* KV cache rows of every session: NULL or "f16" (default),
+                                       "f32", "q8_0" (about half of f16), "q4_0" (about a
+                                       quarter); q8_0 / q4_0 need the model's head_dim to be
+                                       a multiple of 32 (else HPL_ERR_MODEL at load) */
 } hpl_model_params;
 
 HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
@@ -135,8 +140,9 @@ HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
  * metadata and tensor table alone (nothing is loaded): weights used in place from the mapping,
  * f32 copies made at load, the session's KV cache (sliding-window layers keep only their
  * window) and forward-pass scratch. kv_bytes and scratch_bytes equal what
- * hpl_memory_info_get() reports for one live session of the loaded model.
- * cache_type: NULL or "f16" (the only KV format). HPL_ERR_MODEL for a bad or unsupported file. */
+ * hpl_memory_info_get() reports for one live session of the loaded model (the KV cache in
+ * params->cache_type). HPL_ERR_MODEL for a bad or unsupported file, HPL_ERR_INVALID_ARGUMENT
+ * for an unknown cache type. */
 typedef struct hpl_memory_estimate {
   uint64_t weights_mapped_bytes;
   uint64_t weights_converted_bytes;
@@ -145,7 +151,7 @@ typedef struct hpl_memory_estimate {
   uint64_t total_bytes;
 } hpl_memory_estimate;
 HPL_API hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* params,
-                                           const char* cache_type, hpl_memory_estimate* out);
+                                           hpl_memory_estimate* out);
 
 /* Loads (and validates) a GGUF model and starts its worker thread. params may be NULL. */
 HPL_API hpl_status hpl_model_load(const char* path, const hpl_model_params* params,
@@ -169,8 +175,9 @@ HPL_API hpl_status hpl_session_free(hpl_session* session);
 /* The calls below run on the worker in queue order, after the requests submitted before
  * them, and block until done. */
 HPL_API hpl_status hpl_session_reset(hpl_session* session); /* start a new conversation */
-/* Start over carrying the last keep_last exchanges (re-evaluated at the next turn); use it
- * after HPL_ERR_CONTEXT_FULL. */
+/* Start over carrying the last keep_last exchanges (re-evaluated at the next turn, except the
+ * prefix they share with the old conversation, e.g. the system message, whose KV is kept);
+ * use it after HPL_ERR_CONTEXT_FULL. */
 HPL_API hpl_status hpl_session_restart(hpl_session* session, int32_t keep_last);
 /* Tokens and KV cache to a file, and back. Restoring a file saved from another model fails
  * with HPL_ERR_SESSION_MISMATCH and leaves the session unchanged. */
@@ -214,6 +221,13 @@ typedef struct hpl_request_params {
   int32_t max_tokens;              /* >= 1 (default 128) */
   const char* const* stop_strings; /* generation ends before any of these; not emitted */
   size_t n_stop_strings;
+  /* Stateless requests (session NULL): 1 (default) reuses the KV of the longest prefix of the
+   * prompt that an earlier stateless request of this model left (its own cached state, or up
+   * to 4 saved ones, 64 MiB at most, counted in the memory budget, least recently used
+   * dropped first): only the rest is evaluated, with the same output (stats.cached_tokens
+   * says how many were reused; at least the prompt's last token is always evaluated). 0
+   * evaluates the whole prompt. Ignored in a session, which always continues its own cache. */
+  int32_t cache_prompt;
   /* Constrained output (at most one; NULL = none): every reply is a sentence of the GBNF
    * grammar (llama.cpp's format, start rule "root") or a JSON value valid against the JSON
    * Schema (the subset engine/grammar_constraint.h names). One that does not compile is
@@ -258,6 +272,8 @@ typedef struct hpl_stats {
   double prefill_ms;
   double decode_ms;
   double sampling_ms;
+  int32_t cached_tokens; /* stateless requests: prompt tokens whose KV was reused from the
+                            prompt cache (not in prompt_tokens); 0 in a session */
 } hpl_stats;
 
 typedef struct hpl_event {
@@ -286,6 +302,28 @@ HPL_API hpl_status hpl_stop(hpl_model* model, hpl_request_id id);
 HPL_API hpl_status hpl_wait(hpl_model* model, hpl_request_id id, int64_t timeout_ms);
 /* Waits until nothing is queued or running. */
 HPL_API hpl_status hpl_wait_idle(hpl_model* model);
+
+/* ---- persistent prompt prefix ---- */
+
+/* A fixed prompt prefix (a long system prompt, a few-shot preamble) saved once, so an app's
+ * first request after launch skips evaluating it. hpl_prefix_save() evaluates the prompt of
+ * prefix (raw text, or chat messages formatted as a stateless request's, assistant prompt
+ * included; nothing is generated; sampling fields are ignored) on the model's stateless
+ * context and writes its tokens and KV cache to path (the session-file format; written to
+ * path.tmp and renamed). hpl_prefix_load() reads such a file into the stateless context: the
+ * next stateless requests (session NULL, cache_prompt 1) whose prompt starts with the same
+ * tokens evaluate only what follows them (stats.cached_tokens), up to where they differ. It
+ * checks the file against the loaded model (HPL_ERR_SESSION_MISMATCH naming both
+ * fingerprints, or a prefix longer than n_ctx) and its contents (HPL_ERR_IO: truncated,
+ * corrupt, bad checksum). With expect non-NULL the file's tokens must be the start of
+ * expect's prompt tokens (HPL_ERR_SESSION_MISMATCH "... differ from token K on: save it
+ * again" otherwise, e.g. after the app changed its system prompt); NULL accepts any prefix.
+ * *n_tokens (may be NULL) gets the prefix length. Both run on the worker in queue order and
+ * block (HPL_ERR_WOULD_DEADLOCK inside a callback). */
+HPL_API hpl_status hpl_prefix_save(hpl_model* model, const hpl_request_params* prefix,
+                                   const char* path);
+HPL_API hpl_status hpl_prefix_load(hpl_model* model, const char* path,
+                                   const hpl_request_params* expect, int64_t* n_tokens);
 
 /* ---- tokenizer ---- */
 

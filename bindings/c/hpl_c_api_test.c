@@ -440,6 +440,60 @@ static void test_sessions(hpl_model* m, hpl_model* other) {
   remove(file);
 }
 
+/* A saved prompt prefix loaded into a freshly loaded model: its first stateless request
+ * evaluates only what follows the prefix, and says the same as without it. */
+static void test_prefix_file(hpl_model* other) {
+  char file[512];
+  snprintf(file, sizeof file, "/tmp/hpl_c_api_test.%ld.prefix", (long)getpid());
+  const char* preamble = "Once upon a time, there was a little girl named Lily. She";
+  const char* prompt = "Once upon a time, there was a little girl named Lily. She loved to";
+  hpl_model* a = load("stories260K.gguf", 256);
+  hpl_request_params pre = greedy(preamble, 1);
+  REQUIRE_OK(hpl_prefix_save(a, &pre, file));
+  REQUIRE_OK(hpl_model_unload(a));
+
+  /* Without the prefix (cache_prompt 0): the reference answer. */
+  hpl_model* b = load("stories260K.gguf", 256);
+  collector c;
+  collector_init(&c, b);
+  hpl_request_params p = greedy(prompt, 12);
+  p.cache_prompt = 0;
+  hpl_request_id id = 0;
+  REQUIRE_OK(hpl_submit(b, NULL, &p, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(b, id, -1));
+  char want[8192];
+  snprintf(want, sizeof want, "%s", c.text);
+  const int n_prompt = c.stats.prompt_tokens;
+  CHECK(c.stats.cached_tokens == 0);
+  collector_destroy(&c);
+  REQUIRE_OK(hpl_model_unload(b));
+
+  hpl_model* m = load("stories260K.gguf", 256);
+  int64_t n = 0;
+  hpl_request_params expect = greedy(preamble, 1);
+  REQUIRE_OK(hpl_prefix_load(m, file, &expect, &n));
+  CHECK(n > 5 && n < n_prompt);
+  collector_init(&c, m);
+  p.cache_prompt = 1;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(c.terminal_type == HPL_EVENT_DONE);
+  CHECK(strcmp(c.text, want) == 0);
+  CHECK(c.stats.cached_tokens == (int32_t)n);
+  CHECK(c.stats.prompt_tokens + c.stats.cached_tokens == n_prompt);
+  collector_destroy(&c);
+
+  /* Another prefix than the one expected, another model, no file. */
+  expect = greedy("The dog ran.", 1);
+  CHECK(hpl_prefix_load(m, file, &expect, NULL) == HPL_ERR_SESSION_MISMATCH);
+  CHECK(strstr(hpl_last_error(), "save it again") != NULL);
+  CHECK(hpl_prefix_load(other, file, NULL, NULL) == HPL_ERR_SESSION_MISMATCH);
+  CHECK(strstr(hpl_last_error(), "another model") != NULL);
+  CHECK(hpl_prefix_load(m, "/nonexistent/dir/x.prefix", NULL, NULL) == HPL_ERR_IO);
+  REQUIRE_OK(hpl_model_unload(m));
+  remove(file);
+}
+
 static void test_context_full_and_breaker(void) {
   hpl_model* m = load("stories260K.gguf", 32);
   const char* longp =
@@ -507,7 +561,7 @@ static void test_memory_estimate(void) {
   mp.n_ubatch = 16;
   mp.n_threads = 2;
   hpl_memory_estimate est;
-  REQUIRE_OK(hpl_memory_estimate_get(path, &mp, NULL, &est));
+  REQUIRE_OK(hpl_memory_estimate_get(path, &mp, &est));
   CHECK(est.weights_mapped_bytes > 0 && est.kv_bytes > 0 && est.scratch_bytes > 0);
   CHECK(est.total_bytes ==
         est.weights_mapped_bytes + est.weights_converted_bytes + est.kv_bytes + est.scratch_bytes);
@@ -521,8 +575,11 @@ static void test_memory_estimate(void) {
   CHECK(mem.scratch_bytes == est.scratch_bytes);
   REQUIRE_OK(hpl_session_free(s));
   REQUIRE_OK(hpl_model_unload(m));
-  CHECK(hpl_memory_estimate_get(path, &mp, "q8_0", &est) == HPL_ERR_INVALID_ARGUMENT);
-  CHECK(hpl_memory_estimate_get("/nonexistent.gguf", NULL, NULL, &est) == HPL_ERR_MODEL);
+  mp.cache_type = "q9_0";
+  CHECK(hpl_memory_estimate_get(path, &mp, &est) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(hpl_last_error(), "q9_0") != NULL);
+  CHECK(hpl_model_load(path, &mp, &m) == HPL_ERR_INVALID_ARGUMENT);
+  CHECK(hpl_memory_estimate_get("/nonexistent.gguf", NULL, &est) == HPL_ERR_MODEL);
   CHECK(strstr(hpl_last_error(), "/nonexistent.gguf") != NULL);
 }
 
@@ -657,6 +714,7 @@ int main(void) {
   test_stop(m);
   test_sessions(m, other);
   test_tokenize(m);
+  test_prefix_file(other);
   REQUIRE_OK(hpl_model_unload(other));
   REQUIRE_OK(hpl_model_unload(m));
   test_context_full_and_breaker();

@@ -27,7 +27,7 @@
 
 namespace {
 
-constexpr size_t kHeaderBytes = 8 + 4 + 4 + 3 * 8;  // magic, version, reserved, identity
+constexpr size_t kHeaderBytes = 8 + 4 + 4 + 3 * 8;  // magic, version, KV type, identity
 
 struct Fixture {
   hpl::ModelRegistry registry;
@@ -120,9 +120,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 1: {
       const hpl::ModelIdentity& id = fx.model->identity;
       file.append("HPLSESS\0", 8);
-      const uint32_t version = hpl::kSessionFileVersion, reserved = 0;
+      const uint32_t version = hpl::kSessionFileVersion;
+      const auto kv_type = static_cast<uint32_t>(s.kv_cache().type());
       file.append(reinterpret_cast<const char*>(&version), 4);
-      file.append(reinterpret_cast<const char*>(&reserved), 4);
+      file.append(reinterpret_cast<const char*>(&kv_type), 4);
       for (uint64_t v : {id.file_size, id.hparams_hash, id.tensors_hash})
         file.append(reinterpret_cast<const char*>(&v), 8);
       file = with_checksum(file + rest);

@@ -103,10 +103,12 @@ def test_three_exchanges_carried_forward(hpl):
     r, turns = chat(hpl, users, ctx=192)
     assert len(turns) == len(users), r.stderr
     m = re.search(r"restarting the conversation with the last 3 exchanges carried forward "
-                  r"\((\d+) tokens to prefill\)", r.stderr)
+                  r"\((\d+) tokens to prefill, (\d+) kept in the cache\)", r.stderr)
     assert m, r.stderr
-    restart = next(t for t in turns[1:] if t[2] == 0)
-    assert restart[1] == int(m.group(1))
+    prefill, kept = int(m.group(1)), int(m.group(2))
+    # The KV of the prefix the replay shares with the old conversation (BOS, "[INST]") is kept.
+    assert 0 < kept < prefill
+    restart = next(t for t in turns[1:] if t[1] == prefill and t[2] == kept)
     # the carried exchanges are re-prefilled: more than one user turn's worth of tokens
     assert restart[1] > 3 * n_tokens(hpl, "[INST] Ok. [/INST]")
 

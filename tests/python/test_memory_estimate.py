@@ -68,21 +68,37 @@ def test_estimate_equals_loaded_full_attention(hpl, name, opts):
     assert est["kv_bytes"] == est["kv_bytes_full_context"]  # no sliding-window layers
 
 
+# Bytes of one position's K (or V) row of 32 values per cache type (kv_dim of the gemma3 fixture).
+ROW32 = {"f16": 64, "f32": 128, "q8_0": 34, "q4_0": 18}
+
+
+@pytest.mark.parametrize("cache_type", ["f16", "f32", "q8_0", "q4_0"])
 @pytest.mark.parametrize("opts", OPTS)
-def test_estimate_equals_loaded_sliding_window(hpl, gemma_tiny, opts):
+def test_estimate_equals_loaded_sliding_window(hpl, gemma_tiny, opts, cache_type):
+    opts = (*opts, "--cache-type", cache_type)
     est = estimate(hpl, gemma_tiny, *opts)
     got = loaded(hpl, gemma_tiny, *opts)
     for key, value in got.items():
         assert est[key] == value, (opts, key)
     # 5 sliding layers (window 4) hold min(n_ctx, 3 + B + max(B, 16)) positions, 1 global
-    # layer all n_ctx; kv_dim = 1 head x 32, K and V in f16.
+    # layer all n_ctx; kv_dim = 1 head x 32, K and V rows of ROW32 bytes.
     n_ctx, b = est["n_ctx"], min(est["n_ubatch"], est["n_ctx"])
     ring = min(n_ctx, 3 + b + max(b, 16))
-    assert est["kv_bytes"] == (5 * ring + n_ctx) * 32 * 2 * 2
-    assert est["kv_bytes_full_context"] == 6 * n_ctx * 32 * 2 * 2
+    assert est["cache_type"] == cache_type
+    assert est["kv_bytes"] == (5 * ring + n_ctx) * ROW32[cache_type] * 2
+    assert est["kv_bytes_full_context"] == 6 * n_ctx * ROW32[cache_type] * 2
+    assert est["kv_bytes_f16"] == (5 * ring + n_ctx) * ROW32["f16"] * 2
 
 
 def test_unknown_cache_type_is_refused(hpl):
-    r = subprocess.run([str(hpl), "info", str(MODELS / "stories260K.gguf"), "--memory", "--cache-type", "q4_0"],
+    r = subprocess.run([str(hpl), "info", str(MODELS / "stories260K.gguf"), "--memory", "--cache-type", "q5_0"],
                        capture_output=True, text=True)
-    assert r.returncode != 0 and "cache type 'q4_0'" in r.stderr
+    assert r.returncode != 0 and "unknown KV cache type 'q5_0'" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["info", str(MODELS / "stories260K.gguf"), "--memory"],
+                                 ["run", "-m", str(MODELS / "stories260K.gguf"), "-p", "hi", "-n", "1"]])
+def test_quantized_cache_needs_head_dim_multiple_of_32(hpl, cmd):
+    """stories260K has head_dim 8: a q8_0 block of 32 would span heads, so it is refused."""
+    r = subprocess.run([str(hpl), *cmd, "--cache-type", "q8_0"], capture_output=True, text=True)
+    assert r.returncode != 0 and "q8_0 needs head_dim a multiple of 32 (this model: 8)" in r.stderr

@@ -158,3 +158,18 @@ def test_bad_sampling_is_refused_with_the_shared_message(model):
         with pytest.raises(hpl.HplError) as e:
             list(model.generate("Once upon a time", **kw))
         assert e.value.name == "INVALID_ARGUMENT" and msg in str(e.value), (kw, str(e.value))
+
+
+def test_cache_type_sets_the_kv_rows():
+    """cache_type reaches the sessions: an f32 KV cache is twice the default f16 one, and an
+    unknown type is refused at load naming it."""
+    kv = {}
+    for ct in (None, "f32"):
+        with hpl.Model(STORY, n_threads=1, n_ctx=64, cache_type=ct) as m:
+            with m.session() as s:
+                s.generate("Once upon a time", max_tokens=4, temperature=0)
+                kv[ct] = m.memory().kv_bytes
+    assert kv["f32"] == 2 * kv[None] > 0
+    with pytest.raises(hpl.HplError) as e:
+        hpl.Model(STORY, cache_type="q9_0")
+    assert e.value.name == "INVALID_ARGUMENT" and "q9_0" in str(e.value)

@@ -178,7 +178,11 @@ def test_chat_matches_run_with_template(server, hpl):
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == want
-    assert chunks[-1]["usage"] == j["usage"]
+    # The same request again: the same usage, its prompt now (all but the last token) cached.
+    n_prompt = j["usage"]["prompt_tokens"]
+    assert chunks[-1]["usage"]["prompt_tokens_details"]["cached_tokens"] == n_prompt - 1
+    for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        assert chunks[-1]["usage"][k] == j["usage"][k]
     assert chunks[-1]["choices"][0]["finish_reason"] == j["choices"][0]["finish_reason"]
 
 

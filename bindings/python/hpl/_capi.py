@@ -48,7 +48,8 @@ lib = ctypes.CDLL(library_path)
 class ModelParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
                 ("n_ubatch", ctypes.c_int32), ("prefault", ctypes.c_int32),
-                ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p)]
+                ("max_consecutive_failures", ctypes.c_int32), ("cpus", ctypes.c_char_p),
+                ("cache_type", ctypes.c_char_p)]
 
 
 class SamplerParams(ctypes.Structure):
@@ -67,7 +68,7 @@ class RequestParams(ctypes.Structure):
                 ("n_messages", ctypes.c_size_t), ("sampler", SamplerParams),
                 ("max_tokens", ctypes.c_int32),
                 ("stop_strings", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_stop_strings", ctypes.c_size_t),
+                ("n_stop_strings", ctypes.c_size_t), ("cache_prompt", ctypes.c_int32),
                 ("grammar", ctypes.c_char_p), ("json_schema", ctypes.c_char_p)]
 
 
@@ -78,7 +79,8 @@ class Stats(ctypes.Structure):
                 ("decode_tokens_per_s", ctypes.c_double), ("queue_ms", ctypes.c_double),
                 ("total_ms", ctypes.c_double), ("truncated", ctypes.c_int32),
                 ("finish", ctypes.c_int), ("prefill_ms", ctypes.c_double),
-                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double)]
+                ("decode_ms", ctypes.c_double), ("sampling_ms", ctypes.c_double),
+                ("cached_tokens", ctypes.c_int32)]
 
 
 class Event(ctypes.Structure):
@@ -131,6 +133,9 @@ session_reset = _fn("hpl_session_reset", _p)
 session_restart = _fn("hpl_session_restart", _p, ctypes.c_int32)
 session_save = _fn("hpl_session_save", _p, ctypes.c_char_p)
 session_restore = _fn("hpl_session_restore", _p, ctypes.c_char_p)
+prefix_save = _fn("hpl_prefix_save", _p, ctypes.POINTER(RequestParams), ctypes.c_char_p)
+prefix_load = _fn("hpl_prefix_load", _p, ctypes.c_char_p, ctypes.POINTER(RequestParams),
+                  ctypes.POINTER(ctypes.c_int64))
 session_info = _fn("hpl_session_info_get", _p, ctypes.POINTER(SessionInfo))
 request_params_init = _fn("hpl_request_params_init", ctypes.POINTER(RequestParams))
 submit = _fn("hpl_submit", _p, _p, ctypes.POINTER(RequestParams), Callback, _p,

@@ -46,13 +46,15 @@ class Stats:
     prefill_ms: float = 0.0
     decode_ms: float = 0.0
     sampling_ms: float = 0.0
+    #: stateless requests: prompt tokens reused from the prompt cache (not in prompt_tokens)
+    cached_tokens: int = 0
 
     @staticmethod
     def _from(s: _capi.Stats) -> "Stats":
         return Stats(s.prompt_tokens, s.completion_tokens, s.time_to_first_token_ms,
                      s.prefill_tokens_per_s, s.decode_tokens_per_s, s.queue_ms, s.total_ms,
                      bool(s.truncated), _capi.FINISH_NAMES.get(s.finish, str(s.finish)),
-                     s.prefill_ms, s.decode_ms, s.sampling_ms)
+                     s.prefill_ms, s.decode_ms, s.sampling_ms, s.cached_tokens)
 
 
 # (event type, text, stats or None, status)

@@ -38,12 +38,13 @@ if TYPE_CHECKING:
         repeat_last_n: int  # default 64
         seed: int  # default 0
         stop: Union[str, Sequence[str]]  # generation ends before any of these; not emitted
+        cache_prompt: bool  # stateless: reuse the KV of a cached prompt prefix (default True)
 
 #: A chat message: {"role": ..., "content": ...} or a (role, content) pair.
 Message = Union[Mapping[str, Any], Tuple[str, str]]
 
 _OPTION_NAMES = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
-                 "repeat_last_n", "seed", "stop")
+                 "repeat_last_n", "seed", "stop", "cache_prompt")
 _SAMPLER_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
                   "seed")
 
@@ -95,6 +96,8 @@ class _Params:
             p.n_stop_strings = len(stops)
         if options.get("max_tokens") is not None:
             p.max_tokens = int(options["max_tokens"])
+        if options.get("cache_prompt") is not None:
+            p.cache_prompt = 1 if options["cache_prompt"] else 0
         for name in _SAMPLER_NAMES:
             if options.get(name) is not None:
                 setattr(p.sampler, name, options[name])
@@ -217,7 +220,7 @@ class Model(_Generator):
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, n_ctx: int = 2048,
                  n_threads: Optional[int] = None, n_ubatch: Optional[int] = None,
                  prefault: bool = False, max_consecutive_failures: int = 3,
-                 cpus: Optional[str] = None) -> None:
+                 cpus: Optional[str] = None, cache_type: Optional[str] = None) -> None:
         """Loads and validates the model (raises ModelFileError naming what is wrong).
 
         n_ctx: context length of every session, in tokens. n_threads: compute threads
@@ -225,7 +228,8 @@ class Model(_Generator):
         a stop takes effect during prompt evaluation (None: the library's default). The
         weights are memory-mapped; prefault=True reads every page at load time.
         max_consecutive_failures: failed requests in a row before the model refuses work
-        until reset(). cpus: pin the compute threads to these CPUs, e.g. "4-7" or "0,2-3"."""
+        until reset(). cpus: pin the compute threads to these CPUs, e.g. "4-7" or "0,2-3".
+        cache_type: KV cache rows, "f16" (None: the default), "f32", "q8_0" or "q4_0"."""
         self._path = os.fspath(path)
         self._requests: Set[int] = set()
         self._sessions: "List[Session]" = []
@@ -240,6 +244,7 @@ class Model(_Generator):
         mp.prefault = 1 if prefault else 0
         mp.max_consecutive_failures = max_consecutive_failures
         mp.cpus = cpus.encode() if cpus else None
+        mp.cache_type = cache_type.encode() if cache_type else None
         h = ctypes.c_void_p()
         _capi.check(_capi.model_load(os.fsencode(self._path), ctypes.byref(mp), ctypes.byref(h)))
         self._handle = Handle(h.value or 0, "model")
@@ -312,6 +317,27 @@ class Model(_Generator):
             _capi.check(_capi.memory_info(h, ctypes.byref(m)))
         return MemoryInfo(m.model_bytes, m.kv_bytes, m.scratch_bytes, m.loaded_bytes,
                           m.budget_bytes)
+
+    def save_prefix(self, path: Union[str, "os.PathLike[str]"], prompt: Optional[str] = None, *,
+                    messages: Optional[Sequence[Message]] = None) -> None:
+        """Evaluates a fixed prompt prefix (a prompt, or chat messages formatted as a request's)
+        and writes its KV cache to path (hpl_prefix_save)."""
+        params = _Params(prompt, messages, {})
+        with self._handle.use() as h:
+            _capi.check(_capi.prefix_save(h, ctypes.byref(params.c), os.fsencode(path)))
+
+    def load_prefix(self, path: Union[str, "os.PathLike[str]"], prompt: Optional[str] = None, *,
+                    messages: Optional[Sequence[Message]] = None) -> int:
+        """Loads a saved prefix for the next stateless requests; with a prompt or messages,
+        the file must hold their tokens (SessionMismatchError otherwise). Returns its length
+        in tokens (hpl_prefix_load)."""
+        params = None if prompt is None and messages is None else _Params(prompt, messages, {})
+        n = ctypes.c_int64()
+        with self._handle.use() as h:
+            _capi.check(_capi.prefix_load(h, os.fsencode(path),
+                                          ctypes.byref(params.c) if params else None,
+                                          ctypes.byref(n)))
+        return n.value
 
     def wait_idle(self) -> None:
         """Blocks until nothing is queued or running."""
