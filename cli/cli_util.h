@@ -20,6 +20,7 @@
 #include "cli/options.h"
 #include "engine/forward.h"
 #include "engine/generate.h"
+#include "engine/grammar_constraint.h"
 #include "engine/kv_cache.h"
 #include "engine/sampler.h"
 #include "engine/speculative.h"
@@ -137,9 +138,26 @@ inline int32_t parse_token_limit(const std::string& opt, const std::string& v) {
   return static_cast<int32_t>(n);
 }
 
-// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed, each
-// checked as it is parsed with the C API's ranges and messages ("--temp: temperature must be
-// in [0, 2], got -1").
+// --grammar-file FILE, --json-schema FILE, --json: constrained output (at most one).
+inline void add_format_options(Options& o, OutputFormat& f) {
+  o.value({"--grammar-file"}, "FILE",
+          "output must match the GBNF grammar in FILE (root rule 'root')",
+          [&f](auto&, const std::string& v) { f.grammar = read_text_file(v); });
+  o.value({"--json-schema"}, "FILE", "output must be JSON valid against the JSON Schema in FILE",
+          [&f](auto&, const std::string& v) { f.json_schema = read_text_file(v); });
+  o.flag({"--json"}, "output must be a JSON object", f.json);
+}
+
+// Compiles the format once before any model work: a bad grammar or schema fails fast with
+// its line:column or JSON pointer.
+inline void require_format(const OutputFormat& f) {
+  const int n = !f.grammar.empty() + !f.json_schema.empty() + f.json;
+  if (n > 1) throw std::runtime_error("give only one of --grammar-file, --json-schema and --json");
+  if (auto p = check_format(f))
+    throw std::runtime_error((p->field == "grammar" ? "--grammar-file" : "--json-schema") +
+                             p->message.substr(p->field.size()));
+}
+
 // --cache-type T: the KV cache row type (engine/kv_cache.h), the same option everywhere.
 inline void add_cache_type_option(Options& o, DType& out, const char* help = nullptr) {
   o.value({"--cache-type"}, "T",
@@ -151,6 +169,9 @@ inline void add_cache_type_option(Options& o, DType& out, const char* help = nul
           });
 }
 
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --seed, each
+// checked as it is parsed with the C API's ranges and messages ("--temp: temperature must be
+// in [0, 2], got -1").
 inline void add_sampler_options(Options& o, SamplerParams& sp, bool& have_seed) {
   // Earlier options were checked when they were parsed: a problem is this option's.
   auto checked = [&sp](auto set) {

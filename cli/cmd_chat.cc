@@ -218,6 +218,7 @@ int run_chat(const std::vector<std::string>& args) {
              });
   add_sampler_options(o, rp.sampling, have_seed);
   add_spec_options(o, so.spec);
+  add_format_options(o, rp.format);
   add_cache_type_option(o, so.cache_type);
   o.text({"--system"}, "TEXT", "system message", system)
       .text({"--template", "--chat-template"}, "NAME",
@@ -240,6 +241,7 @@ int run_chat(const std::vector<std::string>& args) {
   check_ctx_threads(so.n_ctx, so.n_threads);
   so.spec.check();
   require_utf8(system, "--system");
+  require_format(rp.format);
   if (so.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
   if (!have_seed) rp.sampling.seed = std::random_device{}();
 

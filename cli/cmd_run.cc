@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <span>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "cli/prompt_cache_file.h"
 #include "engine/forward.h"
 #include "engine/generate.h"
+#include "engine/grammar_constraint.h"
 #include "engine/memory_report.h"
 #include "engine/model.h"
 #include "engine/vocab_loader.h"
@@ -56,6 +58,7 @@ struct RunArgs {
   bool have_seed = false, have_ctx = false;
   GenerateParams gp;
   SamplerParams sp;
+  OutputFormat format;
   ForwardOptions fo;
   SpecOptions spec;
 };
@@ -88,6 +91,7 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
              "context size in tokens (default 2048, at most the model's)", set_ctx);
   add_sampler_options(o, r.sp, r.have_seed);
   add_spec_options(o, r.spec);
+  add_format_options(o, r.format);
   o.note("  (sampling ranges and UTF-8 text are checked like the C API's and the server's)")
       .value({"--stop"}, "TEXT", "stop when TEXT is generated (repeatable; not printed)",
              [&r](auto&, const std::string& v) { r.gp.stop_strings.push_back(v); })
@@ -128,6 +132,7 @@ bool parse_run_args(const std::vector<std::string>& args, RunArgs& r) {
   require_utf8(r.system, "--system");
   for (size_t i = 0; i < r.gp.stop_strings.size(); ++i)
     require_utf8(r.gp.stop_strings[i], "--stop value " + std::to_string(i + 1));
+  require_format(r.format);
   r.th.apply(r.fo);
   check_ctx_threads(r.fo.n_ctx, r.fo.n_threads);
   if (r.fo.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
@@ -244,6 +249,14 @@ int run_run(const std::vector<std::string>& args) {
   GenerateResult r;
   if (ra.gp.max_tokens != 0 || ra.dump_logits.empty()) {
     Sampler sampler(ra.sp, fwd.n_vocab());
+    std::unique_ptr<GrammarConstraint> constraint;
+    if (!ra.format.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      constraint = std::make_unique<GrammarConstraint>(compile_output_format(ra.format),
+                                                       build_vocab_trie(*tok), *tok);
+      if (ra.verbose) std::fprintf(stderr, "grammar: ready in %.1f ms\n", since(t0) * 1e3);
+      sampler.set_constraint(constraint.get());
+    }
     std::span<const int32_t> todo(ids);
     if (!ra.prompt_cache.empty()) {  // the prefix from FILE, or evaluated now and saved there
       check_prompt_fits(static_cast<int64_t>(ids.size()), 0, fwd.n_ctx());
@@ -265,6 +278,11 @@ int run_run(const std::vector<std::string>& args) {
     });
     std::fputc('\n', stdout);
     std::fflush(stdout);
+    if (constraint && ra.verbose)
+      std::fprintf(stderr, "grammar: %d masks in %.1f ms (%.3f ms each), output %s\n",
+                   constraint->masks(), constraint->mask_ms(),
+                   constraint->mask_ms() / std::max(1, constraint->masks()),
+                   constraint->complete() ? "complete" : "incomplete");
   }
   if (!ra.dump_ids.empty()) {
     std::ofstream out(ra.dump_ids);

@@ -41,6 +41,7 @@
 #include "engine/memory_report.h"
 #include "engine/model_config.h"
 #include "kernel/cpu_topology.h"
+#include "runtime/request_checks.h"
 #include "runtime/runtime.h"
 #include "tokenizer/chat_template.h"
 
@@ -181,6 +182,10 @@ void prepare(Server& S, ApiRequest& r) {
                      "this model has no chat template (" + S.tmpl_note +
                          "); restart hpl serve with --template NAME, or use /v1/completions",
                      "messages", "no_chat_template");
+    r.family = S.tmpl->family();
+    apply_tools(r.tools, r.family, r.stream, p);
+    if (auto e = check_format(p.format))  // the grammar built from the tools' parameters
+      throw ApiError(400, "'tools': " + e->message, "tools", "invalid_value");
     try {
       p.prompt = S.tmpl->format(p.messages, /*add_generation_prompt=*/true);
     } catch (const std::invalid_argument& e) {

@@ -139,6 +139,7 @@ const std::vector<std::string>& accepted_fields(bool chat) {
                                                   "logprobs",
                                                   "seed",
                                                   "stop",
+                                                  "response_format",
                                                   "user",
                                                   "metadata",
                                                   "store",
@@ -148,7 +149,7 @@ const std::vector<std::string>& accepted_fields(bool chat) {
                                                   "cache_prompt"};
   static const std::vector<std::string> chat_fields = [] {
     auto v = common;
-    v.insert(v.end(), {"messages", "max_completion_tokens"});
+    v.insert(v.end(), {"messages", "max_completion_tokens", "tools", "tool_choice"});
     return v;
   }();
   static const std::vector<std::string> text_fields = [] {
@@ -157,6 +158,32 @@ const std::vector<std::string>& accepted_fields(bool chat) {
     return v;
   }();
   return chat ? chat_fields : text_fields;
+}
+
+// response_format: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema",
+// "json_schema": {"name": ..., "schema": {...}, "strict": ...}}.
+OutputFormat response_format(const json& rf) {
+  const std::string p = "response_format";
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    bad(p, "'response_format' must be an object with a string 'type'");
+  const std::string type = rf["type"].get<std::string>();
+  OutputFormat f;
+  if (type == "text") return f;
+  if (type == "json_object") {
+    f.json = true;
+    return f;
+  }
+  if (type != "json_schema")
+    bad(p + ".type",
+        "'response_format.type' must be text, json_object or json_schema, got '" + type + "'");
+  const json* js = field(rf, "json_schema");
+  if (!js || !js->is_object())
+    bad(p + ".json_schema", "'response_format.json_schema' must be an object");
+  const json* schema = field(*js, "schema");
+  if (!schema || !(schema->is_object() || schema->is_boolean()))
+    bad(p + ".json_schema.schema", "'response_format.json_schema.schema' must be a JSON Schema");
+  f.json_schema = schema->dump();
+  return f;
 }
 
 // Refuses, by name, the fields of body that are not in ok (endpoint: for the message).
@@ -356,8 +383,13 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
       add(*st);
     }
   }
+  if (const json* rf = field(body, "response_format")) p.format = response_format(*rf);
+  if (chat) r.tools = parse_tools(body);
   if (auto e = check_request(p)) {  // one validation for the server, the C API and the CLI
     const std::string& f = e->field;
+    if (f == "json_schema")  // the compile error: its JSON pointer is inside the schema
+      bad("response_format.json_schema.schema",
+          "'response_format.json_schema.schema'" + e->message.substr(f.size()));
     bad(f == "max_tokens" ? max_name : f.rfind("stop_strings", 0) == 0 ? "stop" : f, e->message);
   }
   return r;
@@ -386,7 +418,14 @@ json usage_json(const RequestStats& st) {
 json completion_json(const ApiRequest& r, const std::string& id, int64_t created,
                      const std::string& text, const RequestStats& st) {
   json choice = {{"index", 0}, {"finish_reason", openai_finish_reason(st.finish)}};
-  if (r.chat) {
+  std::string content;
+  std::optional<json> calls;
+  if (r.chat && r.tools.active()) calls = parse_tool_calls(text, r.family, content);
+  if (calls) {
+    choice["message"] = {{"role", "assistant"}, {"tool_calls", *calls}};
+    choice["message"]["content"] = content.empty() ? json(nullptr) : json(content);
+    choice["finish_reason"] = "tool_calls";
+  } else if (r.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", text}};
   } else {
     choice["text"] = text;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "cli/server_tools.h"
 #include "runtime/runtime_types.h"
 
 namespace hpl::cli {
@@ -40,10 +41,12 @@ struct ApiRequest {
   std::string model;              // echoed back ("" -> the served model's id)
   RequestParams params;
   bool seed_given = false;
+  ToolRequest tools;                        // chat: `tools` / `tool_choice` (cli/server_tools.h)
+  ChatFamily family = ChatFamily::UNKNOWN;  // the template that formatted it (tool calls)
 };
 
 // Parses the body (bad JSON -> 400) and validates every field (400 naming the field). A
-// field this server does not read (tools, response_format, echo, ...) is refused by name, as
+// field this server does not read (echo, suffix, logit_bias, ...) is refused by name, as
 // is a number too large for a double; a chat needs a user message.
 ApiRequest parse_request(const std::string& body, bool chat);
 

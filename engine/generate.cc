@@ -142,7 +142,7 @@ GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
     }
     st.sample_ms += ms_since(ts);
     if (st.completion_tokens == 0) st.first_token_ms = ms_since(t0);
-    sampler.accept(id);
+    sampler.accept_generated(id);
     r.tokens.push_back(id);
     if (sp.source) ctx.push_back(id);
     // The cache without the drafts from this row on (id is the last token, not evaluated).

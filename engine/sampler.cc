@@ -116,10 +116,20 @@ double Sampler::uniform() {
   return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
 }
 
+void Sampler::accept_generated(int32_t id) {
+  accept(id);
+  if (constraint_) constraint_->accept(id);
+}
+
 void Sampler::distribution(const float* logits, std::vector<Candidate>& out) {
   const float* l = logits;
-  if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
+  if (constraint_) {
     work_.assign(logits, logits + n_vocab_);
+    constraint_->mask(work_.data());
+    l = work_.data();
+  }
+  if (p_.repeat_penalty != 1.0f && !recent_.empty()) {
+    if (l != work_.data()) work_.assign(logits, logits + n_vocab_);
     recent_vec_.assign(recent_.begin(), recent_.end());
     sampling::penalize(work_.data(), n_vocab_, recent_vec_, p_.repeat_penalty);
     l = work_.data();
@@ -134,6 +144,8 @@ void Sampler::distribution(const float* logits, std::vector<Candidate>& out) {
   }
   out.resize(static_cast<size_t>(n_vocab_));
   for (int32_t i = 0; i < n_vocab_; ++i) out[i] = {i, l[i], 0.0f};
+  if (constraint_)  // masked tokens are no candidates (not even by rounding in draw())
+    std::erase_if(out, [](const Candidate& c) { return std::isinf(c.logit) && c.logit < 0; });
   sampling::top_k(out, p_.top_k);
   sampling::top_p(out, p_.top_p);
   sampling::min_p(out, p_.min_p);

@@ -45,6 +45,16 @@ void min_p(std::vector<Candidate>& c, float p);
 size_t draw(const std::vector<Candidate>& c, double u);
 }  // namespace sampling
 
+// Restricts which tokens may come next (grammar-constrained output, engine/grammar_constraint.h).
+class TokenConstraint {
+ public:
+  virtual ~TokenConstraint() = default;
+  // Sets the logits (n_vocab,) of the tokens not allowed next to -inf.
+  virtual void mask(float* logits) = 0;
+  // The token was chosen: advance past it.
+  virtual void accept(int32_t id) = 0;
+};
+
 class Sampler {
  public:
   Sampler(const SamplerParams& p, int64_t n_vocab);
@@ -58,6 +68,10 @@ class Sampler {
   double uniform();
   // Records a token (prompt or generated) in the penalty window.
   void accept(int32_t id);
+  // Records a generated token: the penalty window and the constraint, if any.
+  void accept_generated(int32_t id);
+  // Only tokens the constraint allows are sampled (it must outlive the sampler's use).
+  void set_constraint(TokenConstraint* c) { constraint_ = c; }
   void reset();  // clears the window and reseeds
 
   const SamplerParams& params() const { return p_; }
@@ -70,6 +84,7 @@ class Sampler {
   std::vector<float> work_;          // penalized logits
   std::vector<int32_t> recent_vec_;  // scratch copy of recent_
   std::vector<Candidate> cand_;
+  TokenConstraint* constraint_ = nullptr;
 };
 
 }  // namespace hpl

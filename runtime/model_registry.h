@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/grammar_constraint.h"
 #include "engine/model.h"
 #include "runtime/model_identity.h"
 #include "tokenizer/tokenizer.h"
@@ -41,7 +42,8 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
   std::shared_ptr<const Tokenizer> tokenizer;  // shared: a holder may keep it without the weights
   ModelIdentity identity;
-  size_t bytes = 0;  // counted against the budget
+  VocabTrieCache vocab_trie;  // for grammar-constrained output, built on first use
+  size_t bytes = 0;           // counted against the budget
 };
 
 // How long a lease is held: kPinned (a session's) counts as in use until released, with no

@@ -78,7 +78,19 @@ std::optional<RequestProblem> check_request(const RequestParams& p) {
   for (size_t i = 0; i < p.stop_strings.size(); ++i)
     if (auto e = check_utf8(p.stop_strings[i], "stop_strings[" + std::to_string(i) + "]")) return e;
   if (auto e = check_max_tokens(p.max_tokens)) return e;
+  if (auto e = check_format(p.format)) return e;
   return check_sampling(p.sampling);
+}
+
+std::optional<RequestProblem> check_format(const OutputFormat& f) {
+  if (f.empty()) return std::nullopt;
+  const std::string field = !f.json_schema.empty() ? "json_schema" : "grammar";
+  try {
+    compile_output_format(f);
+  } catch (const std::exception& e) {
+    return RequestProblem{field, field + ": " + e.what()};
+  }
+  return std::nullopt;
 }
 
 namespace {

@@ -35,6 +35,9 @@ std::optional<RequestProblem> check_sampling(const SamplerParams& s);
 std::optional<RequestProblem> check_max_tokens(int64_t n);
 // "<field> is not valid UTF-8 at byte N"
 std::optional<RequestProblem> check_utf8(std::string_view text, const std::string& field);
+// The grammar or JSON schema compiles (field "grammar" / "json_schema", the message with its
+// line:column or JSON pointer).
+std::optional<RequestProblem> check_format(const OutputFormat& f);
 // All of the above, plus: exactly one of a prompt or chat messages, every role non-empty.
 std::optional<RequestProblem> check_request(const RequestParams& p);
 // Embeddings: a non-empty list of non-empty texts (valid UTF-8) or of non-empty token lists,

@@ -13,6 +13,7 @@
 
 #include "engine/embedding.h"
 #include "engine/generate.h"
+#include "engine/grammar_constraint.h"
 #include "engine/sampler.h"
 #include "tokenizer/chat_template.h"
 
@@ -60,6 +61,7 @@ struct RequestParams : GenerateParams {
   std::string prompt;
   std::vector<ChatMessage> messages;
   SamplerParams sampling;  // engine/sampler.h; seed 0 is a fixed seed like any other
+  OutputFormat format;     // engine/grammar_constraint.h: grammar, JSON schema or JSON mode
   // Stateless requests: reuse the KV of the longest prefix of the prompt that an earlier
   // request left (runtime/prompt_cache.h); false evaluates the whole prompt.
   bool cache_prompt = true;

@@ -205,6 +205,16 @@ GenerateResult Session::run_turn(const RequestParams& p, const std::vector<int32
   gp.spec.draft_max = opt_.spec.draft_max;
   gp.spec.draft_min = opt_.spec.draft_min;
   Sampler sampler(p.sampling, fwd_->n_vocab());
+  std::unique_ptr<GrammarConstraint> constraint;
+  if (!p.format.empty()) {
+    try {
+      constraint = std::make_unique<GrammarConstraint>(compile_output_format(p.format),
+                                                       model_->vocab_trie.get(tok), tok);
+    } catch (const std::exception& e) {
+      throw RuntimeError(Status::kInvalidArgument, e.what());
+    }
+    sampler.set_constraint(constraint.get());
+  }
 
   const size_t turn_start = tokens_.size();
   tokens_.insert(tokens_.end(), fresh.begin(), fresh.end());

@@ -19,6 +19,7 @@ RANK = {
     "kernel": 0,
     "tokenizer": 0,
     "gguf": 1,
+    "grammar": 1,
     "engine": 2,
     "runtime": 3,
     "tools": 3,

@@ -130,6 +130,8 @@ hpl_status to_request(const hpl_request_params& params, const char* fn, hpl::Req
   p.sampling = to_sampling(params.sampler);
   p.max_tokens = params.max_tokens;
   p.cache_prompt = params.cache_prompt != 0;
+  if (params.grammar) p.format.grammar = params.grammar;
+  if (params.json_schema) p.format.json_schema = params.json_schema;
   return HPL_OK;
 }
 

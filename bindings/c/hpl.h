@@ -239,6 +239,12 @@ typedef struct hpl_request_params {
    * says how many were reused; at least the prompt's last token is always evaluated). 0
    * evaluates the whole prompt. Ignored in a session, which always continues its own cache. */
   int32_t cache_prompt;
+  /* Constrained output (at most one; NULL = none): every reply is a sentence of the GBNF
+   * grammar (llama.cpp's format, start rule "root") or a JSON value valid against the JSON
+   * Schema (the subset engine/grammar_constraint.h names). One that does not compile is
+   * refused by hpl_submit with HPL_ERR_INVALID_ARGUMENT and its line:column / JSON pointer. */
+  const char* grammar;
+  const char* json_schema;
 } hpl_request_params;
 
 HPL_API hpl_status hpl_request_params_init(hpl_request_params* params);

@@ -286,6 +286,45 @@ static void test_validation(hpl_model* m) {
   collector_destroy(&c);
 }
 
+/* Constrained output: a grammar and a JSON schema shape every reply; bad ones fail at submit
+ * with their position. */
+static void test_constrained(hpl_model* m) {
+  hpl_request_params p = greedy("Once upon a time", 30);
+  p.grammar = "root ::= (\"yes\" | \"no\") \" \" [0-9]{2}";
+  p.sampler.temperature = 1.0f;
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    collector c;
+    collector_init(&c, m);
+    p.sampler.seed = seed;
+    hpl_request_id id = 0;
+    REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
+    REQUIRE_OK(hpl_wait(m, id, -1));
+    CHECK(c.terminal_type == HPL_EVENT_DONE && c.stats.finish == HPL_FINISH_END_OF_GENERATION);
+    const size_t n = strlen(c.text);
+    CHECK((strncmp(c.text, "yes ", 4) == 0 && n == 6) ||
+          (strncmp(c.text, "no ", 3) == 0 && n == 5));
+    CHECK(n >= 2 && c.text[n - 1] >= '0' && c.text[n - 1] <= '9');
+    collector_destroy(&c);
+  }
+  collector c;
+  collector_init(&c, m);
+  p = greedy("Once upon a time", 60);
+  p.json_schema = "{\"enum\": [\"red\", [1, 2], {\"a\": null}]}";
+  hpl_request_id id = 0;
+  REQUIRE_OK(hpl_submit(m, NULL, &p, on_event, &c, &id));
+  REQUIRE_OK(hpl_wait(m, id, -1));
+  CHECK(strcmp(c.text, "\"red\"") == 0 || strcmp(c.text, "[1,2]") == 0 ||
+        strcmp(c.text, "{\"a\":null}") == 0);
+  collector_destroy(&c);
+  p = greedy("Once upon a time", 4);
+  p.grammar = "root ::= \"a\" | [b-";
+  expect_invalid(m, &p, "grammar: line 1, column 16: unterminated character class");
+  p = greedy("Once upon a time", 4);
+  p.json_schema = "{\"type\": \"object\", \"required\": [\"x\"], \"additionalProperties\": false}";
+  expect_invalid(m, &p,
+                 "json_schema: schema at #/required/0: required property 'x' is not in properties");
+}
+
 static void test_stop(hpl_model* m) {
   /* Active: the callback stops its own request after 3 tokens; the partial text is kept. */
   collector a;
@@ -800,6 +839,7 @@ int main(void) {
   hpl_model* other = load("TinyStories-656K.f16.gguf", 256);
   test_generation(m);
   test_validation(m);
+  test_constrained(m);
   test_stop(m);
   test_sessions(m, other);
   test_tokenize(m);

@@ -4,6 +4,7 @@
 #   chat_template  tokenizer/chat_template.cc: rendering, incremental turns, detection
 #   session_file   load_session_file (needs the whole engine; model: stories260K)
 #   quantize       quantize_model, i.e. `hpl quantize`, on corrupt GGUF files
+#   grammar        GBNF parser, JSON Schema -> GBNF, matcher and token mask (seeds: tests/fuzz/grammar_seeds)
 # The engine sources are compiled once per run into $OUT/obj (ccache is used when present).
 # Findings go to $OUT/crashes; the corpus grows in $OUT/corpus. Reproduce one with
 # `HPL_TEST_DATA=tests/data $OUT/TARGET_fuzz FILE`; once fixed, keep it in
@@ -12,7 +13,7 @@
 #   env: OUT (default build-fuzz-TARGET), JOBS (parallel fuzz jobs), BUILD_JOBS (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TARGET=${1:?usage: tests/fuzz/run-fuzz.sh chat_template|session_file|quantize [SECONDS]}
+TARGET=${1:?usage: tests/fuzz/run-fuzz.sh chat_template|session_file|quantize|grammar [SECONDS]}
 SECONDS_TO_RUN=${2:-60}
 OUT=${OUT:-build-fuzz-$TARGET}
 CXX=${CXX_FUZZ:-clang++}
@@ -29,6 +30,7 @@ FLAGS="-std=c++20 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -I. $
 # Library sources the target needs, compiled with -fsanitize=fuzzer-no-link.
 case "$TARGET" in
   chat_template) SOURCES="tokenizer/chat_template.cc" ;;
+  grammar) SOURCES=$(echo grammar/*.cc) ;;
   session_file | quantize)
     shopt -s nullglob
     SOURCES=$(echo kernel/*.cc tokenizer/*.cc engine/*.cc gguf/*.cc runtime/*.cc tools/*.cc) ;;
@@ -58,6 +60,11 @@ case "$TARGET" in
       rm "$f"
     done
     MAX_LEN=65536 ;;
+  grammar)  # first byte: 0 GBNF, 1 JSON Schema
+    for f in tests/fuzz/grammar_seeds/*; do
+      case "$f" in *.json) m=1 ;; *) m=0 ;; esac
+      { printf "\\x0$m"; cat "$f"; } > "$OUT/seeds/$(basename "$f")"
+    done ;;
 esac
 
 # The targets write their files under TMPDIR: tmpfs when there is one (the quantizer's fsync

@@ -14,7 +14,8 @@ mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/crashes"
 
 "$CXX" -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=all -I. tests/fuzz/server_request_fuzz.cc cli/server_openai.cc \
-  cli/server_http_parse.cc runtime/request_checks.cc tokenizer/unicode*.cc \
+  cli/server_http_parse.cc cli/server_tools.cc runtime/request_checks.cc \
+  engine/grammar_constraint.cc grammar/*.cc tokenizer/*.cc \
   -o "$OUT/server_request_fuzz"
 
 python3 - "$OUT" <<'PY'
@@ -27,11 +28,17 @@ chat = [
      "stream": True, "max_completion_tokens": 3, "repeat_penalty": 1.1, "n": 1, "logprobs": False},
     {"messages": [{"role": "system", "content": "only"}]},
     {"messages": [{"role": "user", "content": "x"}], "tools": [], "echo": True},
+    {"messages": [{"role": "user", "content": "w"}], "tool_choice": "required",
+     "tools": [{"type": "function", "function": {"name": "f", "parameters": {
+         "type": "object", "properties": {"a": {"type": "string", "maxLength": 3}}, "required": ["a"]}}}]},
+    {"messages": [{"role": "user", "content": "j"}], "response_format": {"type": "json_schema", "json_schema": {
+        "schema": {"type": "array", "items": {"enum": [1, "x", None]}, "minItems": 1, "maxItems": 2}}}},
 ]
 text = [
     {"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0},
     {"prompt": ["one"], "temperature": 1e308, "presence_penalty": 0, "stream_options": {"include_usage": True}},
     {"prompt": "x", "suffix": "y", "best_of": 2, "logit_bias": {"1": 2}},
+    {"prompt": "x", "response_format": {"type": "json_object"}},
 ]
 n = 0
 def put(sel, data):

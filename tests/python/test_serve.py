@@ -691,7 +691,7 @@ def test_number_overflow_is_400_naming_the_field(server, path, body, param):
     assert e["param"] == param and param in e["message"], e
 
 
-UNSUPPORTED = {"response_format": {"type": "json_object"}, "tools": [], "tool_choice": "auto", "echo": True,
+UNSUPPORTED = {"echo": True,
                "best_of": 2, "suffix": "x", "logit_bias": {"1": 5}}
 
 
@@ -910,3 +910,106 @@ def test_speculative_server_matches_plain_run(hpl, tmp_path, spec):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"},
+                                           "tag": {"enum": ["a", "b"]}},
+          "required": ["ok", "n", "tag"], "additionalProperties": False}
+
+
+@pytest.mark.parametrize("path", ["/v1/completions", "/v1/chat/completions"])
+def test_response_format_json_schema(server, path):
+    body = {"prompt": PROMPT} if path == "/v1/completions" else {"messages": MSG}
+    for seed in range(3):
+        r = post(server, path, {**body, "max_tokens": 200, "seed": seed, "temperature": 1.0,
+                                "response_format": {"type": "json_schema",
+                                                    "json_schema": {"name": "t", "schema": SCHEMA}}})
+        assert r.status_code == 200, r.text
+        c = r.json()["choices"][0]
+        v = json.loads(c["text"] if path == "/v1/completions" else c["message"]["content"])
+        assert set(v) == {"ok", "n", "tag"} and isinstance(v["ok"], bool) and v["tag"] in "ab", v
+        assert isinstance(v["n"], int) and c["finish_reason"] == "stop", c
+
+
+def test_response_format_json_object_streamed(server):
+    chunks = stream(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 300, "seed": 1,
+                                                "response_format": {"type": "json_object"}})
+    text = "".join(ch["choices"][0]["text"] for ch in chunks)
+    if chunks[-1]["choices"][0]["finish_reason"] == "stop":
+        assert isinstance(json.loads(text), dict), text
+    assert text.startswith("{"), text
+
+
+@pytest.mark.parametrize("rf,param,msg", [
+    ({"type": "json_schema", "json_schema": {"schema": {"type": "array", "minItems": 2, "maxItems": 1}}},
+     "response_format.json_schema.schema", "schema at #: minItems 2 is above maxItems 1"),
+    ({"type": "json_schema", "json_schema": {"schema": {"properties": {"x": {"pattern": "a"}}}}},
+     "response_format.json_schema.schema", "schema at #/properties/x/pattern: keyword 'pattern' is not supported"),
+    ({"type": "json_schema"}, "response_format.json_schema", "must be an object"),
+    ({"type": "xml"}, "response_format.type", "must be text, json_object or json_schema"),
+])
+def test_response_format_errors(server, rf, param, msg):
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "response_format": rf})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == param and msg in e["message"], e
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "the weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 10},
+                                                    "unit": {"enum": ["c", "f"]}},
+                   "required": ["city"], "additionalProperties": False}}}
+NOOP = {"type": "function", "function": {"name": "noop"}}
+
+
+@pytest.fixture(scope="module", params=["chatml", "llama3"])
+def tool_server(hpl, tmp_path_factory, request):
+    log = tmp_path_factory.mktemp("serve-" + request.param) / "server.log"
+    port = free_port()
+    proc = start_server(hpl, log, port, "--template", request.param)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_tool_calls(tool_server, choice):
+    tools = [WEATHER] if choice == "required" else [WEATHER, NOOP]
+    for seed in range(3):
+        r = post(tool_server, "/v1/chat/completions",
+                 {"messages": [{"role": "user", "content": "Weather in Paris?"}], "max_tokens": 300,
+                  "seed": seed, "temperature": 1.0, "tools": tools, "tool_choice": choice})
+        assert r.status_code == 200, r.text
+        c = r.json()["choices"][0]
+        assert c["finish_reason"] == "tool_calls", c
+        calls = c["message"]["tool_calls"]
+        assert calls and all(t["type"] == "function" and t["function"]["name"] == "get_weather" for t in calls), c
+        for t in calls:
+            args = json.loads(t["function"]["arguments"])
+            assert set(args) <= {"city", "unit"} and len(args["city"]) <= 10, args
+            assert args.get("unit", "c") in ("c", "f"), args
+
+
+@pytest.mark.parametrize("body,param,msg", [
+    ({"tools": [WEATHER]}, "tools", "not supported with the llama2 chat template"),
+    ({"tools": [{"type": "function"}]}, "tools[0]", "must be {"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "x"}}}, "tool_choice",
+     "names 'x', which is not in 'tools'"),
+    ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice", "must be auto, required, none"),
+])
+def test_tool_errors(server, body, param, msg):
+    r = post(server, "/v1/chat/completions", {"messages": MSG, "max_tokens": 2, **body})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == param and msg in e["message"], e
+
+
+def test_tools_are_refused_on_completions_and_with_stream(server, tool_server):
+    r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "tools": [WEATHER]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text
+    r = post(tool_server, "/v1/chat/completions", {"messages": MSG, "max_tokens": 2, "tools": [WEATHER],
+                                                     "stream": True})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "stream", r.text

@@ -72,7 +72,8 @@ class RequestParams(ctypes.Structure):
                 ("n_messages", ctypes.c_size_t), ("sampler", SamplerParams),
                 ("max_tokens", ctypes.c_int32),
                 ("stop_strings", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_stop_strings", ctypes.c_size_t), ("cache_prompt", ctypes.c_int32)]
+                ("n_stop_strings", ctypes.c_size_t), ("cache_prompt", ctypes.c_int32),
+                ("grammar", ctypes.c_char_p), ("json_schema", ctypes.c_char_p)]
 
 
 class Stats(ctypes.Structure):
