@@ -516,77 +516,88 @@ extern "C" void on_signal(int sig) {
   if (g_signal.exchange(sig) != 0) _exit(128 + sig);
 }
 
-int run_serve(const std::vector<std::string>& args) {
+// hpl serve's command line.
+struct ServeArgs {
   std::string model_path, embed_path, rerank_path, host = "127.0.0.1", template_name;
   size_t budget = ModelRegistry::kUnlimited;
   int64_t port = 8080, max_body = 1 << 20, http_threads = 16, read_timeout = 10, per_addr = 32;
   RuntimeOptions ro;
-  ro.session.n_ctx = 2048;
   ThreadOptions th;
+  ServeArgs() { ro.session.n_ctx = 2048; }
+};
+
+// false: --help was printed.
+bool parse_serve_args(const std::vector<std::string>& args, ServeArgs& a) {
   Options o(
       "usage: hpl serve -m MODEL.gguf [options]\n"
       "       hpl serve [-m MODEL.gguf] --embedding-model M.gguf [--rerank-model R.gguf] ...");
-  o.text({"-m", "--model"}, "MODEL", "the GGUF generation model", model_path)
+  o.text({"-m", "--model"}, "MODEL", "the GGUF generation model", a.model_path)
       .text({"--embedding-model"}, "M", "also serve M for /v1/embeddings (a bert or decoder model)",
-            embed_path)
+            a.embed_path)
       .text({"--rerank-model"}, "M", "also serve M for /v1/rerank (a cross-encoder reranker)",
-            rerank_path)
-      .value(
-          {"--memory-budget"}, "BYTES",
-          "model weights loaded at once, all models together (suffix K, M\n"
-          "or G: 300M); the idle least recently used model is unloaded and\n"
-          "reloaded on demand; a request for it waits (default: unlimited)",
-          [&budget](const std::string& opt, const std::string& v) { budget = parse_bytes(opt, v); })
-      .text({"--host"}, "ADDR", "address to listen on (default 127.0.0.1)", host)
-      .number({"--port"}, "N", "port (default 8080; 0 = any free port, printed on start)", port)
-      .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", ro.session.n_ctx)
+            a.rerank_path)
+      .value({"--memory-budget"}, "BYTES",
+             "model weights loaded at once, all models together (suffix K, M\n"
+             "or G: 300M); the idle least recently used model is unloaded and\n"
+             "reloaded on demand; a request for it waits (default: unlimited)",
+             [&a](const std::string& opt, const std::string& v) { a.budget = parse_bytes(opt, v); })
+      .text({"--host"}, "ADDR", "address to listen on (default 127.0.0.1)", a.host)
+      .number({"--port"}, "N", "port (default 8080; 0 = any free port, printed on start)", a.port)
+      .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)",
+              a.ro.session.n_ctx)
       .number({"--ubatch", "-ub"}, "N", "prefill micro-batch in tokens (default 256)",
-              ro.session.n_ubatch);
-  add_cache_type_option(o, ro.session.cache_type);
+              a.ro.session.n_ubatch);
+  add_cache_type_option(o, a.ro.session.cache_type);
   o.number({"--max-body"}, "BYTES", "largest request body; bigger gets 413 (default 1048576)",
-           max_body)
+           a.max_body)
       .text({"--template", "--chat-template"}, "NAME",
             "chat template (gemma, chatml, llama2, llama3, ...); default: the\n"
             "GGUF's; without one, chat completions answer 400",
-            template_name)
+            a.template_name)
       .number({"--http-threads"}, "N", "threads that answer completion requests (default 16)",
-              http_threads)
+              a.http_threads)
       .number({"--read-timeout"}, "S",
               "a request's head, then its body, must arrive within S seconds;\n"
               "else 408 (default 10)",
-              read_timeout)
+              a.read_timeout)
       .number({"--max-conns-per-addr"}, "N",
               "open connections from one client address (default 32); a\n"
               "new one closes that address's oldest idle or still-reading one",
-              per_addr)
+              a.per_addr)
       .number({"--cache-states"}, "N",
               "prompt cache: saved KV states besides the last request's\n"
               "(default 4; 0: only the last request's is reused)",
-              ro.prompt_cache_options.max_states)
+              a.ro.prompt_cache_options.max_states)
       .value({"--cache-mib"}, "MIB", "prompt cache: MiB of saved states (default 64)",
-             [&ro](const std::string& opt, const std::string& v) {
+             [&a](const std::string& opt, const std::string& v) {
                const int64_t mib = to_int(opt, v);
                if (mib < 0 || mib > (int64_t{1} << 30))
                  throw std::runtime_error(opt + ": must be in [0, 2^30]");
-               ro.prompt_cache_options.max_bytes = static_cast<size_t>(mib) << 20;
+               a.ro.prompt_cache_options.max_bytes = static_cast<size_t>(mib) << 20;
              })
       .flag({"--no-cache-prompt"},
             "never reuse a cached prompt prefix (every request as with\n"
             "\"cache_prompt\": false)",
-            ro.prompt_cache, false);
-  th.add_to(o);  // -t, --cpus, --cpu-mask: the same options as every command
-  add_spec_options(o, ro.session.spec);
+            a.ro.prompt_cache, false);
+  a.th.add_to(o);  // -t, --cpus, --cpu-mask: the same options as every command
+  add_spec_options(o, a.ro.session.spec);
   o.note("endpoints: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,")
       .note("           POST /v1/rerank, GET /v1/models, GET /health,")
       .note("           GET /metrics[?format=prometheus]");
-  if (!o.parse(args)) return 0;
-  if (model_path.empty() && embed_path.empty() && rerank_path.empty())
+  if (!o.parse(args)) return false;
+  if (a.model_path.empty() && a.embed_path.empty() && a.rerank_path.empty())
     o.fail("-m MODEL (or --embedding-model / --rerank-model) is required");
-  th.apply(ro.session);
-  if (!th.cpus.empty()) {  // sessions pin when a request first needs one: say now what is refused
+  return true;
+}
+
+// Range checks, and a warning now for pinned CPUs this process may not use (sessions pin
+// only when a request first needs one).
+void check_serve_args(ServeArgs& a) {
+  a.th.apply(a.ro.session);
+  if (!a.th.cpus.empty()) {  // sessions pin when a request first needs one: say now what is refused
     const std::vector<int> allowed = kernel::current_thread_affinity();
     std::vector<int> refused;
-    for (int c : th.cpus)
+    for (int c : a.th.cpus)
       if (std::find(allowed.begin(), allowed.end(), c) == allowed.end()) refused.push_back(c);
     if (!refused.empty())
       std::fprintf(
@@ -594,27 +605,29 @@ int run_serve(const std::vector<std::string>& args) {
           "warning: pinning: CPUs %s are not available to this process (it may run on %s)\n",
           kernel::format_cpu_list(refused).c_str(), kernel::format_cpu_list(allowed).c_str());
   }
-  if (port < 0 || port > 65535) throw std::runtime_error("--port: must be in [0, 65535]");
-  check_ctx_threads(ro.session.n_ctx, ro.session.n_threads);
-  if (ro.session.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
-  ro.session.spec.check();
-  if (ro.prompt_cache_options.max_states < 0)
+  if (a.port < 0 || a.port > 65535) throw std::runtime_error("--port: must be in [0, 65535]");
+  check_ctx_threads(a.ro.session.n_ctx, a.ro.session.n_threads);
+  if (a.ro.session.n_ubatch < 1) throw std::runtime_error("--ubatch: must be >= 1");
+  a.ro.session.spec.check();
+  if (a.ro.prompt_cache_options.max_states < 0)
     throw std::runtime_error("--cache-states: must be >= 0");
-  if (max_body < 1) throw std::runtime_error("--max-body: must be >= 1");
-  if (http_threads < 1 || http_threads > 1024)
+  if (a.max_body < 1) throw std::runtime_error("--max-body: must be >= 1");
+  if (a.http_threads < 1 || a.http_threads > 1024)
     throw std::runtime_error("--http-threads: must be in [1, 1024]");
-  if (read_timeout < 1 || read_timeout > 3600)
+  if (a.read_timeout < 1 || a.read_timeout > 3600)
     throw std::runtime_error("--read-timeout: must be in [1, 3600] seconds");
-  if (per_addr < 1 || per_addr > 4096)
+  if (a.per_addr < 1 || a.per_addr > 4096)
     throw std::runtime_error("--max-conns-per-addr: must be in [1, 4096]");
+}
 
-  Server S;
-  ro.registry = std::make_shared<ModelRegistry>(budget);
+// Each model in its role, under one registry; a model of the wrong kind for its option fails
+// here.
+void load_served_models(Server& S, ServeArgs& a) {
+  a.ro.registry = std::make_shared<ModelRegistry>(a.budget);
   const auto t0 = Clock::now();
-  // Each model in its role; a model of the wrong kind for its option fails here.
   auto serve = [&](const std::string& path, ModelKind want, const char* opt) -> Runtime* {
     if (path.empty()) return nullptr;
-    RuntimeOptions o = ro;
+    RuntimeOptions o = a.ro;
     o.model_path = path;
     auto rt = std::make_unique<Runtime>(o);
     const ModelKind k = rt->model_kind();
@@ -630,34 +643,31 @@ int run_serve(const std::vector<std::string>& args) {
     S.models.push_back({std::filesystem::path(path).stem().string(), std::move(rt)});
     return S.models.back().rt.get();
   };
-  S.rt = serve(model_path, ModelKind::kGenerate, "-m");
-  S.embed_rt = serve(embed_path, ModelKind::kEmbed, "--embedding-model");
-  S.rerank_rt = serve(rerank_path, ModelKind::kRerank, "--rerank-model");
+  S.rt = serve(a.model_path, ModelKind::kGenerate, "-m");
+  S.embed_rt = serve(a.embed_path, ModelKind::kEmbed, "--embedding-model");
+  S.rerank_rt = serve(a.rerank_path, ModelKind::kRerank, "--rerank-model");
   S.load_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  S.n_ctx = ro.session.n_ctx;
+  S.n_ctx = a.ro.session.n_ctx;
   S.model_id = S.rt ? S.id_of(S.rt) : S.models.front().id;
   S.created = unix_now();
   S.started = Clock::now();
-  if (S.rt) choose_template(S, template_name);
+  if (S.rt) choose_template(S, a.template_name);
+}
 
-  HttpOptions ho;
-  ho.max_body = static_cast<uint64_t>(max_body);
-  ho.worker_threads = static_cast<int>(http_threads);
-  ho.read_timeout_s = static_cast<double>(read_timeout);
-  ho.max_conns_per_addr = static_cast<int>(per_addr);
-  ho.max_conns = std::max(512, static_cast<int>(per_addr));
-  HttpServer svr(ho, [](int status, const std::string& msg) {
-    const char* code = status == 413   ? "request_too_large"
-                       : status == 404 ? "not_found"
-                       : status == 405 ? "method_not_allowed"
-                       : status == 408 ? "request_timeout"
-                       : status == 415 ? "unsupported_media_type"
-                                       : "";
-    return std::make_pair(
-        std::string("application/json"),
-        dump(error_body(msg, status >= 500 ? "server_error" : "invalid_request_error", "", code)));
-  });
+// The JSON error body of the HTTP layer's own refusals (413, 404, 405, 408, 415).
+std::pair<std::string, std::string> http_error_body(int status, const std::string& msg) {
+  const char* code = status == 413   ? "request_too_large"
+                     : status == 404 ? "not_found"
+                     : status == 405 ? "method_not_allowed"
+                     : status == 408 ? "request_timeout"
+                     : status == 415 ? "unsupported_media_type"
+                                     : "";
+  return std::make_pair(
+      std::string("application/json"),
+      dump(error_body(msg, status >= 500 ? "server_error" : "invalid_request_error", "", code)));
+}
 
+void add_routes(HttpServer& svr, Server& S) {
   const auto json_reply = [](HttpExchange& ex, int status, const json& j) {
     ex.reply(status, "application/json", dump(j));
   };
@@ -704,8 +714,23 @@ int run_serve(const std::vector<std::string>& args) {
           ex.reply(200, "application/json", dump(S.metrics.json(snap)));
       },
       /*fast=*/true);
+}
 
-  const int bound = svr.listen(host, static_cast<int>(port));  // throws "port in use"
+int run_serve(const std::vector<std::string>& args) {
+  ServeArgs a;
+  if (!parse_serve_args(args, a)) return 0;
+  check_serve_args(a);
+  Server S;
+  load_served_models(S, a);
+  HttpOptions ho;
+  ho.max_body = static_cast<uint64_t>(a.max_body);
+  ho.worker_threads = static_cast<int>(a.http_threads);
+  ho.read_timeout_s = static_cast<double>(a.read_timeout);
+  ho.max_conns_per_addr = static_cast<int>(a.per_addr);
+  ho.max_conns = std::max(512, static_cast<int>(a.per_addr));
+  HttpServer svr(ho, http_error_body);
+  add_routes(svr, S);
+  const int bound = svr.listen(a.host, static_cast<int>(a.port));  // throws "port in use"
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   // Shutdown: close the listener and the idle and still-reading connections, and stop the
@@ -729,12 +754,13 @@ int run_serve(const std::vector<std::string>& args) {
     std::fprintf(stderr, "hpl serve: %s (%s, %s, context %lld, %d threads%s%s)\n",
                  sv.rt->model_path().c_str(), sv.id.c_str(), model_kind_name(sv.rt->model_kind()),
                  static_cast<long long>(sv.rt.get() == S.rt ? S.n_ctx : sv.rt->embed_n_ctx()),
-                 ro.session.n_threads, sv.rt.get() == S.rt ? ", chat template " : "",
+                 a.ro.session.n_threads, sv.rt.get() == S.rt ? ", chat template " : "",
                  sv.rt.get() == S.rt ? (S.tmpl ? chat_family_name(S.tmpl->family()) : "none") : "");
   std::fprintf(stderr, "load %.0f ms, memory budget %s\nlistening on http://%s:%d\n", S.load_ms,
-               budget == ModelRegistry::kUnlimited ? "unlimited"
-                                                   : (std::to_string(budget) + " bytes").c_str(),
-               host.c_str(), bound);
+               a.budget == ModelRegistry::kUnlimited
+                   ? "unlimited"
+                   : (std::to_string(a.budget) + " bytes").c_str(),
+               a.host.c_str(), bound);
   bool ok = true;
   try {
     svr.run();
