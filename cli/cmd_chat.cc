@@ -202,69 +202,58 @@ std::unique_ptr<Session> open_session(const std::string& path, const SessionOpti
   return s;
 }
 
-int run_chat(const std::vector<std::string>& args) {
+struct ChatArgs {
   std::string model_path, system, cache_file;
   bool verbose = false, have_seed = false;
   RequestParams rp;
-  rp.max_tokens = -1;
   SessionOptions so;
   ThreadOptions th;
+  ChatArgs() { rp.max_tokens = -1; }
+};
+
+// false: --help was printed.
+bool parse_chat_args(const std::vector<std::string>& args, ChatArgs& a) {
   Options o("usage: hpl chat -m MODEL.gguf [options]   (then type; one line is one turn)");
-  o.text({"-m", "--model"}, "MODEL", "the GGUF model", model_path)
-      .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", so.n_ctx)
+  o.text({"-m", "--model"}, "MODEL", "the GGUF model", a.model_path)
+      .number({"-c", "--ctx-size"}, "N", "context size in tokens (default 2048)", a.so.n_ctx)
       .value({"-n", "--n-predict"}, "N", "reply token limit (default -1: until end of turn)",
-             [&rp](const std::string& opt, const std::string& v) {
-               rp.max_tokens = parse_token_limit(opt, v);
+             [&a](const std::string& opt, const std::string& v) {
+               a.rp.max_tokens = parse_token_limit(opt, v);
              });
-  add_sampler_options(o, rp.sampling, have_seed);
-  add_spec_options(o, so.spec);
-  add_format_options(o, rp.format);
-  add_cache_type_option(o, so.cache_type);
-  o.text({"--system"}, "TEXT", "system message", system)
+  add_sampler_options(o, a.rp.sampling, a.have_seed);
+  add_spec_options(o, a.so.spec);
+  add_format_options(o, a.rp.format);
+  add_cache_type_option(o, a.so.cache_type);
+  o.text({"--system"}, "TEXT", "system message", a.system)
       .text({"--template", "--chat-template"}, "NAME",
             "chat format (gemma, chatml, llama2, llama3, command-r,\n"
             "zephyr); default: the GGUF's tokenizer.chat_template or its\n"
             "turn-marker tokens; a model with neither needs --template",
-            so.chat_template)
+            a.so.chat_template)
       .text({"--prompt-cache"}, "FILE",
             "the first turn reuses the prefix KV (system message) saved in FILE by an\n"
             "earlier chat with the same model, and saves its own there",
-            cache_file)
+            a.cache_file)
       .flag({"--verbose", "-v"}, "per turn: tokens prefilled, cache reused, tok/s (stderr)",
-            verbose);
-  th.add_to(o);
+            a.verbose);
+  a.th.add_to(o);
   o.note("commands: /reset (new conversation), /stats, /quit (or end of input)")
       .note("Ctrl-C stops the reply being generated; at the prompt, Ctrl-C or Ctrl-D quits");
-  if (!o.parse(args)) return 0;
-  if (model_path.empty()) o.fail("-m MODEL is required");
-  th.apply(so);
-  check_ctx_threads(so.n_ctx, so.n_threads);
-  so.spec.check();
-  require_utf8(system, "--system");
-  require_format(rp.format);
-  if (so.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
-  if (!have_seed) rp.sampling.seed = std::random_device{}();
+  if (!o.parse(args)) return false;
+  if (a.model_path.empty()) o.fail("-m MODEL is required");
+  a.th.apply(a.so);
+  check_ctx_threads(a.so.n_ctx, a.so.n_threads);
+  a.so.spec.check();
+  require_utf8(a.system, "--system");
+  require_format(a.rp.format);
+  if (a.so.n_ctx < 8) throw std::runtime_error("-c: a chat needs a context of at least 8 tokens");
+  if (!a.have_seed) a.rp.sampling.seed = std::random_device{}();
 
-  auto t_load = std::chrono::steady_clock::now();
-  std::unique_ptr<Session> owned = open_session(model_path, so);
-  Session& session = *owned;
-  const Arch arch = session.model().model->config.arch;
-  // (the Session warns on stderr when pinning was refused or narrowed)
-  install_sigint_handler();
-  const bool tty = isatty(0) != 0;
-  if (verbose) print_cpu_setup(session.forward().pool(), so.cpus);
-  if (verbose || tty) {
-    std::fprintf(stderr,
-                 "chat: %s (%s), template %s, context %lld, %d threads (%s), seed %llu, load "
-                 "%.0f ms\n",
-                 model_path.c_str(), arch_name(arch),
-                 chat_family_name(session.chat_template()->family()),
-                 static_cast<long long>(so.n_ctx), so.n_threads, isa_name(),
-                 static_cast<unsigned long long>(rp.sampling.seed), since(t_load) * 1e3);
-  }
-  if (tty) std::fprintf(stderr, "type a message; /reset, /stats, /quit\n");
+  return true;
+}
 
-  Chat chat(session, system, rp, verbose, cache_file);
+// The read-a-line loop: commands, or a turn per line, until /quit or end of input.
+void chat_loop(Chat& chat, bool tty) {
   std::string line;
   while (true) {
     if (tty) {
@@ -302,6 +291,32 @@ int run_chat(const std::vector<std::string>& args) {
     }
     chat.turn(line);
   }
+}
+
+int run_chat(const std::vector<std::string>& args) {
+  ChatArgs a;
+  if (!parse_chat_args(args, a)) return 0;
+  auto t_load = std::chrono::steady_clock::now();
+  std::unique_ptr<Session> owned = open_session(a.model_path, a.so);
+  Session& session = *owned;
+  const Arch arch = session.model().model->config.arch;
+  // (the Session warns on stderr when pinning was refused or narrowed)
+  install_sigint_handler();
+  const bool tty = isatty(0) != 0;
+  if (a.verbose) print_cpu_setup(session.forward().pool(), a.so.cpus);
+  if (a.verbose || tty) {
+    std::fprintf(stderr,
+                 "chat: %s (%s), template %s, context %lld, %d threads (%s), seed %llu, load "
+                 "%.0f ms\n",
+                 a.model_path.c_str(), arch_name(arch),
+                 chat_family_name(session.chat_template()->family()),
+                 static_cast<long long>(a.so.n_ctx), a.so.n_threads, isa_name(),
+                 static_cast<unsigned long long>(a.rp.sampling.seed), since(t_load) * 1e3);
+  }
+  if (tty) std::fprintf(stderr, "type a message; /reset, /stats, /quit\n");
+
+  Chat chat(session, a.system, a.rp, a.verbose, a.cache_file);
+  chat_loop(chat, tty);
   return 0;
 }
 
