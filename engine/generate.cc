@@ -83,6 +83,8 @@ int64_t eval_prompt(Forward& fwd, std::span<const int32_t> prompt, float* logits
 
 }  // namespace
 
+// long-function: the one generation loop (prompt in micro-batches, then sample, verify drafts,
+// stream and check every finish condition per token), in one place so no caller can drift.
 GenerateResult generate(Forward& fwd, const Tokenizer& tok, Sampler& sampler,
                         std::span<const int32_t> new_tokens, const GenerateParams& p,
                         const TextFn& on_text, const StopFn& should_stop) {

@@ -819,6 +819,8 @@ inline __m128i k4_min_index() {
 }
 
 // x[k]: token k's Q8_K row; xs[k]: per super-block the 8 int16 sums of its sub-blocks.
+// long-function: the inner loop of the packed K-quant gemm, kept in one body so the
+// compiler holds the NT x 8 accumulators in registers across the sub-blocks.
 template <bool kFive, int NT>
 void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_t* const* xs,
                      int64_t nb, float (*out)[kPackRows]) {
@@ -933,6 +935,7 @@ inline __m128i k6_pair_index(int j0) {
                        11 + j0);
 }
 
+// long-function: as q4k_packed_tile: one body so the accumulators stay in registers.
 template <int NT>
 void q6k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, int64_t nb,
                      float (*out)[kPackRows]) {

@@ -2,6 +2,7 @@
 
 namespace hpl {
 
+// long-function: one table row per GGUF type, in the GGUF numbering.
 TypeTraits type_traits(uint32_t id) {
   switch (static_cast<DType>(id)) {
     case DType::F32:
