@@ -120,27 +120,16 @@ void Forward::matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* job
   mm_->run(x, ntok, n, jobs, n_jobs, cfg_.n_embd, prof_);
 }
 
-void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
+// q, k, v of ntok tokens from position pos0 (rows in q_, k_, v_): biases, per-head q/k norms,
+// RoPE; k and v stored into the cache.
+void Forward::rope_and_store(int64_t il, int64_t ntok, int64_t pos0) {
   const LayerWeights& L = w_.layers[static_cast<size_t>(il)];
-  const int64_t E = cfg_.n_embd, Q = cfg_.q_dim(), KV = cfg_.kv_dim(), F = cfg_.n_ff;
+  const int64_t Q = cfg_.q_dim(), KV = cfg_.kv_dim();
   const int64_t H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim;
   const float eps = cfg_.rms_eps;
-  float* x = x_.data();
-  float* xn = xn_.data();
   float* q = q_.data();
   float* kk = k_.data();
   float* v = v_.data();
-
-  // --- attention ---
-  {
-    ProfScope ps(prof_, ProfOp::kNorm);
-    for_tokens(ntok, [&](int64_t t) {
-      k::rmsnorm(x + t * E, L.attn_norm.data, xn + t * E, E, eps, 0.0f);
-    });
-  }
-  const MatJob qkv[] = {
-      {&L.wq, q, ProfOp::kAttnQ}, {&L.wk, kk, ProfOp::kAttnK}, {&L.wv, v, ProfOp::kAttnV}};
-  matmuls(xn, ntok, E, qkv, 3);
   const float base = cfg_.layer_rope_base(il), fscale = cfg_.layer_rope_scale(il);
   cache_.reserve(il, pos0, ntok);
   const auto layout = cfg_.neox_rope ? kernel::RopeLayout::kNeox : kernel::RopeLayout::kNormal;
@@ -181,6 +170,14 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
       });
     });
   }
+}
+
+// att_ (ntok, q_dim) = attention of q_ over layer il's cached positions, heads split across the
+// pool.
+void Forward::attend(int64_t il, int64_t ntok, int64_t pos0) {
+  const int64_t Q = cfg_.q_dim(), KV = cfg_.kv_dim();
+  const int64_t H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim;
+  const float* q = q_.data();
   kernel::AttnParams ap;
   ap.n_heads = H;
   ap.n_kv_heads = Hkv;
@@ -215,6 +212,28 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
       pool_->for_chunks(n_chunks, heads);
     }
   }
+}
+
+// x += attention(norm(x)); then xn = ffn_norm(x).
+void Forward::attention_block(int64_t il, int64_t ntok, int64_t pos0) {
+  const LayerWeights& L = w_.layers[static_cast<size_t>(il)];
+  const int64_t E = cfg_.n_embd, Q = cfg_.q_dim();
+  const float eps = cfg_.rms_eps;
+  float* x = x_.data();
+  float* xn = xn_.data();
+  {
+    ProfScope ps(prof_, ProfOp::kNorm);
+    for_tokens(ntok, [&](int64_t t) {
+      k::rmsnorm(x + t * E, L.attn_norm.data, xn + t * E, E, eps, 0.0f);
+    });
+  }
+  const MatJob qkv[] = {{&L.wq, q_.data(), ProfOp::kAttnQ},
+                        {&L.wk, k_.data(), ProfOp::kAttnK},
+                        {&L.wv, v_.data(), ProfOp::kAttnV}};
+  matmuls(xn, ntok, E, qkv, 3);
+  rope_and_store(il, ntok, pos0);
+  attend(il, ntok, pos0);
+  float* att = att_.data();
   float* proj = proj_.data();
   const MatJob o[] = {{&L.wo, proj, ProfOp::kAttnOutput}};
   matmuls(att, ntok, Q, o, 1);
@@ -230,8 +249,16 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
                [&] { k::rmsnorm(x + t * E, L.ffn_norm.data, xn + t * E, E, eps, 0.0f); });
     });
   }
+}
 
-  // --- feed-forward ---
+// x += down(act(gate(xn), up(xn))).
+void Forward::ffn_block(int64_t il, int64_t ntok) {
+  const LayerWeights& L = w_.layers[static_cast<size_t>(il)];
+  const int64_t E = cfg_.n_embd, F = cfg_.n_ff;
+  const float eps = cfg_.rms_eps;
+  float* x = x_.data();
+  float* xn = xn_.data();
+  float* proj = proj_.data();
   float* gate = gate_.data();
   float* up = up_.data();
   const MatJob gu[] = {{&L.gate, gate, ProfOp::kFfnGate}, {&L.up, up, ProfOp::kFfnUp}};
@@ -258,6 +285,11 @@ void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
       sec.part(ProfOp::kAdd, [&] { k::add(x + t * E, pt, x + t * E, E); });
     });
   }
+}
+
+void Forward::layer(int64_t il, int64_t ntok, int64_t pos0) {
+  attention_block(il, ntok, pos0);
+  ffn_block(il, ntok);
 }
 
 void Forward::ubatch(const int32_t* ids, int64_t ntok, float* out, Out what) {

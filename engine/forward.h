@@ -85,6 +85,10 @@ class Forward {
   // y_j = W_j @ x for each job: x (ntok, n) f32 rows, quantized once per vec_dot_type.
   void matmuls(const float* x, int64_t ntok, int64_t n, const MatJob* jobs, int n_jobs);
   void layer(int64_t il, int64_t ntok, int64_t pos0);
+  void attention_block(int64_t il, int64_t ntok, int64_t pos0);
+  void rope_and_store(int64_t il, int64_t ntok, int64_t pos0);
+  void attend(int64_t il, int64_t ntok, int64_t pos0);
+  void ffn_block(int64_t il, int64_t ntok);
   // What a micro-batch writes to out: nothing, the last token's logits, every token's logits,
   // or every token's final-normed hidden state.
   enum class Out { kNone, kLastLogits, kAllLogits, kHidden };
