@@ -214,6 +214,24 @@ void print_run_stats(const GenerateResult& r, const Model& model, Forward& fwd, 
   std::fputs(format_memory_report(memory_report(model, fwd)).c_str(), stderr);
 }
 
+// --prompt-cache FILE: the prompt's prefix loaded from FILE, or evaluated now and saved there.
+// Returns the prompt tokens now in the cache (the sampler has seen them).
+size_t use_prompt_cache(const RunArgs& ra, const Model& model, Forward& fwd, Sampler& sampler,
+                        const std::vector<int32_t>& ids) {
+  check_prompt_fits(static_cast<int64_t>(ids.size()), 0, fwd.n_ctx());
+  const ModelIdentity identity = model_identity(model);
+  const LoadedModelInfo info{model.config, identity, ra.model_path};
+  const int64_t loaded = load_prompt_cache(fwd, info, ids, ra.prompt_cache);
+  const int64_t saved = save_prompt_cache(fwd, info, ids, ra.prompt_cache);
+  if (ra.verbose)
+    std::fprintf(stderr, "prompt cache %s: %lld tokens reused, %lld saved\n",
+                 ra.prompt_cache.c_str(), static_cast<long long>(loaded),
+                 static_cast<long long>(saved));
+  const auto past = static_cast<size_t>(fwd.n_past());
+  prime_sampler(sampler, std::span<const int32_t>(ids).first(past));
+  return past;
+}
+
 int run_run(const std::vector<std::string>& args) {
   RunArgs ra;
   if (!parse_run_args(args, ra)) return 0;
@@ -258,20 +276,8 @@ int run_run(const std::vector<std::string>& args) {
       sampler.set_constraint(constraint.get());
     }
     std::span<const int32_t> todo(ids);
-    if (!ra.prompt_cache.empty()) {  // the prefix from FILE, or evaluated now and saved there
-      check_prompt_fits(static_cast<int64_t>(ids.size()), 0, fwd.n_ctx());
-      const ModelIdentity identity = model_identity(*model);
-      const LoadedModelInfo info{cfg, identity, ra.model_path};
-      const int64_t loaded = load_prompt_cache(fwd, info, ids, ra.prompt_cache);
-      const int64_t saved = save_prompt_cache(fwd, info, ids, ra.prompt_cache);
-      if (ra.verbose)
-        std::fprintf(stderr, "prompt cache %s: %lld tokens reused, %lld saved\n",
-                     ra.prompt_cache.c_str(), static_cast<long long>(loaded),
-                     static_cast<long long>(saved));
-      const auto past = static_cast<size_t>(fwd.n_past());
-      prime_sampler(sampler, todo.first(past));
-      todo = todo.subspan(past);
-    }
+    if (!ra.prompt_cache.empty())
+      todo = todo.subspan(use_prompt_cache(ra, *model, fwd, sampler, ids));
     r = generate(fwd, *tok, sampler, todo, ra.gp, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
