@@ -30,6 +30,40 @@ std::vector<int32_t> parse_id_list(const std::string& opt, const std::string& v)
   return ids;
 }
 
+// The vectors as JSON (model, pooling, and per text its index, tokens and embedding), or as
+// text: one line of floats per text.
+void print_embeddings(const std::vector<std::vector<float>>& vecs,
+                      const std::vector<std::vector<int32_t>>& inputs, const Embedder& emb,
+                      const std::string& model, Pooling used, bool normalize, bool json) {
+  if (json) {
+    JsonWriter j;
+    j.begin_object().key("model").str(model).key("pooling").str(pooling_name(used));
+    j.key("normalized").boolean(normalize).key("n_embd").num(emb.n_embd()).key("data");
+    j.begin_array();
+    for (size_t i = 0; i < vecs.size(); ++i) {
+      j.begin_object().key("index").num(static_cast<int64_t>(i));
+      j.key("n_tokens")
+          .num(static_cast<int64_t>(
+              std::min<size_t>(inputs[i].size(), static_cast<size_t>(emb.n_ctx()))));
+      j.key("embedding").begin_array();
+      for (float x : vecs[i]) j.num(static_cast<double>(x), 9);
+      j.end_array().end_object();
+    }
+    j.end_array().end_object();
+    std::printf("%s\n", j.text().c_str());
+    return;
+  }
+  for (const auto& v : vecs) {
+    std::string line;
+    char buf[32];
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::snprintf(buf, sizeof buf, i ? " %.9g" : "%.9g", static_cast<double>(v[i]));
+      line += buf;
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
 int run_embed(const std::vector<std::string>& args) {
   EmbedModelOptions mo;
   std::vector<std::string> texts;
@@ -98,33 +132,7 @@ int run_embed(const std::vector<std::string>& args) {
   }
   const Pooling used = pooling.empty() ? model_pooling(*model) : p.pooling;
 
-  if (format == "json") {
-    JsonWriter j;
-    j.begin_object().key("model").str(mo.model).key("pooling").str(pooling_name(used));
-    j.key("normalized").boolean(normalize).key("n_embd").num(emb.n_embd()).key("data");
-    j.begin_array();
-    for (size_t i = 0; i < vecs.size(); ++i) {
-      j.begin_object().key("index").num(static_cast<int64_t>(i));
-      j.key("n_tokens")
-          .num(static_cast<int64_t>(
-              std::min<size_t>(inputs[i].size(), static_cast<size_t>(emb.n_ctx()))));
-      j.key("embedding").begin_array();
-      for (float x : vecs[i]) j.num(static_cast<double>(x), 9);
-      j.end_array().end_object();
-    }
-    j.end_array().end_object();
-    std::printf("%s\n", j.text().c_str());
-    return 0;
-  }
-  for (const auto& v : vecs) {
-    std::string line;
-    char buf[32];
-    for (size_t i = 0; i < v.size(); ++i) {
-      std::snprintf(buf, sizeof buf, i ? " %.9g" : "%.9g", static_cast<double>(v[i]));
-      line += buf;
-    }
-    std::printf("%s\n", line.c_str());
-  }
+  print_embeddings(vecs, inputs, emb, mo.model, used, normalize, format == "json");
   return 0;
 }
 
