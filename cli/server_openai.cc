@@ -292,61 +292,53 @@ json error_body(const std::string& message, const std::string& type, const std::
   return {{"error", e}};
 }
 
-ApiRequest parse_request(const std::string& body_text, bool chat) {
-  const json body = parse_body(body_text);
-  check_fields(body, chat);
+namespace {
 
-  ApiRequest r;
-  r.chat = chat;
-  RequestParams& p = r.params;
-  r.model = model_field(body);
-  if (chat) {
-    const json* msgs = field(body, "messages");
-    if (!msgs) bad("messages", "'messages' is required", "missing_required_parameter");
-    if (!msgs->is_array() || msgs->empty()) bad("messages", "'messages' must be a non-empty array");
-    for (size_t i = 0; i < msgs->size(); ++i) {
-      const json& m = (*msgs)[i];
-      const std::string at = "messages[" + std::to_string(i) + "]";
-      if (!m.is_object()) bad(at, "'" + at + "' must be an object");
-      const json* role = field(m, "role");
-      if (!role || !role->is_string()) bad(at + ".role", "'" + at + ".role' must be a string");
-      const std::string rs = role->get<std::string>();
-      if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer")
-        bad(at + ".role",
-            "'" + at + ".role' must be system, developer, user or assistant, got '" + rs + "'");
-      const json* c = field(m, "content");
-      if (!c) bad(at + ".content", "'" + at + ".content' is required");
-      p.messages.push_back({rs == "developer" ? "system" : rs, content_text(*c, i)});
-    }
-    // One rule for every template: a conversation needs a user turn to answer.
-    if (std::none_of(p.messages.begin(), p.messages.end(),
-                     [](const ChatMessage& m) { return m.role == "user"; }))
-      bad("messages",
-          "'messages' has no user message: a system (or assistant) message alone gives the model "
-          "nothing to answer; send the text as a user message, or use /v1/completions");
+// "messages": each a system / developer / user / assistant turn with text content, at least
+// one from the user.
+void parse_messages(const json& body, RequestParams& p) {
+  const json* msgs = field(body, "messages");
+  if (!msgs) bad("messages", "'messages' is required", "missing_required_parameter");
+  if (!msgs->is_array() || msgs->empty()) bad("messages", "'messages' must be a non-empty array");
+  for (size_t i = 0; i < msgs->size(); ++i) {
+    const json& m = (*msgs)[i];
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) bad(at, "'" + at + "' must be an object");
+    const json* role = field(m, "role");
+    if (!role || !role->is_string()) bad(at + ".role", "'" + at + ".role' must be a string");
+    const std::string rs = role->get<std::string>();
+    if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer")
+      bad(at + ".role",
+          "'" + at + ".role' must be system, developer, user or assistant, got '" + rs + "'");
+    const json* c = field(m, "content");
+    if (!c) bad(at + ".content", "'" + at + ".content' is required");
+    p.messages.push_back({rs == "developer" ? "system" : rs, content_text(*c, i)});
+  }
+  // One rule for every template: a conversation needs a user turn to answer.
+  if (std::none_of(p.messages.begin(), p.messages.end(),
+                   [](const ChatMessage& m) { return m.role == "user"; }))
+    bad("messages",
+        "'messages' has no user message: a system (or assistant) message alone gives the model "
+        "nothing to answer; send the text as a user message, or use /v1/completions");
+}
+
+// "prompt": one non-empty string (or an array of one).
+void parse_prompt(const json& body, RequestParams& p) {
+  const json* pr = field(body, "prompt");
+  if (!pr) bad("prompt", "'prompt' is required", "missing_required_parameter");
+  if (pr->is_array() && pr->size() == 1 && (*pr)[0].is_string()) {
+    p.prompt = (*pr)[0].get<std::string>();
+  } else if (pr->is_string()) {
+    p.prompt = pr->get<std::string>();
   } else {
-    const json* pr = field(body, "prompt");
-    if (!pr) bad("prompt", "'prompt' is required", "missing_required_parameter");
-    if (pr->is_array() && pr->size() == 1 && (*pr)[0].is_string()) {
-      p.prompt = (*pr)[0].get<std::string>();
-    } else if (pr->is_string()) {
-      p.prompt = pr->get<std::string>();
-    } else {
-      bad("prompt", "'prompt' must be a string (or an array of one string)");
-    }
-    if (p.prompt.empty()) bad("prompt", "'prompt' must not be empty");
+    bad("prompt", "'prompt' must be a string (or an array of one string)");
   }
+  if (p.prompt.empty()) bad("prompt", "'prompt' must not be empty");
+}
 
-  if (const json* s = field(body, "stream")) {
-    if (!s->is_boolean()) bad("stream", "'stream' must be a boolean");
-    r.stream = s->get<bool>();
-  }
-  if (const json* c = field(body, "cache_prompt")) {  // llama.cpp's name; default true
-    if (!c->is_boolean()) bad("cache_prompt", "'cache_prompt' must be a boolean");
-    p.cache_prompt = c->get<bool>();
-  }
-  SamplerParams& sp = p.sampling;
-  // Types here; ranges (the C API's and the CLI's, same messages) in check_request() below.
+// The sampling fields: types here; ranges (the C API's and the CLI's, same messages) in
+// check_request().
+void parse_sampling(const json& body, SamplerParams& sp) {
   sp.temp = static_cast<float>(number(body, "temperature", 1.0));
   sp.top_p = static_cast<float>(number(body, "top_p", 1.0));
   sp.top_k = static_cast<int32_t>(integer(body, "top_k", 0, INT32_MIN, INT32_MAX));
@@ -359,6 +351,34 @@ ApiRequest parse_request(const std::string& body_text, bool chat) {
   if (const json* lp = field(body, "logprobs"))
     if (!lp->is_boolean() || lp->get<bool>())
       bad("logprobs", "'logprobs' is not supported", "unsupported");
+}
+
+}  // namespace
+
+ApiRequest parse_request(const std::string& body_text, bool chat) {
+  const json body = parse_body(body_text);
+  check_fields(body, chat);
+
+  ApiRequest r;
+  r.chat = chat;
+  RequestParams& p = r.params;
+  r.model = model_field(body);
+  if (chat) {
+    parse_messages(body, p);
+  } else {
+    parse_prompt(body, p);
+  }
+
+  if (const json* s = field(body, "stream")) {
+    if (!s->is_boolean()) bad("stream", "'stream' must be a boolean");
+    r.stream = s->get<bool>();
+  }
+  if (const json* c = field(body, "cache_prompt")) {  // llama.cpp's name; default true
+    if (!c->is_boolean()) bad("cache_prompt", "'cache_prompt' must be a boolean");
+    p.cache_prompt = c->get<bool>();
+  }
+  SamplerParams& sp = p.sampling;
+  parse_sampling(body, sp);
 
   const char* max_name =
       chat && field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
