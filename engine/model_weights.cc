@@ -179,26 +179,11 @@ size_t weight_bytes_per_token(const ModelWeights& w) {
   return b;
 }
 
-ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool count_only) {
-  ModelWeights w;
-  Loader ld(f, w, count_only);
-  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, D = c.head_dim;
-  w.token_embd = ld.matrix("token_embd.weight", c.n_vocab, E);
-  if (!kernel::dequantize_supported(w.token_embd.type)) {
-    ld.fail("token_embd.weight",
-            std::string("rows of type ") + type_name(w.token_embd.type) + " cannot be read");
-  }
-  if (c.arch == Arch::kBert) {
-    load_bert(ld, c, w);
-    ld.refuse_unused(arch_name(c.arch));
-    return w;
-  }
-  w.output_norm = ld.vector("output_norm.weight", E);
-  w.output = ld.matrix("output.weight", c.n_vocab, E, /*required=*/false);
-  if (!f.tensor("output.weight")) {
-    w.output = w.token_embd;
-    w.tied_output = true;
-  }
+namespace {
+
+// LongRoPE factors (phi3) and Llama 3.x rope_freqs: read where the architecture has them,
+// refused elsewhere; every factor a positive finite number.
+void load_rope_factors(Loader& ld, const GgufFile& f, const ModelConfig& c, ModelWeights& w) {
   const int64_t half_rot = c.rot_dim / 2;
   if (c.arch == Arch::kPhi3) {
     w.rope_long = ld.vector("rope_factors_long.weight", half_rot, false);
@@ -230,53 +215,84 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool co
   check_factors(w.rope_freqs, "rope_freqs.weight");
   check_factors(w.rope_long, "rope_factors_long.weight");
   check_factors(w.rope_short, "rope_factors_short.weight");
-  // Row ranges [r0, r0 + n) of a fused matrix, as a matrix of its own.
-  auto rows = [](const Matrix& m, int64_t r0, int64_t n) {
-    Matrix v = m;
-    v.data = m.data ? m.row(r0) : nullptr;  // null when counting only
-    v.rows = n;
-    return v;
-  };
-  w.layers.resize(static_cast<size_t>(c.n_layer));
-  for (int64_t il = 0; il < c.n_layer; ++il) {
-    LayerWeights& L = w.layers[static_cast<size_t>(il)];
-    const std::string p = "blk." + std::to_string(il) + ".";
-    L.attn_norm = ld.vector(p + "attn_norm.weight", E);
-    if (f.tensor(p + "attn_qkv.weight")) {  // phi3: rows q, then k, then v
-      Matrix qkv = ld.matrix(p + "attn_qkv.weight", Q + 2 * KV, E);
-      L.wq = rows(qkv, 0, Q);
-      L.wk = rows(qkv, Q, KV);
-      L.wv = rows(qkv, Q + KV, KV);
-    } else {
-      L.wq = ld.matrix(p + "attn_q.weight", Q, E);
-      L.wk = ld.matrix(p + "attn_k.weight", KV, E);
-      L.wv = ld.matrix(p + "attn_v.weight", KV, E);
-    }
-    if (c.qkv_bias) {
-      L.bq = ld.vector(p + "attn_q.bias", Q, false);
-      L.bk = ld.vector(p + "attn_k.bias", KV, false);
-      L.bv = ld.vector(p + "attn_v.bias", KV, false);
-    }
-    if (c.qk_norm) {
-      L.q_norm = ld.vector(p + "attn_q_norm.weight", D);
-      L.k_norm = ld.vector(p + "attn_k_norm.weight", D);
-    }
-    L.wo = ld.matrix(p + "attn_output.weight", E, Q);
-    L.ffn_norm = ld.vector(p + "ffn_norm.weight", E);
-    if (c.arch == Arch::kPhi3 && !f.tensor(p + "ffn_gate.weight")) {
-      Matrix gu = ld.matrix(p + "ffn_up.weight", 2 * F, E);  // phi3: rows gate, then up
-      L.gate = rows(gu, 0, F);
-      L.up = rows(gu, F, F);
-    } else {
-      L.gate = ld.matrix(p + "ffn_gate.weight", F, E);
-      L.up = ld.matrix(p + "ffn_up.weight", F, E);
-    }
-    L.down = ld.matrix(p + "ffn_down.weight", E, F);
-    if (c.post_norms) {
-      L.post_attn_norm = ld.vector(p + "post_attention_norm.weight", E);
-      L.post_ffn_norm = ld.vector(p + "post_ffw_norm.weight", E);
-    }
+}
+
+// Row ranges [r0, r0 + n) of a fused matrix, as a matrix of its own.
+Matrix rows_of(const Matrix& m, int64_t r0, int64_t n) {
+  Matrix v = m;
+  v.data = m.data ? m.row(r0) : nullptr;  // null when counting only
+  v.rows = n;
+  return v;
+}
+
+// Decoder layer il's tensors (fused phi3 qkv and gate/up split into row ranges).
+void load_decoder_layer(Loader& ld, const GgufFile& f, const ModelConfig& c, int64_t il,
+                        LayerWeights& L) {
+  const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, D = c.head_dim;
+  const std::string p = "blk." + std::to_string(il) + ".";
+  L.attn_norm = ld.vector(p + "attn_norm.weight", E);
+  if (f.tensor(p + "attn_qkv.weight")) {  // phi3: rows q, then k, then v
+    Matrix qkv = ld.matrix(p + "attn_qkv.weight", Q + 2 * KV, E);
+    L.wq = rows_of(qkv, 0, Q);
+    L.wk = rows_of(qkv, Q, KV);
+    L.wv = rows_of(qkv, Q + KV, KV);
+  } else {
+    L.wq = ld.matrix(p + "attn_q.weight", Q, E);
+    L.wk = ld.matrix(p + "attn_k.weight", KV, E);
+    L.wv = ld.matrix(p + "attn_v.weight", KV, E);
   }
+  if (c.qkv_bias) {
+    L.bq = ld.vector(p + "attn_q.bias", Q, false);
+    L.bk = ld.vector(p + "attn_k.bias", KV, false);
+    L.bv = ld.vector(p + "attn_v.bias", KV, false);
+  }
+  if (c.qk_norm) {
+    L.q_norm = ld.vector(p + "attn_q_norm.weight", D);
+    L.k_norm = ld.vector(p + "attn_k_norm.weight", D);
+  }
+  L.wo = ld.matrix(p + "attn_output.weight", E, Q);
+  L.ffn_norm = ld.vector(p + "ffn_norm.weight", E);
+  if (c.arch == Arch::kPhi3 && !f.tensor(p + "ffn_gate.weight")) {
+    Matrix gu = ld.matrix(p + "ffn_up.weight", 2 * F, E);  // phi3: rows gate, then up
+    L.gate = rows_of(gu, 0, F);
+    L.up = rows_of(gu, F, F);
+  } else {
+    L.gate = ld.matrix(p + "ffn_gate.weight", F, E);
+    L.up = ld.matrix(p + "ffn_up.weight", F, E);
+  }
+  L.down = ld.matrix(p + "ffn_down.weight", E, F);
+  if (c.post_norms) {
+    L.post_attn_norm = ld.vector(p + "post_attention_norm.weight", E);
+    L.post_ffn_norm = ld.vector(p + "post_ffw_norm.weight", E);
+  }
+}
+
+}  // namespace
+
+ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool count_only) {
+  ModelWeights w;
+  Loader ld(f, w, count_only);
+  const int64_t E = c.n_embd;
+  w.token_embd = ld.matrix("token_embd.weight", c.n_vocab, E);
+  if (!kernel::dequantize_supported(w.token_embd.type)) {
+    ld.fail("token_embd.weight",
+            std::string("rows of type ") + type_name(w.token_embd.type) + " cannot be read");
+  }
+  if (c.arch == Arch::kBert) {
+    load_bert(ld, c, w);
+    ld.refuse_unused(arch_name(c.arch));
+    return w;
+  }
+  w.output_norm = ld.vector("output_norm.weight", E);
+  w.output = ld.matrix("output.weight", c.n_vocab, E, /*required=*/false);
+  if (!f.tensor("output.weight")) {
+    w.output = w.token_embd;
+    w.tied_output = true;
+  }
+  load_rope_factors(ld, f, c, w);
+  w.layers.resize(static_cast<size_t>(c.n_layer));
+  for (int64_t il = 0; il < c.n_layer; ++il)
+    load_decoder_layer(ld, f, c, il, w.layers[static_cast<size_t>(il)]);
   ld.refuse_unused(arch_name(c.arch));
   return w;
 }
