@@ -98,10 +98,10 @@ HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
  * keep a context for the next stateless request, but gives it up when the room is needed),
  * whether or not a budget was set when the request ran. Lowering the budget unloads idle
  * models the same way. An unloaded model's handle stays valid: its next request or session
- * loads it again. A request whose model does not fit while other models' requests run waits for them to end (it stays
- * queued; hpl_stop() ends the wait); it fails with HPL_ERR_OUT_OF_MEMORY only when live
- * sessions of other models hold the room, or the model is larger than the budget (a session
- * that does not fit fails at once). 0 = unlimited (the default). */
+ * loads it again. A request whose model does not fit while other models' requests run waits for
+ * them to end (it stays queued; hpl_stop() ends the wait); it fails with HPL_ERR_OUT_OF_MEMORY only
+ * when live sessions of other models hold the room, or the model is larger than the budget (a
+ * session that does not fit fails at once). 0 = unlimited (the default). */
 HPL_API hpl_status hpl_set_memory_budget(uint64_t bytes);
 
 typedef struct hpl_memory_info {
