@@ -36,6 +36,9 @@
 #   BG_LOAD         N busy loops (at nice BG_NICE, default 0) running through every run: a
 #                   measured round under an explicit background load (default 0)
 #   RAW_DIR         keep every run's JSON and the results table there (default: a temp dir)
+#   WARMUP          1 (default): each engine's own warm-up run before its timed one; 0 skips it
+#                   (hpl and llama-bench --no-warmup; halves the time on a loaded machine)
+# `bash bench/compare_llamacpp.sh --table RAW_DIR` prints the table of a (partial) earlier run.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,11 +52,73 @@ ROUNDS="${ROUNDS:-3}"
 BG_LOAD="${BG_LOAD:-0}"
 BG_NICE="${BG_NICE:-0}"
 IK_ARGS="${IK_ARGS:--rtr 1}"
+WARMUP="${WARMUP:-1}"
 PREPARE_ONLY=0
+TABLE_ONLY=""
 [[ "${1:-}" == "--prepare" ]] && PREPARE_ONLY=1
+[[ "${1:-}" == "--table" ]] && TABLE_ONLY="${2:?--table needs the RAW_DIR of a run}"
 
 log() { echo "compare_llamacpp: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+NOWARM=()
+[[ "$WARMUP" == 0 ]] && NOWARM=(--no-warmup)
+
+# print_table RESULTS LOAD_BEFORE LOAD_AFTER BG_LOAD: the medians and ratios of a results file
+print_table() {
+  python3 - "$1" "$2" "$3" "$4" "$(nproc)" <<'EOF'
+import collections, statistics, sys
+path, load0, load1, bg, cores = sys.argv[1:6]
+rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
+ts = collections.defaultdict(list)  # (model, threads, engine, test) -> samples
+per_round = collections.defaultdict(dict)  # (model, threads, test, engine) -> round -> median
+loads = collections.defaultdict(list)
+keys = []
+for rnd, model, t, eng, test, v, load in rows:
+    ts[(model, t, eng, test)].append(float(v))
+    per_round[(model, t, test, eng)].setdefault(rnd, []).append(float(v))
+    loads[(model, t)].append(float(load))
+    if (model, t, test) not in keys:
+        keys.append((model, t, test))
+engines = [e for e in ("hpl", "llama.cpp", "ik_llama.cpp") if any(k[2] == e for k in ts)]
+target = {"pp": 1.3, "tg": 1.1}
+
+def cell(v):
+    return f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})" if v else "-"
+
+def ratio(model, t, test, other):
+    h, o = ts.get((model, t, "hpl", test)), ts.get((model, t, other, test))
+    if not h or not o:
+        return "-"
+    pr = per_round[(model, t, test, "hpl")]
+    po = per_round[(model, t, test, other)]
+    rr = [statistics.median(pr[r]) / statistics.median(po[r]) for r in pr if r in po]
+    s = f"{statistics.median(h) / statistics.median(o):.2f}x"
+    return s + (f" ({min(rr):.2f}-{max(rr):.2f})" if len(rr) > 1 else "")
+
+print(f"load average (1/5/15 min) before: {load0}, after: {load1}; cores: {cores}; "
+      f"background busy loops: {bg}")
+print("tok/s: median (min-max) over rounds; ratio: hpl median / other median (range of the "
+      "per-round ratios)\n")
+head = ["model", "threads", "test", "load1"] + engines
+head += [f"hpl/{e}" for e in engines[1:]] + ["target (vs llama.cpp)"]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for model, t, test in sorted(keys, key=lambda k: (k[0], int(k[1]), k[2][:2] != "pp")):
+    line = [model, t, test, f"{statistics.median(loads[(model, t)]):.1f}"]
+    line += [cell(ts.get((model, t, e, test), [])) for e in engines]
+    line += [ratio(model, t, test, e) for e in engines[1:]]
+    h, l = ts.get((model, t, "hpl", test)), ts.get((model, t, "llama.cpp", test))
+    goal = target[test[:2]]
+    met = h and l and statistics.median(h) / statistics.median(l) >= goal
+    line.append(f">= {goal}x: {'met' if met else 'NOT met'}")
+    print("| " + " | ".join(line) + " |")
+EOF
+}
+if [[ -n "$TABLE_ONLY" ]]; then
+  print_table "$TABLE_ONLY/results.tsv" "?" "$(cut -d' ' -f1-3 /proc/loadavg) (now)" "?"
+  exit 0
+fi
 
 [[ -x "$HPL" ]] || die "$HPL not found: build hpl first (cmake --build $BUILD --target hpl)"
 
@@ -142,7 +207,7 @@ done
 RESULTS="$OUT/results.tsv"  # round model threads engine test tok/s load1
 : >"$RESULTS"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-log "$(nproc) cores, pp$PP tg$TG, threads $THREADS, $ROUNDS rounds x $REPS reps, engines: ${ENGINES[*]}, background busy loops: $BG_LOAD (nice $BG_NICE)"
+log "$(nproc) cores, pp$PP tg$TG, threads $THREADS, $ROUNDS rounds x $REPS reps, engines: ${ENGINES[*]}, background busy loops: $BG_LOAD (nice $BG_NICE), warm-up runs: $WARMUP"
 log "load average at start: $LOAD_BEFORE"
 
 # run_engine ENGINE ROUND NAME MODEL THREADS: one bench run; appends its samples to RESULTS.
@@ -153,18 +218,18 @@ run_engine() {
   case "$eng" in
     hpl)
       "$HPL" bench -m "$model" -p "$PP" -n "$TG" -t "$t" -r "$REPS" -o json --no-bandwidth \
-        >"$json" 2>"$json.err" || { log "hpl bench failed: $(tail -1 "$json.err")"; return 0; }
+        "${NOWARM[@]}" >"$json" 2>"$json.err" || { log "hpl bench failed: $(tail -1 "$json.err")"; return 0; }
       ;;
     llama.cpp)
       # shellcheck disable=SC2086  # LLAMA_ARGS is a list of options
       OMP_WAIT_POLICY="${LLAMA_OMP_WAIT_POLICY:-passive}" "$LLAMA_BENCH" -m "$model" -p "$PP" \
-        -n "$TG" -t "$t" -r "$REPS" -o json ${LLAMA_ARGS:-} >"$json" 2>"$json.err" ||
+        -n "$TG" -t "$t" -r "$REPS" -o json "${NOWARM[@]}" ${LLAMA_ARGS:-} >"$json" 2>"$json.err" ||
         { log "llama-bench failed: $(tail -1 "$json.err")"; return 0; }
       ;;
     ik_llama.cpp)
       # shellcheck disable=SC2086  # IK_ARGS is a list of options
       OMP_WAIT_POLICY="${LLAMA_OMP_WAIT_POLICY:-passive}" "$IK_LLAMA_BENCH" -m "$model" -p "$PP" \
-        -n "$TG" -t "$t" -r "$REPS" -o json $IK_ARGS >"$json" 2>"$json.err" ||
+        -n "$TG" -t "$t" -r "$REPS" -o json "${NOWARM[@]}" $IK_ARGS >"$json" 2>"$json.err" ||
         { log "ik llama-bench failed: $(tail -1 "$json.err")"; return 0; }
       ;;
   esac
@@ -196,53 +261,6 @@ for r in $(seq "$ROUNDS"); do
 done
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$RESULTS" "$LOAD_BEFORE" "$LOAD_AFTER" "$BG_LOAD" "$(nproc)" <<'EOF' | tee "$OUT/table.md"
-import collections, statistics, sys
-path, load0, load1, bg, cores = sys.argv[1:6]
-rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
-ts = collections.defaultdict(list)  # (model, threads, engine, test) -> samples
-per_round = collections.defaultdict(dict)  # (model, threads, test, engine) -> round -> median
-loads = collections.defaultdict(list)
-keys = []
-for rnd, model, t, eng, test, v, load in rows:
-    ts[(model, t, eng, test)].append(float(v))
-    per_round[(model, t, test, eng)].setdefault(rnd, []).append(float(v))
-    loads[(model, t)].append(float(load))
-    if (model, t, test) not in keys:
-        keys.append((model, t, test))
-engines = [e for e in ("hpl", "llama.cpp", "ik_llama.cpp") if any(k[2] == e for k in ts)]
-target = {"pp": 1.3, "tg": 1.1}
-
-def cell(v):
-    return f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})" if v else "-"
-
-def ratio(model, t, test, other):
-    h, o = ts.get((model, t, "hpl", test)), ts.get((model, t, other, test))
-    if not h or not o:
-        return "-"
-    pr = per_round[(model, t, test, "hpl")]
-    po = per_round[(model, t, test, other)]
-    rr = [statistics.median(pr[r]) / statistics.median(po[r]) for r in pr if r in po]
-    s = f"{statistics.median(h) / statistics.median(o):.2f}x"
-    return s + (f" ({min(rr):.2f}-{max(rr):.2f})" if len(rr) > 1 else "")
-
-print(f"load average (1/5/15 min) before: {load0}, after: {load1}; cores: {cores}; "
-      f"background busy loops: {bg}")
-print("tok/s: median (min-max) over rounds; ratio: hpl median / other median (range of the "
-      "per-round ratios)\n")
-head = ["model", "threads", "test", "load1"] + engines
-head += [f"hpl/{e}" for e in engines[1:]] + ["target (vs llama.cpp)"]
-print("| " + " | ".join(head) + " |")
-print("|" + "---|" * len(head))
-for model, t, test in sorted(keys, key=lambda k: (k[0], int(k[1]), k[2][:2] != "pp")):
-    line = [model, t, test, f"{statistics.median(loads[(model, t)]):.1f}"]
-    line += [cell(ts.get((model, t, e, test), [])) for e in engines]
-    line += [ratio(model, t, test, e) for e in engines[1:]]
-    h, l = ts.get((model, t, "hpl", test)), ts.get((model, t, "llama.cpp", test))
-    goal = target[test[:2]]
-    met = h and l and statistics.median(h) / statistics.median(l) >= goal
-    line.append(f">= {goal}x: {'met' if met else 'NOT met'}")
-    print("| " + " | ".join(line) + " |")
-EOF
+print_table "$RESULTS" "$LOAD_BEFORE" "$LOAD_AFTER" "$BG_LOAD" | tee "$OUT/table.md"
 [[ -n "${RAW_DIR:-}" ]] && log "raw outputs in $RAW_DIR"
 exit 0
