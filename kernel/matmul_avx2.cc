@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -805,11 +806,30 @@ inline void q4k_scale_words(const uint8_t* scales, uint64_t lo[kPackRows], uint6
   }
 }
 
+// pshufb indices picked by a loop counter come from a table of all of them: one load each,
+// where _mm_setr_epi8 with a variable byte is assembled in registers (vmovd, vpinsrb,
+// vpunpck..) on every iteration, about 10 p0/p5 uops per index (the avx512vnni Q4_K / Q6_K
+// loops spent ~15% of their vector uops on it, llvm-mca).
+using Index16 = std::array<int8_t, 16>;
+constexpr int8_t kZero = -128;  // 0x80: pshufb writes 0
+template <int N, class Make>
+constexpr std::array<Index16, N> index_table(Make make) {
+  std::array<Index16, N> t{};
+  for (int j = 0; j < N; ++j) t[j] = make(static_cast<int8_t>(j));
+  return t;
+}
+inline __m128i load_index(const Index16& idx) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx.data()));
+}
+
 // pshufb index: in each 128-bit lane (rows 2L, 2L + 1 in its 64-bit halves) the int32 lanes of
-// row 2L get byte j of its word, those of row 2L + 1 byte 8 + j, zero-extended.
+// row 2L get byte j of its word, those of row 2L + 1 byte 8 + j, zero-extended (j = 0..3).
+constexpr auto kK4ScaleIndex = index_table<4>([](int8_t j) {
+  const int8_t z = kZero, h = static_cast<int8_t>(8 + j);
+  return Index16{j, z, z, z, j, z, z, z, h, z, z, z, h, z, z, z};
+});
 inline __m128i k4_scale_index(int j) {
-  const int z = 0x80;
-  return _mm_setr_epi8(j, z, z, z, j, z, z, z, 8 + j, z, z, z, 8 + j, z, z, z);
+  return load_index(kK4ScaleIndex[static_cast<size_t>(j)]);
 }
 // int16 pairs for vpdpwssd: row 2L's lanes get (mn[j0], mn[j0 + 1]), (mn[j0 + 2], mn[j0 + 3])
 // from bytes 4..7 of its word.
@@ -922,10 +942,14 @@ void q4k_packed_tile(const uint8_t* grp, const BlockQ8_K* const* x, const int16_
 // int16 pairs through vpdpwssd against the Q8_K activation's own sums of 16.
 
 // pshufb index: the int32 lanes of row 2L get byte j of its scale word in their top byte
-// (sign-extended by an arithmetic shift of 24), those of row 2L + 1 byte 8 + j.
+// (sign-extended by an arithmetic shift of 24), those of row 2L + 1 byte 8 + j (j = 0..7;
+// a table, as k4_scale_index).
+constexpr auto kK6ScaleIndex = index_table<8>([](int8_t j) {
+  const int8_t z = kZero, h = static_cast<int8_t>(8 + j);
+  return Index16{z, z, z, j, z, z, z, j, z, z, z, h, z, z, z, h};
+});
 inline __m128i k6_scale_index(int j) {
-  const int z = 0x80;
-  return _mm_setr_epi8(z, z, z, j, z, z, z, j, z, z, z, 8 + j, z, z, z, 8 + j);
+  return load_index(kK6ScaleIndex[static_cast<size_t>(j)]);
 }
 // int16 pairs, each byte in the high half (sign-extended by a shift of 8): row 2L's lanes get
 // (sc[j0], sc[j0 + 1]), (sc[j0 + 2], sc[j0 + 3]); row 2L + 1's the same from byte 8 on.
