@@ -518,7 +518,6 @@ struct PackVec {
     return _mm512_set1_epi64(v);
   }
   static I set8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
-  static I set_even32(int v) { return _mm512_set1_epi64(static_cast<uint32_t>(v)); }
   static I band(I a, I b) { return _mm512_and_si512(a, b); }
   static I bxor(I a, I b) { return _mm512_xor_si512(a, b); }
   static I bor(I a, I b) { return _mm512_or_si512(a, b); }
@@ -575,7 +574,6 @@ struct PackVec {
     return _mm256_set1_epi64x(v);
   }
   static I set8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
-  static I set_even32(int v) { return _mm256_set1_epi64x(static_cast<uint32_t>(v)); }
   static I band(I a, I b) { return _mm256_and_si256(a, b); }
   static I bxor(I a, I b) { return _mm256_xor_si256(a, b); }
   static I bor(I a, I b) { return _mm256_or_si256(a, b); }
@@ -702,11 +700,12 @@ constexpr int kPackTok = 4;
 #endif
 
 // One group of 8 packed rows x NT tokens over nb blocks -> out[k][r] for row r, token k.
-// x[k]: token k's Q8_0 row; xd[k]: its per-block f32 scales; xo[k]: per block, kOffset times
-// the sum of the block's activation bytes.
+// x[k]: token k's Q8_0 row; xd[k]: its per-block f32 scales; xo[k]: per block, -kOffset times
+// the sum of the block's activation bytes in the low 32 bits of a 64-bit word (high bits 0), so
+// that one broadcast load puts it into the even lane of every row's pair.
 template <class P, int NT>
 void packed_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* const* xd,
-                 const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
+                 const uint64_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
   using V = PackVec;
   typename V::F acc[NT][V::kPerRun];
   for (int k = 0; k < NT; ++k)
@@ -722,7 +721,8 @@ void packed_tile(const uint8_t* grp, const BlockQ8_0* const* x, const float* con
       const int8_t* a = x[k][b].qs;
       typename V::I s[V::kPerRun];
       // -offset * sum enters the even lane of each row's pair once
-      for (int v = 0; v < V::kPerRun; ++v) s[v] = V::set_even32(-xo[k][b]);
+      const auto o = V::bcast8(reinterpret_cast<const int8_t*>(xo[k] + b));
+      for (int v = 0; v < V::kPerRun; ++v) s[v] = o;
       for (int i = 0; i < P::kRuns; ++i) {
         const auto ai = V::bcast8(a + P::kActAt[i]);
         for (int v = 0; v < V::kPerRun; ++v) s[v] = V::dot(s[v], q[i][v], ai);
@@ -748,12 +748,12 @@ struct PackedQ8_0Tile {
   size_t x_stride;
   int64_t nb;
   const float* xd;
-  const int32_t* xo;
+  const uint64_t* xo;
   template <int NT>
   void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
     const BlockQ8_0* xp[NT];
     const float* dp[NT];
-    const int32_t* op[NT];
+    const uint64_t* op[NT];
     for (int k = 0; k < NT; ++k) {
       xp[k] = reinterpret_cast<const BlockQ8_0*>(xb + (t0 + k) * x_stride);
       dp[k] = xd + (t0 + k) * nb;
@@ -769,17 +769,21 @@ void packed_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stri
                    size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
   const int64_t nb = n / kQK8_0;
   thread_local std::vector<float> xd_buf;
-  thread_local std::vector<int32_t> xo_buf;
+  thread_local std::vector<uint64_t> xo_buf;
   xd_buf.resize(static_cast<size_t>(ntok * nb));
   xo_buf.resize(static_cast<size_t>(ntok * nb));
   const auto* xb = static_cast<const uint8_t*>(xq);
+  // (made per call, so per row chunk: maddubs / madd sums keep it a few ops per block)
+  const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
   for (int64_t t = 0; t < ntok; ++t) {
     const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
     for (int64_t b = 0; b < nb; ++b) {
-      int32_t sum = 0;
-      for (int i = 0; i < kQK8_0; ++i) sum += xr[b].qs[i];
+      const __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, load256(xr[b].qs)), one16);
+      const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+      const __m128i s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+      const int32_t sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_srli_epi64(s2, 32)));
       xd_buf[t * nb + b] = h2f(xr[b].d);
-      xo_buf[t * nb + b] = P::kOffset * sum;
+      xo_buf[t * nb + b] = static_cast<uint32_t>(-P::kOffset * sum);
     }
   }
   detail::run_packed_groups<kPackTok>(
