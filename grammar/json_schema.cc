@@ -222,7 +222,31 @@ class Converter {
     return add_rule(ptr + (integer ? "-integer" : "-number"), body);
   }
 
+  // A string of one of the formats with a fixed shape (RFC 3339 date / time / date-time, UUID)
+  // is written in that shape; other formats are annotations.
+  std::string string_format(const std::string& f) {
+    const std::string date =
+        R"([0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ))";
+    const std::string time =
+        R"(( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,9} )? )"
+        R"(( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))";
+    const std::string hex = "[0-9a-fA-F]";
+    std::string body;
+    if (f == "date") body = date;
+    if (f == "time") body = time;
+    if (f == "date-time") body = date + R"( "T" )" + time;
+    if (f == "uuid")
+      body = hex + "{8} \"-\" " + hex + "{4} \"-\" " + hex + "{4} \"-\" " + hex + "{4} \"-\" " +
+             hex + "{12}";
+    if (body.empty()) return "";
+    return add_rule("format-" + f, R"("\"" )" + body + R"( "\"")");
+  }
+
   std::string visit_string(const JsonValue& s, const std::string& ptr) {
+    if (const JsonValue* f = s.get("format"); f && f->is(JsonValue::Kind::kString)) {
+      const std::string shaped = string_format(f->text);
+      if (!shaped.empty()) return shaped;
+    }
     if (!s.get("minLength") && !s.get("maxLength")) return "json-string";
     const uint32_t lo = count(s, "minLength", ptr, 0);
     const uint32_t hi = count(s, "maxLength", ptr, UINT32_MAX);

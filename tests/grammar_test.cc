@@ -318,6 +318,28 @@ TEST(JsonSchema, NumericBoundsAcceptExactlyTheValuesInside) {
             "schema at #/minimum: a bound beyond 10^15 is not supported");
 }
 
+TEST(JsonSchema, DateTimeAndUuidFormatsHaveTheirShape) {
+  auto g = compile(json_schema_to_gbnf(
+      R"({"type":"object","properties":{"d":{"type":"string","format":"date"},)"
+      R"("t":{"type":"string","format":"date-time"},"u":{"type":"string","format":"uuid"},)"
+      R"("e":{"type":"string","format":"email"}},"required":["d","t","u","e"]})"));
+  EXPECT_TRUE(full_match(g, R"({"d":"2026-11-30","t":"2026-11-30T14:05:09.5+01:00",)"
+                            R"("u":"123e4567-e89b-12d3-a456-426614174000","e":"any text"})"));
+  EXPECT_TRUE(full_match(g, R"({"d":"1999-01-31","t":"2000-12-01T23:59:59Z",)"
+                            R"("u":"00000000-0000-0000-0000-00000000000A","e":""})"));
+  for (const char* bad : {R"("d":"2026-13-01","t":"2000-12-01T23:59:59Z")",
+                          R"("d":"2026-11-32","t":"2000-12-01T23:59:59Z")",
+                          R"("d":"26-11-30","t":"2000-12-01T23:59:59Z")",
+                          R"("d":"2026-11-30","t":"2000-12-01T24:00:00Z")",
+                          R"("d":"2026-11-30","t":"2000-12-01 23:59:59Z")",
+                          R"("d":"2026-11-30","t":"2000-12-01T23:59:59")"})
+    EXPECT_FALSE(full_match(
+        g, std::string("{") + bad + R"(,"u":"123e4567-e89b-12d3-a456-426614174000","e":""})"))
+        << bad;
+  EXPECT_FALSE(full_match(g, R"({"d":"2026-11-30","t":"2000-12-01T23:59:59Z",)"
+                             R"("u":"123e4567e89b12d3a456426614174000","e":""})"));
+}
+
 TEST(JsonSchema, ErrorsNameThePointer) {
   EXPECT_EQ(schema_error(R"({"properties":{"t":{"type":"array","minItems":3,"maxItems":2}}})"),
             "schema at #/properties/t: minItems 3 is above maxItems 2");
