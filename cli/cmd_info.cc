@@ -151,6 +151,17 @@ struct TypeStats {
   uint64_t count = 0, bytes = 0;
 };
 
+// Tensors stored in hpl's packed types (a file written by hpl pack).
+TypeStats packed_stats(const GgufFile& f) {
+  TypeStats s;
+  for (const GgufTensor& t : f.tensors()) {
+    if (!is_packed_type(t.type)) continue;
+    ++s.count;
+    s.bytes += t.n_bytes;
+  }
+  return s;
+}
+
 uint64_t vocab_size(const GgufFile& f) {
   const GgufValue* tok = f.find("tokenizer.ggml.tokens");
   return tok && tok->type == GgufType::ARRAY ? tok->count : 0;
@@ -218,6 +229,9 @@ void print_json(const GgufFile& f, const InfoOptions& o,
   w.key("vocab_size").num(vocab_size(f));
   w.end_object();
   w.key("isa").str(isa_name());
+  w.key("packed_layout").num(static_cast<uint64_t>(f.packed_layout()));
+  w.key("packed_tensor_count").num(packed_stats(f).count);
+  w.key("packed_tensor_bytes").num(packed_stats(f).bytes);
   if (o.memory) json_memory(w, f, o);
   w.key("tensor_count").num(static_cast<uint64_t>(f.tensors().size()));
   w.key("tensor_bytes").num(total_bytes);
@@ -266,6 +280,11 @@ void print_text(const GgufFile& f, const InfoOptions& o,
               f.str_or("tokenizer.ggml.model", "(none)").c_str(),
               f.str_or("tokenizer.ggml.pre", "(none)").c_str(), vocab_size(f));
   std::printf("tensors        %zu, %" PRIu64 " bytes\n", f.tensors().size(), total_bytes);
+  if (f.packed_layout() != 0) {
+    std::printf("packed         layout %u (hpl pack): %" PRIu64 " tensors, %" PRIu64
+                " bytes in hpl's packed types, mapped in place (only hpl reads this file)\n",
+                f.packed_layout(), packed_stats(f).count, packed_stats(f).bytes);
+  }
   for (const auto& [name, s] : by_type) {
     std::string path;  // the matmul body this CPU runs for the type
     for (const GgufTensor& t : f.tensors()) {
@@ -293,6 +312,12 @@ void print_text(const GgufFile& f, const InfoOptions& o,
     InfoOptions oc = o;
     const MemoryEstimate e = estimate(f, oc);
     print_memory_text(e, oc);
+    if (f.packed_layout() != 0) {
+      std::printf(
+          "  (weights mapped include %.1f MiB stored packed: used in place, no heap copy;\n"
+          "   a body without their kernel, or HPL_REPACK=0, unpacks them to the heap)\n",
+          static_cast<double>(packed_stats(f).bytes) / (1024.0 * 1024.0));
+    }
   }
   if (o.metadata) {
     uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;

@@ -41,6 +41,11 @@ void repack_rows(DType t, const void* src, size_t src_stride, int64_t rows, int6
 // The inverse: packed rows -> rows of unpacked_type(t), dst_stride bytes apart.
 void unpack_rows(DType t, const void* src, int64_t rows, int64_t n, void* dst, size_t dst_stride);
 
+// Row r of a packed W (rows, n) of type t whose rows are row_stride bytes apart (as the
+// unpacked rows: row_bytes(t, n)) -> one row of unpacked_type(t) at dst. For lookups of single
+// rows (embeddings of a tied output) without unpacking the tensor.
+void unpack_row(DType t, const void* w, size_t row_stride, int64_t r, int64_t n, void* dst);
+
 // The scalar reference for a packed layout: W (rows, n) of packed type t, rows w_stride bytes
 // apart (as the unpacked rows), rows [r0, r1) @ X (ntok, n) -> Y, as matmul's arguments. Each
 // group of 8 rows is unpacked and goes through ref::matmul, so it equals the reference on the
