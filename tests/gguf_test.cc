@@ -644,7 +644,8 @@ TEST(Gguf, PackedTensors) {
   expect_error(packed({256, 12}), {"tensor 'blk.0.ffn_up.weight'", "12 rows, not a multiple of 8"});
   expect_error(packed({256}), {"tensor 'blk.0.ffn_up.weight'", "1 rows, not a multiple of 8"});
   expect_error(packed({256, 8, 2}), {"tensor 'blk.0.ffn_up.weight'", "must be 2-D"});
-  expect_error(packed({128, 16}), {"tensor 'blk.0.ffn_up.weight'", "not a multiple of the block (256)"});
+  expect_error(packed({128, 16}),
+               {"tensor 'blk.0.ffn_up.weight'", "not a multiple of the block (256)"});
   expect_error(packed({32, 8}, DType::Q4_0_X8, true, 2),
                {"key 'hpl.packed_layout'", "packed layout version 2 is not supported"});
   {

@@ -184,7 +184,7 @@ def test_bad_packed_files(tmp_path):
     bad = tmp_path / "nokey.gguf"
     corrupt(dst, bad, b"hpl.packed_layout", b"hpl.packed_layouX")
     p = run([hpl_bin(), "info", str(bad)], check=False)
-    assert p.returncode == 1 and "no 'hpl.packed_layout' key" in p.stderr and "tensor 'blk." in p.stderr
+    assert p.returncode == 1 and "no 'hpl.packed_layout' key" in p.stderr and "tensor '" in p.stderr
     # An unknown layout version.
     key = b"hpl.packed_layout" + struct.pack("<II", 4, 1)
     bad = tmp_path / "v9.gguf"
