@@ -133,6 +133,29 @@ def test_packed_file_same_logits_and_round_trip(name, tmp_path):
     assert np.array_equal(logits(back, tmp_path), want)
 
 
+@pytest.mark.parametrize("arch", ["phi3", "qwen2", "gemma3"])
+def test_hf_tiny_architectures(arch, tmp_path):
+    """phi3's fused attn_qkv / ffn_up (row ranges of one packed tensor), qwen2's biases,
+    gemma3's tied output: converted, quantized to q8_0, packed; same logits as repacked."""
+    sys.path.insert(0, os.path.join(tc.REPO, "model"))
+    from hpl_convert.convert import convert
+    f16 = tmp_path / "m.f16.gguf"
+    convert(os.path.join(tc.DATA, "hf-tiny", arch), str(f16), outtype="f16", progress=False,
+            log=lambda *_: None)
+    q8 = tmp_path / "m.q8_0.gguf"
+    run([hpl_bin(), "quantize", str(f16), str(q8), "q8_0"])
+    dst = tmp_path / "m.packed.gguf"
+    pack(q8, dst)
+    _, j = tensors(dst)
+    names = {t["name"] for t in j["tensors"] if t["type"] in PACKED_NAMES}
+    if arch == "phi3":
+        assert "blk.0.attn_qkv.weight" in names
+    ids = [1, 5, 9, 17, 33, 65, 129, 200]
+    assert np.array_equal(logits(dst, tmp_path, ids=ids), logits(q8, tmp_path, ids=ids))
+    ref = {"HPL_ISA": "ref"}
+    assert np.array_equal(logits(dst, tmp_path, ref, ids=ids), logits(q8, tmp_path, ref, ids=ids))
+
+
 def test_gemma_tied_output(gemma, tmp_path):
     dst = tmp_path / "gemma-packed.gguf"
     pack(gemma, dst)
