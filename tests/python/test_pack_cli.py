@@ -146,6 +146,11 @@ def test_hf_tiny_architectures(arch, tmp_path):
     run([hpl_bin(), "quantize", str(f16), str(q8), "q8_0"])
     dst = tmp_path / "m.packed.gguf"
     pack(q8, dst)
+    # hpl quantize --pack: the same file as quantize, then pack; no temporary left behind.
+    qp = tmp_path / "m.q8_0.packed.gguf"
+    run([hpl_bin(), "quantize", str(f16), str(qp), "q8_0", "--pack"])
+    assert qp.read_bytes() == dst.read_bytes()
+    assert not os.path.exists(str(qp) + ".plain.tmp")
     _, j = tensors(dst)
     names = {t["name"] for t in j["tensors"] if t["type"] in PACKED_NAMES}
     if arch == "phi3":
