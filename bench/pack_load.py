@@ -10,7 +10,8 @@ with `echo 3 > /proc/sys/vm/drop_caches`, needs root; without it, say so with --
 then warm (the same run again at once). Each run is `hpl run -m M -p Hello -n 8 -t 2 -v`;
 from its log: `load` (open, validate, map, build the weights, repack or not), `first token`
 (load + the prompt's evaluation: a packed file's pages fault in here instead of at load), and
-the peak RSS (VmHWM). Prints medians and min-max per way, and the load average before and
+the peak RSS (VmHWM), and the peak anonymous RSS (RssAnon polled every 5 ms: heap the kernel
+cannot drop under memory pressure, unlike clean file pages of the mapping). Prints medians and min-max per way, and the load average before and
 after. The packed copy is written next to MODEL as MODEL.packed.gguf (kept for reruns), or
 under --out DIR.
 """
@@ -22,6 +23,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,14 +36,25 @@ def run_once(hpl, model, env_extra, cold):
     env = dict(os.environ)
     env.pop("HPL_REPACK", None)
     env.update(env_extra)
-    p = subprocess.run([hpl, "run", "-m", model, "-p", "Hello", "-n", "8", "-t", "2", "-v"],
-                       capture_output=True, text=True, env=env, timeout=900)
+    p = subprocess.Popen([hpl, "run", "-m", model, "-p", "Hello", "-n", "8", "-t", "2", "-v"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    anon = 0  # peak anonymous (heap) RSS, polled: memory the kernel cannot page back to the file
+    status = f"/proc/{p.pid}/status"
+    err = ""
+    while p.poll() is None:
+        try:
+            m = re.search(r"RssAnon:\s+(\d+) kB", open(status).read())
+            anon = max(anon, int(m.group(1)) if m else 0)
+        except OSError:
+            pass
+        time.sleep(0.005)
+    err = p.stderr.read()
     if p.returncode != 0:
-        sys.exit(f"hpl run failed on {model}: {p.stderr[-500:]}")
-    load = float(re.search(r"^load: ([\d.]+) ms", p.stderr, re.M).group(1))
-    prompt = float(re.search(r"^prompt: \d+ tokens in ([\d.]+) ms", p.stderr, re.M).group(1))
-    rss = float(re.search(r"peak RSS ([\d.]+) MiB", p.stderr).group(1))
-    return load, load + prompt, rss
+        sys.exit(f"hpl run failed on {model}: {err[-500:]}")
+    load = float(re.search(r"^load: ([\d.]+) ms", err, re.M).group(1))
+    prompt = float(re.search(r"^prompt: \d+ tokens in ([\d.]+) ms", err, re.M).group(1))
+    rss = float(re.search(r"peak RSS ([\d.]+) MiB", err).group(1))
+    return load, load + prompt, rss, anon / 1024.0
 
 
 def fmt(xs, unit):
@@ -73,14 +86,16 @@ def main():
                 res[(name, "warm")].append(run_once(hpl, path, env, False))
         print(f"\n{model} ({os.path.getsize(model) / 2**20:.1f} MiB), {a.rounds} rounds, "
               "medians (min-max)")
-        print(f"{'way':26} {'cache':5} {'load':>24} {'load + first prompt':>26} {'peak RSS':>26}")
+        print(f"{'way':26} {'cache':5} {'load':>24} {'load + first prompt':>26} {'peak RSS':>26} "
+              f"{'peak anon RSS (polled)':>26}")
         for name, _, _ in ways:
             for c in ("cold", "warm"):
                 r = res[(name, c)]
                 if not r:
                     continue
                 print(f"{name:26} {c:5} {fmt([x[0] for x in r], 'ms'):>24} "
-                      f"{fmt([x[1] for x in r], 'ms'):>26} {fmt([x[2] for x in r], 'MiB'):>26}")
+                      f"{fmt([x[1] for x in r], 'ms'):>26} {fmt([x[2] for x in r], 'MiB'):>26} "
+                      f"{fmt([x[3] for x in r], 'MiB'):>26}")
     print("\nloadavg after:", open("/proc/loadavg").read().strip())
 
 
