@@ -19,8 +19,6 @@
 #include <cstring>
 #include <limits>
 
-#include "kernel/repack.h"
-
 namespace hpl {
 
 static_assert(std::endian::native == std::endian::little, "GGUF files are little-endian");
@@ -477,7 +475,8 @@ void GgufFile::read_general_keys(GgufReader& r) {
     if (v->num.u != kPackedLayoutVersion) {
       r.fail(v->offset, "packed layout version " + std::to_string(v->num.u) +
                             " is not supported (this build reads " +
-                            std::to_string(kPackedLayoutVersion) + "; repack the source GGUF)");
+                            std::to_string(kPackedLayoutVersion) +
+                            "; run hpl pack on the plain GGUF again)");
     }
     packed_layout_ = static_cast<uint32_t>(v->num.u);
     r.where.clear();
@@ -506,9 +505,9 @@ void GgufFile::check_packed_tensor(GgufReader& r, size_t off, const GgufTensor& 
     r.fail(off, type + ": must be 2-D, has dims[2] = " + std::to_string(t.ne[2]) +
                     ", dims[3] = " + std::to_string(t.ne[3]));
   }
-  if (t.ne[1] % kernel::kPackRows != 0) {
+  if (t.ne[1] % kPackRows != 0) {
     r.fail(off, type + ": " + std::to_string(t.ne[1]) + " rows, not a multiple of " +
-                    std::to_string(kernel::kPackRows));
+                    std::to_string(kPackRows));
   }
   if (t.ne[0] % tr.block_elems != 0) {
     r.fail(off, type + ": rows of " + std::to_string(t.ne[0]) +

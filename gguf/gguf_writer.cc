@@ -8,8 +8,6 @@
 #include <cstring>
 #include <utility>
 
-#include "kernel/repack.h"
-
 namespace hpl {
 namespace {
 
@@ -224,9 +222,9 @@ size_t GgufWriter::add_tensor(std::string_view name, DType type, int n_dims, con
   if (n_dims < 1 || n_dims > 4) fail("tensor '" + n + "': n_dims " + std::to_string(n_dims));
   const TypeTraits tr = type_traits(type);
   if (!tr.known && !is_packed_type(type)) fail("tensor '" + n + "': unknown type");
-  if (is_packed_type(type) && (n_dims != 2 || ne[1] % kernel::kPackRows != 0))
+  if (is_packed_type(type) && (n_dims != 2 || ne[1] % kPackRows != 0))
     fail("tensor '" + n + "': a packed " + tr.name +
-         " tensor must be 2-D with rows a multiple of " + std::to_string(kernel::kPackRows));
+         " tensor must be 2-D with rows a multiple of " + std::to_string(kPackRows));
   Tensor t{n, type, n_dims, {1, 1, 1, 1}, data_size_, 0};
   for (int d = 0; d < n_dims; ++d) {
     if (ne[d] <= 0) fail("tensor '" + n + "': dims[" + std::to_string(d) + "] <= 0");

@@ -25,7 +25,7 @@
 
 namespace hpl::kernel {
 
-constexpr int kPackRows = 8;  // rows per interleaved group
+using ::hpl::kPackRows;  // rows per interleaved group (kernel/types.h)
 
 // The packed layout of type t (Q4_0 -> Q4_0_X8, Q5_0 -> Q5_0_X8, Q8_0 -> Q8_0_X8, Q4_K ->
 // Q4_K_X8, Q5_K -> Q5_K_X8, Q6_K -> Q6_K_X8), or t when it has none.

@@ -79,6 +79,10 @@ inline bool is_packed_type(DType t) {
   return is_packed_type(static_cast<uint32_t>(t));
 }
 
+// Rows per interleaved group of a packed type (kernel/repack.h); a packed tensor's row count is
+// a multiple of it.
+constexpr int kPackRows = 8;
+
 // Traits for any uint32 type id; unknown ids give known == false (also hpl's packed ids).
 TypeTraits type_traits(uint32_t type_id);
 inline TypeTraits type_traits(DType t) {
