@@ -251,3 +251,21 @@ def test_llama_cpp_refuses_packed_file(tmp_path):
                        timeout=120)
     assert p.returncode > 0, f"llama-simple exit {p.returncode} (a signal when negative)"
     assert "type" in p.stderr and "failed to load model" in p.stderr, p.stderr[-2000:]
+
+
+def test_python_binding_loads_packed_file(tmp_path):
+    """The Python package (over libhpl.so) runs a packed file like the plain one."""
+    build = os.environ.get("HPL_BUILD_DIR", os.path.join(tc.REPO, "build"))
+    lib = os.environ.get("HPL_LIB", os.path.join(build, "lib", "libhpl.so"))
+    if not os.path.exists(lib):
+        pytest.skip(f"{lib} not built (target hpl_c)")
+    src = os.path.join(MODELS, SMALL[0])
+    dst = tmp_path / "p.gguf"
+    pack(src, dst)
+    code = ("import sys, hpl\n"
+            "for p in sys.argv[1:]:\n"
+            "    with hpl.Model(p, n_threads=2, n_ctx=256) as m:\n"
+            "        print(repr(m.generate('Once upon a time', max_tokens=12, temperature=0)))\n")
+    env = {"HPL_LIB": lib, "PYTHONPATH": os.path.join(tc.REPO, "bindings", "python")}
+    out = run([sys.executable, "-c", code, src, str(dst)], env).stdout.splitlines()
+    assert len(out) == 2 and out[0] == out[1], out
