@@ -16,6 +16,9 @@
 #include "cli/command.h"
 #include "cli/json_writer.h"
 #include "engine/memory_estimate.h"
+#include "engine/model_config.h"
+#include "engine/model_weights.h"
+#include "engine/repack_weights.h"
 #include "gguf/gguf.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/ops.h"
@@ -86,6 +89,23 @@ void print_memory_text(const MemoryEstimate& e, const InfoOptions& o) {
   std::printf("  scratch           %10.1f MiB  (%zu bytes)\n", mib(e.scratch_bytes),
               e.scratch_bytes);
   std::printf("  total             %10.1f MiB  (%zu bytes)\n", mib(e.total()), e.total());
+}
+
+// Mapped weights that load moves to the heap on this body (repacked, or unpacked from a packed
+// file), and those stored packed (used in place).
+size_t heap_at_load(const GgufFile& f) {
+  return heap_bytes_at_load(load_model_weights(f, read_model_config(f), /*count_only=*/true));
+}
+
+void print_heap_text(const GgufFile& f) {
+  const size_t heap = heap_at_load(f);
+  std::printf(
+      "  weights to heap   %10.1f MiB  (%zu bytes of the mapped %s at load by the %s body: a heap "
+      "copy "
+      "replacing their mapped pages; HPL_REPACK=0 %s)\n",
+      static_cast<double>(heap) / (1024.0 * 1024.0), heap,
+      f.packed_layout() != 0 ? "unpacked" : "repacked", isa_name(),
+      f.packed_layout() != 0 ? "unpacks every packed tensor" : "keeps them in place");
 }
 
 // Writes a metadata value as JSON; arrays longer than `max_items` are cut short.
@@ -178,6 +198,7 @@ void json_memory(JsonWriter& w, const GgufFile& f, const InfoOptions& o) {
   w.key("cache_type").str(kv_type_name(oc.fo.cache_type));
   w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
   w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
+  w.key("weights_heap_at_load_bytes").num(static_cast<uint64_t>(heap_at_load(f)));
   w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
   w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
   w.key("kv_bytes_f16").num(static_cast<uint64_t>(e.kv_bytes_f16));
@@ -312,12 +333,7 @@ void print_text(const GgufFile& f, const InfoOptions& o,
     InfoOptions oc = o;
     const MemoryEstimate e = estimate(f, oc);
     print_memory_text(e, oc);
-    if (f.packed_layout() != 0) {
-      std::printf(
-          "  (weights mapped include %.1f MiB stored packed: used in place, no heap copy;\n"
-          "   a body without their kernel, or HPL_REPACK=0, unpacks them to the heap)\n",
-          static_cast<double>(packed_stats(f).bytes) / (1024.0 * 1024.0));
-    }
+    print_heap_text(f);
   }
   if (o.metadata) {
     uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;

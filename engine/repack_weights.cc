@@ -45,62 +45,80 @@ size_t move_to_heap(Matrix& m, ModelWeights& w, DType to, Move move) {
   return bytes;
 }
 
-// A plain matrix the body has a packed kernel for -> its packed layout on the heap.
-void repack_matrix(Matrix& m, ModelWeights& w, const char* note) {
-  const DType packed = kernel::packed_type(m.type);
-  if (packed == m.type || m.data == nullptr) return;
-  if (kernel::ops().weight_kernels(packed) == nullptr) return;  // the body has no tile for it
-  if (m.rows % kernel::kPackRows != 0 || m.cols % 32 != 0 ||
-      m.row_stride != row_bytes(m.type, m.cols)) {
-    return;
-  }
-  const DType from = m.type;
-  w.packed_bytes += move_to_heap(m, w, packed, [&](const uint8_t* src, int64_t n, uint8_t* dst) {
-    kernel::repack_rows(from, src, m.row_stride, n, m.cols, dst);
-  });
-  w.packed.push_back(m.name + note + " (" + type_name(from) + " -> " + type_name(packed) + ")");
+bool repack_off() {
+  const char* env = std::getenv("HPL_REPACK");
+  return env != nullptr && std::strcmp(env, "0") == 0;
 }
 
-// A matrix stored packed in the file: used in place when the body has its kernel and
-// repacking is on, else unpacked to the heap (the GGUF layout, as HPL_REPACK=0 asks).
-void place_packed_matrix(Matrix& m, ModelWeights& w, bool repack_off, const char* note) {
-  if (!is_packed_type(m.type) || m.data == nullptr) return;
-  std::string why;
-  if (repack_off) {
-    why = "HPL_REPACK=0";
-  } else if (kernel::ops().weight_kernels(m.type) == nullptr) {
-    why = std::string("the ") + kernel::isa_name(kernel::active_isa()) + " body has no " +
-          type_name(m.type) + " kernel";
-  } else {
-    w.prepacked_bytes += m.row_stride * static_cast<size_t>(m.rows);
-    return;
+// Every matrix repack_weights places, with a note for the log: the layer matrices, packed
+// cls / cls_out (plain ones stay: one row per input), and the output last (tied: token_embd's).
+template <class W, class F>
+void each_matrix(W& w, F f) {
+  for (auto& L : w.layers) {
+    for (auto* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) f(*m, "");
   }
-  const DType from = m.type, plain = kernel::unpacked_type(m.type);
-  w.unpacked_bytes += move_to_heap(m, w, plain, [&](const uint8_t* src, int64_t n, uint8_t* dst) {
-    kernel::unpack_rows(from, src, n, m.cols, dst, m.row_stride);
-  });
-  w.unpacked.push_back(m.name + note + " (" + type_name(from) + " -> " + type_name(plain) + ": " +
-                       why + ")");
+  for (auto* m : {&w.cls, &w.cls_out}) {
+    if (is_packed_type(m->type)) f(*m, "");
+  }
+  f(w.output, w.tied_output ? " as tied output" : "");
+}
+
+enum class Placement { kInPlace, kRepack, kUnpack };
+
+// What load does with m on the active body. A plain matrix is repacked when the body has a
+// kernel for its packed layout and it fits one (whole groups of 8 rows, rows of whole blocks);
+// a packed one stays unless the body lacks its kernel or repacking is off (why says which).
+Placement placement(const Matrix& m, bool off, std::string* why = nullptr) {
+  if (is_packed_type(m.type)) {
+    if (off) {
+      if (why) *why = "HPL_REPACK=0";
+      return Placement::kUnpack;
+    }
+    if (kernel::ops().weight_kernels(m.type) == nullptr) {
+      if (why) {
+        *why = std::string("the ") + kernel::isa_name(kernel::active_isa()) + " body has no " +
+               type_name(m.type) + " kernel";
+      }
+      return Placement::kUnpack;
+    }
+    return Placement::kInPlace;
+  }
+  const DType packed = kernel::packed_type(m.type);
+  if (off || packed == m.type || kernel::ops().weight_kernels(packed) == nullptr ||
+      m.rows % kernel::kPackRows != 0 || m.cols % type_traits(m.type).block_elems != 0 ||
+      m.row_stride != row_bytes(m.type, m.cols)) {
+    return Placement::kInPlace;
+  }
+  return Placement::kRepack;
+}
+
+void place_matrix(Matrix& m, ModelWeights& w, bool off, const char* note) {
+  if (m.data == nullptr) return;
+  std::string why;
+  const Placement p = placement(m, off, &why);
+  const DType from = m.type;
+  if (p == Placement::kRepack) {
+    const DType packed = kernel::packed_type(from);
+    w.packed_bytes += move_to_heap(m, w, packed, [&](const uint8_t* src, int64_t n, uint8_t* dst) {
+      kernel::repack_rows(from, src, m.row_stride, n, m.cols, dst);
+    });
+    w.packed.push_back(m.name + note + " (" + type_name(from) + " -> " + type_name(packed) + ")");
+  } else if (p == Placement::kUnpack) {
+    const DType plain = kernel::unpacked_type(from);
+    w.unpacked_bytes += move_to_heap(m, w, plain, [&](const uint8_t* src, int64_t n, uint8_t* dst) {
+      kernel::unpack_rows(from, src, n, m.cols, dst, m.row_stride);
+    });
+    w.unpacked.push_back(m.name + note + " (" + type_name(from) + " -> " + type_name(plain) + ": " +
+                         why + ")");
+  } else if (is_packed_type(from)) {
+    w.prepacked_bytes += m.row_stride * static_cast<size_t>(m.rows);
+  }
 }
 
 }  // namespace
 
 void repack_weights(ModelWeights& w) {
-  const char* env = std::getenv("HPL_REPACK");
-  const bool off = env != nullptr && std::strcmp(env, "0") == 0;
-  auto place = [&](Matrix& m, const char* note = "") {
-    if (is_packed_type(m.type)) {
-      place_packed_matrix(m, w, off, note);
-    } else if (!off) {
-      repack_matrix(m, w, note);
-    }
-  };
-  for (LayerWeights& L : w.layers) {
-    for (Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) place(*m);
-  }
-  for (Matrix* m : {&w.cls, &w.cls_out}) {
-    if (is_packed_type(m->type)) place(*m);  // plain ones stay (one row per input)
-  }
+  const bool off = repack_off();
   // Tied: output is a copy of token_embd's Matrix. When plain, only that copy is packed:
   // embedding lookups keep reading token_embd's rows from the mapping, which re-faults just the
   // pages of the tokens looked up (a private read-only file mapping), while the output matmul
@@ -108,11 +126,21 @@ void repack_weights(ModelWeights& w) {
   // kept, lookups gather their row from its group (matrix_row_f32); when unpacked, both read
   // the one heap copy.
   const uint8_t* emb = w.token_embd.data;
-  place(w.output, w.tied_output ? " as tied output" : "");
+  each_matrix(w, [&](Matrix& m, const char* note) { place_matrix(m, w, off, note); });
   if (w.tied_output && is_packed_type(w.token_embd.type) && w.output.data != emb) {
     w.token_embd.type = w.output.type;
     w.token_embd.data = w.output.data;
   }
+}
+
+size_t heap_bytes_at_load(const ModelWeights& w) {
+  const bool off = repack_off();
+  size_t bytes = 0;
+  each_matrix(w, [&](const Matrix& m, const char*) {
+    if (placement(m, off) != Placement::kInPlace)
+      bytes += m.row_stride * static_cast<size_t>(m.rows);
+  });
+  return bytes;
 }
 
 std::set<std::string> packable_tensors(const ModelWeights& w) {

@@ -19,6 +19,11 @@ namespace hpl {
 // unpacks packed ones (for comparisons).
 void repack_weights(ModelWeights& w);
 
+// Bytes repack_weights would move to the heap (repacked, or unpacked from a packed file) on
+// the active body with the current HPL_REPACK; w as loaded (load_model_weights, count_only
+// is enough). For memory estimates.
+size_t heap_bytes_at_load(const ModelWeights& w);
+
 // Names of the tensors `hpl pack` stores packed: the matmul weights repack_weights considers
 // (layers and output; a tied token_embd) whose type has a packed layout, in whole groups of 8
 // rows, for every body (the layouts' bytes are the same on x86 and ARM). w as loaded (plain).

@@ -173,7 +173,20 @@ def test_gemma_tied_output(gemma, tmp_path):
     assert greedy(dst) == greedy(gemma)
     # --memory accounts the packed weights as mapped, and says so.
     info = run([hpl_bin(), "info", str(dst), "--memory"]).stdout
-    assert "packed         layout 1" in info and "stored packed" in info
+    assert "packed         layout 1" in info
+
+    def to_heap(path, env=None):
+        out = run([hpl_bin(), "info", str(path), "--memory", "--json"], env).stdout
+        import json
+        return json.loads(out)["memory"]["weights_heap_at_load_bytes"]
+    # Plain: the matrices the body repacks go to the heap; packed: nothing, unless the body has
+    # no packed kernels (ref) or HPL_REPACK=0 asks for the GGUF layout.
+    ref, off = {"HPL_ISA": "ref"}, {"HPL_REPACK": "0"}
+    packed_bytes = j["packed_tensor_bytes"]
+    assert to_heap(dst, ref) == to_heap(dst, off) == packed_bytes
+    assert to_heap(gemma, ref) == to_heap(gemma, off) == 0
+    if to_heap(gemma) == packed_bytes:  # a body with every packed kernel (avx512vnni)
+        assert to_heap(dst) == 0
     p = run([hpl_bin(), "run", "-m", str(dst), "-p", "a", "-n", "1", "-v"])
     assert "packed file:" in p.stderr and "packed at load" not in p.stderr, p.stderr
 
