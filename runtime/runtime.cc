@@ -779,6 +779,10 @@ RuntimeMemory Runtime::memory() const {
     m.kv_bytes += scratch_->forward().kv_bytes();
     m.scratch_bytes += scratch_->forward().scratch_bytes();
   }
+  if (embedder_) {
+    m.kv_bytes += embedder_->embedder->kv_bytes();
+    m.scratch_bytes += embedder_->embedder->scratch_bytes();
+  }
   m.prompt_cache_bytes = prompt_cache_->bytes();
   m.prompt_cache_states = prompt_cache_->states();
   for (const auto& path : registry_->loaded_paths())

@@ -94,8 +94,8 @@ struct SessionInfo {
 
 struct RuntimeMemory {
   size_t model_bytes = 0;         // this runtime's model (mapped weights), 0 when not loaded
-  size_t kv_bytes = 0;            // KV caches of live sessions
-  size_t scratch_bytes = 0;       // forward-pass scratch of live sessions
+  size_t kv_bytes = 0;            // KV caches of live sessions (and a decoder embedder's)
+  size_t scratch_bytes = 0;       // forward-pass scratch of live sessions and the embedder
   size_t prompt_cache_bytes = 0;  // saved prompt-cache states (also in the registry's budget)
   size_t prompt_cache_states = 0;
 };
