@@ -105,7 +105,7 @@ HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
 HPL_API hpl_status hpl_set_memory_budget(uint64_t bytes);
 
 typedef struct hpl_memory_info {
-  uint64_t model_bytes;   /* this model's weights if loaded, else 0 */
+  uint64_t model_bytes;   /* this model's weights (and its draft model's) if loaded, else 0 */
   uint64_t kv_bytes;      /* KV caches of this model's live sessions */
   uint64_t scratch_bytes; /* forward-pass scratch of this model's live sessions */
   uint64_t loaded_bytes;  /* all loaded models, with the prompt-cache states charged to them
