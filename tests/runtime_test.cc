@@ -20,6 +20,7 @@
 #include "engine/stop_matcher.h"
 #include "runtime/request_checks.h"
 #include "runtime/session.h"
+#include "runtime/session_options.h"
 #include "tests/runtime_test_util.h"
 
 namespace hpl {
@@ -671,6 +672,10 @@ TEST(ModelRegistryTest, DraftModelIsLeasedUnderTheBudget) {
   EXPECT_EQ(m.model_bytes, sa + sd);
   EXPECT_EQ(m.kv_bytes, ea.kv_bytes + ed.kv_bytes);
   EXPECT_EQ(m.scratch_bytes, ea.scratch_bytes + ed.scratch_bytes);
+  const MemoryEstimate es = estimate_session_memory(a, o.session);  // the C API's estimate
+  EXPECT_EQ(es.weights_mapped_bytes, ea.weights_mapped_bytes + ed.weights_mapped_bytes);
+  EXPECT_EQ(es.kv_bytes, m.kv_bytes);
+  EXPECT_EQ(es.scratch_bytes, m.scratch_bytes);
 
   // Room for c beside the target, not beside both: the session's draft keeps c out.
   reg->set_budget(sa + sd + sc - 1);

@@ -154,8 +154,9 @@ HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
  * hpl_memory_info_get() reports for one live session of the loaded model (the KV cache in
  * params->cache_type). For an embedding or rerank model (a bert encoder, or a decoder whose
  * GGUF sets a pooling type) they are its embedder's: an encoder has no KV cache and scratch
- * for one batch of tokens. HPL_ERR_MODEL for a bad or unsupported file, HPL_ERR_INVALID_ARGUMENT
- * for an unknown cache type. */
+ * for one batch of tokens. With params->draft_model the draft model's weights (unless it is
+ * the model itself), KV cache and scratch are included. HPL_ERR_MODEL for a bad or unsupported
+ * file, HPL_ERR_INVALID_ARGUMENT for an unknown cache type. */
 typedef struct hpl_memory_estimate {
   uint64_t weights_mapped_bytes;
   uint64_t weights_converted_bytes;
