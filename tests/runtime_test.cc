@@ -644,6 +644,38 @@ TEST(ModelRegistryTest, EvictsLeastRecentlyUsedIdleModelNeverOneInUse) {
   EXPECT_TRUE(reg->unload(a));
 }
 
+// Several models leased together (a model and its draft): all or none, the room found for
+// all at once; a path given twice is one model.
+TEST(ModelRegistryTest, LeasesSeveralModelsTogetherOrNone) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel);
+  const size_t sa = std::filesystem::file_size(a), sb = std::filesystem::file_size(b);
+  auto reg = std::make_shared<ModelRegistry>(std::max(sa, sb) + 1);
+  {
+    auto twice = reg->acquire(std::vector<std::string>{a, a});
+    ASSERT_EQ(twice.size(), 2u);
+    EXPECT_EQ(twice[0], twice[1]);
+    EXPECT_EQ(reg->used_bytes(), sa);
+  }
+  try {
+    reg->acquire(std::vector<std::string>{a, b});
+    ADD_FAILURE() << "loaded over budget";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find(b + ": over the memory budget"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(reg->is_loaded(b));
+  EXPECT_TRUE(reg->unload(a));  // the failed attempt left no lease on a
+  reg->set_budget(sa + sb);
+  auto both = reg->acquire(std::vector<std::string>{b, a}, Hold::kPinned);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0]->path, b);
+  EXPECT_EQ(both[1]->path, a);
+  EXPECT_EQ(reg->used_bytes(), sa + sb);
+  EXPECT_FALSE(reg->unload(a));
+  EXPECT_FALSE(reg->unload(b));
+}
+
 // A speculative draft model is leased from the registry with its target: loaded under the
 // budget and counted in it, pinned by a session with the target, its KV cache and scratch in
 // the runtime's memory, evicted when idle (LRU), and when target and draft together cannot
