@@ -913,8 +913,8 @@ void packed_sdot_matmul(const void* w, size_t w_stride, const void* xq, size_t x
 // so (|s| < 2^22; a block has |s| <= 32 * 128 * 128) its bits are the float F = M + s exactly.
 // fma(-M dw, F, dw) = s dw rounded once (-M dw is exact: dw is an f16 value), then
 // acc += (s dw) dx.
-constexpr int kPackChunk = 32;   // blocks per scratch chunk: 8 rows x 1024 weights, ~10 KB
-constexpr int kQuadTok = 8;      // tokens per gemm tile (4 rows)
+constexpr int kPackChunk = 32;  // blocks per scratch chunk: 8 rows x 1024 weights, ~10 KB
+constexpr int kQuadTok = 8;     // tokens per gemm tile (4 rows)
 constexpr int32_t kMagic = 0x4B400000;
 constexpr float kMagicF = 12582912.0f;  // the float whose bits are kMagic
 
@@ -955,8 +955,8 @@ void run_packed_chunks(const Tile& tile, Unpack unpack, const void* w, size_t w_
       for (int h = h0; h < h1; ++h) {
         for (int64_t t0 = 0; t0 < ntok; t0 += kQuadTok) {
           const int nt = static_cast<int>(std::min<int64_t>(kQuadTok, ntok - t0));
-          detail::run_packed_n<kQuadTok>(tile, nt, scratch.data() + h * Tile::kScratch / 2, nbc,
-                                         t0, b0,
+          detail::run_packed_n<kQuadTok>(tile, nt, scratch.data() + h * Tile::kScratch / 2, nbc, t0,
+                                         b0,
                                          reinterpret_cast<float(*)[kPackRows]>(&acc[t0][4 * h]));
         }
       }
@@ -973,7 +973,8 @@ inline void prepare_dx8(const uint8_t* xq, size_t x_stride, int64_t nb, int64_t 
   dx8.assign(static_cast<size_t>((ntok + kQuadTok - 1) / kQuadTok * nb * kQuadTok), 0.0f);
   for (int64_t t = 0; t < ntok; ++t) {
     const auto* xr = reinterpret_cast<const BlockQ8_0*>(xq + t * x_stride);
-    for (int64_t b = 0; b < nb; ++b) dx8[((t / kQuadTok) * nb + b) * kQuadTok + t % kQuadTok] = h2f(xr[b].d);
+    for (int64_t b = 0; b < nb; ++b)
+      dx8[((t / kQuadTok) * nb + b) * kQuadTok + t % kQuadTok] = h2f(xr[b].d);
   }
 }
 
@@ -1097,8 +1098,7 @@ struct LaneSdotTile {
   const int8_t* xa;  // per token tile: nb * kLaneAct
   int64_t nb;
   template <int NT>
-  void run(const int8_t* quad, int64_t nbc, int64_t t0, int64_t b0,
-           float (*acc)[kPackRows]) const {
+  void run(const int8_t* quad, int64_t nbc, int64_t t0, int64_t b0, float (*acc)[kPackRows]) const {
     lane_sdot_tile<NT>(quad, xa + ((t0 / kQuadTok) * nb + b0) * kLaneAct, nbc, acc);
   }
 };
@@ -1159,8 +1159,8 @@ void unpack_mmla(const uint8_t* blk, int8_t* dst) {
 // 4 rows x NP token pairs over nbc scratch blocks -> acc[2p + j][0..3] += (the first nt
 // tokens); xp[p]: pair p's prepared activations at the chunk's first block.
 template <int NP>
-void mmla_tile(const int8_t* quad, const int8_t* const* xp, int64_t nbc,
-               float (*acc_io)[kPackRows], int nt) {
+void mmla_tile(const int8_t* quad, const int8_t* const* xp, int64_t nbc, float (*acc_io)[kPackRows],
+               int nt) {
   float32x4_t acc[NP][2];
   for (int p = 0; p < NP; ++p) acc[p][0] = acc[p][1] = vdupq_n_f32(0.0f);
   for (int64_t b = 0; b < nbc; ++b) {
@@ -1204,8 +1204,7 @@ struct MmlaTile {
   const int8_t* xp;  // per token pair: nb * kMmlaAct
   int64_t nb;
   template <int NT>
-  void run(const int8_t* quad, int64_t nbc, int64_t t0, int64_t b0,
-           float (*acc)[kPackRows]) const {
+  void run(const int8_t* quad, int64_t nbc, int64_t t0, int64_t b0, float (*acc)[kPackRows]) const {
     constexpr int NP = (NT + 1) / 2;  // an odd last token is paired with zeros
     const int8_t* pp[NP];
     for (int p = 0; p < NP; ++p) pp[p] = xp + ((t0 / 2 + p) * nb + b0) * kMmlaAct;
