@@ -740,12 +740,12 @@ void q4k_gemm(const void* w, size_t w_stride, const void* xq, size_t x_stride, f
 
 #if HPL_NEON_LEVEL >= 1
 // --- packed tiles: 8 interleaved rows (kernel/repack.h) x up to kPackTok tokens --------------
+// The in-loop tile, for gemv and small batches (the gemm below unpacks once per call instead).
 // A 16-byte vector v of a 64-byte packed run holds 8 bytes of rows 2v and 2v + 1. sdot
 // against the token's 8 matching activation bytes, duplicated, gives per row two int32 lanes
-// (added pairwise per block); smmla against two tokens' 8 bytes gives the 2 rows x 2 tokens
-// dots at once. Q4_0 / Q5_0 weights enter unsigned (nibble, nibble | 5th bit: fine for the
-// signed dot, being < 128) and kOffset * (sum of the block's activations), made once per call,
-// comes off as the int32 sums' starting value; Q8_0 is signed as it is.
+// (added pairwise per block). Q4_0 / Q5_0 weights enter unsigned (nibble, nibble | 5th bit:
+// fine for the signed dot, being < 128) and kOffset * (sum of the block's activations), made
+// once per call, comes off as the int32 sums' starting value; Q8_0 is signed as it is.
 constexpr int kPackTok = 4;
 
 // The 4 runs of one packed block, q[i][v] (rows 2v, 2v + 1), run i dotted with activation
@@ -1104,9 +1104,17 @@ struct LaneSdotTile {
 };
 
 // W (rows, n) packed, rows [r0, r1) @ X (ntok, n) Q8_0 -> Y, sdot by lane (ntok >= 2).
+// Below kLaneMinTok tokens the per-call unpack (bench/mca_packed_neon.sh: ~70 cycles per 256
+// weights on the A76 model) costs more than it saves over the 8 x 4 tile that unpacks in its
+// loop (~9 per 256 weights x token), so those calls take packed_sdot_matmul.
 template <class P>
 void packed_lane_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
                         size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  constexpr int64_t kLaneMinTok = 8;
+  if (ntok < kLaneMinTok) {
+    packed_sdot_matmul<P>(w, w_stride, xq, x_stride, y, y_stride, n, r0, r1, ntok);
+    return;
+  }
   const int64_t nb = n / kQK8_0, ntiles = (ntok + kQuadTok - 1) / kQuadTok;
   thread_local std::vector<int8_t> xa_buf;
   xa_buf.assign(static_cast<size_t>(ntiles * nb) * kLaneAct, 0);
