@@ -1250,10 +1250,10 @@ template <DType T, class P>
 WeightKernels packed_kernels() {
 #if HPL_NEON_LEVEL >= 2
   return {T, DType::Q8_0, packed_sdot_matmul<P>, packed_mmla_matmul<P>,
-          "8 rows x 2 token pairs (smmla)"};
+          "4 rows x 4 token pairs (smmla)"};
 #else
   return {T, DType::Q8_0, packed_sdot_matmul<P>, packed_lane_matmul<P>,
-          "8 rows x 4 tokens (sdot by lane)"};
+          "4 rows x 8 tokens (sdot by lane; 8 x 4 under 8 tokens)"};
 #endif
 }
 #endif
