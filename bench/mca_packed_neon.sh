@@ -22,10 +22,7 @@
 # Usage: bench/mca_packed_neon.sh [LLAMA_REPACK_CPP]
 #   default: the llama.cpp vendored in /work/llamacpp-src (llama-cpp-python sdist)
 # CPUs: dotprod kernels on cortex-a76 and cortex-a55; smmla kernels on neoverse-n2 (neither
-# A76 nor A55 has i8mm). (LLVM 16 models cortex-a76 with its Cortex-A57 model.) On cortex-a55
-# the gemm tile is also shown compiled with A76 tuning and no ldp pairing: GCC 12's A55
-# schedule lays each token's sdot chain out serially, and LLVM's A55 model costs an ldp of two
-# q registers 6 cycles, an ldr q 1.
+# A76 nor A55 has i8mm). (LLVM 16 models cortex-a76 with its Cortex-A57 model.)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 llama="${1:-$(ls -d /work/llamacpp-src/llama_cpp_python-*/vendor/llama.cpp 2>/dev/null | tail -1)/ggml/src/ggml-cpu/arch/arm/repack.cpp}"
@@ -43,8 +40,9 @@ mca_cycles() {
 # $1 level (1 dotprod, 2 i8mm), $2 the code inside the wrapper (its arguments: g a packed
 # group, ws a scratch, xa token activations, xp their pointers, xd scales, nb blocks, out / acc
 # outputs)
+# $5: the function holding the loop (default the wrapper, into which it is inlined)
 hpl_body() {
-  local level="$1" call="$2" cpu="$3" out="$4"
+  local level="$1" call="$2" cpu="$3" out="$4" fn="${5:-mca_wrapper}"
   cat > "$tmp/w.cc" <<CC
 #include "kernel/matmul_neon.cc"
 namespace hpl::kernel::HPL_NEON_BODY {
@@ -55,9 +53,9 @@ __attribute__((flatten)) void mca_wrapper(const uint8_t* g, int8_t* ws, const in
 }
 }
 CC
-  aarch64-linux-gnu-g++ -std=c++20 -O3 -mcpu="$cpu" ${extra:-} -DHPL_NEON_LEVEL="$level" -DHPL_MCA_MARKERS \
+  aarch64-linux-gnu-g++ -std=c++20 -O3 -mcpu="$cpu" -DHPL_NEON_LEVEL="$level" -DHPL_MCA_MARKERS \
     -I"$root" -S -fno-asynchronous-unwind-tables -w -o "$tmp/all.s" "$tmp/w.cc"
-  awk '/^_Z.*mca_wrapper.*:$/ {on = 1} on {print} on && /^\t\.size/ {exit}' "$tmp/all.s" |
+  awk -v fn="$fn" '$0 ~ "^_Z.*" fn ".*:$" {on = 1} on {print} on && /^\t\.size/ {exit}' "$tmp/all.s" |
     awk '/LLVM-MCA-BEGIN/ {on = 1; next} /LLVM-MCA-END/ {on = 0} on' > "$out"
   [ -s "$out" ] || { echo "no LLVM-MCA region in $call" >&2; exit 1; }
 }
@@ -82,12 +80,9 @@ unpack_loop() {  # the unpack of nb blocks of group g, the region around one blo
 }
 
 for cpu in cortex-a76 cortex-a55; do
-  hpl_body 1 "lane_sdot_tile<8>(ws, xa, nb, out)" "$cpu" "$tmp/h.s"
+  # (lane_sdot_tile has its own schedule attributes, so it stays a function of its own)
+  hpl_body 1 "lane_sdot_tile<8>(ws, xa, nb, out)" "$cpu" "$tmp/h.s" lane_sdot_tile
   row q*_0 $cpu "hpl gemm lane_sdot_tile<8> 4x8" $((4 * 8 * 32)) "$tmp/h.s"
-  if [ $cpu = cortex-a55 ]; then  # the same source without GCC's A55 schedule and ldp q pairs
-    extra="-mtune=cortex-a76 -fno-peephole2" hpl_body 1 "lane_sdot_tile<8>(ws, xa, nb, out)" "$cpu" "$tmp/h.s"
-    row q*_0 $cpu "  same, -mtune=cortex-a76 -fno-peephole2" $((4 * 8 * 32)) "$tmp/h.s"
-  fi
   llama_body "ggml_gemm_q4_0_4x4_q8_0" "$tmp/l.s"
   row q4_0 $cpu "llama.cpp gemm_q4_0_4x4 (16 tok x 4 col)" $((16 * 4 * 32)) "$tmp/l.s"
   for t in q4_0 q5_0 q8_0; do

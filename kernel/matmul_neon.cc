@@ -1024,6 +1024,18 @@ void unpack_lane(const uint8_t* blk, int8_t* dst) {
   }
 }
 
+// GCC 12's schedule for in-order cores (its A55 and generic tunings) lays each token's sdot
+// chain out serially, and it pairs adjacent q loads into ldp (6 cycles on LLVM's A55 model, 2
+// ldr q take 2): an in-order Cortex-A55 then waits out every sdot. Its A76 schedule
+// interleaves the tokens' chains, which in-order cores need and out-of-order ones do not mind
+// (bench/mca_packed_neon.sh: 74.8 -> 31 cycles per 256 weights x token on the A55 model, 13.1
+// -> 12.4 on the A76's). Clang schedules on its own.
+#if defined(__GNUC__) && !defined(__clang__)
+#define HPL_LANE_TILE_SCHEDULE __attribute__((target("tune=cortex-a76"), optimize("no-peephole2")))
+#else
+#define HPL_LANE_TILE_SCHEDULE
+#endif
+
 // Tokens 2P, 2P + 1 of a lane_sdot_tile block: acc[2P], acc[2P + 1] += their 4 rows' block
 // dots, scaled. xb: the token tile's activations of this block, blk: the row quad's scratch
 // block. The two tokens' sdot chains are interleaved for in-order cores (Cortex-A55), which
@@ -1066,8 +1078,9 @@ inline void lane_sdot_pair(float32x4_t* acc, const int8_t* blk, const int8_t* xb
 // accumulator index is a constant and they all stay in registers; an odd NT computes a zero
 // token past the end, which is not stored.)
 template <int NT, int... P>
-void lane_sdot_tile(const int8_t* quad, const int8_t* xa, int64_t nbc, float (*acc_io)[kPackRows],
-                    std::integer_sequence<int, P...>) {
+HPL_LANE_TILE_SCHEDULE void lane_sdot_tile(const int8_t* quad, const int8_t* xa, int64_t nbc,
+                                           float (*acc_io)[kPackRows],
+                                           std::integer_sequence<int, P...>) {
   float32x4_t acc[2 * sizeof...(P)];
   ((acc[2 * P] = vld1q_f32(acc_io[2 * P]),
     acc[2 * P + 1] = 2 * P + 1 < NT ? vld1q_f32(acc_io[2 * P + 1]) : vdupq_n_f32(0.0f)),
