@@ -966,18 +966,6 @@ void run_packed_chunks(const Tile& tile, Unpack unpack, const void* w, size_t w_
   }
 }
 
-// Per token tile and block, the 8 tokens' activation scales (zeros past ntok), made once per
-// call: dx8[(t / 8) * nb + b][t % 8].
-inline void prepare_dx8(const uint8_t* xq, size_t x_stride, int64_t nb, int64_t ntok,
-                        std::vector<float>& dx8) {
-  dx8.assign(static_cast<size_t>((ntok + kQuadTok - 1) / kQuadTok * nb * kQuadTok), 0.0f);
-  for (int64_t t = 0; t < ntok; ++t) {
-    const auto* xr = reinterpret_cast<const BlockQ8_0*>(xq + t * x_stride);
-    for (int64_t b = 0; b < nb; ++b)
-      dx8[((t / kQuadTok) * nb + b) * kQuadTok + t % kQuadTok] = h2f(xr[b].d);
-  }
-}
-
 // acc += fma(-M dw, F, dw) * dx: s (the int32 sum started at kMagic) times dw, times dx
 inline float32x4_t scale_acc(float32x4_t acc, int32x4_t s, float32x4_t dw, float32x4_t mdw,
                              float32x4_t dx) {
