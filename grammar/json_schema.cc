@@ -1,11 +1,15 @@
 #include "grammar/json_schema.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
 #include "grammar/gbnf.h"
 #include "grammar/json_value.h"
+#include "grammar/number_range.h"
 
 namespace hpl::grammar {
 
@@ -36,11 +40,24 @@ const std::set<std::string, std::less<>> kAnnotations = {
     "format",          "$schema",     "$id",        "$comment",
     "deprecated",      "readOnly",    "writeOnly",  "contentMediaType",
     "contentEncoding", "$defs",       "definitions"};
-const std::set<std::string, std::less<>> kKeywords = {
-    "type",      "properties", "required", "additionalProperties",
-    "items",     "minItems",   "maxItems", "enum",
-    "const",     "anyOf",      "oneOf",    "$ref",
-    "minLength", "maxLength"};
+const std::set<std::string, std::less<>> kKeywords = {"type",
+                                                      "properties",
+                                                      "required",
+                                                      "additionalProperties",
+                                                      "items",
+                                                      "minItems",
+                                                      "maxItems",
+                                                      "enum",
+                                                      "const",
+                                                      "anyOf",
+                                                      "oneOf",
+                                                      "$ref",
+                                                      "minLength",
+                                                      "maxLength",
+                                                      "minimum",
+                                                      "maximum",
+                                                      "exclusiveMinimum",
+                                                      "exclusiveMaximum"};
 
 std::string pointer_escape(std::string_view k) {
   std::string s;
@@ -130,6 +147,9 @@ class Converter {
       if (s.get("items") || s.get("minItems") || s.get("maxItems"))
         return visit_type(s, "array", ptr);
       if (s.get("minLength") || s.get("maxLength")) return visit_type(s, "string", ptr);
+      if (s.get("minimum") || s.get("maximum") || s.get("exclusiveMinimum") ||
+          s.get("exclusiveMaximum"))
+        return visit_type(s, "number", ptr);
       return "json-value";
     }
     if (type->is(JsonValue::Kind::kString)) return visit_type(s, type->text, ptr);
@@ -147,8 +167,7 @@ class Converter {
 
   std::string visit_type(const JsonValue& s, const std::string& type, const std::string& ptr) {
     if (type == "string") return visit_string(s, ptr);
-    if (type == "number") return "json-number";
-    if (type == "integer") return "json-integer";
+    if (type == "number" || type == "integer") return visit_number(s, type == "integer", ptr);
     if (type == "boolean") return "json-boolean";
     if (type == "null") return "json-null";
     if (type == "object") return visit_object(s, ptr);
@@ -156,7 +175,78 @@ class Converter {
     throw SchemaError(ptr + "/type", "unknown type '" + type + "'");
   }
 
+  // The value of bound keyword key: a number within 10^15 (integral unless for an integer).
+  std::optional<double> bound_value(const JsonValue& s, const char* key, const std::string& ptr,
+                                    bool integer) {
+    const JsonValue* v = s.get(key);
+    if (!v) return std::nullopt;
+    const std::string at = ptr + "/" + key;
+    if (!v->is(JsonValue::Kind::kNumber)) throw SchemaError(at, "must be a number");
+    const double d = std::strtod(v->text.c_str(), nullptr);
+    if (!(std::fabs(d) <= static_cast<double>(kMaxBound)))
+      throw SchemaError(at, "a bound beyond 10^15 is not supported");
+    if (!integer && d != std::floor(d))
+      throw SchemaError(at, "a fractional bound on a number is not supported (integer bounds are)");
+    return d;
+  }
+
+  // The tighter of the inclusive and exclusive bounds of one side (lower: the larger).
+  std::optional<Bound> side(const JsonValue& s, const char* incl, const char* excl,
+                            const std::string& ptr, bool integer, bool lower) {
+    const std::optional<double> a = bound_value(s, incl, ptr, integer);
+    const std::optional<double> b = bound_value(s, excl, ptr, integer);
+    auto make = [&](double d, bool inclusive) {
+      if (!integer) return Bound{static_cast<int64_t>(d), inclusive};
+      // an integer bound: the nearest integer inside
+      const double r = lower ? (inclusive ? std::ceil(d) : std::floor(d) + 1)
+                             : (inclusive ? std::floor(d) : std::ceil(d) - 1);
+      return Bound{static_cast<int64_t>(r), true};
+    };
+    std::optional<Bound> out;
+    if (a) out = make(*a, true);
+    if (b) {
+      const Bound e = make(*b, false);
+      const bool tighter = !out || (lower ? e.value > out->value : e.value < out->value) ||
+                           (e.value == out->value && !e.inclusive);
+      if (tighter) out = e;
+    }
+    return out;
+  }
+
+  std::string visit_number(const JsonValue& s, bool integer, const std::string& ptr) {
+    const auto lo = side(s, "minimum", "exclusiveMinimum", ptr, integer, true);
+    const auto hi = side(s, "maximum", "exclusiveMaximum", ptr, integer, false);
+    if (!lo && !hi) return integer ? "json-integer" : "json-number";
+    const std::string body = integer ? integer_range_gbnf(lo, hi) : number_range_gbnf(lo, hi);
+    if (body.empty()) throw SchemaError(ptr, "no value fits between its minimum and maximum");
+    return add_rule(ptr + (integer ? "-integer" : "-number"), body);
+  }
+
+  // A string of one of the formats with a fixed shape (RFC 3339 date / time / date-time, UUID)
+  // is written in that shape; other formats are annotations.
+  std::string string_format(const std::string& f) {
+    const std::string date =
+        R"([0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ))";
+    const std::string time =
+        R"(( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,9} )? )"
+        R"(( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))";
+    const std::string hex = "[0-9a-fA-F]";
+    std::string body;
+    if (f == "date") body = date;
+    if (f == "time") body = time;
+    if (f == "date-time") body = date + R"( "T" )" + time;
+    if (f == "uuid")
+      body = hex + "{8} \"-\" " + hex + "{4} \"-\" " + hex + "{4} \"-\" " + hex + "{4} \"-\" " +
+             hex + "{12}";
+    if (body.empty()) return "";
+    return add_rule("format-" + f, R"("\"" )" + body + R"( "\"")");
+  }
+
   std::string visit_string(const JsonValue& s, const std::string& ptr) {
+    if (const JsonValue* f = s.get("format"); f && f->is(JsonValue::Kind::kString)) {
+      const std::string shaped = string_format(f->text);
+      if (!shaped.empty()) return shaped;
+    }
     if (!s.get("minLength") && !s.get("maxLength")) return "json-string";
     const uint32_t lo = count(s, "minLength", ptr, 0);
     const uint32_t hi = count(s, "maxLength", ptr, UINT32_MAX);
