@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -40,24 +41,14 @@ const std::set<std::string, std::less<>> kAnnotations = {
     "format",          "$schema",     "$id",        "$comment",
     "deprecated",      "readOnly",    "writeOnly",  "contentMediaType",
     "contentEncoding", "$defs",       "definitions"};
-const std::set<std::string, std::less<>> kKeywords = {"type",
-                                                      "properties",
-                                                      "required",
-                                                      "additionalProperties",
-                                                      "items",
-                                                      "minItems",
-                                                      "maxItems",
-                                                      "enum",
-                                                      "const",
-                                                      "anyOf",
-                                                      "oneOf",
-                                                      "$ref",
-                                                      "minLength",
-                                                      "maxLength",
-                                                      "minimum",
-                                                      "maximum",
-                                                      "exclusiveMinimum",
-                                                      "exclusiveMaximum"};
+// clang-format off
+const std::set<std::string, std::less<>> kKeywords = {
+    "type",    "properties",       "required",        "additionalProperties",
+    "items",   "minItems",         "maxItems",        "enum",
+    "const",   "anyOf",            "oneOf",           "allOf",
+    "$ref",    "minLength",        "maxLength",       "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum"};
+// clang-format on
 
 std::string pointer_escape(std::string_view k) {
   std::string s;
@@ -119,6 +110,7 @@ class Converter {
     for (const auto& [k, v] : s.members)
       if (!kAnnotations.count(k) && !kKeywords.count(k))
         throw SchemaError(ptr + "/" + pointer_escape(k), "keyword '" + k + "' is not supported");
+    if (s.get("allOf")) return visit(merge_all_of(s, ptr), ptr);
     if (const JsonValue* ref = s.get("$ref")) return visit_ref(*ref, ptr + "/$ref");
     if (const JsonValue* c = s.get("const")) return gbnf_literal(c->dump());
     if (const JsonValue* e = s.get("enum")) {
@@ -349,11 +341,95 @@ class Converter {
     return add_rule(ptr + "-object", "\"{\" ws " + members + " \"}\"");
   }
 
+  // allOf: one schema with the keywords of s (but allOf) and of every part (a local $ref
+  // followed): properties and required joined, additionalProperties false if any says so; any
+  // other keyword may be set by one of them only (or the same everywhere).
+  const JsonValue& merge_all_of(const JsonValue& s, const std::string& ptr) {
+    const JsonValue* all = s.get("allOf");
+    const std::string at = ptr + "/allOf";
+    struct Depth {  // a recursive allOf (through $ref) would never end
+      int& d;
+      explicit Depth(int& x) : d(x) { ++d; }
+      ~Depth() { --d; }
+    } depth(all_of_depth_);
+    if (all_of_depth_ > 16) throw SchemaError(at, "allOf nested more than 16 deep (recursive?)");
+    if (!all->is(JsonValue::Kind::kArray) || all->items.empty())
+      throw SchemaError(at, "must be a non-empty array");
+    JsonValue& out = merged_.emplace_back();
+    out.kind = JsonValue::Kind::kObject;
+    auto member = [&](const std::string& key) -> JsonValue* {
+      for (JsonMember& m : out.members)
+        if (m.key == key) return &m.value;
+      return nullptr;
+    };
+    auto add = [&](const JsonValue& part, const std::string& where) {
+      if (!part.is(JsonValue::Kind::kObject))
+        throw SchemaError(where, "an allOf part must be an object schema");
+      for (const JsonMember& m : part.members) {
+        if (m.key == "allOf" && &part == &s) continue;
+        if (kAnnotations.count(m.key)) continue;
+        const std::string mp = where + "/" + pointer_escape(m.key);
+        JsonValue* have = member(m.key);
+        if (!have) {
+          out.members.push_back(m);
+        } else if (m.key == "properties" && m.value.is(JsonValue::Kind::kObject)) {
+          for (const JsonMember& p : m.value.members) {
+            const JsonValue* same = have->get(p.key);
+            if (!same) {
+              have->members.push_back(p);
+            } else if (same->dump() != p.value.dump()) {
+              throw SchemaError(mp + "/" + pointer_escape(p.key),
+                                "allOf parts give property '" + p.key + "' two schemas");
+            }
+          }
+        } else if (m.key == "required" && m.value.is(JsonValue::Kind::kArray)) {
+          for (const JsonValue& r : m.value.items) have->items.push_back(r);
+        } else if (m.key == "additionalProperties") {
+          if (m.value.is(JsonValue::Kind::kBool) && !m.value.b) *have = m.value;
+        } else if (have->dump() != m.value.dump()) {
+          throw SchemaError(mp,
+                            "allOf parts that set '" + m.key + "' differently are not supported");
+        }
+      }
+    };
+    add(s, ptr);
+    for (size_t i = 0; i < all->items.size(); ++i) {
+      const std::string where = at + "/" + std::to_string(i);
+      const JsonValue* part = &all->items[i];
+      if (const JsonValue* ref = part->get("$ref"); ref && part->members.size() == 1)
+        part = &resolve_ref(*ref, where + "/$ref").first;
+      if (part->get("allOf")) part = &merge_all_of(*part, where);
+      add(*part, where);
+    }
+    // required names listed twice are one
+    if (JsonValue* req = member("required")) {
+      std::vector<JsonValue> unique;
+      for (const JsonValue& r : req->items) {
+        bool seen = false;
+        for (const JsonValue& u : unique) seen = seen || u.dump() == r.dump();
+        if (!seen) unique.push_back(r);
+      }
+      req->items = std::move(unique);
+    }
+    return out;
+  }
+
   std::string visit_ref(const JsonValue& ref, const std::string& ptr) {
     if (!ref.is(JsonValue::Kind::kString)) throw SchemaError(ptr, "must be a string");
-    const std::string& r = ref.text;
-    auto it = refs_.find(r);
+    auto it = refs_.find(ref.text);
     if (it != refs_.end()) return it->second;
+    const auto [target, target_ptr] = resolve_ref(ref, ptr);
+    const std::string name = reserve("ref" + target_ptr);
+    refs_[ref.text] = name;  // before the visit: a recursive schema refers to itself by name
+    define(name, visit(target, target_ptr));
+    return name;
+  }
+
+  // The schema a local $ref names, and its pointer.
+  std::pair<const JsonValue&, std::string> resolve_ref(const JsonValue& ref,
+                                                       const std::string& ptr) {
+    if (!ref.is(JsonValue::Kind::kString)) throw SchemaError(ptr, "must be a string");
+    const std::string& r = ref.text;
     const JsonValue* target = nullptr;
     std::string target_ptr;
     if (r == "#") {
@@ -379,13 +455,12 @@ class Converter {
                                    "' is not a local \"#\", \"#/$defs/...\" or "
                                    "\"#/definitions/...\" schema of this document");
     }
-    const std::string name = reserve("ref" + target_ptr);
-    refs_[r] = name;  // before the visit: a recursive schema refers to itself by name
-    define(name, visit(*target, target_ptr));
-    return name;
+    return {*target, target_ptr};
   }
 
   const JsonValue& root_;
+  std::deque<JsonValue> merged_;  // allOf merges (stable addresses while visited)
+  int all_of_depth_ = 0;
   std::string rules_;
   std::set<std::string> names_;
   std::map<std::string, std::string> refs_;

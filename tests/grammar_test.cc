@@ -340,6 +340,32 @@ TEST(JsonSchema, DateTimeAndUuidFormatsHaveTheirShape) {
                              R"("u":"123e4567e89b12d3a456426614174000","e":""})"));
 }
 
+TEST(JsonSchema, AllOfMergesObjectParts) {
+  // pydantic v1's form: a field's $ref wrapped in allOf beside its description
+  auto g = compile(json_schema_to_gbnf(R"({
+    "definitions": {"Pt": {"type": "object", "properties": {"x": {"type": "integer"}},
+                           "required": ["x"]}},
+    "type": "object",
+    "properties": {"p": {"allOf": [{"$ref": "#/definitions/Pt"}], "description": "a point"},
+                   "q": {"allOf": [{"$ref": "#/definitions/Pt"},
+                                   {"properties": {"y": {"type": "boolean"}}, "required": ["y"],
+                                    "additionalProperties": false}]}},
+    "required": ["p", "q"]})"));
+  EXPECT_TRUE(full_match(g, R"({"p":{"x":1},"q":{"x":2,"y":true}})"));
+  EXPECT_FALSE(full_match(g, R"({"p":{"x":1},"q":{"x":2}})"));                 // y required
+  EXPECT_FALSE(full_match(g, R"({"p":{"x":1},"q":{"y":true}})"));              // x required
+  EXPECT_FALSE(full_match(g, R"({"p":{"x":1},"q":{"x":2,"y":true,"z":1}})"));  // closed
+  EXPECT_EQ(schema_error(R"({"allOf":[{"properties":{"a":{"type":"string"}}},)"
+                         R"({"properties":{"a":{"type":"integer"}}}]})"),
+            "schema at #/allOf/1/properties/a: allOf parts give property 'a' two schemas");
+  EXPECT_EQ(schema_error(R"({"allOf":[{"type":"string"},{"type":"integer"}]})"),
+            "schema at #/allOf/1/type: allOf parts that set 'type' differently are not supported");
+  EXPECT_NE(schema_error(R"({"allOf":[{"$ref":"#"}]})")
+                .find("/allOf/0/allOf: allOf nested more than 16 deep (recursive?)"),
+            std::string::npos);
+  EXPECT_EQ(schema_error(R"({"allOf":[]})"), "schema at #/allOf: must be a non-empty array");
+}
+
 TEST(JsonSchema, ErrorsNameThePointer) {
   EXPECT_EQ(schema_error(R"({"properties":{"t":{"type":"array","minItems":3,"maxItems":2}}})"),
             "schema at #/properties/t: minItems 3 is above maxItems 2");
