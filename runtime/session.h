@@ -28,6 +28,12 @@ class PromptCache;
 // The forward pass's options (engine/forward.h: context, micro-batch, threads, with their
 // defaults) plus the chat format.
 struct SessionOptions : ForwardOptions {
+  // A conversation resent by a stateless client usually parts from the cached state within a
+  // few tokens of its end (end-of-turn markers, a stop string): this much rewind slack keeps a
+  // sliding-window layer's state reusable even right after its ring moved (runtime/prompt_cache.h).
+  static constexpr int64_t kRewindSlack = 16;
+  SessionOptions() { n_rewind = kRewindSlack; }
+
   // Chat format name (gemma, chatml, llama2, ...); "": the model's own (its template, its
   // special tokens, else its architecture: gemma3 -> gemma, qwen2 -> chatml), or none.
   std::string chat_template;
