@@ -13,6 +13,7 @@ Runs on the small test models, and on Gemma 3 270M (tied output) when it is inst
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -73,7 +74,6 @@ def tensors(path):
     """name -> (type id, raw bytes, shape) read by hand (the gguf package refuses packed ids)."""
     out = {}
     info = run([hpl_bin(), "info", str(path), "--tensors", "--json"]).stdout
-    import json
     j = json.loads(info)
     data = open(path, "rb").read()
     for t in j["tensors"]:
@@ -177,7 +177,6 @@ def test_gemma_tied_output(gemma, tmp_path):
 
     def to_heap(path, env=None):
         out = run([hpl_bin(), "info", str(path), "--memory", "--json"], env).stdout
-        import json
         return json.loads(out)["memory"]["weights_heap_at_load_bytes"]
     # Plain: the matrices the body repacks go to the heap; packed: nothing, unless the body has
     # no packed kernels (ref) or HPL_REPACK=0 asks for the GGUF layout.
