@@ -174,7 +174,7 @@ class Converter {
     if (!v) return std::nullopt;
     const std::string at = ptr + "/" + key;
     if (!v->is(JsonValue::Kind::kNumber)) throw SchemaError(at, "must be a number");
-    const double d = std::strtod(v->text.c_str(), nullptr);
+    const double d = v->number();
     if (!(std::fabs(d) <= static_cast<double>(kMaxBound)))
       throw SchemaError(at, "a bound beyond 10^15 is not supported");
     if (!integer && d != std::floor(d))

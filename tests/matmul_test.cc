@@ -2,6 +2,7 @@
 // reference against an fp64 dequantize-then-dot written here from the block format definitions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -392,6 +393,12 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
   repack_rows(t, w.data(), w_stride, s.rows, s.n, wp.data());
   unpack_rows(pt, wp.data(), s.rows, s.n, wu.data(), w_stride);
   ASSERT_EQ(wu, w) << "unpack_rows(repack_rows(w)) != w";
+  for (int64_t r = 0; r < s.rows; ++r) {  // one row gathered from its group (embedding lookups)
+    std::vector<uint8_t> row(w_stride, 0xAB);
+    unpack_row(pt, wp.data(), w_stride, r, s.n, row.data());
+    ASSERT_TRUE(std::equal(row.begin(), row.end(), w.begin() + r * w_stride))
+        << "unpack_row " << type_name(pt) << " row " << r;
+  }
   {  // the scalar reference on the packed layout is the reference, bit for bit
     std::vector<float> ys(y_stride * s.ntok, kSentinel);
     matmul_packed_ref(pt, wp.data(), w_stride, xq.data(), x_stride, ys.data(), y_stride, s.n, s.r0,
@@ -409,7 +416,7 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
 }
 
 // Packed layouts: rows in groups of 8, row ranges that cut groups, token counts around the
-// tile sizes (4 and 8).
+// tile sizes (4 and 8) and K past the ARM gemm chunk.
 TEST(Matmul, PackedLayoutsMatchReference) {
   int bodies = 0;
   for (Isa isa : runnable_isas())
@@ -428,6 +435,8 @@ TEST(Matmul, PackedLayoutsMatchReference) {
     }
     check_shape(rng, t, {64, 2048, 0, 64, 1});
     check_shape(rng, t, {16, blk == 256 ? 768 : 640, 3, 13, 19});
+    // more blocks than one unpacked chunk of the ARM gemm (32), a partial last chunk
+    check_shape(rng, t, {16, blk == 256 ? 2304 : 2240, 5, 14, 11});
   }
 }
 
