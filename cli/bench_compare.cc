@@ -5,8 +5,9 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
-#include "cli/json_reader.h"
+#include "grammar/json_value.h"
 
 namespace hpl::cli {
 
@@ -17,16 +18,28 @@ std::string basename_of(const std::string& p) {
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
+using grammar::JsonValue;
+
+double number_or(const JsonValue& o, std::string_view k, double fallback) {
+  const JsonValue* v = o.get(k);
+  return v && v->is(JsonValue::Kind::kNumber) ? v->number() : fallback;
+}
+
+std::string string_or(const JsonValue& o, std::string_view k, const std::string& fallback) {
+  const JsonValue* v = o.get(k);
+  return v && v->is(JsonValue::Kind::kString) ? v->text : fallback;
+}
+
 BenchEntry entry(const JsonValue& o, const std::string& where) {
-  if (!o.is_object()) throw std::runtime_error(where + ": not an object");
+  if (!o.is(JsonValue::Kind::kObject)) throw std::runtime_error(where + ": not an object");
   const JsonValue* ts = o.get("avg_ts");
-  if (!ts || ts->kind != JsonValue::Kind::kNumber)
+  if (!ts || !ts->is(JsonValue::Kind::kNumber))
     throw std::runtime_error(where + ": no numeric avg_ts");
-  const int64_t pp = static_cast<int64_t>(o.number_or("n_prompt", 0));
-  const int64_t tg = static_cast<int64_t>(o.number_or("n_gen", 0));
-  const int64_t depth = static_cast<int64_t>(o.number_or("n_depth", 0));
+  const int64_t pp = static_cast<int64_t>(number_or(o, "n_prompt", 0));
+  const int64_t tg = static_cast<int64_t>(number_or(o, "n_gen", 0));
+  const int64_t depth = static_cast<int64_t>(number_or(o, "n_depth", 0));
   BenchEntry e;
-  e.model = basename_of(o.string_or("model_filename", o.string_or("model_type", "?")));
+  e.model = basename_of(string_or(o, "model_filename", string_or(o, "model_type", "?")));
   if (pp > 0 && tg > 0) {
     e.test = "pp" + std::to_string(pp) + "+tg" + std::to_string(tg);
   } else if (pp > 0) {
@@ -37,9 +50,9 @@ BenchEntry entry(const JsonValue& o, const std::string& where) {
     throw std::runtime_error(where + ": neither n_prompt nor n_gen is > 0");
   }
   if (depth > 0) e.test += " @ d" + std::to_string(depth);
-  e.threads = static_cast<int>(o.number_or("n_threads", 0));
-  e.avg_ts = ts->num;
-  e.stddev_ts = o.number_or("stddev_ts", 0);
+  e.threads = static_cast<int>(number_or(o, "n_threads", 0));
+  e.avg_ts = ts->number();
+  e.stddev_ts = number_or(o, "stddev_ts", 0);
   return e;
 }
 
@@ -72,7 +85,7 @@ std::vector<BenchEntry> parse_bench_results(const std::string& text, const std::
   if (first == std::string::npos) throw std::runtime_error(path + ": empty file");
   try {
     if (text[first] == '[') {  // hpl bench -o json, llama-bench -o json
-      const JsonValue v = parse_json(text);
+      const JsonValue v = grammar::parse_json_value(text);
       for (size_t i = 0; i < v.items.size(); ++i)
         out.push_back(entry(v.items[i], path + ": entry " + std::to_string(i)));
     } else {  // llama-bench -o jsonl
@@ -80,7 +93,7 @@ std::vector<BenchEntry> parse_bench_results(const std::string& text, const std::
       std::string line;
       for (int n = 1; std::getline(in, line); ++n) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        out.push_back(entry(parse_json(line), path + ": line " + std::to_string(n)));
+        out.push_back(entry(grammar::parse_json_value(line), path + ": line " + std::to_string(n)));
       }
     }
   } catch (const std::runtime_error& e) {

@@ -121,6 +121,7 @@ int run_embed(const std::vector<std::string>& args) {
   p.truncate = mo.truncate;
   const auto t0 = std::chrono::steady_clock::now();
   const auto vecs = emb.embed(inputs, p);
+  mo.report(*model, emb);
   if (timings) {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -14,8 +14,10 @@
 
 #include "cli/cli_util.h"
 #include "cli/command.h"
+#include "cli/embed_inputs.h"
 #include "cli/json_writer.h"
 #include "engine/memory_estimate.h"
+#include "engine/model_config.h"
 #include "gguf/gguf.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/ops.h"
@@ -56,33 +58,49 @@ struct InfoOptions {
   std::string path;
   std::string cpu_root;  // --cpu-root DIR (hidden, for tests): read this sysfs tree instead
   bool tensors = false, metadata = false, full_arrays = false, json = false, cpu = false;
-  bool memory = false, have_ctx = false;
+  bool memory = false, have_ctx = false, have_ubatch = false;
   ForwardOptions fo;
 };
 
-// The options hpl run would use: -c defaults to 2048, at most the training context.
+// The options the command that runs the model would use. hpl run: -c defaults to 2048, at
+// most the training context, --ubatch to 256; hpl embed / rerank (embedding and rerank
+// models): the training context up to kEmbedMaxCtx, batches of kEmbedUbatch.
 MemoryEstimate estimate(const GgufFile& f, InfoOptions& o) {
-  check_ctx_threads(o.fo.n_ctx, o.fo.n_threads);
+  const bool embeds = model_kind(f, read_model_config(f)) != ModelKind::kGenerate;
+  if (!o.have_ubatch && embeds) o.fo.n_ubatch = kEmbedUbatch;
   if (!o.have_ctx) {
     const int64_t train = f.i64_or("{arch}.context_length", 0);
+    if (embeds) o.fo.n_ctx = kEmbedMaxCtx;
     if (train > 0) o.fo.n_ctx = std::min(o.fo.n_ctx, train);
   }
+  check_ctx_threads(o.fo.n_ctx, o.fo.n_threads);
   return estimate_memory(f, o.fo);
 }
 
 void print_memory_text(const MemoryEstimate& e, const InfoOptions& o) {
   auto mib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
-  std::printf("memory for a context of %lld tokens (micro-batch %lld, %d threads, KV cache %s)\n",
-              static_cast<long long>(o.fo.n_ctx), static_cast<long long>(o.fo.n_ubatch),
-              o.fo.n_threads, kv_type_name(o.fo.cache_type));
+  if (e.encoder) {
+    std::printf("memory for texts of up to %lld tokens (batches of %lld, %d threads)\n",
+                static_cast<long long>(o.fo.n_ctx), static_cast<long long>(o.fo.n_ubatch),
+                o.fo.n_threads);
+  } else {
+    std::printf("memory for a context of %lld tokens (micro-batch %lld, %d threads, KV cache %s)\n",
+                static_cast<long long>(o.fo.n_ctx), static_cast<long long>(o.fo.n_ubatch),
+                o.fo.n_threads, kv_type_name(o.fo.cache_type));
+  }
   std::printf("  weights mapped    %10.1f MiB  (%zu bytes, used in place from the file)\n",
               mib(e.weights_mapped_bytes), e.weights_mapped_bytes);
   std::printf("  weights converted %10.1f MiB  (%zu bytes, f32 copies made at load)\n",
               mib(e.weights_converted_bytes), e.weights_converted_bytes);
-  std::printf(
-      "  KV cache          %10.1f MiB  (%zu bytes; %.1f MiB if every layer held the whole "
-      "context; %.1f MiB in f16)\n",
-      mib(e.kv_bytes), e.kv_bytes, mib(e.kv_bytes_full), mib(e.kv_bytes_f16));
+  if (e.encoder) {
+    std::printf("  KV cache          none (an encoder, %s: attention within each batch)\n",
+                model_kind_name(e.kind));
+  } else {
+    std::printf(
+        "  KV cache          %10.1f MiB  (%zu bytes; %.1f MiB if every layer held the whole "
+        "context; %.1f MiB in f16)\n",
+        mib(e.kv_bytes), e.kv_bytes, mib(e.kv_bytes_full), mib(e.kv_bytes_f16));
+  }
   std::printf("  scratch           %10.1f MiB  (%zu bytes)\n", mib(e.scratch_bytes),
               e.scratch_bytes);
   std::printf("  total             %10.1f MiB  (%zu bytes)\n", mib(e.total()), e.total());
@@ -164,7 +182,8 @@ void json_memory(JsonWriter& w, const GgufFile& f, const InfoOptions& o) {
   w.key("n_ctx").num(static_cast<uint64_t>(oc.fo.n_ctx));
   w.key("n_ubatch").num(static_cast<uint64_t>(oc.fo.n_ubatch));
   w.key("n_threads").num(static_cast<uint64_t>(oc.fo.n_threads));
-  w.key("cache_type").str(kv_type_name(oc.fo.cache_type));
+  w.key("cache_type").str(e.encoder ? "none" : kv_type_name(oc.fo.cache_type));
+  w.key("kind").str(model_kind_name(e.kind));
   w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
   w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
   w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
@@ -325,13 +344,20 @@ int cmd_info(const std::vector<std::string>& args) {
             "bytes of weights, KV cache and scratch a context of -c N tokens\n"
             "needs (defaults as hpl run), without loading the model",
             o.memory)
-      .value({"-c", "--ctx-size"}, "N", "with --memory: context size (default 2048)",
+      .value({"-c", "--ctx-size"}, "N",
+             "with --memory: context size (default 2048; embedding and rerank\n"
+             "models: theirs, at most 8192, as hpl embed)",
              [&o](const std::string& opt, const std::string& v) {
                o.fo.n_ctx = to_int(opt, v);
                o.have_ctx = true;
              })
-      .number({"--ubatch", "-ub"}, "N", "with --memory: prefill micro-batch (default 256)",
-              o.fo.n_ubatch)
+      .value({"--ubatch", "-ub"}, "N",
+             "with --memory: prefill micro-batch (default 256; embedding and\n"
+             "rerank models: 512, as hpl embed)",
+             [&o](const std::string& opt, const std::string& v) {
+               o.fo.n_ubatch = to_int(opt, v);
+               o.have_ubatch = true;
+             })
       .number({"-t", "--threads"}, "N", "with --memory: threads", o.fo.n_threads);
   add_cache_type_option(p, o.fo.cache_type,
                         "with --memory: KV cache type f16 (default), f32, q8_0, q4_0");

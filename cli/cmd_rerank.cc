@@ -68,6 +68,7 @@ int run_rerank(const std::vector<std::string>& args) {
   std::vector<std::vector<int32_t>> doc_ids;
   for (const auto& d : docs) doc_ids.push_back(tok->encode(d, false, false));
   const auto scores = emb.rerank(tok->encode(query, false, false), doc_ids, mo.truncate);
+  mo.report(*model, emb);
 
   std::vector<size_t> order(scores.size());
   std::iota(order.begin(), order.end(), size_t{0});

@@ -183,7 +183,7 @@ void prepare(Server& S, ApiRequest& r) {
                          "); restart hpl serve with --template NAME, or use /v1/completions",
                      "messages", "no_chat_template");
     r.family = S.tmpl->family();
-    apply_tools(r.tools, r.family, r.stream, p);
+    apply_tools(r.tools, r.family, p);
     if (auto e = check_format(p.format))  // the grammar built from the tools' parameters
       throw ApiError(400, "'tools': " + e->message, "tools", "invalid_value");
     try {
@@ -367,6 +367,13 @@ void handle_completion(Server& S, HttpExchange& ex, bool chat) {
   auto event = [&](const json& j) { return write("data: " + dump(j) + "\n\n"); };
   if (!ex.stream_begin(200, "text/event-stream", {{"Cache-Control", "no-cache"}})) return gone();
   if (r.chat && !event(chunk_json(r, id, created, "", /*role=*/true, nullptr))) return;
+  // With tools, text that may be a call is held back and sent as tool_calls at the end.
+  std::optional<ToolCallStream> calls_filter;
+  if (r.chat && r.tools.active()) calls_filter.emplace(r.family);
+  auto send_text = [&](const std::string& s) {
+    const std::string out = calls_filter ? calls_filter->feed(s) : s;
+    return out.empty() || event(chunk_json(r, id, created, out, false, nullptr));
+  };
   std::unique_lock<std::mutex> lock(pend->mu);
   for (;;) {
     const bool ready = pend->cv.wait_for(lock, std::chrono::milliseconds(500),
@@ -378,7 +385,7 @@ void handle_completion(Server& S, HttpExchange& ex, bool chat) {
     // An SSE comment while waiting: clients ignore it; a dead connection fails it.
     if (!ready && !write(": waiting\n\n")) return;
     for (const std::string& s : pieces)
-      if (!event(chunk_json(r, id, created, s, false, nullptr))) return;
+      if (!send_text(s)) return;
     if (done) break;
     lock.lock();
   }
@@ -388,7 +395,15 @@ void handle_completion(Server& S, HttpExchange& ex, bool chat) {
                      : shutdown_error(pend->stats);
     if (!event(error_body(e.what(), e.type, e.param, e.code))) return;
   } else {
+    std::optional<json> calls;
+    if (calls_filter) {
+      std::string content;
+      calls = calls_filter->finish(content);
+      if (!content.empty() && !event(chunk_json(r, id, created, content, false, nullptr))) return;
+      if (calls && !event(tool_calls_chunk_json(r, id, created, *calls))) return;
+    }
     json last = chunk_json(r, id, created, "", false, &pend->stats);
+    if (calls) last["choices"][0]["finish_reason"] = "tool_calls";
     last["timings"] = timings_json(rid, *pend);
     if (!event(last)) return;
   }

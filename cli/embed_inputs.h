@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -10,13 +11,19 @@
 #include "cli/cli_util.h"
 #include "cli/options.h"
 #include "engine/embedding.h"
+#include "engine/memory_report.h"
 
 namespace hpl::cli {
+
+// hpl embed / rerank defaults (and hpl info --memory's for embedding and rerank models): the
+// longest text is the model's context up to kEmbedMaxCtx, batches of kEmbedUbatch tokens.
+constexpr int64_t kEmbedMaxCtx = 8192, kEmbedUbatch = 512;
 
 struct EmbedModelOptions {
   std::string model;
   int64_t n_ctx = 0;  // 0: the model's context_length, at most 8192
   bool truncate = false;
+  bool verbose = false;
   ThreadOptions threads;
 
   void add_to(Options& o) {
@@ -25,16 +32,24 @@ struct EmbedModelOptions {
                 "longest text in tokens (default: the model's context, at most 8192)", n_ctx)
         .flag({"--truncate"},
               "cut texts longer than the context (default: refuse them, naming the limit)",
-              truncate);
+              truncate)
+        .flag({"--verbose"},
+              "print the memory used (weights, KV cache, scratch: as `hpl info --memory`) to "
+              "stderr",
+              verbose);
     threads.add_to(o);
   }
   ForwardOptions forward_options(const Model& m) const {
     ForwardOptions fo;
-    fo.n_ctx = n_ctx > 0 ? n_ctx : std::min<int64_t>(m.config.n_ctx_train, 8192);
-    fo.n_ubatch = 512;
+    fo.n_ctx = n_ctx > 0 ? n_ctx : std::min<int64_t>(m.config.n_ctx_train, kEmbedMaxCtx);
+    fo.n_ubatch = kEmbedUbatch;
     threads.apply(fo);
     check_ctx_threads(fo.n_ctx, fo.n_threads);
     return fo;
+  }
+  // --verbose: the memory report once the model has run.
+  void report(const Model& m, const Embedder& e) const {
+    if (verbose) std::fputs(format_memory_report(memory_report(m, e)).c_str(), stderr);
   }
 };
 

@@ -294,8 +294,9 @@ json error_body(const std::string& message, const std::string& type, const std::
 
 namespace {
 
-// "messages": each a system / developer / user / assistant turn with text content, at least
-// one from the user.
+// "messages": each a system / developer / user / assistant turn with text content, or a tool
+// result (role "tool"); an assistant turn with tool_calls may have no content (the calls are
+// checked and written into the prompt by cli/server_tools.h). At least one from the user.
 void parse_messages(const json& body, RequestParams& p) {
   const json* msgs = field(body, "messages");
   if (!msgs) bad("messages", "'messages' is required", "missing_required_parameter");
@@ -307,12 +308,16 @@ void parse_messages(const json& body, RequestParams& p) {
     const json* role = field(m, "role");
     if (!role || !role->is_string()) bad(at + ".role", "'" + at + ".role' must be a string");
     const std::string rs = role->get<std::string>();
-    if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer")
+    if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer" && rs != "tool")
       bad(at + ".role",
-          "'" + at + ".role' must be system, developer, user or assistant, got '" + rs + "'");
+          "'" + at + ".role' must be system, developer, user, assistant or tool, got '" + rs + "'");
     const json* c = field(m, "content");
-    if (!c) bad(at + ".content", "'" + at + ".content' is required");
-    p.messages.push_back({rs == "developer" ? "system" : rs, content_text(*c, i)});
+    const json* calls = field(m, "tool_calls");
+    const bool has_calls = rs == "assistant" && calls && !calls->is_null();
+    if ((!c || c->is_null()) && !has_calls)
+      bad(at + ".content", "'" + at + ".content' is required");
+    p.messages.push_back(
+        {rs == "developer" ? "system" : rs, c && !c->is_null() ? content_text(*c, i) : ""});
   }
   // One rule for every template: a conversation needs a user turn to answer.
   if (std::none_of(p.messages.begin(), p.messages.end(),
@@ -478,6 +483,19 @@ json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
             {"model", r.model},
             {"choices", json::array({choice})}};
   if (finish) c["usage"] = usage_json(*finish);
+  return c;
+}
+
+json tool_calls_chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
+                           const json& calls) {
+  json c = chunk_json(r, id, created, "", false, nullptr);
+  json deltas = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json d = calls[i];
+    d["index"] = i;
+    deltas.push_back(d);
+  }
+  c["choices"][0]["delta"] = {{"tool_calls", deltas}};
   return c;
 }
 

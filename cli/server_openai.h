@@ -58,6 +58,10 @@ nlohmann::json usage_json(const RequestStats& st);
 // A whole (non-streamed) response: chat.completion or text_completion.
 nlohmann::json completion_json(const ApiRequest& r, const std::string& id, int64_t created,
                                const std::string& text, const RequestStats& st);
+// The streamed chunk of a reply's tool calls (parse_tool_calls' array): delta.tool_calls, each
+// with its index.
+nlohmann::json tool_calls_chunk_json(const ApiRequest& r, const std::string& id, int64_t created,
+                                     const nlohmann::json& calls);
 // One streamed chunk. delta_text: the new text (chat: delta.content; text: text); role: chat's
 // first chunk; finish: the last chunk (finish_reason and usage set).
 nlohmann::json chunk_json(const ApiRequest& r, const std::string& id, int64_t created,

@@ -1,5 +1,8 @@
 #include "cli/server_tools.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "cli/server_openai.h"
 #include "grammar/json_schema.h"
 
@@ -35,6 +38,81 @@ std::string call_schema(const ToolRequest& t, const char* args_key) {
     alts.push_back(alt);
   }
   return ojson{{"anyOf", alts}}.dump();
+}
+
+// messages[i].tool_calls: [{"id"?, "type": "function"?, "function": {"name", "arguments"}}],
+// arguments a JSON object or its text (as OpenAI sends it). Returns them with the arguments as
+// text.
+json checked_calls(const json& calls, size_t i) {
+  const std::string at = "messages[" + std::to_string(i) + "].tool_calls";
+  if (!calls.is_array() || calls.empty()) bad(at, "'" + at + "' must be a non-empty array");
+  json out = json::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const json& c = calls[k];
+    const std::string ck = at + "[" + std::to_string(k) + "]";
+    const json* f = c.is_object() && c.contains("function") ? &c["function"] : nullptr;
+    if (!f || !f->is_object() || !f->contains("name") || !(*f)["name"].is_string() ||
+        c.value("type", "function") != "function")
+      bad(ck,
+          "'" + ck + "' must be {\"type\": \"function\", \"function\": {\"name\", \"arguments\"}}");
+    const json args = f->value("arguments", json::object());
+    const json parsed =
+        args.is_string() ? json::parse(args.get<std::string>(), nullptr, false) : args;
+    if (!parsed.is_object())
+      bad(ck + ".function.arguments",
+          "'" + ck + ".function.arguments' must be a JSON object or its text");
+    out.push_back({{"name", (*f)["name"]},
+                   {"arguments", args.is_string() ? args.get<std::string>() : args.dump()}});
+  }
+  return out;
+}
+
+// An assistant turn's calls as its template writes them (content, if any, first).
+std::string calls_text(const json& calls, const std::string& content, bool qwen) {
+  std::string out = content;
+  for (const json& c : calls) {
+    const std::string name = c["name"].dump(), args = c["arguments"].get<std::string>();
+    if (!out.empty()) out += "\n";
+    out += qwen ? "<tool_call>\n{\"name\": " + name + ", \"arguments\": " + args + "}\n</tool_call>"
+                : "{\"name\": " + name + ", \"parameters\": " + args + "}";
+  }
+  return out;
+}
+
+// Earlier calls and tool results into the messages: chatml (Qwen) gathers consecutive results
+// into one user turn of <tool_response> blocks; llama3 gives each an ipython turn.
+void write_tool_history(const ToolRequest& t, ChatFamily family, RequestParams& p) {
+  const bool qwen = family == ChatFamily::CHATML;
+  std::vector<ChatMessage> out;
+  size_t next_call = 0;
+  for (size_t i = 0; i < p.messages.size(); ++i) {
+    ChatMessage m = p.messages[i];
+    const bool called = next_call < t.history_calls.size() && t.history_calls[next_call].first == i;
+    if (!called && m.role != "tool") {
+      out.push_back(std::move(m));
+      continue;
+    }
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    if (family != ChatFamily::CHATML && family != ChatFamily::LLAMA3)
+      bad(at + (called ? ".tool_calls" : ".role"),
+          std::string("tool calls and results are not supported with the ") +
+              chat_family_name(family) +
+              " chat template (chatml for Qwen 2.5/3, llama3 for Llama 3.1+)",
+          "unsupported_parameter");
+    if (called) {
+      out.push_back(
+          {"assistant", calls_text(t.history_calls[next_call++].second, m.content, qwen)});
+    } else if (!qwen) {
+      out.push_back({"ipython", m.content});
+    } else {
+      const std::string block = "<tool_response>\n" + m.content + "\n</tool_response>";
+      if (i > 0 && p.messages[i - 1].role == "tool")
+        out.back().content += "\n" + block;
+      else
+        out.push_back({"user", block});
+    }
+  }
+  p.messages = std::move(out);
 }
 
 }  // namespace
@@ -80,17 +158,25 @@ ToolRequest parse_tools(const json& body) {
     if (t.tools.empty() && t.choice != "none" && t.choice != "auto")
       bad("tool_choice", "'tool_choice' needs 'tools'");
   }
+  it = body.find("messages");
+  if (it != body.end() && it->is_array())
+    for (size_t i = 0; i < it->size(); ++i) {
+      const json& m = (*it)[i];
+      if (m.is_object() && m.value("role", "") == "assistant" && m.contains("tool_calls") &&
+          !m["tool_calls"].is_null())
+        t.history_calls.emplace_back(i, checked_calls(m["tool_calls"], i));
+    }
   return t;
 }
 
-void apply_tools(const ToolRequest& t, ChatFamily family, bool stream, RequestParams& p) {
+void apply_tools(const ToolRequest& t, ChatFamily family, RequestParams& p) {
+  write_tool_history(t, family, p);
   if (!t.active()) return;
   if (family != ChatFamily::CHATML && family != ChatFamily::LLAMA3)
     bad("tools",
         std::string("'tools' is not supported with the ") + chat_family_name(family) +
             " chat template (tool calls: chatml for Qwen 2.5/3, llama3 for Llama 3.1+)",
         "unsupported_parameter");
-  if (stream) bad("stream", "'stream' with 'tools' is not supported", "unsupported_parameter");
   if (!p.format.empty())
     bad("response_format", "'response_format' with 'tools' is not supported",
         "unsupported_parameter");
@@ -173,6 +259,45 @@ std::optional<json> parse_tool_calls(const std::string& text, ChatFamily family,
   content = first == std::string::npos
                 ? ""
                 : content.substr(first, content.find_last_not_of(" \t\n") - first + 1);
+  return calls;
+}
+
+std::string ToolCallStream::feed(const std::string& piece) {
+  held_ += piece;
+  if (holding_) return "";
+  if (plain_) return std::exchange(held_, "");
+  size_t send = held_.size();
+  if (family_ == ChatFamily::CHATML) {
+    static const std::string open = "<tool_call>";
+    const size_t a = held_.find(open);
+    if (a != std::string::npos) {
+      holding_ = true;
+      send = a;
+    } else {  // keep back an end that may be the start of the tag
+      for (size_t k = std::min(open.size() - 1, held_.size()); k > 0; --k)
+        if (held_.compare(held_.size() - k, k, open, 0, k) == 0) {
+          send = held_.size() - k;
+          break;
+        }
+    }
+  } else {  // llama3: a call is the whole reply, a JSON object
+    const size_t first = held_.find_first_not_of(" \t\n");
+    if (first == std::string::npos) return "";  // blanks only: not known yet
+    if (held_[first] == '{') {
+      holding_ = true;
+      return "";
+    }
+    plain_ = true;  // text: no call can follow, everything passes on
+  }
+  std::string out = held_.substr(0, send);
+  held_.erase(0, send);
+  return out;
+}
+
+std::optional<json> ToolCallStream::finish(std::string& content) {
+  auto calls = holding_ ? parse_tool_calls(held_, family_, content) : std::nullopt;
+  if (!calls) content = held_;
+  held_.clear();
   return calls;
 }
 

@@ -6,13 +6,19 @@
 //   a call is {"name": ..., "parameters": {...}}.
 // tool_choice "required" or a named function constrains the reply with a grammar built from
 // the functions' parameter schemas (grammar/json_schema.h); "auto" leaves it free and the
-// reply is searched for calls; "none" ignores the tools. Any other template, streaming with
-// tools, and tool-role messages are 400 naming what is not supported.
+// reply is searched for calls; "none" ignores the tools. The conversation may hold earlier
+// calls (an assistant message's tool_calls) and their results (role "tool"): they are written
+// the way each template's tool format has them (chatml: <tool_call> blocks and <tool_response>
+// in a user turn; llama3: the call's JSON and an ipython turn). Streamed, text goes out as it
+// comes until a call may be starting, and the calls follow as one tool_calls delta. Any other
+// template is 400 naming what is not supported.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "runtime/runtime_types.h"
 #include "tokenizer/chat_template.h"
@@ -23,15 +29,36 @@ struct ToolRequest {
   nlohmann::json tools = nlohmann::json::array();  // the validated `tools`
   std::string choice = "auto";                     // auto, required, none, or "function"
   std::string function;                            // choice "function": its name
+  // messages[i] (an assistant turn) -> its validated tool_calls, from the conversation so far
+  std::vector<std::pair<size_t, nlohmann::json>> history_calls;
   bool active() const { return !tools.empty() && choice != "none"; }
 };
 
-// Validates `tools` and `tool_choice` of a chat body (ApiError 400 naming the field).
+// Validates `tools`, `tool_choice` and the messages' tool_calls of a chat body (ApiError 400
+// naming the field).
 ToolRequest parse_tools(const nlohmann::json& body);
 
-// Adds the tool descriptions to the messages and, for required / named calls, the grammar.
-// ApiError 400 when the template family has no tool-call format here, or with stream.
-void apply_tools(const ToolRequest& t, ChatFamily family, bool stream, RequestParams& p);
+// Writes earlier calls and tool results into the messages, adds the tool descriptions and, for
+// required / named calls, the grammar. ApiError 400 when the template family has no tool-call
+// format here.
+void apply_tools(const ToolRequest& t, ChatFamily family, RequestParams& p);
+
+// A streamed reply that may hold tool calls: feed() passes text on until a call may be
+// starting (chatml: "<tool_call>", or its beginning at the end of the text so far; llama3: a
+// reply whose first non-blank character is '{') and holds it from there; finish() splits what
+// was held into calls (nullopt: none) and the content around them.
+class ToolCallStream {
+ public:
+  explicit ToolCallStream(ChatFamily family) : family_(family) {}
+  std::string feed(const std::string& piece);  // the text that can be sent now
+  std::optional<nlohmann::json> finish(std::string& content);
+
+ private:
+  ChatFamily family_;
+  std::string held_;
+  bool holding_ = false;  // a call may have started: everything from here is held
+  bool plain_ = false;    // llama3: the reply is text, no call can follow
+};
 
 // The calls in a reply ([{"id", "type": "function", "function": {"name", "arguments"}}]),
 // and the text outside them in `content`; nullopt when the reply has none.

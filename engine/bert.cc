@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "kernel/cpu_topology.h"
@@ -16,24 +17,44 @@ namespace hpl {
 
 namespace k = kernel::best;
 
+BertScratchSizes bert_scratch_sizes(const ModelConfig& c, const ForwardOptions& opt) {
+  if (opt.n_ctx < 1 || opt.n_ubatch < 1) throw ModelError("n_ctx and n_ubatch must be >= 1");
+  BertScratchSizes s;
+  s.n_ctx = std::min(opt.n_ctx, c.n_ctx_train);
+  s.max_tok = std::max(opt.n_ubatch, s.n_ctx);
+  s.n_threads = opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus);
+  const auto T = static_cast<size_t>(s.max_tok), n = static_cast<size_t>(s.n_ctx);
+  const auto E = static_cast<size_t>(c.n_embd), F = static_cast<size_t>(c.n_ff);
+  const auto D = static_cast<size_t>(c.head_dim);
+  // x, q, k, v, att, proj (T, E); ff (T, F); per thread scores (n, n) + V^T (D, n).
+  const size_t floats = 6 * T * E + T * F + static_cast<size_t>(s.n_threads) * (n * n + D * n);
+  const int64_t wide = std::max(c.n_embd, c.n_ff);
+  s.bytes =
+      floats * sizeof(float) + act_q8_0_bytes(s.max_tok, wide) + act_q8_k_bytes(s.max_tok, wide);
+  return s;
+}
+
 BertEncoder::BertEncoder(const Model& model, const ForwardOptions& opt)
     : model_(model), cfg_(model.config), w_(model.weights) {
   if (cfg_.arch != Arch::kBert) {
     throw ModelError(std::string("BertEncoder: the model is a ") + arch_name(cfg_.arch) +
                      ", not a bert");
   }
-  if (opt.n_ctx < 1 || opt.n_ubatch < 1) throw ModelError("n_ctx and n_ubatch must be >= 1");
-  n_ctx_ = std::min(opt.n_ctx, cfg_.n_ctx_train);
-  max_tok_ = std::max(opt.n_ubatch, n_ctx_);
-  const int n_threads = opt.n_threads > 0 ? opt.n_threads : kernel::default_thread_count(opt.cpus);
-  pool_ =
-      std::make_unique<kernel::ThreadPool>(n_threads, kernel::ThreadPool::kDefaultSpinUs, opt.cpus);
+  const BertScratchSizes s = bert_scratch_sizes(cfg_, opt);
+  n_ctx_ = s.n_ctx;
+  max_tok_ = s.max_tok;
+  pool_ = std::make_unique<kernel::ThreadPool>(s.n_threads, kernel::ThreadPool::kDefaultSpinUs,
+                                               opt.cpus);
   const int64_t E = cfg_.n_embd, F = cfg_.n_ff, D = cfg_.head_dim;
   mm_ = std::make_unique<MatmulRunner>(*pool_, max_tok_, std::max(E, F));
   const auto rows = static_cast<size_t>(max_tok_);
   for (auto* b : {&x_, &q_, &k_, &v_, &att_, &proj_}) b->assign(rows * E, 0.0f);
   ff_.assign(rows * F, 0.0f);
   attn_.assign(static_cast<size_t>(pool_->size()) * (n_ctx_ * n_ctx_ + D * n_ctx_), 0.0f);
+  size_t floats = 0;
+  for (const auto* b : {&x_, &q_, &k_, &v_, &att_, &proj_, &ff_, &attn_}) floats += b->size();
+  scratch_bytes_ = floats * sizeof(float) + mm_->scratch_bytes();
+  if (scratch_bytes_ != s.bytes) throw std::logic_error("BertEncoder: scratch size mismatch");
 }
 
 BertEncoder::~BertEncoder() = default;

@@ -16,6 +16,16 @@
 
 namespace hpl {
 
+// What a BertEncoder with these options is sized for and allocates: the longest sequence
+// (n_ctx, at most the model's context_length), the largest batch (max_tok tokens), and the
+// scratch bytes (the float buffers below and the matmuls' quantized activations). No KV cache.
+struct BertScratchSizes {
+  int64_t n_ctx = 0, max_tok = 0;
+  int n_threads = 1;
+  size_t bytes = 0;
+};
+BertScratchSizes bert_scratch_sizes(const ModelConfig& c, const ForwardOptions& opt);
+
 class BertEncoder {
  public:
   // One sequence of a batch: ids (n,) and token types (n,) or null (all 0).
@@ -35,6 +45,7 @@ class BertEncoder {
 
   int64_t n_ctx() const { return n_ctx_; }
   int64_t max_tokens() const { return max_tok_; }
+  size_t scratch_bytes() const { return scratch_bytes_; }
 
   // Hidden states (sum of n, n_embd) of the last layer, the sequences' rows one after the
   // other; valid until the next call. Throws ModelError on a bad id / type, a sequence longer
@@ -59,6 +70,7 @@ class BertEncoder {
   const ModelConfig& cfg_;
   const ModelWeights& w_;
   int64_t n_ctx_ = 0, max_tok_ = 0;
+  size_t scratch_bytes_ = 0;
   std::unique_ptr<kernel::ThreadPool> pool_;
   std::unique_ptr<MatmulRunner> mm_;
   // Scratch, (max_tok, width) rows.

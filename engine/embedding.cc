@@ -79,31 +79,48 @@ int32_t special_id(const Model& m, std::initializer_list<const char*> keys, int3
   return static_cast<int32_t>(id);
 }
 
+Pooling default_pooling(const ModelConfig& c) {
+  return c.encoder ? Pooling::kMean : Pooling::kLast;
+}
+
 }  // namespace
 
-Pooling model_pooling(const Model& m) {
-  const bool enc = is_encoder(m);
-  if (!m.file || !m.file->has("{arch}.pooling_type")) return enc ? Pooling::kMean : Pooling::kLast;
+Pooling model_pooling(const GgufFile& f, const ModelConfig& c) {
+  if (!f.has("{arch}.pooling_type")) return default_pooling(c);
   int64_t v = -1;
   try {
-    v = m.file->i64("{arch}.pooling_type");
+    v = f.i64("{arch}.pooling_type");
   } catch (const GgufError& e) {
     throw ModelError(e.what());
   }
   if (v < 0 || v > 4) {
-    throw ModelError(model_name(m) + ": " + m.file->resolve("{arch}.pooling_type") + " = " +
+    throw ModelError(f.path() + ": " + f.resolve("{arch}.pooling_type") + " = " +
                      std::to_string(v) + " is not a pooling type (0 none .. 4 rank)");
   }
   return static_cast<Pooling>(v);
 }
 
-ModelKind model_kind(const Model& m) {
-  if (is_encoder(m)) return has_classifier(m) ? ModelKind::kRerank : ModelKind::kEmbed;
-  if (m.file && m.file->has("{arch}.pooling_type") && model_pooling(m) != Pooling::kNone &&
-      model_pooling(m) != Pooling::kRank) {
+Pooling model_pooling(const Model& m) {
+  return m.file ? model_pooling(*m.file, m.config) : default_pooling(m.config);
+}
+
+ModelKind model_kind(const GgufFile& f, const ModelConfig& c) {
+  if (c.encoder) return c.n_cls_out > 0 ? ModelKind::kRerank : ModelKind::kEmbed;
+  if (f.has("{arch}.pooling_type") && model_pooling(f, c) != Pooling::kNone &&
+      model_pooling(f, c) != Pooling::kRank) {
     return ModelKind::kEmbed;
   }
   return ModelKind::kGenerate;
+}
+
+ModelKind model_kind(const Model& m) {
+  if (is_encoder(m)) return has_classifier(m) ? ModelKind::kRerank : ModelKind::kEmbed;
+  return m.file ? model_kind(*m.file, m.config) : ModelKind::kGenerate;
+}
+
+size_t embedder_hidden_bytes(const ModelConfig& c, const ForwardOptions& opt) {
+  if (c.encoder) return 0;
+  return static_cast<size_t>(opt.n_ctx) * static_cast<size_t>(c.n_embd) * sizeof(float);
 }
 
 void pool_rows(const float* h, int64_t n, int64_t d, Pooling p, float* out) {
@@ -185,7 +202,7 @@ struct Embedder::Impl {
     }
     fwd = std::make_unique<Forward>(m, opt);
     n_ctx = fwd->n_ctx();
-    hidden.assign(static_cast<size_t>(n_ctx * m.config.n_embd), 0.0f);
+    hidden.assign(embedder_hidden_bytes(m.config, opt) / sizeof(float), 0.0f);
   }
 
   // Encoders: the sequences in batches of up to max_tokens() tokens; f(i, rows) gets each
@@ -237,6 +254,13 @@ int64_t Embedder::n_embd() const {
 }
 int64_t Embedder::n_ctx() const {
   return impl_->n_ctx;
+}
+size_t Embedder::kv_bytes() const {
+  return impl_->fwd ? impl_->fwd->kv_bytes() : 0;
+}
+size_t Embedder::scratch_bytes() const {
+  if (impl_->bert) return impl_->bert->scratch_bytes();
+  return impl_->fwd->scratch_bytes() + impl_->hidden.size() * sizeof(float);
 }
 
 std::vector<std::vector<float>> Embedder::embed(const std::vector<std::vector<int32_t>>& inputs,

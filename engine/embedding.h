@@ -30,9 +30,17 @@ const char* model_kind_name(ModelKind k);        // "generate", "embed", "rerank
 
 // bert with a classification head -> kRerank; bert -> kEmbed; a decoder whose GGUF sets a
 // pooling_type (Qwen3-Embedding and the like) -> kEmbed; other decoders -> kGenerate.
+// From the metadata alone (f, c) or a loaded model.
+ModelKind model_kind(const GgufFile& f, const ModelConfig& c);
 ModelKind model_kind(const Model& model);
 // From the GGUF's <arch>.pooling_type, else kMean for bert, kLast for decoders.
+Pooling model_pooling(const GgufFile& f, const ModelConfig& c);
 Pooling model_pooling(const Model& model);
+
+// Scratch bytes an Embedder with these options allocates beside a decoder's Forward (its KV
+// cache and scratch_sizes): the hidden rows (n_ctx, n_embd). 0 for encoders, whose scratch is
+// all bert_scratch_sizes.
+size_t embedder_hidden_bytes(const ModelConfig& c, const ForwardOptions& opt);
 
 struct EmbedParams {
   Pooling pooling = Pooling::kUnspecified;
@@ -53,6 +61,10 @@ class Embedder {
 
   int64_t n_embd() const;
   int64_t n_ctx() const;
+  // What it allocated: a decoder's KV cache (0 for encoders), and scratch (encoder buffers,
+  // or a decoder's Forward scratch plus the hidden rows).
+  size_t kv_bytes() const;
+  size_t scratch_bytes() const;
   // inputs: token ids of each text (with the model's special tokens already added, see
   // embed_tokens); returns one vector (n_embd) per text. Texts are evaluated together where
   // possible (bert: one padded batch). Throws ModelError on an empty list, an empty text, a

@@ -20,16 +20,31 @@ size_t peak_rss_bytes() {
   return kb * 1024;
 }
 
-MemoryReport memory_report(const Model& m, const Forward& f) {
+namespace {
+MemoryReport weights_report(const Model& m) {
   MemoryReport r;
   r.file_bytes = m.file->file_size();
   r.weights_mapped_bytes = m.weights.mapped_bytes;
   r.weights_converted_bytes = m.weights.converted_bytes;
   r.weights_packed_bytes = m.weights.packed_bytes;
+  r.peak_rss_bytes = peak_rss_bytes();
+  return r;
+}
+}  // namespace
+
+MemoryReport memory_report(const Model& m, const Embedder& e) {
+  MemoryReport r = weights_report(m);
+  r.kv_bytes = e.kv_bytes();
+  if (m.config.encoder) r.kv_type = "none";
+  r.scratch_bytes = e.scratch_bytes();
+  return r;
+}
+
+MemoryReport memory_report(const Model& m, const Forward& f) {
+  MemoryReport r = weights_report(m);
   r.kv_bytes = f.kv_bytes();
   r.kv_type = kv_type_name(f.cache().type());
   r.scratch_bytes = f.scratch_bytes();
-  r.peak_rss_bytes = peak_rss_bytes();
   return r;
 }
 

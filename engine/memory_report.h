@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 
+#include "engine/embedding.h"
 #include "engine/forward.h"
 #include "engine/model.h"
 
@@ -25,6 +26,8 @@ struct MemoryReport {
 size_t peak_rss_bytes();
 
 MemoryReport memory_report(const Model& m, const Forward& f);
+// An embedding / rerank model's: an encoder has no KV cache (kv_type "none").
+MemoryReport memory_report(const Model& m, const Embedder& e);
 // One line per item: "weights mapped  236.2 MiB" ...
 std::string format_memory_report(const MemoryReport& r);
 

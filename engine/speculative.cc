@@ -72,12 +72,18 @@ void check_same_vocab(const Vocab& target, const Vocab& draft) {
 
 namespace {
 
+// draft, after checking it can draft for target; errors name draft's file.
 const Model& checked_draft(const Model& target, const Tokenizer& target_tok, const Model& draft,
                            const Tokenizer& draft_tok) {
-  check_same_vocab(target_tok.vocab(), draft_tok.vocab());
-  if (target.config.n_vocab != draft.config.n_vocab) {
-    throw ModelError("the draft model has " + std::to_string(draft.config.n_vocab) +
-                     " logits per token, the target " + std::to_string(target.config.n_vocab));
+  try {
+    check_same_vocab(target_tok.vocab(), draft_tok.vocab());
+    if (target.config.n_vocab != draft.config.n_vocab) {
+      throw ModelError("the draft model has " + std::to_string(draft.config.n_vocab) +
+                       " logits per token, the target " + std::to_string(target.config.n_vocab));
+    }
+  } catch (const ModelError& e) {
+    throw ModelError((draft.file ? draft.file->path() : std::string("draft model")) + ": " +
+                     e.what());
   }
   return draft;
 }
@@ -87,20 +93,19 @@ struct LoadedDraft {
   std::unique_ptr<Tokenizer> tok;
 };
 
-// o.draft_path's model, checked against the target; errors name the file.
-LoadedDraft load_draft(const SpecOptions& o, const Model& target, const Tokenizer& target_tok) {
+LoadedDraft load_draft(const std::string& path) {
   LoadedDraft d;
-  d.model = Model::load(o.draft_path);
+  d.model = Model::load(path);
   d.tok = load_tokenizer(*d.model->file);
-  try {
-    checked_draft(target, target_tok, *d.model, *d.tok);
-  } catch (const ModelError& e) {
-    throw ModelError(o.draft_path + ": " + e.what());
-  }
   return d;
 }
 
 }  // namespace
+
+void check_draft_model(const Model& target, const Tokenizer& target_tok, const Model& draft,
+                       const Tokenizer& draft_tok) {
+  checked_draft(target, target_tok, draft, draft_tok);
+}
 
 DraftModel::DraftModel(const Model& target, const Tokenizer& target_tok, const Model& draft,
                        const Tokenizer& draft_tok, const ForwardOptions& opt)
@@ -166,20 +171,22 @@ void SpecOptions::apply(ForwardOptions& fo) const {
 
 namespace {
 
-// A DraftModel that owns its model and tokenizer.
-class DraftModelFile : public DraftSource {
+// A DraftModel that keeps its model and tokenizer alive (owned, or a registry's lease).
+class KeptDraftModel : public DraftSource {
  public:
-  DraftModelFile(std::unique_ptr<Model> m, std::unique_ptr<Tokenizer> t, const Model& target,
-                 const Tokenizer& target_tok, const ForwardOptions& opt)
-      : model_(std::move(m)), tok_(std::move(t)), draft_(target, target_tok, *model_, *tok_, opt) {}
+  KeptDraftModel(std::shared_ptr<const void> keep, const Model& draft, const Tokenizer& draft_tok,
+                 const Model& target, const Tokenizer& target_tok, const ForwardOptions& opt)
+      : keep_(std::move(keep)), draft_(target, target_tok, draft, draft_tok, opt) {}
   void propose(std::span<const int32_t> ctx, int32_t max_n, const Sampler& target,
                Draft& out) override {
     draft_.propose(ctx, max_n, target, out);
   }
+  const Forward* forward() const override {
+    return static_cast<const DraftSource&>(draft_).forward();
+  }
 
  private:
-  std::unique_ptr<Model> model_;
-  std::unique_ptr<Tokenizer> tok_;
+  std::shared_ptr<const void> keep_;  // declared first: outlives draft_
   DraftModel draft_;
 };
 
@@ -191,16 +198,29 @@ std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model
   o.check();
   if (o.lookup > 0) return std::make_unique<PromptLookup>(o.lookup);
   if (o.draft_path.empty()) return nullptr;
+  auto d = std::make_shared<LoadedDraft>(load_draft(o.draft_path));
+  const Model& m = *d->model;
+  const Tokenizer& t = *d->tok;
+  return make_draft_source(o, target, target_tok, opt, std::move(d), m, t);
+}
+
+std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model& target,
+                                               const Tokenizer& target_tok,
+                                               const ForwardOptions& opt,
+                                               std::shared_ptr<const void> keep, const Model& draft,
+                                               const Tokenizer& draft_tok) {
+  o.check();
   ForwardOptions fo = opt;
   o.apply(fo);
-  LoadedDraft d = load_draft(o, target, target_tok);
-  return std::make_unique<DraftModelFile>(std::move(d.model), std::move(d.tok), target, target_tok,
+  return std::make_unique<KeptDraftModel>(std::move(keep), draft, draft_tok, target, target_tok,
                                           fo);
 }
 
 void check_draft_model(const SpecOptions& o, const Model& target, const Tokenizer& target_tok) {
   o.check();
-  if (!o.draft_path.empty()) load_draft(o, target, target_tok);
+  if (o.draft_path.empty()) return;
+  const LoadedDraft d = load_draft(o.draft_path);
+  check_draft_model(target, target_tok, *d.model, *d.tok);
 }
 
 DraftVerifier::DraftVerifier(int64_t n_vocab) : q_dense_(static_cast<size_t>(n_vocab), 0.0f) {}

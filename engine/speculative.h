@@ -41,6 +41,9 @@ class DraftSource {
   // parameters, for a drafting model's own chain). May draft none.
   virtual void propose(std::span<const int32_t> ctx, int32_t max_n, const Sampler& target,
                        Draft& out) = 0;
+  // A drafting model's forward pass (its KV cache and scratch, for memory reports); null for
+  // sources without one.
+  virtual const Forward* forward() const { return nullptr; }
 };
 
 // The tokens that followed the latest earlier match of the context's last n tokens, for n
@@ -74,6 +77,7 @@ class DraftModel : public DraftSource {
   void propose(std::span<const int32_t> ctx, int32_t max_n, const Sampler& target,
                Draft& out) override;
   Forward& forward() { return fwd_; }
+  const Forward* forward() const override { return &fwd_; }
 
  private:
   Forward fwd_;
@@ -100,6 +104,19 @@ struct SpecOptions {
 std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model& target,
                                                const Tokenizer& target_tok,
                                                const ForwardOptions& opt);
+
+// The same with the draft model already loaded (a model registry's, which counts it in its
+// memory budget): keep holds it (and draft_tok) for as long as the source lives.
+std::unique_ptr<DraftSource> make_draft_source(const SpecOptions& o, const Model& target,
+                                               const Tokenizer& target_tok,
+                                               const ForwardOptions& opt,
+                                               std::shared_ptr<const void> keep, const Model& draft,
+                                               const Tokenizer& draft_tok);
+
+// Throws ModelError naming draft's file unless it can draft for target (check_same_vocab and
+// the same logit width).
+void check_draft_model(const Model& target, const Tokenizer& target_tok, const Model& draft,
+                       const Tokenizer& draft_tok);
 
 // Loads o's draft model (if any) and checks it against the target as DraftModel does, without
 // allocating a forward pass: for failing at load time. Throws ModelError / GgufError.

@@ -1,11 +1,16 @@
 #include "grammar/json_schema.h"
 
+#include <cmath>
+#include <cstdlib>
+#include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
 #include "grammar/gbnf.h"
 #include "grammar/json_value.h"
+#include "grammar/number_range.h"
 
 namespace hpl::grammar {
 
@@ -36,11 +41,14 @@ const std::set<std::string, std::less<>> kAnnotations = {
     "format",          "$schema",     "$id",        "$comment",
     "deprecated",      "readOnly",    "writeOnly",  "contentMediaType",
     "contentEncoding", "$defs",       "definitions"};
+// clang-format off
 const std::set<std::string, std::less<>> kKeywords = {
-    "type",      "properties", "required", "additionalProperties",
-    "items",     "minItems",   "maxItems", "enum",
-    "const",     "anyOf",      "oneOf",    "$ref",
-    "minLength", "maxLength"};
+    "type",    "properties",       "required",        "additionalProperties",
+    "items",   "minItems",         "maxItems",        "enum",
+    "const",   "anyOf",            "oneOf",           "allOf",
+    "$ref",    "minLength",        "maxLength",       "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum"};
+// clang-format on
 
 std::string pointer_escape(std::string_view k) {
   std::string s;
@@ -102,6 +110,7 @@ class Converter {
     for (const auto& [k, v] : s.members)
       if (!kAnnotations.count(k) && !kKeywords.count(k))
         throw SchemaError(ptr + "/" + pointer_escape(k), "keyword '" + k + "' is not supported");
+    if (s.get("allOf")) return visit(merge_all_of(s, ptr), ptr);
     if (const JsonValue* ref = s.get("$ref")) return visit_ref(*ref, ptr + "/$ref");
     if (const JsonValue* c = s.get("const")) return gbnf_literal(c->dump());
     if (const JsonValue* e = s.get("enum")) {
@@ -130,6 +139,9 @@ class Converter {
       if (s.get("items") || s.get("minItems") || s.get("maxItems"))
         return visit_type(s, "array", ptr);
       if (s.get("minLength") || s.get("maxLength")) return visit_type(s, "string", ptr);
+      if (s.get("minimum") || s.get("maximum") || s.get("exclusiveMinimum") ||
+          s.get("exclusiveMaximum"))
+        return visit_type(s, "number", ptr);
       return "json-value";
     }
     if (type->is(JsonValue::Kind::kString)) return visit_type(s, type->text, ptr);
@@ -147,8 +159,7 @@ class Converter {
 
   std::string visit_type(const JsonValue& s, const std::string& type, const std::string& ptr) {
     if (type == "string") return visit_string(s, ptr);
-    if (type == "number") return "json-number";
-    if (type == "integer") return "json-integer";
+    if (type == "number" || type == "integer") return visit_number(s, type == "integer", ptr);
     if (type == "boolean") return "json-boolean";
     if (type == "null") return "json-null";
     if (type == "object") return visit_object(s, ptr);
@@ -156,7 +167,78 @@ class Converter {
     throw SchemaError(ptr + "/type", "unknown type '" + type + "'");
   }
 
+  // The value of bound keyword key: a number within 10^15 (integral unless for an integer).
+  std::optional<double> bound_value(const JsonValue& s, const char* key, const std::string& ptr,
+                                    bool integer) {
+    const JsonValue* v = s.get(key);
+    if (!v) return std::nullopt;
+    const std::string at = ptr + "/" + key;
+    if (!v->is(JsonValue::Kind::kNumber)) throw SchemaError(at, "must be a number");
+    const double d = v->number();
+    if (!(std::fabs(d) <= static_cast<double>(kMaxBound)))
+      throw SchemaError(at, "a bound beyond 10^15 is not supported");
+    if (!integer && d != std::floor(d))
+      throw SchemaError(at, "a fractional bound on a number is not supported (integer bounds are)");
+    return d;
+  }
+
+  // The tighter of the inclusive and exclusive bounds of one side (lower: the larger).
+  std::optional<Bound> side(const JsonValue& s, const char* incl, const char* excl,
+                            const std::string& ptr, bool integer, bool lower) {
+    const std::optional<double> a = bound_value(s, incl, ptr, integer);
+    const std::optional<double> b = bound_value(s, excl, ptr, integer);
+    auto make = [&](double d, bool inclusive) {
+      if (!integer) return Bound{static_cast<int64_t>(d), inclusive};
+      // an integer bound: the nearest integer inside
+      const double r = lower ? (inclusive ? std::ceil(d) : std::floor(d) + 1)
+                             : (inclusive ? std::floor(d) : std::ceil(d) - 1);
+      return Bound{static_cast<int64_t>(r), true};
+    };
+    std::optional<Bound> out;
+    if (a) out = make(*a, true);
+    if (b) {
+      const Bound e = make(*b, false);
+      const bool tighter = !out || (lower ? e.value > out->value : e.value < out->value) ||
+                           (e.value == out->value && !e.inclusive);
+      if (tighter) out = e;
+    }
+    return out;
+  }
+
+  std::string visit_number(const JsonValue& s, bool integer, const std::string& ptr) {
+    const auto lo = side(s, "minimum", "exclusiveMinimum", ptr, integer, true);
+    const auto hi = side(s, "maximum", "exclusiveMaximum", ptr, integer, false);
+    if (!lo && !hi) return integer ? "json-integer" : "json-number";
+    const std::string body = integer ? integer_range_gbnf(lo, hi) : number_range_gbnf(lo, hi);
+    if (body.empty()) throw SchemaError(ptr, "no value fits between its minimum and maximum");
+    return add_rule(ptr + (integer ? "-integer" : "-number"), body);
+  }
+
+  // A string of one of the formats with a fixed shape (RFC 3339 date / time / date-time, UUID)
+  // is written in that shape; other formats are annotations.
+  std::string string_format(const std::string& f) {
+    const std::string date =
+        R"([0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [12] [0-9] | "3" [01] ))";
+    const std::string time =
+        R"(( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{1,9} )? )"
+        R"(( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ))";
+    const std::string hex = "[0-9a-fA-F]";
+    std::string body;
+    if (f == "date") body = date;
+    if (f == "time") body = time;
+    if (f == "date-time") body = date + R"( "T" )" + time;
+    if (f == "uuid")
+      body = hex + "{8} \"-\" " + hex + "{4} \"-\" " + hex + "{4} \"-\" " + hex + "{4} \"-\" " +
+             hex + "{12}";
+    if (body.empty()) return "";
+    return add_rule("format-" + f, R"("\"" )" + body + R"( "\"")");
+  }
+
   std::string visit_string(const JsonValue& s, const std::string& ptr) {
+    if (const JsonValue* f = s.get("format"); f && f->is(JsonValue::Kind::kString)) {
+      const std::string shaped = string_format(f->text);
+      if (!shaped.empty()) return shaped;
+    }
     if (!s.get("minLength") && !s.get("maxLength")) return "json-string";
     const uint32_t lo = count(s, "minLength", ptr, 0);
     const uint32_t hi = count(s, "maxLength", ptr, UINT32_MAX);
@@ -259,11 +341,95 @@ class Converter {
     return add_rule(ptr + "-object", "\"{\" ws " + members + " \"}\"");
   }
 
+  // allOf: one schema with the keywords of s (but allOf) and of every part (a local $ref
+  // followed): properties and required joined, additionalProperties false if any says so; any
+  // other keyword may be set by one of them only (or the same everywhere).
+  const JsonValue& merge_all_of(const JsonValue& s, const std::string& ptr) {
+    const JsonValue* all = s.get("allOf");
+    const std::string at = ptr + "/allOf";
+    struct Depth {  // a recursive allOf (through $ref) would never end
+      int& d;
+      explicit Depth(int& x) : d(x) { ++d; }
+      ~Depth() { --d; }
+    } depth(all_of_depth_);
+    if (all_of_depth_ > 16) throw SchemaError(at, "allOf nested more than 16 deep (recursive?)");
+    if (!all->is(JsonValue::Kind::kArray) || all->items.empty())
+      throw SchemaError(at, "must be a non-empty array");
+    JsonValue& out = merged_.emplace_back();
+    out.kind = JsonValue::Kind::kObject;
+    auto member = [&](const std::string& key) -> JsonValue* {
+      for (JsonMember& m : out.members)
+        if (m.key == key) return &m.value;
+      return nullptr;
+    };
+    auto add = [&](const JsonValue& part, const std::string& where) {
+      if (!part.is(JsonValue::Kind::kObject))
+        throw SchemaError(where, "an allOf part must be an object schema");
+      for (const JsonMember& m : part.members) {
+        if (m.key == "allOf" && &part == &s) continue;
+        if (kAnnotations.count(m.key)) continue;
+        const std::string mp = where + "/" + pointer_escape(m.key);
+        JsonValue* have = member(m.key);
+        if (!have) {
+          out.members.push_back(m);
+        } else if (m.key == "properties" && m.value.is(JsonValue::Kind::kObject)) {
+          for (const JsonMember& p : m.value.members) {
+            const JsonValue* same = have->get(p.key);
+            if (!same) {
+              have->members.push_back(p);
+            } else if (same->dump() != p.value.dump()) {
+              throw SchemaError(mp + "/" + pointer_escape(p.key),
+                                "allOf parts give property '" + p.key + "' two schemas");
+            }
+          }
+        } else if (m.key == "required" && m.value.is(JsonValue::Kind::kArray)) {
+          for (const JsonValue& r : m.value.items) have->items.push_back(r);
+        } else if (m.key == "additionalProperties") {
+          if (m.value.is(JsonValue::Kind::kBool) && !m.value.b) *have = m.value;
+        } else if (have->dump() != m.value.dump()) {
+          throw SchemaError(mp,
+                            "allOf parts that set '" + m.key + "' differently are not supported");
+        }
+      }
+    };
+    add(s, ptr);
+    for (size_t i = 0; i < all->items.size(); ++i) {
+      const std::string where = at + "/" + std::to_string(i);
+      const JsonValue* part = &all->items[i];
+      if (const JsonValue* ref = part->get("$ref"); ref && part->members.size() == 1)
+        part = &resolve_ref(*ref, where + "/$ref").first;
+      if (part->get("allOf")) part = &merge_all_of(*part, where);
+      add(*part, where);
+    }
+    // required names listed twice are one
+    if (JsonValue* req = member("required")) {
+      std::vector<JsonValue> unique;
+      for (const JsonValue& r : req->items) {
+        bool seen = false;
+        for (const JsonValue& u : unique) seen = seen || u.dump() == r.dump();
+        if (!seen) unique.push_back(r);
+      }
+      req->items = std::move(unique);
+    }
+    return out;
+  }
+
   std::string visit_ref(const JsonValue& ref, const std::string& ptr) {
     if (!ref.is(JsonValue::Kind::kString)) throw SchemaError(ptr, "must be a string");
-    const std::string& r = ref.text;
-    auto it = refs_.find(r);
+    auto it = refs_.find(ref.text);
     if (it != refs_.end()) return it->second;
+    const auto [target, target_ptr] = resolve_ref(ref, ptr);
+    const std::string name = reserve("ref" + target_ptr);
+    refs_[ref.text] = name;  // before the visit: a recursive schema refers to itself by name
+    define(name, visit(target, target_ptr));
+    return name;
+  }
+
+  // The schema a local $ref names, and its pointer.
+  std::pair<const JsonValue&, std::string> resolve_ref(const JsonValue& ref,
+                                                       const std::string& ptr) {
+    if (!ref.is(JsonValue::Kind::kString)) throw SchemaError(ptr, "must be a string");
+    const std::string& r = ref.text;
     const JsonValue* target = nullptr;
     std::string target_ptr;
     if (r == "#") {
@@ -289,13 +455,12 @@ class Converter {
                                    "' is not a local \"#\", \"#/$defs/...\" or "
                                    "\"#/definitions/...\" schema of this document");
     }
-    const std::string name = reserve("ref" + target_ptr);
-    refs_[r] = name;  // before the visit: a recursive schema refers to itself by name
-    define(name, visit(*target, target_ptr));
-    return name;
+    return {*target, target_ptr};
   }
 
   const JsonValue& root_;
+  std::deque<JsonValue> merged_;  // allOf merges (stable addresses while visited)
+  int all_of_depth_ = 0;
   std::string rules_;
   std::set<std::string> names_;
   std::map<std::string, std::string> refs_;

@@ -1,6 +1,9 @@
 #include "grammar/json_value.h"
 
+#include <cstdlib>
+
 #include "grammar/utf8.h"
+#include "tokenizer/unicode.h"
 
 namespace hpl::grammar {
 
@@ -9,6 +12,10 @@ const JsonValue* JsonValue::get(std::string_view key) const {
   for (const auto& [k, v] : members)
     if (k == key) return &v;
   return nullptr;
+}
+
+double JsonValue::number() const {
+  return kind == Kind::kNumber ? std::strtod(text.c_str(), nullptr) : 0.0;
 }
 
 std::string json_quote(std::string_view s) {
@@ -207,24 +214,6 @@ class Reader {
     return v;
   }
 
-  static void put_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   std::string string() {
     ++p_;  // '"'
     std::string out;
@@ -268,7 +257,7 @@ class Reader {
           } else if (cp >= 0xD800 && cp <= 0xDFFF) {
             fail("unpaired surrogate");
           }
-          put_utf8(out, cp);
+          unicode::append_utf8(cp, out);
           break;
         }
         default:

@@ -1,5 +1,6 @@
-// A small JSON reader for JSON Schemas: objects keep their member order (a schema's property
-// order is the order the constrained output writes them in). Numbers keep their source text.
+// The JSON reader: for JSON Schemas (objects keep their member order: a schema's property
+// order is the order the constrained output writes them in) and the CLI's input files
+// (benchmark results). Numbers keep their source text (number() reads it as a double).
 #pragma once
 
 #include <stdexcept>
@@ -21,6 +22,7 @@ struct JsonValue {
 
   const JsonValue* get(std::string_view key) const;  // nullptr when absent or not an object
   bool is(Kind k) const { return kind == k; }
+  double number() const;  // kNumber: its value (0 for other kinds)
   // Compact serialization (strings re-escaped, numbers as written).
   std::string dump() const;
 };

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "kernel/matmul_common.h"
@@ -739,12 +740,12 @@ void q4k_gemm(const void* w, size_t w_stride, const void* xq, size_t x_stride, f
 
 #if HPL_NEON_LEVEL >= 1
 // --- packed tiles: 8 interleaved rows (kernel/repack.h) x up to kPackTok tokens --------------
+// The in-loop tile, for gemv and small batches (the gemm below unpacks once per call instead).
 // A 16-byte vector v of a 64-byte packed run holds 8 bytes of rows 2v and 2v + 1. sdot
 // against the token's 8 matching activation bytes, duplicated, gives per row two int32 lanes
-// (added pairwise per block); smmla against two tokens' 8 bytes gives the 2 rows x 2 tokens
-// dots at once. Q4_0 / Q5_0 weights enter unsigned (nibble, nibble | 5th bit: fine for the
-// signed dot, being < 128) and kOffset * (sum of the block's activations), made once per call,
-// comes off as the int32 sums' starting value; Q8_0 is signed as it is.
+// (added pairwise per block). Q4_0 / Q5_0 weights enter unsigned (nibble, nibble | 5th bit:
+// fine for the signed dot, being < 128) and kOffset * (sum of the block's activations), made
+// once per call, comes off as the int32 sums' starting value; Q8_0 is signed as it is.
 constexpr int kPackTok = 4;
 
 // The 4 runs of one packed block, q[i][v] (rows 2v, 2v + 1), run i dotted with activation
@@ -902,100 +903,354 @@ void packed_sdot_matmul(const void* w, size_t w_stride, const void* xq, size_t x
                                       w_stride, y, y_stride, r0, r1, ntok);
 }
 
-#if HPL_NEON_LEVEL >= 2
-// smmla: one group of 8 packed rows x NP token pairs -> out[2p + j][r]. xp[p]: pair p's
-// activations, per block 4 groups of [t0 q[8g..8g+7], t1 q[8g..8g+7]]; xd[p]: per block
-// [d_t0, d_t1]; xo[p]: per block [o_t0, o_t1, o_t0, o_t1] (act_offset). Accumulator lanes:
-// [row 2v t0, row 2v t1, row 2v + 1 t0, row 2v + 1 t1].
-template <class P, int NP>
-void packed_mmla_tile(const uint8_t* grp, const int8_t* const* xp, const float* const* xd,
-                      const int32_t* const* xo, int64_t nb, float (*out)[kPackRows]) {
-  float32x4_t acc[NP][4];
-  for (int p = 0; p < NP; ++p)
-    for (int v = 0; v < 4; ++v) acc[p][v] = vdupq_n_f32(0.0f);
-  for (int64_t b = 0; b < nb; ++b) {
-    HPL_MCA_BEGIN();
-    const uint8_t* blk = grp + b * P::kBlockBytes;
-    int8x16_t q[4][4];
-    P::get(blk, q);
-    float32x4_t d0, d1;
-    packed_row_scales(blk, d0, d1);
-    const float32x4_t dw[4] = {vzip1q_f32(d0, d0), vzip2q_f32(d0, d0), vzip1q_f32(d1, d1),
-                               vzip2q_f32(d1, d1)};  // [d_2v, d_2v, d_2v+1, d_2v+1]
-    for (int p = 0; p < NP; ++p) {
-      const int8_t* a = xp[p] + 64 * b;
-      const int32x4_t o = P::kOffset == 0 ? vdupq_n_s32(0) : vld1q_s32(xo[p] + 4 * b);
-      int32x4_t s[4] = {o, o, o, o};
-      for (int i = 0; i < 4; ++i) {
-        const int8x16_t ai = vld1q_s8(a + 16 * (P::kActAt[i] / 8));
-        for (int v = 0; v < 4; ++v) s[v] = vmmlaq_s32(s[v], q[i][v], ai);
-      }
-      const float32x2_t dx2 = vld1_f32(xd[p] + 2 * b);
-      const float32x4_t dx = vcombine_f32(dx2, dx2);
-      for (int v = 0; v < 4; ++v)
-        acc[p][v] = vfmaq_f32(acc[p][v], vcvtq_f32_s32(s[v]), vmulq_f32(dw[v], dx));
-    }
-    HPL_MCA_END();
+// --- packed gemm (ntok >= 2): unpack each group once per call, then stream the tokens -------
+// Each group of 8 packed rows is unpacked kPackChunk blocks at a time into a small scratch
+// (signed int8 weights in the order the instruction wants, f32 row scales) and the tokens then
+// run over that chunk in tiles of 4 rows x 8 tokens: the unpack is paid once per group and call
+// instead of once per token tile, and the tiles' loops are int8 dots and two FMAs per 4
+// outputs, the same for Q4_0, Q5_0 and Q8_0.
+// Scaling without scvtf: each int32 block sum s starts at kMagic, the bits of M = 1.5 * 2^23,
+// so (|s| < 2^22; a block has |s| <= 32 * 128 * 128) its bits are the float F = M + s exactly.
+// fma(-M dw, F, dw) = s dw rounded once (-M dw is exact: dw is an f16 value), then
+// acc += (s dw) dx.
+constexpr int kPackChunk = 32;  // blocks per scratch chunk: 8 rows x 1024 weights, ~10 KB
+constexpr int kQuadTok = 8;     // tokens per gemm tile (4 rows)
+constexpr int32_t kMagic = 0x4B400000;
+constexpr float kMagicF = 12582912.0f;  // the float whose bits are kMagic
+
+// a packed block's 16 signed weight vectors, q[i][v] as P::get (rows 2v, 2v + 1, elements
+// kActAt[i]..+7), with P::kOffset taken off
+template <class P>
+inline void signed_runs(const uint8_t* blk, int8x16_t (*q)[4]) {
+  P::get(blk, q);
+  if constexpr (P::kOffset != 0) {
+    const int8x16_t off = vdupq_n_s8(P::kOffset);
+    for (int i = 0; i < 4; ++i)
+      for (int v = 0; v < 4; ++v) q[i][v] = vsubq_s8(q[i][v], off);
   }
-  for (int p = 0; p < NP; ++p) {
-    for (int v = 0; v < 4; ++v) {
-      float l[4];
-      vst1q_f32(l, acc[p][v]);
-      out[2 * p][2 * v] = l[0];
-      out[2 * p + 1][2 * v] = l[1];
-      out[2 * p][2 * v + 1] = l[2];
-      out[2 * p + 1][2 * v + 1] = l[3];
+}
+
+// Rows [r0, r1) of packed W @ X -> Y (ntok >= 2). unpack(blk, dst) writes one block's scratch
+// (kScratch bytes: row quad 0's kScratch / 2, then quad 1's); tile.run<NT>(quad, nbc, t0, b0,
+// acc) adds the chunk [b0, b0 + nbc) of one row quad (its scratch at quad, blocks kScratch
+// apart) and tokens t0..t0 + NT - 1 to acc[k][0..3].
+template <class P, class Tile, class Unpack>
+void run_packed_chunks(const Tile& tile, Unpack unpack, const void* w, size_t w_stride, float* y,
+                       size_t y_stride, int64_t nb, int64_t r0, int64_t r1, int64_t ntok) {
+  thread_local std::vector<int8_t> scratch;
+  thread_local std::vector<float> acc_buf;
+  scratch.resize(kPackChunk * Tile::kScratch);
+  acc_buf.resize(static_cast<size_t>(ntok) * kPackRows);
+  auto* acc = reinterpret_cast<float(*)[kPackRows]>(acc_buf.data());
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int64_t g = r0 / kPackRows; g * kPackRows < r1; ++g) {
+    const uint8_t* grp = wb + g * kPackRows * w_stride;
+    const int64_t ra = std::max(r0, g * kPackRows), rb = std::min(r1, (g + 1) * kPackRows);
+    const int h0 = ra - g * kPackRows < 4 ? 0 : 1, h1 = rb - g * kPackRows > 4 ? 2 : 1;
+    std::fill(acc_buf.begin(), acc_buf.end(), 0.0f);
+    for (int64_t b0 = 0; b0 < nb; b0 += kPackChunk) {
+      const int64_t nbc = std::min<int64_t>(kPackChunk, nb - b0);
+      for (int64_t b = 0; b < nbc; ++b)
+        unpack(grp + (b0 + b) * P::kBlockBytes, scratch.data() + b * Tile::kScratch);
+      for (int h = h0; h < h1; ++h) {
+        for (int64_t t0 = 0; t0 < ntok; t0 += kQuadTok) {
+          const int nt = static_cast<int>(std::min<int64_t>(kQuadTok, ntok - t0));
+          detail::run_packed_n<kQuadTok>(tile, nt, scratch.data() + h * Tile::kScratch / 2, nbc, t0,
+                                         b0,
+                                         reinterpret_cast<float(*)[kPackRows]>(&acc[t0][4 * h]));
+        }
+      }
+    }
+    for (int64_t k = 0; k < ntok; ++k)
+      for (int64_t r = ra; r < rb; ++r) y[k * y_stride + r] = acc[k][r - g * kPackRows];
+  }
+}
+
+// acc += fma(-M dw, F, dw) * dx: s (the int32 sum started at kMagic) times dw, times dx
+inline float32x4_t scale_acc(float32x4_t acc, int32x4_t s, float32x4_t dw, float32x4_t mdw,
+                             float32x4_t dx) {
+  return vfmaq_f32(acc, vfmaq_f32(mdw, vreinterpretq_f32_s32(s), dw), dx);
+}
+
+// row scales of a packed block: dw (rows 4h..4h + 3) and -M dw
+inline void quad_scales(const uint8_t* blk, int h, float32x4_t& dw, float32x4_t& mdw) {
+  float32x4_t d0, d1;
+  packed_row_scales(blk, d0, d1);
+  dw = h == 0 ? d0 : d1;
+  mdw = vmulq_n_f32(dw, -kMagicF);
+}
+
+#if HPL_NEON_LEVEL == 1
+// sdot by lane. Scratch per block and row quad h: dw | w[j], j = 0..7 | -M dw x kQuadTok:
+// lane r of w[j] holds row 4h + r's elements 4j..4j + 3, so sdot of w[j] with lane j % 4 of
+// the token's elements 16 * (j / 4).. gives the 4 rows at once (no duplicated activations, no
+// pairwise adds). -M dw is the FMA's addend, which it overwrites: one copy per token is a
+// load rather than a register move.
+constexpr size_t kLaneQuad = 16 + 128 + 16 * kQuadTok;
+// Activations per tile of kQuadTok tokens and block, made once per call: d[k] f32 x 8 |
+// per token k: q[0..31] | kMagic x 4 (the sum's start; tokens past ntok are zeros).
+constexpr size_t kLaneTokAct = 32 + 16;
+constexpr size_t kLaneAct = 32 + kQuadTok * kLaneTokAct;
+
+template <class P>
+void unpack_lane(const uint8_t* blk, int8_t* dst) {
+  int8x16_t q[4][4];
+  signed_runs<P>(blk, q);
+  for (int h = 0; h < 2; ++h) {
+    int8_t* quad = dst + h * kLaneQuad;
+    float32x4_t dw, mdw;
+    quad_scales(blk, h, dw, mdw);
+    vst1q_f32(reinterpret_cast<float*>(quad), dw);
+    for (int k = 0; k < kQuadTok; ++k) vst1q_f32(reinterpret_cast<float*>(quad + 144) + 4 * k, mdw);
+    for (int i = 0; i < 4; ++i) {
+      const int j = P::kActAt[i] / 4;
+      const int32x4_t a = vreinterpretq_s32_s8(q[i][2 * h]);
+      const int32x4_t c = vreinterpretq_s32_s8(q[i][2 * h + 1]);
+      vst1q_s8(quad + 16 + 16 * j, vreinterpretq_s8_s32(vuzp1q_s32(a, c)));
+      vst1q_s8(quad + 16 + 16 * (j + 1), vreinterpretq_s8_s32(vuzp2q_s32(a, c)));
     }
   }
 }
 
-template <class P>
-struct PackedMmlaTile {
-  const int8_t* pk;   // per token pair: nb * 64 bytes
-  const float* pd;    // per token pair: nb * 2 scales
-  const int32_t* po;  // per token pair: nb * 4 offsets
+// GCC 12's schedule for in-order cores (its A55 and generic tunings) lays each token's sdot
+// chain out serially, and it pairs adjacent q loads into ldp (6 cycles on LLVM's A55 model, 2
+// ldr q take 2): an in-order Cortex-A55 then waits out every sdot. Its A76 schedule
+// interleaves the tokens' chains, which in-order cores need and out-of-order ones do not mind
+// (bench/mca_packed_neon.sh: 74.8 -> 31 cycles per 256 weights x token on the A55 model, 13.1
+// -> 12.4 on the A76's). Clang schedules on its own.
+#if defined(__GNUC__) && !defined(__clang__)
+#define HPL_LANE_TILE_SCHEDULE __attribute__((target("tune=cortex-a76"), optimize("no-peephole2")))
+#else
+#define HPL_LANE_TILE_SCHEDULE
+#endif
+
+// Tokens 2P, 2P + 1 of a lane_sdot_tile block: acc[2P], acc[2P + 1] += their 4 rows' block
+// dots, scaled. xb: the token tile's activations of this block, blk: the row quad's scratch
+// block. The two tokens' sdot chains are interleaved for in-order cores (Cortex-A55), which
+// would otherwise wait out each sdot's latency.
+template <int P>
+inline void lane_sdot_pair(float32x4_t* acc, const int8_t* blk, const int8_t* xb,
+                           const int8x16_t* wv, float32x4_t dw, float32x4_t dx) {
+  const int8_t* a = xb + 32 + 2 * P * kLaneTokAct;
+  const int8_t* c = a + kLaneTokAct;
+  const int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
+  const int8x16_t c0 = vld1q_s8(c), c1 = vld1q_s8(c + 16);
+  int32x4_t s = vld1q_s32(reinterpret_cast<const int32_t*>(a + 32));
+  int32x4_t t = vld1q_s32(reinterpret_cast<const int32_t*>(c + 32));
+  s = vdotq_laneq_s32(s, wv[0], a0, 0);
+  t = vdotq_laneq_s32(t, wv[0], c0, 0);
+  s = vdotq_laneq_s32(s, wv[1], a0, 1);
+  t = vdotq_laneq_s32(t, wv[1], c0, 1);
+  s = vdotq_laneq_s32(s, wv[2], a0, 2);
+  t = vdotq_laneq_s32(t, wv[2], c0, 2);
+  s = vdotq_laneq_s32(s, wv[3], a0, 3);
+  t = vdotq_laneq_s32(t, wv[3], c0, 3);
+  s = vdotq_laneq_s32(s, wv[4], a1, 0);
+  t = vdotq_laneq_s32(t, wv[4], c1, 0);
+  s = vdotq_laneq_s32(s, wv[5], a1, 1);
+  t = vdotq_laneq_s32(t, wv[5], c1, 1);
+  s = vdotq_laneq_s32(s, wv[6], a1, 2);
+  t = vdotq_laneq_s32(t, wv[6], c1, 2);
+  s = vdotq_laneq_s32(s, wv[7], a1, 3);
+  t = vdotq_laneq_s32(t, wv[7], c1, 3);
+  const auto* mdw = reinterpret_cast<const float*>(blk + 144) + 8 * P;
+  const float32x4_t sw = vfmaq_f32(vld1q_f32(mdw), vreinterpretq_f32_s32(s), dw);
+  const float32x4_t tw = vfmaq_f32(vld1q_f32(mdw + 4), vreinterpretq_f32_s32(t), dw);
+  acc[2 * P] = vfmaq_laneq_f32(acc[2 * P], sw, dx, (2 * P) % 4);
+  acc[2 * P + 1] = vfmaq_laneq_f32(acc[2 * P + 1], tw, dx, (2 * P + 1) % 4);
+}
+
+// 4 rows x NT tokens over nbc scratch blocks (quad: the row quad's scratch, blocks
+// 2 * kLaneQuad apart); xa: the token tile's prepared activations at the chunk's first block.
+// acc[k][0..3] += the chunk's dots. (Token pairs are unrolled by index_sequence so that every
+// accumulator index is a constant and they all stay in registers; an odd NT computes a zero
+// token past the end, which is not stored.)
+template <int NT, int... P>
+HPL_LANE_TILE_SCHEDULE void lane_sdot_tile(const int8_t* quad, const int8_t* xa, int64_t nbc,
+                                           float (*acc_io)[kPackRows],
+                                           std::integer_sequence<int, P...>) {
+  float32x4_t acc[2 * sizeof...(P)];
+  ((acc[2 * P] = vld1q_f32(acc_io[2 * P]),
+    acc[2 * P + 1] = 2 * P + 1 < NT ? vld1q_f32(acc_io[2 * P + 1]) : vdupq_n_f32(0.0f)),
+   ...);
+  for (int64_t b = 0; b < nbc; ++b) {
+    HPL_MCA_BEGIN();
+    const int8_t* blk = quad + b * 2 * kLaneQuad;
+    const int8_t* xb = xa + b * kLaneAct;
+    const float32x4_t dw = vld1q_f32(reinterpret_cast<const float*>(blk));
+    int8x16_t wv[8];
+    for (int j = 0; j < 8; ++j) wv[j] = vld1q_s8(blk + 16 + 16 * j);
+    const float32x4_t dx[2] = {vld1q_f32(reinterpret_cast<const float*>(xb)),
+                               vld1q_f32(reinterpret_cast<const float*>(xb) + 4)};
+    (lane_sdot_pair<P>(acc, blk, xb, wv, dw, dx[P / 2]), ...);
+    HPL_MCA_END();
+  }
+  ((vst1q_f32(acc_io[2 * P], acc[2 * P]),
+    2 * P + 1 < NT ? vst1q_f32(acc_io[2 * P + 1], acc[2 * P + 1]) : void()),
+   ...);
+}
+template <int NT>
+void lane_sdot_tile(const int8_t* quad, const int8_t* xa, int64_t nbc, float (*acc_io)[kPackRows]) {
+  lane_sdot_tile<NT>(quad, xa, nbc, acc_io, std::make_integer_sequence<int, (NT + 1) / 2>{});
+}
+
+struct LaneSdotTile {
+  static constexpr size_t kScratch = 2 * kLaneQuad;
+  const int8_t* xa;  // per token tile: nb * kLaneAct
   int64_t nb;
   template <int NT>
-  void run(const uint8_t* grp, int64_t t0, float (*out)[kPackRows]) const {
-    constexpr int NP = (NT + 1) / 2;  // an odd last token is paired with zeros
-    const int8_t* xp[NP];
-    const float* dp[NP];
-    const int32_t* op[NP];
-    for (int p = 0; p < NP; ++p) {
-      xp[p] = pk + (t0 / 2 + p) * nb * 64;
-      dp[p] = pd + (t0 / 2 + p) * nb * 2;
-      op[p] = po + (t0 / 2 + p) * nb * 4;
-    }
-    packed_mmla_tile<P, NP>(grp, xp, dp, op, nb, out);
+  void run(const int8_t* quad, int64_t nbc, int64_t t0, int64_t b0, float (*acc)[kPackRows]) const {
+    lane_sdot_tile<NT>(quad, xa + ((t0 / kQuadTok) * nb + b0) * kLaneAct, nbc, acc);
   }
 };
 
-// As packed_sdot_matmul with smmla (ntok >= 2): activations interleaved by token pairs once
-// per call.
+// W (rows, n) packed, rows [r0, r1) @ X (ntok, n) Q8_0 -> Y, sdot by lane (ntok >= 2).
+// Below kLaneMinTok tokens the per-call unpack (bench/mca_packed_neon.sh: ~70 cycles per 256
+// weights on the A76 model) costs more than it saves over the 8 x 4 tile that unpacks in its
+// loop (~9 per 256 weights x token), so those calls take packed_sdot_matmul.
+template <class P>
+void packed_lane_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
+                        size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
+  constexpr int64_t kLaneMinTok = 8;
+  if (ntok < kLaneMinTok) {
+    packed_sdot_matmul<P>(w, w_stride, xq, x_stride, y, y_stride, n, r0, r1, ntok);
+    return;
+  }
+  const int64_t nb = n / kQK8_0, ntiles = (ntok + kQuadTok - 1) / kQuadTok;
+  thread_local std::vector<int8_t> xa_buf;
+  xa_buf.assign(static_cast<size_t>(ntiles * nb) * kLaneAct, 0);
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  for (int64_t t = 0; t < ntok; ++t) {
+    const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
+    const int64_t k = t % kQuadTok;
+    for (int64_t b = 0; b < nb; ++b) {
+      int8_t* a = xa_buf.data() + ((t / kQuadTok) * nb + b) * kLaneAct;
+      reinterpret_cast<float*>(a)[k] = h2f(xr[b].d);
+      std::memcpy(a + 32 + k * kLaneTokAct, xr[b].qs, 32);
+      vst1q_s32(reinterpret_cast<int32_t*>(a + 32 + k * kLaneTokAct + 32), vdupq_n_s32(kMagic));
+    }
+  }
+  run_packed_chunks<P>(LaneSdotTile{xa_buf.data(), nb}, unpack_lane<P>, w, w_stride, y, y_stride,
+                       nb, r0, r1, ntok);
+}
+#endif
+
+#if HPL_NEON_LEVEL >= 2
+// smmla. Scratch per block and row quad h (row pairs v = 2h, 2h + 1): dw[v] = [d_2v, d_2v,
+// d_2v+1, d_2v+1] x 2 | -M dw[v] x 2 | q[g][v] for g = 0..3 (activation group g: elements
+// 8g..8g + 7), v = 2h, 2h + 1. Activations per token pair and block, made once per call: 4
+// groups [t0 q[8g..8g+7], t1 q[8g..8g+7]] | [d_t0, d_t1, d_t0, d_t1] | kMagic x 4 x 2.
+// Accumulator lanes: [row 2v t0, row 2v t1, row 2v + 1 t0, row 2v + 1 t1].
+constexpr size_t kMmlaQuad = 64 + 128;
+constexpr size_t kMmlaAct = 64 + 16 + 32;
+
+template <class P>
+void unpack_mmla(const uint8_t* blk, int8_t* dst) {
+  float32x4_t d0, d1;
+  packed_row_scales(blk, d0, d1);
+  const float32x4_t dw[4] = {vzip1q_f32(d0, d0), vzip2q_f32(d0, d0), vzip1q_f32(d1, d1),
+                             vzip2q_f32(d1, d1)};
+  int8x16_t q[4][4];
+  signed_runs<P>(blk, q);
+  for (int h = 0; h < 2; ++h) {
+    int8_t* quad = dst + h * kMmlaQuad;
+    auto* f = reinterpret_cast<float*>(quad);
+    for (int u = 0; u < 2; ++u) {
+      vst1q_f32(f + 4 * u, dw[2 * h + u]);
+      vst1q_f32(f + 8 + 4 * u, vmulq_n_f32(dw[2 * h + u], -kMagicF));
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int u = 0; u < 2; ++u)
+        vst1q_s8(quad + 64 + 16 * (2 * (P::kActAt[i] / 8) + u), q[i][2 * h + u]);
+  }
+}
+
+// 4 rows x NP token pairs over nbc scratch blocks -> acc[2p + j][0..3] += (the first nt
+// tokens); xp[p]: pair p's prepared activations at the chunk's first block.
+template <int NP>
+void mmla_tile(const int8_t* quad, const int8_t* const* xp, int64_t nbc, float (*acc_io)[kPackRows],
+               int nt) {
+  float32x4_t acc[NP][2];
+  for (int p = 0; p < NP; ++p) acc[p][0] = acc[p][1] = vdupq_n_f32(0.0f);
+  for (int64_t b = 0; b < nbc; ++b) {
+    HPL_MCA_BEGIN();
+    const int8_t* blk = quad + b * 2 * kMmlaQuad;
+    const auto* f = reinterpret_cast<const float*>(blk);
+    const float32x4_t dw[2] = {vld1q_f32(f), vld1q_f32(f + 4)};
+    const float32x4_t mdw[2] = {vld1q_f32(f + 8), vld1q_f32(f + 12)};
+    int8x16_t q[4][2];
+    for (int g = 0; g < 4; ++g)
+      for (int u = 0; u < 2; ++u) q[g][u] = vld1q_s8(blk + 64 + 16 * (2 * g + u));
+    for (int p = 0; p < NP; ++p) {
+      const int8_t* a = xp[p] + b * kMmlaAct;
+      const float32x4_t dx = vld1q_f32(reinterpret_cast<const float*>(a + 64));
+      int32x4_t s[2] = {vld1q_s32(reinterpret_cast<const int32_t*>(a + 80)),
+                        vld1q_s32(reinterpret_cast<const int32_t*>(a + 96))};
+      for (int g = 0; g < 4; ++g) {
+        const int8x16_t ag = vld1q_s8(a + 16 * g);
+        for (int u = 0; u < 2; ++u) s[u] = vmmlaq_s32(s[u], q[g][u], ag);
+      }
+      for (int u = 0; u < 2; ++u) acc[p][u] = scale_acc(acc[p][u], s[u], dw[u], mdw[u], dx);
+    }
+    HPL_MCA_END();
+  }
+  for (int p = 0; p < NP; ++p) {
+    for (int u = 0; u < 2; ++u) {
+      float l[4];
+      vst1q_f32(l, acc[p][u]);
+      acc_io[2 * p][2 * u] += l[0];
+      acc_io[2 * p][2 * u + 1] += l[2];
+      if (2 * p + 1 < nt) {
+        acc_io[2 * p + 1][2 * u] += l[1];
+        acc_io[2 * p + 1][2 * u + 1] += l[3];
+      }
+    }
+  }
+}
+
+struct MmlaTile {
+  static constexpr size_t kScratch = 2 * kMmlaQuad;
+  const int8_t* xp;  // per token pair: nb * kMmlaAct
+  int64_t nb;
+  template <int NT>
+  void run(const int8_t* quad, int64_t nbc, int64_t t0, int64_t b0, float (*acc)[kPackRows]) const {
+    constexpr int NP = (NT + 1) / 2;  // an odd last token is paired with zeros
+    const int8_t* pp[NP];
+    for (int p = 0; p < NP; ++p) pp[p] = xp + ((t0 / 2 + p) * nb + b0) * kMmlaAct;
+    mmla_tile<NP>(quad, pp, nbc, acc, NT);
+  }
+};
+
+// W (rows, n) packed, rows [r0, r1) @ X (ntok, n) Q8_0 -> Y, smmla (ntok >= 2).
+// (2 tokens: the per-call unpack, ~35 cycles per 256 weights on the N2 model, makes this 25
+// per 256 weights x token, the in-loop sdot tile 20.5.)
 template <class P>
 void packed_mmla_matmul(const void* w, size_t w_stride, const void* xq, size_t x_stride, float* y,
                         size_t y_stride, int64_t n, int64_t r0, int64_t r1, int64_t ntok) {
-  static_assert(kPackTok % 2 == 0, "token tiles are whole pairs");
+  constexpr int64_t kMmlaMinTok = 3;
+  if (ntok < kMmlaMinTok) {
+    packed_sdot_matmul<P>(w, w_stride, xq, x_stride, y, y_stride, n, r0, r1, ntok);
+    return;
+  }
+  static_assert(kQuadTok % 2 == 0, "token tiles are whole pairs");
   const int64_t nb = n / kQK8_0, npairs = (ntok + 1) / 2;
-  thread_local std::vector<int8_t> pk;
-  thread_local std::vector<float> pd;
-  thread_local std::vector<int32_t> po;
-  pk.assign(static_cast<size_t>(npairs * nb * 64), 0);
-  pd.assign(static_cast<size_t>(npairs * nb * 2), 0.0f);
-  po.assign(static_cast<size_t>(npairs * nb * 4), 0);
+  thread_local std::vector<int8_t> xp_buf;
+  xp_buf.assign(static_cast<size_t>(npairs * nb) * kMmlaAct, 0);
   const auto* xb = static_cast<const uint8_t*>(xq);
   for (int64_t t = 0; t < ntok; ++t) {
     const auto* xr = reinterpret_cast<const BlockQ8_0*>(xb + t * x_stride);
     const int64_t p = t / 2, j = t % 2;
     for (int64_t b = 0; b < nb; ++b) {
-      for (int g = 0; g < 4; ++g)
-        std::memcpy(&pk[(p * nb + b) * 64 + 16 * g + 8 * j], xr[b].qs + 8 * g, 8);
-      pd[(p * nb + b) * 2 + j] = h2f(xr[b].d);
-      po[(p * nb + b) * 4 + j] = po[(p * nb + b) * 4 + 2 + j] = act_offset<P>(xr[b]);
+      int8_t* a = xp_buf.data() + (p * nb + b) * kMmlaAct;
+      for (int g = 0; g < 4; ++g) std::memcpy(a + 16 * g + 8 * j, xr[b].qs + 8 * g, 8);
+      auto* dx = reinterpret_cast<float*>(a + 64);
+      dx[j] = dx[2 + j] = h2f(xr[b].d);
+      vst1q_s32(reinterpret_cast<int32_t*>(a + 80), vdupq_n_s32(kMagic));
+      vst1q_s32(reinterpret_cast<int32_t*>(a + 96), vdupq_n_s32(kMagic));
     }
   }
-  detail::run_packed_groups<kPackTok>(PackedMmlaTile<P>{pk.data(), pd.data(), po.data(), nb}, w,
-                                      w_stride, y, y_stride, r0, r1, ntok);
+  run_packed_chunks<P>(MmlaTile{xp_buf.data(), nb}, unpack_mmla<P>, w, w_stride, y, y_stride, nb,
+                       r0, r1, ntok);
 }
 #endif
 
@@ -1003,9 +1258,10 @@ template <DType T, class P>
 WeightKernels packed_kernels() {
 #if HPL_NEON_LEVEL >= 2
   return {T, DType::Q8_0, packed_sdot_matmul<P>, packed_mmla_matmul<P>,
-          "8 rows x 2 token pairs (smmla)"};
+          "4 rows x 4 token pairs (smmla)"};
 #else
-  return {T, DType::Q8_0, packed_sdot_matmul<P>, packed_sdot_matmul<P>, "8 rows x 4 tokens (sdot)"};
+  return {T, DType::Q8_0, packed_sdot_matmul<P>, packed_lane_matmul<P>,
+          "4 rows x 8 tokens (sdot by lane; 8 x 4 under 8 tokens)"};
 #endif
 }
 #endif

@@ -56,14 +56,25 @@ std::shared_ptr<const LoadedModel> ModelRegistry::lease(const Entry& e, Hold hol
 }
 
 std::shared_ptr<const LoadedModel> ModelRegistry::acquire(const std::string& path, Hold hold) {
+  return acquire(std::vector<std::string>{path}, hold)[0];
+}
+
+std::vector<std::shared_ptr<const LoadedModel>> ModelRegistry::acquire(
+    const std::vector<std::string>& paths, Hold hold) {
   std::string why;
-  auto m = try_acquire(path, hold, &why);
-  if (!m) throw RuntimeError(Status::kOutOfMemory, why);
+  auto m = try_acquire(paths, hold, &why);
+  if (m.empty()) throw RuntimeError(Status::kOutOfMemory, why);
   return m;
 }
 
 std::shared_ptr<const LoadedModel> ModelRegistry::acquire_waiting(
     const std::string& path, const std::function<bool()>& cancelled) {
+  auto m = acquire_waiting(std::vector<std::string>{path}, cancelled);
+  return m.empty() ? nullptr : m[0];
+}
+
+std::vector<std::shared_ptr<const LoadedModel>> ModelRegistry::acquire_waiting(
+    const std::vector<std::string>& paths, const std::function<bool()>& cancelled) {
   for (;;) {
     uint64_t seen;
     {
@@ -72,39 +83,67 @@ std::shared_ptr<const LoadedModel> ModelRegistry::acquire_waiting(
     }
     std::string why;
     bool waitable = false;
-    auto m = try_acquire(path, Hold::kTransient, &why, &waitable);
-    if (m) return m;
+    auto m = try_acquire(paths, Hold::kTransient, &why, &waitable);
+    if (!m.empty()) return m;
     if (!waitable) throw RuntimeError(Status::kOutOfMemory, why);
-    if (cancelled && cancelled()) return nullptr;
+    if (cancelled && cancelled()) return {};
     std::unique_lock<std::mutex> lock(waiters_->mu);
     waiters_->cv.wait_for(lock, std::chrono::milliseconds(50),
                           [&] { return waiters_->generation != seen; });
   }
 }
 
-std::shared_ptr<const LoadedModel> ModelRegistry::try_acquire(const std::string& path, Hold hold,
-                                                              std::string* why, bool* waitable) {
+std::vector<std::shared_ptr<const LoadedModel>> ModelRegistry::try_acquire(
+    const std::vector<std::string>& paths, Hold hold, std::string* why, bool* waitable) {
   // Round k > 0 first asks the holders of the k-th least recently used model in use to give
   // back their idle leases, then evicts again.
   std::vector<std::string> holders;
   for (size_t k = 0;; ++k) {
     if (k > 0) release_idle({holders[k - 1]});
+    std::vector<std::shared_ptr<const LoadedModel>> got(paths.size());
     std::lock_guard<std::mutex> lock(mu_);
-    for (Entry& e : entries_) {
-      if (e.model->path == path) {
-        e.last_use = ++clock_;
-        return lease(e, hold);
+    // The loaded ones leased first (so evicting cannot take them), the sizes of the others.
+    std::vector<size_t> missing, sizes;  // first occurrences of the unloaded paths, file sizes
+    size_t need = 0, ours = 0;           // ours: the loaded ones' bytes, unless a session pins them
+    for (size_t i = 0; i < paths.size(); ++i) {
+      const auto dup = std::find(paths.begin(), paths.begin() + i, paths[i]) - paths.begin();
+      if (static_cast<size_t>(dup) < i) continue;  // filled in below
+      for (Entry& e : entries_) {
+        if (e.model->path == paths[i]) {
+          e.last_use = ++clock_;
+          if (e.pins->load() == 0) ours += e.bytes();
+          got[i] = lease(e, hold);
+          break;
+        }
       }
+      if (got[i]) continue;
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(paths[i], ec);
+      if (ec) throw RuntimeError(Status::kIo, paths[i] + ": cannot open model: " + ec.message());
+      need += static_cast<size_t>(size);
+      missing.push_back(i);
+      sizes.push_back(static_cast<size_t>(size));
     }
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(path, ec);
-    if (ec) throw RuntimeError(Status::kIo, path + ": cannot open model: " + ec.message());
-    const size_t need = static_cast<size_t>(size);
+    auto fill_duplicates = [&] {
+      for (size_t i = 0; i < paths.size(); ++i) {
+        if (got[i]) continue;
+        const auto j = std::find(paths.begin(), paths.begin() + i, paths[i]) - paths.begin();
+        got[i] = got[static_cast<size_t>(j)];
+      }
+      return got;
+    };
+    if (missing.empty()) return fill_duplicates();
     evict_for(need);
     if (fits(need)) {
-      entries_.push_back({load_model(path, need), std::make_shared<std::atomic<int>>(0), ++clock_});
-      return lease(entries_.back(), hold);
+      for (size_t j = 0; j < missing.size(); ++j) {
+        const size_t i = missing[j];
+        entries_.push_back(
+            {load_model(paths[i], sizes[j]), std::make_shared<std::atomic<int>>(0), ++clock_});
+        got[i] = lease(entries_.back(), hold);
+      }
+      return fill_duplicates();
     }
+    got.clear();  // none held while waiting or failing
     if (k == 0) holders = busy_paths_lru();
     if (need <= budget_ && k < holders.size()) continue;
     size_t used = 0, pinned = 0;
@@ -114,13 +153,16 @@ std::shared_ptr<const LoadedModel> ModelRegistry::try_acquire(const std::string&
       if (e.pins->load() > 0) pinned += e.bytes();
       busy += (busy.empty() ? "" : ", ") + e.model->path;
     }
-    // Room once the transient leases end: worth waiting for.
-    if (waitable) *waitable = need <= budget_ && pinned + need <= budget_;
-    *why = path + ": over the memory budget: needs " + std::to_string(need) + " bytes, budget " +
+    std::string names;
+    for (size_t i : missing) names += (names.empty() ? "" : " and ") + paths[i];
+    // Room once the transient leases end (not counting the models of paths already loaded,
+    // which stay): worth waiting for.
+    if (waitable) *waitable = ours + need <= budget_ && pinned + ours + need <= budget_;
+    *why = names + ": over the memory budget: needs " + std::to_string(need) + " bytes, budget " +
            std::to_string(budget_) + ", " + std::to_string(used) + " bytes held by models in use" +
            (busy.empty() ? "" : " (" + busy + ")") +
            (pinned ? ", " + std::to_string(pinned) + " of them by live sessions" : "");
-    return nullptr;
+    return {};
   }
 }
 

@@ -64,6 +64,14 @@ class ModelRegistry {
   // the budget or pinned leases leave no room, and kIo / kModel as acquire().
   std::shared_ptr<const LoadedModel> acquire_waiting(const std::string& path,
                                                      const std::function<bool()>& cancelled);
+  // The same for several models used together (a target and its speculative draft): all are
+  // leased, or none; the room they need is found for all at once, so a request never holds
+  // one while waiting for room for the other. Leases in the order of paths (a path given
+  // twice gets the same model twice).
+  std::vector<std::shared_ptr<const LoadedModel>> acquire(const std::vector<std::string>& paths,
+                                                          Hold hold = Hold::kTransient);
+  std::vector<std::shared_ptr<const LoadedModel>> acquire_waiting(
+      const std::vector<std::string>& paths, const std::function<bool()>& cancelled);
   // A holder's cached lease became idle (releasable): wakes acquire_waiting() to try again.
   void notify_idle();
 
@@ -106,10 +114,11 @@ class ModelRegistry {
     uint64_t generation = 0;  // bumped by every wake-up
     void wake();
   };
-  // One attempt of acquire(): the lease, or null with why (the kOutOfMemory message) and
-  // waitable set (only transient leases keep the model out). Throws kIo / kModel.
-  std::shared_ptr<const LoadedModel> try_acquire(const std::string& path, Hold hold,
-                                                 std::string* why, bool* waitable = nullptr);
+  // One attempt of acquire(): the leases, or none with why (the kOutOfMemory message) and
+  // waitable set (only transient leases keep the models out). Throws kIo / kModel.
+  std::vector<std::shared_ptr<const LoadedModel>> try_acquire(const std::vector<std::string>& paths,
+                                                              Hold hold, std::string* why,
+                                                              bool* waitable = nullptr);
   // A lease on e: the registry sees it in e.model's use count; its release wakes waiters.
   std::shared_ptr<const LoadedModel> lease(const Entry& e, Hold hold);
   // Evicts idle models, LRU first, until used + need <= budget. Caller holds mu_.

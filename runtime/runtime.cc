@@ -117,7 +117,9 @@ Runtime::Runtime(RuntimeOptions opt)
                            std::to_string(opt_.session.n_ubatch) + ", " +
                            std::to_string(opt_.session.n_threads) + ")");
   {
-    auto lease = registry_->acquire(opt_.model_path);  // load now so a bad file fails here
+    // Load now so a bad file fails here (the draft model with it, under the budget).
+    auto leases = registry_->acquire(model_paths(true));
+    auto lease = leases[0];
     const Model& m = *lease->model;
     model_desc_ = opt_.model_path + " (" + arch_name(m.config.arch) + ")";
     try {
@@ -126,7 +128,10 @@ Runtime::Runtime(RuntimeOptions opt)
       throw RuntimeError(Status::kModel, e.what());
     }
     try {  // and a bad draft model
-      check_draft_model(opt_.session.spec, m, *lease->tokenizer);
+      opt_.session.spec.check();
+      if (leases.size() > 1) {
+        check_draft_model(m, *lease->tokenizer, *leases[1]->model, *leases[1]->tokenizer);
+      }
     } catch (const std::bad_alloc&) {
       throw RuntimeError(Status::kOutOfMemory, "out of memory while loading the draft model");
     } catch (const std::exception& e) {  // a vocabulary mismatch, a bad or missing file
@@ -143,20 +148,23 @@ Runtime::Runtime(RuntimeOptions opt)
   prompt_cache_ = std::make_unique<PromptCache>(
       opt_.prompt_cache_options, [this](size_t b) { return registry_->charge(opt_.model_path, b); },
       [this](size_t b) { registry_->discharge(opt_.model_path, b); });
-  releaser_ = registry_->add_releaser(opt_.model_path, [this] { release_idle_scratch(); });
+  for (const auto& path : model_paths(true)) {  // the draft's holder is our cached session
+    if (path == opt_.model_path && !releasers_.empty()) continue;  // a self-draft
+    releasers_.push_back(registry_->add_releaser(path, [this] { release_idle_scratch(); }));
+  }
   try {
     worker_ = std::thread([this] {
       worker_id_ = std::this_thread::get_id();
       worker_loop();
     });
   } catch (...) {
-    registry_->remove_releaser(releaser_);
+    for (uint64_t r : releasers_) registry_->remove_releaser(r);
     throw;
   }
 }
 
 Runtime::~Runtime() {
-  registry_->remove_releaser(releaser_);
+  for (uint64_t r : releasers_) registry_->remove_releaser(r);
   std::vector<std::shared_ptr<Job>> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -457,10 +465,23 @@ void Runtime::worker_loop() {
   prompt_cache_->clear();
 }
 
-std::shared_ptr<const LoadedModel> Runtime::lease_for(Job& job) {
+std::vector<std::string> Runtime::model_paths(bool generate) const {
+  std::vector<std::string> paths = {opt_.model_path};
+  if (generate && !opt_.session.spec.draft_path.empty())
+    paths.push_back(opt_.session.spec.draft_path);
+  return paths;
+}
+
+std::shared_ptr<Session> Runtime::make_session(
+    std::vector<std::shared_ptr<const LoadedModel>> leases) {
+  auto draft = leases.size() > 1 ? std::move(leases[1]) : nullptr;
+  return std::make_shared<Session>(std::move(leases[0]), opt_.session, std::move(draft));
+}
+
+std::vector<std::shared_ptr<const LoadedModel>> Runtime::lease_for(Job& job, bool generate) {
   try {
     // Waits while other models' requests hold the room; stop() ends the wait.
-    return registry_->acquire_waiting(opt_.model_path, [&job] { return job.stop.load(); });
+    return registry_->acquire_waiting(model_paths(generate), [&job] { return job.stop.load(); });
   } catch (const RuntimeError& e) {
     job.over_budget = e.status() == Status::kOutOfMemory;
     throw;
@@ -496,9 +517,9 @@ Event Runtime::run_request(Job& job, std::string& error_text, std::vector<float>
         cached = embedder_;
       }
       if (!cached) {
-        auto lease = lease_for(job);
-        if (!lease) return stopped();
-        cached = std::make_shared<CachedEmbedder>(std::move(lease), opt_.session);
+        auto leases = lease_for(job, false);
+        if (leases.empty()) return stopped();
+        cached = std::make_shared<CachedEmbedder>(std::move(leases[0]), opt_.session);
         std::lock_guard<std::mutex> lock(mu_);
         embedder_ = cached;
       }
@@ -534,9 +555,9 @@ std::shared_ptr<Session> Runtime::stateless_session(Job& job) {
     std::lock_guard<std::mutex> lock(mu_);
     if (scratch_) return scratch_;
   }
-  auto lease = lease_for(job);
-  if (!lease) return nullptr;  // stopped while waiting for the model
-  auto scratch = std::make_shared<Session>(std::move(lease), opt_.session);
+  auto leases = lease_for(job, true);
+  if (leases.empty()) return nullptr;  // stopped while waiting for the model
+  auto scratch = make_session(std::move(leases));
   std::lock_guard<std::mutex> lock(mu_);
   scratch_ = scratch;
   return scratch;
@@ -661,8 +682,7 @@ void Runtime::run_control(SessionId id, std::function<void(Session&)> fn) {
 }
 
 SessionId Runtime::create_session() {
-  auto lease = registry_->acquire(opt_.model_path, Hold::kPinned);
-  auto s = std::make_shared<Session>(std::move(lease), opt_.session);
+  auto s = make_session(registry_->acquire(model_paths(true), Hold::kPinned));
   std::lock_guard<std::mutex> lock(mu_);
   if (quit_) throw RuntimeError(Status::kBusy, "the runtime is shutting down");
   const SessionId id = next_session_++;
@@ -772,17 +792,24 @@ RuntimeMemory Runtime::memory() const {
   RuntimeMemory m;
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [id, e] : sessions_) {
-    m.kv_bytes += e.session->forward().kv_bytes();
-    m.scratch_bytes += e.session->forward().scratch_bytes();
+    m.kv_bytes += e.session->kv_bytes();
+    m.scratch_bytes += e.session->scratch_bytes();
   }
   if (scratch_) {
-    m.kv_bytes += scratch_->forward().kv_bytes();
-    m.scratch_bytes += scratch_->forward().scratch_bytes();
+    m.kv_bytes += scratch_->kv_bytes();
+    m.scratch_bytes += scratch_->scratch_bytes();
+  }
+  if (embedder_) {
+    m.kv_bytes += embedder_->embedder->kv_bytes();
+    m.scratch_bytes += embedder_->embedder->scratch_bytes();
   }
   m.prompt_cache_bytes = prompt_cache_->bytes();
   m.prompt_cache_states = prompt_cache_->states();
+  auto mine = model_paths(true);
+  mine.erase(std::unique(mine.begin(), mine.end()), mine.end());  // a self-draft
   for (const auto& path : registry_->loaded_paths())
-    if (path == opt_.model_path) m.model_bytes = std::filesystem::file_size(path);
+    if (std::find(mine.begin(), mine.end(), path) != mine.end())
+      m.model_bytes += std::filesystem::file_size(path);
   return m;
 }
 

@@ -93,9 +93,9 @@ struct SessionInfo {
 };
 
 struct RuntimeMemory {
-  size_t model_bytes = 0;         // this runtime's model (mapped weights), 0 when not loaded
-  size_t kv_bytes = 0;            // KV caches of live sessions
-  size_t scratch_bytes = 0;       // forward-pass scratch of live sessions
+  size_t model_bytes = 0;         // this runtime's model and draft model (mapped weights) if loaded
+  size_t kv_bytes = 0;            // KV caches of live sessions (and a decoder embedder's)
+  size_t scratch_bytes = 0;       // forward-pass scratch of live sessions and the embedder
   size_t prompt_cache_bytes = 0;  // saved prompt-cache states (also in the registry's budget)
   size_t prompt_cache_states = 0;
 };
@@ -178,8 +178,13 @@ class Runtime {
   // Runs a request to its terminal event; an error event's text is stored in error_text, an
   // embed / rerank request's outputs in outputs.
   Event run_request(Job& job, std::string& error_text, std::vector<float>& outputs);
-  // The model for a stateless request, waiting for room; null when stopped meanwhile.
-  std::shared_ptr<const LoadedModel> lease_for(Job& job);
+  // The models a request or session uses: the model, and for generation a draft model
+  // (leased together, under the memory budget).
+  std::vector<std::string> model_paths(bool generate) const;
+  // Those of a stateless request, waiting for room; empty when stopped meanwhile.
+  std::vector<std::shared_ptr<const LoadedModel>> lease_for(Job& job, bool generate);
+  // A session on leases (the model, then the draft model if any).
+  std::shared_ptr<Session> make_session(std::vector<std::shared_ptr<const LoadedModel>> leases);
   void generate(Job& job, Session& s, bool stateless, Event& done);
   void embed(Job& job, Embedder& e, Event& done, std::vector<float>& outputs);
   // Delivers the terminal event and retires the job (wakes wait()).
@@ -224,7 +229,7 @@ class Runtime {
   // States saved from scratch_ for later stateless requests: used only by the worker while
   // scratch_busy_, cleared with scratch_.
   std::unique_ptr<PromptCache> prompt_cache_;
-  uint64_t releaser_ = 0;  // our registration with the registry
+  std::vector<uint64_t> releasers_;  // our registrations with the registry (model, draft)
   std::thread worker_;
   std::atomic<std::thread::id> worker_id_{};
 };

@@ -18,7 +18,8 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 
 }  // namespace
 
-Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& opt)
+Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& opt,
+                 std::shared_ptr<const LoadedModel> draft)
     : model_(std::move(model)), opt_(opt) {
   if (opt.n_ctx < 1 || opt.n_ubatch < 1 || opt.n_threads < 0)
     throw RuntimeError(Status::kInvalidArgument,
@@ -29,7 +30,14 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
     ForwardOptions fo = opt;
     opt.spec.apply(fo);  // rewind slack for the drafts
     fwd_ = std::make_unique<Forward>(*model_->model, fo);
-    draft_ = make_draft_source(opt.spec, *model_->model, *model_->tokenizer, fo);
+    if (draft && !opt.spec.draft_path.empty()) {
+      const Model& dm = *draft->model;
+      const Tokenizer& dt = *draft->tokenizer;
+      draft_ = make_draft_source(opt.spec, *model_->model, *model_->tokenizer, fo, std::move(draft),
+                                 dm, dt);
+    } else {
+      draft_ = make_draft_source(opt.spec, *model_->model, *model_->tokenizer, fo);
+    }
   } catch (const std::bad_alloc&) {
     throw RuntimeError(Status::kOutOfMemory, "out of memory allocating a context of " +
                                                  std::to_string(opt.n_ctx) + " tokens");
@@ -52,6 +60,16 @@ Session::Session(std::shared_ptr<const LoadedModel> model, const SessionOptions&
 }
 
 Session::~Session() = default;
+
+size_t Session::kv_bytes() const {
+  const Forward* d = draft_ ? draft_->forward() : nullptr;
+  return fwd_->kv_bytes() + (d ? d->kv_bytes() : 0);
+}
+
+size_t Session::scratch_bytes() const {
+  const Forward* d = draft_ ? draft_->forward() : nullptr;
+  return fwd_->scratch_bytes() + (d ? d->scratch_bytes() : 0);
+}
 
 void Session::clear() {
   tokens_.clear();

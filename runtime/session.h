@@ -28,11 +28,18 @@ class PromptCache;
 // The forward pass's options (engine/forward.h: context, micro-batch, threads, with their
 // defaults) plus the chat format.
 struct SessionOptions : ForwardOptions {
+  // A conversation resent by a stateless client usually parts from the cached state within a
+  // few tokens of its end (end-of-turn markers, a stop string): this much rewind slack keeps a
+  // sliding-window layer's state reusable even right after its ring moved (runtime/prompt_cache.h).
+  static constexpr int64_t kRewindSlack = 16;
+  SessionOptions() { n_rewind = kRewindSlack; }
+
   // Chat format name (gemma, chatml, llama2, ...); "": the model's own (its template, its
   // special tokens, else its architecture: gemma3 -> gemma, qwen2 -> chatml), or none.
   std::string chat_template;
-  // Speculative decoding (engine/speculative.h): a draft model (loaded by the session, outside
-  // any registry) or prompt lookup over the conversation; off by default.
+  // Speculative decoding (engine/speculative.h): a draft model (the runtime leases it from its
+  // registry, under the memory budget, beside the target; else the session loads it) or
+  // prompt lookup over the conversation; off by default.
   SpecOptions spec;
 };
 
@@ -47,8 +54,10 @@ struct Exchange {
 
 class Session {
  public:
-  // Allocates the KV cache and scratch; holds a lease on the model. Throws RuntimeError.
-  Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& opt);
+  // Allocates the KV cache and scratch; holds a lease on the model, and on draft (the model
+  // at opt.spec.draft_path; null: the session loads that itself). Throws RuntimeError.
+  Session(std::shared_ptr<const LoadedModel> model, const SessionOptions& opt,
+          std::shared_ptr<const LoadedModel> draft = nullptr);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -57,6 +66,9 @@ class Session {
   const SessionOptions& options() const { return opt_; }
   Forward& forward() { return *fwd_; }
   int64_t n_ctx() const { return fwd_->n_ctx(); }
+  // KV caches and scratch of its forward passes: the target's and a draft model's.
+  size_t kv_bytes() const;
+  size_t scratch_bytes() const;
   int64_t n_past() const { return fwd_->n_past(); }
 
   std::vector<int32_t>& tokens() { return tokens_; }

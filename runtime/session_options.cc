@@ -29,7 +29,23 @@ SessionOptions session_options_from_text(int64_t n_ctx, int64_t n_ubatch, int n_
 
 MemoryEstimate estimate_session_memory(const std::string& path, const SessionOptions& opt) {
   try {
-    return estimate_memory(*GgufFile::open(path), opt);
+    ForwardOptions fo = opt;
+    opt.spec.apply(fo);  // the rewind slack a session keeps for drafts
+    MemoryEstimate e = estimate_memory(*GgufFile::open(path), fo);
+    if (opt.spec.draft_path.empty()) return e;
+    // A draft model: its own forward pass, and its weights unless it is the model itself.
+    const MemoryEstimate d =
+        estimate_memory(*GgufFile::open(opt.spec.draft_path), fo, ModelKind::kGenerate);
+    if (opt.spec.draft_path != path) {
+      e.file_bytes += d.file_bytes;
+      e.weights_mapped_bytes += d.weights_mapped_bytes;
+      e.weights_converted_bytes += d.weights_converted_bytes;
+    }
+    e.kv_bytes += d.kv_bytes;
+    e.kv_bytes_full += d.kv_bytes_full;
+    e.kv_bytes_f16 += d.kv_bytes_f16;
+    e.scratch_bytes += d.scratch_bytes;
+    return e;
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const RuntimeError&) {

@@ -16,8 +16,10 @@ namespace hpl {
 SessionOptions session_options_from_text(int64_t n_ctx, int64_t n_ubatch, int n_threads,
                                          const std::string& cpus, const std::string& cache_type);
 
-// Throws RuntimeError kModel for a bad or unsupported file, or options the model cannot
-// take (e.g. a quantized KV cache with a head_dim that is not a multiple of 32).
+// With a draft model (opt.spec.draft_path) its weights (unless it is the model itself), KV
+// cache and scratch are added, as a session allocates them. Throws RuntimeError kModel for a
+// bad or unsupported file, or options the model cannot take (e.g. a quantized KV cache with a
+// head_dim that is not a multiple of 32).
 MemoryEstimate estimate_session_memory(const std::string& path, const SessionOptions& opt);
 
 }  // namespace hpl

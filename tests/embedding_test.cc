@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/memory_estimate.h"
 #include "kernel/quant.h"
 
 namespace hpl {
@@ -153,6 +154,36 @@ TEST(DecoderEmbedding, BadInputs) {
             }).find("outside the vocabulary"),
             std::string::npos);
   EXPECT_NE(msg([&] { emb.rerank({1}, {{2}}, false); }).find("cannot rerank"), std::string::npos);
+}
+
+// The estimate for an Embedder (from the metadata alone) is what one allocates: the Forward's
+// KV cache, and its scratch plus the hidden rows (n_ctx, n_embd); a generation estimate has
+// no hidden rows. Exact, for several contexts, batches and thread counts.
+TEST(DecoderEmbedding, MemoryEstimateEqualsAllocated) {
+  auto m = tiny();
+  for (int64_t n_ctx : {8, 64, 300}) {
+    for (int64_t ub : {1, 4, 512}) {
+      for (int t : {1, 3}) {
+        ForwardOptions o = opts(n_ctx);
+        o.n_ubatch = ub;
+        o.n_threads = t;
+        SCOPED_TRACE(std::to_string(n_ctx) + " " + std::to_string(ub) + " " + std::to_string(t));
+        Embedder emb(*m, o);
+        const MemoryEstimate e = estimate_memory(*m->file, o, ModelKind::kEmbed);
+        EXPECT_EQ(e.kind, ModelKind::kEmbed);
+        EXPECT_FALSE(e.encoder);
+        EXPECT_EQ(e.kv_bytes, emb.kv_bytes());
+        EXPECT_EQ(e.scratch_bytes, emb.scratch_bytes());
+        const size_t hidden = static_cast<size_t>(n_ctx * m->config.n_embd) * sizeof(float);
+        Forward fwd(*m, o);
+        EXPECT_EQ(emb.scratch_bytes(), fwd.scratch_bytes() + hidden);
+        const MemoryEstimate g = estimate_memory(*m->file, o);  // its own kind: generate
+        EXPECT_EQ(g.kind, ModelKind::kGenerate);
+        EXPECT_EQ(g.scratch_bytes, fwd.scratch_bytes());
+        EXPECT_EQ(g.kv_bytes, fwd.kv_bytes());
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // token mask against a brute-force check of every token, JSON Schema -> GBNF.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -242,6 +243,127 @@ TEST(JsonSchema, RecursiveRef) {
       R"({"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#"}}},"additionalProperties":false})"));
   EXPECT_TRUE(full_match(g, R"({"kids":[{},{"kids":[{}]}]})"));
   EXPECT_FALSE(full_match(g, R"({"kids":[1]})"));
+}
+
+// Random bounds (either side open, inclusive or exclusive, fractional for integers): every
+// integer in [-1300, 1300] and every quarter in [-300, 300] written in several ways is
+// accepted exactly when it lies inside.
+TEST(JsonSchema, NumericBoundsAcceptExactlyTheValuesInside) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> pick(-1200, 1200), coin(0, 3);
+  for (int round = 0; round < 60; ++round) {
+    const bool integer = round % 2 == 0;
+    std::string schema = std::string("{\"type\":\"") + (integer ? "integer" : "number") + "\"";
+    double lo = -1e300, hi = 1e300;
+    bool lo_x = false, hi_x = false;
+    int a = pick(rng), b = pick(rng);
+    if (a > b) std::swap(a, b);
+    if (!integer) a /= 4, b /= 4;  // numbers: a narrower range, walked in quarters
+    const double frac = integer && coin(rng) == 0 ? 0.5 : 0.0;
+    if (coin(rng) != 0) {
+      lo_x = coin(rng) == 0;
+      lo = a + frac;
+      schema +=
+          std::string(",\"") + (lo_x ? "exclusiveMinimum" : "minimum") + "\":" + std::to_string(lo);
+    }
+    if (coin(rng) != 0) {
+      hi_x = coin(rng) == 0;
+      hi = b + frac;
+      schema +=
+          std::string(",\"") + (hi_x ? "exclusiveMaximum" : "maximum") + "\":" + std::to_string(hi);
+    }
+    schema += "}";
+    auto inside = [&](double v) { return (lo_x ? v > lo : v >= lo) && (hi_x ? v < hi : v <= hi); };
+    std::shared_ptr<const Grammar> g;
+    try {
+      g = compile(json_schema_to_gbnf(schema));
+    } catch (const SchemaError& e) {  // only when nothing fits
+      bool any = false;
+      for (int v = -1300; v <= 1300 && !any; ++v) any = inside(v) || (!integer && inside(v + 0.5));
+      EXPECT_FALSE(any) << schema << ": " << e.what();
+      continue;
+    }
+    if (integer) {
+      for (int v = -1300; v <= 1300; ++v)
+        ASSERT_EQ(full_match(g, std::to_string(v)), inside(v)) << schema << " " << v;
+      EXPECT_FALSE(full_match(g, "007"));
+    } else {
+      for (int q = -1200; q <= 1200; ++q) {
+        const double v = q / 4.0;
+        char text[32];
+        std::snprintf(text, sizeof text, "%.2f", v);  // 1.25, -0.50, 3.00
+        ASSERT_EQ(full_match(g, text), inside(v)) << schema << " " << text;
+        if (q % 4 == 0) {
+          const std::string whole = std::to_string(q / 4);
+          ASSERT_EQ(full_match(g, whole), inside(v)) << schema << " " << whole;
+        }
+      }
+      if (lo > -1e300 || hi < 1e300) {
+        EXPECT_FALSE(full_match(g, "1e2")) << schema;  // bounded: plain decimals only
+      }
+    }
+  }
+  // Near the 10^15 limit, and an empty range.
+  auto g = compile(json_schema_to_gbnf(R"({"type":"integer","minimum":999999999999998})"));
+  EXPECT_TRUE(full_match(g, "999999999999999"));
+  EXPECT_TRUE(full_match(g, "1000000000000000"));
+  EXPECT_TRUE(full_match(g, "9999999999999999"));
+  EXPECT_FALSE(full_match(g, "999999999999997"));
+  EXPECT_EQ(schema_error(R"({"type":"integer","minimum":2.5,"maximum":2.9})"),
+            "schema at #: no value fits between its minimum and maximum");
+  EXPECT_EQ(schema_error(R"({"type":"number","maximum":0.5})"),
+            "schema at #/maximum: a fractional bound on a number is not supported (integer "
+            "bounds are)");
+  EXPECT_EQ(schema_error(R"({"type":"integer","minimum":1e16})"),
+            "schema at #/minimum: a bound beyond 10^15 is not supported");
+}
+
+TEST(JsonSchema, DateTimeAndUuidFormatsHaveTheirShape) {
+  auto g = compile(json_schema_to_gbnf(
+      R"({"type":"object","properties":{"d":{"type":"string","format":"date"},)"
+      R"("t":{"type":"string","format":"date-time"},"u":{"type":"string","format":"uuid"},)"
+      R"("e":{"type":"string","format":"email"}},"required":["d","t","u","e"]})"));
+  EXPECT_TRUE(full_match(g, R"({"d":"2026-11-30","t":"2026-11-30T14:05:09.5+01:00",)"
+                            R"("u":"123e4567-e89b-12d3-a456-426614174000","e":"any text"})"));
+  EXPECT_TRUE(full_match(g, R"({"d":"1999-01-31","t":"2000-12-01T23:59:59Z",)"
+                            R"("u":"00000000-0000-0000-0000-00000000000A","e":""})"));
+  for (const char* bad : {R"("d":"2026-13-01","t":"2000-12-01T23:59:59Z")",
+                          R"("d":"2026-11-32","t":"2000-12-01T23:59:59Z")",
+                          R"("d":"26-11-30","t":"2000-12-01T23:59:59Z")",
+                          R"("d":"2026-11-30","t":"2000-12-01T24:00:00Z")",
+                          R"("d":"2026-11-30","t":"2000-12-01 23:59:59Z")",
+                          R"("d":"2026-11-30","t":"2000-12-01T23:59:59")"})
+    EXPECT_FALSE(full_match(
+        g, std::string("{") + bad + R"(,"u":"123e4567-e89b-12d3-a456-426614174000","e":""})"))
+        << bad;
+  EXPECT_FALSE(full_match(g, R"({"d":"2026-11-30","t":"2000-12-01T23:59:59Z",)"
+                             R"("u":"123e4567e89b12d3a456426614174000","e":""})"));
+}
+
+TEST(JsonSchema, AllOfMergesObjectParts) {
+  // pydantic v1's form: a field's $ref wrapped in allOf beside its description
+  auto g = compile(json_schema_to_gbnf(R"({
+    "definitions": {"Pt": {"type": "object", "properties": {"x": {"type": "integer"}},
+                           "required": ["x"]}},
+    "type": "object",
+    "properties": {"p": {"allOf": [{"$ref": "#/definitions/Pt"}], "description": "a point"},
+                   "q": {"allOf": [{"$ref": "#/definitions/Pt"},
+                                   {"properties": {"y": {"type": "boolean"}}, "required": ["y"],
+                                    "additionalProperties": false}]}},
+    "required": ["p", "q"]})"));
+  EXPECT_TRUE(full_match(g, R"({"p":{"x":1},"q":{"x":2,"y":true}})"));
+  EXPECT_FALSE(full_match(g, R"({"p":{"x":1},"q":{"x":2}})"));                 // y required
+  EXPECT_FALSE(full_match(g, R"({"p":{"x":1},"q":{"y":true}})"));              // x required
+  EXPECT_FALSE(full_match(g, R"({"p":{"x":1},"q":{"x":2,"y":true,"z":1}})"));  // closed
+  EXPECT_EQ(schema_error(R"({"allOf":[{"properties":{"a":{"type":"string"}}},)"
+                         R"({"properties":{"a":{"type":"integer"}}}]})"),
+            "schema at #/allOf/1/properties/a: allOf parts give property 'a' two schemas");
+  EXPECT_EQ(schema_error(R"({"allOf":[{"type":"string"},{"type":"integer"}]})"),
+            "schema at #/allOf/1/type: allOf parts that set 'type' differently are not supported");
+  EXPECT_NE(schema_error(R"({"allOf":[{"$ref":"#"}]})")
+                .find("/allOf/0/allOf: allOf nested more than 16 deep (recursive?)"),
+            std::string::npos);
+  EXPECT_EQ(schema_error(R"({"allOf":[]})"), "schema at #/allOf: must be a non-empty array");
 }
 
 TEST(JsonSchema, ErrorsNameThePointer) {

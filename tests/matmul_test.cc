@@ -409,7 +409,7 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
 }
 
 // Packed layouts: rows in groups of 8, row ranges that cut groups, token counts around the
-// tile sizes (4 and 8).
+// tile sizes (4 and 8) and K past the ARM gemm chunk.
 TEST(Matmul, PackedLayoutsMatchReference) {
   int bodies = 0;
   for (Isa isa : runnable_isas())
@@ -428,6 +428,8 @@ TEST(Matmul, PackedLayoutsMatchReference) {
     }
     check_shape(rng, t, {64, 2048, 0, 64, 1});
     check_shape(rng, t, {16, blk == 256 ? 768 : 640, 3, 13, 19});
+    // more blocks than one unpacked chunk of the ARM gemm (32), a partial last chunk
+    check_shape(rng, t, {16, blk == 256 ? 2304 : 2240, 5, 14, 11});
   }
 }
 

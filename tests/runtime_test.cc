@@ -16,9 +16,11 @@
 
 #include <unistd.h>
 
+#include "engine/memory_estimate.h"
 #include "engine/stop_matcher.h"
 #include "runtime/request_checks.h"
 #include "runtime/session.h"
+#include "runtime/session_options.h"
 #include "tests/runtime_test_util.h"
 
 namespace hpl {
@@ -640,6 +642,109 @@ TEST(ModelRegistryTest, EvictsLeastRecentlyUsedIdleModelNeverOneInUse) {
   rt.free_session(s);
   la.reset();
   EXPECT_TRUE(reg->unload(a));
+}
+
+// Several models leased together (a model and its draft): all or none, the room found for
+// all at once; a path given twice is one model.
+TEST(ModelRegistryTest, LeasesSeveralModelsTogetherOrNone) {
+  const std::string a = model_path(kModel), b = model_path(kOtherModel);
+  const size_t sa = std::filesystem::file_size(a), sb = std::filesystem::file_size(b);
+  auto reg = std::make_shared<ModelRegistry>(std::max(sa, sb) + 1);
+  {
+    auto twice = reg->acquire(std::vector<std::string>{a, a});
+    ASSERT_EQ(twice.size(), 2u);
+    EXPECT_EQ(twice[0], twice[1]);
+    EXPECT_EQ(reg->used_bytes(), sa);
+  }
+  try {
+    reg->acquire(std::vector<std::string>{a, b});
+    ADD_FAILURE() << "loaded over budget";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find(b + ": over the memory budget"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(reg->is_loaded(b));
+  EXPECT_TRUE(reg->unload(a));  // the failed attempt left no lease on a
+  reg->set_budget(sa + sb);
+  auto both = reg->acquire(std::vector<std::string>{b, a}, Hold::kPinned);
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_EQ(both[0]->path, b);
+  EXPECT_EQ(both[1]->path, a);
+  EXPECT_EQ(reg->used_bytes(), sa + sb);
+  EXPECT_FALSE(reg->unload(a));
+  EXPECT_FALSE(reg->unload(b));
+}
+
+// A speculative draft model is leased from the registry with its target: loaded under the
+// budget and counted in it, pinned by a session with the target, its KV cache and scratch in
+// the runtime's memory, evicted when idle (LRU), and when target and draft together cannot
+// fit, a request fails at once instead of waiting for its own target's lease to end.
+TEST(ModelRegistryTest, DraftModelIsLeasedUnderTheBudget) {
+  const std::string a = model_path(kModel), d = model_path("tinyllamas-stories-260k-q8_0.gguf"),
+                    c = model_path(kOtherModel);
+  const size_t sa = std::filesystem::file_size(a), sd = std::filesystem::file_size(d),
+               sc = std::filesystem::file_size(c);
+  auto reg = std::make_shared<ModelRegistry>();
+  RuntimeOptions o = options(64);
+  o.registry = reg;
+  o.session.spec.draft_path = d;
+  o.session.spec.draft_max = 4;
+  Runtime rt(o);
+  EXPECT_TRUE(reg->is_loaded(d));  // loaded (and checked) through the registry
+  EXPECT_EQ(reg->used_bytes(), sa + sd);
+
+  const SessionId s = rt.create_session();
+  EXPECT_FALSE(reg->unload(d));  // pinned by the session
+  ForwardOptions fo = o.session;
+  o.session.spec.apply(fo);  // the rewind slack both forward passes get
+  const MemoryEstimate ea = estimate_memory(*GgufFile::open(a), fo);
+  const MemoryEstimate ed = estimate_memory(*GgufFile::open(d), fo);
+  const RuntimeMemory m = rt.memory();
+  EXPECT_EQ(m.model_bytes, sa + sd);
+  EXPECT_EQ(m.kv_bytes, ea.kv_bytes + ed.kv_bytes);
+  EXPECT_EQ(m.scratch_bytes, ea.scratch_bytes + ed.scratch_bytes);
+  const MemoryEstimate es = estimate_session_memory(a, o.session);  // the C API's estimate
+  EXPECT_EQ(es.weights_mapped_bytes, ea.weights_mapped_bytes + ed.weights_mapped_bytes);
+  EXPECT_EQ(es.kv_bytes, m.kv_bytes);
+  EXPECT_EQ(es.scratch_bytes, m.scratch_bytes);
+
+  // Room for c beside the target, not beside both: the session's draft keeps c out.
+  reg->set_budget(sa + sd + sc - 1);
+  try {
+    reg->acquire(c);
+    ADD_FAILURE() << "loaded over budget";
+  } catch (const RuntimeError& e) {
+    EXPECT_EQ(e.status(), Status::kOutOfMemory);
+  }
+  rt.free_session(s);  // no request ever held it: gone now
+  {
+    auto lc = reg->acquire(c);  // a and d idle now: the least recently used (a) goes
+    EXPECT_FALSE(reg->is_loaded(a));
+    EXPECT_TRUE(reg->is_loaded(d));
+  }
+  // A stateless request loads the target again beside its draft (evicting the idle c), and
+  // drafts with it.
+  Recorder rec;
+  RequestId id = rt.submit(greedy("Once upon a time", 12), rec.callback());
+  ASSERT_TRUE(rt.wait(id, 60000));
+  EXPECT_EQ(rec.log(id).terminal.type, EventType::kDone) << rec.log(id).error_text;
+  EXPECT_GT(rec.log(id).terminal.stats.drafted, 0);
+  EXPECT_TRUE(reg->is_loaded(a));
+  EXPECT_TRUE(reg->is_loaded(d));
+  EXPECT_FALSE(reg->is_loaded(c));
+
+  // Target and draft together over the budget: refused at once (kOutOfMemory), not a wait
+  // for room that the request's own lease on the draft holds.
+  reg->set_budget(sa + sd / 2);
+  id = rt.submit(greedy("Once upon a time", 6), rec.callback());
+  const bool finished = rt.wait(id, 30000);
+  if (!finished) rt.stop(id);
+  ASSERT_TRUE(finished) << "the request waited for room it holds itself";
+  EXPECT_EQ(rec.log(id).terminal.type, EventType::kError);
+  EXPECT_EQ(rec.log(id).terminal.status, Status::kOutOfMemory);
+  EXPECT_NE(rec.log(id).error_text.find("over the memory budget"), std::string::npos)
+      << rec.log(id).error_text;
 }
 
 // Runtimes that ran stateless requests while there was no budget hold only their cached

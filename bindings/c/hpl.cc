@@ -214,10 +214,16 @@ hpl_status hpl_memory_info_get(hpl_model* model, hpl_memory_info* out) {
 }
 
 namespace {
-// The session options of checked params (cpus and cache_type parsed by the runtime).
+// The session options of checked params (cpus and cache_type parsed by the runtime), with
+// speculative decoding's (checked by the caller).
 hpl::SessionOptions session_options(const hpl_model_params& p) {
-  return hpl::session_options_from_text(p.n_ctx, p.n_ubatch, p.n_threads, p.cpus ? p.cpus : "",
-                                        p.cache_type ? p.cache_type : "");
+  hpl::SessionOptions o = hpl::session_options_from_text(
+      p.n_ctx, p.n_ubatch, p.n_threads, p.cpus ? p.cpus : "", p.cache_type ? p.cache_type : "");
+  if (p.draft_model) o.spec.draft_path = p.draft_model;
+  o.spec.lookup = p.lookup;
+  o.spec.draft_max = p.draft_max;
+  o.spec.draft_min = p.draft_min;
+  return o;
 }
 }  // namespace
 
@@ -261,10 +267,6 @@ hpl_status hpl_model_load(const char* path, const hpl_model_params* params, hpl_
       return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_model_load: ") + e.what());
     }
     o.max_consecutive_failures = p.max_consecutive_failures;
-    if (p.draft_model) o.session.spec.draft_path = p.draft_model;
-    o.session.spec.lookup = p.lookup;
-    o.session.spec.draft_max = p.draft_max;
-    o.session.spec.draft_min = p.draft_min;
     try {
       o.session.spec.check();
     } catch (const std::exception& e) {
@@ -293,7 +295,8 @@ hpl_status hpl_memory_estimate_get(const char* path, const hpl_model_params* par
     hpl::SessionOptions so;  // what a session of hpl_model_load(path, params) allocates
     try {
       so = session_options(p);
-    } catch (const hpl::RuntimeError& e) {
+      so.spec.check();
+    } catch (const std::exception& e) {
       return fail(HPL_ERR_INVALID_ARGUMENT, std::string("hpl_memory_estimate_get: ") + e.what());
     }
     const hpl::MemoryEstimate e = hpl::estimate_session_memory(path, so);

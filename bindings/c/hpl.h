@@ -105,7 +105,7 @@ HPL_API hpl_status hpl_status_name(hpl_status status, const char** name);
 HPL_API hpl_status hpl_set_memory_budget(uint64_t bytes);
 
 typedef struct hpl_memory_info {
-  uint64_t model_bytes;   /* this model's weights if loaded, else 0 */
+  uint64_t model_bytes;   /* this model's weights (and its draft model's) if loaded, else 0 */
   uint64_t kv_bytes;      /* KV caches of this model's live sessions */
   uint64_t scratch_bytes; /* forward-pass scratch of this model's live sessions */
   uint64_t loaded_bytes;  /* all loaded models, with the prompt-cache states charged to them
@@ -152,8 +152,11 @@ HPL_API hpl_status hpl_model_params_init(hpl_model_params* params);
  * f32 copies made at load, the session's KV cache (sliding-window layers keep only their
  * window) and forward-pass scratch. kv_bytes and scratch_bytes equal what
  * hpl_memory_info_get() reports for one live session of the loaded model (the KV cache in
- * params->cache_type). HPL_ERR_MODEL for a bad or unsupported file, HPL_ERR_INVALID_ARGUMENT
- * for an unknown cache type. */
+ * params->cache_type). For an embedding or rerank model (a bert encoder, or a decoder whose
+ * GGUF sets a pooling type) they are its embedder's: an encoder has no KV cache and scratch
+ * for one batch of tokens. With params->draft_model the draft model's weights (unless it is
+ * the model itself), KV cache and scratch are included. HPL_ERR_MODEL for a bad or unsupported
+ * file, HPL_ERR_INVALID_ARGUMENT for an unknown cache type. */
 typedef struct hpl_memory_estimate {
   uint64_t weights_mapped_bytes;
   uint64_t weights_converted_bytes;

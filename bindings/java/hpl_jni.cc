@@ -95,22 +95,79 @@ void on_event(const hpl_event* ev, void* user) {
     if (text)
       env->SetByteArrayRegion(text, 0, static_cast<jsize>(ev->text_len),
                               reinterpret_cast<const jbyte*>(ev->text));
+    // DONE of an embed / rerank request: n_outputs rows of dim floats.
+    jfloatArray outputs = nullptr;
+    if (ev->outputs && ev->n_outputs > 0) {
+      const auto n = static_cast<jsize>(ev->n_outputs) * static_cast<jsize>(ev->dim);
+      outputs = env->NewFloatArray(n);
+      if (outputs) env->SetFloatArrayRegion(outputs, 0, n, ev->outputs);
+    }
     const hpl_stats& s = ev->stats;
     env->CallVoidMethod(ref->sink, ref->on_event, static_cast<jint>(ev->type),
                         static_cast<jlong>(ev->id), text, static_cast<jint>(ev->status),
                         static_cast<jint>(s.prompt_tokens), static_cast<jint>(s.completion_tokens),
                         s.time_to_first_token_ms, s.prefill_tokens_per_s, s.decode_tokens_per_s,
                         s.queue_ms, s.total_ms, static_cast<jboolean>(s.truncated != 0),
-                        static_cast<jint>(s.finish));
+                        static_cast<jint>(s.finish), static_cast<jint>(s.cached_tokens), outputs,
+                        static_cast<jint>(ev->n_outputs), static_cast<jint>(ev->dim));
     if (env->ExceptionCheck()) {
       // A callback must not throw; report it and go on (the request is unaffected).
       env->ExceptionDescribe();
       env->ExceptionClear();
     }
     if (text) env->DeleteLocalRef(text);
+    if (outputs) env->DeleteLocalRef(outputs);
     if (terminal) env->DeleteGlobalRef(ref->sink);
   }
   if (terminal) delete ref;
+}
+
+// A Request's prompt or chat messages as hpl_request_params (sampling left at the defaults),
+// owning the strings the params point to. ok is false when an exception is pending.
+struct RequestText {
+  std::string prompt;
+  bool no_prompt = false;
+  std::vector<std::string> roles, contents;
+  std::vector<hpl_chat_message> msgs;
+  hpl_request_params rp;
+  bool ok = true;
+
+  RequestText(JNIEnv* env, jstring p, jobjectArray r, jobjectArray c)
+      : prompt(utf8(env, p, &no_prompt)), roles(utf8_array(env, r)), contents(utf8_array(env, c)) {
+    hpl_request_params_init(&rp);
+    if (roles.size() != contents.size()) {
+      env->ThrowNew(env->FindClass("java/lang/IllegalArgumentException"),
+                    "roles and contents differ in length");
+      ok = false;
+      return;
+    }
+    for (size_t i = 0; i < roles.size(); ++i)
+      msgs.push_back({roles[i].c_str(), contents[i].c_str()});
+    rp.prompt = no_prompt ? nullptr : prompt.c_str();
+    rp.messages = msgs.empty() ? nullptr : msgs.data();
+    rp.n_messages = msgs.size();
+  }
+};
+
+// A global reference to sink and its onEvent, for the C callback; null with an exception
+// pending when sink has no such method.
+SinkRef* sink_ref(JNIEnv* env, jobject sink) {
+  jclass cls = env->GetObjectClass(sink);
+  jmethodID on = env->GetMethodID(cls, "onEvent", "(IJ[BIIIDDDDDZII[FII)V");
+  env->DeleteLocalRef(cls);
+  if (!on) return nullptr;  // NoSuchMethodError pending
+  return new SinkRef{env->NewGlobalRef(sink), on};
+}
+
+// The request id when submitted; otherwise no event will come: releases ref and throws.
+jlong submitted(JNIEnv* env, SinkRef* ref, hpl_status status, hpl_request_id id) {
+  if (status != HPL_OK) {
+    env->DeleteGlobalRef(ref->sink);
+    delete ref;
+    throw_hpl(env, status);
+    return 0;
+  }
+  return static_cast<jlong>(id);
 }
 
 hpl_model* M(jlong h) {
@@ -201,24 +258,12 @@ NATIVE(jlong, submit)
 (JNIEnv* env, jclass, jlong m, jlong s, jstring prompt, jobjectArray roles, jobjectArray contents,
  jfloat temperature, jint top_k, jfloat top_p, jfloat min_p, jfloat repeat_penalty,
  jint repeat_last_n, jlong seed, jint max_tokens, jobjectArray stops, jobject sink) {
-  bool no_prompt = false;
-  const std::string p = utf8(env, prompt, &no_prompt);
-  const std::vector<std::string> r = utf8_array(env, roles), c = utf8_array(env, contents);
+  RequestText t(env, prompt, roles, contents);
+  if (!t.ok) return 0;
   const std::vector<std::string> st = utf8_array(env, stops);
-  if (r.size() != c.size()) {
-    env->ThrowNew(env->FindClass("java/lang/IllegalArgumentException"),
-                  "roles and contents differ in length");
-    return 0;
-  }
-  std::vector<hpl_chat_message> msgs;
-  for (size_t i = 0; i < r.size(); ++i) msgs.push_back({r[i].c_str(), c[i].c_str()});
   std::vector<const char*> stop_ptrs;
   for (const std::string& x : st) stop_ptrs.push_back(x.c_str());
-  hpl_request_params rp;
-  hpl_request_params_init(&rp);
-  rp.prompt = no_prompt ? nullptr : p.c_str();
-  rp.messages = msgs.empty() ? nullptr : msgs.data();
-  rp.n_messages = msgs.size();
+  hpl_request_params& rp = t.rp;
   rp.sampler.temperature = temperature;
   rp.sampler.top_k = top_k;
   rp.sampler.top_p = top_p;
@@ -230,20 +275,73 @@ NATIVE(jlong, submit)
   rp.stop_strings = stop_ptrs.empty() ? nullptr : stop_ptrs.data();
   rp.n_stop_strings = stop_ptrs.size();
 
-  jclass cls = env->GetObjectClass(sink);
-  jmethodID on = env->GetMethodID(cls, "onEvent", "(IJ[BIIIDDDDDZI)V");
-  env->DeleteLocalRef(cls);
-  if (!on) return 0;  // NoSuchMethodError pending
-  auto* ref = new SinkRef{env->NewGlobalRef(sink), on};
+  SinkRef* ref = sink_ref(env, sink);
+  if (!ref) return 0;
   hpl_request_id id = 0;
-  const hpl_status status = hpl_submit(M(m), S(s), &rp, on_event, ref, &id);
-  if (status != HPL_OK) {  // no event will come: release here
-    env->DeleteGlobalRef(ref->sink);
-    delete ref;
-    throw_hpl(env, status);
+  return submitted(env, ref, hpl_submit(M(m), S(s), &rp, on_event, ref, &id), id);
+}
+
+NATIVE(jlong, submitEmbed)
+(JNIEnv* env, jclass, jlong m, jobjectArray inputs, jint pooling, jboolean normalize,
+ jboolean truncate, jobject sink) {
+  const std::vector<std::string> in = utf8_array(env, inputs);
+  std::vector<const char*> ptrs;
+  for (const std::string& x : in) ptrs.push_back(x.c_str());
+  hpl_embed_params ep;
+  hpl_embed_params_init(&ep);
+  ep.pooling = static_cast<hpl_pooling>(pooling);
+  ep.normalize = normalize ? 1 : 0;
+  ep.truncate = truncate ? 1 : 0;
+  SinkRef* ref = sink_ref(env, sink);
+  if (!ref) return 0;
+  hpl_request_id id = 0;
+  return submitted(env, ref,
+                   hpl_submit_embed(M(m), ptrs.data(), ptrs.size(), &ep, on_event, ref, &id), id);
+}
+
+NATIVE(jlong, submitRerank)
+(JNIEnv* env, jclass, jlong m, jstring query, jobjectArray documents, jboolean truncate,
+ jobject sink) {
+  const std::string q = utf8(env, query);
+  const std::vector<std::string> docs = utf8_array(env, documents);
+  std::vector<const char*> ptrs;
+  for (const std::string& x : docs) ptrs.push_back(x.c_str());
+  SinkRef* ref = sink_ref(env, sink);
+  if (!ref) return 0;
+  hpl_request_id id = 0;
+  return submitted(env, ref,
+                   hpl_submit_rerank(M(m), q.c_str(), ptrs.data(), ptrs.size(), truncate ? 1 : 0,
+                                     on_event, ref, &id),
+                   id);
+}
+
+NATIVE(jintArray, modelInfo)(JNIEnv* env, jclass, jlong m) {
+  hpl_model_info i;
+  if (!check(env, hpl_model_info_get(M(m), &i))) return nullptr;
+  const jint v[3] = {static_cast<jint>(i.kind), i.n_embd, i.n_ctx_embed};
+  jintArray out = env->NewIntArray(3);
+  if (out) env->SetIntArrayRegion(out, 0, 3, v);
+  return out;
+}
+
+NATIVE(void, prefixSave)
+(JNIEnv* env, jclass, jlong m, jstring prompt, jobjectArray roles, jobjectArray contents,
+ jstring path) {
+  RequestText t(env, prompt, roles, contents);
+  if (!t.ok) return;
+  check(env, hpl_prefix_save(M(m), &t.rp, utf8(env, path).c_str()));
+}
+
+NATIVE(jlong, prefixLoad)
+(JNIEnv* env, jclass, jlong m, jstring path, jboolean have_expect, jstring prompt,
+ jobjectArray roles, jobjectArray contents) {
+  RequestText t(env, prompt, roles, contents);
+  if (!t.ok) return 0;
+  int64_t n = 0;
+  if (!check(env,
+             hpl_prefix_load(M(m), utf8(env, path).c_str(), have_expect ? &t.rp : nullptr, &n)))
     return 0;
-  }
-  return static_cast<jlong>(id);
+  return static_cast<jlong>(n);
 }
 
 NATIVE(jboolean, stop)(JNIEnv* env, jclass, jlong m, jlong id) {

@@ -99,7 +99,9 @@ class TensorPlan:
 
 
 @dataclass
-class Hparams:
+class SizeHparams:
+    """What every architecture has (the keys write_size_keys writes), decoders and bert."""
+
     arch: str
     hf_arch: str
     n_ctx: int
@@ -107,6 +109,10 @@ class Hparams:
     n_layer: int
     n_ff: int
     n_head: int
+
+
+@dataclass
+class Hparams(SizeHparams):
     n_head_kv: int
     head_dim: int
     rms_eps: float
@@ -250,13 +256,37 @@ def hparams_of(config) -> Hparams:
     return hp
 
 
-def write_hparams(w, hp: Hparams) -> None:
-    """All hyper-parameter keys, named as llama.cpp reads them ({arch}.xxx)."""
+def write_size_keys(w, hp: SizeHparams) -> None:
+    """The size keys every architecture has (decoders and bert): context, width, layers, FFN
+    width, heads."""
     w.add_context_length(hp.n_ctx)
     w.add_embedding_length(hp.n_embd)
     w.add_block_count(hp.n_layer)
     w.add_feed_forward_length(hp.n_ff)
     w.add_head_count(hp.n_head)
+
+
+def refuse_leftover(hf_arch: str, leftover: list[str]) -> None:
+    """Checkpoint tensors no rule took are an error naming the first few."""
+    if leftover:
+        more = f" (and {len(leftover) - 5} more)" if len(leftover) > 5 else ""
+        raise ConvertError(f"checkpoint tensors not understood for {hf_arch}: {', '.join(leftover[:5])}{more}")
+
+
+def check_plan_shapes(plans: list[TensorPlan], want: dict) -> None:
+    """Each planned tensor's shape against want (keyed by GGUF name, without blk.N.)."""
+    for p in plans:
+        if p.hf_name is None:
+            continue
+        key = p.gguf_name.split(".", 2)[2] if p.gguf_name.startswith("blk.") else p.gguf_name
+        if key in want and tuple(p.shape) != want[key]:
+            raise ConvertError(
+                f"tensor {p.hf_name} has shape {list(p.shape)}, but config.json implies {list(want[key])}")
+
+
+def write_hparams(w, hp: Hparams) -> None:
+    """All hyper-parameter keys, named as llama.cpp reads them ({arch}.xxx)."""
+    write_size_keys(w, hp)
     w.add_head_count_kv(hp.n_head_kv)
     w.add_key_length(hp.head_dim)
     w.add_value_length(hp.head_dim)
@@ -368,10 +398,7 @@ def plan_tensors(hp: Hparams, checkpoint) -> list[TensorPlan]:
     elif take("lm_head.weight", "output.weight") is None:
         raise ConvertError("config says tie_word_embeddings is false, but the checkpoint has no lm_head.weight")
 
-    leftover = sorted(by_norm[n] for n in by_norm if n not in used)
-    if leftover:
-        more = f" (and {len(leftover) - 5} more)" if len(leftover) > 5 else ""
-        raise ConvertError(f"checkpoint tensors not understood for {hp.hf_arch}: {', '.join(leftover[:5])}{more}")
+    refuse_leftover(hp.hf_arch, sorted(by_norm[n] for n in by_norm if n not in used))
     _check_shapes(hp, plans)
     return plans
 
@@ -391,13 +418,7 @@ def _check_shapes(hp: Hparams, plans: list[TensorPlan]) -> None:
     }
     if hp.arch == "phi3":
         want["ffn_up.weight"] = (2 * hp.n_ff, d)
-    for p in plans:
-        if p.hf_name is None:
-            continue
-        key = p.gguf_name.split(".", 2)[2] if p.gguf_name.startswith("blk.") else p.gguf_name
-        if key in want and tuple(p.shape) != want[key]:
-            raise ConvertError(
-                f"tensor {p.hf_name} has shape {list(p.shape)}, but config.json implies {list(want[key])}")
+    check_plan_shapes(plans, want)
     if hp.head_dim % 2:
         raise ConvertError(f"head_dim {hp.head_dim} is odd; RoPE needs pairs")
 

@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from .arch import TensorPlan
+from .arch import SizeHparams, TensorPlan, check_plan_shapes, refuse_leftover, write_size_keys
 from .errors import ConvertError
 from .vocab import CONTROL, NORMAL, Vocab
 
@@ -59,14 +59,7 @@ _IGNORED = ("embeddings.position_ids",)
 
 
 @dataclass
-class BertHparams:
-    arch: str
-    hf_arch: str
-    n_ctx: int
-    n_embd: int
-    n_layer: int
-    n_ff: int
-    n_head: int
+class BertHparams(SizeHparams):
     norm_eps: float
     n_token_types: int
     pooling: str  # "mean", "cls", "last", "rank"
@@ -146,11 +139,7 @@ def write_hparams(w, hp: BertHparams) -> None:
     """llama.cpp's bert keys ({arch}.xxx)."""
     import gguf
 
-    w.add_context_length(hp.n_ctx)
-    w.add_embedding_length(hp.n_embd)
-    w.add_block_count(hp.n_layer)
-    w.add_feed_forward_length(hp.n_ff)
-    w.add_head_count(hp.n_head)
+    write_size_keys(w, hp)
     w.add_layer_norm_eps(hp.norm_eps)
     w.add_causal_attention(False)
     w.add_pooling_type({"mean": gguf.PoolingType.MEAN, "cls": gguf.PoolingType.CLS,
@@ -196,10 +185,7 @@ def plan_tensors(hp: BertHparams, checkpoint) -> list[TensorPlan]:
     else:
         # BertModel's pooler is not part of an embedding (llama.cpp drops it as well).
         used.update(n for n in by_name if n.startswith("pooler."))
-    leftover = sorted(by_name[n] for n in by_name if n not in used)
-    if leftover:
-        more = f" (and {len(leftover) - 5} more)" if len(leftover) > 5 else ""
-        raise ConvertError(f"checkpoint tensors not understood for {hp.hf_arch}: {', '.join(leftover[:5])}{more}")
+    refuse_leftover(hp.hf_arch, sorted(by_name[n] for n in by_name if n not in used))
     _check_shapes(hp, plans)
     return plans
 
@@ -216,10 +202,7 @@ def _check_shapes(hp: BertHparams, plans: list[TensorPlan]) -> None:
     want["ffn_down.weight"], want["ffn_down.bias"] = (d, f), (d,)
     if plans[0].shape[1] != d:
         raise ConvertError(f"embeddings.word_embeddings has rows of {plans[0].shape[1]}, config says {d}")
-    for p in plans:
-        key = p.gguf_name.split(".", 2)[2] if p.gguf_name.startswith("blk.") else p.gguf_name
-        if key in want and tuple(p.shape) != want[key]:
-            raise ConvertError(f"tensor {p.hf_name} has shape {list(p.shape)}, but config.json implies {list(want[key])}")
+    check_plan_shapes(plans, want)
 
 
 def apply_transform(p: TensorPlan, data, hp: BertHparams):

@@ -1,8 +1,8 @@
 """Prompt cache on every test architecture (the tiny random-weight models of tests/data/hf-tiny,
 converted to F32 GGUF): greedy output of stateless requests is the same whether their prefix
 came from the cache or was evaluated again, including Gemma 3's sliding-window layers (window
-4; micro-batch 3 -> the sliding layers hold 22 positions, so longer requests move the ring and
-only some prefixes stay reusable). Runs through the C API (Python binding): two handles of one
+4; micro-batch 3 and the sessions' 16 positions of rewind slack -> the sliding layers hold 38
+positions, so longer requests move the ring and only some prefixes stay reusable). Runs through the C API (Python binding): two handles of one
 model, cache on and cache_prompt=False."""
 from __future__ import annotations
 
@@ -87,6 +87,38 @@ def test_a_saved_prefix_is_reused_after_a_reload(models, tmp_path):
         assert st.cached_tokens == n, arch
         with pytest.raises(hpl.SessionMismatchError):
             fresh.load_prefix(f, B)
+
+
+def common_prefix(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def test_a_prompt_parting_a_few_tokens_before_the_end_reuses_the_rest(models):
+    """Sessions keep 16 positions of rewind slack (SessionOptions::kRewindSlack), so a prompt
+    that parts up to 16 tokens before the furthest position its cached state reached (a chat
+    client resending the conversation: the end of the reply) reuses everything before the
+    parting, at every length: also right after a sliding-window ring moved (gemma3: the lengths
+    below cross several moves of its 38-position ring)."""
+    arch, shared_model, plain = models
+    with hpl.Model(shared_model.path, n_threads=1, n_ctx=256, n_ubatch=3) as cached:
+        parting_prompts_reuse_their_prefix(arch, cached, plain)
+
+
+def parting_prompts_reuse_their_prefix(arch, cached, plain):
+    # a fresh model: no state saved by other tests that went further along the same words
+    words = (A + " " + B + " " + A).split()
+    for i, n_words in enumerate(range(8, len(words) + 1, 2)):
+        held = " ".join(words[:n_words])  # longer than any earlier request: the furthest yet
+        ask(cached, held, n=1)  # the live state: held's tokens
+        p = " ".join(words[:n_words - 1 - i % 3]) + " zebra"
+        got, st = ask(cached, p, n=4)
+        assert got == ask(plain, p, n=4, cache_prompt=False)[0], (arch, p)
+        shared = common_prefix(cached.tokenize(held), cached.tokenize(p))
+        assert 8 <= shared and len(cached.tokenize(held)) - shared <= 16, (arch, shared)  # setup
+        assert st.cached_tokens >= shared, (arch, n_words, st)
 
 
 def default_gemma():

@@ -963,13 +963,19 @@ WEATHER = {"type": "function", "function": {
 NOOP = {"type": "function", "function": {"name": "noop"}}
 
 
+class Url(str):
+    family = ""  # the served chat template
+
+
 @pytest.fixture(scope="module", params=["chatml", "llama3"])
 def tool_server(hpl, tmp_path_factory, request):
     log = tmp_path_factory.mktemp("serve-" + request.param) / "server.log"
     port = free_port()
     proc = start_server(hpl, log, port, "--template", request.param)
     try:
-        yield f"http://127.0.0.1:{port}"
+        url = Url(f"http://127.0.0.1:{port}")
+        url.family = request.param
+        yield url
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
@@ -1007,9 +1013,106 @@ def test_tool_errors(server, body, param, msg):
     assert e["param"] == param and msg in e["message"], e
 
 
-def test_tools_are_refused_on_completions_and_with_stream(server, tool_server):
+def test_tools_are_refused_on_completions(server):
     r = post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 2, "tools": [WEATHER]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text
-    r = post(tool_server, "/v1/chat/completions", {"messages": MSG, "max_tokens": 2, "tools": [WEATHER],
-                                                     "stream": True})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "stream", r.text
+
+
+def streamed_reply(chunks):
+    """content, tool_calls and finish_reason of a streamed chat reply."""
+    content, calls = "", []
+    for ch in chunks:
+        d = ch["choices"][0]["delta"]
+        content += d.get("content") or ""
+        for t in d.get("tool_calls", []):
+            assert t["index"] == len(calls) and t["type"] == "function", t
+            calls.append({"id": t["id"], "type": t["type"], "function": t["function"]})
+    return content, calls, chunks[-1]["choices"][0]["finish_reason"]
+
+
+@pytest.mark.parametrize("choice", ["required", "auto"])
+def test_tool_calls_streamed_equal_the_whole_reply(tool_server, choice):
+    """Streamed with tools: the text goes out as it comes until a call may start, then the
+    calls come as one tool_calls delta; the same seed gives the same reply as unstreamed."""
+    n_calls = 0
+    for seed in range(3):
+        body = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "max_tokens": 200,
+                "seed": seed, "temperature": 1.0, "tools": [WEATHER], "tool_choice": choice}
+        whole = post(tool_server, "/v1/chat/completions", body).json()["choices"][0]
+        content, calls, finish = streamed_reply(stream(tool_server, "/v1/chat/completions", body))
+        assert finish == whole["finish_reason"], (whole, finish)
+        assert calls == whole["message"].get("tool_calls", []), (whole, calls)
+        if calls:
+            assert content == (whole["message"].get("content") or ""), (whole, content)
+        else:
+            assert content == whole["message"]["content"], (whole, content)
+        n_calls += len(calls)
+    if choice == "required":
+        assert n_calls >= 3
+
+
+def rendered(family, turns):
+    """The prompt text the template gives (role, content) turns, plus the generation prompt."""
+    if family == "chatml":
+        return "".join(f"<|im_start|>{r}\n{c}<|im_end|>\n" for r, c in turns) + "<|im_start|>assistant\n"
+    return "".join(f"<|start_header_id|>{r}<|end_header_id|>\n\n{c.strip()}<|eot_id|>" for r, c in turns) + \
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+
+
+def test_earlier_calls_and_tool_results_are_written_in_the_template_format(tool_server):
+    """A conversation holding a call (arguments as text, as OpenAI sends them) and two results:
+    the prompt is what the template's tool format writes (Qwen: <tool_call> / <tool_response>
+    blocks; Llama 3.1: the call's JSON, ipython turns), checked by running that text through
+    /v1/completions: the same prompt tokens and the same greedy reply."""
+    msgs = [{"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_0", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+            {"role": "tool", "tool_call_id": "call_0", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "call_0", "content": "21 C"}]
+    if tool_server.family == "chatml":
+        turns = [("user", "Weather in Paris?"),
+                 ("assistant", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'),
+                 ("user", "<tool_response>\nsunny\n</tool_response>\n<tool_response>\n21 C\n</tool_response>")]
+    else:
+        turns = [("user", "Weather in Paris?"),
+                 ("assistant", '{"name": "get_weather", "parameters": {"city": "Paris"}}'),
+                 ("ipython", "sunny"), ("ipython", "21 C")]
+    for tools in ({}, {"tools": [WEATHER]}):  # with tools, the descriptions are added too
+        chat = post(tool_server, "/v1/chat/completions",
+                    {"messages": msgs, "max_tokens": 12, "temperature": 0, **tools})
+        assert chat.status_code == 200, chat.text
+        if tools:
+            assert chat.json()["usage"]["prompt_tokens"] > n_prompt
+            continue
+        want = post(tool_server, "/v1/completions",
+                    {"prompt": rendered(tool_server.family, turns), "max_tokens": 12, "temperature": 0}).json()
+        n_prompt = want["usage"]["prompt_tokens"]
+        assert chat.json()["usage"]["prompt_tokens"] == n_prompt, (chat.json(), want)
+        assert want["choices"][0]["text"].startswith(chat.json()["choices"][0]["message"]["content"])
+
+
+@pytest.mark.parametrize("msg,param,text", [
+    ({"role": "assistant", "tool_calls": [{"type": "function", "function": {"arguments": "{}"}}]},
+     "messages[1].tool_calls[0]", "must be {"),
+    ({"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}]},
+     "messages[1].tool_calls[0].function.arguments", "must be a JSON object"),
+    ({"role": "assistant", "tool_calls": []}, "messages[1].tool_calls", "non-empty array"),
+    ({"role": "tool"}, "messages[1].content", "is required"),
+    ({"role": "robot", "content": "x"}, "messages[1].role", "must be system, developer, user, assistant or tool"),
+])
+def test_bad_tool_history_is_400_naming_it(tool_server, msg, param, text):
+    r = post(tool_server, "/v1/chat/completions", {"messages": [MSG[0], msg], "max_tokens": 2})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == param and text in e["message"], e
+
+
+def test_tool_history_needs_a_template_with_a_tool_format(server):
+    r = post(server, "/v1/chat/completions",
+             {"messages": [MSG[0], {"role": "tool", "content": "sunny"}], "max_tokens": 2})
+    assert r.status_code == 400, r.text
+    e = r.json()["error"]
+    assert e["param"] == "messages[1].role" and "not supported with the llama2" in e["message"], e
+
+

@@ -32,6 +32,31 @@ def test_stop_strings_and_options(story):
         story.submit()
 
 
+def test_grammar_and_json_schema_constrain_the_reply(story):
+    import json
+
+    for seed in range(4):
+        text = story.generate("Once upon a time", max_tokens=16, temperature=1.0, seed=seed,
+                              grammar='root ::= "Tom" | "Sue" " and " ("Ben" | "Lily")')
+        assert text in ("Tom", "Sue and Ben", "Sue and Lily"), text
+    schema = {"type": "object", "properties": {"n": {"type": "integer"},
+                                               "ok": {"enum": ["yes", "no"]}},
+              "required": ["n", "ok"], "additionalProperties": False}
+    for as_text in (False, True):
+        gen = story.submit("Once upon a time", max_tokens=48, temperature=0.8, seed=1,
+                           json_schema=json.dumps(schema) if as_text else schema)
+        reply = json.loads(gen.result())
+        assert gen.stats.finish == "end_of_generation"
+        assert set(reply) == {"n", "ok"} and isinstance(reply["n"], int) and reply["ok"] in (
+            "yes", "no")
+    with pytest.raises(hpl.HplError, match="pattern"):
+        story.submit("x", json_schema={"type": "string", "pattern": "a+"})
+    with pytest.raises(ValueError, match="not both"):
+        story.submit("x", grammar='root ::= "a"', json_schema={"enum": [1]})
+    with pytest.raises(TypeError, match="grammar"):
+        story.submit("x", grammar=b'root ::= "a"')
+
+
 def _running(slow):
     gen = slow.generate("Once upon a time", stream=True, max_tokens=200, temperature=0)
     it = iter(gen)

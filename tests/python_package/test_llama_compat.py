@@ -159,3 +159,29 @@ def test_max_tokens_none_runs_to_the_context_end_and_seeds_advance():
         b = [l2("Once", max_tokens=12, temperature=1.0)["choices"][0]["text"] for _ in range(3)]
     assert a == b  # the same seed gives the same sequence of calls
     assert len(set(a)) > 1  # and successive calls differ, as with llama-cpp-python
+
+
+def test_grammar_and_response_format_constrain_the_reply(llm):
+    import json
+
+    class LlamaGrammar:  # llama_cpp.LlamaGrammar keeps its GBNF text in _grammar
+        _grammar = 'root ::= "Tom" | "Sue"'
+
+    for g in ('root ::= "Tom" | "Sue"', LlamaGrammar()):
+        out = llm("Once upon a time", max_tokens=16, temperature=0.8, seed=5, grammar=g)
+        assert out["choices"][0]["text"] in ("Tom", "Sue")
+    msgs = [{"role": "user", "content": "Is the sky blue?"}]
+    schema = {"type": "object", "properties": {"a": {"type": "boolean"}}, "required": ["a"],
+              "additionalProperties": False}
+    for rf in ({"type": "json_object", "schema": schema},
+               {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}):
+        for seed in range(3):
+            out = llm.create_chat_completion(msgs, max_tokens=32, seed=seed, response_format=rf)
+            reply = json.loads(out["choices"][0]["message"]["content"])
+            assert set(reply) == {"a"} and isinstance(reply["a"], bool), reply
+    text = llm.create_chat_completion(msgs, max_tokens=4, response_format={"type": "text"})
+    conforms(text, CHAT)
+    with pytest.raises(ValueError, match="response_format"):
+        llm.create_chat_completion(msgs, max_tokens=4, response_format={"type": "xml"})
+    with pytest.raises(TypeError, match="grammar"):
+        llm("Once", max_tokens=2, grammar=42)

@@ -10,8 +10,8 @@
 
 Responses are the same OpenAI-shaped dicts (llama_cpp.llama_types: CreateCompletionResponse,
 CreateChatCompletionResponse, and their stream chunks). What is not supported raises
-NotImplementedError naming the argument: logprobs, suffix, token-list prompts, grammars,
-tools/functions, response_format, logit_bias, logits_processor/stopping_criteria, mirostat,
+NotImplementedError naming the argument: logprobs, suffix, token-list prompts,
+tools/functions, logit_bias, logits_processor/stopping_criteria, mirostat,
 typical_p/tfs_z != 1, frequency/presence penalties != 0, image content, embeddings, and
 save_state/load_state (use hpl.Model.session() and Session.save/restore). Arguments of
 Llama() that only tune llama.cpp (n_gpu_layers, use_mlock, rope scaling, ...) are accepted and
@@ -35,9 +35,9 @@ _TEMPLATE_TOKENS_PER_MESSAGE = 16
 _FINISH = {"end_of_generation": "stop", "stop_string": "stop", "stopped": "stop",
            "max_tokens": "length", "context_end": "length"}
 
-_UNSUPPORTED_IF_SET = ("suffix", "logprobs", "top_logprobs", "grammar", "logit_bias",
+_UNSUPPORTED_IF_SET = ("suffix", "logprobs", "top_logprobs", "logit_bias",
                        "logits_processor", "stopping_criteria", "functions", "function_call",
-                       "tools", "tool_choice", "response_format")
+                       "tools", "tool_choice")
 _UNSUPPORTED_UNLESS = {"frequency_penalty": 0.0, "presence_penalty": 0.0, "typical_p": 1.0,
                        "tfs_z": 1.0, "mirostat_mode": 0}
 
@@ -66,8 +66,47 @@ def _reject_unsupported(kwargs: Mapping[str, Any]) -> None:
             raise TypeError(f"hpl.Llama: unexpected argument {k!r}")
 
 
+def _grammar_text(grammar: Any) -> Optional[str]:
+    """GBNF text of a str or of llama_cpp.LlamaGrammar (which keeps its text in _grammar)."""
+    if grammar is None or isinstance(grammar, str):
+        return grammar
+    text = getattr(grammar, "_grammar", None)
+    if isinstance(text, str):
+        return text
+    raise TypeError(f"hpl.Llama: grammar must be GBNF text or a LlamaGrammar, got "
+                    f"{type(grammar).__name__}")
+
+
+def _format_options(grammar: Any, response_format: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """grammar / response_format -> the Model options grammar / json_schema."""
+    out: Dict[str, Any] = {}
+    text = _grammar_text(grammar)
+    if text is not None:
+        out["grammar"] = text
+    if response_format is None:
+        return out
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    if kind == "text":
+        return out
+    if kind == "json_object":  # llama-cpp-python's form may carry a "schema"
+        schema = response_format.get("schema")
+        out["json_schema"] = schema if schema is not None else {"type": "object"}
+    elif kind == "json_schema":  # OpenAI's form
+        js = response_format.get("json_schema")
+        if not isinstance(js, Mapping) or "schema" not in js:
+            raise ValueError("hpl.Llama: response_format json_schema needs json_schema.schema")
+        out["json_schema"] = js["schema"]
+    else:
+        raise ValueError(f"hpl.Llama: response_format type must be text, json_object or "
+                         f"json_schema, got {kind!r}")
+    if "grammar" in out:
+        raise ValueError("hpl.Llama: pass grammar or response_format, not both")
+    return out
+
+
 def _usage(stats: Optional[Stats]) -> Dict[str, int]:
-    p = stats.prompt_tokens if stats else 0
+    # OpenAI counts the whole prompt, the part reused from the prompt cache included
+    p = stats.prompt_tokens + stats.cached_tokens if stats else 0
     c = stats.completion_tokens if stats else 0
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
@@ -154,7 +193,7 @@ class Llama:
                           top_p: float = 0.95, min_p: float = 0.05, echo: bool = False,
                           stop: Optional[Union[str, List[str]]] = None,
                           repeat_penalty: float = 1.0, top_k: int = 40, stream: bool = False,
-                          seed: Optional[int] = None,
+                          seed: Optional[int] = None, grammar: Any = None,
                           **unsupported: Any) -> Union[Dict[str, Any], Iterator[Dict[str, Any]]]:
         """Text completion: a CreateCompletionResponse dict, or with stream=True an iterator of
         chunks of the same shape (one piece of text each; the last has finish_reason)."""
@@ -166,7 +205,7 @@ class Llama:
         n_prompt = len(self._model.tokenize(prompt, add_special=True, parse_special=True))
         opts = self._options(n_prompt, max_tokens, temperature, top_p, min_p, top_k,
                              repeat_penalty, stop, seed)
-        gen = self._model.submit(prompt, **opts)
+        gen = self._model.submit(prompt, **opts, **_format_options(grammar, None))
         head = {"id": f"cmpl-{uuid.uuid4()}", "object": "text_completion",
                 "created": int(time.time()), "model": self.model_path}
         if stream:
@@ -195,7 +234,9 @@ class Llama:
                                min_p: float = 0.05, stream: bool = False,
                                stop: Optional[Union[str, List[str]]] = None,
                                seed: Optional[int] = None, max_tokens: Optional[int] = None,
-                               repeat_penalty: float = 1.0, **unsupported: Any
+                               repeat_penalty: float = 1.0, grammar: Any = None,
+                               response_format: Optional[Mapping[str, Any]] = None,
+                               **unsupported: Any
                                ) -> Union[Dict[str, Any], Iterator[Dict[str, Any]]]:
         """Chat completion with the model's chat template: a CreateChatCompletionResponse
         dict, or with stream=True an iterator of chat.completion.chunk dicts (the first delta
@@ -209,7 +250,8 @@ class Llama:
                        for _, c in pairs) + _TEMPLATE_TOKENS_PER_MESSAGE * (len(pairs) + 1)
         opts = self._options(n_prompt, max_tokens, temperature, top_p, min_p, top_k,
                              repeat_penalty, stop, seed)
-        gen = self._model.submit(messages=pairs, **opts)
+        gen = self._model.submit(messages=pairs, **opts,
+                                 **_format_options(grammar, response_format))
         head = {"id": f"chatcmpl-{uuid.uuid4()}", "created": int(time.time()),
                 "model": self.model_path}
         if stream:

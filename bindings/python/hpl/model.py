@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import json
 import os
 import threading
 import weakref
@@ -39,12 +40,14 @@ if TYPE_CHECKING:
         seed: int  # default 0
         stop: Union[str, Sequence[str]]  # generation ends before any of these; not emitted
         cache_prompt: bool  # stateless: reuse the KV of a cached prompt prefix (default True)
+        grammar: str  # GBNF (llama.cpp's format, start rule "root"): the reply is a sentence of it
+        json_schema: Union[str, Mapping[str, Any]]  # the reply is JSON valid against this schema
 
 #: A chat message: {"role": ..., "content": ...} or a (role, content) pair.
 Message = Union[Mapping[str, Any], Tuple[str, str]]
 
 _OPTION_NAMES = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty",
-                 "repeat_last_n", "seed", "stop", "cache_prompt")
+                 "repeat_last_n", "seed", "stop", "cache_prompt", "grammar", "json_schema")
 _SAMPLER_NAMES = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
                   "seed")
 
@@ -101,7 +104,25 @@ class _Params:
         for name in _SAMPLER_NAMES:
             if options.get(name) is not None:
                 setattr(p.sampler, name, options[name])
+        self._constraint(p, options.get("grammar"), options.get("json_schema"))
         self.c = p
+
+    def _constraint(self, p: Any, grammar: Any, schema: Any) -> None:
+        # compiled by libhpl at submit: a bad grammar or schema raises there with its position
+        if grammar is not None and schema is not None:
+            raise ValueError("pass grammar or json_schema, not both")
+        if grammar is not None:
+            if not isinstance(grammar, str):
+                raise TypeError(f"grammar must be a str (GBNF), got {type(grammar).__name__}")
+            self._keep.append(grammar.encode())
+            p.grammar = self._keep[-1]
+        if schema is not None:
+            if isinstance(schema, Mapping) or isinstance(schema, bool):
+                schema = json.dumps(schema)
+            if not isinstance(schema, str):
+                raise TypeError(f"json_schema must be a str or a dict, got {type(schema).__name__}")
+            self._keep.append(schema.encode())
+            p.json_schema = self._keep[-1]
 
 
 @dataclass(frozen=True)
@@ -160,7 +181,8 @@ class _Generator:
         yielding text pieces (UTF-8-complete) as they are made.
 
         Options: max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
-        repeat_last_n, seed, stop (a string or list of strings, not emitted).
+        repeat_last_n, seed, stop (a string or list of strings, not emitted), cache_prompt,
+        grammar (GBNF text) or json_schema (a dict or its JSON text).
         Raises HplError (e.g. ContextFullError) with the library's message.
         """
         gen = self.submit(prompt, **options)

@@ -16,6 +16,13 @@ public interface Callback {
   /** A UTF-8-complete piece of generated text. */
   void onToken(long id, String text);
 
+  /**
+   * The DONE of an embedding or rerank request, just before onDone: nOutputs rows of dim
+   * floats (outputs[i * dim + j] is input i's; rerank: one score per document, dim 1), fewer
+   * than the inputs only when stopped. Generation requests never get it.
+   */
+  default void onOutputs(long id, float[] outputs, int nOutputs, int dim) {}
+
   void onDone(long id, Stats stats);
 
   void onError(long id, int status, String message);

@@ -12,14 +12,16 @@ final class EventSink {
   // characters outside the BMP).
   void onEvent(int type, long id, byte[] text, int status, int promptTokens,
       int completionTokens, double ttft, double prefill, double decode, double queueMs,
-      double totalMs, boolean truncated, int finish) {
+      double totalMs, boolean truncated, int finish, int cachedTokens, float[] outputs,
+      int nOutputs, int dim) {
     switch (type) {
       case 0: cb.onQueued(id); break;
       case 1: cb.onProcessing(id); break;
       case 2: cb.onToken(id, new String(text, StandardCharsets.UTF_8)); break;
       case 3:
+        if (outputs != null) cb.onOutputs(id, outputs, nOutputs, dim);
         cb.onDone(id, new Stats(promptTokens, completionTokens, ttft, prefill, decode, queueMs,
-            totalMs, truncated, finish));
+            totalMs, truncated, finish, cachedTokens));
         break;
       default: cb.onError(id, status, new String(text, StandardCharsets.UTF_8)); break;
     }

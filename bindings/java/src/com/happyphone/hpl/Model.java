@@ -33,6 +33,58 @@ public final class Model implements AutoCloseable {
         r.stops.toArray(new String[0]), new EventSink(cb));
   }
 
+  /**
+   * An embedding request: one vector per input text, delivered to {@link Callback#onOutputs}
+   * before onDone. params may be null (the defaults). Refused (HplException INVALID_ARGUMENT)
+   * for no inputs, an empty text, an input longer than {@link ModelInfo#nCtxEmbed} without
+   * truncate, or a reranker.
+   */
+  public long submitEmbed(String[] inputs, EmbedParams params, Callback cb) {
+    if (cb == null) throw new NullPointerException("callback");
+    EmbedParams p = params == null ? new EmbedParams() : params;
+    return Native.submitEmbed(handle(), inputs, p.pooling, p.normalize, p.truncate,
+        new EventSink(cb));
+  }
+
+  /**
+   * A rerank request: one relevance score per document for the query (a cross-encoder's),
+   * in document order, delivered to {@link Callback#onOutputs}. truncate cuts documents that
+   * do not fit beside the query, else they are refused. A model with no classification head
+   * is refused.
+   */
+  public long submitRerank(String query, String[] documents, boolean truncate, Callback cb) {
+    if (cb == null) throw new NullPointerException("callback");
+    return Native.submitRerank(handle(), query, documents, truncate, new EventSink(cb));
+  }
+
+  /** What the model does (generate, embed or rerank) and its embedding sizes. */
+  public ModelInfo info() {
+    int[] v = Native.modelInfo(handle());
+    return new ModelInfo(v[0], v[1], v[2]);
+  }
+
+  /**
+   * Saves a fixed prompt prefix (the prefix request's prompt or messages; nothing is
+   * generated) with its KV cache to path, so a later run's first stateless request skips it.
+   * Blocks (not in a callback).
+   */
+  public void prefixSave(Request prefix, String path) {
+    Native.prefixSave(handle(), prefix.prompt, prefix.roles.toArray(new String[0]),
+        prefix.contents.toArray(new String[0]), path);
+  }
+
+  /**
+   * Loads a prefix saved by prefixSave into the stateless context; returns its length in
+   * tokens. With expect non-null its tokens must be the start of expect's prompt
+   * (HplException SESSION_MISMATCH otherwise); a file from another model is refused the same
+   * way. Blocks (not in a callback).
+   */
+  public long prefixLoad(String path, Request expect) {
+    Request e = expect == null ? new Request() : expect;
+    return Native.prefixLoad(handle(), path, expect != null, e.prompt,
+        e.roles.toArray(new String[0]), e.contents.toArray(new String[0]));
+  }
+
   /** Stops a queued or running request; false if unknown or already finished. */
   public boolean stop(long id) { return Native.stop(handle(), id); }
 

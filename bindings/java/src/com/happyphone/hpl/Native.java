@@ -30,6 +30,15 @@ final class Native {
       String[] contents, float temperature, int topK, float topP, float minP,
       float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops,
       EventSink sink);
+  static native long submitEmbed(long model, String[] inputs, int pooling, boolean normalize,
+      boolean truncate, EventSink sink);
+  static native long submitRerank(long model, String query, String[] documents, boolean truncate,
+      EventSink sink);
+  static native int[] modelInfo(long model);
+  static native void prefixSave(long model, String prompt, String[] roles, String[] contents,
+      String path);
+  static native long prefixLoad(long model, String path, boolean haveExpect, String prompt,
+      String[] roles, String[] contents);
   static native boolean stop(long model, long id);
   static native boolean waitFor(long model, long id, long timeoutMs);
 }

@@ -10,9 +10,12 @@ public final class Stats {
   public final double queueMs, totalMs;
   public final boolean truncated;
   public final int finish; // one of the constants above
+  /** Stateless requests: prompt tokens whose KV was reused (a loaded prefix, the prompt
+   * cache), not in promptTokens; 0 in a session. */
+  public final int cachedTokens;
 
   Stats(int promptTokens, int completionTokens, double ttft, double prefill, double decode,
-      double queueMs, double totalMs, boolean truncated, int finish) {
+      double queueMs, double totalMs, boolean truncated, int finish, int cachedTokens) {
     this.promptTokens = promptTokens;
     this.completionTokens = completionTokens;
     this.timeToFirstTokenMs = ttft;
@@ -22,6 +25,7 @@ public final class Stats {
     this.totalMs = totalMs;
     this.truncated = truncated;
     this.finish = finish;
+    this.cachedTokens = cachedTokens;
   }
 
   @Override
