@@ -18,6 +18,8 @@
 #include "cli/json_writer.h"
 #include "engine/memory_estimate.h"
 #include "engine/model_config.h"
+#include "engine/model_weights.h"
+#include "engine/repack_weights.h"
 #include "gguf/gguf.h"
 #include "kernel/cpu_topology.h"
 #include "kernel/ops.h"
@@ -106,6 +108,23 @@ void print_memory_text(const MemoryEstimate& e, const InfoOptions& o) {
   std::printf("  total             %10.1f MiB  (%zu bytes)\n", mib(e.total()), e.total());
 }
 
+// Mapped weights that load moves to the heap on this body (repacked, or unpacked from a packed
+// file), and those stored packed (used in place).
+size_t heap_at_load(const GgufFile& f) {
+  return heap_bytes_at_load(load_model_weights(f, read_model_config(f), /*count_only=*/true));
+}
+
+void print_heap_text(const GgufFile& f) {
+  const size_t heap = heap_at_load(f);
+  std::printf(
+      "  weights to heap   %10.1f MiB  (%zu bytes of the mapped %s at load by the %s body: a heap "
+      "copy "
+      "replacing their mapped pages; HPL_REPACK=0 %s)\n",
+      static_cast<double>(heap) / (1024.0 * 1024.0), heap,
+      f.packed_layout() != 0 ? "unpacked" : "repacked", isa_name(),
+      f.packed_layout() != 0 ? "unpacks every packed tensor" : "keeps them in place");
+}
+
 // Writes a metadata value as JSON; arrays longer than `max_items` are cut short.
 void write_value(JsonWriter& w, const GgufValue& v, uint64_t max_items) {
   switch (v.type) {
@@ -169,6 +188,17 @@ struct TypeStats {
   uint64_t count = 0, bytes = 0;
 };
 
+// Tensors stored in hpl's packed types (a file written by hpl pack).
+TypeStats packed_stats(const GgufFile& f) {
+  TypeStats s;
+  for (const GgufTensor& t : f.tensors()) {
+    if (!is_packed_type(t.type)) continue;
+    ++s.count;
+    s.bytes += t.n_bytes;
+  }
+  return s;
+}
+
 uint64_t vocab_size(const GgufFile& f) {
   const GgufValue* tok = f.find("tokenizer.ggml.tokens");
   return tok && tok->type == GgufType::ARRAY ? tok->count : 0;
@@ -186,6 +216,7 @@ void json_memory(JsonWriter& w, const GgufFile& f, const InfoOptions& o) {
   w.key("kind").str(model_kind_name(e.kind));
   w.key("weights_mapped_bytes").num(static_cast<uint64_t>(e.weights_mapped_bytes));
   w.key("weights_converted_bytes").num(static_cast<uint64_t>(e.weights_converted_bytes));
+  w.key("weights_heap_at_load_bytes").num(static_cast<uint64_t>(heap_at_load(f)));
   w.key("kv_bytes").num(static_cast<uint64_t>(e.kv_bytes));
   w.key("kv_bytes_full_context").num(static_cast<uint64_t>(e.kv_bytes_full));
   w.key("kv_bytes_f16").num(static_cast<uint64_t>(e.kv_bytes_f16));
@@ -237,6 +268,9 @@ void print_json(const GgufFile& f, const InfoOptions& o,
   w.key("vocab_size").num(vocab_size(f));
   w.end_object();
   w.key("isa").str(isa_name());
+  w.key("packed_layout").num(static_cast<uint64_t>(f.packed_layout()));
+  w.key("packed_tensor_count").num(packed_stats(f).count);
+  w.key("packed_tensor_bytes").num(packed_stats(f).bytes);
   if (o.memory) json_memory(w, f, o);
   w.key("tensor_count").num(static_cast<uint64_t>(f.tensors().size()));
   w.key("tensor_bytes").num(total_bytes);
@@ -285,6 +319,11 @@ void print_text(const GgufFile& f, const InfoOptions& o,
               f.str_or("tokenizer.ggml.model", "(none)").c_str(),
               f.str_or("tokenizer.ggml.pre", "(none)").c_str(), vocab_size(f));
   std::printf("tensors        %zu, %" PRIu64 " bytes\n", f.tensors().size(), total_bytes);
+  if (f.packed_layout() != 0) {
+    std::printf("packed         layout %u (hpl pack): %" PRIu64 " tensors, %" PRIu64
+                " bytes in hpl's packed types, mapped in place (only hpl reads this file)\n",
+                f.packed_layout(), packed_stats(f).count, packed_stats(f).bytes);
+  }
   for (const auto& [name, s] : by_type) {
     std::string path;  // the matmul body this CPU runs for the type
     for (const GgufTensor& t : f.tensors()) {
@@ -312,6 +351,7 @@ void print_text(const GgufFile& f, const InfoOptions& o,
     InfoOptions oc = o;
     const MemoryEstimate e = estimate(f, oc);
     print_memory_text(e, oc);
+    print_heap_text(f);
   }
   if (o.metadata) {
     uint64_t max_items = o.full_arrays ? UINT64_MAX : kShortArray;

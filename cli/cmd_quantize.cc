@@ -1,9 +1,10 @@
-// hpl quantize IN.gguf OUT.gguf TYPE [-t THREADS]: requantizes every weight matrix of a GGUF
-// model (F32/F16/BF16 or any quantized type we can dequantize) to a mix named like
-// llama.cpp's (q8_0, q4_0, q4_k_m, q5_k_m, q6_k); keeps all metadata, sets general.file_type.
-// One progress line per tensor and the sizes before/after go to stderr. The output is written
-// to OUT.gguf.tmp and renamed at the end; an output that is the input file (by identity, not
-// by spelling), or a directory, is refused before any work.
+// hpl quantize IN.gguf OUT.gguf TYPE [-t THREADS] [--pack]: requantizes every weight matrix of a
+// GGUF model (F32/F16/BF16 or any quantized type we can dequantize) to a mix named like llama.cpp's
+// (q8_0, q4_0, q4_k_m, q5_k_m, q6_k); keeps all metadata, sets general.file_type. One progress line
+// per tensor and the sizes before/after go to stderr. The output is written to OUT.gguf.tmp and
+// renamed at the end; an output that is the input file (by identity, not by spelling), or a
+// directory, is refused before any work. --pack then stores the result's matmul weights packed (as
+// `hpl pack`, tools/pack_model.h), via OUT.gguf.plain.tmp.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 
 #include "cli/command.h"
 #include "cli/options.h"
+#include "tools/pack_model.h"
 #include "tools/quantize_model.h"
 
 namespace hpl::cli {
@@ -25,9 +27,10 @@ double mib(uint64_t b) {
 
 int run_quantize(const std::vector<std::string>& args) {
   std::vector<std::string> pos;
+  bool pack = false;
   int n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   Options o(
-      "usage: hpl quantize IN.gguf OUT.gguf TYPE [-t THREADS]\n"
+      "usage: hpl quantize IN.gguf OUT.gguf TYPE [-t THREADS] [--pack]\n"
       "  TYPE: q8_0, q4_0 (one type for every matrix), q6_k, q4_k_m, q5_k_m\n"
       "        (_m: q6_K for the output and for attn_v/ffn_down of the first and last\n"
       "        ceil(n/8) layers and every third layer between; q4_K/q5_K elsewhere)\n"
@@ -41,6 +44,8 @@ int run_quantize(const std::vector<std::string>& args) {
               throw std::runtime_error(opt + ": must be an integer in [1, 256], got '" + v + "'");
             n_threads = static_cast<int>(n);
           })
+      .flag({"--pack"}, "store the matmul weights packed for hpl (as hpl pack; hpl-only file)",
+            pack)
       .positional(pos);
   if (!o.parse(args)) return 0;
   if (pos.size() != 3)
@@ -54,7 +59,9 @@ int run_quantize(const std::vector<std::string>& args) {
   QuantizeOptions opt;
   opt.n_threads = n_threads;
   opt.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-  const QuantizeResult r = quantize_model(pos[0], pos[1], mix, opt);
+  const std::string plain = pack ? pos[1] + ".plain.tmp" : pos[1];
+  if (pack) check_output_path(pos[0], pos[1]);
+  const QuantizeResult r = quantize_model(pos[0], plain, mix, opt);
   std::fprintf(stderr,
                "quantize: %d tensors quantized (%d with a fallback type), %d copied unchanged\n"
                "quantize: tensor data %.2f MiB -> %.2f MiB\n"
@@ -65,6 +72,17 @@ int run_quantize(const std::vector<std::string>& args) {
                                      static_cast<double>(r.in_file_bytes)
                                : 0.0,
                r.seconds);
+  if (pack) {
+    try {
+      const PackResult p = pack_model(plain, pos[1], nullptr);
+      std::fprintf(stderr, "quantize: --pack: %d tensors packed (%.2f MiB)\n", p.n_changed,
+                   mib(p.changed_bytes));
+    } catch (...) {
+      std::remove(plain.c_str());
+      throw;
+    }
+    std::remove(plain.c_str());
+  }
   return 0;
 }
 

@@ -173,6 +173,11 @@ void print_model_info(const RunArgs& r, const Model& model, size_t n_ids, double
                  model.weights.packed.size(), model.weights.packed_bytes / 1048576.0,
                  model.weights.packed.front().c_str());
   }
+  if (model.weights.prepacked_bytes > 0) {
+    std::fprintf(stderr,
+                 "packed file: %.1f MiB of matrices used packed in place from the mapping\n",
+                 model.weights.prepacked_bytes / 1048576.0);
+  }
   std::vector<DType> seen;  // the matmul body per weight type in the file
   for (const GgufTensor& t : model.file->tensors()) {
     if (std::find(seen.begin(), seen.end(), t.type) != seen.end()) continue;
@@ -248,6 +253,16 @@ int run_run(const std::vector<std::string>& args) {
                  static_cast<long long>(cfg.n_vocab));
   }
   for (const auto& w : model->weights.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  // A packed file on a body without its kernels (or HPL_REPACK=0): a heap copy, say so
+  // (every matrix with --verbose).
+  const auto& unpacked = model->weights.unpacked;
+  if (!unpacked.empty()) {
+    std::fprintf(stderr, "unpacked at load: %zu matrices, %.1f MiB to the heap (e.g. %s)\n",
+                 unpacked.size(), model->weights.unpacked_bytes / 1048576.0,
+                 unpacked.front().c_str());
+    for (size_t i = 1; ra.verbose && i < unpacked.size(); ++i)
+      std::fprintf(stderr, "unpacked at load: %s\n", unpacked[i].c_str());
+  }
   if (ra.fo.n_ctx > cfg.n_ctx_train) {
     std::fprintf(stderr, "warning: context %lld exceeds the model's training context %lld\n",
                  static_cast<long long>(ra.fo.n_ctx), static_cast<long long>(cfg.n_ctx_train));

@@ -67,7 +67,7 @@ void BertEncoder::embed(const Seq* seqs, int n_seqs) {
   for (int s = 0; s < n_seqs; ++s) {
     for (int64_t p = 0; p < seqs[s].n; ++p, ++t) {
       float* xt = x + t * E;
-      kernel::dequantize_row(w_.token_embd.type, w_.token_embd.row(seqs[s].ids[p]), xt, E);
+      matrix_row_f32(w_.token_embd, seqs[s].ids[p], xt);
       kernel::dequantize_row(w_.pos_embd.type, w_.pos_embd.row(p), row.data(), E);
       k::add(xt, row.data(), xt, E);
       if (w_.type_embd.data) {

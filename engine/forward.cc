@@ -300,7 +300,7 @@ void Forward::ubatch(const int32_t* ids, int64_t ntok, float* out, Out what) {
   {
     ProfScope ps(prof_, ProfOp::kEmbedding);
     for_tokens(ntok, [&](int64_t t) {
-      kernel::dequantize_row(emb.type, emb.row(ids[t]), x + t * E, E);
+      matrix_row_f32(emb, ids[t], x + t * E);
       if (cfg_.embd_scale != 1.0f) k::scale(x + t * E, cfg_.embd_scale, x + t * E, E);
     });
   }

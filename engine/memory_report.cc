@@ -26,7 +26,7 @@ MemoryReport weights_report(const Model& m) {
   r.file_bytes = m.file->file_size();
   r.weights_mapped_bytes = m.weights.mapped_bytes;
   r.weights_converted_bytes = m.weights.converted_bytes;
-  r.weights_packed_bytes = m.weights.packed_bytes;
+  r.weights_packed_bytes = m.weights.packed_bytes + m.weights.unpacked_bytes;
   r.peak_rss_bytes = peak_rss_bytes();
   return r;
 }
@@ -51,15 +51,16 @@ MemoryReport memory_report(const Model& m, const Forward& f) {
 std::string format_memory_report(const MemoryReport& r) {
   auto mib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
   char buf[768];
-  std::snprintf(buf, sizeof buf,
-                "memory: weights mapped %.1f MiB (file %.1f MiB; %.1f MiB of it repacked to the "
-                "heap, pages released), converted to f32 at load %.1f MiB, KV cache %.1f MiB "
-                "(%s), scratch %.1f MiB, peak RSS %.1f MiB\n"
-                "memory bytes: weights mapped %zu, converted %zu, KV cache %zu, scratch %zu\n",
-                mib(r.weights_mapped_bytes), mib(r.file_bytes), mib(r.weights_packed_bytes),
-                mib(r.weights_converted_bytes), mib(r.kv_bytes), r.kv_type, mib(r.scratch_bytes),
-                mib(r.peak_rss_bytes), r.weights_mapped_bytes, r.weights_converted_bytes,
-                r.kv_bytes, r.scratch_bytes);
+  std::snprintf(
+      buf, sizeof buf,
+      "memory: weights mapped %.1f MiB (file %.1f MiB; %.1f MiB of it repacked or unpacked "
+      "to the heap, pages released), converted to f32 at load %.1f MiB, KV cache %.1f MiB "
+      "(%s), scratch %.1f MiB, peak RSS %.1f MiB\n"
+      "memory bytes: weights mapped %zu, converted %zu, KV cache %zu, scratch %zu\n",
+      mib(r.weights_mapped_bytes), mib(r.file_bytes), mib(r.weights_packed_bytes),
+      mib(r.weights_converted_bytes), mib(r.kv_bytes), r.kv_type, mib(r.scratch_bytes),
+      mib(r.peak_rss_bytes), r.weights_mapped_bytes, r.weights_converted_bytes, r.kv_bytes,
+      r.scratch_bytes);
   return buf;
 }
 

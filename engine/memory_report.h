@@ -15,7 +15,7 @@ struct MemoryReport {
   size_t file_bytes = 0;               // the whole GGUF mapping
   size_t weights_mapped_bytes = 0;     // tensor bytes used in place
   size_t weights_converted_bytes = 0;  // F32 copies made at load
-  size_t weights_packed_bytes = 0;     // of the mapped bytes, moved to a packed heap copy
+  size_t weights_packed_bytes = 0;     // of the mapped bytes, moved to a (re/un)packed heap copy
   size_t kv_bytes = 0;
   const char* kv_type = "f16";  // the KV cache's row type (kv_type_name)
   size_t scratch_bytes = 0;

@@ -7,6 +7,7 @@
 
 #include "kernel/ops.h"
 #include "kernel/quant.h"
+#include "kernel/repack.h"
 
 namespace hpl {
 
@@ -167,6 +168,17 @@ void load_bert(Loader& ld, const ModelConfig& c, ModelWeights& w) {
 
 }  // namespace
 
+void matrix_row_f32(const Matrix& m, int64_t r, float* out) {
+  if (!is_packed_type(m.type)) {
+    kernel::dequantize_row(m.type, m.row(r), out, m.cols);
+    return;
+  }
+  thread_local std::vector<uint8_t> row;
+  row.resize(m.row_stride);
+  kernel::unpack_row(m.type, m.data, m.row_stride, r, m.cols, row.data());
+  kernel::dequantize_row(kernel::unpacked_type(m.type), row.data(), out, m.cols);
+}
+
 size_t weight_bytes_per_token(const ModelWeights& w) {
   auto m = [](const Matrix& x) { return x.data ? x.row_stride * static_cast<size_t>(x.rows) : 0; };
   auto v = [](const Vector& x) { return static_cast<size_t>(x.n) * sizeof(float); };
@@ -217,8 +229,14 @@ void load_rope_factors(Loader& ld, const GgufFile& f, const ModelConfig& c, Mode
   check_factors(w.rope_short, "rope_factors_short.weight");
 }
 
-// Row ranges [r0, r0 + n) of a fused matrix, as a matrix of its own.
-Matrix rows_of(const Matrix& m, int64_t r0, int64_t n) {
+// Row ranges [r0, r0 + n) of a fused matrix, as a matrix of its own; a packed one only in
+// whole groups of 8 rows.
+Matrix rows_of(Loader& ld, const Matrix& m, int64_t r0, int64_t n) {
+  if (is_packed_type(m.type) && (r0 % kernel::kPackRows != 0 || n % kernel::kPackRows != 0)) {
+    ld.fail(m.name, std::string("packed ") + type_name(m.type) + ": rows [" + std::to_string(r0) +
+                        ", " + std::to_string(r0 + n) + ") split off it are not whole groups of " +
+                        std::to_string(kernel::kPackRows));
+  }
   Matrix v = m;
   v.data = m.data ? m.row(r0) : nullptr;  // null when counting only
   v.rows = n;
@@ -233,9 +251,9 @@ void load_decoder_layer(Loader& ld, const GgufFile& f, const ModelConfig& c, int
   L.attn_norm = ld.vector(p + "attn_norm.weight", E);
   if (f.tensor(p + "attn_qkv.weight")) {  // phi3: rows q, then k, then v
     Matrix qkv = ld.matrix(p + "attn_qkv.weight", Q + 2 * KV, E);
-    L.wq = rows_of(qkv, 0, Q);
-    L.wk = rows_of(qkv, Q, KV);
-    L.wv = rows_of(qkv, Q + KV, KV);
+    L.wq = rows_of(ld, qkv, 0, Q);
+    L.wk = rows_of(ld, qkv, Q, KV);
+    L.wv = rows_of(ld, qkv, Q + KV, KV);
   } else {
     L.wq = ld.matrix(p + "attn_q.weight", Q, E);
     L.wk = ld.matrix(p + "attn_k.weight", KV, E);
@@ -254,8 +272,8 @@ void load_decoder_layer(Loader& ld, const GgufFile& f, const ModelConfig& c, int
   L.ffn_norm = ld.vector(p + "ffn_norm.weight", E);
   if (c.arch == Arch::kPhi3 && !f.tensor(p + "ffn_gate.weight")) {
     Matrix gu = ld.matrix(p + "ffn_up.weight", 2 * F, E);  // phi3: rows gate, then up
-    L.gate = rows_of(gu, 0, F);
-    L.up = rows_of(gu, F, F);
+    L.gate = rows_of(ld, gu, 0, F);
+    L.up = rows_of(ld, gu, F, F);
   } else {
     L.gate = ld.matrix(p + "ffn_gate.weight", F, E);
     L.up = ld.matrix(p + "ffn_up.weight", F, E);
@@ -274,7 +292,7 @@ ModelWeights load_model_weights(const GgufFile& f, const ModelConfig& c, bool co
   Loader ld(f, w, count_only);
   const int64_t E = c.n_embd;
   w.token_embd = ld.matrix("token_embd.weight", c.n_vocab, E);
-  if (!kernel::dequantize_supported(w.token_embd.type)) {
+  if (!kernel::dequantize_supported(kernel::unpacked_type(w.token_embd.type))) {
     ld.fail("token_embd.weight",
             std::string("rows of type ") + type_name(w.token_embd.type) + " cannot be read");
   }

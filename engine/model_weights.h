@@ -77,7 +77,17 @@ struct ModelWeights {
   size_t packed_bytes = 0;
   std::vector<std::string> packed;  // "name (q4_0 -> q4_0x8)"
   std::vector<std::unique_ptr<uint8_t[]>> packed_storage;
+  // A packed file (`hpl pack`): matrices stored packed and used in place from the mapping, and
+  // those unpacked to the heap at load (HPL_REPACK=0, or a body without a kernel for the
+  // type; their mapped pages were released; storage in packed_storage).
+  size_t prepacked_bytes = 0;
+  size_t unpacked_bytes = 0;
+  std::vector<std::string> unpacked;  // "name (q4_Kx8 -> q4_K: why)"
 };
+
+// Row r of m as f32 (n = m.cols): dequantizes the row in place, or for a packed matrix
+// gathers it from its interleaved group first (embedding lookups of a packed tied output).
+void matrix_row_f32(const Matrix& m, int64_t r, float* out);
 
 // Bytes of weights one decode token reads: every matmul weight (layers and output) and the
 // norm vectors, plus one embedding row.

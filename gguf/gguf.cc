@@ -467,6 +467,20 @@ void GgufFile::read_general_keys(GgufReader& r) {
     }
     alignment_ = static_cast<size_t>(a);
   }
+  if (const GgufValue* v = find(kPackedLayoutKey)) {
+    r.where = std::string("key '") + kPackedLayoutKey + "'";
+    if (v->type != GgufType::UINT32) {
+      r.fail(v->offset, std::string("type is ") + gguf_type_name(v->type) + ", expected uint32");
+    }
+    if (v->num.u != kPackedLayoutVersion) {
+      r.fail(v->offset, "packed layout version " + std::to_string(v->num.u) +
+                            " is not supported (this build reads " +
+                            std::to_string(kPackedLayoutVersion) +
+                            "; run hpl pack on the plain GGUF again)");
+    }
+    packed_layout_ = static_cast<uint32_t>(v->num.u);
+    r.where.clear();
+  }
 }
 
 void GgufFile::parse_tensor_table(GgufReader& r, uint64_t n_tensors) {
@@ -476,6 +490,30 @@ void GgufFile::parse_tensor_table(GgufReader& r, uint64_t n_tensors) {
     tensors_.push_back(parse_tensor_info(r));
   }
   r.where.clear();
+}
+
+// A tensor of a packed layout (see gguf.h): only in a file with hpl.packed_layout, 2-D, rows
+// a multiple of 8 (whole interleaved groups), rows of whole blocks.
+void GgufFile::check_packed_tensor(GgufReader& r, size_t off, const GgufTensor& t,
+                                   const TypeTraits& tr) const {
+  const std::string type = std::string("packed type ") + tr.name;
+  if (packed_layout_ == 0) {
+    r.fail(off, type + " but the file has no '" + kPackedLayoutKey +
+                    "' key (only `hpl pack` writes these ids)");
+  }
+  if (t.ne[2] != 1 || t.ne[3] != 1) {
+    r.fail(off, type + ": must be 2-D, has dims[2] = " + std::to_string(t.ne[2]) +
+                    ", dims[3] = " + std::to_string(t.ne[3]));
+  }
+  if (t.ne[1] % kPackRows != 0) {
+    r.fail(off, type + ": " + std::to_string(t.ne[1]) + " rows, not a multiple of " +
+                    std::to_string(kPackRows));
+  }
+  if (t.ne[0] % tr.block_elems != 0) {
+    r.fail(off, type + ": rows of " + std::to_string(t.ne[0]) +
+                    " elements, not a multiple of the block (" + std::to_string(tr.block_elems) +
+                    ")");
+  }
 }
 
 // One entry: name, n_dims, dims, type, offset; sizes checked for overflow and block fit.
@@ -506,7 +544,9 @@ GgufTensor GgufFile::parse_tensor_info(GgufReader& r) const {
   off = r.pos();
   uint32_t type_id = r.get<uint32_t>("type");
   TypeTraits tr = type_traits(type_id);
-  if (!tr.known || tr.block_bytes == 0 || tr.block_elems <= 0) {
+  if (is_packed_type(type_id)) {
+    check_packed_tensor(r, off, t, tr);
+  } else if (!tr.known || tr.block_bytes == 0 || tr.block_elems <= 0) {
     r.fail(off, "type = " + std::to_string(type_id) + " is not a known ggml type");
   }
   t.type = static_cast<DType>(type_id);

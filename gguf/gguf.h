@@ -10,6 +10,13 @@
 // 0 or 1, keys and tensor names are unique and non-empty, tensor data are aligned, inside the
 // file and disjoint. Strings are bytes as stored (not checked to be UTF-8).
 //
+// Packed files (`hpl pack`): tensors of hpl's packed layouts (kernel/repack.h; type ids
+// 0x1002 q4_0x8, 0x1006 q5_0x8, 0x1008 q8_0x8, 0x100C q4_Kx8, 0x100D q5_Kx8, 0x100E q6_Kx8)
+// are accepted only in a file whose key hpl.packed_layout (uint32) is a layout version this
+// build reads (kPackedLayoutVersion), only as 2-D tensors (ne[2] = ne[3] = 1) whose row
+// count is a multiple of 8 and whose rows are whole blocks. A packed tensor takes the bytes
+// of its unpacked source, so sizes are computed as for the source type.
+//
 // Rows that do not fill whole blocks: old converters quantized some tensors flat across row
 // boundaries (tinyllamas-stories-260k-q8_0.gguf: ffn_down rows of 172 elements in Q8_0).
 // Such a tensor is accepted when its TOTAL element count is a multiple of the block size,
@@ -29,6 +36,11 @@
 #include "kernel/types.h"
 
 namespace hpl {
+
+// Metadata key marking a file with packed tensors, and the layout version this build reads
+// (1: kernel/repack.h's X8 layouts). Bump the version when a layout's bytes change.
+constexpr const char* kPackedLayoutKey = "hpl.packed_layout";
+constexpr uint32_t kPackedLayoutVersion = 1;
 
 class GgufError : public std::runtime_error {
  public:
@@ -112,6 +124,9 @@ class GgufFile {
   size_t data_offset() const { return data_offset_; }
   const uint8_t* base() const { return base_; }
 
+  // hpl.packed_layout, or 0 when absent (a plain GGUF file).
+  uint32_t packed_layout() const { return packed_layout_; }
+
   // general.architecture, or "" when absent.
   const std::string& architecture() const { return arch_; }
 
@@ -159,6 +174,8 @@ class GgufFile {
   void read_general_keys(GgufReader& r);
   void parse_tensor_table(GgufReader& r, uint64_t n_tensors);
   GgufTensor parse_tensor_info(GgufReader& r) const;
+  void check_packed_tensor(GgufReader& r, size_t off, const GgufTensor& t,
+                           const TypeTraits& tr) const;
   void place_tensor_data(GgufReader& r);
   void index_tensors(GgufReader& r);
 
@@ -170,6 +187,7 @@ class GgufFile {
   size_t alignment_ = 32;
   size_t data_offset_ = 0;
   std::string arch_;
+  uint32_t packed_layout_ = 0;
   std::vector<GgufKV> kvs_;
   std::vector<size_t> kv_order_;  // kvs_ indices sorted by key, for find()
   std::vector<GgufTensor> tensors_;

@@ -221,7 +221,10 @@ size_t GgufWriter::add_tensor(std::string_view name, DType type, int n_dims, con
     if (t.name == n) fail("duplicate tensor '" + n + "'");
   if (n_dims < 1 || n_dims > 4) fail("tensor '" + n + "': n_dims " + std::to_string(n_dims));
   const TypeTraits tr = type_traits(type);
-  if (!tr.known) fail("tensor '" + n + "': unknown type");
+  if (!tr.known && !is_packed_type(type)) fail("tensor '" + n + "': unknown type");
+  if (is_packed_type(type) && (n_dims != 2 || ne[1] % kPackRows != 0))
+    fail("tensor '" + n + "': a packed " + tr.name +
+         " tensor must be 2-D with rows a multiple of " + std::to_string(kPackRows));
   Tensor t{n, type, n_dims, {1, 1, 1, 1}, data_size_, 0};
   for (int d = 0; d < n_dims; ++d) {
     if (ne[d] <= 0) fail("tensor '" + n + "': dims[" + std::to_string(d) + "] <= 0");
@@ -255,6 +258,9 @@ void GgufWriter::pad() {
 
 void GgufWriter::write_header() {
   if (header_done_) fail("header written twice");
+  for (const Tensor& t : tensors_)
+    if (is_packed_type(t.type) && !has(kPackedLayoutKey))
+      fail("tensor '" + t.name + "' is packed but the key " + kPackedLayoutKey + " is not set");
   f_ = std::fopen(tmp_path_.c_str(), "wb");
   if (!f_) fail("cannot create " + tmp_path_ + ": " + std::strerror(errno));
   header_done_ = true;

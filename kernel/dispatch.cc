@@ -75,6 +75,11 @@ const Ops& ops() {
 
 std::string matmul_path(DType wt) {
   const WeightKernels* k = ops().weight_kernels(wt);
+  if (k == nullptr && unpacked_type(wt) != wt) {  // stored packed, no kernel: unpacked at load
+    const std::string plain = matmul_path(unpacked_type(wt));
+    if (plain.empty()) return "";
+    return std::string("unpacked at load to ") + type_name(unpacked_type(wt)) + ": " + plain;
+  }
   if (k == nullptr) return "";
   std::string s = std::string(isa_name(active_isa())) + " (" + type_name(k->act) +
                   " activations, gemm tile " + k->gemm_tile + ")";

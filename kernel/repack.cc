@@ -75,14 +75,17 @@ void check(DType packed, const Layout& L, int64_t rows, int64_t n) {
   }
 }
 
-// Copies between one packed block of 8 rows (p) and the 8 source blocks (row r at src_row(r)).
+// Copies between one packed block of 8 rows (p) and the 8 source blocks (row r at src_row(r);
+// rows whose src_row is null are skipped).
 template <bool kPack, class RowAt>
 void move_block(const Layout& L, uint8_t* p, RowAt src_row) {
   for (int f = 0; f < L.n_fields; ++f) {
     const Field& F = L.fields[f];
     for (int piece = 0; piece < F.pieces; ++piece) {
       for (int r = 0; r < kPackRows; ++r, p += F.len) {
-        uint8_t* plain = src_row(r) + F.off + piece * F.len;
+        uint8_t* row = src_row(r);
+        if (row == nullptr) continue;  // unpack_row: a row not wanted
+        uint8_t* plain = row + F.off + piece * F.len;
         if (kPack) {
           std::memcpy(p, plain, F.len);
         } else {
@@ -160,6 +163,20 @@ void unpack_rows(DType t, const void* src, int64_t rows, int64_t n, void* dst, s
         return static_cast<uint8_t*>(dst) + (g * kPackRows + r) * dst_stride + b * L.block_bytes;
       });
     }
+  }
+}
+
+void unpack_row(DType t, const void* w, size_t row_stride, int64_t r, int64_t n, void* dst) {
+  const Layout L = layout_of(t);
+  check(t, L, kPackRows, n);
+  const int64_t nb = n / L.block_elems;
+  const int want = static_cast<int>(r % kPackRows);
+  auto* in = const_cast<uint8_t*>(static_cast<const uint8_t*>(w)) +
+             static_cast<size_t>(r / kPackRows) * kPackRows * row_stride;
+  for (int64_t b = 0; b < nb; ++b, in += kPackRows * L.block_bytes) {
+    move_block<false>(L, in, [&](int i) {
+      return i == want ? static_cast<uint8_t*>(dst) + b * L.block_bytes : nullptr;
+    });
   }
 }
 

@@ -25,7 +25,7 @@
 
 namespace hpl::kernel {
 
-constexpr int kPackRows = 8;  // rows per interleaved group
+using ::hpl::kPackRows;  // rows per interleaved group (kernel/types.h)
 
 // The packed layout of type t (Q4_0 -> Q4_0_X8, Q5_0 -> Q5_0_X8, Q8_0 -> Q8_0_X8, Q4_K ->
 // Q4_K_X8, Q5_K -> Q5_K_X8, Q6_K -> Q6_K_X8), or t when it has none.
@@ -40,6 +40,11 @@ void repack_rows(DType t, const void* src, size_t src_stride, int64_t rows, int6
 
 // The inverse: packed rows -> rows of unpacked_type(t), dst_stride bytes apart.
 void unpack_rows(DType t, const void* src, int64_t rows, int64_t n, void* dst, size_t dst_stride);
+
+// Row r of a packed W (rows, n) of type t whose rows are row_stride bytes apart (as the
+// unpacked rows: row_bytes(t, n)) -> one row of unpacked_type(t) at dst. For lookups of single
+// rows (embeddings of a tied output) without unpacking the tensor.
+void unpack_row(DType t, const void* w, size_t row_stride, int64_t r, int64_t n, void* dst);
 
 // The scalar reference for a packed layout: W (rows, n) of packed type t, rows w_stride bytes
 // apart (as the unpacked rows), rows [r0, r1) @ X (ntok, n) -> Y, as matmul's arguments. Each

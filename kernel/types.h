@@ -43,7 +43,9 @@ enum class DType : uint32_t {
   TQ2_0 = 35,
   MXFP4 = 39,
   // hpl's own repacked layouts (kernel/repack.h): 8 rows interleaved 8 bytes at a time for the
-  // int8 tile instructions. Not GGUF types: a GGUF file using these ids is rejected.
+  // int8 tile instructions. Not ggml types (0x1000 + the source type's id, far from ggml's
+  // numbering): `hpl pack` stores them in GGUF files that carry the key hpl.packed_layout
+  // (gguf/gguf.h); other readers refuse those files, and ours refuses the ids without the key.
   Q4_0_X8 = 0x1002,
   Q5_0_X8 = 0x1006,
   Q8_0_X8 = 0x1008,
@@ -59,7 +61,29 @@ struct TypeTraits {
   bool known;           // a type id GGUF defines (may still be unsupported by our kernels)
 };
 
-// Traits for any uint32 type id; unknown ids give known == false.
+// True for hpl's packed layouts (Q4_0_X8 .. Q6_K_X8).
+inline bool is_packed_type(uint32_t id) {
+  switch (static_cast<DType>(id)) {
+    case DType::Q4_0_X8:
+    case DType::Q5_0_X8:
+    case DType::Q8_0_X8:
+    case DType::Q4_K_X8:
+    case DType::Q5_K_X8:
+    case DType::Q6_K_X8:
+      return true;
+    default:
+      return false;
+  }
+}
+inline bool is_packed_type(DType t) {
+  return is_packed_type(static_cast<uint32_t>(t));
+}
+
+// Rows per interleaved group of a packed type (kernel/repack.h); a packed tensor's row count is
+// a multiple of it.
+constexpr int kPackRows = 8;
+
+// Traits for any uint32 type id; unknown ids give known == false (also hpl's packed ids).
 TypeTraits type_traits(uint32_t type_id);
 inline TypeTraits type_traits(DType t) {
   return type_traits(static_cast<uint32_t>(t));

@@ -100,7 +100,7 @@ class GgufBuilder {
     TypeTraits tr = type_traits(type);
     long double n = 1;
     for (uint64_t d : t.dims) n *= static_cast<long double>(d);
-    if (tr.known && n > 0 && n < 1e7) {
+    if ((tr.known || is_packed_type(type)) && n > 0 && n < 1e7) {
       t.n_bytes = static_cast<uint64_t>(n) / tr.block_elems * tr.block_bytes;
     }
     tensors_.push_back(std::move(t));
@@ -613,6 +613,61 @@ TEST(Gguf, BadTensorShapes) {
   expect_error(one({32, 3}, static_cast<uint32_t>(DType::Q4_K)), {"blocks of 256"});
   // Byte size that overflows uint64 even though the element count fits int64.
   expect_error(one({uint64_t{1} << 62}, static_cast<uint32_t>(DType::F64)), {"tensor 'w'"});
+}
+
+// hpl's packed types (gguf.h): only with the hpl.packed_layout key, 2-D, rows in groups of 8.
+TEST(Gguf, PackedTensors) {
+  auto packed = [](std::vector<uint64_t> dims, DType type = DType::Q4_K_X8, bool key = true,
+                   uint32_t version = kPackedLayoutVersion) {
+    GgufBuilder g;
+    if (key) g.kv_u32(kPackedLayoutKey, version);
+    g.tensor("blk.0.ffn_up.weight", type, std::move(dims));
+    return g.build();
+  };
+  {
+    auto img = packed({512, 16});
+    auto f = parse(img);
+    EXPECT_EQ(f->packed_layout(), kPackedLayoutVersion);
+    const GgufTensor* t = f->tensor("blk.0.ffn_up.weight");
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->type, DType::Q4_K_X8);
+    EXPECT_EQ(t->n_bytes, 16u * 2 * 144);  // as the q4_K source
+  }
+  for (DType t : {DType::Q4_0_X8, DType::Q5_0_X8, DType::Q8_0_X8, DType::Q4_K_X8, DType::Q5_K_X8,
+                  DType::Q6_K_X8}) {
+    auto img = packed({256, 8}, t);
+    EXPECT_EQ(parse(img)->tensors()[0].type, t) << type_name(t);
+    expect_error(packed({256, 8}, t, false),
+                 {"tensor 'blk.0.ffn_up.weight'", std::string("packed type ") + type_name(t),
+                  "no 'hpl.packed_layout' key"});
+  }
+  expect_error(packed({256, 12}), {"tensor 'blk.0.ffn_up.weight'", "12 rows, not a multiple of 8"});
+  expect_error(packed({256}), {"tensor 'blk.0.ffn_up.weight'", "1 rows, not a multiple of 8"});
+  expect_error(packed({256, 8, 2}), {"tensor 'blk.0.ffn_up.weight'", "must be 2-D"});
+  expect_error(packed({128, 16}),
+               {"tensor 'blk.0.ffn_up.weight'", "not a multiple of the block (256)"});
+  expect_error(packed({32, 8}, DType::Q4_0_X8, true, 2),
+               {"key 'hpl.packed_layout'", "packed layout version 2 is not supported"});
+  {
+    GgufBuilder g;  // the key must be a uint32
+    g.kv_str(kPackedLayoutKey, "1");
+    expect_error(g.build(), {"key 'hpl.packed_layout'", "expected uint32"});
+  }
+  // A plain file may carry the key (no packed tensor at all): it parses.
+  auto none = [] {
+    GgufBuilder g;
+    g.kv_u32(kPackedLayoutKey, kPackedLayoutVersion);
+    g.tensor("w", DType::Q4_0, {32, 3});
+    return g.build();
+  }();
+  EXPECT_EQ(parse(none)->packed_layout(), kPackedLayoutVersion);
+  // Ids next to the packed ones stay unknown.
+  for (uint32_t id : {0x1000u, 0x1003u, 0x100Fu}) {
+    GgufBuilder g;
+    g.kv_u32(kPackedLayoutKey, kPackedLayoutVersion);
+    g.tensor_raw("w", id, {256, 8});
+    expect_error(g.build(), {"type = " + std::to_string(id) + " is not a known"});
+  }
 }
 
 TEST(Gguf, RowsUnalignedButWholeBlocks) {

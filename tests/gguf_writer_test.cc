@@ -158,6 +158,36 @@ TEST(GgufWriter, MisuseIsAClearError) {
   EXPECT_FALSE(fs::exists(path + ".tmp"));  // removed by the destructor
 }
 
+// Packed tensors (hpl pack): 2-D, rows in groups of 8, and only with hpl.packed_layout set;
+// the file reads back with the packed type.
+TEST(GgufWriter, PackedTensors) {
+  const std::string path = temp_path("packed.gguf");
+  const int64_t ne[4] = {256, 16, 1, 1}, ne12[4] = {256, 12, 1, 1};
+  {
+    GgufWriter w(path);
+    EXPECT_THROW(w.add_tensor("odd", DType::Q4_K_X8, 2, ne12), GgufError);  // 12 rows
+    EXPECT_THROW(w.add_tensor("flat", DType::Q4_K_X8, 1, ne), GgufError);   // 1-D
+    w.add_tensor("w", DType::Q4_K_X8, 2, ne);
+    EXPECT_THROW(w.write_header(), GgufError);  // no hpl.packed_layout
+  }
+  EXPECT_FALSE(fs::exists(path));
+  {
+    GgufWriter w(path);
+    w.set_u32(kPackedLayoutKey, kPackedLayoutVersion);
+    w.add_tensor("w", DType::Q4_K_X8, 2, ne);
+    w.write_header();
+    std::vector<uint8_t> data(w.tensor_bytes(0), 7);
+    w.write_data(data.data(), data.size());
+    w.finish();
+  }
+  auto f = GgufFile::open(path);
+  EXPECT_EQ(f->packed_layout(), kPackedLayoutVersion);
+  EXPECT_EQ(f->tensor("w")->type, DType::Q4_K_X8);
+  EXPECT_EQ(f->tensor("w")->n_bytes, 16u * 144);
+  f.reset();
+  fs::remove(path);
+}
+
 GgufTensor tensor(const std::string& name, int64_t ne0, int64_t ne1, int n_dims = 2) {
   GgufTensor t;
   t.name = name;

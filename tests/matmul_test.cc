@@ -2,6 +2,7 @@
 // reference against an fp64 dequantize-then-dot written here from the block format definitions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -392,6 +393,12 @@ void check_shape(std::mt19937& rng, DType t, const Shape& s) {
   repack_rows(t, w.data(), w_stride, s.rows, s.n, wp.data());
   unpack_rows(pt, wp.data(), s.rows, s.n, wu.data(), w_stride);
   ASSERT_EQ(wu, w) << "unpack_rows(repack_rows(w)) != w";
+  for (int64_t r = 0; r < s.rows; ++r) {  // one row gathered from its group (embedding lookups)
+    std::vector<uint8_t> row(w_stride, 0xAB);
+    unpack_row(pt, wp.data(), w_stride, r, s.n, row.data());
+    ASSERT_TRUE(std::equal(row.begin(), row.end(), w.begin() + r * w_stride))
+        << "unpack_row " << type_name(pt) << " row " << r;
+  }
   {  // the scalar reference on the packed layout is the reference, bit for bit
     std::vector<float> ys(y_stride * s.ntok, kSentinel);
     matmul_packed_ref(pt, wp.data(), w_stride, xq.data(), x_stride, ys.data(), y_stride, s.n, s.r0,

@@ -72,13 +72,15 @@ bool same_file(const std::string& a, const std::string& b) {
   return std::filesystem::equivalent(a, b, ec) && !ec;
 }
 
+}  // namespace
+
 // Everything about the output that can be known before the work: it must not be the input
 // (nor its temporary file be), and must not be a directory.
 void check_output_path(const std::string& in_path, const std::string& out_path) {
   namespace fs = std::filesystem;
   if (same_file(in_path, out_path))
     throw std::runtime_error(out_path + ": is the input file " + in_path +
-                             " (quantize never overwrites its input)");
+                             " (the output never overwrites its input)");
   if (same_file(in_path, GgufWriter::temp_path(out_path)))
     throw std::runtime_error(GgufWriter::temp_path(out_path) +
                              ": the output's temporary file is the input file " + in_path);
@@ -86,8 +88,6 @@ void check_output_path(const std::string& in_path, const std::string& out_path) 
   if (fs::is_directory(out_path, ec))
     throw std::runtime_error(out_path + ": is a directory (give the output file's name)");
 }
-
-}  // namespace
 
 bool parse_quant_mix(std::string_view s, QuantMix* out) {
   std::string l(s);

@@ -70,4 +70,8 @@ struct QuantizeResult {
 QuantizeResult quantize_model(const std::string& in_path, const std::string& out_path, QuantMix mix,
                               const QuantizeOptions& opt);
 
+// Throws std::runtime_error when out_path (or out_path.tmp) is the input file by identity, or
+// is a directory: the checks every GGUF -> GGUF tool makes before any work.
+void check_output_path(const std::string& in_path, const std::string& out_path);
+
 }  // namespace hpl

@@ -1,6 +1,7 @@
 // libFuzzer target for the GGUF reader: any input must either parse or throw GgufError,
 // never crash, leak or read out of bounds. On success every parsed value and every tensor
 // byte range is touched, so a pointer or count the validator let through is exercised.
+// Packed tensors (hpl's ids, gguf/gguf.h) must come out with the shape the reader promises.
 // Built by tests/fuzz/run-gguf-fuzz.sh with clang++ -fsanitize=fuzzer,address,undefined.
 #include <bit>
 #include <cstddef>
@@ -82,6 +83,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (f->tensor(t.name) != &t) __builtin_trap();
     if (t.n_bytes == 0 || t.data < data || t.data + t.n_bytes > data + size) __builtin_trap();
     h += t.data[0] + t.data[t.n_bytes - 1] + static_cast<uint64_t>(t.n_elements()) + t.n_rows();
+    // Packed tensors only in a packed file, 2-D, in whole groups of 8 rows of whole blocks.
+    if (hpl::is_packed_type(t.type) &&
+        (f->packed_layout() == 0 || t.n_rows() % 8 != 0 || t.ne[2] != 1 || t.rows_unaligned)) {
+      __builtin_trap();
+    }
   }
   g_sink = h;
   return 0;

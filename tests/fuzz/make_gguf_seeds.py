@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes small GGUF seed files for the GGUF fuzzer: every metadata type, nested arrays,
-and tensors of plain, block and k-quant types. Usage: make_gguf_seeds.py OUTDIR"""
+tensors of plain, block and k-quant types, and a packed file (hpl's packed type ids, which
+the gguf package does not know, so it is written by hand). Usage: make_gguf_seeds.py OUTDIR"""
+import struct
 import sys
 from pathlib import Path
 
@@ -25,6 +27,29 @@ def write(path, arch, kvs, tensors):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def gguf_string(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def write_packed(path):
+    """A GGUF v3 file marked hpl.packed_layout = 1 with one tensor of each packed id, 8 rows."""
+    # (name, packed type id, row length, bytes per block, elements per block)
+    tensors = [("q40.weight", 0x1002, 64, 18, 32), ("q50.weight", 0x1006, 32, 22, 32),
+               ("q80.weight", 0x1008, 32, 34, 32), ("q4k.weight", 0x100C, 256, 144, 256),
+               ("q5k.weight", 0x100D, 256, 176, 256), ("q6k.weight", 0x100E, 256, 210, 256)]
+    kv = gguf_string("general.architecture") + struct.pack("<I", 8) + gguf_string("mini")
+    kv += gguf_string("hpl.packed_layout") + struct.pack("<II", 4, 1)
+    info, data = b"", b""
+    for name, tid, n, bb, be in tensors:
+        size = 8 * (n // be) * bb
+        info += gguf_string(name) + struct.pack("<IQQIQ", 2, n, 8, tid, len(data))
+        data += bytes(i % 251 for i in range(size))
+        data += bytes(-len(data) % 32)
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), 2) + kv + info
+    path.write_bytes(head + bytes(-len(head) % 32) + data)
 
 
 def main():
@@ -52,6 +77,7 @@ def main():
         ("e.weight", [1, 1, 2, 32], Q.Q4_0),
     ])
     write(out / "seed-empty.gguf", "mini", [], [])
+    write_packed(out / "seed-packed.gguf")
 
 
 if __name__ == "__main__":
