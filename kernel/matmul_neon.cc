@@ -1266,6 +1266,10 @@ WeightKernels packed_kernels() {
 }
 #endif
 
+#if HPL_NEON_LEVEL >= 1
+#include "kernel/packed_kquant_neon.inc"  // Q4_K_X8, Q5_K_X8, Q6_K_X8: sdot and smmla tiles
+#endif
+
 template <DType T, DType Act, class Tile, bool kActScales = false>
 WeightKernels tile_kernels() {
   constexpr MatmulFn f = tile_matmul<T, Tile, kActScales>;
@@ -1306,6 +1310,9 @@ const WeightKernels kKernels[] = {
     packed_kernels<DType::Q4_0_X8, PackQ4_0>(),
     packed_kernels<DType::Q5_0_X8, PackQ5_0>(),
     packed_kernels<DType::Q8_0_X8, PackQ8_0>(),
+    packed_k_kernels<DType::Q4_K_X8, 4>(),
+    packed_k_kernels<DType::Q5_K_X8, 5>(),
+    packed_k_kernels<DType::Q6_K_X8, 6>(),
 #endif
 };
 

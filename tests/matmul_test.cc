@@ -440,6 +440,62 @@ TEST(Matmul, PackedLayoutsMatchReference) {
   }
 }
 
+// Packed K-quants at the ends of their ranges: every quant and 6-bit scale and min at its
+// maximum (Q6_K: scales alternating -128, 127, or all -128) against activations all +127,
+// all -127 and alternating. The NEON tiles' int32 sums wrap in between (running sums times
+// scale differences); only the final sums must fit, and they must equal the reference's.
+TEST(Matmul, PackedKQuantsAtTheirExtremes) {
+  int bodies = 0;
+  for (Isa isa : runnable_isas())
+    bodies += ops(isa).weight_kernels(DType::Q4_K_X8) != nullptr ? 1 : 0;
+  if (bodies == 0) GTEST_SKIP() << "no body with packed K-quant kernels on this machine";
+  const int64_t rows = 16, n = 512, ntok = 3;
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    SCOPED_TRACE(type_name(t));
+    const size_t ws = row_bytes(t, n);
+    std::vector<uint8_t> w(ws * rows, 0xFF);
+    const f16_t d = fp32_to_fp16(1e-3f);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t b = 0; b < n / 256; ++b) {
+        uint8_t* blk = w.data() + r * ws + b * type_traits(t).block_bytes;
+        if (t == DType::Q6_K) {
+          auto* q = reinterpret_cast<BlockQ6_K*>(blk);
+          q->d = d;
+          for (int g = 0; g < 16; ++g)  // the largest steps between groups' scales too
+            q->scales[g] = static_cast<int8_t>((g + r % 3) % 2 == 0 || r % 3 == 2 ? -128 : 127);
+        } else {
+          std::memcpy(blk, &d, 2);  // d, dmin
+          std::memcpy(blk + 2, &d, 2);
+        }
+      }
+    }
+    std::vector<float> x(ntok * n);
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = 1.0f;
+      x[n + i] = -1.0f;
+      x[2 * n + i] = i % 2 == 0 ? 1.0f : -1.0f;
+    }
+    const DType act = vec_dot_type(t);
+    const size_t xs = row_bytes(act, n);
+    auto xq = quantize_acts(kRef, act, x, ntok, n, xs);
+    std::vector<float> yr(ntok * rows), ys(ntok * rows);
+    kRef.matmul(t, w.data(), ws, xq.data(), xs, yr.data(), rows, n, 0, rows, ntok);
+    const DType pt = packed_type(t);
+    std::vector<uint8_t> wp(w.size());
+    repack_rows(t, w.data(), ws, rows, n, wp.data());
+    for (Isa isa : runnable_isas()) {
+      if (ops(isa).weight_kernels(pt) == nullptr) continue;
+      for (int64_t k : {int64_t{1}, ntok}) {  // gemv and gemm
+        std::fill(ys.begin(), ys.end(), 0.0f);
+        ops(isa).matmul(pt, wp.data(), ws, xq.data(), xs, ys.data(), rows, n, 0, rows, k);
+        for (int64_t i = 0; i < k * rows; ++i)
+          ASSERT_NEAR(ys[i], yr[i], 1e-5 * std::fabs(yr[i]) + 1e-6)
+              << isa_name(isa) << " ntok " << k << " tok " << i / rows << " row " << i % rows;
+      }
+    }
+  }
+}
+
 class MatmulType : public ::testing::TestWithParam<DType> {};
 
 TEST_P(MatmulType, AllIsasMatchReferenceOnRandomShapes) {
