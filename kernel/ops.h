@@ -81,13 +81,27 @@ namespace i8mm {
 #endif
 
 // Every op, once: the table of one body is an Ops, and `best` forwards to the active one.
-#define HPL_OPS(X)                                                                  \
-  X(quantize_act_row)                                                               \
-  X(matmul)                                                                         \
-  X(weight_kernels)                                                                 \
-  X(rmsnorm)                                                                        \
-  X(rope) X(softmax) X(silu) X(gelu_tanh) X(swiglu) X(geglu) X(add) X(mul) X(scale) \
-      X(fp32_to_fp16_row) X(fp16_to_fp32_row) X(attention) X(layernorm) X(gelu_erf)
+// clang-format off
+#define HPL_OPS(X) \
+  X(quantize_act_row) \
+  X(matmul) \
+  X(weight_kernels) \
+  X(rmsnorm) \
+  X(rope) \
+  X(softmax) \
+  X(silu) \
+  X(gelu_tanh) \
+  X(swiglu) \
+  X(geglu) \
+  X(add) \
+  X(mul) \
+  X(scale) \
+  X(fp32_to_fp16_row) \
+  X(fp16_to_fp32_row) \
+  X(attention) \
+  X(layernorm) \
+  X(gelu_erf)
+// clang-format on
 
 // The ops of one body; a body that only brings a matmul (avxvnni, dotprod, ...) takes the
 // others from isa_parent.
