@@ -26,16 +26,11 @@ DType vec_dot_type(DType w) {
 }
 
 bool matmul_supported(DType w) {
+  if (is_packed_type(w)) return true;
   switch (w) {
     case DType::Q4_0:
     case DType::Q5_0:
     case DType::Q8_0:
-    case DType::Q4_0_X8:
-    case DType::Q5_0_X8:
-    case DType::Q8_0_X8:
-    case DType::Q4_K_X8:
-    case DType::Q5_K_X8:
-    case DType::Q6_K_X8:
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:
